@@ -1,0 +1,1 @@
+"""arbiter: gRPC provider and arbiter services and their SQL storage."""

@@ -1,0 +1,1 @@
+"""cli: the ``verde`` command. Parses arguments and calls the layers below; nothing more."""
