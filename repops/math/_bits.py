@@ -1,0 +1,51 @@
+"""Bit reinterpretation between floats and integers inside numba kernels.
+
+Why: building ``2**k`` and splitting a float into exponent and significand are exact integer
+operations on the IEEE encoding; doing them with float arithmetic (``ldexp``, ``frexp``) would
+call libm, which SPEC.md C7 forbids. An LLVM ``bitcast`` is a no-op on every target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+
+def _bitcast(src: Any, dst: Any, lldst: ir.Type) -> Any:
+    def make(typingctx: Any, x: Any) -> Any:
+        if x != src:
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], lldst)
+
+        return dst(x), codegen
+
+    return make
+
+
+@intrinsic
+def f32_as_i32(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
+    """The int32 whose bits are those of the float32 ``x``."""
+    return _bitcast(types.float32, types.int32, ir.IntType(32))(typingctx, x)
+
+
+@intrinsic
+def i32_as_f32(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
+    """The float32 whose bits are those of the int32 ``x``."""
+    return _bitcast(types.int32, types.float32, ir.FloatType())(typingctx, x)
+
+
+@intrinsic
+def f64_as_i64(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
+    """The int64 whose bits are those of the float64 ``x``."""
+    return _bitcast(types.float64, types.int64, ir.IntType(64))(typingctx, x)
+
+
+@intrinsic
+def i64_as_f64(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
+    """The float64 whose bits are those of the int64 ``x``."""
+    return _bitcast(types.int64, types.float64, ir.DoubleType())(typingctx, x)
