@@ -1,0 +1,49 @@
+"""Errors of verde.coding (all under :class:`verde.errors.VerdeError`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from verde.errors import VerdeError
+
+
+class CodingError(VerdeError):
+    """Root of gradient-coding errors."""
+
+
+class TooManyStragglers(CodingError):
+    """The workers that answered do not determine the full gradient under this code."""
+
+    def __init__(self, scheme: str, answered: Sequence[int], needed: str) -> None:
+        self.answered = tuple(sorted(answered))
+        super().__init__(
+            f"{scheme}: cannot decode from workers {list(self.answered)}: {needed}"
+        )
+
+
+class NumericallyUnsafe(CodingError):
+    """A cyclic-code straggler pattern whose decoding system is too badly conditioned."""
+
+    def __init__(self, pattern: Sequence[int], condition: float, limit: float) -> None:
+        self.pattern = tuple(pattern)
+        self.condition = condition
+        super().__init__(
+            f"decoding from workers {list(self.pattern)} is numerically unsafe: condition number "
+            f"{condition:.3g} exceeds the limit {limit:.3g} (use fractional repetition, or raise "
+            "max_condition knowingly)"
+        )
+
+
+class ReplicaMismatch(CodingError):
+    """Replicas of one group returned different bits: a detected fault (see verde.coding.byzantine).
+
+    ``groups`` maps a group index to the list of worker sets that agreed with each other, so
+    the caller (or the dispute referee) knows exactly who disagreed with whom.
+    """
+
+    def __init__(self, group: int, factions: Sequence[Sequence[int]], corrected: bool) -> None:
+        self.group = group
+        self.factions = tuple(tuple(sorted(f)) for f in factions)
+        self.corrected = corrected
+        desc = " vs ".join(str(list(f)) for f in self.factions)
+        super().__init__(f"replicas of group {group} disagree bit for bit: workers {desc}")
