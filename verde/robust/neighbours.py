@@ -1,0 +1,106 @@
+"""Nearest-neighbour rules: NNM (pre-aggregator) and MoNNA (aggregator).
+
+- NNM, nearest-neighbour mixing: Allouah, Farhadkhani, Guerraoui, Gupta, Pinot & Stephan 2023,
+  "Fixing by Mixing: A Recipe for Optimal Byzantine ML under Heterogeneity". Each vector is
+  replaced by the average of its n-f nearest neighbours (itself included), which shrinks the
+  honest spread before any aggregator runs.
+- MoNNA: Farhadkhani, Guerraoui, Gupta, Hoang, Pinot & Stephan 2023, "Robust Collaborative
+  Learning with Linear Gradient Overhead" (ICML). Workers use local Polyak momentum (the
+  harness does this on the worker side) and a trusted reference aggregates by averaging the
+  n-f vectors nearest to its own.
+
+Both read one Gram matrix (float64) for all distances.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from verde.robust._core import Array, Stack, check_f, pairwise_sq_distances, require
+from verde.robust.base import (
+    Aggregator,
+    PreAggregator,
+    register_aggregator,
+    register_pre_aggregator,
+    run_pre,
+    run_rule,
+)
+from verde.robust.coordinate import _count
+
+
+def nearest_indices(dist: np.ndarray, i: int, k: int) -> np.ndarray:
+    """The k workers nearest to worker i, itself first; ties go to lower indices."""
+    row = dist[i].copy()
+    row[i] = -1.0
+    return np.argsort(row, kind="stable")[:k]
+
+
+def nnm_weights(dist: np.ndarray, f: int) -> np.ndarray:
+    """Mixing matrix W with row i = uniform weights on the n-f nearest neighbours of i."""
+    n = dist.shape[0]
+    k = n - f
+    d = dist.copy()
+    np.fill_diagonal(d, -1.0)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    w = np.zeros((n, n))
+    np.put_along_axis(w, idx, 1.0 / k, axis=1)
+    return w
+
+
+def _nnm_kernel(stack: Stack, f: int) -> Array:
+    return stack.mix(nnm_weights(pairwise_sq_distances(stack), f))
+
+
+def nnm(inputs: Any, f: int, *, deterministic: bool = False) -> Array:
+    """Nearest-neighbour mixing (Allouah et al. 2023). Returns a stack of n mixed vectors, same
+    type and dtype as the input. Needs n > 2f.
+    """
+    f = check_f(f)
+    n = _count(inputs)
+    require(n > 2 * f, "nnm", n, f, "n > 2f")
+    return run_pre(_nnm_kernel, inputs, deterministic=deterministic, f=f)
+
+
+def _monna_kernel(stack: Stack, f: int, reference: int) -> Array:
+    idx = nearest_indices(pairwise_sq_distances(stack), reference, stack.n - f)
+    w = np.zeros(stack.n)
+    w[idx] = 1.0 / idx.size
+    return stack.combine(w)
+
+
+def monna(inputs: Any, f: int, *, reference: int = 0, deterministic: bool = False) -> Array:
+    """MoNNA (Farhadkhani et al. 2023): average of the n-f vectors nearest to the trusted
+    worker ``reference`` (itself included). Needs n > 2f.
+    """
+    f = check_f(f)
+    n = _count(inputs)
+    require(n > 2 * f, "monna", n, f, "n > 2f")
+    if not 0 <= reference < n:
+        raise ValueError(f"monna: reference must index a worker in [0, {n}), got {reference}")
+    return run_rule(_monna_kernel, inputs, deterministic=deterministic, f=f, reference=reference)
+
+
+@register_pre_aggregator
+class NNM(PreAggregator):
+    """Nearest-neighbour mixing; see :func:`nnm`."""
+
+    name = "nnm"
+
+    def transform(self, inputs: Any) -> Array:
+        return nnm(inputs, self.f, deterministic=self.deterministic)
+
+
+@register_aggregator
+class MoNNA(Aggregator):
+    """MoNNA; see :func:`monna`. The harness places an honest worker at ``reference``."""
+
+    name = "monna"
+
+    def __init__(self, f: int = 0, *, reference: int = 0, deterministic: bool = False) -> None:
+        super().__init__(f, deterministic=deterministic)
+        self.reference = reference
+
+    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
+        return monna(inputs, self.f, reference=self.reference, deterministic=self.deterministic)
