@@ -49,3 +49,19 @@ def f64_as_i64(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
 def i64_as_f64(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
     """The float64 whose bits are those of the int64 ``x``."""
     return _bitcast(types.int64, types.float64, ir.DoubleType())(typingctx, x)
+
+
+@intrinsic
+def ieee_div(typingctx: Any, a: Any, b: Any) -> Any:  # pragma: no cover - compiled
+    """``a / b`` with IEEE semantics (x/0 = +-inf, 0/0 = NaN) for two operands of one float type.
+
+    Why: numba's default ``error_model='python'`` makes ``/`` raise ZeroDivisionError on a zero
+    divisor (and the check blocks vectorisation); this emits the bare LLVM ``fdiv``.
+    """
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.fdiv(args[0], args[1])
+
+    return a(a, b), codegen

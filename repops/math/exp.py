@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from repops._numba import fma, jit
-from repops.math._bits import i32_as_f32
+from repops.math._bits import i32_as_f32, i64_as_f64
 
 _F = float.fromhex
 SHIFT = np.float32(_F("0x1.8p23"))
@@ -72,3 +72,68 @@ def exp_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     if k < -126:
         return (y * i32_as_f32(np.int32((k + 100 + 127) << 23))) * TWO_M100
     return y * i32_as_f32(np.int32((k + 127) << 23))
+
+
+
+# ---------------------------------------------------------------------------------------------
+# binary64 cores, used inside functions whose spec computes in binary64 (sigmoid, tanh, erfc,
+# pow, ...). Plain mul/add Horner (no fma): binary64 accuracy is far beyond what a binary32
+# result needs, so the simplest written order wins. Not exposed as float64 functions.
+
+
+def _inv_factorials(lo: int, hi: int) -> np.ndarray:
+    """1/n! for n = lo..hi, each correctly rounded to binary64 (hex values in the spec)."""
+    from fractions import Fraction
+    from math import factorial
+
+    return np.array([float(Fraction(1, factorial(n))) for n in range(lo, hi + 1)])
+
+
+#: e^r ~ sum_{n=0}^{12} r^n/n! for |r| <= ln2/2 (truncation below 2^-50 relative).
+EXP64_C = _inv_factorials(0, 12)
+#: expm1(x) ~ x + x^2 * sum_{n=0}^{11} x^n/(n+2)! for |x| < ln2/2.
+EXPM1_64_C = _inv_factorials(2, 13)
+SHIFT64 = _F("0x1.8p52")
+INV_LN2_64 = _F("0x1.71547652b82fep0")
+LN2_HI_64 = _F("0x1.62e42fefa39efp-1")
+LN2_LO_64 = _F("0x1.abc9e3b39803fp-56")
+#: exp64_core returns +inf above and +0 below these (far outside every binary32 result).
+OVER64 = 708.0
+UNDER64 = -708.0
+HALF_LN2_64 = 0.34657359027997264
+
+
+@jit
+def exp64_core(x: float) -> float:  # pragma: no cover - compiled
+    """e^x in binary64 to about 2^-50 relative, for the binary64-internal functions."""
+    if np.isnan(x):
+        return x + x
+    if x > OVER64:
+        return np.inf
+    if x < UNDER64:
+        return 0.0
+    kf = (x * INV_LN2_64 + SHIFT64) - SHIFT64
+    r = (x - kf * LN2_HI_64) - kf * LN2_LO_64
+    p = EXP64_C[12]
+    for j in range(11, -1, -1):
+        p = p * r + EXP64_C[j]
+    return p * i64_as_f64(np.int64((np.int64(kf) + 1023) << 52))
+
+
+@jit
+def expm1_64_core(x: float) -> float:  # pragma: no cover - compiled
+    """e^x - 1 in binary64 without cancellation near 0 (Taylor for |x| < ln2/2)."""
+    if x == 0.0:
+        return x
+    if np.abs(x) < HALF_LN2_64:
+        q = EXPM1_64_C[11]
+        for j in range(10, -1, -1):
+            q = q * x + EXPM1_64_C[j]
+        return x + (x * x) * q
+    return exp64_core(x) - 1.0
+
+
+@jit
+def expm1_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """e^x - 1 for float32 ``x``, computed in binary64 and rounded once."""
+    return np.float32(expm1_64_core(np.float64(x)))

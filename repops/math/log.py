@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from repops._numba import fma, jit
-from repops.math._bits import f32_as_i32, i32_as_f32
+from repops.math._bits import f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64, ieee_div
 
 _F = float.fromhex
 LN2_HI = np.float32(_F("0x1.62e430p-1"))
@@ -79,3 +79,50 @@ def log_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     if e >= -1 and e <= 1:
         return fma(ef, LN2_HI, f) + lo
     return fma(ef, LN2_HI, f + lo)
+
+
+# ---------------------------------------------------------------------------------------------
+# binary64 core (plain mul/add, no fma; see the note in repops/math/exp.py).
+
+#: 2 * atanh(s) = 2s * sum_{n=0}^{8} s^(2n) / (2n+1), |s| <= 0.1716 (truncation < 2^-51).
+LOG64_C = np.array([1.0 / (2 * n + 1) for n in range(9)])
+SQRT_HALF_BITS64 = 0x3FE6A09E667F3BCD
+LN2_64 = float.fromhex("0x1.62e42fefa39efp-1")
+#: log1p_f32 uses x - x^2/2 below this magnitude, where 1 + x is not exact in binary64.
+LOG1P_TINY = float.fromhex("0x1p-29")
+
+
+@jit
+def log64_core(x: float) -> float:  # pragma: no cover - compiled
+    """log(x) in binary64 for positive normal finite ``x`` (about 2^-50 relative error).
+
+    ``x = 2^e m``, ``m`` in [sqrt2/2, sqrt2), ``f = m - 1``, ``s = f / (2 + f)``,
+    ``log x = e*ln2 + 2s * sum s^(2n)/(2n+1)`` (the atanh series; Abramowitz & Stegun 4.1.27).
+    """
+    ix = f64_as_i64(x) - SQRT_HALF_BITS64
+    e = ix >> 52
+    m = i64_as_f64((ix & 0x000FFFFFFFFFFFFF) + SQRT_HALF_BITS64)
+    f = m - 1.0
+    s = ieee_div(f, 2.0 + f)
+    z = s * s
+    p = LOG64_C[8]
+    for j in range(7, -1, -1):
+        p = p * z + LOG64_C[j]
+    return np.float64(e) * LN2_64 + (2.0 * s) * p
+
+
+@jit
+def log1p_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """log(1 + x) for float32 ``x``, in binary64 (``1 + x`` is exact there for |x| >= 2^-29)."""
+    if np.isnan(x):
+        return x + x
+    if x < np.float32(-1.0):
+        return NAN
+    if x == np.float32(-1.0):
+        return -INF
+    if x == INF:
+        return x
+    xd = np.float64(x)
+    if np.abs(xd) < LOG1P_TINY:
+        return np.float32(xd - (xd * xd) * 0.5)
+    return np.float32(log64_core(1.0 + xd))
