@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
+	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest -q
 
 test: lint unit

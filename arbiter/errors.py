@@ -1,0 +1,21 @@
+"""Errors of the services layer. ``ArbiterError`` is the root (a :class:`VerdeError`)."""
+
+from __future__ import annotations
+
+from verde.errors import VerdeError
+
+
+class ArbiterError(VerdeError):
+    """Root of every error the arbiter and provider services raise on purpose."""
+
+
+class StorageError(ArbiterError):
+    """The database could not be opened, migrated or written."""
+
+
+class NotFound(ArbiterError):
+    """A job, result or dispute id that the store does not know."""
+
+
+class LeaseLost(ArbiterError):
+    """Another arbiter process took over this dispute (its lease expired): stop working on it."""

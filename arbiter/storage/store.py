@@ -1,0 +1,240 @@
+"""The arbiter's persistence operations, each one transaction.
+
+Concurrency model (several arbiter processes on one PostgreSQL database, or one on SQLite):
+a dispute is worked on only by the process holding its lease. Claiming and every state write
+are single conditional UPDATEs (``WHERE version = :seen AND owner = :me``), so two processes can
+never both advance a dispute, on any SQL database, without relying on ``SELECT ... FOR UPDATE``.
+A killed process stops renewing its lease; after ``lease_s`` another process (or the restarted
+one) claims the dispute and resumes from the last committed state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from arbiter.errors import LeaseLost, NotFound, StorageError
+from arbiter.storage.db import Database
+from arbiter.storage.models import (
+    DisputeEventRow,
+    DisputeRow,
+    JobRow,
+    ProviderRow,
+    ResultRow,
+    utcnow,
+)
+
+ACTIVE = ("open", "running")
+
+
+@dataclass(frozen=True)
+class DisputeRecord:
+    """A snapshot of one dispute row."""
+
+    dispute_id: str
+    job_id: str
+    status: str
+    state_json: str
+    version: int
+    owner: str | None
+    verdict_json: str | None
+    certificate_json: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, row: DisputeRow) -> DisputeRecord:
+        return cls(row.dispute_id, row.job_id, row.status, row.state_json, row.version,
+                   row.owner, row.verdict_json, row.certificate_json, row.error)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    seq: int
+    kind: str
+    payload_json: str
+
+
+class Store:
+    """Jobs, results, disputes and provider records on one :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- jobs and results -------------------------------------------------------------
+    def put_job(self, job_id: str, spec_json: str) -> None:
+        with self.db.sessions.begin() as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                s.add(JobRow(job_id=job_id, spec_json=spec_json))
+            elif row.spec_json != spec_json:
+                raise StorageError(f"job {job_id} already stored with a different spec")
+
+    def job_spec(self, job_id: str) -> str:
+        with self.db.sessions() as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"unknown job {job_id}")
+            return row.spec_json
+
+    def list_jobs(self, limit: int = 100) -> list[tuple[str, str]]:
+        with self.db.sessions() as s:
+            rows = s.scalars(select(JobRow).order_by(JobRow.created_at.desc()).limit(limit))
+            return [(r.job_id, r.spec_json) for r in rows]
+
+    def put_result(self, job_id: str, provider_key: str, signed_json: str) -> None:
+        with self.db.sessions.begin() as s:
+            existing = s.scalar(select(ResultRow).where(ResultRow.job_id == job_id,
+                                                        ResultRow.provider_key == provider_key))
+            if existing is None:
+                s.add(ResultRow(job_id=job_id, provider_key=provider_key,
+                                signed_result_json=signed_json))
+            elif existing.signed_result_json != signed_json:
+                raise StorageError(
+                    f"provider {provider_key[:16]} already has a different result for job {job_id}")
+
+    def results(self, job_id: str) -> list[tuple[str, str]]:
+        with self.db.sessions() as s:
+            rows = s.scalars(select(ResultRow).where(ResultRow.job_id == job_id)
+                             .order_by(ResultRow.id))
+            return [(r.provider_key, r.signed_result_json) for r in rows]
+
+    # -- providers --------------------------------------------------------------------
+    def upsert_provider(self, public_key: str, address: str | None = None) -> None:
+        with self.db.sessions.begin() as s:
+            row = s.get(ProviderRow, public_key)
+            if row is None:
+                s.add(ProviderRow(public_key=public_key, address=address))
+            elif address:
+                row.address = address
+
+    def provider_record(self, public_key: str) -> tuple[int, int]:
+        with self.db.sessions() as s:
+            row = s.get(ProviderRow, public_key)
+            if row is None:
+                raise NotFound(f"unknown provider {public_key[:16]}")
+            return row.disputes_won, row.disputes_lost
+
+    # -- disputes ---------------------------------------------------------------------
+    def create_dispute(self, dispute_id: str, job_id: str, state_json: str) -> DisputeRecord:
+        """Insert a dispute; creating the same dispute twice returns the stored one."""
+        try:
+            with self.db.sessions.begin() as s:
+                if s.get(DisputeRow, dispute_id) is not None:
+                    return DisputeRecord.of(s.get(DisputeRow, dispute_id))
+                s.add(DisputeRow(dispute_id=dispute_id, job_id=job_id, status="open",
+                                 state_json=state_json, version=0))
+                s.flush()
+                s.add(DisputeEventRow(dispute_id=dispute_id, seq=0, kind="opened",
+                                      payload_json=state_json))
+        except IntegrityError as exc:
+            # A concurrent process created it first; anything else is a real failure.
+            try:
+                return self.dispute(dispute_id)
+            except NotFound:
+                raise StorageError(f"cannot create dispute {dispute_id}: {exc.orig}") from None
+        return self.dispute(dispute_id)
+
+    def dispute(self, dispute_id: str) -> DisputeRecord:
+        with self.db.sessions() as s:
+            row = s.get(DisputeRow, dispute_id)
+            if row is None:
+                raise NotFound(f"unknown dispute {dispute_id}")
+            return DisputeRecord.of(row)
+
+    def list_disputes(self, status: str | None = None, limit: int = 100) -> list[DisputeRecord]:
+        with self.db.sessions() as s:
+            q = select(DisputeRow).order_by(DisputeRow.created_at.desc()).limit(limit)
+            if status:
+                q = q.where(DisputeRow.status == status)
+            return [DisputeRecord.of(r) for r in s.scalars(q)]
+
+    def events(self, dispute_id: str) -> list[EventRecord]:
+        with self.db.sessions() as s:
+            rows = s.scalars(select(DisputeEventRow).where(DisputeEventRow.dispute_id ==
+                                                           dispute_id)
+                             .order_by(DisputeEventRow.seq))
+            return [EventRecord(r.seq, r.kind, r.payload_json) for r in rows]
+
+    def claim(self, owner: str, lease_s: float, dispute_id: str | None = None
+              ) -> DisputeRecord | None:
+        """Take the lease of an active dispute whose lease is free or expired (or ours)."""
+        now = time.time()
+        with self.db.sessions() as s:
+            q = select(DisputeRow.dispute_id, DisputeRow.version).where(
+                DisputeRow.status.in_(ACTIVE),
+                or_(DisputeRow.owner.is_(None), DisputeRow.lease_until < now,
+                    DisputeRow.owner == owner))
+            if dispute_id is not None:
+                q = q.where(DisputeRow.dispute_id == dispute_id)
+            candidates: Sequence[tuple[str, int]] = [
+                (r[0], r[1]) for r in s.execute(q.order_by(DisputeRow.created_at).limit(20))]
+        for did, version in candidates:
+            with self.db.sessions.begin() as s:
+                res = s.execute(
+                    update(DisputeRow)
+                    .where(DisputeRow.dispute_id == did, DisputeRow.version == version,
+                           DisputeRow.status.in_(ACTIVE),
+                           or_(DisputeRow.owner.is_(None), DisputeRow.lease_until < now,
+                               DisputeRow.owner == owner))
+                    .values(owner=owner, lease_until=now + lease_s, status="running",
+                            version=DisputeRow.version + 1, updated_at=utcnow()))
+                won = res.rowcount == 1
+            if won:
+                return self.dispute(did)
+        return None
+
+    def advance(self, record: DisputeRecord, owner: str, *, lease_s: float, state_json: str,
+                event_kind: str, event_payload_json: str) -> DisputeRecord:
+        """Commit a new state and its event atomically; raise LeaseLost if someone else wrote."""
+        with self.db.sessions.begin() as s:
+            res = s.execute(
+                update(DisputeRow)
+                .where(DisputeRow.dispute_id == record.dispute_id,
+                       DisputeRow.version == record.version, DisputeRow.owner == owner)
+                .values(state_json=state_json, version=DisputeRow.version + 1,
+                        lease_until=time.time() + lease_s, updated_at=utcnow()))
+            if res.rowcount != 1:
+                raise LeaseLost(f"dispute {record.dispute_id} was taken over by another arbiter")
+            seq = (s.scalar(select(func.max(DisputeEventRow.seq))
+                            .where(DisputeEventRow.dispute_id == record.dispute_id)) or 0) + 1
+            s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=event_kind,
+                                  payload_json=event_payload_json))
+        return self.dispute(record.dispute_id)
+
+    def finish(self, record: DisputeRecord, owner: str, *, verdict_json: str,
+               certificate_json: str | None, winners: Sequence[str], losers: Sequence[str],
+               status: str = "decided", error: str | None = None) -> DisputeRecord:
+        """Record the verdict and update provider records in the same transaction."""
+        with self.db.sessions.begin() as s:
+            res = s.execute(
+                update(DisputeRow)
+                .where(DisputeRow.dispute_id == record.dispute_id,
+                       DisputeRow.version == record.version, DisputeRow.owner == owner)
+                .values(status=status, verdict_json=verdict_json,
+                        certificate_json=certificate_json, error=error,
+                        version=DisputeRow.version + 1, owner=None, lease_until=None,
+                        updated_at=utcnow()))
+            if res.rowcount != 1:
+                raise LeaseLost(f"dispute {record.dispute_id} was taken over by another arbiter")
+            for key in winners:
+                _provider(s, key).disputes_won += 1
+            for key in losers:
+                _provider(s, key).disputes_lost += 1
+            seq = (s.scalar(select(func.max(DisputeEventRow.seq))
+                            .where(DisputeEventRow.dispute_id == record.dispute_id)) or 0) + 1
+            s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=status,
+                                  payload_json=verdict_json))
+        return self.dispute(record.dispute_id)
+
+
+def _provider(s: object, key: str) -> ProviderRow:
+    row = s.get(ProviderRow, key)  # type: ignore[attr-defined]
+    if row is None:
+        row = ProviderRow(public_key=key, disputes_won=0, disputes_lost=0)
+        s.add(row)  # type: ignore[attr-defined]
+        s.flush()  # type: ignore[attr-defined]
+    return row
