@@ -3,8 +3,42 @@
 The same inputs give the same output bits on any thread count, batch size, memory layout, CPU
 instruction set and (later) GPU, because every operator's order of floating-point operations
 is written down in ``repops/SPEC.md`` and enforced by the kernels.
+
+``with repops.reproducible(): ...`` routes every aten op to a repops kernel or an IEEE-exact
+vendor op (strict mode refuses anything else); ``repops.Tracer`` records the op graph;
+``repops.execute_node`` recomputes one recorded op; ``repops.optim`` holds optimizers with
+written update orders. Importing repops compiles and loads nothing: kernel modules are imported
+on first use of the mode.
 """
 
+from repops.dispatch import (
+    NestedModeError,
+    NonReproducibleWarning,
+    ReproducibleMode,
+    TraceEncodingError,
+    TraceNode,
+    Tracer,
+    TracerInUseError,
+    default_digest,
+    execute_node,
+    ref_key,
+    reproducible,
+)
 from repops.errors import RepopsError, UnsupportedInputError, UnsupportedOpError
 
-__all__ = ["RepopsError", "UnsupportedInputError", "UnsupportedOpError"]
+__all__ = [
+    "NestedModeError",
+    "NonReproducibleWarning",
+    "RepopsError",
+    "ReproducibleMode",
+    "TraceEncodingError",
+    "TraceNode",
+    "Tracer",
+    "TracerInUseError",
+    "UnsupportedInputError",
+    "UnsupportedOpError",
+    "default_digest",
+    "execute_node",
+    "ref_key",
+    "reproducible",
+]

@@ -1,0 +1,281 @@
+"""``repops.reproducible()``: a TorchDispatchMode that sends every aten op to a reproducible path.
+
+A TorchDispatchMode sits below autograd, so it sees the aten ops of the forward pass, the ops
+autograd runs in ``.backward()`` (when backward runs inside the block) and the optimizer's ops.
+Each op is routed by :func:`repops.dispatch.routing.route_for`; in strict mode (default) an op
+with no reproducible path raises :class:`repops.errors.UnsupportedOpError` naming it, instead of
+silently running the vendor kernel. ``strict=False`` runs the vendor kernel, warns once per op
+and records that the run is not reproducible (``mode.reproducible``, ``tracer.reproducible``).
+
+State: the mode changes nothing global. The mode stack is thread-local (torch), thread counts
+are never touched, the kernel table is a read-only cache, and ``__exit__`` always pops the mode
+and releases the tracer, also when the block raises. One mode per thread: entering a second
+``reproducible()`` inside an active one raises :class:`NestedModeError` (the inner kernels'
+own torch calls would otherwise be routed and traced by the outer mode). Two threads may each
+run their own block; a Tracer can be attached to only one active block at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode_stack
+
+from repops.dispatch import exact_ops
+from repops.dispatch.foreach import run_foreach
+from repops.dispatch.registry import kernel_table
+from repops.dispatch.routing import Route, RouteKind, route_for
+from repops.dispatch.trace import Tracer, is_structure_only
+from repops.errors import RepopsError, UnsupportedInputError, UnsupportedOpError
+
+
+class NestedModeError(RepopsError):
+    """``repops.reproducible()`` entered while one is already active in this thread."""
+
+
+class NonReproducibleWarning(UserWarning):
+    """strict=False ran a vendor kernel that is not reproducible."""
+
+
+_ALLOWED_SUBCLASS_NAMES = frozenset({"FakeTensor", "Parameter", "Buffer"})
+
+
+def _scan(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[bool, bool, bool]:
+    """(any floating tensor, any structure-only tensor, any Python float) in the arguments."""
+    floating = structure = pyfloat = False
+    stack: list[Any] = [*args, *kwargs.values()]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            if v.dtype.is_floating_point or v.dtype.is_complex:
+                floating = True
+            if is_structure_only(v):
+                structure = True
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, float):
+            pyfloat = True
+    return floating, structure, pyfloat
+
+
+def _flat_tensors(value: Any, out: list[torch.Tensor]) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        out.append(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _flat_tensors(v, out)
+    return out
+
+
+def op_outputs(
+    func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: Mapping[str, Any], result: Any
+) -> list[torch.Tensor]:
+    """The tensors an op produced: its returned tensors, or (for ops returning nothing) the
+    arguments it wrote to."""
+    outs = _flat_tensors(result, [])
+    if outs or not func._schema.is_mutable:
+        return outs
+    for i, a in enumerate(func._schema.arguments):
+        if a.alias_info is not None and a.alias_info.is_write:
+            value = args[i] if i < len(args) else kwargs.get(a.name)
+            _flat_tensors(value, outs)
+    return outs
+
+
+class ReproducibleMode(TorchDispatchMode):
+    """The dispatch mode behind :func:`reproducible`; see the module docstring."""
+
+    def __init__(
+        self, strict: bool = True, tracer: Tracer | None = None, seed: int | None = None
+    ) -> None:
+        super().__init__()
+        if not isinstance(strict, bool):
+            raise ValueError(f"strict must be a bool, got {strict!r}")
+        if tracer is not None and not isinstance(tracer, Tracer):
+            raise ValueError(f"tracer must be a repops.Tracer or None, got {type(tracer).__name__}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        self.strict = strict
+        self.tracer = tracer
+        self.seed = seed
+        #: False once any non-reproducible vendor kernel ran (only possible with strict=False).
+        self.reproducible = True
+        self.nonreproducible_ops: list[str] = []
+        self._rng: Any = None
+        self._active = False
+        self._state_lock = threading.Lock()
+
+    # -- entering and leaving ----------------------------------------------------------------
+    def __enter__(self) -> ReproducibleMode:
+        with self._state_lock:
+            if self._active:
+                raise NestedModeError("this repops.reproducible() block is already active")
+            for mode in _get_current_dispatch_mode_stack():
+                if isinstance(mode, ReproducibleMode):
+                    raise NestedModeError(
+                        "repops.reproducible() is already active in this thread; nest nothing"
+                    )
+            kernel_table()  # import the kernel modules now, outside any op
+            if self.tracer is not None:
+                self.tracer._attach(self)
+            self._active = True
+        try:
+            super().__enter__()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            super().__exit__(exc_type, exc, tb)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._state_lock:
+            if self.tracer is not None:
+                self.tracer._detach(self)
+            self._active = False
+
+    # -- the dispatch hook ---------------------------------------------------------------------
+    def __torch_dispatch__(
+        self,
+        func: torch._ops.OpOverload,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        for t in types:
+            if t is not torch.Tensor and t.__name__ not in _ALLOWED_SUBCLASS_NAMES:
+                raise UnsupportedInputError(
+                    f"{func}: repops.reproducible() does not handle tensor subclass {t.__name__}"
+                )
+        return self.dispatch(func, tuple(args), dict(kwargs) if kwargs else {})
+
+    def dispatch(
+        self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Route one op (also used for the per-tensor ops of a foreach split)."""
+        route = route_for(func)
+        if route.kind is RouteKind.PASSTHROUGH:
+            return func(*args, **kwargs)
+        if route.kind is RouteKind.FOREACH:
+            return run_foreach(self.dispatch, func, args, kwargs)
+        tracer = self.tracer
+        if tracer is None:
+            if route.kind is RouteKind.RANDOM:
+                return self._random(func, args, kwargs)[0]
+            return self._execute(route, func, args, kwargs)
+        tree = tracer.encode_inputs(args, kwargs)
+        if route.kind is RouteKind.RANDOM:
+            result, rng_state = self._random(func, args, kwargs)
+            if rng_state is not None:
+                tree["rng"] = rng_state
+        else:
+            result = self._execute(route, func, args, kwargs)
+        tracer.record(route.name, tree, op_outputs(func, args, kwargs, result))
+        return result
+
+    def _execute(
+        self, route: Route, func: torch._ops.OpOverload, args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        kind = route.kind
+        if kind is RouteKind.EXACT and route.predicate is None:
+            return func(*args, **kwargs)
+        floating, structure_only, pyfloat = _scan(args, kwargs)
+        if kind is RouteKind.EXACT:
+            if route.predicate(args, kwargs):  # type: ignore[misc]
+                return func(*args, **kwargs)
+            reason = "arguments outside the exact case (see repops/spec/dispatch.md)"
+            return self._unlisted(route, func, args, kwargs, floating, pyfloat, reason)
+        if kind is RouteKind.UNLISTED:
+            return self._unlisted(route, func, args, kwargs, floating, pyfloat, "")
+        # a repops kernel
+        if structure_only:
+            return func(*args, **kwargs)  # shapes only: the vendor meta kernel
+        if not floating and not pyfloat:
+            result = func(*args, **kwargs)  # integer/bool data: exact in any order
+            if not any(exact_ops.is_floating(t) for t in op_outputs(func, args, kwargs, result)):
+                return result
+        kernel = route.kernel
+        assert kernel is not None  # guaranteed by route_for
+        if kind is RouteKind.KERNEL:
+            return kernel(*args, **kwargs)
+        if kind is RouteKind.KERNEL_INPLACE:
+            value = kernel(*args, **kwargs)
+            args[0].copy_(value)
+            return args[0]
+        return self._kernel_out(route, func, args, kwargs)
+
+    def _kernel_out(
+        self, route: Route, func: torch._ops.OpOverload, args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        outs = [kwargs[n] for n in route.out_names]
+        functional_kwargs = {k: v for k, v in kwargs.items() if k not in route.out_names}
+        value = route.kernel(*args, **functional_kwargs)  # type: ignore[misc]
+        values = list(value) if isinstance(value, (tuple, list)) else [value]
+        for dst, src in zip(outs, values, strict=True):
+            if dst.shape != src.shape:
+                dst.resize_(src.shape)
+            dst.copy_(src)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _unlisted(  # noqa: PLR0917 - internal, called from two places
+        self, route: Route, func: torch._ops.OpOverload, args: tuple[Any, ...],
+        kwargs: dict[str, Any], floating: bool, pyfloat: bool, reason: str,
+    ) -> Any:
+        result = None
+        if route.integer_rule and not floating and not pyfloat:
+            result = func(*args, **kwargs)
+            outs = op_outputs(func, args, kwargs, result)
+            if not any(exact_ops.is_floating(t) for t in outs):
+                return result
+            reason = reason or "it produces floating-point values"
+        if self.strict:
+            raise UnsupportedOpError(route.name, reason)
+        self._note_nonreproducible(route.name)
+        return func(*args, **kwargs) if result is None else result
+
+    def _note_nonreproducible(self, name: str) -> None:
+        self.reproducible = False
+        if name not in self.nonreproducible_ops:
+            self.nonreproducible_ops.append(name)
+            warnings.warn(
+                f"repops.reproducible(strict=False) ran the vendor kernel of {name}: "
+                "this run is not reproducible",
+                NonReproducibleWarning,
+                stacklevel=3,
+            )
+        if self.tracer is not None:
+            self.tracer.mark_nonreproducible(name)
+
+    # -- random ops -------------------------------------------------------------------------------
+    def _random(
+        self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any] | None]:
+        from repops.dispatch import random_ops
+
+        _, structure_only, _ = _scan(args, kwargs)
+        if structure_only:
+            return func(*args, **kwargs), random_ops.structure_state(self)
+        return random_ops.run_random(self, func, args, kwargs)
+
+
+def reproducible(
+    strict: bool = True, tracer: Tracer | None = None, seed: int | None = None
+) -> ReproducibleMode:
+    """``with repops.reproducible(strict=True, tracer=None, seed=None): ...``
+
+    Every aten op inside the block (forward, backward run inside it, optimizer) runs on a
+    repops kernel, an IEEE-exact vendor kernel, or raises UnsupportedOpError (strict). ``seed``
+    seeds the Philox stream random ops draw from; strict mode refuses random ops without it.
+    ``tracer`` records every op (see :class:`repops.Tracer`).
+    """
+    return ReproducibleMode(strict=strict, tracer=tracer, seed=seed)

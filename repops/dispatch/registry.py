@@ -1,0 +1,107 @@
+"""The table of repops kernels the dispatch mode routes to, merged lazily from the kernel modules.
+
+Each kernel module exports ``ATEN_KERNELS: dict[str, Callable]`` mapping an aten overload name
+(``"aten.mm.default"``) to a function taking exactly that overload's ``(*args, **kwargs)`` and
+returning its result. Importing a kernel module may be costly (numba, big tables), so nothing is
+imported until the mode is first used; the merged table is then cached for the process.
+
+A name that two modules both claim, or a name that is not an aten overload, is a programming
+error of the kernel modules and raises :class:`KernelRegistryError` naming the culprit, rather
+than one silently winning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from repops.errors import RepopsError
+
+#: Every module that contributes kernels, in the order they are merged.
+KERNEL_MODULES: tuple[str, ...] = (
+    "repops.kernels.reductions",
+    "repops.kernels.softmax",
+    "repops.kernels.norms",
+    "repops.kernels.losses",
+    "repops.kernels.scan",
+    "repops.kernels.extrema",
+)
+
+
+class KernelRegistryError(RepopsError):
+    """A kernel module's ATEN_KERNELS table is malformed or conflicts with another module's."""
+
+
+_lock = threading.Lock()
+_table: dict[torch._ops.OpOverload, Callable[..., Any]] | None = None
+_sources: dict[str, str] = {}
+
+
+def resolve_overload(name: str) -> torch._ops.OpOverload:
+    """The OpOverload object for ``"aten.mm.default"``; ValueError if there is none."""
+    parts = name.split(".")
+    if len(parts) != 3:
+        raise ValueError(f"aten overload names look like 'aten.mm.default', got {name!r}")
+    namespace, packet, overload = parts
+    try:
+        return getattr(getattr(getattr(torch.ops, namespace), packet), overload)
+    except (AttributeError, RuntimeError):
+        raise ValueError(f"{name!r} is not a registered torch operator overload") from None
+
+
+def _merge(modules: tuple[str, ...]) -> dict[torch._ops.OpOverload, Callable[..., Any]]:
+    table: dict[torch._ops.OpOverload, Callable[..., Any]] = {}
+    sources: dict[str, str] = {}
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        entries = getattr(module, "ATEN_KERNELS", None)
+        if not isinstance(entries, dict):
+            raise KernelRegistryError(f"{module_name} has no ATEN_KERNELS dict")
+        for name, fn in entries.items():
+            if not callable(fn):
+                raise KernelRegistryError(f"{module_name}.ATEN_KERNELS[{name!r}] is not callable")
+            if name in sources:
+                raise KernelRegistryError(
+                    f"{name} is claimed by both {sources[name]} and {module_name}"
+                )
+            try:
+                overload = resolve_overload(name)
+            except ValueError as exc:
+                raise KernelRegistryError(f"{module_name}.ATEN_KERNELS: {exc}") from None
+            sources[name] = module_name
+            table[overload] = fn
+    _sources.clear()
+    _sources.update(sources)
+    return table
+
+
+def kernel_table() -> dict[torch._ops.OpOverload, Callable[..., Any]]:
+    """The merged kernel table (imports the kernel modules on first call)."""
+    global _table  # noqa: PLW0603 - the one process-wide lazily built table
+    table = _table
+    if table is None:
+        with _lock:
+            if _table is None:
+                _table = _merge(KERNEL_MODULES)
+            table = _table
+    return table
+
+
+def kernel_for(func: torch._ops.OpOverload) -> Callable[..., Any] | None:
+    """The repops kernel registered for ``func``, or None."""
+    return kernel_table().get(func)
+
+
+def kernel_source(name: str) -> str | None:
+    """Which kernel module provides the overload ``name`` (after the table is loaded)."""
+    kernel_table()
+    return _sources.get(name)
+
+
+def covered_ops() -> list[str]:
+    """Names of all overloads with a repops kernel, sorted."""
+    return sorted(str(op) for op in kernel_table())

@@ -1,0 +1,138 @@
+"""Where each aten overload goes: a repops kernel, the vendor kernel (exact ops), repops.rng,
+the foreach splitter, or the strict-mode refusal. Computed once per overload and cached.
+
+Order of the decision (spec/dispatch.md section 1):
+0. profiler bookkeeping ops -> run as they are, not traced (they compute nothing).
+1. ``_foreach_*``  -> split per tensor (:mod:`repops.dispatch.foreach`).
+2. random ops      -> repops.rng with the mode's stream (:mod:`repops.dispatch.random_ops`).
+3. a registered repops kernel for the overload -> that kernel. An in-place (``add_``) or
+   ``out=`` overload whose functional overload has a kernel runs that kernel, then an exact copy
+   into the destination.
+4. the exact-op list (:mod:`repops.dispatch.exact_ops`) -> the vendor kernel, after checking
+   the list's argument predicate (e.g. alpha == 1).
+5. anything else -> the integer rule (no floating tensor read or written: exact), else refusal.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from repops.dispatch import exact_ops
+from repops.dispatch.registry import kernel_table
+
+#: Packets (in-place underscore removed) that draw random numbers.
+RANDOM_PACKETS: frozenset[str] = frozenset(
+    {
+        "bernoulli", "native_dropout", "uniform", "normal", "rand", "randn", "randint",
+        "randperm", "rand_like", "randn_like", "randint_like", "random", "exponential",
+        "cauchy", "log_normal", "geometric", "multinomial", "poisson", "_fused_dropout",
+        "rrelu_with_noise", "_standard_gamma", "binomial", "_sample_dirichlet",
+    }
+)  # fmt: skip
+
+
+#: Namespaces of bookkeeping ops that compute nothing (profiler ranges): run, never traced.
+PASSTHROUGH_NAMESPACES: frozenset[str] = frozenset({"profiler"})
+
+
+class RouteKind(enum.Enum):
+    """How an overload is executed."""
+
+    PASSTHROUGH = "passthrough"
+    FOREACH = "foreach"
+    RANDOM = "random"
+    KERNEL = "kernel"
+    KERNEL_INPLACE = "kernel_inplace"
+    KERNEL_OUT = "kernel_out"
+    EXACT = "exact"
+    UNLISTED = "unlisted"
+
+
+@dataclass(frozen=True)
+class Route:
+    """The cached routing decision for one overload."""
+
+    kind: RouteKind
+    name: str
+    kernel: Callable[..., Any] | None = None
+    predicate: Callable[[Sequence[Any], Mapping[str, Any]], bool] | None = None
+    out_names: tuple[str, ...] = ()
+    integer_rule: bool = False
+
+
+_routes: dict[torch._ops.OpOverload, Route] = {}
+
+
+def _functional_twin(
+    func: torch._ops.OpOverload, table: Mapping[torch._ops.OpOverload, Callable[..., Any]]
+) -> tuple[RouteKind, Callable[..., Any], tuple[str, ...]] | None:
+    """A kernel for the functional form of an in-place or out= overload, if one exists."""
+    schema = func._schema
+    packet = func.overloadpacket.__name__
+    out_args = tuple(a.name for a in schema.arguments if a.kwarg_only and a.alias_info is not None)
+    if out_args:
+        names = [a.name for a in schema.arguments if a.name not in out_args]
+        for overload_name in func.overloadpacket.overloads():
+            cand = getattr(func.overloadpacket, overload_name)
+            if (
+                cand in table
+                and not cand._schema.is_mutable
+                and [a.name for a in cand._schema.arguments] == names
+            ):
+                return RouteKind.KERNEL_OUT, table[cand], out_args
+        return None
+    if packet.endswith("_") and not packet.endswith("__"):
+        functional = getattr(torch.ops.aten, packet[:-1], None)
+        if functional is None:
+            return None
+        cand = getattr(functional, func._overloadname, None)
+        if (
+            cand is not None
+            and cand in table
+            and [a.name for a in cand._schema.arguments] == [a.name for a in schema.arguments]
+        ):
+            return RouteKind.KERNEL_INPLACE, table[cand], ()
+    return None
+
+
+def route_for(func: torch._ops.OpOverload) -> Route:
+    """The routing decision for ``func`` (cached)."""
+    route = _routes.get(func)
+    if route is not None:
+        return route
+    name = str(func)
+    packet = exact_ops.packet_name(func)
+    table = kernel_table()
+    if func.namespace in PASSTHROUGH_NAMESPACES:
+        route = Route(RouteKind.PASSTHROUGH, name)
+    elif func.overloadpacket.__name__.startswith("_foreach_"):
+        route = Route(RouteKind.FOREACH, name)
+    elif func.namespace == "aten" and packet in RANDOM_PACKETS:
+        route = Route(RouteKind.RANDOM, name)
+    elif func in table:
+        route = Route(RouteKind.KERNEL, name, kernel=table[func], integer_rule=True)
+    else:
+        twin = _functional_twin(func, table) if func.namespace == "aten" else None
+        if twin is not None:
+            kind, kernel, out_names = twin
+            route = Route(kind, name, kernel=kernel, out_names=out_names, integer_rule=True)
+        else:
+            listed, predicate = exact_ops.exactness(func)
+            if listed:
+                route = Route(RouteKind.EXACT, name, predicate=predicate, integer_rule=True)
+            else:
+                route = Route(
+                    RouteKind.UNLISTED, name, integer_rule=exact_ops.integer_rule_applies(func)
+                )
+    _routes[func] = route
+    return route
+
+
+def clear_route_cache() -> None:
+    """Forget cached routes (after the kernel table changed, e.g. in tests)."""
+    _routes.clear()
