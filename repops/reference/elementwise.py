@@ -13,8 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from repops.math import erf as _erf
 from repops.math import exp as _exp
+from repops.math import gelu as _gelu
 from repops.math import log as _log
+from repops.math import tanh as _tanh
 from repops.reference.fma import fma32
 
 F32 = np.float32
@@ -24,9 +27,11 @@ def _as_f32(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def _out(a: np.ndarray, like: Any) -> Any:
-    a = np.asarray(a, dtype=np.float32)
-    return F32(a) if np.ndim(like) == 0 else a
+def _out(a: np.ndarray, *like: Any) -> Any:
+    """float32 result; a ``np.float32`` scalar when every input was a scalar."""
+    with np.errstate(all="ignore"):  # binary64 -> binary32 overflow to inf is the rounding
+        a = np.asarray(a, dtype=np.float32)
+    return F32(a) if all(np.ndim(v) == 0 for v in like) else a
 
 
 def _pow2_f32(k: np.ndarray) -> np.ndarray:
@@ -90,3 +95,188 @@ def log_f32_reference(x: Any) -> Any:
         out = np.where(xa < 0, F32(np.nan), out)
         out = np.where(np.isnan(xa), xa, out)
     return _out(out, x)
+
+
+# --- binary64 cores (plain numpy float64 operations, same order as the spec) ---------------
+
+
+def _pow2_f64(k: np.ndarray) -> np.ndarray:
+    """2^k as float64 from its encoding, for integer k in [-1022, 1023]."""
+    return ((k.astype(np.int64) + 1023) << 52).astype(np.int64).view(np.float64)
+
+
+def _horner(c: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """c[n] t^n + ... + c[0], evaluated from the top coefficient down with plain mul/add."""
+    p = np.full_like(t, c[-1])
+    for cj in c[-2::-1]:
+        p = p * t + cj
+    return p
+
+
+def exp64_core_reference(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        xm = np.where(np.isnan(x) | (x > _exp.OVER64) | (x < _exp.UNDER64), 0.0, x)
+        kf = (xm * _exp.INV_LN2_64 + _exp.SHIFT64) - _exp.SHIFT64
+        r = (xm - kf * _exp.LN2_HI_64) - kf * _exp.LN2_LO_64
+        out = _horner(_exp.EXP64_C, r) * _pow2_f64(kf.astype(np.int64))
+        out = np.where(x > _exp.OVER64, np.inf, np.where(x < _exp.UNDER64, 0.0, out))
+        return np.where(np.isnan(x), x, out)
+
+
+def expm1_64_core_reference(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        small = x + (x * x) * _horner(_exp.EXPM1_64_C, x)
+        big = exp64_core_reference(x) - 1.0
+        out = np.where(np.abs(x) < _exp.HALF_LN2_64, small, big)
+        return np.where(x == 0, x, out)
+
+
+def log64_core_reference(x: np.ndarray) -> np.ndarray:
+    """For positive normal finite x only (as the spec's callers guarantee)."""
+    x = np.asarray(x, dtype=np.float64)
+    ix = x.view(np.int64) - _log.SQRT_HALF_BITS64
+    e = ix >> 52
+    m = ((ix & 0x000FFFFFFFFFFFFF) + _log.SQRT_HALF_BITS64).view(np.float64)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    return e.astype(np.float64) * _log.LN2_64 + (2.0 * s) * _horner(_log.LOG64_C, z)
+
+
+def tanh64_core_reference(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        a = np.abs(x)
+        e = expm1_64_core_reference(-2.0 * a)
+        t = np.where(a > _tanh.SATURATE, 1.0, -e / (e + 2.0))
+        out = np.where(x > 0, t, -t)
+        return np.where(np.isnan(x) | (x == 0), x, out)
+
+
+def sigmoid64_core_reference(x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return 1.0 / (1.0 + exp64_core_reference(-np.asarray(x, dtype=np.float64)))
+
+
+def erf_small_core_reference(a: np.ndarray) -> np.ndarray:
+    return a * _horner(_erf.ERF_SMALL_C, a * a)
+
+
+def erfc_large_core_reference(a: np.ndarray) -> np.ndarray:
+    """For 1 <= a < 10.5 (other lanes give garbage the callers mask out)."""
+    with np.errstate(all="ignore"):
+        i = np.clip(np.nan_to_num((a - 1.0) * 2.0, posinf=18.0), 0, 18).astype(np.int64)
+        t = a - (1.25 + 0.5 * i.astype(np.float64))
+        rows = _erf.ERFC_SCALED[i]
+        p = rows[..., 10].copy()
+        for j in range(9, -1, -1):
+            p = p * t + rows[..., j]
+        return exp64_core_reference(-(a * a)) * p
+
+
+def erfc64_core_reference(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        a = np.abs(x)
+        e = erf_small_core_reference(a)
+        small = np.where(x >= 0, 1.0 - e, 1.0 + e)
+        c = np.where(a >= _erf.ERFC_ZERO_FROM, 0.0, erfc_large_core_reference(a))
+        large = np.where(x > 0, c, 2.0 - c)
+        return np.where(np.isnan(x), x, np.where(a < 1.0, small, large))
+
+
+def erf64_core_reference(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        a = np.abs(x)
+        v = np.where(a >= _erf.ERFC_ZERO_FROM, 1.0, 1.0 - erfc_large_core_reference(a))
+        large = np.where(x > 0, v, -v)
+        return np.where(np.isnan(x), x, np.where(a < 1.0, erf_small_core_reference(x), large))
+
+
+# --- binary32 functions computed in binary64 ---------------------------------------------
+
+
+def _f64(x: Any) -> np.ndarray:
+    return _as_f32(x).astype(np.float64)
+
+
+def expm1_f32_reference(x: Any) -> Any:
+    return _out(expm1_64_core_reference(_f64(x)), x)
+
+
+def log1p_f32_reference(x: Any) -> Any:
+    xd = _f64(x)
+    with np.errstate(all="ignore"):
+        ok = (xd > -1.0) & np.isfinite(xd)
+        tiny = xd - (xd * xd) * 0.5
+        main = log64_core_reference(np.where(ok, 1.0 + xd, 1.0))
+        out = np.where(np.abs(xd) < _log.LOG1P_TINY, tiny, main)
+        out = np.where(xd == np.inf, np.inf, out)
+        out = np.where(xd == -1.0, -np.inf, out)
+        out = np.where(xd < -1.0, np.nan, out)
+        out = np.where(np.isnan(xd), xd, out)
+    return _out(out, x)
+
+
+def tanh_f32_reference(x: Any) -> Any:
+    return _out(tanh64_core_reference(_f64(x)), x)
+
+
+def sigmoid_f32_reference(x: Any) -> Any:
+    return _out(sigmoid64_core_reference(_f64(x)), x)
+
+
+def silu_f32_reference(x: Any) -> Any:
+    xd = _f64(x)
+    with np.errstate(all="ignore"):
+        return _out(xd / (1.0 + exp64_core_reference(-xd)), x)
+
+
+def silu_backward_f32_reference(g: Any, x: Any) -> Any:
+    xd = _f64(x)
+    with np.errstate(all="ignore"):
+        s = sigmoid64_core_reference(xd)
+        return _out(_f64(g) * (s * (1.0 + xd * (1.0 - s))), g, x)
+
+
+def erf_f32_reference(x: Any) -> Any:
+    return _out(erf64_core_reference(_f64(x)), x)
+
+
+def gelu_erf_f32_reference(x: Any) -> Any:
+    xd = _f64(x)
+    with np.errstate(all="ignore"):
+        return _out((0.5 * xd) * erfc64_core_reference(-(xd * _gelu.INV_SQRT2)), x)
+
+
+def _gelu_tanh_inner(xd: np.ndarray) -> np.ndarray:
+    return _gelu.SQRT_2_OVER_PI * (xd + _gelu.KAPPA * ((xd * xd) * xd))
+
+
+def gelu_tanh_f32_reference(x: Any) -> Any:
+    xd = _f64(x)
+    with np.errstate(all="ignore"):
+        return _out(xd / (1.0 + exp64_core_reference(-2.0 * _gelu_tanh_inner(xd))), x)
+
+
+def gelu_erf_backward_f32_reference(g: Any, x: Any) -> Any:
+    xd = _f64(x)
+    with np.errstate(all="ignore"):
+        cdf = 0.5 * erfc64_core_reference(-(xd * _gelu.INV_SQRT2))
+        pdf = exp64_core_reference(-0.5 * (xd * xd)) * _gelu.INV_SQRT_2PI
+        return _out(_f64(g) * (cdf + xd * pdf), g, x)
+
+
+def gelu_tanh_backward_f32_reference(g: Any, x: Any) -> Any:
+    xd = _f64(x)
+    k = _gelu.SQRT_2_OVER_PI
+    with np.errstate(all="ignore"):
+        t = tanh64_core_reference(_gelu_tanh_inner(xd))
+        left = 0.5 * xd
+        right = 1.0 + t
+        left_d = 0.5 * right
+        right_d = left * ((1.0 - t * t) * (k * (1.0 + 3.0 * _gelu.KAPPA * (xd * xd))))
+        return _out(_f64(g) * (left_d + right_d), g, x)
