@@ -1,16 +1,62 @@
-"""Entry point of the ``verde`` command (console script ``verde = cli.main:main``)."""
+"""Entry point of the ``verde`` command (console script ``verde = cli.main:main``).
+
+Every failure a user can cause ends as one line on stderr and a documented exit code
+(cli/exit_codes.py); tracebacks are reserved for bugs, and even then the user sees one line
+first (set VERDE_DEBUG=1 to get the traceback).
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
+
 import click
 
+from cli import exit_codes
+from cli.commands.keys import keys
+from cli.output import error_line
+from proofs import ProofError
+from repops import RepopsError
+from verde import VerdeError
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Exit codes: 0 ok, 1 verification failed, 2 usage, 3 bad input, "
+                    "4 unreachable, 5 internal error.")
 @click.version_option(package_name="verde")
 def cli() -> None:
     """verde: verified outsourced machine learning."""
 
 
-def main() -> None:
-    """Run the CLI."""
-    cli()
+cli.add_command(keys)
+
+
+def _code_for(exc: BaseException) -> int:
+    from proofs import VerificationError
+
+    if isinstance(exc, VerificationError):
+        return exit_codes.FALSE
+    unreachable = getattr(exc, "unreachable", False)
+    return exit_codes.UNREACHABLE if unreachable else exit_codes.BAD_INPUT
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, turning expected errors into one line and an exit code."""
+    try:
+        rv = cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        error_line("aborted")
+        sys.exit(exit_codes.FALSE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (VerdeError, ProofError, RepopsError, ValueError, OSError) as exc:
+        error_line(str(exc))
+        sys.exit(_code_for(exc))
+    except Exception:
+        if os.environ.get("VERDE_DEBUG"):
+            traceback.print_exc()
+        error_line("internal error (a bug in verde; rerun with VERDE_DEBUG=1 and report it)")
+        sys.exit(exit_codes.INTERNAL)
+    sys.exit(rv if isinstance(rv, int) else exit_codes.OK)

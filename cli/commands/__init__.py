@@ -1,0 +1,1 @@
+"""One module per command group; each only parses arguments and calls the layers below."""
