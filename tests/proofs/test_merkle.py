@@ -30,7 +30,9 @@ def reference_root(leaves: list[bytes]) -> bytes:
     k = 1
     while k * 2 < len(leaves):
         k *= 2
-    return hashlib.sha256(b"\x01" + reference_root(leaves[:k]) + reference_root(leaves[k:])).digest()
+    return hashlib.sha256(
+        b"\x01" + reference_root(leaves[:k]) + reference_root(leaves[k:])
+    ).digest()
 
 
 # Leaves and roots of the Certificate Transparency reference test vectors (RFC 6962 trees).
@@ -57,14 +59,14 @@ def test_ct_known_roots(n: int) -> None:
 
 def test_known_proof_five_leaves() -> None:
     # Leaf 2 of 5: path is sibling leaf 3, then the node over leaves [0, 2), then leaf 4.
-    l = [hashlib.sha256(b"\x00" + d).digest() for d in CT_LEAVES[:5]]
-    n01 = hashlib.sha256(b"\x01" + l[0] + l[1]).digest()
+    lh = [hashlib.sha256(b"\x00" + d).digest() for d in CT_LEAVES[:5]]
+    n01 = hashlib.sha256(b"\x01" + lh[0] + lh[1]).digest()
     proof = MerkleTree(CT_LEAVES[:5]).proof(2)
-    assert proof.siblings == (l[3], n01, l[4])
+    assert proof.siblings == (lh[3], n01, lh[4])
     assert proof.to_json() == {
         "index": 2,
         "n_leaves": 5,
-        "siblings": [l[3].hex(), n01.hex(), l[4].hex()],
+        "siblings": [lh[3].hex(), n01.hex(), lh[4].hex()],
     }
 
 
@@ -136,7 +138,9 @@ def test_flipping_any_byte_breaks_verification(leaves, pick, pos, mask) -> None:
         verify_inclusion(tree.root, leaves[i], i, n, InclusionProof(i, n, tuple(bad)))
     text = json.dumps(proof.to_json(), separators=(",", ":")).encode()  # the serialised proof
     with pytest.raises((InvalidProof, MalformedInput)):
-        verify_inclusion(tree.root, leaves[i], i, n, InclusionProof.from_json(_flip(text, pos, mask)))
+        verify_inclusion(
+            tree.root, leaves[i], i, n, InclusionProof.from_json(_flip(text, pos, mask))
+        )
 
 
 @settings(max_examples=40, deadline=None)
@@ -147,7 +151,9 @@ def test_proof_for_another_index_or_size_fails(n: int, pick: int, other: int) ->
     i, j = pick % n, other % n
     if i != j:
         with pytest.raises(InvalidProof):
-            verify_inclusion(tree.root, leaves[i], i, n, InclusionProof(i, n, tree.proof(j).siblings))
+            verify_inclusion(
+                tree.root, leaves[i], i, n, InclusionProof(i, n, tree.proof(j).siblings)
+            )
     with pytest.raises(InvalidProof):
         verify_inclusion(tree.root, leaves[i], i, n + 1, tree.proof(i))
 

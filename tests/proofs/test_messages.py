@@ -37,8 +37,13 @@ def test_signed_bytes_are_the_documented_canonical_encoding() -> None:
     msg = sign_message(KEY, CTX, PAYLOAD)
     expected = (
         '{"context":{"dispute_id":"d-7","job_id":"job-1","kind":"descent.children","round":3},'
-        '"domain":"verde/signed-message/v1","payload":{"left":"' + "aa" * 32 + '","right":"'
-        + "bb" * 32 + '"},"signer":"' + KEY.public_key.hex() + '"}'
+        '"domain":"verde/signed-message/v1","payload":{"left":"'
+        + "aa" * 32
+        + '","right":"'
+        + "bb" * 32
+        + '"},"signer":"'
+        + KEY.public_key.hex()
+        + '"}'
     ).encode()
     assert msg.signed_bytes() == expected
     KEY.public_key.verify(msg.signature, expected)

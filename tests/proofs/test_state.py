@@ -35,7 +35,10 @@ def reference_state_root(entries: dict[str, bytes]) -> bytes:
     names = sorted(entries, key=lambda n: n.encode())
     return mth(
         [
-            b"verde/state-entry/v1\x00" + struct.pack("<I", len(n.encode())) + n.encode() + entries[n]
+            b"verde/state-entry/v1\x00"
+            + struct.pack("<I", len(n.encode()))
+            + n.encode()
+            + entries[n]
             for n in names
         ]
     )
