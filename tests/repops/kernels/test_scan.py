@@ -1,0 +1,77 @@
+"""cumsum: sequential running sum, every prefix rounded once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from repops._numba import set_num_threads
+from repops.errors import UnsupportedInputError
+from repops.kernels import scan as S
+from repops.reference import reductions as ref
+
+INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
+            torch.float64: torch.int64}
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    if not a.dtype.is_floating_point:
+        return torch.equal(a, b)
+    return torch.equal(a.contiguous().view(INT_VIEW[a.dtype]), b.contiguous().view(INT_VIEW[b.dtype]))
+
+
+def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(shape, generator=g) * torch.exp(2 * torch.randn(shape, generator=g))).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("n", [1, 3, 16, 17, 33])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumsum_matches_reference(n: int, dtype: torch.dtype, dim: int) -> None:
+    x = data((4, n), dtype, seed=n)
+    ct = torch.float64 if dtype == torch.float64 else torch.float32
+    want = torch.from_numpy(ref.cumsum_reference(x.to(ct).numpy(), dim)).to(dtype)
+    assert same_bits(S.cumsum(x, dim), want)
+
+
+def test_cumsum_is_sequential_not_pairwise() -> None:
+    x = data((1, 200), torch.float32, seed=1)
+    got = S.cumsum(x, 1).numpy()
+    s = np.float32(-0.0)
+    for k, v in enumerate(x.numpy()[0]):
+        s = s + v
+        assert got[0, k].view(np.int32) == s.view(np.int32)
+
+
+def test_layout_threads_and_dtype_argument() -> None:
+    x = data((30, 17, 5), torch.float32, seed=2)
+    y = S.cumsum(x, 1)
+    assert same_bits(S.cumsum(x.permute(2, 1, 0).contiguous().permute(2, 1, 0), 1), y)
+    assert same_bits(S.cumsum(x.transpose(0, 1), 0).transpose(0, 1).contiguous(), y)
+    set_num_threads(1)
+    try:
+        assert same_bits(S.cumsum(x, 1), y)
+    finally:
+        set_num_threads(2)
+    assert same_bits(S.cumsum(x[3:9], 1), y[3:9])
+    assert S.cumsum(x, 1, dtype=torch.float64).dtype == torch.float64
+    torch.testing.assert_close(y, x.cumsum(1), rtol=1e-5, atol=1e-4)
+
+
+def test_integer_and_bool_promote_to_int64() -> None:
+    xi = torch.randint(-9, 9, (3, 11), dtype=torch.int16)
+    assert torch.equal(S.cumsum(xi, 1), xi.cumsum(1))
+    assert torch.equal(S.cumsum(xi > 0, 0), (xi > 0).cumsum(0))
+    assert same_bits(S.cumsum(torch.tensor(2.5), 0), torch.tensor(2.5))
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        S.cumsum(torch.ones(3), 1)
+    with pytest.raises(UnsupportedInputError, match="complex"):
+        S.cumsum(torch.ones(3, dtype=torch.complex64), 0)
+    with pytest.raises(ValueError, match="must be an int"):
+        S.cumsum(torch.ones(3), 0.5)  # type: ignore[arg-type]
