@@ -23,12 +23,14 @@ from repops.errors import RepopsError
 
 #: Every module that contributes kernels, in the order they are merged.
 KERNEL_MODULES: tuple[str, ...] = (
+    "repops.kernels.matmul",
     "repops.kernels.reductions",
     "repops.kernels.softmax",
     "repops.kernels.norms",
     "repops.kernels.losses",
     "repops.kernels.scan",
     "repops.kernels.extrema",
+    "repops.kernels.embedding",
 )
 
 

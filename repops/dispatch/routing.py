@@ -36,8 +36,9 @@ RANDOM_PACKETS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 
-#: Namespaces of bookkeeping ops that compute nothing (profiler ranges): run, never traced.
-PASSTHROUGH_NAMESPACES: frozenset[str] = frozenset({"profiler"})
+#: Namespaces of bookkeeping ops that compute nothing (profiler ranges; ``prim.device`` and
+#: other metadata queries a FakeTensor answers through dispatch): run, never traced.
+PASSTHROUGH_NAMESPACES: frozenset[str] = frozenset({"profiler", "prim"})
 
 
 class RouteKind(enum.Enum):

@@ -24,6 +24,7 @@ import hashlib
 import json
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,7 +185,9 @@ class Tracer:
         self._anon_count = 0
         # Outputs of the last op whose version is read at the next op: autograd's
         # ADInplaceOrView layer bumps an in-place op's version *after* the mode returns.
-        self._pending: list[tuple[_Entry, torch.Tensor]] = []
+        # Weak references: a strong one would raise the tensor's use count, and autograd's
+        # AccumulateGrad decides between stealing and cloning a gradient by its use count.
+        self._pending: list[tuple[_Entry, weakref.ref[torch.Tensor]]] = []
         self._owner_lock = threading.Lock()
         self._owner: object | None = None
 
@@ -242,8 +245,10 @@ class Tracer:
     # -- references ----------------------------------------------------------------------------
     def _settle(self) -> None:
         """Read the final version of the previous op's outputs (see ``_pending``)."""
-        for entry, out in self._pending:
-            entry.version = _version(out)
+        for entry, out_ref in self._pending:
+            out = out_ref()
+            if out is not None:
+                entry.version = _version(out)
         self._pending.clear()
 
     def ref(self, t: torch.Tensor) -> dict[str, Any]:
@@ -280,7 +285,7 @@ class Tracer:
             ref = {"node": index, "out": j}
             entry = _Entry(ref, ("node", index, j), _version(out), StorageWeakRef(storage))
             self._producers[ident] = entry
-            self._pending.append((entry, out))
+            self._pending.append((entry, weakref.ref(out)))
             if self.keep_outputs and not structure_only:
                 self.values[("node", index, j)] = out.detach().clone()
         node = TraceNode(index, op, tree, tuple(digests), tuple(meta))

@@ -1,0 +1,223 @@
+"""The reproducible dispatch mode: routing, strict refusal, non-strict flagging, state hygiene."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numba
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+import repops
+from repops.dispatch.mode import NestedModeError, NonReproducibleWarning
+from repops.dispatch.routing import RouteKind, route_for
+from repops.errors import UnsupportedOpError
+
+aten = torch.ops.aten
+
+
+def test_strict_refuses_median_and_names_it() -> None:
+    x = torch.randn(7)
+    with pytest.raises(UnsupportedOpError, match=r"aten\.median\.default"), repops.reproducible():
+        torch.median(x)
+
+
+def test_strict_refuses_svd_and_names_it() -> None:
+    x = torch.randn(4, 3)
+    with pytest.raises(UnsupportedOpError, match=r"aten\._linalg_svd"), repops.reproducible():
+        torch.linalg.svd(x)
+
+
+def test_add_with_alpha_is_refused_but_plain_add_runs() -> None:
+    a, b = torch.randn(5), torch.randn(5)
+    with repops.reproducible():
+        c = torch.add(a, b)
+    assert torch.equal(c, a + b)
+    with pytest.raises(UnsupportedOpError, match=r"aten\.add\.Tensor"), repops.reproducible():
+        torch.add(a, b, alpha=2.0)
+
+
+def test_addcmul_is_not_exact() -> None:
+    """addcmul is a kernel op (elementwise engineer) or refused; never the vendor kernel."""
+    route = route_for(aten.addcmul.default)
+    assert route.kind in (RouteKind.KERNEL, RouteKind.UNLISTED)
+
+
+def test_sum_goes_to_the_repops_kernel_not_the_vendor() -> None:
+    assert route_for(aten.sum.default).kind is RouteKind.KERNEL
+    assert route_for(aten.mul.Tensor).kind is RouteKind.EXACT
+    assert route_for(aten.mean.dim).kind is RouteKind.KERNEL
+
+
+def test_integer_data_runs_any_op_exactly() -> None:
+    x = torch.arange(10)
+    with repops.reproducible():
+        s = torch.cumsum(x, 0)
+        m = torch.median(x)  # integer median: pure selection on integers
+    assert torch.equal(s, torch.cumsum(x, 0))
+    assert int(m) == 4
+
+
+def test_non_strict_runs_vendor_warns_once_and_flags_the_tracer() -> None:
+    tracer = repops.Tracer()
+    x = torch.randn(9)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with repops.reproducible(strict=False, tracer=tracer) as mode:
+            a = torch.median(x)
+            b = torch.median(x)
+    assert torch.equal(a, b)
+    msgs = [w for w in caught if issubclass(w.category, NonReproducibleWarning)]
+    assert len(msgs) == 1 and "aten.median.default" in str(msgs[0].message)
+    assert mode.reproducible is False and mode.nonreproducible_ops == ["aten.median.default"]
+    assert tracer.reproducible is False and tracer.nonreproducible_ops == ["aten.median.default"]
+
+
+def test_exact_only_block_stays_reproducible() -> None:
+    tracer2 = repops.Tracer()
+    x = torch.randn(3)
+    with repops.reproducible(strict=False, tracer=tracer2) as mode2:
+        x.mul(2.0).neg()
+    assert mode2.reproducible and tracer2.reproducible
+
+
+def test_exception_inside_block_leaves_no_state() -> None:
+    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    tracer = repops.Tracer()
+    with pytest.raises(UnsupportedOpError), repops.reproducible(tracer=tracer):
+        torch.median(torch.randn(5))
+    assert not _get_current_dispatch_mode_stack()
+    assert (torch.get_num_threads(), numba.get_num_threads()) == (torch_threads, numba_threads)
+    with repops.reproducible(tracer=tracer):  # the tracer was released
+        torch.ones(2).mul(3.0)
+    x = torch.randn(5)
+    assert torch.equal(torch.median(x), x.sort().values[2])  # vendor again outside
+
+
+def test_nested_blocks_are_refused() -> None:
+    with repops.reproducible(), pytest.raises(NestedModeError), repops.reproducible():
+        pass
+    assert not _get_current_dispatch_mode_stack()
+
+
+def test_same_mode_object_cannot_be_entered_twice() -> None:
+    mode = repops.reproducible()
+    with mode, pytest.raises(NestedModeError), mode:
+        pass
+
+
+def test_a_tracer_serves_one_block_at_a_time() -> None:
+    tracer = repops.Tracer()
+    errors: list[BaseException] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with repops.reproducible(tracer=tracer):
+            entered.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    entered.wait(10)
+    try:
+        with repops.reproducible(tracer=tracer):
+            pass
+    except repops.TracerInUseError as exc:
+        errors.append(exc)
+    release.set()
+    worker.join()
+    assert len(errors) == 1
+
+
+def test_two_threads_each_with_their_own_block_agree() -> None:
+    x = torch.randn(64, 33)
+    results: dict[int, torch.Tensor] = {}
+
+    def work(k: int) -> None:
+        with repops.reproducible():
+            results[k] = torch.softmax(x, dim=1).sum(dim=0)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.equal(results[0], results[1])
+    with repops.reproducible():
+        mine = torch.softmax(x, dim=1).sum(dim=0)
+    assert torch.equal(mine, results[0])
+
+
+def test_backward_ops_are_routed_inside_the_block() -> None:
+    tracer = repops.Tracer()
+    x = torch.randn(4, 6, requires_grad=True)
+    with repops.reproducible(tracer=tracer):
+        torch.softmax(x, dim=1).sum().backward()
+    ops = [n.op for n in tracer.nodes]
+    assert "aten._softmax_backward_data.default" in ops
+    assert x.grad is not None
+
+
+def test_parameters_are_handled() -> None:
+    p = nn.Parameter(torch.randn(3, 4))
+    with repops.reproducible():
+        y = (p * 2.0).sum()
+        y.backward()
+    assert torch.equal(p.grad, torch.full((3, 4), 2.0))
+
+
+def test_foreach_ops_are_split_per_tensor() -> None:
+    xs = [torch.randn(3), torch.randn(2, 2)]
+    ys = [torch.randn(3), torch.randn(2, 2)]
+    expected = [x + y for x, y in zip(xs, ys, strict=True)]
+    tracer = repops.Tracer()
+    with repops.reproducible(tracer=tracer):
+        torch._foreach_add_(xs, ys)
+        norms = torch._foreach_norm(xs)
+    assert all(torch.equal(a, b) for a, b in zip(xs, expected, strict=True))
+    ops = [n.op for n in tracer.nodes]
+    assert ops == ["aten.add_.Tensor"] * 2 + ["aten.linalg_vector_norm.default"] * 2
+    assert torch.allclose(norms[1], expected[1].norm())
+
+
+def test_foreach_with_alpha_is_refused_like_its_per_tensor_op() -> None:
+    xs, ys = [torch.randn(3)], [torch.randn(3)]
+    with pytest.raises(UnsupportedOpError, match=r"aten\.add_\.Tensor"), repops.reproducible():
+        torch._foreach_add_(xs, ys, alpha=0.5)
+
+
+def test_torch_clip_grad_norm_runs_through_foreach_split() -> None:
+    params = [nn.Parameter(torch.randn(5)), nn.Parameter(torch.randn(2, 3))]
+    for p in params:
+        p.grad = torch.randn_like(p) * 10
+    with repops.reproducible():
+        total = torch.nn.utils.clip_grad_norm_(params, 1.0)
+    assert total > 1.0
+
+
+def test_random_op_without_seed_is_refused_in_strict_mode() -> None:
+    with pytest.raises(UnsupportedOpError, match=r"aten\.randn"), repops.reproducible():
+        torch.randn(3)
+
+
+def test_cross_entropy_forward_backward_routes_to_kernels() -> None:
+    logits = torch.randn(5, 4, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 3, 0])
+    with repops.reproducible():
+        F.cross_entropy(logits, y).backward()
+    ref = logits.detach().clone().requires_grad_()
+    F.cross_entropy(ref, y).backward()
+    assert torch.allclose(logits.grad, ref.grad, atol=1e-6)
+
+
+def test_bad_arguments_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="strict"):
+        repops.reproducible(strict="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed"):
+        repops.reproducible(seed=-1)
+    with pytest.raises(ValueError, match="tracer"):
+        repops.reproducible(tracer=object())  # type: ignore[arg-type]
