@@ -13,6 +13,7 @@ The digest is ``SHA-256(header || data)`` with
   are bound so a float32 ``[2, 3]`` never collides with an int32 ``[3, 2]`` of the same bytes.
 * ``data`` = the elements in logical row-major (C) order, each in little-endian byte order — a
   transposed view and its contiguous copy digest the same.
+* bool is one byte per element, 0 or 1 (any non-zero byte counts as 1).
 * NaN canonicalisation: every NaN (any sign or payload) is hashed as the canonical quiet NaN
   (float16 ``0x7e00``, bfloat16 ``0x7fc0``, float32 ``0x7fc00000``, float64
   ``0x7ff8000000000000``). Negative zero is *not* canonicalised: it is a different value bit for
@@ -153,6 +154,11 @@ def _canonical_chunks(name: str, array: np.ndarray) -> Iterator[memoryview]:
     storage, nan_bits = _FORMATS[name]
     for block in _contiguous_blocks(array, storage):
         flat = block.reshape(-1)
+        if name == "bool":
+            # A bool byte other than 0/1 (made through a uint8 view) still means True.
+            raw = flat.view(np.uint8)
+            yield memoryview(raw if raw.max() <= 1 else (raw != 0).view(np.uint8)).cast("B")
+            continue
         if nan_bits is None:
             yield memoryview(flat).cast("B")
             continue

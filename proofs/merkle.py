@@ -268,17 +268,16 @@ class MerkleTree:
             raise MalformedInput(f"index must be an int, got {index!r}")
         if not 0 <= index < self.n_leaves:
             raise MalformedInput(f"index {index} is outside a tree of {self.n_leaves} leaves")
+        # Bottom-up over the stored levels: the sibling of node j is node j ^ 1; a lone last
+        # node (promoted unchanged to the next level) has none at that level.
         siblings: list[bytes] = []
-        pos = root_position(self.n_leaves)
-        while not pos.is_leaf:
-            left, right = pos.children()
-            if index < left.hi:
-                siblings.append(self.node(right))
-                pos = left
-            else:
-                siblings.append(self.node(left))
-                pos = right
-        return InclusionProof(index, self.n_leaves, tuple(reversed(siblings)))
+        j = index
+        for level in self._levels[:-1]:
+            sib = j ^ 1
+            if sib * HASH_SIZE < len(level):
+                siblings.append(level[sib * HASH_SIZE : (sib + 1) * HASH_SIZE])
+            j >>= 1
+        return InclusionProof(index, self.n_leaves, tuple(siblings))
 
 
 def _build_levels(packed: bytes) -> list[bytes]:

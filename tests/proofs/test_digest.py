@@ -109,6 +109,12 @@ def test_dtype_and_shape_are_bound() -> None:
     assert len(digests) == 5
 
 
+def test_bool_bytes_are_canonical() -> None:
+    odd = np.array([0, 1, 2, 255], dtype=np.uint8).view(np.bool_)
+    assert tensor_digest(odd) == tensor_digest(np.array([False, True, True, True]))
+    assert tensor_digest(odd) != tensor_digest(np.array([False, True, True, False]))
+
+
 def test_negative_zero_is_not_canonicalised() -> None:
     assert tensor_digest(np.array([0.0])) != tensor_digest(np.array([-0.0]))
 
