@@ -1,0 +1,1 @@
+"""Generated gRPC code (scripts/gen-proto.sh); never edited by hand."""

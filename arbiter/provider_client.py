@@ -1,0 +1,102 @@
+"""A provider over gRPC, satisfying :class:`verde.peers.ProviderPeer`.
+
+The dispute logic in ``verde`` runs unchanged against this class or the in-process
+``LocalPeer``. Every call has a deadline; a query's deadline is the protocol deadline, and a
+provider silent past it raises ``PeerTimeout`` (it forfeits).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grpc
+
+from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, call_with_retry, open_channel
+from arbiter.codec import answer_from_chunks, query_to_pb, signed_from_json
+from arbiter.errors import ArbiterError
+from arbiter.proto import verde_pb2 as pb
+from arbiter.proto import verde_pb2_grpc as rpc
+from arbiter.status import remote_error
+from proofs import SignedMessage, VerifyKey
+from verde.peers.messages import Answer, Query
+
+
+class GrpcProviderPeer:
+    """Client of one provider's gRPC service."""
+
+    def __init__(self, address: str, *, tls: TlsFiles | None = None,
+                 call_timeout_s: float = 30.0, max_tensor_bytes: int = 256 << 20,
+                 max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.address = address
+        self.name = address
+        self.call_timeout_s = call_timeout_s
+        self.max_tensor_bytes = max_tensor_bytes
+        self.channel = open_channel(address, tls=tls, max_message=max_message)
+        self.stub = rpc.ProviderStub(self.channel)
+        self._identity: VerifyKey | None = None
+        self.bytes_received = 0
+        self.messages = 0
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        return call_with_retry(f"provider {self.address}: {what}", fn)
+
+    @property
+    def identity(self) -> VerifyKey:
+        if self._identity is None:
+            reply = self._call("identity", lambda: self.stub.Identity(
+                pb.Empty(), timeout=self.call_timeout_s))
+            self._identity = VerifyKey.from_hex(reply.public_key)
+        return self._identity
+
+    def submit(self, spec: Mapping[str, Any]) -> str:
+        reply = self._call("submit", lambda: self.stub.SubmitJob(
+            pb.JobRequest(spec_json=json.dumps(dict(spec), sort_keys=True)),
+            timeout=self.call_timeout_s))
+        return str(reply.job_id)
+
+    def status(self, job_id: str) -> pb.JobStatus:
+        return self._call("status", lambda: self.stub.GetStatus(
+            pb.JobRef(job_id=job_id), timeout=self.call_timeout_s))
+
+    def wait(self, job_id: str, *, timeout_s: float = 3600.0, poll_s: float = 0.2,
+             progress: Callable[[int, int], None] | None = None) -> None:
+        """Block until the job is done (raise if it failed or the timeout passed)."""
+        end = time.monotonic() + timeout_s
+        while True:
+            st = self.status(job_id)
+            if progress is not None:
+                progress(int(st.steps_done), int(st.steps_total))
+            if st.state == "done":
+                return
+            if st.state == "failed":
+                raise ArbiterError(f"provider {self.address}: job {job_id} failed: {st.error}")
+            if time.monotonic() > end:
+                raise ArbiterError(f"provider {self.address}: job {job_id} not done after "
+                                   f"{timeout_s:g}s (state {st.state})")
+            time.sleep(poll_s)
+
+    def result(self, job_id: str) -> SignedMessage:
+        reply = self._call("result", lambda: self.stub.GetResult(
+            pb.JobRef(job_id=job_id), timeout=self.call_timeout_s))
+        return signed_from_json(reply.message_json)
+
+    def answer(self, query: Query) -> Answer:
+        self.messages += 1
+        what = f"provider {self.address}: answer {query.kind} (round {query.round})"
+
+        def call() -> Answer:
+            stream = self.stub.Answer(query_to_pb(query), timeout=query.deadline_s)
+            return answer_from_chunks(stream, self.max_tensor_bytes)
+
+        try:
+            answer = call_with_retry(what, call, attempts=2)
+        except grpc.RpcError as err:  # pragma: no cover - call_with_retry maps these
+            raise remote_error(what, err) from None
+        self.bytes_received += answer.size()
+        return answer

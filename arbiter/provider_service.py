@@ -1,0 +1,65 @@
+"""gRPC Provider service: convert the request, call the host, convert the reply.
+
+A provider that refuses to answer (a fault plan, or a real outage) is modelled honestly: the
+call stays silent until the caller's deadline passes, which the caller sees as
+DEADLINE_EXCEEDED — exactly what a dead provider looks like on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import grpc
+
+from arbiter.codec import DEFAULT_CHUNK, answer_to_chunks, query_from_pb, signed_to_json
+from arbiter.proto import verde_pb2 as pb
+from arbiter.proto import verde_pb2_grpc as rpc
+from arbiter.provider_host import ProviderHost
+from arbiter.status import grpc_errors
+from verde.peers.errors import RefusedQuery
+
+
+class ProviderServicer(rpc.ProviderServicer):
+    def __init__(self, host: ProviderHost, chunk_size: int = DEFAULT_CHUNK) -> None:
+        self.host = host
+        self.chunk_size = chunk_size
+
+    @grpc_errors
+    def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
+        return pb.IdentityReply(public_key=self.host.identity.hex())
+
+    @grpc_errors
+    def SubmitJob(self, request: pb.JobRequest, context: grpc.ServicerContext) -> pb.JobRef:
+        try:
+            spec = json.loads(request.spec_json)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"job spec is not valid JSON: {exc}") from None
+        return pb.JobRef(job_id=self.host.submit(spec))
+
+    @grpc_errors
+    def GetStatus(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.JobStatus:
+        s = self.host.status(request.job_id)
+        return pb.JobStatus(job_id=request.job_id, state=s.state, steps_done=s.steps_done,
+                            steps_total=s.steps_total, error=s.error)
+
+    @grpc_errors
+    def GetResult(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.SignedEnvelope:
+        return pb.SignedEnvelope(message_json=signed_to_json(self.host.result(request.job_id)))
+
+    @grpc_errors
+    def Answer(self, request: pb.QueryRequest, context: grpc.ServicerContext
+               ) -> Iterator[pb.AnswerChunk]:
+        query = query_from_pb(request)
+        try:
+            answer = self.host.answer(query)
+        except RefusedQuery:
+            _stay_silent(context)
+            return
+        yield from answer_to_chunks(answer, self.chunk_size)
+
+
+def _stay_silent(context: grpc.ServicerContext) -> None:
+    remaining = context.time_remaining()
+    time.sleep(min(remaining if remaining is not None else 60.0, 600.0) + 0.05)

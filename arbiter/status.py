@@ -1,0 +1,99 @@
+"""The one place where errors become gRPC status codes (servers) and back (clients).
+
+Servicers never catch exceptions themselves: they are wrapped by :func:`grpc_errors`, which
+maps the domain error hierarchy to a status code and a one-line detail. Unexpected exceptions
+become INTERNAL with a generic message (the traceback is logged on the server, never sent).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from arbiter.errors import ArbiterError, LeaseLost, NotFound, StorageError
+from proofs import InvalidSignature, ProofError, VerificationError
+from verde.errors import VerdeError
+from verde.peers.errors import PeerError, PeerTimeout
+
+log = logging.getLogger("verde.arbiter")
+
+# Most specific first: the first matching class decides.
+STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (LeaseLost, grpc.StatusCode.ABORTED),
+    (StorageError, grpc.StatusCode.UNAVAILABLE),
+    (PeerTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (PeerError, grpc.StatusCode.UNAVAILABLE),
+    (InvalidSignature, grpc.StatusCode.UNAUTHENTICATED),
+    (VerificationError, grpc.StatusCode.FAILED_PRECONDITION),
+    (ProofError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ArbiterError, grpc.StatusCode.FAILED_PRECONDITION),
+    (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
+    (KeyError, grpc.StatusCode.INVALID_ARGUMENT),
+    (VerdeError, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode:
+    for cls, code in STATUS_OF:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
+    code = status_for(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.exception("internal error in %s", type(exc).__name__)
+        context.abort(code, "internal error (see the server log)")
+    detail = str(exc) or type(exc).__name__
+    context.abort(code, detail[:2000])
+
+
+def grpc_errors(method: F) -> F:
+    """Wrap a unary or server-streaming servicer method with the status mapping."""
+
+    @functools.wraps(method)
+    def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except Exception as exc:
+            _abort(context, exc)
+
+    @functools.wraps(method)
+    def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from method(self, request, context)
+        except Exception as exc:
+            _abort(context, exc)
+
+    import inspect
+
+    return streaming if inspect.isgeneratorfunction(method) else unary  # type: ignore[return-value]
+
+
+class RemoteError(ArbiterError):
+    """A call to a remote service failed; ``code`` is the gRPC status, ``unreachable`` for CLI."""
+
+    def __init__(self, what: str, code: grpc.StatusCode, detail: str) -> None:
+        self.code = code
+        self.unreachable = code in (grpc.StatusCode.UNAVAILABLE,
+                                    grpc.StatusCode.DEADLINE_EXCEEDED)
+        super().__init__(f"{what}: {detail} ({code.name})")
+
+
+def remote_error(what: str, err: grpc.RpcError) -> Exception:
+    """Turn a client-side RpcError into the domain error the caller understands."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    detail = err.details() if hasattr(err, "details") else str(err)
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return PeerTimeout(f"{what}: no answer before the deadline")
+    if code is grpc.StatusCode.NOT_FOUND:
+        return NotFound(f"{what}: {detail}")
+    return RemoteError(what, code, detail or "")
