@@ -172,6 +172,8 @@ def test_torch_noncontiguous_bf16_and_grad_tensors() -> None:
     b = torch.randn(6, 7).to(torch.bfloat16)
     assert tensor_digest(b.T) == tensor_digest(b.T.contiguous())
     assert tensor_digest(b[:, 1::3]) == tensor_digest(b[:, 1::3].clone())
+    e = torch.arange(3.0).expand(4, 3)  # zero strides
+    assert tensor_digest(e) == tensor_digest(e.contiguous()) != tensor_digest(torch.arange(3.0))
 
 
 @pytest.mark.parametrize(
