@@ -1,0 +1,234 @@
+"""aten matrix products (mm, addmm, bmm, baddbmm, mv, dot) with the order of spec/linalg.md.
+
+Why: BLAS libraries choose blocking, split-K and vector width per CPU and thread count, so the
+same product differs in its last bits between machines. Here every element of a product is the
+C5 chain (one fma per term, k increasing, from +0.0), computed by the blocked core in
+:mod:`repops.kernels.matmul_core`; alpha, beta and the bias are applied afterwards with the
+separately rounded operations spec/linalg.md lists, and the result is rounded once to the
+output dtype (C1).
+
+Every public function takes exactly the arguments of the aten overload it implements and
+returns what that overload returns, so the dispatch mode calls ``fn(*args, **kwargs)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+import torch
+
+from repops._numba import fma, pjit
+from repops._tensor import from_compute, to_compute
+from repops.errors import UnsupportedInputError
+from repops.kernels.matmul_core import gemm
+
+
+class MatmulShapeError(ValueError):
+    """A matrix-product argument has the wrong number of dims or mismatched sizes."""
+
+
+@pjit
+def _row_dots(a, x):  # type: ignore[no-untyped-def]
+    """``out[i] = C5 chain over k of a[i, k] * x[k]`` (mv/dot, and products with N == 1)."""
+    m, kk = a.shape
+    out = np.zeros(m, dtype=a.dtype)
+    for i in numba.prange(m):
+        acc = out[i]  # +0.0: the C5 starting value
+        for k in range(kk):
+            acc = fma(a[i, k], x[k], acc)
+        out[i] = acc
+    return out
+
+
+def _check_float(name: str, t: Any) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise UnsupportedInputError(
+            f"{name} has dtype {t.dtype}; repops matrix products take float16, bfloat16, "
+            "float32 or float64"
+        )
+    return t
+
+
+def _check_dims(name: str, t: torch.Tensor, ndim: int) -> None:
+    if t.dim() != ndim:
+        raise MatmulShapeError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
+
+
+def _same_dtype(op: str, *named: tuple[str, torch.Tensor]) -> torch.dtype:
+    dtypes = {t.dtype for _, t in named}
+    if len(dtypes) != 1:
+        listing = ", ".join(f"{n}={t.dtype}" for n, t in named)
+        raise MatmulShapeError(f"{op}: all tensors must have one dtype, got {listing}")
+    return named[0][1].dtype
+
+
+def product(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """C5 product of (batch, M, K) and (batch, K, N) tensors as a compute-dtype array.
+
+    Any strides are accepted; the exact copies of ``to_compute`` bring them to one layout, so a
+    transposed view (as in the backward of ``linear``) gives the same bits as its copy.
+    """
+    an = to_compute(a)
+    bn = to_compute(b)
+    if b.shape[2] == 1 and a.shape[0] == 1:
+        return _row_dots(an[0], np.ascontiguousarray(bn[0, :, 0])).reshape(1, a.shape[1], 1)
+    return gemm(an, bn)
+
+
+def _scale(x: np.ndarray, s: float) -> np.ndarray:
+    """``s * x`` with ``s`` rounded once to the compute type; ``s == 1`` is the identity."""
+    if s == 1:
+        return x  # 1 * x == x bit for bit (also for -0, inf, NaN)
+    return (x.dtype.type(s) * x).astype(x.dtype, copy=False)
+
+
+def _add_scaled_bias(
+    p: np.ndarray, bias: torch.Tensor, beta: float, alpha: float, out_shape: tuple[int, ...]
+) -> np.ndarray:
+    """spec: ``out = (beta * bias) + (alpha * p)``, each product rounded, then one add."""
+    p = _scale(p, alpha)
+    if beta == 0:
+        return p  # torch semantics: beta == 0 ignores bias entirely (even NaN/inf in it)
+    try:
+        bb = torch.broadcast_to(bias, out_shape)
+    except RuntimeError:
+        raise MatmulShapeError(
+            f"self of shape {tuple(bias.shape)} does not broadcast to the product's shape "
+            f"{out_shape}"
+        ) from None
+    bn = _scale(to_compute(bb), beta)
+    return (bn + p).astype(p.dtype, copy=False)
+
+
+def _scalar(name: str, v: Any) -> float:
+    if isinstance(v, torch.Tensor):
+        v = v.item()
+    if isinstance(v, complex):
+        raise UnsupportedInputError(f"{name} must be real, got {v!r}")
+    return float(v)
+
+
+def mm(self: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
+    """aten.mm.default: ``self @ mat2`` for 2-D tensors."""
+    _check_float("self", self)
+    _check_float("mat2", mat2)
+    _check_dims("self", self, 2)
+    _check_dims("mat2", mat2, 2)
+    dtype = _same_dtype("mm", ("self", self), ("mat2", mat2))
+    if self.shape[1] != mat2.shape[0]:
+        raise MatmulShapeError(
+            f"mm: self is {tuple(self.shape)} and mat2 is {tuple(mat2.shape)}; inner sizes differ"
+        )
+    p = product(self.unsqueeze(0), mat2.unsqueeze(0))[0]
+    return from_compute(p, dtype)
+
+
+def addmm(
+    self: torch.Tensor,
+    mat1: torch.Tensor,
+    mat2: torch.Tensor,
+    *,
+    beta: Any = 1,
+    alpha: Any = 1,
+) -> torch.Tensor:
+    """aten.addmm.default: ``beta * self + alpha * (mat1 @ mat2)`` (order in spec/linalg.md)."""
+    _check_float("self", self)
+    _check_float("mat1", mat1)
+    _check_float("mat2", mat2)
+    _check_dims("mat1", mat1, 2)
+    _check_dims("mat2", mat2, 2)
+    dtype = _same_dtype("addmm", ("self", self), ("mat1", mat1), ("mat2", mat2))
+    if mat1.shape[1] != mat2.shape[0]:
+        raise MatmulShapeError(
+            f"addmm: mat1 is {tuple(mat1.shape)} and mat2 is {tuple(mat2.shape)}; "
+            "inner sizes differ"
+        )
+    b, a = _scalar("beta", beta), _scalar("alpha", alpha)
+    p = product(mat1.unsqueeze(0), mat2.unsqueeze(0))[0]
+    out = _add_scaled_bias(p, self, b, a, (mat1.shape[0], mat2.shape[1]))
+    return from_compute(out, dtype)
+
+
+def bmm(self: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
+    """aten.bmm.default: batched ``self[b] @ mat2[b]`` for 3-D tensors."""
+    _check_float("self", self)
+    _check_float("mat2", mat2)
+    _check_dims("self", self, 3)
+    _check_dims("mat2", mat2, 3)
+    dtype = _same_dtype("bmm", ("self", self), ("mat2", mat2))
+    if self.shape[0] != mat2.shape[0] or self.shape[2] != mat2.shape[1]:
+        raise MatmulShapeError(
+            f"bmm: self is {tuple(self.shape)} and mat2 is {tuple(mat2.shape)}; batch or inner "
+            "sizes differ"
+        )
+    return from_compute(product(self, mat2), dtype)
+
+
+def baddbmm(
+    self: torch.Tensor,
+    batch1: torch.Tensor,
+    batch2: torch.Tensor,
+    *,
+    beta: Any = 1,
+    alpha: Any = 1,
+) -> torch.Tensor:
+    """aten.baddbmm.default: ``beta * self + alpha * bmm(batch1, batch2)``."""
+    _check_float("self", self)
+    _check_float("batch1", batch1)
+    _check_float("batch2", batch2)
+    _check_dims("batch1", batch1, 3)
+    _check_dims("batch2", batch2, 3)
+    dtype = _same_dtype("baddbmm", ("self", self), ("batch1", batch1), ("batch2", batch2))
+    if batch1.shape[0] != batch2.shape[0] or batch1.shape[2] != batch2.shape[1]:
+        raise MatmulShapeError(
+            f"baddbmm: batch1 is {tuple(batch1.shape)} and batch2 is {tuple(batch2.shape)}; "
+            "batch or inner sizes differ"
+        )
+    b, a = _scalar("beta", beta), _scalar("alpha", alpha)
+    p = product(batch1, batch2)
+    out = _add_scaled_bias(p, self, b, a, tuple(p.shape))
+    return from_compute(out, dtype)
+
+
+def mv(self: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+    """aten.mv.default: ``self @ vec`` for a 2-D ``self`` and 1-D ``vec``."""
+    _check_float("self", self)
+    _check_float("vec", vec)
+    _check_dims("self", self, 2)
+    _check_dims("vec", vec, 1)
+    dtype = _same_dtype("mv", ("self", self), ("vec", vec))
+    if self.shape[1] != vec.shape[0]:
+        raise MatmulShapeError(
+            f"mv: self is {tuple(self.shape)} and vec is {tuple(vec.shape)}; inner sizes differ"
+        )
+    return from_compute(_row_dots(to_compute(self), to_compute(vec)), dtype)
+
+
+def dot(self: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    """aten.dot.default: the C5 chain of two 1-D tensors (a 0-d result)."""
+    _check_float("self", self)
+    _check_float("tensor", tensor)
+    _check_dims("self", self, 1)
+    _check_dims("tensor", tensor, 1)
+    dtype = _same_dtype("dot", ("self", self), ("tensor", tensor))
+    if self.shape[0] != tensor.shape[0]:
+        raise MatmulShapeError(
+            f"dot: self has {self.shape[0]} elements and tensor has {tensor.shape[0]}"
+        )
+    r = _row_dots(to_compute(self).reshape(1, -1), to_compute(tensor))
+    return from_compute(r, dtype).reshape(())
+
+
+ATEN_KERNELS: dict[str, Callable[..., Any]] = {
+    "aten.mm.default": mm,
+    "aten.addmm.default": addmm,
+    "aten.bmm.default": bmm,
+    "aten.baddbmm.default": baddbmm,
+    "aten.mv.default": mv,
+    "aten.dot.default": dot,
+}

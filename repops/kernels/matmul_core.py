@@ -1,0 +1,169 @@
+"""Blocked matrix-product core: ``C[b] = A[b] @ B[b]`` with the C5 order for every element.
+
+Why this shape: SPEC.md C5 fixes each element as one fma chain over k increasing, starting from
++0.0. That leaves the *schedule* free as long as every element's chain is untouched, so this is
+the classic GotoBLAS layering (Goto & van de Geijn, "Anatomy of High-Performance Matrix
+Multiplication", ACM TOMS 2008) reduced to what the order allows:
+
+* A is packed into micro-panels of ``MR`` rows (k-major), B into micro-panels of ``NR`` columns
+  (k-major); the padding is zeros and padded rows/columns are never stored.
+* The micro-kernel keeps an ``MR x NR`` tile of running accumulators in a small local buffer
+  (L1-resident) and applies, for each k, one ``fma`` per element. The loop over the ``NR``
+  columns is what LLVM vectorises; the vector width only decides how many *independent*
+  elements are handled per instruction, never the order within one element.
+* k is blocked by ``KC`` so a B micro-panel stays in L1. Between k-blocks the running
+  accumulator of every element is parked in C (a float store/load is exact) and resumed, so
+  the bits equal the unblocked chain. K is never split across threads.
+* ``prange`` runs over (batch, block of MC rows): independent output elements only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from repops._numba import fma, jit, pjit
+
+#: Rows of C per micro-tile.
+MR = 4
+#: Columns of C per micro-tile (4 AVX-512 vectors of binary32; any width gives the same bits).
+NR = 64
+#: k-block length: a KC x NR binary32 B micro-panel is 32 KiB, which stays in L1.
+KC = 128
+#: Rows per parallel work item.
+MC = 64
+#: Accumulators per micro-tile.
+TILE = MR * NR
+
+
+@intrinsic
+def _stack_tile(typingctx: Any, like: Any, n: Any) -> Any:  # pragma: no cover - compiled
+    """A pointer to ``n`` (a literal) stack slots of ``like``'s dtype.
+
+    Why: an accumulator tile that LLVM can see is private (an ``alloca``) is kept in vector
+    registers across the whole k loop; a heap array is not, because LLVM cannot prove that the
+    packed B loads do not alias it. Pure code generation: the values are the same either way.
+    """
+    if not isinstance(n, types.IntegerLiteral) or not isinstance(like, types.Array):
+        return None
+    size = n.literal_value
+    dtype = like.dtype
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return cgutils.alloca_once(builder, context.get_value_type(dtype), size=size)
+
+    return types.CPointer(dtype)(like, n), codegen
+
+
+@jit
+def _micro(kc, ap, aoff, bp, boff, c, b, i0, j0, mr, nr, resume):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """One MR x NR tile over ``kc`` steps of k; ``resume`` reloads the parked accumulators."""
+    acc = numba.carray(_stack_tile(c, TILE), (TILE,))
+    for j in range(TILE):
+        acc[j] = 0.0  # +0.0: the C5 starting value
+    if resume:
+        for r in range(mr):
+            for j in range(nr):
+                acc[r * NR + j] = c[b, i0 + r, j0 + j]
+    # Unsigned offsets: numba then emits no negative-index wraparound, which would otherwise
+    # turn the contiguous B loads into gathers.
+    u_nr = np.uint64(NR)
+    u_mr = np.uint64(MR)
+    for k in range(np.uint64(kc)):
+        pa = np.uint64(aoff) + k * u_mr
+        a0 = ap[pa]
+        a1 = ap[pa + np.uint64(1)]
+        a2 = ap[pa + np.uint64(2)]
+        a3 = ap[pa + np.uint64(3)]
+        pb = np.uint64(boff) + k * u_nr
+        for j in range(u_nr):
+            bv = bp[pb + j]
+            acc[j] = fma(a0, bv, acc[j])
+            acc[u_nr + j] = fma(a1, bv, acc[u_nr + j])
+            acc[np.uint64(2 * NR) + j] = fma(a2, bv, acc[np.uint64(2 * NR) + j])
+            acc[np.uint64(3 * NR) + j] = fma(a3, bv, acc[np.uint64(3 * NR) + j])
+    for r in range(mr):
+        for j in range(nr):
+            c[b, i0 + r, j0 + j] = acc[r * NR + j]
+
+
+@pjit
+def _pack_a(a, nmt):  # type: ignore[no-untyped-def]
+    """A (batch, M, K) any strides -> (batch, nmt, K, MR) flat, k-major, zero padded."""
+    nb, m, kk = a.shape
+    ap = np.zeros(nb * nmt * kk * MR, dtype=a.dtype)
+    for w in numba.prange(nb * nmt):
+        b = w // nmt
+        it = w - b * nmt
+        i0 = it * MR
+        mr = min(MR, m - i0)
+        base = w * kk * MR
+        for r in range(mr):
+            for k in range(kk):
+                ap[base + k * MR + r] = a[b, i0 + r, k]
+    return ap
+
+
+@pjit
+def _pack_b(bm, nnt):  # type: ignore[no-untyped-def]
+    """B (batch, K, N) any strides -> (batch, nnt, K, NR) flat, k-major, zero padded."""
+    nb, kk, n = bm.shape
+    bp = np.zeros(nb * nnt * kk * NR, dtype=bm.dtype)
+    for w in numba.prange(nb * nnt):
+        b = w // nnt
+        jt = w - b * nnt
+        j0 = jt * NR
+        nr = min(NR, n - j0)
+        base = w * kk * NR
+        for k in range(kk):
+            for j in range(nr):
+                bp[base + k * NR + j] = bm[b, k, j0 + j]
+    return bp
+
+
+@pjit
+def _gemm_packed(ap, bp, c, kk):  # type: ignore[no-untyped-def]
+    nb, m, n = c.shape
+    nmt = (m + MR - 1) // MR
+    nnt = (n + NR - 1) // NR
+    tiles_per_item = MC // MR
+    nitems = (nmt + tiles_per_item - 1) // tiles_per_item
+    for w in numba.prange(nb * nitems):
+        b = w // nitems
+        blk = w - b * nitems
+        t_lo = blk * tiles_per_item
+        t_hi = min(nmt, t_lo + tiles_per_item)
+        for jt in range(nnt):
+            j0 = jt * NR
+            nr = min(NR, n - j0)
+            bbase = (b * nnt + jt) * kk * NR
+            for k0 in range(0, kk, KC):
+                kc = min(KC, kk - k0)
+                for it in range(t_lo, t_hi):
+                    i0 = it * MR
+                    abase = ((b * nmt + it) * kk + k0) * MR
+                    _micro(kc, ap, abase, bp, bbase + k0 * NR, c, b, i0, j0,
+                           min(MR, m - i0), nr, k0 > 0)
+        if kk == 0:
+            for it in range(t_lo, t_hi):
+                for r in range(min(MR, m - it * MR)):
+                    for j in range(n):
+                        c[b, it * MR + r, j] = 0.0
+
+
+def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for (batch, M, K) x (batch, K, N) arrays of one float dtype (any strides)."""
+    nb, m, kk = a.shape
+    n = b.shape[2]
+    c = np.empty((nb, m, n), dtype=a.dtype)
+    if nb == 0 or m == 0 or n == 0:
+        return c
+    ap = _pack_a(a, (m + MR - 1) // MR)
+    bp = _pack_b(b, (n + NR - 1) // NR)
+    _gemm_packed(ap, bp, c, kk)
+    return c

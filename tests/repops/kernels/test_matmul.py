@@ -1,0 +1,169 @@
+"""Matrix products (repops/kernels/matmul.py) against the spec/linalg.md §2 reference, bit for bit.
+
+Also: thread count, batch size / row position and memory layout change no bit; results are
+close to torch; bad inputs raise clear errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from repops._numba import set_num_threads
+from repops.errors import UnsupportedInputError
+from repops.kernels import matmul as K
+from repops.kernels.matmul import MatmulShapeError
+from repops.reference import linalg as R
+
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+
+
+def bits(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().contiguous()
+    view = {torch.float32: torch.int32, torch.float64: torch.int64}.get(t.dtype, torch.int16)
+    return t.view(view).numpy()
+
+
+def assert_same_bits(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
+    np.testing.assert_array_equal(bits(a), bits(b))
+
+
+def rand(*shape: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float32).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("m", "k", "n"), [(1, 1, 1), (3, 17, 5), (17, 33, 65), (65, 3, 70)])
+def test_mm_matches_reference(dtype: torch.dtype, m: int, k: int, n: int) -> None:
+    a, b = rand(m, k, dtype=dtype, seed=1), rand(k, n, dtype=dtype, seed=2)
+    assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
+
+
+def test_mm_float64_matches_reference() -> None:
+    a, b = rand(3, 5, dtype=torch.float64, seed=3), rand(5, 4, dtype=torch.float64, seed=4)
+    assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
+
+
+def test_mm_long_k_crosses_k_blocks() -> None:
+    # K > KC: each element's accumulator is parked in C and resumed; bits must equal one chain.
+    a, b = rand(5, 300, seed=5), rand(300, 7, seed=6)
+    assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
+
+
+def test_reference_detects_a_different_order() -> None:
+    # The bit-exact comparison can fail: reversing k gives other bits for this data.
+    a, b = rand(4, 64, seed=7), rand(64, 4, seed=8)
+    rev = R.mm_reference(a.flip(1), b.flip(0))
+    assert not np.array_equal(bits(K.mm(a, b)), bits(rev))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_addmm_matches_reference(dtype: torch.dtype) -> None:
+    a, b = rand(7, 9, dtype=dtype, seed=9), rand(9, 33, dtype=dtype, seed=10)
+    for bias in (rand(33, dtype=dtype, seed=11), rand(7, 33, dtype=dtype, seed=12)):
+        for beta, alpha in ((1, 1), (0.5, 2.0), (0.3, -1.7)):
+            got = K.addmm(bias, a, b, beta=beta, alpha=alpha)
+            assert_same_bits(got, R.addmm_reference(bias, a, b, beta, alpha))
+
+
+def test_addmm_beta_zero_ignores_nan_bias() -> None:
+    a, b = rand(3, 4, seed=13), rand(4, 5, seed=14)
+    bias = torch.full((5,), float("nan"))
+    got = K.addmm(bias, a, b, beta=0)
+    assert not torch.isnan(got).any()
+    assert_same_bits(got, K.mm(a, b))
+    assert torch.isnan(K.addmm(bias, a, b, beta=1)).all()
+
+
+def test_bmm_and_baddbmm_match_reference() -> None:
+    a, b = rand(3, 5, 17, seed=15), rand(3, 17, 9, seed=16)
+    assert_same_bits(K.bmm(a, b), R.bmm_reference(a, b))
+    bias = rand(3, 1, 9, seed=17)
+    got = K.baddbmm(bias, a, b, beta=0.25, alpha=3.0)
+    assert_same_bits(got, R.baddbmm_reference(bias, a, b, 0.25, 3.0))
+
+
+def test_mv_and_dot_match_reference() -> None:
+    a, v = rand(9, 33, seed=18), rand(33, seed=19)
+    assert_same_bits(K.mv(a, v), R.mv_reference(a, v))
+    got = K.dot(a[0], v)
+    assert got.shape == () and got.dtype == torch.float32
+    assert_same_bits(got, R.dot_reference(a[0], v))
+    # mv is mm with one column: same chain, same bits.
+    assert_same_bits(K.mv(a, v), K.mm(a, v[:, None])[:, 0])
+
+
+def test_empty_inner_dimension_gives_positive_zero() -> None:
+    out = K.mm(torch.empty(3, 0), torch.empty(0, 4))
+    assert_same_bits(out, torch.zeros(3, 4))
+
+
+def test_thread_count_changes_no_bit() -> None:
+    a, b = rand(130, 70, seed=20), rand(70, 140, seed=21)
+    try:
+        set_num_threads(1)
+        one = K.mm(a, b)
+        set_num_threads(2)
+        two = K.mm(a, b)
+    finally:
+        set_num_threads(2)
+    assert_same_bits(one, two)
+
+
+def test_row_independent_of_batch_size_and_position() -> None:
+    w = rand(33, 65, seed=22)
+    x = rand(64, 33, seed=23)
+    full = K.mm(x, w)
+    assert_same_bits(K.mm(x[5:6], w), full[5:6])
+    assert_same_bits(K.mm(x[:7], w), full[:7])
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    assert_same_bits(K.mm(x[perm], w), full[perm])
+    # bmm: one batch entry alone equals its slice of the batched product.
+    xb, wb = rand(4, 7, 33, seed=24), rand(4, 33, 9, seed=25)
+    assert_same_bits(K.bmm(xb[2:3], wb[2:3]), K.bmm(xb, wb)[2:3])
+
+
+def test_layout_changes_no_bit() -> None:
+    a, b = rand(17, 33, seed=26), rand(33, 20, seed=27)
+    ref = K.mm(a, b)
+    assert_same_bits(K.mm(a.t().contiguous().t(), b), ref)  # column-major a
+    assert_same_bits(K.mm(a, b.t().contiguous().t()), ref)  # column-major b (linear backward)
+    big = rand(34, 66, seed=28)
+    big[::2, ::2] = a
+    assert_same_bits(K.mm(big[::2, ::2], b), ref)  # strided slice
+
+
+def test_close_to_torch() -> None:
+    a, b = rand(40, 200, seed=29), rand(200, 50, seed=30)
+    # C5 is one correctly rounded chain: within a few ulps * K of the exact product.
+    torch.testing.assert_close(K.mm(a, b), a @ b, rtol=1e-5, atol=1e-4)
+    bias = rand(50, seed=31)
+    torch.testing.assert_close(K.addmm(bias, a, b), torch.addmm(bias, a, b), rtol=1e-5, atol=1e-4)
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    a = rand(3, 4)
+    with pytest.raises(MatmulShapeError, match="inner sizes"):
+        K.mm(a, rand(5, 2))
+    with pytest.raises(MatmulShapeError, match="2-D"):
+        K.mm(rand(2, 3, 4), rand(4, 2))
+    with pytest.raises(MatmulShapeError, match="one dtype"):
+        K.mm(a, rand(4, 2, dtype=torch.float64))
+    with pytest.raises(UnsupportedInputError, match="int64"):
+        K.mm(torch.ones(2, 2, dtype=torch.int64), torch.ones(2, 2, dtype=torch.int64))
+    with pytest.raises(MatmulShapeError, match="broadcast"):
+        K.addmm(rand(3), a, rand(4, 5))
+    with pytest.raises(MatmulShapeError, match="batch"):
+        K.bmm(rand(2, 3, 4), rand(3, 4, 5))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        K.mm(np.ones((2, 2)), a)  # type: ignore[arg-type]
+
+
+def test_aten_table_names_real_overloads() -> None:
+    for name, fn in K.ATEN_KERNELS.items():
+        ns, packet, overload = name.split(".")
+        assert getattr(getattr(getattr(torch.ops, ns), packet), overload) is not None
+        assert callable(fn)
