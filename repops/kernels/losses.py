@@ -170,7 +170,8 @@ def _nll_forward(  # noqa: PLR0917 - fixed positional signature
         )
     total = _lsum(loss)
     tw = _lsum(w)
-    out = total / tw if red == "mean" else total
+    with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: 0/0 = NaN, as torch
+        out = total / tw if red == "mean" else total
     return (
         torch.from_numpy(np.array(out, dtype=loss.dtype)).to(self.dtype),
         torch.from_numpy(np.array(tw, dtype=loss.dtype)).to(tw_dtype),

@@ -58,9 +58,7 @@ def ldot(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return tree(acc)
 
 
-def gather_rows(
-    x: np.ndarray, dims: Sequence[int] | None
-) -> tuple[np.ndarray, list[int]]:
+def gather_rows(x: np.ndarray, dims: Sequence[int] | None) -> tuple[np.ndarray, list[int]]:
     """``(R, n)`` rows: kept indices in row-major order, reduced elements in row-major order.
 
     ``dims=None`` or empty means every dim. Returns the rows and the kept dims' sizes.
@@ -107,7 +105,10 @@ def mean_reference(x: np.ndarray, dims: Sequence[int] | None, keepdim: bool = Fa
 
 
 def var_reference(
-    x: np.ndarray, dims: Sequence[int] | None, correction: float = 1.0, keepdim: bool = False,
+    x: np.ndarray,
+    dims: Sequence[int] | None,
+    correction: float = 1.0,
+    keepdim: bool = False,
     take_sqrt: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """§3: ``(var or std, mean)`` — two-pass, fma squares, divisor ``max(n - c, 0)``."""

@@ -92,9 +92,7 @@ def layer_norm_reference(
     return y, mu, rstd
 
 
-def _column_sums(
-    g: np.ndarray, xhat: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _column_sums(g: np.ndarray, xhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(LDOT_r(g[r,j], xhat[r,j]), LSUM_r(g[r,j]))`` per column, lanes over rows ``r``."""
     cols = g.shape[1]
     accw = np.full((cols, LANES), -0.0, dtype=g.dtype)
@@ -170,9 +168,14 @@ def nll_forward_reference(
     return np.asarray(out, x.dtype), np.asarray(tw, x.dtype)
 
 
-def nll_backward_reference(
-    g: np.ndarray, x_shape: tuple[int, int], t: np.ndarray, weight: np.ndarray | None,
-    reduction: str, ignore_index: int, total_weight: np.floating,
+def nll_backward_reference(  # noqa: PLR0917 - mirrors the aten signature
+    g: np.ndarray,
+    x_shape: tuple[int, int],
+    t: np.ndarray,
+    weight: np.ndarray | None,
+    reduction: str,
+    ignore_index: int,
+    total_weight: np.floating,
 ) -> np.ndarray:
     """§8 nll backward: ``gi[p, t_p] = -(w_p * c_p)``, ``+0.0`` elsewhere."""
     gi = np.zeros(x_shape, dtype=g.dtype)
@@ -200,7 +203,9 @@ def mse_reference(x: np.ndarray, t: np.ndarray, reduction: str) -> np.ndarray:
     return np.asarray(s / x.dtype.type(x.shape[0]) if reduction == "mean" else s, x.dtype)
 
 
-def mse_backward_reference(g: np.ndarray, x: np.ndarray, t: np.ndarray, reduction: str) -> np.ndarray:
+def mse_backward_reference(
+    g: np.ndarray, x: np.ndarray, t: np.ndarray, reduction: str
+) -> np.ndarray:
     """§8 mse backward: ``(x - t) * c``."""
     two = x.dtype.type(2.0)
     if reduction == "none":

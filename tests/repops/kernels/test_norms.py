@@ -10,14 +10,20 @@ from repops.errors import UnsupportedInputError
 from repops.kernels import norms as N
 from repops.reference import reductions_nn as ref
 
-INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
-            torch.float64: torch.int64}
+INT_VIEW = {
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+    torch.float64: torch.int64,
+}
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
-    return torch.equal(a.contiguous().view(INT_VIEW[a.dtype]), b.contiguous().view(INT_VIEW[b.dtype]))
+    return torch.equal(
+        a.contiguous().view(INT_VIEW[a.dtype]), b.contiguous().view(INT_VIEW[b.dtype])
+    )
 
 
 def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -25,14 +31,14 @@ def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
     return (torch.randn(shape, generator=g) * 3 + 1).to(dtype)
 
 
-def np32(t: torch.Tensor | None, m: int | None = None):  # noqa: ANN201
+def np32(t: torch.Tensor | None, m: int | None = None):
     if t is None:
         return None
     a = t.float().numpy()
     return a.reshape(m, -1) if m is not None else a.reshape(-1)
 
 
-def back(a, shape, dtype: torch.dtype) -> torch.Tensor:  # noqa: ANN001
+def back(a, shape, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(a).reshape(list(shape)).to(dtype)
 
 
@@ -51,7 +57,8 @@ def test_layer_norm_matches_reference(n: int, dtype: torch.dtype, affine: str) -
     g = data((2, 3, n), dtype, seed=n + 3)
     gi, gw, gb = N.native_layer_norm_backward(g, x, [n], mean, rstd, w, b, [True, True, True])
     rgi, rgw, rgb = ref.layer_norm_backward_reference(
-        np32(g, 6), np32(x, 6), np32(mean), np32(rstd), np32(w))
+        np32(g, 6), np32(x, 6), np32(mean), np32(rstd), np32(w)
+    )
     assert same_bits(gi, back(rgi, x.shape, dtype))
     if w is not None:
         assert same_bits(gw, back(rgw, w.shape, dtype))
@@ -89,8 +96,9 @@ def test_close_to_torch() -> None:
         torch.testing.assert_close(a, c.detach(), rtol=1e-5, atol=1e-5)
     g = torch.randn(4, 6, 50)
     got = N.native_layer_norm_backward(g, x, [6, 50], want[1], want[2], w, b, [True] * 3)
-    ref_b = torch.ops.aten.native_layer_norm_backward(g, x, [6, 50], want[1], want[2], w, b,
-                                                      [True] * 3)
+    ref_b = torch.ops.aten.native_layer_norm_backward(
+        g, x, [6, 50], want[1], want[2], w, b, [True] * 3
+    )
     for a, c in zip(got, ref_b, strict=True):
         torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
     xr = x.detach().clone().requires_grad_()
@@ -128,8 +136,9 @@ def test_output_mask_and_bad_inputs() -> None:
     x = torch.randn(3, 8)
     w, b = torch.randn(8), torch.randn(8)
     _, mean, rstd = N.native_layer_norm(x, [8], w, b, 1e-5)
-    gi, gw, gb = N.native_layer_norm_backward(torch.randn(3, 8), x, [8], mean, rstd, w, b,
-                                              [True, False, False])
+    gi, gw, gb = N.native_layer_norm_backward(
+        torch.randn(3, 8), x, [8], mean, rstd, w, b, [True, False, False]
+    )
     assert gi is not None and gw is None and gb is None
     with pytest.raises(ValueError, match="normalized_shape"):
         N.native_layer_norm(x, [4], None, None, 1e-5)

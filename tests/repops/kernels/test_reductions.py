@@ -201,7 +201,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
         R.linalg_vector_norm(x, 3)
     with pytest.raises(UnsupportedInputError, match="complex"):
         R.sum_all(torch.ones(2, dtype=torch.complex64))
-    with pytest.raises(ValueError, match="torch.Tensor"):
+    with pytest.raises(ValueError, match=r"torch\.Tensor"):
         R.sum_all([1.0, 2.0])  # type: ignore[arg-type]
 
 

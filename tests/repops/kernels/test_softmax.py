@@ -22,8 +22,11 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
     nan = torch.isnan(a) & torch.isnan(b)
-    return bool(((a.contiguous().view(INT_VIEW[a.dtype]) == b.contiguous().view(INT_VIEW[b.dtype]))
-                 | nan).all())
+    return bool(
+        (
+            (a.contiguous().view(INT_VIEW[a.dtype]) == b.contiguous().view(INT_VIEW[b.dtype])) | nan
+        ).all()
+    )
 
 
 def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int, scale: float = 4.0) -> torch.Tensor:
@@ -35,7 +38,7 @@ def rows(t: torch.Tensor, dim: int) -> torch.Tensor:
     return t.movedim(dim, -1).reshape(-1, t.shape[dim]).float()
 
 
-def unrows(a, like: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:  # noqa: ANN001
+def unrows(a, like: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
     shape = list(like.movedim(dim, -1).shape)
     return torch.from_numpy(a).reshape(shape).movedim(-1, dim).contiguous().to(dtype)
 
@@ -61,7 +64,9 @@ def test_backward_matches_reference(n: int, dtype: torch.dtype) -> None:
     want = ref.softmax_backward_reference(g.float().numpy(), y.float().numpy())
     assert same_bits(S.softmax_backward_data(g, y, 1, dtype), torch.from_numpy(want).to(dtype))
     want = ref.log_softmax_backward_reference(g.float().numpy(), ly.float().numpy())
-    assert same_bits(S.log_softmax_backward_data(g, ly, -1, dtype), torch.from_numpy(want).to(dtype))
+    assert same_bits(
+        S.log_softmax_backward_data(g, ly, -1, dtype), torch.from_numpy(want).to(dtype)
+    )
 
 
 def test_dim0_equals_transposed_last_dim_and_layouts() -> None:
@@ -107,7 +112,10 @@ def test_close_to_torch_and_half_to_float() -> None:
     y = torch.softmax(x, 1)
     torch.testing.assert_close(
         S.softmax_backward_data(g, y, 1, torch.float32),
-        torch.ops.aten._softmax_backward_data(g, y, 1, torch.float32), rtol=1e-5, atol=1e-6)
+        torch.ops.aten._softmax_backward_data(g, y, 1, torch.float32),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     out = S.softmax(x.half(), 1, True)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, torch.softmax(x.half().float(), 1))
