@@ -22,7 +22,8 @@ The digest is ``SHA-256(header || data)`` with
 Dtype names: ``bool``, ``int8``, ``uint8``, ``int16``, ``uint16``, ``int32``, ``uint32``,
 ``int64``, ``uint64``, ``float16``, ``bfloat16``, ``float32``, ``float64``; numpy and torch
 tensors with the same dtype, shape and values digest the same. Complex, float8, quantized,
-sparse and meta tensors are rejected with ``UnsupportedTensorError``.
+sparse and meta tensors and masked arrays are rejected with ``UnsupportedTensorError``. A tensor
+on an accelerator is copied to the CPU first (the one copy that cannot be avoided).
 
 Speed: contiguous little-endian data is fed to hashlib through a memoryview in 1 MiB chunks, no
 ``tobytes()``; a NaN check per chunk (one vectorised ``max``, which propagates NaN) runs while
@@ -101,6 +102,8 @@ def canonical_array(x: Any) -> tuple[str, np.ndarray]:
     """
     if isinstance(x, np.generic):
         x = np.asarray(x)
+    if isinstance(x, np.ma.MaskedArray):
+        raise UnsupportedTensorError("masked arrays are not supported: fill or drop the mask")
     if isinstance(x, np.ndarray):
         return _numpy_name(x), x
     if type(x).__module__.startswith("torch") and "torch" in sys.modules:

@@ -188,9 +188,10 @@ def test_torch_noncontiguous_bf16_and_grad_tensors() -> None:
         torch.zeros(2, dtype=torch.complex64),
         torch.zeros(2, device="meta"),
         torch.zeros(3).to_sparse(),
+        np.ma.masked_array([1.0, 2.0], mask=[0, 1]),
     ],
     ids=["list", "str", "complex", "unicode", "object", "structured", "torch-complex", "meta",
-         "sparse"],
+         "sparse", "masked"],
 )  # fmt: skip
 def test_unsupported_inputs_are_rejected(bad: object) -> None:
     with pytest.raises(UnsupportedTensorError) as info:
