@@ -69,11 +69,14 @@ def execution_context() -> Iterator[None]:
             yield
         return
     previous = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
     torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)  # one fixed reduction order for vendor kernels
     try:
         with _CanonicalLayout():
             yield
     finally:
+        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(previous)
 
 

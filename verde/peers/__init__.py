@@ -1,0 +1,12 @@
+"""How verde talks to providers: message types, the peer interface, the in-process transport.
+
+The gRPC services (``arbiter/``) implement the same ``ProviderPeer`` interface over the
+network, so the dispute logic in ``verde.dispute`` runs unchanged over either.
+"""
+
+from verde.peers.errors import PeerError, PeerTimeout
+from verde.peers.local import LocalPeer
+from verde.peers.messages import Answer, Query, TensorBlob
+from verde.peers.protocol import ProviderPeer
+
+__all__ = ["Answer", "LocalPeer", "PeerError", "PeerTimeout", "ProviderPeer", "Query", "TensorBlob"]

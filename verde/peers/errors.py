@@ -1,0 +1,17 @@
+"""Errors of the peer layer (under ``VerdeError``)."""
+
+from __future__ import annotations
+
+from verde.errors import VerdeError
+
+
+class PeerError(VerdeError):
+    """A peer could not be reached or sent something unreadable."""
+
+
+class PeerTimeout(PeerError):
+    """A peer did not answer before the query's deadline (the dispute treats it as a loss)."""
+
+
+class RefusedQuery(PeerError):
+    """Raised by a provider that will not answer a query (the transport turns it into a timeout)."""

@@ -1,0 +1,52 @@
+"""In-process transport: a ``ProviderPeer`` around a provider object in the same process.
+
+Time is modelled, not waited for: a provider that refuses a query (``RefusedQuery``) is
+reported as ``PeerTimeout`` at once, which is what a real transport reports when the deadline
+passes. Every message is serialised to count the bytes a network would move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from proofs import SignedMessage, VerifyKey, canonical_json
+from verde.peers.errors import PeerTimeout, RefusedQuery
+from verde.peers.messages import Answer, Query
+
+
+class LocalPeer:
+    """Wraps any object with ``identity``, ``submit``, ``result`` and ``answer``."""
+
+    def __init__(self, provider: Any, name: str = "") -> None:
+        self.provider = provider
+        self.name = name or getattr(provider, "name", "") or "provider"
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.messages = 0
+
+    @property
+    def identity(self) -> VerifyKey:
+        return self.provider.identity
+
+    def submit(self, spec: Mapping[str, Any]) -> str:
+        self.bytes_sent += len(canonical_json(dict(spec)))
+        return self.provider.submit(spec)
+
+    def result(self, job_id: str) -> SignedMessage:
+        message = self.provider.result(job_id)
+        self.bytes_received += len(canonical_json(message.to_json()))
+        return message
+
+    def answer(self, query: Query) -> Answer:
+        self.bytes_sent += query.size()
+        self.messages += 1
+        try:
+            answer = self.provider.answer(query)
+        except RefusedQuery as exc:
+            raise PeerTimeout(
+                f"{self.name} did not answer {query.kind} (round {query.round}) within "
+                f"{query.deadline_s:g}s"
+            ) from exc
+        self.bytes_received += answer.size()
+        return answer
