@@ -66,10 +66,11 @@ from verde.robust.errors import (
     UnknownNameError,
 )
 from verde.robust.flag import FlagAggregator, flag_aggregator
+from verde.robust.fltrust import FLTrust, fltrust
 from verde.robust.geometric import GeometricMedian, geometric_median
 from verde.robust.krum import Bulyan, Krum, MultiKrum, bulyan, krum, multi_krum
 from verde.robust.neighbours import NNM, MoNNA, monna, nnm
-from verde.robust.signguard import FLTrust, SignGuard, fltrust, signguard
+from verde.robust.signguard import SignGuard, signguard
 from verde.robust.spectral import CAF, DnC, caf, dnc
 from verde.robust.subsets import MDA, SMEA, mda, smea
 

@@ -31,6 +31,7 @@ If the search exceeds its node budget the rule falls back to the greedy subset a
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import warnings
@@ -45,8 +46,11 @@ from verde.robust.errors import ApproximationWarning
 
 #: Search nodes allowed before the exact search gives up and falls back to the greedy subset.
 NODE_BUDGET = 2_000_000
-#: SMEA enumerates all subsets in batches when there are at most this many.
-SMEA_ENUMERATION_LIMIT = 20_000
+#: SMEA's branch and bound costs far more per node (an eigenvalue per node); its own budget.
+SMEA_NODE_BUDGET = 20_000
+#: SMEA enumerates all subsets in batches (with eigenvalue bounds) when there are at most this
+#: many; C(16, 5) = 4368, C(20, 6) = 38760.
+SMEA_ENUMERATION_LIMIT = 100_000
 
 
 class _BudgetExceeded(Exception):
@@ -95,8 +99,9 @@ def _far_adjacency(dist: np.ndarray, t: float) -> list[int]:
     n = dist.shape[0]
     far = dist > t
     np.fill_diagonal(far, False)
-    weights = 1 << np.arange(n, dtype=object) if n > 62 else (1 << np.arange(n, dtype=np.int64))
-    return [int((far[i] * weights).sum()) for i in range(n)]
+    if n <= 62:
+        return [int(v) for v in far.astype(np.int64) @ (np.int64(1) << np.arange(n))]
+    return [sum(1 << j for j in np.flatnonzero(far[i])) for i in range(n)]
 
 
 def _feasible(dist: np.ndarray, t: float, f: int, vc_budget: list[int], *,
@@ -211,11 +216,49 @@ def _top_eig_centered(g: np.ndarray) -> float:
     return float(np.linalg.eigvalsh(c)[-1])
 
 
-def _batched_top_eig(g: np.ndarray, subsets: np.ndarray) -> np.ndarray:
+def _batched_top_eig(g: np.ndarray, subsets: np.ndarray, squarings: int = 10) -> np.ndarray:
+    """Top scatter eigenvalue of each subset; exact where it can matter, bounds elsewhere.
+
+    Repeated squaring (normalised each time) sandwiches every lambda_max of a centred Gram
+    matrix K (PSD, size k): the Rayleigh quotient of a column of K^(2^s) is below it and
+    trace(K^(2^s))^(1/2^s) is above it, at most k^(1/2^s) times lambda_max. Only subsets whose
+    lower bound does not exceed the smallest upper bound can be the minimiser; those get an
+    exact eigenvalue, the others keep their lower bound (above the minimum, never selected).
+    """
     gs = g[subsets[:, :, None], subsets[:, None, :]]
     r = gs.mean(axis=2)
-    c = gs - r[:, :, None] - r[:, None, :] + r.mean(axis=1)[:, None, None]
-    return np.linalg.eigvalsh(c)[:, -1]
+    k = gs - r[:, :, None] - r[:, None, :] + r.mean(axis=1)[:, None, None]
+    c = np.sqrt((k * k).sum(axis=(1, 2)))
+    c[c == 0] = 1.0
+    m = k / c[:, None, None]
+    logs = np.log(c)
+    for _ in range(squarings):
+        m = m @ m
+        c = np.sqrt((m * m).sum(axis=(1, 2)))
+        c[c == 0] = 1.0
+        m /= c[:, None, None]
+        m[np.abs(m) < 1e-150] = 0.0  # flush before denormals (they are ~100x slower)
+        logs = 2 * logs + np.log(c)
+    tr = np.maximum(np.trace(m, axis1=1, axis2=2), 1e-300)
+    upper = np.exp((np.log(tr) + logs) / (1 << squarings))
+    col = np.argmax((m * m).sum(axis=1), axis=1)
+    v = np.take_along_axis(m, col[:, None, None], axis=2)[:, :, 0]
+    vv = (v * v).sum(axis=1)
+    vv[vv == 0] = 1.0
+    lower = np.einsum("bi,bij,bj->b", v, k, v) / vv
+    out = lower.copy()
+    maybe = np.flatnonzero(lower <= upper.min() * (1 + 1e-9) + 1e-300)
+    if maybe.size:
+        out[maybe] = np.linalg.eigvalsh(k[maybe])[:, -1]
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _combinations(n: int, m: int) -> np.ndarray:
+    """All m-subsets of range(n) in lexicographic order, as an (C(n,m), m) array (cached)."""
+    out = np.array(list(itertools.combinations(range(n), m)), dtype=np.int64)
+    out.flags.writeable = False
+    return out
 
 
 def _greedy_smea(g: np.ndarray, f: int) -> list[int]:
@@ -227,14 +270,14 @@ def _greedy_smea(g: np.ndarray, f: int) -> list[int]:
     return keep
 
 
-def smea_subset(g: np.ndarray, f: int, budget: int = NODE_BUDGET) -> tuple[np.ndarray, bool]:
+def smea_subset(g: np.ndarray, f: int, budget: int = SMEA_NODE_BUDGET) -> tuple[np.ndarray, bool]:
     """(indices of the SMEA subset of n-f workers, exact?) from the Gram matrix."""
     n = g.shape[0]
     m = n - f
     if f == 0:
         return np.arange(n), True
     if math.comb(n, f) <= SMEA_ENUMERATION_LIMIT:
-        subsets = np.array(list(itertools.combinations(range(n), m)), dtype=np.int64)
+        subsets = _combinations(n, m)
         best_i, best_v = 0, np.inf
         for a in range(0, subsets.shape[0], 4096):
             vals = _batched_top_eig(g, subsets[a:a + 4096])
@@ -243,32 +286,55 @@ def smea_subset(g: np.ndarray, f: int, budget: int = NODE_BUDGET) -> tuple[np.nd
                 best_i, best_v = a + j, float(vals[j])
         return subsets[best_i], True
     greedy = _greedy_smea(g, f)
-    best = [_top_eig_centered(g[np.ix_(greedy, greedy)]), sorted(greedy)]
-    # Central workers first: good subsets are found early and prune the rest.
-    d2 = np.diag(g)[:, None] + np.diag(g)[None, :] - 2 * g
-    order = [int(i) for i in np.argsort(d2.sum(axis=1), kind="stable")]
+    best: list[Any] = [_top_eig_centered(g[np.ix_(greedy, greedy)]), sorted(greedy)]
+    dist = np.maximum(np.diag(g)[:, None] + np.diag(g)[None, :] - 2 * g, 0.0)
     nodes = [0]
 
-    def dfs(pos: int, chosen: list[int], dropped: int) -> None:
+    def dfs(chosen: list[int], cand: np.ndarray) -> None:
         nodes[0] += 1
         if nodes[0] > budget:
             raise _BudgetExceeded
-        if len(chosen) == m:
-            val = _top_eig_centered(g[np.ix_(chosen, chosen)])
-            if val < best[0]:
-                best[0], best[1] = val, sorted(chosen)
-            return
+        need = m - len(chosen)
         if len(chosen) >= 2:
-            bound = _top_eig_centered(g[np.ix_(chosen, chosen)])
-            if bound >= best[0]:
+            sub = g[np.ix_(chosen, chosen)]
+            r = sub.mean(axis=1)
+            kc = sub - r[:, None] - r[None, :] + r.mean()
+            vals, vecs = np.linalg.eigh(kc)
+            lam, a = float(vals[-1]), vecs[:, -1]
+            if lam >= best[0]:
                 return
-        v = order[pos]
-        dfs(pos + 1, [*chosen, v], dropped)
-        if dropped < f:
-            dfs(pos + 1, chosen, dropped + 1)
+            if need == 0:
+                best[0], best[1] = lam, sorted(chosen)
+                return
+            # Lower bounds on lambda_max(scatter(S + {v})) = scatter(S) + k/(k+1) b b^T,
+            # b = x_v - mean_S: >= lam + c (b.u)^2 and >= c ||b||^2; also >= max d(v,s)^2/2.
+            k = len(chosen)
+            cross = g[np.ix_(cand, chosen)]
+            rv = cross.mean(axis=1)
+            b2 = np.diag(g)[cand] - 2 * rv + r.mean()
+            bu = (cross - r[None, :]) @ a / np.sqrt(max(lam, 1e-300))
+            c = k / (k + 1)
+            bound = np.maximum(lam + c * bu * bu, c * b2)
+            bound = np.maximum(bound, dist[np.ix_(cand, chosen)].max(axis=1) / 2)
+            keep = bound < best[0]
+            cand, bound = cand[keep], bound[keep]
+            if cand.size < need:
+                return
+            order = np.argsort(bound, kind="stable")
+            cand = cand[order]
+        elif need == 0:
+            return
+        if cand.size == need:
+            dfs(chosen + [int(v) for v in cand], cand[:0])
+            return
+        v = int(cand[0])
+        dfs([*chosen, v], cand[1:])
+        if cand.size - 1 >= need:
+            dfs(chosen, cand[1:])
 
+    start = np.argsort(dist.sum(axis=1), kind="stable")
     try:
-        dfs(0, [], 0)
+        dfs([], start)
     except _BudgetExceeded:
         return np.array(sorted(greedy), dtype=np.int64), False
     return np.array(best[1], dtype=np.int64), True
@@ -286,7 +352,8 @@ def _smea_kernel(stack: Stack, f: int, budget: int) -> Array:
     return stack.combine(w)
 
 
-def smea(inputs: Any, f: int, *, budget: int = NODE_BUDGET, deterministic: bool = False) -> Array:
+def smea(inputs: Any, f: int, *, budget: int = SMEA_NODE_BUDGET,
+         deterministic: bool = False) -> Array:
     """Smallest maximum eigenvalue averaging (Allouah et al. 2023), exact by enumeration for
     small C(n, f) and by branch and bound otherwise. Needs n > 2f.
     """
