@@ -61,6 +61,13 @@ DATA_MOVEMENT: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
+#: Factories that return uninitialised memory. The mode fills their result with zeros: a
+#: traced output must have one defined value (its digest is committed to and an arbiter must
+#: be able to recompute it), and garbage bytes differ between runs.
+UNINITIALISED: frozenset[str] = frozenset(
+    {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"}
+)
+
 #: One correctly rounded IEEE operation per element (or an exact function of one element).
 SINGLE_IEEE_OP: frozenset[str] = frozenset(
     {

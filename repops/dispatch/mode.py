@@ -187,6 +187,9 @@ class ReproducibleMode(TorchDispatchMode):
     ) -> Any:
         kind = route.kind
         if kind is RouteKind.EXACT and route.predicate is None:
+            if route.zero_fill:
+                result = func(*args, **kwargs)
+                return result if is_structure_only(result) else result.zero_()
             return func(*args, **kwargs)
         floating, structure_only, pyfloat = _scan(args, kwargs)
         if kind is RouteKind.EXACT:

@@ -64,6 +64,7 @@ class Route:
     predicate: Callable[[Sequence[Any], Mapping[str, Any]], bool] | None = None
     out_names: tuple[str, ...] = ()
     integer_rule: bool = False
+    zero_fill: bool = False
 
 
 _routes: dict[torch._ops.OpOverload, Route] = {}
@@ -125,7 +126,11 @@ def route_for(func: torch._ops.OpOverload) -> Route:
         else:
             listed, predicate = exact_ops.exactness(func)
             if listed:
-                route = Route(RouteKind.EXACT, name, predicate=predicate, integer_rule=True)
+                zero_fill = packet in exact_ops.UNINITIALISED
+                route = Route(
+                    RouteKind.EXACT, name, predicate=predicate, integer_rule=True,
+                    zero_fill=zero_fill,
+                )
             else:
                 route = Route(
                     RouteKind.UNLISTED, name, integer_rule=exact_ops.integer_rule_applies(func)

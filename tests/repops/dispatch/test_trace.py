@@ -1,0 +1,212 @@
+"""The tracing hook: node records, tensor identity, exact encoding, re-execution."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import repops
+from repops.dispatch.encoding import TraceEncodingError, decode_call, encode, ref_key
+from repops.dispatch.trace import TraceNode, default_digest
+from repops.optim import AdamW, clip_grad_norm_
+from tests.repops.models import MLP
+
+
+def _mlp_step(keep_outputs: bool = False) -> tuple[repops.Tracer, MLP]:
+    torch.manual_seed(0)
+    model = MLP(d_in=12, hidden=16, d_out=5)
+    x, y = torch.randn(6, 12), torch.tensor([0, 1, 2, 3, 4, 0])
+    opt = AdamW(model.parameters(), lr=1e-2)
+    tracer = repops.Tracer(keep_outputs=keep_outputs)
+    tracer.register_leaves({f"param:{n}": p for n, p in model.named_parameters()})
+    tracer.register_leaves({"batch:x": x, "batch:y": y})
+    with repops.reproducible(tracer=tracer):
+        F.cross_entropy(model(x), y).backward()
+        clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+    return tracer, model
+
+
+def _through_detach(tracer: repops.Tracer, ref: tuple) -> tuple:
+    """Follow autograd's detach() of saved tensors back to the producing node."""
+    while ref[0] == "node" and tracer.nodes[ref[1]].op == "aten.detach.default":
+        ref = tracer.nodes[ref[1]].input_refs()[0]
+    return ref
+
+
+def test_every_input_of_a_training_step_is_a_node_or_registered_leaf() -> None:
+    tracer, _ = _mlp_step()
+    assert tracer.nodes
+    assert not [leaf.name for leaf in tracer.leaf_records() if leaf.name.startswith("anon:")]
+    for node in tracer.nodes:
+        for ref in node.input_refs():
+            if ref[0] == "node":
+                assert ref[1] < node.index  # only earlier nodes
+            else:
+                assert ref[1] in tracer.leaves
+
+
+def test_backward_reads_forward_outputs_through_saved_tensors() -> None:
+    tracer = repops.Tracer()
+    x = torch.randn(4, 7, requires_grad=True)
+    tracer.register_leaves({"x": x})
+    with repops.reproducible(tracer=tracer):
+        torch.softmax(x, dim=1).sum().backward()
+    fwd = next(n for n in tracer.nodes if n.op == "aten._softmax.default")
+    bwd = next(n for n in tracer.nodes if n.op == "aten._softmax_backward_data.default")
+    origins = {_through_detach(tracer, r) for r in bwd.input_refs()}
+    assert ("node", fwd.index, 0) in origins
+    assert not any(r[0] == "leaf" and r[1].startswith("anon:") for r in bwd.input_refs())
+
+
+def test_views_are_followed() -> None:
+    tracer = repops.Tracer()
+    x = torch.randn(3, 4)
+    tracer.register_leaves({"x": x})
+    with repops.reproducible(tracer=tracer):
+        y = x.t()
+        y.mul(2.0)
+    t_node, mul_node = tracer.nodes
+    assert t_node.input_refs() == [("leaf", "x")]
+    assert mul_node.input_refs() == [("node", t_node.index, 0)]
+
+
+def test_untracked_inputs_become_anon_leaves_with_their_digest() -> None:
+    tracer = repops.Tracer()
+    a = torch.randn(5)
+    with repops.reproducible(tracer=tracer):
+        a.mul(3.0)
+    assert tracer.nodes[0].input_refs() == [("leaf", "anon:0")]
+    assert tracer.leaves["anon:0"].digest == default_digest(a)
+
+
+def test_a_base_changed_through_a_view_is_not_mistaken_for_its_old_value() -> None:
+    tracer = repops.Tracer()
+    x = torch.zeros(2, 3)
+    tracer.register_leaves({"x": x})
+    with repops.reproducible(tracer=tracer):
+        x[0].add_(torch.ones(3))  # mutates x through a view
+        x.mul(2.0)
+    last = tracer.nodes[-1]
+    (ref,) = last.input_refs()
+    assert ref != ("leaf", "x")  # x changed: its registered value is stale
+    assert tracer.leaves[ref[1]].digest == default_digest(x)
+
+
+def test_node_json_round_trip_and_canonical_bytes() -> None:
+    tracer = repops.Tracer()
+    x = torch.randn(3)
+    tracer.register_leaves({"x": x})
+    with repops.reproducible(tracer=tracer):
+        x.mul(0.1)
+    node = tracer.nodes[0]
+    assert node.args["args"][1] == {"float": (0.1).hex()}
+    again = TraceNode.from_json(json.loads(json.dumps(node.to_json())))
+    assert again == node
+    raw = node.canonical_bytes()
+    assert raw == again.canonical_bytes()
+    assert raw == json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    assert node.output_digests[0].hex() in raw.decode()
+
+
+def test_from_json_rejects_malformed_records() -> None:
+    with pytest.raises(TraceEncodingError):
+        TraceNode.from_json({"index": 0, "op": "aten.mul.Tensor"})
+
+
+def test_encoding_is_exact_and_tagged() -> None:
+    tree = encode(
+        [1.5, 2, True, None, "tanh", torch.float16, torch.device("cpu"), torch.contiguous_format],
+        lambda t: {"leaf": "t"},
+    )
+    assert tree == [
+        {"float": (1.5).hex()}, 2, True, None, {"str": "tanh"}, {"dtype": "float16"},
+        {"device": "cpu"}, {"memory_format": "contiguous_format"},
+    ]
+    args, _ = decode_call({"args": tree, "kwargs": {}}, {})
+    assert args == (1.5, 2, True, None, "tanh", torch.float16, torch.device("cpu"),
+                    torch.contiguous_format)
+
+
+def test_unencodable_arguments_are_refused() -> None:
+    with pytest.raises(TraceEncodingError, match="Generator"):
+        encode(torch.Generator(), lambda t: {"leaf": "t"})
+    with pytest.raises(TraceEncodingError, match="no tensor"):
+        decode_call({"args": [{"leaf": "missing"}], "kwargs": {}}, {})
+    with pytest.raises(TraceEncodingError, match="unknown tag"):
+        decode_call({"args": [{"bogus": 1}], "kwargs": {}}, {})
+    with pytest.raises(TraceEncodingError):
+        ref_key({"neither": 1})
+
+
+def test_custom_digest_function_is_used() -> None:
+    tracer = repops.Tracer(digest_fn=lambda t: b"D" + bytes([t.numel()]))
+    with repops.reproducible(tracer=tracer):
+        torch.ones(4).mul(2.0)
+    assert tracer.nodes[-1].output_digests == (b"D\x04",)
+    with pytest.raises(ValueError, match="digest_fn"):
+        repops.Tracer(digest_fn="sha256")  # type: ignore[arg-type]
+
+
+def test_register_leaves_rejects_bad_input() -> None:
+    tracer = repops.Tracer()
+    tracer.register_leaves({"a": torch.ones(1)})
+    with pytest.raises(ValueError, match="already registered"):
+        tracer.register_leaves({"a": torch.ones(1)})
+    with pytest.raises(ValueError, match="reserved"):
+        tracer.register_leaves({"anon:1": torch.ones(1)})
+    with pytest.raises(ValueError, match="must be a tensor"):
+        tracer.register_leaves({"b": [1.0]})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="non-empty strings"):
+        tracer.register_leaves({"": torch.ones(1)})
+
+
+def test_uninitialised_factories_are_zero_filled_so_their_digest_is_defined() -> None:
+    tracer = repops.Tracer()
+    with repops.reproducible(tracer=tracer):
+        e = torch.empty(1000)
+    assert torch.equal(e, torch.zeros(1000))
+    assert tracer.nodes[0].output_digests[0] == default_digest(torch.zeros(1000))
+
+
+def test_reexecuting_every_node_of_a_step_reproduces_its_digest() -> None:
+    tracer, _ = _mlp_step(keep_outputs=True)
+    ops = set()
+    for node in tracer.nodes:
+        inputs = {ref: tracer.values[ref] for ref in node.input_refs()}
+        outs = repops.execute_node(node.op, node.args, inputs)
+        assert tuple(default_digest(o) for o in outs) == node.output_digests, node.op
+        ops.add(node.op)
+    assert {"aten.addmm.default", "aten.nll_loss_backward.default", "aten.sub_.Tensor"} <= ops
+
+
+def test_reexecution_with_a_wrong_input_gives_a_different_digest() -> None:
+    tracer, _ = _mlp_step(keep_outputs=True)
+    node = next(n for n in tracer.nodes if n.op == "aten.mm.default")
+    inputs = {ref: tracer.values[ref] for ref in node.input_refs()}
+    first = node.input_refs()[0]
+    tampered = dict(inputs)
+    tampered[first] = inputs[first].clone()
+    tampered[first].view(-1)[0] += 1.0
+    (out,) = repops.execute_node(node.op, node.args, tampered)
+    assert default_digest(out) != node.output_digests[0]
+
+
+def test_execute_node_refuses_unknown_and_unsupported_ops() -> None:
+    with pytest.raises(ValueError, match="not a registered"):
+        repops.execute_node("aten.no_such_op.default", {"args": [], "kwargs": {}}, {})
+    x = torch.randn(5)
+    with pytest.raises(repops.UnsupportedOpError, match=r"aten\.median\.default"):
+        repops.execute_node("aten.median.default", {"args": [{"leaf": "x"}], "kwargs": {}},
+                            {("leaf", "x"): x})
+
+
+def test_execute_node_does_not_modify_the_given_inputs() -> None:
+    a, b = torch.ones(3), torch.full((3,), 2.0)
+    tree = {"args": [{"leaf": "a"}, {"leaf": "b"}], "kwargs": {}}
+    (out,) = repops.execute_node("aten.add_.Tensor", tree, {("leaf", "a"): a, ("leaf", "b"): b})
+    assert torch.equal(out, torch.full((3,), 3.0))
+    assert torch.equal(a, torch.ones(3))
