@@ -1,0 +1,141 @@
+"""Array kernels for compound elementwise ops whose vendor kernels may contract into fma or
+reorder: ``x + alpha*y``, addcmul, addcdiv, lerp, the sigmoid/tanh backward formulas,
+leaky_relu, elu and softplus (spec elementwise.md, "compound ops").
+
+Each output element is one fixed expression of its inputs (written in the spec with every
+``fma`` explicit); ``prange`` runs over chunks of elements, so threads never change a bit.
+Inputs arrive flat, contiguous, already broadcast and in the compute dtype; scalars arrive as
+numpy scalars of that dtype (so numba types the arithmetic in binary32 or binary64 as the
+spec says). The same functions serve float32 and float64 (numba specialises per dtype).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from repops._numba import fma, pjit
+from repops.math._bits import ieee_div
+from repops.math.exp import exp64_core, expm1_64_core
+from repops.math.log import log64_core
+
+CHUNK = 4096
+
+
+@pjit
+def map_axpy(x: np.ndarray, y: np.ndarray, alpha: float, out: np.ndarray) -> None:
+    """out = fma(alpha, y, x) (add with alpha; sub passes -alpha)."""
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = fma(alpha, y[i], x[i])
+
+
+@pjit
+def map_addcmul(  # pragma: no cover - compiled
+    s: np.ndarray, t1: np.ndarray, t2: np.ndarray, value: float, out: np.ndarray
+) -> None:
+    """out = fma(value * t1, t2, s)."""
+    n = s.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = fma(value * t1[i], t2[i], s[i])
+
+
+@pjit
+def map_addcdiv(  # pragma: no cover - compiled
+    s: np.ndarray, t1: np.ndarray, t2: np.ndarray, value: float, out: np.ndarray
+) -> None:
+    """out = fma(value, t1 / t2, s)."""
+    n = s.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = fma(value, ieee_div(t1[i], t2[i]), s[i])
+
+
+@pjit
+def map_lerp(  # pragma: no cover - compiled
+    s: np.ndarray, e: np.ndarray, w: np.ndarray, one: float, out: np.ndarray
+) -> None:
+    """d = e - s; |w| < 1/2: fma(w, d, s); else fma(-d, 1 - w, e) (w.size 1 = one weight)."""
+    n = s.size
+    wstep = 0 if w.size == 1 else 1
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            wi = w[i * wstep]
+            d = e[i] - s[i]
+            if np.abs(wi) < 0.5:  # exact comparison (0.5 is representable)
+                out[i] = fma(wi, d, s[i])
+            else:
+                out[i] = fma(-d, one - wi, e[i])
+
+
+@pjit
+def map_sigmoid_backward(  # pragma: no cover - compiled
+    g: np.ndarray, y: np.ndarray, one: float, out: np.ndarray
+) -> None:
+    """out = (g * (1 - y)) * y (PyTorch's order, no fma)."""
+    n = g.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = (g[i] * (one - y[i])) * y[i]
+
+
+@pjit
+def map_tanh_backward(  # pragma: no cover - compiled
+    g: np.ndarray, y: np.ndarray, one: float, out: np.ndarray
+) -> None:
+    """out = g * fma(-y, y, 1)."""
+    n = g.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = g[i] * fma(-y[i], y[i], one)
+
+
+@pjit
+def map_leaky_relu(  # pragma: no cover - compiled
+    x: np.ndarray, slope: float, out: np.ndarray
+) -> None:
+    """out = x if x > 0 else x * slope."""
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = x[i] if x[i] > 0 else x[i] * slope
+
+
+@pjit
+def map_elu_f32(  # pragma: no cover - compiled
+    x: np.ndarray, alpha: float, scale: float, input_scale: float, out: np.ndarray
+) -> None:
+    """binary64 inside: x > 0: scale*x; else (scale*alpha) * expm1(x*input_scale)."""
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            xd = np.float64(x[i])
+            if xd > 0:
+                out[i] = np.float32(scale * xd)
+            else:
+                out[i] = np.float32((scale * alpha) * expm1_64_core(xd * input_scale))
+
+
+@pjit
+def map_softplus_f32(  # pragma: no cover - compiled
+    x: np.ndarray, beta: float, threshold: float, out: np.ndarray
+) -> None:
+    """binary64 inside: z = beta*x; z > threshold: x; else log1p(exp(z)) / beta.
+
+    log1p(e) for e = exp(z): ``u = 1 + e``; ``e`` if u == 1, else ``log(u) * (e / (u - 1))``
+    (Goldberg, "What every computer scientist should know about floating-point", 1991, thm 4).
+    """
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            xd = np.float64(x[i])
+            z = beta * xd
+            if z > threshold or np.isnan(z):
+                out[i] = x[i]
+                continue
+            e = exp64_core(z)
+            u = 1.0 + e
+            lp = e if u == 1.0 else log64_core(u) * ieee_div(e, u - 1.0)
+            out[i] = np.float32(ieee_div(lp, beta))

@@ -1,0 +1,191 @@
+"""Array kernels applying one binary32 math function to every element (flat, contiguous).
+
+Why one small function per math function: each is compiled (and cached) on its own, with the
+scalar function inlined into a loop LLVM can vectorise. ``prange`` runs over chunks of
+``CHUNK`` elements; every element is computed by exactly one call of the scalar function, so
+the partition (thread count, chunk size) cannot change a bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numba
+import numpy as np
+
+from repops._numba import pjit
+from repops.math.erf import erf_f32
+from repops.math.exp import exp_f32, expm1_f32
+from repops.math.gelu import (
+    gelu_erf_backward_f32,
+    gelu_erf_f32,
+    gelu_tanh_backward_f32,
+    gelu_tanh_f32,
+)
+from repops.math.log import log1p_f32, log_f32
+from repops.math.pow import pow_f32, rsqrt_f32
+from repops.math.sigmoid import sigmoid_f32, silu_backward_f32, silu_f32
+from repops.math.tanh import tanh_f32
+from repops.math.trig import cos_f32, sin_f32
+
+#: Elements per parallel work item (a multiple of every SIMD width).
+CHUNK = 4096
+
+
+@pjit
+def map_exp(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = exp_f32(x[i])
+
+
+@pjit
+def map_expm1(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = expm1_f32(x[i])
+
+
+@pjit
+def map_log(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = log_f32(x[i])
+
+
+@pjit
+def map_log1p(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = log1p_f32(x[i])
+
+
+@pjit
+def map_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = tanh_f32(x[i])
+
+
+@pjit
+def map_sigmoid(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = sigmoid_f32(x[i])
+
+
+@pjit
+def map_silu(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = silu_f32(x[i])
+
+
+@pjit
+def map_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = erf_f32(x[i])
+
+
+@pjit
+def map_gelu_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = gelu_erf_f32(x[i])
+
+
+@pjit
+def map_gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = gelu_tanh_f32(x[i])
+
+
+@pjit
+def map_sin(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = sin_f32(x[i])
+
+
+@pjit
+def map_cos(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = cos_f32(x[i])
+
+
+@pjit
+def map_rsqrt(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = rsqrt_f32(x[i])
+
+
+@pjit
+def map_pow(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    n = a.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = pow_f32(a[i], b[i])
+
+
+@pjit
+def map_silu_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    n = a.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = silu_backward_f32(a[i], b[i])
+
+
+@pjit
+def map_gelu_erf_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    n = a.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = gelu_erf_backward_f32(a[i], b[i])
+
+
+@pjit
+def map_gelu_tanh_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    n = a.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = gelu_tanh_backward_f32(a[i], b[i])
+
+
+UNARY_MAPS: dict[str, Callable[[np.ndarray, np.ndarray], None]] = {
+    "exp": map_exp,
+    "expm1": map_expm1,
+    "log": map_log,
+    "log1p": map_log1p,
+    "tanh": map_tanh,
+    "sigmoid": map_sigmoid,
+    "silu": map_silu,
+    "erf": map_erf,
+    "gelu_erf": map_gelu_erf,
+    "gelu_tanh": map_gelu_tanh,
+    "sin": map_sin,
+    "cos": map_cos,
+    "rsqrt": map_rsqrt,
+}
+BINARY_MAPS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], None]] = {
+    "pow": map_pow,
+    "silu_backward": map_silu_backward,
+    "gelu_erf_backward": map_gelu_erf_backward,
+    "gelu_tanh_backward": map_gelu_tanh_backward,
+}
