@@ -162,7 +162,8 @@ class Stack:
 def to_numpy(a: Array) -> np.ndarray:
     """A numpy view/copy of a backend array (torch tensors are detached and moved to CPU)."""
     if isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
+        t = a.detach().cpu()
+        return t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
     return np.asarray(a)
 
 

@@ -20,6 +20,7 @@ import torch
 
 from verde.robust._core import COORDINATE_CHUNK, Array, Stack, check_f, require
 from verde.robust.base import Aggregator, register_aggregator, run_rule
+from verde.robust.errors import RobustInputError
 
 SortedFn = Callable[[Array, int], Array]
 
@@ -174,9 +175,17 @@ def _check_half(rule: str, inputs: Any, f: int) -> None:
 
 
 def _count(inputs: Any) -> int:
+    """Number of workers, rejecting empty or non-array input before any condition is checked."""
     if isinstance(inputs, np.ndarray | torch.Tensor):
-        return int(inputs.shape[0]) if inputs.ndim >= 1 else 0
-    return len(inputs)
+        n = int(inputs.shape[0]) if inputs.ndim >= 1 else 0
+    elif isinstance(inputs, list | tuple):
+        n = len(inputs)
+    else:
+        raise RobustInputError(f"inputs: expected a list of numpy arrays / torch tensors or one "
+                               f"stacked array, got {type(inputs).__name__}")
+    if n == 0:
+        raise RobustInputError("inputs: need at least one worker vector, got none")
+    return n
 
 
 @register_aggregator
