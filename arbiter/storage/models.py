@@ -49,7 +49,7 @@ class ResultRow(Base):
 
 
 class DisputeRow(Base):
-    """A dispute and its resumable state machine, with a lease for multi-arbiter deployments.
+    """A dispute (its opening; the events are its transcript) with a lease for several arbiters.
 
     ``version`` implements optimistic concurrency: a state write succeeds only if nobody else
     wrote since it was read, and only by the arbiter holding the lease (``owner`` until
@@ -61,7 +61,11 @@ class DisputeRow(Base):
     dispute_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id"), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
+    # The opening of the dispute (spec, signed results, parties' addresses); the state is this
+    # opening plus the events in dispute_events, replayed in order.
     state_json: Mapped[str] = mapped_column(Text)
+    phase: Mapped[str] = mapped_column(String(32), default="open")
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=0)
     owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[float | None] = mapped_column(Float)  # unix time; naive-tz safe

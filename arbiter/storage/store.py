@@ -39,6 +39,8 @@ class DisputeRecord:
     job_id: str
     status: str
     state_json: str
+    phase: str
+    rounds: int
     version: int
     owner: str | None
     verdict_json: str | None
@@ -47,8 +49,8 @@ class DisputeRecord:
 
     @classmethod
     def of(cls, row: DisputeRow) -> DisputeRecord:
-        return cls(row.dispute_id, row.job_id, row.status, row.state_json, row.version,
-                   row.owner, row.verdict_json, row.certificate_json, row.error)
+        return cls(row.dispute_id, row.job_id, row.status, row.state_json, row.phase, row.rounds,
+                   row.version, row.owner, row.verdict_json, row.certificate_json, row.error)
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class Store:
                 if s.get(DisputeRow, dispute_id) is not None:
                     return DisputeRecord.of(s.get(DisputeRow, dispute_id))
                 s.add(DisputeRow(dispute_id=dispute_id, job_id=job_id, status="open",
-                                 state_json=state_json, version=0))
+                                 state_json=state_json, phase="open", rounds=0, version=0))
                 s.flush()
                 s.add(DisputeEventRow(dispute_id=dispute_id, seq=0, kind="opened",
                                       payload_json=state_json))
@@ -187,15 +189,15 @@ class Store:
                 return self.dispute(did)
         return None
 
-    def advance(self, record: DisputeRecord, owner: str, *, lease_s: float, state_json: str,
-                event_kind: str, event_payload_json: str) -> DisputeRecord:
-        """Commit a new state and its event atomically; raise LeaseLost if someone else wrote."""
+    def advance(self, record: DisputeRecord, owner: str, *, lease_s: float, phase: str,
+                rounds: int, event_kind: str, event_payload_json: str) -> DisputeRecord:
+        """Commit one event (and the phase it led to) atomically; LeaseLost if fenced out."""
         with self.db.sessions.begin() as s:
             res = s.execute(
                 update(DisputeRow)
                 .where(DisputeRow.dispute_id == record.dispute_id,
                        DisputeRow.version == record.version, DisputeRow.owner == owner)
-                .values(state_json=state_json, version=DisputeRow.version + 1,
+                .values(phase=phase, rounds=rounds, version=DisputeRow.version + 1,
                         lease_until=time.time() + lease_s, updated_at=utcnow()))
             if res.rowcount != 1:
                 raise LeaseLost(f"dispute {record.dispute_id} was taken over by another arbiter")
@@ -214,7 +216,7 @@ class Store:
                 update(DisputeRow)
                 .where(DisputeRow.dispute_id == record.dispute_id,
                        DisputeRow.version == record.version, DisputeRow.owner == owner)
-                .values(status=status, verdict_json=verdict_json,
+                .values(status=status, phase="done", verdict_json=verdict_json,
                         certificate_json=certificate_json, error=error,
                         version=DisputeRow.version + 1, owner=None, lease_until=None,
                         updated_at=utcnow()))

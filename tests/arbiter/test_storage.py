@@ -46,11 +46,11 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced(store: Store
     new = store.claim("arbiter-b", lease_s=30, dispute_id=did)
     assert new is not None and new.owner == "arbiter-b"
     with pytest.raises(LeaseLost):
-        store.advance(old, "arbiter-a", lease_s=30, state_json='{"phase": "x"}',
+        store.advance(old, "arbiter-a", lease_s=30, phase="x", rounds=1,
                       event_kind="round", event_payload_json="{}")
-    advanced = store.advance(new, "arbiter-b", lease_s=30, state_json='{"phase": "ops"}',
+    advanced = store.advance(new, "arbiter-b", lease_s=30, phase="ops", rounds=2,
                              event_kind="round", event_payload_json='{"r": 1}')
-    assert advanced.state_json == '{"phase": "ops"}'
+    assert (advanced.phase, advanced.rounds) == ("ops", 2)
     assert [e.kind for e in store.events(did)] == ["opened", "round"]
 
 

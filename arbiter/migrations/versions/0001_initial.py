@@ -46,6 +46,8 @@ def upgrade() -> None:
                   index=True),
         sa.Column("status", sa.String(16), nullable=False, index=True),
         sa.Column("state_json", sa.Text, nullable=False),
+        sa.Column("phase", sa.String(32), nullable=False, server_default="open"),
+        sa.Column("rounds", sa.Integer, nullable=False, server_default="0"),
         sa.Column("version", sa.Integer, nullable=False, server_default="0"),
         sa.Column("owner", sa.String(64)),
         sa.Column("lease_until", sa.Float),

@@ -1,0 +1,64 @@
+"""gRPC Arbiter service: convert the request, call the engine or the store, convert the reply."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from arbiter.engine import ArbiterEngine
+from arbiter.proto import verde_pb2 as pb
+from arbiter.proto import verde_pb2_grpc as rpc
+from arbiter.status import grpc_errors
+from arbiter.storage.store import DisputeRecord
+
+MAX_LIST = 1000
+
+
+def _status(rec: DisputeRecord) -> pb.DisputeStatus:
+    return pb.DisputeStatus(dispute_id=rec.dispute_id, job_id=rec.job_id, status=rec.status,
+                            phase=rec.phase, rounds=rec.rounds,
+                            verdict_json=rec.verdict_json or "", error=rec.error or "")
+
+
+class ArbiterServicer(rpc.ArbiterServicer):
+    def __init__(self, engine: ArbiterEngine) -> None:
+        self.engine = engine
+
+    @grpc_errors
+    def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
+        return pb.IdentityReply(public_key=self.engine.key.public_key.hex())
+
+    @grpc_errors
+    def OpenDispute(self, request: pb.OpenDisputeRequest, context: grpc.ServicerContext
+                    ) -> pb.DisputeRef:
+        try:
+            spec = json.loads(request.spec_json)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"job spec is not valid JSON: {exc}") from None
+        entries = [(p.address, p.signed_result_json) for p in request.providers]
+        opened = self.engine.open_dispute(spec, entries)
+        return pb.DisputeRef(dispute_id=opened.dispute_id)
+
+    @grpc_errors
+    def GetDispute(self, request: pb.DisputeRef, context: grpc.ServicerContext
+                   ) -> pb.DisputeStatus:
+        return _status(self.engine.store.dispute(request.dispute_id))
+
+    @grpc_errors
+    def GetCertificate(self, request: pb.DisputeRef, context: grpc.ServicerContext
+                       ) -> pb.CertificateReply:
+        rec = self.engine.store.dispute(request.dispute_id)
+        if not rec.certificate_json:
+            from arbiter.errors import NotFound
+
+            raise NotFound(f"dispute {rec.dispute_id} has no certificate yet "
+                           f"(status {rec.status})")
+        return pb.CertificateReply(certificate_json=rec.certificate_json)
+
+    @grpc_errors
+    def ListDisputes(self, request: pb.ListRequest, context: grpc.ServicerContext
+                     ) -> pb.DisputeList:
+        limit = min(request.limit or 100, MAX_LIST)
+        recs = self.engine.store.list_disputes(request.status or None, limit)
+        return pb.DisputeList(disputes=[_status(r) for r in recs])
