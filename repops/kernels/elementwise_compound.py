@@ -20,6 +20,8 @@ from repops.math.exp import exp64_core, expm1_64_core
 from repops.math.log import log64_core
 
 CHUNK = 4096
+#: Above this beta*x, log1p(exp(z)) = z to far below binary64 precision: softplus returns x.
+SOFTPLUS_LINEAR_FROM = 700.0
 
 
 @pjit
@@ -122,7 +124,7 @@ def map_elu_f32(  # pragma: no cover - compiled
 def map_softplus_f32(  # pragma: no cover - compiled
     x: np.ndarray, beta: float, threshold: float, out: np.ndarray
 ) -> None:
-    """binary64 inside: z = beta*x; z > threshold: x; else log1p(exp(z)) / beta.
+    """binary64 inside: z = beta*x; z > threshold or z > 700: x; else log1p(exp(z)) / beta.
 
     log1p(e) for e = exp(z): ``u = 1 + e``; ``e`` if u == 1, else ``log(u) * (e / (u - 1))``
     (Goldberg, "What every computer scientist should know about floating-point", 1991, thm 4).
@@ -132,7 +134,7 @@ def map_softplus_f32(  # pragma: no cover - compiled
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
             xd = np.float64(x[i])
             z = beta * xd
-            if z > threshold or np.isnan(z):
+            if z > threshold or z > SOFTPLUS_LINEAR_FROM or np.isnan(z):
                 out[i] = x[i]
                 continue
             e = exp64_core(z)
