@@ -31,6 +31,7 @@ KERNEL_MODULES: tuple[str, ...] = (
     "repops.kernels.scan",
     "repops.kernels.extrema",
     "repops.kernels.embedding",
+    "repops.kernels.elementwise",
 )
 
 

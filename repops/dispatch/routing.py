@@ -5,9 +5,10 @@ Order of the decision (spec/dispatch.md section 1):
 0. profiler bookkeeping ops -> run as they are, not traced (they compute nothing).
 1. ``_foreach_*``  -> split per tensor (:mod:`repops.dispatch.foreach`).
 2. random ops      -> repops.rng with the mode's stream (:mod:`repops.dispatch.random_ops`).
-3. a registered repops kernel for the overload -> that kernel. An in-place (``add_``) or
-   ``out=`` overload whose functional overload has a kernel runs that kernel, then an exact copy
-   into the destination.
+3. a registered repops kernel for the overload -> that kernel, except in the exact case of a
+   conditionally exact op (``add.Tensor`` with alpha == 1 runs the vendor op). An in-place
+   (``add_``) or ``out=`` overload whose functional overload has a kernel runs that kernel,
+   then an exact copy into the destination.
 4. the exact-op list (:mod:`repops.dispatch.exact_ops`) -> the vendor kernel, after checking
    the list's argument predicate (e.g. alpha == 1).
 5. anything else -> the integer rule (no floating tensor read or written: exact), else refusal.
@@ -65,6 +66,7 @@ class Route:
     out_names: tuple[str, ...] = ()
     integer_rule: bool = False
     zero_fill: bool = False
+    exact_case: Callable[[Sequence[Any], Mapping[str, Any]], bool] | None = None
 
 
 _routes: dict[torch._ops.OpOverload, Route] = {}
@@ -116,25 +118,32 @@ def route_for(func: torch._ops.OpOverload) -> Route:
         route = Route(RouteKind.FOREACH, name)
     elif func.namespace == "aten" and packet in RANDOM_PACKETS:
         route = Route(RouteKind.RANDOM, name)
-    elif func in table:
-        route = Route(RouteKind.KERNEL, name, kernel=table[func], integer_rule=True)
     else:
-        twin = _functional_twin(func, table) if func.namespace == "aten" else None
+        listed, predicate = exact_ops.exactness(func)
+        # add/sub with alpha == 1 etc.: the exact case runs the vendor op even when a kernel
+        # exists for the general case (same bits by IEEE; faster, covers every dtype).
+        exact_case = predicate if listed else None
+        twin = None
+        if func in table:
+            twin = (RouteKind.KERNEL, table[func], ())
+        elif func.namespace == "aten":
+            twin = _functional_twin(func, table)
         if twin is not None:
             kind, kernel, out_names = twin
-            route = Route(kind, name, kernel=kernel, out_names=out_names, integer_rule=True)
+            route = Route(
+                kind, name, kernel=kernel, out_names=out_names, integer_rule=True,
+                exact_case=exact_case,
+            )
+        elif listed:
+            zero_fill = packet in exact_ops.UNINITIALISED
+            route = Route(
+                RouteKind.EXACT, name, predicate=predicate, integer_rule=True,
+                zero_fill=zero_fill,
+            )
         else:
-            listed, predicate = exact_ops.exactness(func)
-            if listed:
-                zero_fill = packet in exact_ops.UNINITIALISED
-                route = Route(
-                    RouteKind.EXACT, name, predicate=predicate, integer_rule=True,
-                    zero_fill=zero_fill,
-                )
-            else:
-                route = Route(
-                    RouteKind.UNLISTED, name, integer_rule=exact_ops.integer_rule_applies(func)
-                )
+            route = Route(
+                RouteKind.UNLISTED, name, integer_rule=exact_ops.integer_rule_applies(func)
+            )
     _routes[func] = route
     return route
 

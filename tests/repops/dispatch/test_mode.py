@@ -32,13 +32,24 @@ def test_strict_refuses_svd_and_names_it() -> None:
         torch.linalg.svd(x)
 
 
-def test_add_with_alpha_is_refused_but_plain_add_runs() -> None:
+def test_add_with_alpha_one_is_exact_and_other_alphas_are_not() -> None:
     a, b = torch.randn(5), torch.randn(5)
     with repops.reproducible():
         c = torch.add(a, b)
     assert torch.equal(c, a + b)
-    with pytest.raises(UnsupportedOpError, match=r"aten\.add\.Tensor"), repops.reproducible():
-        torch.add(a, b, alpha=2.0)
+    route = route_for(aten.add.Tensor)
+    assert route.exact_case is not None
+    assert route.exact_case((a, b), {})
+    assert not route.exact_case((a, b), {"alpha": 2.0})
+    if route.kind is not RouteKind.KERNEL:  # no kernel for alpha != 1: refused, not vendor
+        with pytest.raises(UnsupportedOpError, match=r"aten\.add\.Tensor"), repops.reproducible():
+            torch.add(a, b, alpha=2.0)
+
+
+def test_cumprod_is_refused_and_named() -> None:
+    x = torch.randn(4)
+    with pytest.raises(UnsupportedOpError, match=r"aten\.cumprod\.default"), repops.reproducible():
+        torch.cumprod(x, 0)
 
 
 def test_addcmul_is_not_exact() -> None:
@@ -184,10 +195,23 @@ def test_foreach_ops_are_split_per_tensor() -> None:
     assert torch.allclose(norms[1], expected[1].norm())
 
 
-def test_foreach_with_alpha_is_refused_like_its_per_tensor_op() -> None:
-    xs, ys = [torch.randn(3)], [torch.randn(3)]
-    with pytest.raises(UnsupportedOpError, match=r"aten\.add_\.Tensor"), repops.reproducible():
+def test_foreach_with_alpha_runs_the_per_tensor_route() -> None:
+    xs, ys = [torch.randn(3), torch.randn(4)], [torch.randn(3), torch.randn(4)]
+    with repops.reproducible():
+        expected = [torch.add(x, y, alpha=0.5) for x, y in zip(xs, ys, strict=True)]
+    tracer = repops.Tracer()
+    with repops.reproducible(tracer=tracer):
         torch._foreach_add_(xs, ys, alpha=0.5)
+    assert all(torch.equal(a, b) for a, b in zip(xs, expected, strict=True))
+    assert [n.op for n in tracer.nodes] == ["aten.add_.Tensor"] * 2
+
+
+def test_foreach_lists_of_different_lengths_are_a_value_error() -> None:
+    from repops.dispatch.foreach import run_foreach
+
+    with pytest.raises(ValueError, match="entries"):
+        run_foreach(lambda f, a, k: f(*a, **k), aten._foreach_add_.List,
+                    ([torch.ones(2)], [torch.ones(2), torch.ones(2)]), {})
 
 
 def test_torch_clip_grad_norm_runs_through_foreach_split() -> None:
