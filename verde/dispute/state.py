@@ -203,9 +203,11 @@ class DisputeState:
         if canonical_json(first.payload) == canonical_json(signed.payload):
             return
         try:
-            self._verify_signed(party, signed)
+            verify_message(signed, first.context)
+            if signed.signer.hex() != self.data["keys"][party]:
+                return
             proof = check_equivocation(first, signed)
-        except (ProofError, Fault):
+        except ProofError:
             return  # not attributable to the party: ignored
         self.transcript.append(recorded)
         fault = {"code": "equivocation", "detail": f"two different signed answers in round {rnd}",

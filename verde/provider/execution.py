@@ -81,12 +81,22 @@ def execution_context() -> Iterator[None]:
 
 
 def run_step(
-    ctx: JobContext, state: Mapping[str, torch.Tensor], step: int
+    ctx: JobContext,
+    state: Mapping[str, torch.Tensor],
+    step: int,
+    *,
+    batch: Mapping[str, torch.Tensor] | None = None,
+    interceptor: TorchDispatchMode | None = None,
 ) -> dict[str, torch.Tensor]:
-    """State ``step`` from state ``step - 1`` (no tracing)."""
-    batch = ctx.batch(step)
-    with execution_context():
-        new_state = ctx.step(ctx.prepare_leaves(state), batch, step)
+    """State ``step`` from state ``step - 1`` (no tracing).
+
+    ``batch`` and ``interceptor`` exist for fault injection (``verde.faults``): a different
+    batch, or a dispatch mode placed just above the kernels that may alter op outputs.
+    """
+    batch = ctx.batch(step) if batch is None else batch
+    leaves = ctx.prepare_leaves(state)
+    with execution_context(), interceptor or contextlib.nullcontext():
+        new_state = ctx.step(leaves, batch, step)
     new_state = {k: v.detach() for k, v in new_state.items()}
     new_state[RNG] = ctx.rng_state(step)
     return new_state
@@ -118,14 +128,21 @@ def _commit_node(
     return GraphNode(len(tracer.nodes), COMMIT_OP, {"entries": entries}, [], [state_root])
 
 
-def trace_step(ctx: JobContext, state: Mapping[str, torch.Tensor], step: int) -> StepGraph:
+def trace_step(
+    ctx: JobContext,
+    state: Mapping[str, torch.Tensor],
+    step: int,
+    *,
+    batch: Mapping[str, torch.Tensor] | None = None,
+    interceptor: TorchDispatchMode | None = None,
+) -> StepGraph:
     """Replay step ``step`` from state ``step - 1`` under tracing (real tensors, digests)."""
     leaves = ctx.prepare_leaves(state)
-    batch = ctx.batch(step)
+    batch = ctx.batch(step) if batch is None else batch
     tracer = StepTracer(digests=True)
     tracer.register_leaves(leaves)
     tracer.register_leaves(batch)
-    with execution_context(), tracer:
+    with execution_context(), interceptor or contextlib.nullcontext(), tracer:
         new_state = ctx.step(leaves, batch, step)
     full = {k: v.detach() for k, v in new_state.items()}
     full[RNG] = ctx.rng_state(step)

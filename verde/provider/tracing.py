@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten
 
 from proofs import canonical_json
@@ -157,7 +157,8 @@ class StepTracer(TorchDispatchMode):
             op = str(func)
         encoded = {"args": self._encode(list(args)), "kwargs": self._encode(dict(kwargs))}
         if self.digests:
-            self._snapshot_before_write(schema, args, kwargs)
+            with _disable_current_modes():
+                self._snapshot_before_write(schema, args, kwargs)
         result = func(*args, **kwargs)
         flat, _ = tree_flatten(result)
         index = len(self.nodes)
@@ -166,7 +167,7 @@ class StepTracer(TorchDispatchMode):
         for j, value in enumerate(flat):
             if isinstance(value, torch.Tensor):
                 meta.append({"dtype": _dtype_name(value.dtype), "shape": list(value.shape)})
-                out.append(tensor_digest(value).hex() if self.digests else "")
+                out.append(_digest_outside_modes(value) if self.digests else "")
             elif value is None:
                 meta.append(None)
                 out.append("")
@@ -259,6 +260,12 @@ class StepTracer(TorchDispatchMode):
         if isinstance(value, torch.memory_format):
             return {"$memory_format": str(value).removeprefix("torch.")}
         raise TraceError(f"cannot record an op argument of type {type(value).__name__}")
+
+
+def _digest_outside_modes(t: torch.Tensor) -> str:
+    """Digest without dispatching the digest's own ops (detach...) to modes below the tracer."""
+    with _disable_current_modes():
+        return tensor_digest(t).hex()
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
