@@ -58,6 +58,11 @@ def cos_poly_reference(r: np.ndarray) -> np.ndarray:
 
 
 def _trig_reference(x: Any, is_sin: bool) -> Any:
+    with np.errstate(all="ignore"):
+        return _trig_cases(x, is_sin)
+
+
+def _trig_cases(x: Any, is_sin: bool) -> Any:
     xa = np.atleast_1d(_as_f32(x))
     fin = np.isfinite(xa)
     n, r = reduce_pio2_reference(np.where(fin, xa, F32(0)))
