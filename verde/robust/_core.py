@@ -66,7 +66,8 @@ class Stack:
         """``X X^T`` as a float64 numpy ``(n, n)`` matrix (cached)."""
         if self._gram is None:
             w = self.work()
-            g = w @ w.T
+            with np.errstate(invalid="ignore", over="ignore"):
+                g = w @ w.T
             self._gram = to_numpy(g).astype(np.float64)
         return self._gram
 
@@ -248,7 +249,8 @@ def pairwise_sq_distances(stack: Stack) -> np.ndarray:
     """
     g = stack.gram()
     sq = np.diag(g).copy()
-    d = sq[:, None] + sq[None, :] - 2.0 * g
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = sq[:, None] + sq[None, :] - 2.0 * g
     np.maximum(d, 0.0, out=d)
     bad = ~stack.finite_rows()
     if bad.any():
