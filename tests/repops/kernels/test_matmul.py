@@ -158,7 +158,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
         K.addmm(rand(3), a, rand(4, 5))
     with pytest.raises(MatmulShapeError, match="batch"):
         K.bmm(rand(2, 3, 4), rand(3, 4, 5))
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
         K.mm(np.ones((2, 2)), a)  # type: ignore[arg-type]
 
 
