@@ -1,0 +1,112 @@
+"""N providers: group them by result and let disputes between groups decide.
+
+With m distinct results, disputes between the groups' representatives eliminate every wrong
+result; an honest provider never loses one (Canetti, Riva, Rothblum 2011: correct whenever
+one server is honest; Verde, Arun et al. 2025). A provider is condemned only by a dispute it
+took part in itself: if a group's representative loses, the next member of that group
+defends the same result. So m - 1 disputes decide when representatives defend their groups,
+and a provider who copied the honest result and then sabotages a dispute only condemns itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from proofs import SigningKey
+from verde.dispute.driver import DisputeStats, Observer, run_dispute
+from verde.dispute.errors import DisputeError
+from verde.dispute.state import DisputeState
+from verde.dispute.verdict import Verdict
+from verde.jobs.spec import JobSpec
+from verde.peers.protocol import ProviderPeer
+from verde.provider.result import InvalidResult, check_result
+
+
+@dataclass
+class DisputeRecord:
+    """One dispute of a resolution: who, the verdict, its cost and (optionally) certificate."""
+
+    a: str
+    b: str
+    verdict: Verdict
+    stats: DisputeStats
+    state: DisputeState
+    certificate: dict[str, Any] | None = None
+
+
+@dataclass
+class Resolution:
+    """The outcome over all providers."""
+
+    accepted: tuple[str, str] | None
+    honest: list[str]
+    cheaters: list[str]
+    groups: list[list[str]]
+    disputes: list[DisputeRecord] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def resolve(
+    spec: JobSpec,
+    peers: Mapping[str, ProviderPeer],
+    *,
+    arbiter_key: SigningKey | None = None,
+    retransmit: bool = False,
+    observer: Observer | None = None,
+    on_dispute: Callable[[str, str], None] | None = None,
+    bundle_inputs: bool = True,
+) -> Resolution:
+    """Collect every provider's result and resolve disagreements by disputes."""
+    from verde.dispute.certificate import issue_verdict_certificate
+
+    results, lost, reasons = {}, set(), {}
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, peer in peers.items():
+        signed = peer.result(spec.job_id)
+        try:
+            claim = check_result(signed, spec.job_id, spec.steps)
+        except InvalidResult as exc:
+            lost.add(name)
+            reasons[name] = f"invalid result: {exc}"
+            continue
+        if claim.signer_hex != peer.identity.hex():
+            lost.add(name)
+            reasons[name] = "result signed by another key than the provider's"
+            continue
+        results[name] = signed
+        groups.setdefault(claim.key, []).append(name)
+    order = list(groups)
+    resolution = Resolution(None, [], [], [list(groups[k]) for k in order])
+
+    def live(key: tuple[str, str]) -> list[str]:
+        return [n for n in groups[key] if n not in lost]
+
+    while True:
+        alive = [k for k in order if live(k)]
+        if len(alive) <= 1:
+            break
+        a, b = live(alive[0])[0], live(alive[1])[0]
+        if on_dispute is not None:
+            on_dispute(a, b)
+        state = DisputeState(spec, results[a], results[b])
+        stats = DisputeStats()
+        verdict = run_dispute(state, {"a": peers[a], "b": peers[b]}, retransmit=retransmit,
+                              observer=observer, stats=stats)  # fmt: skip
+        if not verdict.losers:
+            raise DisputeError(f"dispute between {a} and {b} ended without a loser")
+        for party in verdict.losers:
+            loser = a if party == "a" else b
+            lost.add(loser)
+            reasons[loser] = f"lost a dispute ({verdict.reason})"
+        certificate = (issue_verdict_certificate(state, arbiter_key, bundle_inputs=bundle_inputs)
+                       if arbiter_key is not None else None)  # fmt: skip
+        resolution.disputes.append(DisputeRecord(a, b, verdict, stats, state, certificate))
+    alive = [k for k in order if live(k)]
+    if alive:
+        resolution.accepted = alive[0]
+        resolution.honest = live(alive[0])
+    resolution.cheaters = sorted(lost, key=list(peers).index)
+    resolution.reasons = reasons
+    return resolution
