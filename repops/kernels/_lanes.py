@@ -1,34 +1,32 @@
-"""The 16-lane summation of SPEC.md C4 (LSUM / LDOT) and the layout plumbing around it.
+"""The 16-lane summation of SPEC.md C4 (LSUM / LDOT), written out lane by lane.
 
 Why one home: every reduction in ``spec/reductions.md`` is built from the same lane sum, so the
 lane assignment (element i goes to lane ``i mod 16``) and the fixed combining tree exist once.
-The lane accumulators live in a 16-element array; the inner ``for l in range(16)`` loop has a
-constant trip count and independent lanes, so LLVM keeps it as one vector of 16 binary32 values
-(one AVX-512 register, two AVX2 or four SSE registers) without reassociating anything: lane l
-only ever receives ``x[16*b + l]``, exactly the order of the spec.
 
-Layout (SPEC C3): kernels see a C-contiguous 2-D array ``(rows, n)`` whose rows are the
-independent outputs and whose columns are the reduced elements in logical row-major order.
-:func:`rows_last` builds that array with exact torch copies (permute + contiguous + widening).
+Why sixteen named accumulators instead of a loop over an array: the lanes are independent, so
+``s0 += x[i]; ...; s15 += x[i + 15]`` is sixteen isomorphic adds that LLVM's SLP vectorizer
+packs into one AVX-512 register (or two AVX2 / four SSE registers) without reassociating
+anything — lane l still only ever receives ``x[16*b + l]``. (numba ships with SLP
+vectorization off; ``NUMBA_SLP_VECTORIZE=1`` turns it on for the whole process. Either way the
+bits are the same: only the instruction selection differs.) Named scalars also stay in
+registers, which an accumulator array loaded and stored every step does not.
+
+A tail of ``r < 16`` elements goes to lanes ``0..r-1``; the other lanes are untouched (they are
+never padded with zeros, which for LDOT could turn a ``-0.0`` lane into ``+0.0``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-import torch
 
 from repops._numba import fma, jit
-from repops._tensor import compute_dtype
-from repops.errors import UnsupportedInputError
 
 LANES = 16
 
 
 @jit
 def lane_tree(acc: np.ndarray) -> float:  # pragma: no cover - compiled
-    """The fixed combining tree of C4 over the 16 lane accumulators."""
+    """The fixed combining tree of C4 over 16 lane accumulators held in an array."""
     return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + (
         ((acc[8] + acc[9]) + (acc[10] + acc[11])) + ((acc[12] + acc[13]) + (acc[14] + acc[15]))
     )
@@ -38,152 +36,305 @@ def lane_tree(acc: np.ndarray) -> float:  # pragma: no cover - compiled
 def lane_sum(x: np.ndarray) -> float:  # pragma: no cover - compiled
     """LSUM(x_0..x_{n-1}) of a contiguous 1-D row (C4)."""
     n = x.shape[0]
-    acc = np.full(LANES, -0.0, dtype=x.dtype)
     nb = n // LANES
+    z = x.dtype.type(-0.0)
+    s0 = z
+    s1 = z
+    s2 = z
+    s3 = z
+    s4 = z
+    s5 = z
+    s6 = z
+    s7 = z
+    s8 = z
+    s9 = z
+    s10 = z
+    s11 = z
+    s12 = z
+    s13 = z
+    s14 = z
+    s15 = z
     for b in range(nb):
-        base = b * LANES
-        for lane in range(LANES):
-            acc[lane] += x[base + lane]
-    tail = nb * LANES
-    for i in range(tail, n):
-        acc[i - tail] += x[i]
-    return lane_tree(acc)
+        i = b * LANES
+        s0 += x[i + 0]
+        s1 += x[i + 1]
+        s2 += x[i + 2]
+        s3 += x[i + 3]
+        s4 += x[i + 4]
+        s5 += x[i + 5]
+        s6 += x[i + 6]
+        s7 += x[i + 7]
+        s8 += x[i + 8]
+        s9 += x[i + 9]
+        s10 += x[i + 10]
+        s11 += x[i + 11]
+        s12 += x[i + 12]
+        s13 += x[i + 13]
+        s14 += x[i + 14]
+        s15 += x[i + 15]
+    i = nb * LANES
+    r = n - i
+    if r > 0:
+        s0 += x[i + 0]
+    if r > 1:
+        s1 += x[i + 1]
+    if r > 2:
+        s2 += x[i + 2]
+    if r > 3:
+        s3 += x[i + 3]
+    if r > 4:
+        s4 += x[i + 4]
+    if r > 5:
+        s5 += x[i + 5]
+    if r > 6:
+        s6 += x[i + 6]
+    if r > 7:
+        s7 += x[i + 7]
+    if r > 8:
+        s8 += x[i + 8]
+    if r > 9:
+        s9 += x[i + 9]
+    if r > 10:
+        s10 += x[i + 10]
+    if r > 11:
+        s11 += x[i + 11]
+    if r > 12:
+        s12 += x[i + 12]
+    if r > 13:
+        s13 += x[i + 13]
+    if r > 14:
+        s14 += x[i + 14]
+    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
+        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
+    )
 
 
 @jit
 def lane_dot(x: np.ndarray, y: np.ndarray) -> float:  # pragma: no cover - compiled
     """LDOT(x, y) of two contiguous 1-D rows: lane l does ``s_l = fma(x_i, y_i, s_l)`` (C4)."""
     n = x.shape[0]
-    acc = np.full(LANES, -0.0, dtype=x.dtype)
     nb = n // LANES
+    z = x.dtype.type(-0.0)
+    s0 = z
+    s1 = z
+    s2 = z
+    s3 = z
+    s4 = z
+    s5 = z
+    s6 = z
+    s7 = z
+    s8 = z
+    s9 = z
+    s10 = z
+    s11 = z
+    s12 = z
+    s13 = z
+    s14 = z
+    s15 = z
     for b in range(nb):
-        base = b * LANES
-        for lane in range(LANES):
-            acc[lane] = fma(x[base + lane], y[base + lane], acc[lane])
-    tail = nb * LANES
-    for i in range(tail, n):
-        acc[i - tail] = fma(x[i], y[i], acc[i - tail])
-    return lane_tree(acc)
+        i = b * LANES
+        s0 = fma(x[i + 0], y[i + 0], s0)
+        s1 = fma(x[i + 1], y[i + 1], s1)
+        s2 = fma(x[i + 2], y[i + 2], s2)
+        s3 = fma(x[i + 3], y[i + 3], s3)
+        s4 = fma(x[i + 4], y[i + 4], s4)
+        s5 = fma(x[i + 5], y[i + 5], s5)
+        s6 = fma(x[i + 6], y[i + 6], s6)
+        s7 = fma(x[i + 7], y[i + 7], s7)
+        s8 = fma(x[i + 8], y[i + 8], s8)
+        s9 = fma(x[i + 9], y[i + 9], s9)
+        s10 = fma(x[i + 10], y[i + 10], s10)
+        s11 = fma(x[i + 11], y[i + 11], s11)
+        s12 = fma(x[i + 12], y[i + 12], s12)
+        s13 = fma(x[i + 13], y[i + 13], s13)
+        s14 = fma(x[i + 14], y[i + 14], s14)
+        s15 = fma(x[i + 15], y[i + 15], s15)
+    i = nb * LANES
+    r = n - i
+    if r > 0:
+        s0 = fma(x[i + 0], y[i + 0], s0)
+    if r > 1:
+        s1 = fma(x[i + 1], y[i + 1], s1)
+    if r > 2:
+        s2 = fma(x[i + 2], y[i + 2], s2)
+    if r > 3:
+        s3 = fma(x[i + 3], y[i + 3], s3)
+    if r > 4:
+        s4 = fma(x[i + 4], y[i + 4], s4)
+    if r > 5:
+        s5 = fma(x[i + 5], y[i + 5], s5)
+    if r > 6:
+        s6 = fma(x[i + 6], y[i + 6], s6)
+    if r > 7:
+        s7 = fma(x[i + 7], y[i + 7], s7)
+    if r > 8:
+        s8 = fma(x[i + 8], y[i + 8], s8)
+    if r > 9:
+        s9 = fma(x[i + 9], y[i + 9], s9)
+    if r > 10:
+        s10 = fma(x[i + 10], y[i + 10], s10)
+    if r > 11:
+        s11 = fma(x[i + 11], y[i + 11], s11)
+    if r > 12:
+        s12 = fma(x[i + 12], y[i + 12], s12)
+    if r > 13:
+        s13 = fma(x[i + 13], y[i + 13], s13)
+    if r > 14:
+        s14 = fma(x[i + 14], y[i + 14], s14)
+    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
+        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
+    )
 
 
 @jit
 def lane_dev_sq(x: np.ndarray, m: float) -> float:  # pragma: no cover - compiled
     """LDOT(d, d) with ``d_i = x_i - m``: the sum of squared deviations (variance, layer norm)."""
     n = x.shape[0]
-    acc = np.full(LANES, -0.0, dtype=x.dtype)
     nb = n // LANES
+    z = x.dtype.type(-0.0)
+    s0 = z
+    s1 = z
+    s2 = z
+    s3 = z
+    s4 = z
+    s5 = z
+    s6 = z
+    s7 = z
+    s8 = z
+    s9 = z
+    s10 = z
+    s11 = z
+    s12 = z
+    s13 = z
+    s14 = z
+    s15 = z
     for b in range(nb):
-        base = b * LANES
-        for lane in range(LANES):
-            d = x[base + lane] - m
-            acc[lane] = fma(d, d, acc[lane])
-    tail = nb * LANES
-    for i in range(tail, n):
-        d = x[i] - m
-        acc[i - tail] = fma(d, d, acc[i - tail])
-    return lane_tree(acc)
+        i = b * LANES
+        s0 = fma(x[i + 0] - m, x[i + 0] - m, s0)
+        s1 = fma(x[i + 1] - m, x[i + 1] - m, s1)
+        s2 = fma(x[i + 2] - m, x[i + 2] - m, s2)
+        s3 = fma(x[i + 3] - m, x[i + 3] - m, s3)
+        s4 = fma(x[i + 4] - m, x[i + 4] - m, s4)
+        s5 = fma(x[i + 5] - m, x[i + 5] - m, s5)
+        s6 = fma(x[i + 6] - m, x[i + 6] - m, s6)
+        s7 = fma(x[i + 7] - m, x[i + 7] - m, s7)
+        s8 = fma(x[i + 8] - m, x[i + 8] - m, s8)
+        s9 = fma(x[i + 9] - m, x[i + 9] - m, s9)
+        s10 = fma(x[i + 10] - m, x[i + 10] - m, s10)
+        s11 = fma(x[i + 11] - m, x[i + 11] - m, s11)
+        s12 = fma(x[i + 12] - m, x[i + 12] - m, s12)
+        s13 = fma(x[i + 13] - m, x[i + 13] - m, s13)
+        s14 = fma(x[i + 14] - m, x[i + 14] - m, s14)
+        s15 = fma(x[i + 15] - m, x[i + 15] - m, s15)
+    i = nb * LANES
+    r = n - i
+    if r > 0:
+        s0 = fma(x[i + 0] - m, x[i + 0] - m, s0)
+    if r > 1:
+        s1 = fma(x[i + 1] - m, x[i + 1] - m, s1)
+    if r > 2:
+        s2 = fma(x[i + 2] - m, x[i + 2] - m, s2)
+    if r > 3:
+        s3 = fma(x[i + 3] - m, x[i + 3] - m, s3)
+    if r > 4:
+        s4 = fma(x[i + 4] - m, x[i + 4] - m, s4)
+    if r > 5:
+        s5 = fma(x[i + 5] - m, x[i + 5] - m, s5)
+    if r > 6:
+        s6 = fma(x[i + 6] - m, x[i + 6] - m, s6)
+    if r > 7:
+        s7 = fma(x[i + 7] - m, x[i + 7] - m, s7)
+    if r > 8:
+        s8 = fma(x[i + 8] - m, x[i + 8] - m, s8)
+    if r > 9:
+        s9 = fma(x[i + 9] - m, x[i + 9] - m, s9)
+    if r > 10:
+        s10 = fma(x[i + 10] - m, x[i + 10] - m, s10)
+    if r > 11:
+        s11 = fma(x[i + 11] - m, x[i + 11] - m, s11)
+    if r > 12:
+        s12 = fma(x[i + 12] - m, x[i + 12] - m, s12)
+    if r > 13:
+        s13 = fma(x[i + 13] - m, x[i + 13] - m, s13)
+    if r > 14:
+        s14 = fma(x[i + 14] - m, x[i + 14] - m, s14)
+    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
+        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
+    )
 
 
-def normalize_dims(dim: int | Sequence[int] | None, ndim: int, what: str = "dim") -> list[int]:
-    """Sorted, de-duplicated non-negative dims; ``None`` or ``[]`` means every dim (torch's rule).
-
-    A 0-d tensor accepts dim 0 / -1 (torch treats it as a one-element dim).
-    """
-    if dim is None:
-        return list(range(ndim))
-    dims = [dim] if isinstance(dim, int) else list(dim)
-    if not dims:
-        return list(range(ndim))
-    rank = max(ndim, 1)
-    out: list[int] = []
-    for d in dims:
-        if not isinstance(d, int) or isinstance(d, bool):
-            raise ValueError(f"{what} must be an int or a list of ints, got {d!r}")
-        if not -rank <= d < rank:
-            raise ValueError(f"{what} {d} is out of range for a tensor with {ndim} dims")
-        nd = d % rank
-        if nd in out:
-            raise ValueError(f"{what} {d} appears more than once in {dims}")
-        out.append(nd)
-    return sorted(d for d in out if d < ndim) if ndim > 0 else []
-
-
-def normalize_dim(dim: int, ndim: int, what: str = "dim") -> int:
-    """One dim as a non-negative index (a 0-d tensor has one implicit dim)."""
-    if not isinstance(dim, int) or isinstance(dim, bool):
-        raise ValueError(f"{what} must be an int, got {dim!r}")
-    rank = max(ndim, 1)
-    if not -rank <= dim < rank:
-        raise ValueError(f"{what} {dim} is out of range for a tensor with {ndim} dims")
-    return dim % rank
-
-
-def float_compute(t: torch.Tensor, name: str = "input") -> torch.dtype:
-    """The compute dtype (C1) of a floating tensor; a clear error for anything else."""
-    if not isinstance(t, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.device.type != "cpu":
-        raise UnsupportedInputError(
-            f"{name}: the numba backend runs on CPU tensors, got {t.device}"
-        )
-    if not t.dtype.is_floating_point:
-        raise UnsupportedInputError(
-            f"{name} must be float16/bfloat16/float32/float64, got {t.dtype}"
-        )
-    return compute_dtype(t.dtype)
-
-
-def rows_last(
-    t: torch.Tensor, reduce_dims: Sequence[int], dtype: torch.dtype
-) -> tuple[np.ndarray, list[int]]:
-    """A C-contiguous ``(rows, n)`` numpy array of ``t`` in ``dtype`` with ``reduce_dims`` last.
-
-    Kept dims stay in their order (they index the rows), reduced dims follow in increasing
-    order, so each row lists its elements in logical row-major order (C3). Only exact
-    operations are used: a permute, a widening conversion and a copy.
-    Returns the array and the sizes of the kept dims.
-    """
-    keep = [d for d in range(t.dim()) if d not in reduce_dims]
-    perm = keep + list(reduce_dims)
-    kept_sizes = [t.shape[d] for d in keep]
-    n = 1
-    for d in reduce_dims:
-        n *= t.shape[d]
-    rows = 1
-    for s in kept_sizes:
-        rows *= s
-    p = t.detach().permute(perm) if t.dim() > 0 else t.detach()
-    arr = p.to(dtype).contiguous().reshape(rows, n).numpy()
-    return arr, kept_sizes
-
-
-def out_shape(t: torch.Tensor, reduce_dims: Sequence[int], keepdim: bool) -> list[int]:
-    """The result shape of a reduction over ``reduce_dims`` (torch's keepdim rule)."""
-    if keepdim:
-        return [1 if d in reduce_dims else s for d, s in enumerate(t.shape)]
-    return [s for d, s in enumerate(t.shape) if d not in reduce_dims]
-
-
-def move_dim_last(t: torch.Tensor, dim: int, dtype: torch.dtype) -> np.ndarray:
-    """``t`` with ``dim`` moved last, widened to ``dtype``, as a C-contiguous (rows, n) array.
-
-    A 0-d tensor is one row of one element (torch treats it as a one-element dim).
-    """
-    if t.dim() == 0:
-        return t.detach().to(dtype).reshape(1, 1).numpy()
-    arr, _ = rows_last(t, [dim], dtype)
-    return arr
-
-
-def restore_dim(a: np.ndarray, shape: Sequence[int], dim: int, dtype: torch.dtype) -> torch.Tensor:
-    """Inverse of :func:`move_dim_last`: a contiguous tensor of ``shape`` rounded once to dtype."""
-    ndim = len(shape)
-    if ndim == 0:
-        return torch.from_numpy(a).reshape(()).to(dtype)
-    perm_shape = [s for d, s in enumerate(shape) if d != dim] + [shape[dim]]
-    t = torch.from_numpy(a).reshape(perm_shape)
-    if dim != ndim - 1:
-        inv = [*range(dim), ndim - 1, *range(dim, ndim - 1)]
-        t = t.permute(inv)
-    t = t.to(dtype)
-    return t.contiguous()
+@jit
+def lane_abs_sum(x: np.ndarray) -> float:  # pragma: no cover - compiled
+    """LSUM(|x_i|) (the 1-norm)."""
+    n = x.shape[0]
+    nb = n // LANES
+    z = x.dtype.type(-0.0)
+    s0 = z
+    s1 = z
+    s2 = z
+    s3 = z
+    s4 = z
+    s5 = z
+    s6 = z
+    s7 = z
+    s8 = z
+    s9 = z
+    s10 = z
+    s11 = z
+    s12 = z
+    s13 = z
+    s14 = z
+    s15 = z
+    for b in range(nb):
+        i = b * LANES
+        s0 += abs(x[i + 0])
+        s1 += abs(x[i + 1])
+        s2 += abs(x[i + 2])
+        s3 += abs(x[i + 3])
+        s4 += abs(x[i + 4])
+        s5 += abs(x[i + 5])
+        s6 += abs(x[i + 6])
+        s7 += abs(x[i + 7])
+        s8 += abs(x[i + 8])
+        s9 += abs(x[i + 9])
+        s10 += abs(x[i + 10])
+        s11 += abs(x[i + 11])
+        s12 += abs(x[i + 12])
+        s13 += abs(x[i + 13])
+        s14 += abs(x[i + 14])
+        s15 += abs(x[i + 15])
+    i = nb * LANES
+    r = n - i
+    if r > 0:
+        s0 += abs(x[i + 0])
+    if r > 1:
+        s1 += abs(x[i + 1])
+    if r > 2:
+        s2 += abs(x[i + 2])
+    if r > 3:
+        s3 += abs(x[i + 3])
+    if r > 4:
+        s4 += abs(x[i + 4])
+    if r > 5:
+        s5 += abs(x[i + 5])
+    if r > 6:
+        s6 += abs(x[i + 6])
+    if r > 7:
+        s7 += abs(x[i + 7])
+    if r > 8:
+        s8 += abs(x[i + 8])
+    if r > 9:
+        s9 += abs(x[i + 9])
+    if r > 10:
+        s10 += abs(x[i + 10])
+    if r > 11:
+        s11 += abs(x[i + 11])
+    if r > 12:
+        s12 += abs(x[i + 12])
+    if r > 13:
+        s13 += abs(x[i + 13])
+    if r > 14:
+        s14 += abs(x[i + 14])
+    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
+        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
+    )

@@ -17,7 +17,7 @@ import torch
 
 from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._lanes import float_compute
+from repops.kernels._rows import float_compute
 
 
 @pjit

@@ -16,7 +16,7 @@ import torch
 
 from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._lanes import normalize_dim, normalize_dims, out_shape, rows_last
+from repops.kernels._rows import normalize_dim, normalize_dims, out_shape, rows_last
 
 
 @pjit

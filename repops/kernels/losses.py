@@ -21,7 +21,8 @@ import torch
 
 from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._lanes import float_compute, lane_dot, lane_sum
+from repops.kernels._lanes import lane_dot, lane_sum
+from repops.kernels._rows import float_compute
 
 REDUCTIONS = {0: "none", 1: "mean", 2: "sum"}
 _TORCH = {np.float32: torch.float32, np.float64: torch.float64}

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from repops._numba import fma, jit, pjit
-from repops.kernels._lanes import float_compute, lane_dev_sq, lane_dot, lane_sum
+from repops.kernels._lanes import lane_dev_sq, lane_dot, lane_sum
+from repops.kernels._rows import float_compute
 
 COL_BLOCK = 256  # columns per parallel task in the weight/bias gradients (no effect on bits)
 

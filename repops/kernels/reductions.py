@@ -16,17 +16,10 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import jit, pjit
+from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._lanes import (
-    float_compute,
-    lane_dev_sq,
-    lane_dot,
-    lane_sum,
-    normalize_dims,
-    out_shape,
-    rows_last,
-)
+from repops.kernels._lanes import lane_abs_sum, lane_dev_sq, lane_dot, lane_sum
+from repops.kernels._rows import float_compute, normalize_dims, out_shape, rows_last
 
 # ----------------------------------------------------------------------------- kernels
 
@@ -77,25 +70,10 @@ def _norm2_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - c
         out[i] = np.sqrt(lane_dot(x[i], x[i]))
 
 
-@jit
-def _abs_sum(x: np.ndarray) -> float:  # pragma: no cover - compiled
-    n = x.shape[0]
-    acc = np.full(16, -0.0, dtype=x.dtype)
-    nb = n // 16
-    for b in range(nb):
-        for lane in range(16):
-            acc[lane] += abs(x[b * 16 + lane])
-    for i in range(nb * 16, n):
-        acc[i - nb * 16] += abs(x[i])
-    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + (
-        ((acc[8] + acc[9]) + (acc[10] + acc[11])) + ((acc[12] + acc[13]) + (acc[14] + acc[15]))
-    )
-
-
 @pjit
 def _norm1_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in numba.prange(x.shape[0]):
-        out[i] = _abs_sum(x[i])
+        out[i] = lane_abs_sum(x[i])
 
 
 @pjit

@@ -15,7 +15,7 @@ import torch
 
 from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._lanes import float_compute, move_dim_last, normalize_dim, restore_dim
+from repops.kernels._rows import float_compute, move_dim_last, normalize_dim, restore_dim
 
 
 @pjit

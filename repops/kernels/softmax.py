@@ -18,10 +18,9 @@ import torch
 
 from repops._numba import fma, jit, pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._lanes import (
+from repops.kernels._lanes import lane_dot, lane_sum
+from repops.kernels._rows import (
     float_compute,
-    lane_dot,
-    lane_sum,
     move_dim_last,
     normalize_dim,
     normalize_dims,
