@@ -45,7 +45,7 @@ def coordinatewise(stack: Stack, fn: SortedFn, kth: tuple[int, ...] | None = Non
         out = torch.empty(d, dtype=x.dtype, device=x.device)
         for a in range(0, d, COORDINATE_CHUNK):
             b = min(a + COORDINATE_CHUNK, d)
-            s = torch.sort(x[:, a:b], dim=0).values.to(torch.float64)
+            s = torch.sort(x[:, a:b], dim=0, stable=True).values.to(torch.float64)
             out[a:b] = fn(s, n).to(x.dtype)
         return out
     out = np.empty(d, dtype=x.dtype)
