@@ -1,0 +1,216 @@
+"""aten elementwise kernels: bits equal to the numpy reference, dtypes (C1), broadcasting,
+layouts, torch agreement within the measured error, and clear errors for bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import repops.reference.elementwise as R
+import repops.reference.elementwise_compound as RC
+from repops.errors import UnsupportedInputError
+from repops.kernels.elementwise import ATEN_KERNELS as K
+from repops.reference.elementwise_pow import pow_f32_reference, rsqrt_f32_reference
+from repops.reference.elementwise_trig import cos_f32_reference, sin_f32_reference
+
+UNARY = {
+    "aten.exp.default": (R.exp_f32_reference, torch.exp),
+    "aten.expm1.default": (R.expm1_f32_reference, torch.expm1),
+    "aten.log.default": (R.log_f32_reference, torch.log),
+    "aten.log1p.default": (R.log1p_f32_reference, torch.log1p),
+    "aten.tanh.default": (R.tanh_f32_reference, torch.tanh),
+    "aten.sigmoid.default": (R.sigmoid_f32_reference, torch.sigmoid),
+    "aten.silu.default": (R.silu_f32_reference, torch.nn.functional.silu),
+    "aten.erf.default": (R.erf_f32_reference, torch.erf),
+    "aten.sin.default": (sin_f32_reference, torch.sin),
+    "aten.cos.default": (cos_f32_reference, torch.cos),
+    "aten.rsqrt.default": (rsqrt_f32_reference, torch.rsqrt),
+}
+
+
+def bits(t: torch.Tensor) -> np.ndarray:
+    a = t.contiguous().numpy()
+    return np.where(np.isnan(a), np.float32(np.nan), a).view(np.uint32)
+
+
+def sample(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g) * torch.exp(torch.randn(shape, generator=g) * 2)
+    flat = x.view(-1)
+    flat[:6] = torch.tensor([0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-40])
+    return x
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_matches_reference_and_torch(name: str) -> None:
+    ref, tfn = UNARY[name]
+    x = sample((37, 29))
+    if name in ("aten.log.default", "aten.rsqrt.default"):
+        x = x.abs()
+    got = K[name](x)
+    assert got.dtype == torch.float32 and got.shape == x.shape
+    assert (bits(got) == bits(torch.from_numpy(ref(x.numpy())))).all()
+    # Within a couple of ulps of the vendor result (a sanity check on the definition).
+    torch.testing.assert_close(got, tfn(x), rtol=3e-7, atol=1e-30, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_layout_and_low_precision_dtypes(name: str) -> None:
+    x = sample((16, 24), seed=1).abs()
+    fn = K[name]
+    base = fn(x)
+    assert (bits(fn(x.t().contiguous()).t()) == bits(base)).all()
+    assert (bits(fn(x.t()).t()) == bits(base)).all()  # strided input, same bits
+    assert (bits(fn(x[:, ::2])) == bits(base[:, ::2])).all()
+    for dt in (torch.bfloat16, torch.float16):
+        xl = x.to(dt)
+        got = fn(xl)
+        assert got.dtype == dt
+        want = fn(xl.float()).to(dt)  # C1: binary32 result rounded once
+        assert torch.equal(got.view(torch.int16), want.view(torch.int16)) or ((
+            torch.isnan(got) == torch.isnan(want)
+        ).all() and torch.equal(got.nan_to_num(), want.nan_to_num()))
+
+
+def test_float64_transcendental_is_rejected_with_op_and_dtype() -> None:
+    with pytest.raises(UnsupportedInputError, match=r"exp.*float64"):
+        K["aten.exp.default"](torch.ones(3, dtype=torch.float64))
+    with pytest.raises(UnsupportedInputError, match="complex"):
+        K["aten.tanh.default"](torch.ones(3, dtype=torch.complex64))
+
+
+def test_integer_input_promotes_to_float32() -> None:
+    got = K["aten.exp.default"](torch.arange(4))
+    assert got.dtype == torch.float32
+    assert torch.equal(got, K["aten.exp.default"](torch.arange(4).float()))
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_forward_backward(approximate: str) -> None:
+    x = sample((33, 17), seed=2)
+    g = sample((33, 17), seed=3)
+    fwd = K["aten.gelu.default"](x, approximate=approximate)
+    bwd = K["aten.gelu_backward.default"](g, x, approximate=approximate)
+    if approximate == "none":
+        rf, rb = R.gelu_erf_f32_reference, R.gelu_erf_backward_f32_reference
+    else:
+        rf, rb = R.gelu_tanh_f32_reference, R.gelu_tanh_backward_f32_reference
+    assert (bits(fwd) == bits(torch.from_numpy(rf(x.numpy())))).all()
+    assert (bits(bwd) == bits(torch.from_numpy(rb(g.numpy(), x.numpy())))).all()
+    # torch's own formulas lose accuracy in the left tail (1 + erf cancels): compare elsewhere.
+    fin = torch.isfinite(x) & (x > -3) & (x < 1e10)
+    tf = torch.nn.functional.gelu(x, approximate=approximate)
+    torch.testing.assert_close(fwd[fin], tf[fin], rtol=1e-5, atol=2e-6)
+    tb = torch.ops.aten.gelu_backward(g, x, approximate=approximate)
+    torch.testing.assert_close(bwd[fin], tb[fin], rtol=1e-5, atol=2e-6)
+
+
+def test_gelu_rejects_unknown_approximation() -> None:
+    with pytest.raises(ValueError, match="approximate"):
+        K["aten.gelu.default"](torch.ones(2), approximate="fast")
+
+
+def test_silu_sigmoid_tanh_backward() -> None:
+    x, g = sample((40,), 4), sample((40,), 5)
+    y = torch.rand(40)
+    got = K["aten.silu_backward.default"](g, x)
+    assert (bits(got) == bits(torch.from_numpy(R.silu_backward_f32_reference(g.numpy(),
+                                                                             x.numpy())))).all()
+    sb = K["aten.sigmoid_backward.default"](g, y)
+    assert (bits(sb) == bits(torch.from_numpy(RC.sigmoid_backward_reference(g.numpy(),
+                                                                            y.numpy())))).all()
+    tb = K["aten.tanh_backward.default"](g, y)
+    assert (bits(tb) == bits(torch.from_numpy(RC.tanh_backward_reference(g.numpy(),
+                                                                         y.numpy())))).all()
+    torch.testing.assert_close(sb, torch.ops.aten.sigmoid_backward(g, y), equal_nan=True)
+    torch.testing.assert_close(tb, torch.ops.aten.tanh_backward(g, y), equal_nan=True)
+
+
+def test_pow_overloads_and_broadcasting() -> None:
+    x = sample((6, 5), 6).abs()
+    e = torch.linspace(-3, 3, 5)
+    got = K["aten.pow.Tensor_Tensor"](x, e)
+    want = pow_f32_reference(x.numpy(), np.broadcast_to(e.numpy(), (6, 5)))
+    assert got.shape == (6, 5) and (bits(got) == bits(torch.from_numpy(want))).all()
+    s = K["aten.pow.Tensor_Scalar"](x, 0.37)
+    assert (bits(s) == bits(torch.from_numpy(pow_f32_reference(x.numpy(), np.float32(0.37))))).all()
+    assert (bits(K["aten.pow.Tensor_Scalar"](x, 2)) == bits(x * x)).all()
+    b = K["aten.pow.Scalar"](2.0, e)
+    assert (bits(b) == bits(torch.from_numpy(pow_f32_reference(np.float32(2), e.numpy())))).all()
+    ints = torch.arange(5)
+    assert torch.equal(K["aten.pow.Tensor_Scalar"](ints, 3), ints**3)  # exact integer power
+    with pytest.raises(UnsupportedInputError, match="complex"):
+        K["aten.pow.Tensor_Scalar"](x, 2j)
+
+
+def _f32(t: torch.Tensor) -> np.ndarray:
+    return t.numpy().reshape(-1)
+
+
+def test_add_sub_with_alpha_use_fma() -> None:
+    x, y = sample((7, 9), 7), sample((9,), 8)
+    xb = np.broadcast_to(_f32(x).reshape(7, 9), (7, 9)).reshape(-1)
+    yb = np.broadcast_to(_f32(y), (7, 9)).reshape(-1)
+    got = K["aten.add.Tensor"](x, y, alpha=0.3)
+    want = RC.axpy_reference(xb, yb, np.float32(0.3)).reshape(7, 9)
+    assert (bits(got) == bits(torch.from_numpy(want))).all()
+    got = K["aten.sub.Tensor"](x, y, alpha=0.3)
+    want = RC.axpy_reference(xb, yb, -np.float32(0.3)).reshape(7, 9)
+    assert (bits(got) == bits(torch.from_numpy(want))).all()
+    assert (bits(K["aten.add.Tensor"](x, y)) == bits(x + y)).all()  # alpha == 1: IEEE add
+    xd, yd = x.double(), y.double()
+    gd = K["aten.add.Tensor"](xd, yd, alpha=0.3)
+    wd = RC.axpy_reference(xb.astype(np.float64), yb.astype(np.float64), np.float64(0.3))
+    wd = wd.reshape(7, 9)
+    assert gd.dtype == torch.float64
+    assert np.array_equal(gd.numpy(), wd, equal_nan=True)
+    ints = torch.arange(4)
+    assert torch.equal(K["aten.add.Tensor"](ints, ints, alpha=3), ints * 4)
+
+
+def test_addcmul_addcdiv_lerp() -> None:
+    s, a, b = sample((50,), 9), sample((50,), 10), sample((50,), 11)
+    got = K["aten.addcmul.default"](s, a, b, value=0.25)
+    want = RC.addcmul_reference(_f32(s), _f32(a), _f32(b), np.float32(0.25))
+    assert (bits(got) == bits(torch.from_numpy(want))).all()
+    got = K["aten.addcdiv.default"](s, a, b, value=-0.1)
+    want = RC.addcdiv_reference(_f32(s), _f32(a), _f32(b), np.float32(-0.1))
+    assert (bits(got) == bits(torch.from_numpy(want))).all()
+    for w in (0.1, 0.9, -0.7):
+        got = K["aten.lerp.Scalar"](s, a, w)
+        want = RC.lerp_reference(_f32(s), _f32(a), np.float32(w))
+        assert (bits(got) == bits(torch.from_numpy(want))).all()
+    wt = torch.rand(50) * 2 - 0.5
+    got = K["aten.lerp.Tensor"](s, a, wt)
+    want = RC.lerp_reference(_f32(s), _f32(a), _f32(wt))
+    assert (bits(got) == bits(torch.from_numpy(want))).all()
+    fin = torch.isfinite(s) & torch.isfinite(a)
+    torch.testing.assert_close(got[fin], torch.lerp(s, a, wt)[fin], rtol=2e-7, atol=1e-30)
+    with pytest.raises(ValueError, match="value"):
+        K["aten.addcmul.default"](s, a, b, value=torch.ones(2))
+    with pytest.raises(UnsupportedInputError, match="floating"):
+        K["aten.addcmul.default"](torch.arange(3), torch.arange(3), torch.arange(3))
+
+
+def test_activation_extras() -> None:
+    x = sample((64,), 12)
+    lr = K["aten.leaky_relu.default"](x, 0.2)
+    want = RC.leaky_relu_reference(_f32(x), np.float32(0.2))
+    assert (bits(lr) == bits(torch.from_numpy(want))).all()
+    torch.testing.assert_close(lr, torch.nn.functional.leaky_relu(x, 0.2), equal_nan=True)
+    el = K["aten.elu.default"](x, 1.0, 1.0, 1.0)
+    assert (bits(el) == bits(torch.from_numpy(RC.elu_f32_reference(_f32(x), 1.0, 1.0, 1.0)))).all()
+    sp = K["aten.softplus.default"](x, 2.0, 20.0)
+    assert (bits(sp) == bits(torch.from_numpy(RC.softplus_f32_reference(_f32(x), 2.0, 20.0)))).all()
+    fin = torch.isfinite(x)
+    torch.testing.assert_close(sp[fin], torch.nn.functional.softplus(x, 2.0, 20.0)[fin],
+                               rtol=1e-6, atol=1e-30)
+    with pytest.raises(ValueError, match="beta"):
+        K["aten.softplus.default"](x, 0.0, 20.0)
+
+
+def test_every_name_is_an_aten_overload() -> None:
+    for name in K:
+        _, packet, overload = name.split(".")
+        assert getattr(getattr(torch.ops.aten, packet), overload) is not None
