@@ -12,6 +12,7 @@ are deterministic; a different answer is an equivocation).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -21,9 +22,10 @@ from typing import Any
 
 from arbiter.errors import ArbiterError, LeaseLost
 from arbiter.storage.store import DisputeRecord, Store
-from proofs import SignedMessage, SigningKey, canonical_json
+from proofs import ProofError, SignedMessage, SigningKey, canonical_json
 from verde.dispute.driver import answer_event
 from verde.dispute.state import DisputeState
+from verde.errors import VerdeError
 from verde.jobs.spec import JobSpec
 from verde.peers.errors import PeerError
 from verde.peers.protocol import ProviderPeer
@@ -61,6 +63,12 @@ class ArbiterEngine:
         self.on_event = on_event
         self._peers: dict[str, ProviderPeer] = {}
         self._peers_lock = threading.Lock()
+        self._active: set[str] = set()
+        self._claim_lock = threading.Lock()
+        # Rebuilding and checking a state runs the arbiter's shape-only replay and its one
+        # recomputation: CPU work on shared torch modules, done one dispute at a time; the
+        # waits for providers' answers run concurrently.
+        self._compute_lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------------------
     def open_dispute(self, spec: Mapping[str, Any],
@@ -85,13 +93,23 @@ class ArbiterEngine:
     # -- working ------------------------------------------------------------------------
     def work_once(self, dispute_id: str | None = None) -> bool:
         """Claim one active dispute (or the given one) and drive it; False if none was free."""
-        rec = self.store.claim(self.owner, self.lease_s, dispute_id)
-        if rec is None:
-            return False
+        with self._claim_lock:
+            rec = self.store.claim(self.owner, self.lease_s, dispute_id,
+                                   exclude=frozenset(self._active))
+            if rec is None:
+                return False
+            self._active.add(rec.dispute_id)
         try:
             self._drive(rec)
         except LeaseLost:
             log.warning("dispute %s taken over by another arbiter", rec.dispute_id)
+        except (ArbiterError, VerdeError, ProofError, ValueError) as exc:
+            # Not a provider's fault (those are events): the dispute cannot proceed.
+            log.error("dispute %s failed: %s", rec.dispute_id, exc)
+            self._fail(rec.dispute_id, f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._claim_lock:
+                self._active.discard(rec.dispute_id)
         return True
 
     def run(self, stop: threading.Event, poll_s: float = 0.2) -> None:
@@ -99,7 +117,7 @@ class ArbiterEngine:
         while not stop.is_set():
             try:
                 busy = self.work_once()
-            except ArbiterError:
+            except Exception:  # a worker thread must survive anything (storage outages...)
                 log.exception("arbiter worker error")
                 busy = False
             if not busy:
@@ -120,8 +138,15 @@ class ArbiterEngine:
                 self._peers[address] = self.peer_factory(address)
             return self._peers[address]
 
+    def _fail(self, dispute_id: str, error: str) -> None:
+        rec = self.store.dispute(dispute_id)
+        with contextlib.suppress(LeaseLost):  # someone else already finished it
+            self.store.finish(rec, self.owner, verdict_json="{}", certificate_json=None,
+                              winners=[], losers=[], status="failed", error=error)
+
     def _drive(self, rec: DisputeRecord) -> None:
-        state, addresses = self.load_state(rec)
+        with self._compute_lock:
+            state, addresses = self.load_state(rec)
         while not state.done:
             for query in state.next_queries():
                 if state.done:
@@ -131,7 +156,8 @@ class ArbiterEngine:
                     event = answer_event(query, answer)
                 except PeerError:
                     event = {"type": "timeout", "party": query.party, "round": query.round}
-                state.apply(event)
+                with self._compute_lock:
+                    state.apply(event)
                 rec = self.store.advance(rec, self.owner, lease_s=self.lease_s,
                                          phase=state.phase, rounds=state.rounds,
                                          event_kind=event["type"],
@@ -145,7 +171,8 @@ class ArbiterEngine:
         if verdict is None:  # pragma: no cover - _drive only returns when done
             raise ArbiterError(f"dispute {rec.dispute_id} finished without a verdict")
         keys = {p: state.results[p].signer.hex() for p in ("a", "b")}
-        certificate = self.certify(state, self.key) if self.certify else None
+        with self._compute_lock:
+            certificate = self.certify(state, self.key) if self.certify else None
         self.store.finish(
             rec, self.owner,
             verdict_json=json.dumps({**verdict.to_json(), "keys": keys}, sort_keys=True),

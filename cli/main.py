@@ -14,7 +14,11 @@ import traceback
 import click
 
 from cli import exit_codes
+from cli.commands.arbiter_cmd import arbiter_group
+from cli.commands.delegate import delegate
+from cli.commands.disputes import disputes, jobs
 from cli.commands.keys import keys
+from cli.commands.provider import provider
 from cli.output import error_line
 from proofs import ProofError
 from repops import RepopsError
@@ -29,7 +33,8 @@ def cli() -> None:
     """verde: verified outsourced machine learning."""
 
 
-cli.add_command(keys)
+for command in (keys, provider, arbiter_group, delegate, disputes, jobs):
+    cli.add_command(command)
 
 
 def _code_for(exc: BaseException) -> int:

@@ -161,9 +161,14 @@ class Store:
                              .order_by(DisputeEventRow.seq))
             return [EventRecord(r.seq, r.kind, r.payload_json) for r in rows]
 
-    def claim(self, owner: str, lease_s: float, dispute_id: str | None = None
-              ) -> DisputeRecord | None:
-        """Take the lease of an active dispute whose lease is free or expired (or ours)."""
+    def claim(self, owner: str, lease_s: float, dispute_id: str | None = None, *,
+              exclude: frozenset[str] = frozenset()) -> DisputeRecord | None:
+        """Take the lease of an active dispute whose lease is free or expired (or ours).
+
+        ``exclude`` lists disputes this process is already driving, so its worker threads
+        (which share one owner id, so a restarted process resumes its own disputes at once)
+        never drive the same dispute twice.
+        """
         now = time.time()
         with self.db.sessions() as s:
             q = select(DisputeRow.dispute_id, DisputeRow.version).where(
@@ -172,6 +177,8 @@ class Store:
                     DisputeRow.owner == owner))
             if dispute_id is not None:
                 q = q.where(DisputeRow.dispute_id == dispute_id)
+            if exclude:
+                q = q.where(DisputeRow.dispute_id.not_in(sorted(exclude)))
             candidates: Sequence[tuple[str, int]] = [
                 (r[0], r[1]) for r in s.execute(q.order_by(DisputeRow.created_at).limit(20))]
         for did, version in candidates:

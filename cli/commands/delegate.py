@@ -1,0 +1,65 @@
+"""``verde delegate``: run a job on several providers; an arbiter settles disagreements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cli.options import tls_options
+from cli.output import emit
+
+
+@click.command()
+@click.argument("job", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--provider", "providers", multiple=True, required=True,
+              help="Provider address host:port (repeat for each provider).")
+@click.option("--arbiter", "arbiter_addr", default=None, help="Arbiter address host:port.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for verdict certificates and the accepted result.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@tls_options
+def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
+             out_dir: Path | None, as_json: bool, tls: object) -> None:
+    """Send JOB (.toml or .json spec) to every --provider and return the honest result."""
+    from arbiter.arbiter_client import ArbiterClient
+    from arbiter.delegate import delegate as run_delegation
+    from arbiter.provider_client import GrpcProviderPeer
+    from verde.jobs.spec import load_job_spec
+
+    spec = load_job_spec(job)
+    arbiter = ArbiterClient(arbiter_addr, tls=tls) if arbiter_addr else None  # type: ignore[arg-type]
+    say = (lambda _m: None) if as_json else (lambda m: click.echo(m, err=True))
+    bars: dict[str, int] = {}
+
+    def progress(addr: str, done: int, total: int) -> None:
+        if not as_json and bars.get(addr) != done:
+            bars[addr] = done
+            width = 30
+            fill = int(width * done / max(total, 1))
+            click.echo(f"\r{addr:>21} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}",
+                       err=True, nl=done >= total)
+
+    try:
+        outcome = run_delegation(spec, list(providers), arbiter, report=say, progress=progress,
+                                 peer_factory=lambda a: GrpcProviderPeer(a, tls=tls))  # type: ignore[arg-type]
+    finally:
+        if arbiter is not None:
+            arbiter.close()
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for d in outcome.disputes:
+            if d.certificate is not None:
+                (out_dir / f"verdict-{d.dispute_id[:16]}.json").write_text(
+                    json.dumps(d.certificate, indent=2, sort_keys=True))
+        if outcome.result is not None:
+            (out_dir / "result.json").write_text(
+                json.dumps(outcome.result.to_json(), indent=2, sort_keys=True))
+    doc = outcome.to_json()
+    human = (f"job {outcome.job_id}\nhonest providers: {', '.join(outcome.honest) or 'none'}\n"
+             f"dishonest providers: {', '.join(outcome.dishonest) or 'none'}\n"
+             f"disputes: {len(outcome.disputes)}")
+    emit(doc, as_json=as_json, human=human)
+    if outcome.result is None:
+        raise click.exceptions.Exit(1)
