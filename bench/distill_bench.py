@@ -1,0 +1,206 @@
+"""Benchmark of verde.distill on scikit-learn's digits: detection, re-classification, cost.
+
+Trains the CNN service, distils the MLP verifier (greedy layer-wise distillation after Fides,
+Kumar et al., ASIA CCS 2024), calibrates the cross-entropy detector and the GAN-trained learned
+detector at 1% false positives on clean data, then runs every attack on the held-out test split.
+Per attack it reports the detection rate (flagged fraction of label-changed answers), the
+flagged fraction of all answers, and the re-classification accuracy on flagged label-changed
+answers (against the true labels). The verifier's cost is its FLOPs (Linear/Conv, from shapes)
+over the service's, with the measured wall-clock ratio of the two forward passes alongside.
+It also times how many requests the CUSUM monitor needs to catch cheating on 5% of requests and
+checks that escalation returns the honest answers. A table goes to stderr, one JSON line to
+stdout. Seeded; runs in a few minutes on 2 CPU cores.
+
+    .venv/bin/python bench/distill_bench.py [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+
+from verde.distill.attacks import FractionalAttack
+from verde.distill.digits import digits_attacks, prepare_digits
+from verde.distill.escalation import ReplayReferee, TrustedReplica
+from verde.distill.evaluation import evaluate_attack, stream_until_alarm
+from verde.distill.flops import forward_flops
+from verde.distill.guard import VerifiedInference
+from verde.distill.models import predict_probs
+from verde.distill.monitor import CusumMonitor
+
+FPR = 0.01
+CHEAT_FRACTION = 0.05
+TARGETS = {"detection": 0.98, "reclassification": 0.94, "cost": 0.10}
+
+
+def _wall(fn: object, x: torch.Tensor, repeats: int = 20) -> float:
+    with torch.no_grad():
+        fn(x)  # type: ignore[operator]
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn(x)  # type: ignore[operator]
+    return (time.perf_counter() - start) / repeats
+
+
+def _r(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    setup = prepare_digits(seed=args.seed, fpr=FPR)
+    prepared = time.perf_counter() - started
+    test = setup.splits.test
+    service_probs = predict_probs(setup.service, test.x)
+    verifier_probs = setup.verifier.probs(test.x)
+    clean_fpr = float(setup.detector.flags(service_probs, verifier_probs).float().mean())
+    clean_fpr_learned = float(
+        setup.learned_detector.flags(service_probs, verifier_probs).float().mean()
+    )
+    bound = setup.detector.held_out_bound(len(test)) / len(test)
+
+    attacks = digits_attacks(setup, seed=args.seed)
+    rows = {}
+    for attack in attacks:
+        common = dict(
+            service=setup.service,
+            verifier=setup.verifier,
+            reclassifier=setup.reclassifier,
+            x=test.x,
+            y=test.y,
+            seed=args.seed,
+        )
+        ce = evaluate_attack(attack, detector=setup.detector, **common)
+        learned = evaluate_attack(attack, detector=setup.learned_detector, **common)
+        rows[attack.name] = {
+            "label_changing": attack.label_changing,
+            "changed_fraction": round(ce.changed / ce.requests, 4),
+            "detection_rate": _r(ce.detection_rate),
+            "flag_rate": _r(ce.flag_rate),
+            "reclassification_accuracy": _r(ce.reclassification_accuracy),
+            "detection_rate_learned": _r(learned.detection_rate),
+            "flag_rate_learned": _r(learned.flag_rate),
+        }
+
+    alt_rate = FPR + 0.9 * CHEAT_FRACTION
+    monitor_rows = {}
+    for attack in attacks[:3]:
+        monitor = CusumMonitor(FPR, alt_rate, arl0=10_000)
+        monitor_rows[attack.name] = stream_until_alarm(
+            monitor,
+            FractionalAttack(attack, CHEAT_FRACTION),
+            service=setup.service,
+            verifier=setup.verifier,
+            detector=setup.detector,
+            x=test.x,
+            seed=args.seed,
+        )
+    clean_monitor = CusumMonitor(FPR, alt_rate, arl0=10_000)
+    clean_alarm = stream_until_alarm(
+        clean_monitor,
+        None,
+        service=setup.service,
+        verifier=setup.verifier,
+        detector=setup.detector,
+        x=test.x,
+        max_requests=5000,
+        seed=args.seed,
+    )
+
+    # Escalation: a provider swapping the top two classes on every answer; flagged answers go
+    # to a trusted replica and the in-process referee.
+    guard = VerifiedInference(
+        setup.verifier,
+        setup.detector,
+        reclassifier=setup.reclassifier,
+        second_opinion=TrustedReplica(setup.service),
+        dispute=ReplayReferee(setup.service),
+    )
+    cheating = attacks[0].serve(test.x, service_probs, torch.Generator().manual_seed(args.seed))
+    checked = guard.check(test.x, cheating)
+    honest_answers = float((checked.estimates == service_probs.argmax(1)).float().mean())
+
+    service_flops = forward_flops(setup.service, test.x[:1])
+    verifier_flops = forward_flops(setup.verifier.model, test.x[:1])
+    wall_ratio = _wall(setup.verifier.model, test.x) / _wall(setup.service, test.x)
+    label_rows = [r for r in rows.values() if r["label_changing"]]
+    worst_detection = min(r["detection_rate"] or 0.0 for r in label_rows)
+    worst_reclass = min(r["reclassification_accuracy"] or 0.0 for r in label_rows)
+    result = {
+        "bench": "distill",
+        "dataset": "sklearn digits",
+        "seed": args.seed,
+        "fpr_target": FPR,
+        "clean_fpr_test": round(clean_fpr, 4),
+        "clean_fpr_test_learned": round(clean_fpr_learned, 4),
+        "clean_fpr_bound_99.9": round(bound, 4),
+        "service_accuracy": round(float((service_probs.argmax(1) == test.y).float().mean()), 4),
+        "verifier_agreement": round(
+            float((verifier_probs.argmax(1) == service_probs.argmax(1)).float().mean()), 4
+        ),
+        "service_flops": service_flops,
+        "verifier_flops": verifier_flops,
+        "verifier_cost_fraction": round(verifier_flops / service_flops, 5),
+        "verifier_wall_fraction": round(wall_ratio, 4),
+        "reclassifier": setup.reclassifier.name,
+        "reclassifier_val_accuracy": {k: round(v, 4) for k, v in setup.reclassifier_scores.items()},
+        "attacks": rows,
+        "monitor_cheat_fraction": CHEAT_FRACTION,
+        "monitor_requests_to_alarm": monitor_rows,
+        "monitor_clean_alarm_within_5000": clean_alarm,
+        "escalation_honest_answer_rate": round(honest_answers, 4),
+        "targets": TARGETS,
+        "targets_met": {
+            "detection": worst_detection >= TARGETS["detection"],
+            "reclassification": worst_reclass >= TARGETS["reclassification"],
+            "cost": verifier_flops / service_flops <= TARGETS["cost"],
+        },
+        "n_test": len(test),
+        "n_calibration": len(setup.splits.calib),
+        "setup_seconds": round(prepared, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+    err = sys.stderr
+    print(
+        f"service acc {result['service_accuracy']:.4f}  verifier agreement "
+        f"{result['verifier_agreement']:.4f}  cost {result['verifier_cost_fraction']:.4%} "
+        f"(FLOPs {verifier_flops}/{service_flops}; wall {wall_ratio:.2%})",
+        file=err,
+    )
+    print(
+        f"clean FPR on test: CE {clean_fpr:.4f}, learned {clean_fpr_learned:.4f} "
+        f"(target {FPR}, 99.9% bound {bound:.4f}); re-classifier: {setup.reclassifier.name}",
+        file=err,
+    )
+    header = f"{'attack':<22}{'changed':>8}{'det CE':>8}{'det GAN':>8}{'flag CE':>8}{'reclass':>8}"
+    print(header, file=err)
+    for name, r in rows.items():
+        cells = [
+            r["changed_fraction"],
+            r["detection_rate"],
+            r["detection_rate_learned"],
+            r["flag_rate"],
+            r["reclassification_accuracy"],
+        ]
+        text = "".join(f"{'-' if c is None else f'{c:.4f}':>8}" for c in cells)
+        print(f"{name:<22}{text}", file=err)
+    print(
+        f"CUSUM at p={CHEAT_FRACTION}: requests to alarm {monitor_rows}; clean stream alarm: "
+        f"{clean_alarm}; escalation honest-answer rate {honest_answers:.4f}",
+        file=err,
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Calibration holds its false-positive rate on held-out clean data.
+
+Sampling-error bound: with n calibration scores and k = ceil((n + 1)(1 - fpr)), the number of
+flags among m fresh clean requests follows BetaBinomial(m, n + 1 - k, k) under exchangeability
+(split-conformal calibration; see verde/distill/detector.py). We assert the count is at most the
+99.9% quantile of that law, so a correct calibration fails this test with probability <= 0.1%
+(and, the data and seeds being fixed, the outcome is deterministic).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from verde.distill.detector import DivergenceDetector
+from verde.distill.digits import DigitsSetup
+from verde.distill.models import predict_probs
+
+
+def _clean(digits: DigitsSetup, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    x = getattr(digits.splits, split).x
+    return predict_probs(digits.service, x), digits.verifier.probs(x)
+
+
+@pytest.mark.parametrize("statistic", ["cross_entropy", "kl", "top_k_rank"])
+@pytest.mark.parametrize("fpr", [0.01, 0.05, 0.2])
+def test_calibration_holds_fpr_on_held_out_clean_data(
+    digits: DigitsSetup, statistic: str, fpr: float
+) -> None:
+    detector = DivergenceDetector(statistic).calibrate(*_clean(digits, "calib"), fpr)
+    service, verifier = _clean(digits, "test")
+    flagged = int(detector.flags(service, verifier).sum())
+    bound = detector.held_out_bound(service.shape[0], confidence=0.999)
+    assert flagged <= bound, (statistic, fpr, flagged, bound)
+
+
+def test_calibration_is_not_trivially_conservative(digits: DigitsSetup) -> None:
+    # At fpr=0.2 a continuous statistic must actually flag clean requests near that rate.
+    detector = DivergenceDetector("cross_entropy").calibrate(*_clean(digits, "calib"), 0.2)
+    rate = float(detector.flags(*_clean(digits, "test")).float().mean())
+    assert 0.1 <= rate <= 0.3
+
+
+def test_learned_detector_holds_fpr(digits: DigitsSetup) -> None:
+    service, verifier = _clean(digits, "test")
+    flagged = int(digits.learned_detector.flags(service, verifier).sum())
+    assert flagged <= digits.learned_detector.held_out_bound(service.shape[0])
+
+
+def test_bound_catches_a_miscalibrated_detector(digits: DigitsSetup) -> None:
+    # Negative control: calibrating against the service itself (a "verifier" that always
+    # agrees) puts the threshold at ~0, so real verifier outputs on clean traffic are flagged
+    # far beyond the bound: the FPR test above can fail.
+    service_calib, _ = _clean(digits, "calib")
+    detector = DivergenceDetector("kl").calibrate(service_calib, service_calib, 0.01)
+    service, verifier = _clean(digits, "test")
+    flagged = int(detector.flags(service, verifier).sum())
+    assert flagged > detector.held_out_bound(service.shape[0])
+
+
+def test_clean_batches_do_not_raise_batch_alarms(digits: DigitsSetup) -> None:
+    service, verifier = _clean(digits, "test")
+    alarms = [
+        digits.detector.decide_batch(service[i : i + 50], verifier[i : i + 50]).alarm
+        for i in range(0, service.shape[0], 50)
+    ]
+    assert sum(alarms) == 0
+
+
+def test_cheating_batch_raises_batch_alarm(digits: DigitsSetup, attacks: dict) -> None:
+    x = digits.splits.test.x[:50]
+    honest = predict_probs(digits.service, x)
+    served = attacks["top2_swap"].serve(x, honest, torch.Generator().manual_seed(0))
+    decision = digits.detector.decide_batch(served, digits.verifier.probs(x))
+    assert decision.alarm and decision.p_value < 1e-6
+    assert decision.flagged >= 45

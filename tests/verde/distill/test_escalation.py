@@ -1,0 +1,137 @@
+"""Escalation: flagged answers are re-run and disputed; the caller gets the honest answer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from verde.distill.digits import DigitsSetup
+from verde.distill.errors import DistillArgumentError, NoHonestAnswerError
+from verde.distill.escalation import (
+    DisputeOpener,
+    InferenceRequest,
+    ReplayReferee,
+    SecondOpinion,
+    TrustedReplica,
+    repops_reproducible_available,
+)
+from verde.distill.guard import VerifiedInference
+from verde.distill.models import predict_probs
+
+
+def _guard(digits: DigitsSetup, **kwargs: object) -> VerifiedInference:
+    return VerifiedInference(
+        digits.verifier,
+        digits.detector,
+        reclassifier=digits.reclassifier,
+        second_opinion=TrustedReplica(digits.service),
+        dispute=ReplayReferee(digits.service),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_in_process_implementations_satisfy_the_protocols(digits: DigitsSetup) -> None:
+    assert isinstance(TrustedReplica(digits.service), SecondOpinion)
+    assert isinstance(ReplayReferee(digits.service), DisputeOpener)
+    replica = TrustedReplica(digits.service)
+    assert replica.reproducible == repops_reproducible_available()
+    assert replica.atol == (0.0 if replica.reproducible else 1e-5)
+
+
+@pytest.mark.parametrize("name", ["top2_swap", "top2_average", "random_label_switch"])
+def test_escalation_returns_honest_answer_when_service_cheats(
+    digits: DigitsSetup, attacks: dict, name: str
+) -> None:
+    x = digits.splits.test.x[:200]
+    honest = predict_probs(digits.service, x)
+    cheating = attacks[name].serve(x, honest, torch.Generator().manual_seed(0))
+    checked = _guard(digits).check(x, cheating)
+    flagged = checked.flags
+    assert float(flagged.float().mean()) >= 0.9
+    # Every flagged request was escalated and its cheating answer overturned.
+    assert checked.escalated == flagged.nonzero().flatten().tolist()
+    assert checked.overturned == checked.escalated
+    torch.testing.assert_close(checked.answers[flagged], honest[flagged], rtol=0, atol=1e-5)
+    assert torch.equal(checked.estimates[flagged], honest[flagged].argmax(1))
+
+
+def test_false_alarms_keep_the_service_answer(digits: DigitsSetup) -> None:
+    x = digits.splits.test.x
+    honest = predict_probs(digits.service, x)
+    checked = _guard(digits).check(x, honest)
+    assert checked.overturned == []
+    assert torch.equal(checked.answers, honest)
+    assert torch.equal(checked.estimates, honest.argmax(1))
+
+
+def test_without_escalation_flagged_answers_get_reclassified(
+    digits: DigitsSetup, attacks: dict
+) -> None:
+    x, y = digits.splits.test.x[:200], digits.splits.test.y[:200]
+    honest = predict_probs(digits.service, x)
+    cheating = attacks["top2_swap"].serve(x, honest, torch.Generator().manual_seed(0))
+    checked = VerifiedInference(
+        digits.verifier, digits.detector, reclassifier=digits.reclassifier
+    ).check(x, cheating)
+    assert checked.escalated == []
+    flagged = checked.flags
+    assert float((checked.estimates[flagged] == y[flagged]).float().mean()) >= 0.94
+
+
+def test_referee_rejects_two_wrong_answers(digits: DigitsSetup) -> None:
+    x = digits.splits.test.x[:1]
+    honest = predict_probs(digits.service, x)
+    wrong = torch.roll(honest, 1, dims=1)
+    referee = ReplayReferee(digits.service)
+    assert torch.equal(referee.settle(InferenceRequest(0, x), wrong, honest), honest)
+    with pytest.raises(NoHonestAnswerError, match="request 7"):
+        referee.settle(InferenceRequest(7, x), wrong, torch.roll(honest, 2, dims=1))
+
+
+class _CountingSecondOpinion:
+    """A user-supplied second provider (pluggable: any object with rerun)."""
+
+    def __init__(self, inner: TrustedReplica) -> None:
+        self.inner, self.calls = inner, 0
+
+    def rerun(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner.rerun(inputs)
+
+
+def test_pluggable_second_opinion(digits: DigitsSetup, attacks: dict) -> None:
+    x = digits.splits.test.x[:50]
+    honest = predict_probs(digits.service, x)
+    cheating = attacks["random_label_switch"].serve(x, honest, torch.Generator().manual_seed(1))
+    second = _CountingSecondOpinion(TrustedReplica(digits.service))
+    guard = VerifiedInference(
+        digits.verifier,
+        digits.detector,
+        second_opinion=second,
+        dispute=ReplayReferee(digits.service),
+    )
+    checked = guard.check(x, cheating)
+    assert second.calls == 1 and checked.overturned
+
+
+def test_escalation_arguments(digits: DigitsSetup) -> None:
+    with pytest.raises(DistillArgumentError, match="both"):
+        VerifiedInference(
+            digits.verifier, digits.detector, second_opinion=TrustedReplica(digits.service)
+        )
+    with pytest.raises(DistillArgumentError, match="rerun"):
+        VerifiedInference(
+            digits.verifier,
+            digits.detector,
+            second_opinion=object(),  # type: ignore[arg-type]
+            dispute=ReplayReferee(digits.service),
+        )
+    guard = _guard(digits)
+    x = digits.splits.test.x[:4]
+    with pytest.raises(DistillArgumentError, match="inputs"):
+        guard.check(x, predict_probs(digits.service, digits.splits.test.x[:5]))
+    with pytest.raises(DistillArgumentError, match="service_probs"):
+        guard.check(x, torch.randn(4, 10))
+    if not repops_reproducible_available():
+        with pytest.raises(DistillArgumentError, match="repops"):
+            TrustedReplica(digits.service, reproducible=True)

@@ -1,0 +1,248 @@
+"""Greedy layer-wise distillation of a small verifier from a service model (after Fides).
+
+Fides (Kumar et al., "Fides: A Generative Framework for Result Validation of Outsourced Machine
+Learning Workloads via TEE", ASIA CCS 2024) distils a compact verifier from the service model by
+*greedy distillation transfer learning*: the student's layers are unfrozen from the top down, one
+more per stage, and each stage trains on the temperature-scaled soft labels of the service
+(Hinton et al., 2015) plus the hard labels. We keep that schedule: stage k trains the top k
+parametrised layers, each stage stops early when agreement with the service on a validation set
+stops improving (its best weights are restored), and a stage is kept only if it improved on the
+previous one (the greedy step). When the service model itself is at hand, each epoch also
+queries it on jittered copies of the client's inputs, which widens the transfer set for free.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from verde.distill._checks import (
+    check_batch_match,
+    check_positive,
+    check_positive_int,
+    check_probabilities,
+    check_rate,
+)
+from verde.distill.errors import DistillArgumentError, NotTrainedError
+from verde.distill.models import jitter, predict_probs
+
+_LOG_FLOOR = 1e-12
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Hyper-parameters of greedy distillation.
+
+    ``soft_weight`` weighs the T^2-scaled soft-label KL term against the hard-label
+    cross-entropy; ``patience`` is how many epochs without better validation agreement end a
+    stage; ``augment`` queries the service on jittered inputs (needs the service model).
+    """
+
+    temperature: float = 4.0
+    soft_weight: float = 0.8
+    lr: float = 3e-3
+    batch_size: int = 64
+    max_epochs_per_stage: int = 40
+    patience: int = 6
+    augment: bool = True
+    augment_copies: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_positive("temperature", self.temperature)
+        check_rate("soft_weight", self.soft_weight)
+        check_positive("lr", self.lr)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("max_epochs_per_stage", self.max_epochs_per_stage)
+        check_positive_int("patience", self.patience)
+        check_positive_int("augment_copies", self.augment_copies)
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """What one unfreezing stage did: how many top layers trained, for how long, how well."""
+
+    trainable_layers: int
+    epochs: int
+    val_agreement: float
+    val_soft_loss: float
+    kept: bool
+
+
+@dataclass
+class DistilledVerifier:
+    """A trained verifier: the student model plus how it was obtained.
+
+    Use :meth:`probs` for its softmax outputs; an untrained verifier raises
+    :class:`NotTrainedError` rather than returning the guesses of random weights.
+    """
+
+    model: nn.Module
+    stages: list[StageReport] = field(default_factory=list)
+    trained: bool = False
+
+    def probs(self, x: torch.Tensor) -> torch.Tensor:
+        """The verifier's output distribution on ``x`` (eval mode, no gradients)."""
+        if not self.trained:
+            raise NotTrainedError(
+                "this verifier has not been trained; call distill_verifier(...) first"
+            )
+        return predict_probs(self.model, x)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The verifier's predicted class for each input."""
+        return self.probs(x).argmax(dim=1)
+
+    @property
+    def val_agreement(self) -> float:
+        """Agreement with the service on the validation set after the last kept stage."""
+        kept = [s for s in self.stages if s.kept]
+        if not kept:
+            raise NotTrainedError("this verifier has no kept distillation stage")
+        return kept[-1].val_agreement
+
+
+def parametrised_layers(model: nn.Module) -> list[nn.Module]:
+    """Leaf modules that own parameters, in forward (registration) order."""
+    return [
+        m
+        for m in model.modules()
+        if not list(m.children()) and any(True for _ in m.parameters(recurse=False))
+    ]
+
+
+def _soft_targets(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.softmax(torch.log(probs.clamp_min(_LOG_FLOOR)) / temperature, dim=1)
+
+
+def _distill_loss(
+    logits: torch.Tensor, soft: torch.Tensor, hard: torch.Tensor, config: DistillConfig
+) -> torch.Tensor:
+    t = config.temperature
+    log_student = torch.log_softmax(logits / t, dim=1)
+    soft_loss = nn.functional.kl_div(log_student, soft, reduction="batchmean") * (t * t)
+    hard_loss = nn.functional.cross_entropy(logits, hard)
+    return config.soft_weight * soft_loss + (1.0 - config.soft_weight) * hard_loss
+
+
+@torch.no_grad()
+def _validate(
+    student: nn.Module, x: torch.Tensor, teacher_probs: torch.Tensor
+) -> tuple[float, float]:
+    student_probs = predict_probs(student, x)
+    agreement = float((student_probs.argmax(1) == teacher_probs.argmax(1)).float().mean())
+    kl = float(
+        (
+            teacher_probs
+            * (
+                teacher_probs.clamp_min(_LOG_FLOOR).log()
+                - student_probs.clamp_min(_LOG_FLOOR).log()
+            )
+        )
+        .sum(1)
+        .mean()
+    )
+    return agreement, kl
+
+
+def distill_verifier(
+    student: nn.Module,
+    x: torch.Tensor,
+    val_x: torch.Tensor,
+    *,
+    service: nn.Module | None = None,
+    service_probs: torch.Tensor | None = None,
+    val_service_probs: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    config: DistillConfig | None = None,
+    on_stage: Callable[[StageReport, nn.Module], None] | None = None,
+) -> DistilledVerifier:
+    """Distil ``student`` (trained in place) from the service and return the verifier.
+
+    Give either ``service`` (the model: its outputs are queried, and jittered inputs are added
+    when ``config.augment``) or ``service_probs`` and ``val_service_probs`` (only the service's
+    softmax outputs on ``x`` and ``val_x``). ``labels`` are the client's ground-truth labels for
+    ``x``; without them the service's predictions serve as hard labels. ``on_stage`` is called
+    after every stage with its report and the student (holding the best weights so far).
+    """
+    config = config or DistillConfig()
+    if (service is None) == (service_probs is None):
+        raise DistillArgumentError("give exactly one of service (a model) or service_probs")
+    if service is None:
+        if val_service_probs is None:
+            raise DistillArgumentError("service_probs needs val_service_probs for early stopping")
+        check_probabilities("service_probs", service_probs)
+        check_probabilities("val_service_probs", val_service_probs)
+        check_batch_match("x", x, "service_probs", service_probs)
+        check_batch_match("val_x", val_x, "val_service_probs", val_service_probs)
+        teacher_probs, val_teacher = service_probs, val_service_probs
+    else:
+        teacher_probs, val_teacher = predict_probs(service, x), predict_probs(service, val_x)
+    if labels is not None:
+        check_batch_match("x", x, "labels", labels)
+        hard = labels.long()
+    else:
+        hard = teacher_probs.argmax(1)
+    layers = parametrised_layers(student)
+    if not layers:
+        raise DistillArgumentError("student has no parametrised layers to train")
+    with torch.no_grad():
+        out = student(x[:1])
+    if out.ndim != 2 or out.shape[1] != teacher_probs.shape[1]:
+        raise DistillArgumentError(
+            f"student outputs shape {tuple(out.shape)} per input batch of 1, but the service has "
+            f"{teacher_probs.shape[1]} classes"
+        )
+
+    generator = torch.Generator().manual_seed(config.seed)
+    soft = _soft_targets(teacher_probs, config.temperature)
+    best_score = _validate(student, val_x, val_teacher)
+    best_state = copy.deepcopy(student.state_dict())
+    stages: list[StageReport] = []
+    for k in range(1, len(layers) + 1):
+        trainable = {id(p) for layer in layers[-k:] for p in layer.parameters()}
+        for p in student.parameters():
+            p.requires_grad_(id(p) in trainable)
+        params = [p for p in student.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=config.lr)
+        stage_best, stage_state, stale, epochs = best_score, best_state, 0, 0
+        for _ in range(config.max_epochs_per_stage):
+            epochs += 1
+            student.train()
+            xs, ss, hs = x, soft, hard
+            if service is not None and config.augment:
+                extra = torch.cat([jitter(x, generator) for _ in range(config.augment_copies)])
+                extra_soft = _soft_targets(predict_probs(service, extra), config.temperature)
+                xs = torch.cat([x, extra])
+                ss = torch.cat([soft, extra_soft])
+                hs = torch.cat([hard, hard.repeat(config.augment_copies)])
+            order = torch.randperm(xs.shape[0], generator=generator)
+            for start in range(0, xs.shape[0], config.batch_size):
+                ids = order[start : start + config.batch_size]
+                loss = _distill_loss(student(xs[ids]), ss[ids], hs[ids], config)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            agreement, kl = _validate(student, val_x, val_teacher)
+            if (agreement, -kl) > (stage_best[0], -stage_best[1]):
+                stage_best, stale = (agreement, kl), 0
+                stage_state = copy.deepcopy(student.state_dict())
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+        kept = stage_state is not best_state
+        if kept:
+            best_score, best_state = stage_best, stage_state
+        student.load_state_dict(best_state)
+        stages.append(StageReport(k, epochs, best_score[0], best_score[1], kept))
+        if on_stage is not None:
+            on_stage(stages[-1], student)
+    for p in student.parameters():
+        p.requires_grad_(True)
+    student.eval()
+    return DistilledVerifier(model=student, stages=stages, trained=any(s.kept for s in stages))
