@@ -21,10 +21,12 @@ from verde.provider.tracing import execute_node, ref_key
 OPS_EXECUTED = {"count": 0}
 
 
-def recompute_operator(op: str, args: Any, inputs: Mapping[str, torch.Tensor]) -> list[str]:
+def recompute_operator(
+    backend: str, op: str, args: Any, inputs: Mapping[str, torch.Tensor]
+) -> list[str]:
     """Run one recorded op on verified inputs; the hex digests of its outputs ("" for None)."""
     OPS_EXECUTED["count"] += 1
-    with execution_context():
+    with execution_context(backend):
         outputs = execute_node(op, args, inputs)
     return [tensor_digest(o).hex() if isinstance(o, torch.Tensor) else "" for o in outputs]
 

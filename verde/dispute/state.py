@@ -367,7 +367,7 @@ class DisputeState:
             reason = "recomputed_operator"
         else:
             tensors = {key: v["tensor"] for key, v in inputs.items()}
-            recomputed = recompute_operator(node["op"], node["args"], tensors)
+            recomputed = recompute_operator(self.spec.backend, node["op"], node["args"], tensors)
             reason = "recomputed_operator"
         winner, losers = rules.rule_on_value(recomputed, claims)
         ruling = {"step": self.data["step"], "node": k, "op": node["op"], "nodes":

@@ -23,6 +23,11 @@ Specs are read from TOML (``tomllib``) or JSON. Example (TOML)::
     name = "sgd"
     lr = 0.1
 
+``backend`` says how operators execute: ``"repops"`` (default; ``repops.reproducible()``,
+the same bits on any machine, which is what makes disputes between different machines fair)
+or ``"torch"`` (torch's deterministic algorithms in one thread: reproducible on one machine
+and software stack only; for programs using ops repops does not cover yet).
+
 A user file dataset is ``{name = "file", location = "data.npz", root = "<hex>"}``: ``root`` is
 the Merkle root over the samples and is part of the job's identity, ``location`` is only where
 this machine finds the file and is not.
@@ -42,10 +47,11 @@ from proofs import canonical_json
 from verde.jobs.errors import JobSpecError
 
 JOB_KINDS = ("train", "infer")
+BACKENDS = ("repops", "torch")
 SPEC_VERSION = 1
 _FIELDS = {
     "version", "program", "kind", "config", "dataset", "optimizer", "steps", "batch_size",
-    "seed", "checkpoint_interval",
+    "seed", "checkpoint_interval", "backend",
 }  # fmt: skip
 _MAX_SEED = 2**63 - 1
 
@@ -63,6 +69,7 @@ class JobSpec:
     batch_size: int
     seed: int
     checkpoint_interval: int
+    backend: str = "repops"
     _id: str = field(default="", compare=False, repr=False)
 
     @classmethod
@@ -116,8 +123,11 @@ class JobSpec:
             raise JobSpecError(
                 f"job spec: checkpoint_interval must be a positive integer, got {interval!r}"
             )
+        backend = data.get("backend", "repops")
+        if backend not in BACKENDS:
+            raise JobSpecError(f"job spec: backend must be one of {BACKENDS}, got {backend!r}")
         spec = cls(program_name, kind, config, dataset, optimizer, steps, batch_size, seed,
-                   interval)  # fmt: skip
+                   interval, backend)  # fmt: skip
         object.__setattr__(spec, "_id", hashlib.sha256(canonical_json(spec.identity())).hexdigest())
         return spec
 
@@ -140,6 +150,7 @@ class JobSpec:
             "batch_size": self.batch_size,
             "seed": self.seed,
             "checkpoint_interval": self.checkpoint_interval,
+            "backend": self.backend,
         }
 
     @property

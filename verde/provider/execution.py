@@ -1,9 +1,10 @@
 """Running one step of a job: plainly, traced into a graph, or shape-only for the arbiter.
 
-This is the one place that decides *how* operators execute. ``execution_context`` is where
-``repops.reproducible()`` goes (bit-identical results on any machine, the premise of Verde,
-Arun et al. 2025); until repops' dispatch mode is wired in, steps run under torch's
-deterministic-algorithm setting, which is reproducible on one machine only.
+This is the one place that decides *how* operators execute. ``execution_context`` enters
+``repops.reproducible()`` for jobs with backend ``"repops"`` (bit-identical results on any
+machine, the premise of Verde, Arun et al. 2025); backend ``"torch"`` runs torch's
+deterministic algorithms in one thread with canonical input layouts, reproducible on one
+machine only (for programs whose ops repops does not cover yet).
 
 ``trace_step`` gives the provider's committed graph of step ``s`` and ``expected_structure``
 the arbiter's own shape-only replay of it; both go through ``StepTracer`` and
@@ -30,7 +31,6 @@ from verde.jobs.context import RNG, JobContext
 from verde.provider.errors import TraceError
 from verde.provider.tracing import COMMIT_OP, GraphNode, StepTracer
 
-USE_REPOPS = False
 
 
 class _CanonicalLayout(TorchDispatchMode):
@@ -52,7 +52,6 @@ class _CanonicalLayout(TorchDispatchMode):
 def _canonical(value: Any) -> Any:
     if (
         isinstance(value, torch.Tensor)
-        and value.device.type != "meta"
         and not (value.is_contiguous() and value.storage_offset() == 0)
     ):
         return value.clone(memory_format=torch.contiguous_format)
@@ -60,14 +59,16 @@ def _canonical(value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def execution_context() -> Iterator[None]:
-    """The operator semantics every step runs under (see the module docstring)."""
-    if USE_REPOPS:  # pragma: no cover - switched on when repops.reproducible lands
+def execution_context(backend: str) -> Iterator[None]:
+    """The operator semantics every step of a job runs under (the spec's ``backend``)."""
+    if backend == "repops":
         import repops
 
-        with repops.reproducible(strict=True):  # type: ignore[attr-defined]
+        with repops.reproducible(strict=True):
             yield
         return
+    if backend != "torch":
+        raise ValueError(f"unknown backend {backend!r}")
     previous = torch.are_deterministic_algorithms_enabled()
     threads = torch.get_num_threads()
     torch.use_deterministic_algorithms(True)
@@ -95,7 +96,7 @@ def run_step(
     """
     batch = ctx.batch(step) if batch is None else batch
     leaves = ctx.prepare_leaves(state)
-    with execution_context(), interceptor or contextlib.nullcontext():
+    with execution_context(ctx.spec.backend), interceptor or contextlib.nullcontext():
         new_state = ctx.step(leaves, batch, step)
     new_state = {k: v.detach() for k, v in new_state.items()}
     new_state[RNG] = ctx.rng_state(step)
@@ -142,7 +143,7 @@ def trace_step(
     tracer = StepTracer(digests=True)
     tracer.register_leaves(leaves)
     tracer.register_leaves(batch)
-    with execution_context(), interceptor or contextlib.nullcontext(), tracer:
+    with execution_context(ctx.spec.backend), interceptor or contextlib.nullcontext(), tracer:
         new_state = ctx.step(leaves, batch, step)
     full = {k: v.detach() for k, v in new_state.items()}
     full[RNG] = ctx.rng_state(step)
@@ -172,7 +173,7 @@ def expected_structure(ctx: JobContext, step: int) -> list[dict[str, Any]]:
     tracer.register_leaves(leaves)
     tracer.register_leaves(meta_batch)
     try:
-        with tracer:
+        with execution_context(ctx.spec.backend), tracer:
             new_state = ctx.step(leaves, meta_batch, step)
     except TraceError:
         raise
