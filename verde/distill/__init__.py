@@ -109,4 +109,5 @@ __all__ = [
     "top2_average",
     "top2_swap",
     "top_k_rank",
+    "train_learned_detector",
 ]
