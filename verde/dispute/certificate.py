@@ -59,7 +59,9 @@ def replay_body(body: dict[str, Any], *, recompute: bool = True) -> DisputeState
     expected_keys = {"version", "spec", "dispute_id", "results", "transcript", "bundled_inputs",
                      "verdict"}  # fmt: skip
     if set(body) != expected_keys or body["version"] != BODY_VERSION:
-        raise InvalidVerdictCertificate(f"body must have exactly the fields {sorted(expected_keys)}")
+        raise InvalidVerdictCertificate(
+            f"body must have exactly the fields {sorted(expected_keys)}"
+        )
     bundled = body["bundled_inputs"]
     if not isinstance(bundled, bool):
         raise InvalidVerdictCertificate("bundled_inputs must be a boolean")

@@ -111,7 +111,7 @@ def check_structure(node: GraphNode, expected: Mapping[str, Any]) -> None:
             _hash(d, f"node {node.index} output digest")
 
 
-def check_node_leaf(node_json: Any, proof_json: Any, index: int, root: bytes, n_nodes: int,
+def check_node_leaf(node_json: Any, proof_json: Any, index: int, root: bytes, *, n_nodes: int,
                     expected: Mapping[str, Any]) -> GraphNode:  # fmt: skip
     """A graph node with its proof under the party's graph root, and its structure."""
     node = parse_node(node_json, f"node {index}")
@@ -139,8 +139,8 @@ def check_graph_commit(payload: Mapping[str, Any], step: int, expected: Sequence
                     f"graph of step {step} has {n_nodes} nodes; the arbiter's replay has "
                     f"{len(expected)}")  # fmt: skip
     final = _field(payload, "final", dict)
-    node = check_node_leaf(final.get("node"), final.get("proof"), n_nodes - 1, root, n_nodes,
-                           expected[-1])  # fmt: skip
+    node = check_node_leaf(final.get("node"), final.get("proof"), n_nodes - 1, root,
+                           n_nodes=n_nodes, expected=expected[-1])  # fmt: skip
     if node.out != [state_root.hex()]:
         raise Fault("inconsistent_answer",
                     f"the graph of step {step} ends in state {node.out}, but the party committed "
@@ -205,7 +205,8 @@ def check_node_inputs(
             if entry.get("source") != "node" or not 0 <= ref["node"] < node:
                 raise Fault("bad_input", f"input {key} must be an earlier node's output")
             producer = check_node_leaf(entry.get("node"), entry.get("proof"), ref["node"],
-                                       graph_root, n_nodes, expected[ref["node"]])  # fmt: skip
+                                       graph_root, n_nodes=n_nodes,
+                                       expected=expected[ref["node"]])  # fmt: skip
             if not 0 <= ref["out"] < len(producer.out) or not producer.out[ref["out"]]:
                 raise Fault("bad_input", f"input {key} names an output node {ref['node']} lacks")
             digest = producer.out[ref["out"]]
@@ -236,7 +237,8 @@ def check_node_inputs(
                     verify_inclusion(dataset_root, sample_leaf_from_digests(digests), index,
                                      n_samples, proof)  # fmt: skip
                 except (ProofError, ValueError) as exc:
-                    raise Fault("bad_input", f"sample {index} is not in the dataset: {exc}") from exc
+                    raise Fault("bad_input",
+                                f"sample {index} is not in the dataset: {exc}") from exc
                 if blobs is not None:
                     parts.append(_blob(blobs, f"sample/{pos}/{field}", digests[field]))
             digest = ""

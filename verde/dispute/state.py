@@ -122,9 +122,9 @@ class DisputeState:
         if self.done:
             return []
         kind, params = self._round_query()
+        spec = self.spec
         return [
-            Query(self.spec.job_id, self.dispute_id, self.round, kind, params, party,
-                  self.deadline_s)  # fmt: skip
+            Query(spec.job_id, self.dispute_id, self.round, kind, params, party, self.deadline_s)
             for party in PARTIES
             if party not in self.outcomes
         ]
@@ -273,8 +273,8 @@ class DisputeState:
             if len(leaves) != 1 or not isinstance(leaves[0], dict):
                 raise Fault("malformed", "expected exactly one graph leaf")
             node = checks.check_node_leaf(leaves[0].get("node"), leaves[0].get("proof"), k,
-                                          graph_root, len(self.expected()),
-                                          self.expected()[k])  # fmt: skip
+                                          graph_root, n_nodes=len(self.expected()),
+                                          expected=self.expected()[k])  # fmt: skip
             try:
                 self._descent.check_leaf(party, node.leaf_data())
             except ProofError as exc:

@@ -34,8 +34,10 @@ from typing import Any
 
 COMPUTE_FAULTS = ("corrupt_op", "corrupt_state", "wrong_final", "skip_step", "reorder_steps",
                   "wrong_data")  # fmt: skip
-ANSWER_FAULTS = ("lie_children", "equivocate", "refuse", "wrong_input", "substitute_input",
-                 "wrong_graph_count", "insert_node", "drop_node", "swap_nodes", "wrong_op")  # fmt: skip
+ANSWER_FAULTS = (
+    "lie_children", "equivocate", "refuse", "wrong_input", "substitute_input",
+    "wrong_graph_count", "insert_node", "drop_node", "swap_nodes", "wrong_op",
+)  # fmt: skip
 _DEFAULT_QUERY = {
     "lie_children": "graph_children",
     "equivocate": "graph_children",
@@ -68,7 +70,7 @@ class FaultPlan:
         last = n_steps - 1 if self.compute == "reorder_steps" else n_steps
         step = self.step if self.step is not None else rng.randint(1, max(1, last))
         node = self.node if self.node is not None else rng.randrange(1 << 30)
-        query = self.query or _DEFAULT_QUERY.get(self.answer or "", None)
+        query = self.query or _DEFAULT_QUERY.get(self.answer or "")
         return FaultPlan(self.compute, min(step, max(1, last)), node, self.answer, query,
                          self.seed)  # fmt: skip
 

@@ -68,7 +68,8 @@ class CheatingProvider(Provider):
         if plan.compute == "corrupt_op" and step == plan.step:
             # Traced, so the op sequence (and the op the corrupter hits) is exactly the one
             # its replays will show: a consistent cheater.
-            new_state = dict(trace_step(ctx, state, step, interceptor=OpCorrupter(plan.node or 0)).state)
+            corrupter = OpCorrupter(plan.node or 0)
+            new_state = dict(trace_step(ctx, state, step, interceptor=corrupter).state)
         else:
             new_state = run_step(ctx, state, step, batch=self._batch_for(ctx, step))
         if plan.compute == "corrupt_state" and step == plan.step:

@@ -27,6 +27,15 @@ def _field(fields: FieldShapes, name: str, program: str) -> tuple[tuple[int, ...
     return fields[name]
 
 
+def _check_labels(program: str, config: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+    y = fields.get("y")
+    if y is not None and (y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= config["classes"]):
+        raise JobSpecError(
+            f"program {program}: labels y must be integers in [0, {config['classes']}), "
+            f"got range [{y.min()}, {y.max()}]"
+        )
+
+
 class MLP(Program):
     """Multi-layer perceptron classifier on the ``x`` (features) and ``y`` (labels) fields."""
 
@@ -44,6 +53,9 @@ class MLP(Program):
             width = config["hidden"]
         layers.append(nn.Linear(width, config["classes"]))
         return nn.Sequential(*layers)
+
+    def check_data(self, config: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+        _check_labels(self.name, config, fields)
 
     def outputs(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return module(batch["x"])
@@ -85,6 +97,9 @@ class CNN(Program):
                 f"got shape {shape}"
             )
         return _CNNModule((c, side, side), config["channels"], config["classes"])
+
+    def check_data(self, config: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+        _check_labels(self.name, config, fields)
 
     def outputs(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return module(batch["x"])
@@ -154,6 +169,14 @@ class GPT(Program):
             )
         return _GPTModule(config["vocab"], config["d_model"], config["layers"], config["heads"],
                           shape[0] - 1)  # fmt: skip
+
+    def check_data(self, config: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+        tokens = fields.get("tokens")
+        if tokens is not None and (tokens.min() < 0 or tokens.max() >= config["vocab"]):
+            raise JobSpecError(
+                f"program gpt: tokens must be in [0, {config['vocab']}), got range "
+                f"[{tokens.min()}, {tokens.max()}]"
+            )
 
     def init_rule(self, name: str, shape: tuple[int, ...]) -> tuple[str, float]:
         if name.endswith(("tok.weight", "pos.weight")):

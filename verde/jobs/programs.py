@@ -82,6 +82,9 @@ class Program:
     def check_config(self, config: dict[str, Any]) -> None:
         """Extra checks on a filled-in config; raise ``JobSpecError``."""
 
+    def check_data(self, config: Mapping[str, Any], fields: Mapping[str, np.ndarray]) -> None:
+        """Checks of the dataset's values a program needs (label range...); ``JobSpecError``."""
+
     def build(self, config: Mapping[str, Any], fields: FieldShapes) -> torch.nn.Module:
         """The module (built on the meta device; only its structure is used)."""
         raise NotImplementedError

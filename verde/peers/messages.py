@@ -58,7 +58,7 @@ class TensorBlob:
     def to_tensor(self) -> torch.Tensor:
         if self.dtype not in _DTYPES:
             raise PeerError(f"tensor blob: unknown dtype {self.dtype!r}")
-        torch_dtype, np_dtype = _DTYPES[self.dtype]
+        np_dtype = _DTYPES[self.dtype][1]
         count = int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
         if count * np_dtype.itemsize != len(self.data):
             raise PeerError(

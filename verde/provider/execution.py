@@ -32,7 +32,6 @@ from verde.provider.errors import TraceError
 from verde.provider.tracing import COMMIT_OP, GraphNode, StepTracer
 
 
-
 class _CanonicalLayout(TorchDispatchMode):
     """Temporary stand-in for repops' layout independence: compute ops see fresh contiguous
     inputs, so a provider's op output and the arbiter's recomputation from contiguous copies
