@@ -1,0 +1,255 @@
+"""The fused CPU attention ops torch reaches from F.scaled_dot_product_attention (spec §4).
+
+Why these two ops: inside a TorchDispatchMode, torch 2.13 on CPU sends
+``scaled_dot_product_attention`` with equal head sizes and no dropout to
+``aten._scaled_dot_product_flash_attention_for_cpu`` (and its ``_backward``), whose vendor
+kernel blocks the key axis and rescales partial sums online (Dao et al., "FlashAttention",
+NeurIPS 2022), so its bits depend on the block size. spec/linalg.md §4 instead fixes one
+order per element: scores and outputs are C5 chains (the blocked product of
+:mod:`repops.kernels.matmul_core`), the softmax of each query row is max, ``exp_f32``, C4
+lane sum and one division per element. The backward recomputes the probabilities with the
+same steps, so it is the exact derivative chain of what the forward computed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+import torch
+
+from repops._numba import fma, pjit
+from repops._tensor import from_compute, to_compute
+from repops.errors import UnsupportedInputError
+from repops.kernels._lanes import lane_sum
+from repops.kernels.matmul_core import gemm
+from repops.math.exp import exp_f32
+from repops.math.log import log_f32
+
+_NO_MASK = 0
+_FLOAT_MASK = 1
+_BOOL_MASK = 2
+
+
+class AttentionShapeError(ValueError):
+    """query/key/value/mask/gradient shapes or dtypes do not fit together."""
+
+
+@pjit
+def _softmax_rows(s, c, mode, maskf, maskb, causal):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Steps 3-10 and 12 of spec §4 for every query row: (p, logsumexp)."""
+    nbh, nl, ns = s.shape
+    p = np.zeros((nbh, nl, ns), dtype=np.float32)
+    lse = np.empty((nbh, nl), dtype=np.float32)
+    ninf = np.float32(-np.inf)
+    for row in numba.prange(nbh * nl):
+        b = row // nl
+        i = row - b * nl
+        t = np.empty(ns, dtype=np.float32)
+        m = ninf
+        has_nan = False
+        for j in range(ns):
+            tj = s[b, i, j] * c
+            if mode == _FLOAT_MASK:
+                tj = tj + maskf[b, i, j]
+            elif mode == _BOOL_MASK and not maskb[b, i, j]:
+                tj = ninf
+            if causal and j > i:
+                tj = ninf
+            t[j] = tj
+            if np.isnan(tj):
+                has_nan = True
+            elif tj > m:
+                m = tj
+        if has_nan:
+            m = np.float32(np.nan)
+        if m == ninf:
+            lse[b, i] = ninf  # every position masked: p stays +0.0
+            continue
+        e = np.empty(ns, dtype=np.float32)
+        for j in range(ns):
+            e[j] = exp_f32(np.float32(t[j] - m))
+        total = lane_sum(e)
+        for j in range(ns):
+            p[b, i, j] = e[j] / total
+        lse[b, i] = m + log_f32(total)
+    return p, lse
+
+
+@pjit
+def _paired_row_dots(a, b):  # type: ignore[no-untyped-def]
+    """``out[r] = DOT(a[r, :], b[r, :])`` (C5 chain over the last axis) for 2-D arrays."""
+    nr, nk = a.shape
+    out = np.zeros(nr, dtype=a.dtype)
+    for r in numba.prange(nr):
+        acc = out[r]
+        for k in range(nk):
+            acc = fma(a[r, k], b[r, k], acc)
+        out[r] = acc
+    return out
+
+
+def _check(name: str, t: Any) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype == torch.float64:
+        raise UnsupportedInputError(
+            f"{name} is float64; repops attention computes in binary32 only (spec §4)"
+        )
+    if t.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        raise UnsupportedInputError(
+            f"{name} has dtype {t.dtype}; repops attention takes float16, bfloat16 or float32"
+        )
+    if t.dim() != 4:
+        raise AttentionShapeError(f"{name} must be 4-D (B, H, len, head), got {tuple(t.shape)}")
+    return t
+
+
+class _Problem:
+    """Validated attention inputs as (B*H, len, head) binary32 arrays plus the mask and scale."""
+
+    def __init__(  # noqa: PLR0917 - mirrors the aten arguments
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        dropout_p: float,
+        is_causal: bool,
+        attn_mask: torch.Tensor | None,
+        scale: float | None,
+    ) -> None:
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            _check(name, t)
+        if float(dropout_p) > 0.0:
+            raise UnsupportedInputError(
+                f"aten._scaled_dot_product_flash_attention_for_cpu with dropout_p={dropout_p}: "
+                "the fused op has no reproducible dropout (torch routes dropout to the math path)"
+            )
+        if len({query.dtype, key.dtype, value.dtype}) != 1:
+            raise AttentionShapeError(
+                f"query, key, value must share one dtype, got {query.dtype}, {key.dtype}, "
+                f"{value.dtype}"
+            )
+        bsz, heads, nl, ne = query.shape
+        if tuple(key.shape[:2]) != (bsz, heads) or tuple(value.shape[:2]) != (bsz, heads):
+            raise UnsupportedInputError(
+                f"query {tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}:"
+                " batch and head counts must be equal (no head broadcasting)"
+            )
+        ns = key.shape[2]
+        if key.shape[3] != ne or value.shape[2] != ns:
+            raise AttentionShapeError(
+                f"key must be (B, H, S, {ne}) and value (B, H, S, Ev) with one S; got key "
+                f"{tuple(key.shape)}, value {tuple(value.shape)}"
+            )
+        self.dtype = query.dtype
+        self.shape = (bsz, heads, nl, ns, ne, value.shape[3])
+        nbh = bsz * heads
+        self.q = to_compute(query).reshape(nbh, nl, ne)
+        self.k = to_compute(key).reshape(nbh, ns, ne)
+        self.v = to_compute(value).reshape(nbh, ns, value.shape[3])
+        self.causal = bool(is_causal)
+        default = 1.0 / math.sqrt(ne) if ne > 0 else math.inf
+        self.c = np.float32(default if scale is None else float(scale))
+        self.mode = _NO_MASK
+        self.maskf = np.zeros((1, 1, 1), dtype=np.float32)
+        self.maskb = np.zeros((1, 1, 1), dtype=np.bool_)
+        if attn_mask is not None:
+            try:
+                full = torch.broadcast_to(attn_mask, (bsz, heads, nl, ns))
+            except RuntimeError:
+                raise AttentionShapeError(
+                    f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
+                    f"{(bsz, heads, nl, ns)}"
+                ) from None
+            if attn_mask.dtype == torch.bool:
+                self.mode = _BOOL_MASK
+                self.maskb = full.contiguous().numpy().reshape(nbh, nl, ns)
+            elif attn_mask.dtype == self.dtype:
+                self.mode = _FLOAT_MASK
+                self.maskf = to_compute(full).reshape(nbh, nl, ns)
+            else:
+                raise AttentionShapeError(
+                    f"attn_mask must be bool or {self.dtype} like query, got {attn_mask.dtype}"
+                )
+
+    def probabilities(self) -> tuple[np.ndarray, np.ndarray]:
+        """Steps 1-10 and 12: ``p`` (B*H, L, S) and ``logsumexp`` (B*H, L)."""
+        kt = np.ascontiguousarray(self.k.transpose(0, 2, 1))
+        scores = gemm(self.q, kt)
+        return _softmax_rows(scores, self.c, self.mode, self.maskf, self.maskb, self.causal)
+
+
+def flash_attention_for_cpu(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    *,
+    attn_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """aten._scaled_dot_product_flash_attention_for_cpu.default -> (output, logsumexp)."""
+    pr = _Problem(query, key, value, dropout_p, is_causal, attn_mask, scale)
+    bsz, heads, nl, _, _, nev = pr.shape
+    p, lse = pr.probabilities()
+    out = gemm(p, pr.v).reshape(bsz, heads, nl, nev)
+    return from_compute(out, pr.dtype), torch.from_numpy(lse.reshape(bsz, heads, nl))
+
+
+def flash_attention_for_cpu_backward(  # noqa: PLR0917 - the aten signature
+    grad_out: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    out: torch.Tensor,
+    logsumexp: torch.Tensor,
+    dropout_p: float,
+    is_causal: bool,
+    *,
+    attn_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """aten._scaled_dot_product_flash_attention_for_cpu_backward.default -> (dq, dk, dv)."""
+    pr = _Problem(query, key, value, dropout_p, is_causal, attn_mask, scale)
+    bsz, heads, nl, ns, ne, nev = pr.shape
+    for name, t, shape in (
+        ("grad_out", grad_out, (bsz, heads, nl, nev)),
+        ("out", out, (bsz, heads, nl, nev)),
+        ("logsumexp", logsumexp, (bsz, heads, nl)),
+    ):
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise AttentionShapeError(f"{name} must have shape {shape}, got {got}")
+    for name, t in (("grad_out", grad_out), ("out", out)):
+        if t.dtype != pr.dtype:
+            raise AttentionShapeError(f"{name} must be {pr.dtype} like query, got {t.dtype}")
+    nbh = bsz * heads
+    p, _ = pr.probabilities()
+    d_o = to_compute(grad_out).reshape(nbh, nl, nev)
+    o = to_compute(out).reshape(nbh, nl, nev)
+    pt = np.ascontiguousarray(p.transpose(0, 2, 1))
+    dv = gemm(pt, d_o)
+    dp = gemm(d_o, np.ascontiguousarray(pr.v.transpose(0, 2, 1)))
+    dd = _paired_row_dots(d_o.reshape(nbh * nl, nev), o.reshape(nbh * nl, nev))
+    dd = dd.reshape(nbh, nl, 1)
+    dt = (p * (dp - dd)) * pr.c  # each numpy float32 op is one IEEE rounding, in this order
+    dq = gemm(dt, pr.k)
+    dk = gemm(np.ascontiguousarray(dt.transpose(0, 2, 1)), pr.q)
+    return (
+        from_compute(dq.reshape(bsz, heads, nl, ne), query.dtype),
+        from_compute(dk.reshape(bsz, heads, ns, ne), key.dtype),
+        from_compute(dv.reshape(bsz, heads, ns, nev), value.dtype),
+    )
+
+
+ATEN_KERNELS: dict[str, Callable[..., Any]] = {
+    "aten._scaled_dot_product_flash_attention_for_cpu.default": flash_attention_for_cpu,
+    "aten._scaled_dot_product_flash_attention_for_cpu_backward.default": (
+        flash_attention_for_cpu_backward
+    ),
+}
