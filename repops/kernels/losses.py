@@ -19,7 +19,7 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import pjit
+from repops._numba import jit, pjit
 from repops.errors import UnsupportedInputError
 from repops.kernels._lanes import lane_dot, lane_sum
 from repops.kernels._rows import float_compute
@@ -30,19 +30,19 @@ _TORCH = {np.float32: torch.float32, np.float64: torch.float64}
 # ----------------------------------------------------------------------------- kernels
 
 
-@pjit
+@jit
 def _nll_terms(
     picked: np.ndarray, w: np.ndarray, loss: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    for p in numba.prange(picked.shape[0]):
+    for p in range(picked.shape[0]):
         loss[p] = -(w[p] * picked[p])
 
 
-@pjit
+@jit
 def _nll_grad_values(
     g: np.ndarray, w: np.ndarray, per_position: bool, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    for p in numba.prange(w.shape[0]):
+    for p in range(w.shape[0]):
         c = g[p] if per_position else g[0]
         out[p] = -(w[p] * c)
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from repops._numba import fma, jit, pjit
-from repops.kernels._lanes import lane_dev_sq, lane_dot, lane_sum
+from repops.kernels._lanes import lane_dev_sq, lane_dot, lane_sum, lane_tree
 from repops.kernels._rows import float_compute
 
 COL_BLOCK = 256  # columns per parallel task in the weight/bias gradients (no effect on bits)
@@ -100,10 +100,10 @@ def _norm_param_grads(  # noqa: PLR0917 - fixed positional signature
     x: np.ndarray,
     mean: np.ndarray,
     rstd: np.ndarray,
-    centred: bool,
     gweight: np.ndarray,
     gbias: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
+    # For RMS norm ``mean`` is all +0.0: ``x - (+0.0)`` is exactly ``x`` (also for -0.0).
     m, n = x.shape
     nblocks = (n + COL_BLOCK - 1) // COL_BLOCK
     for blk in numba.prange(nblocks):
@@ -113,24 +113,18 @@ def _norm_param_grads(  # noqa: PLR0917 - fixed positional signature
         accw = np.full((16, width), -0.0, dtype=x.dtype)
         accb = np.full((16, width), -0.0, dtype=x.dtype)
         for i in range(m):
-            lane = i % 16
-            mu = mean[i] if centred else x.dtype.type(0.0)
+            aw = accw[i % 16]
+            ab = accb[i % 16]
+            xr = x[i, j0:j1]
+            gr = g[i, j0:j1]
+            mu = mean[i]
             r = rstd[i]
             for j in range(width):
-                xv = x[i, j0 + j]
-                xh = ((xv - mu) * r) if centred else (xv * r)
-                gv = g[i, j0 + j]
-                accw[lane, j] = fma(gv, xh, accw[lane, j])
-                accb[lane, j] += gv
+                aw[j] = fma(gr[j], (xr[j] - mu) * r, aw[j])
+                ab[j] = ab[j] + gr[j]
         for j in range(width):
-            a = accw[:, j]
-            gweight[j0 + j] = (
-                ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
-            ) + (((a[8] + a[9]) + (a[10] + a[11])) + ((a[12] + a[13]) + (a[14] + a[15])))
-            c = accb[:, j]
-            gbias[j0 + j] = (((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]))) + (
-                ((c[8] + c[9]) + (c[10] + c[11])) + ((c[12] + c[13]) + (c[14] + c[15]))
-            )
+            gweight[j0 + j] = lane_tree(accw[:, j])
+            gbias[j0 + j] = lane_tree(accb[:, j])
 
 
 @pjit
@@ -262,7 +256,7 @@ def native_layer_norm_backward(  # noqa: PLR0917 - fixed positional signature
     if output_mask[1] or output_mask[2]:
         gwt = np.empty(n, dtype=x.dtype)
         gbs = np.empty(n, dtype=x.dtype)
-        _norm_param_grads(g, x, mu, rs, True, gwt, gbs)
+        _norm_param_grads(g, x, mu, rs, gwt, gbs)
         if output_mask[1] and weight is not None:
             gw_t = _to(gwt, weight.shape, weight.dtype)
         if output_mask[2] and bias is not None:
@@ -329,7 +323,7 @@ def fused_rms_norm_backward(  # noqa: PLR0917 - fixed positional signature
     if output_mask[1] and weight is not None:
         gwt = np.empty(n, dtype=x.dtype)
         gbs = np.empty(n, dtype=x.dtype)
-        _norm_param_grads(g, x, zeros, rs, False, gwt, gbs)
+        _norm_param_grads(g, x, zeros, rs, gwt, gbs)
         gw_t = _to(gwt, weight.shape, weight.dtype)
     return gi_t, gw_t
 
