@@ -24,6 +24,7 @@ from repops.errors import RepopsError
 #: Every module that contributes kernels, in the order they are merged.
 KERNEL_MODULES: tuple[str, ...] = (
     "repops.kernels.matmul",
+    "repops.kernels.conv",
     "repops.kernels.reductions",
     "repops.kernels.softmax",
     "repops.kernels.norms",
