@@ -11,11 +11,12 @@ import grpc
 
 from arbiter.arbiter_service import ArbiterServicer
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, build_server
-from arbiter.engine import ArbiterEngine, Certifier
+from arbiter.engine import ArbiterEngine
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_client import GrpcProviderPeer
 from arbiter.storage import Store, open_database
 from proofs import SigningKey
+from verde.dispute.certificate import issue_verdict_certificate
 
 
 @dataclass
@@ -34,15 +35,6 @@ class RunningArbiter:
         self.engine.store.db.close()
 
 
-def default_certifier() -> Certifier | None:
-    """The verdict certificate builder from verde, if this version of verde provides one."""
-    try:
-        from verde.dispute.certificate import issue_verdict_certificate
-    except ImportError:  # pragma: no cover - older verde without certificates
-        return None
-    return issue_verdict_certificate
-
-
 def start_arbiter(key_path: Path, listen: str, db_url: str, *, workers: int = 4,
                   owner: str | None = None, lease_s: float = 60.0, deadline_s: float = 30.0,
                   tls: TlsFiles | None = None, max_message: int = DEFAULT_MAX_MESSAGE
@@ -51,7 +43,7 @@ def start_arbiter(key_path: Path, listen: str, db_url: str, *, workers: int = 4,
     store = Store(open_database(db_url))
     engine = ArbiterEngine(store, key, lambda addr: GrpcProviderPeer(addr, tls=tls),
                            owner=owner, lease_s=lease_s, deadline_s=deadline_s,
-                           certify=default_certifier())
+                           certify=issue_verdict_certificate)
     server, port = build_server(
         listen, lambda s: rpc.add_ArbiterServicer_to_server(ArbiterServicer(engine), s),
         tls=tls, max_message=max_message)

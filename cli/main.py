@@ -16,9 +16,11 @@ import click
 from cli import exit_codes
 from cli.commands.arbiter_cmd import arbiter_group
 from cli.commands.delegate import delegate
+from cli.commands.demo import demo
 from cli.commands.disputes import disputes, jobs
 from cli.commands.keys import keys
 from cli.commands.provider import provider
+from cli.commands.verify import verify
 from cli.output import error_line
 from proofs import ProofError
 from repops import RepopsError
@@ -33,7 +35,7 @@ def cli() -> None:
     """verde: verified outsourced machine learning."""
 
 
-for command in (keys, provider, arbiter_group, delegate, disputes, jobs):
+for command in (demo, keys, provider, arbiter_group, delegate, verify, disputes, jobs):
     cli.add_command(command)
 
 

@@ -1,0 +1,25 @@
+"""``verde demo``: the whole story on 127.0.0.1 in one command (see arbiter/demo.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where keys, the SQLite database and certificates go (default: a temp dir).")
+def demo(workdir: Path | None) -> None:
+    """Three providers (one cheating), an arbiter on SQLite, a dispute and its verdict."""
+    from arbiter.demo import run_demo
+    from verde.verify import verify_verdict_certificate
+
+    def check(certificate: dict[str, object]) -> str:
+        v = verify_verdict_certificate(certificate)
+        return f"winner {v.winner[:16] if v.winner else 'none'}, reason {v.reason}" + (
+            ", operator recomputed" if v.recomputed else "")
+
+    outcome = run_demo(click.echo, workdir=workdir, verify=check)
+    if outcome.result is None or not outcome.disputes:
+        raise click.ClickException("the demo did not reach a verdict for the honest result")

@@ -1,0 +1,33 @@
+"""``verde verify CERT``: check a verdict certificate offline (exit 1 if it is not valid)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from cli.output import emit
+
+
+@click.command()
+@click.argument("cert", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--arbiter-key", "arbiter_keys", multiple=True,
+              help="Trust only certificates signed by this arbiter public key (hex; repeat).")
+@click.option("--no-recompute", is_flag=True,
+              help="Skip re-executing the disputed operator (signatures and proofs only).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify(cert: Path, arbiter_keys: tuple[str, ...], no_recompute: bool, as_json: bool) -> None:
+    """Replay a verdict certificate's dispute and check every signature, proof and the verdict."""
+    from verde.verify import verify_verdict_certificate
+
+    if not cert.is_file():
+        raise click.BadParameter(f"{cert} does not exist or is not a file", param_hint="CERT")
+    checked = verify_verdict_certificate(cert, trusted_arbiters=list(arbiter_keys) or None,
+                                         recompute=not no_recompute)
+    doc = {"valid": True, **dataclasses.asdict(checked)}
+    human = (f"valid verdict certificate for job {checked.job_id[:16]}, dispute "
+             f"{checked.dispute_id[:16]}\narbiter {checked.arbiter}\nwinner  {checked.winner}\n"
+             f"losers  {', '.join(checked.losers.values()) or 'none'}\nreason  {checked.reason}"
+             + ("\noperator recomputed" if checked.recomputed else ""))
+    emit(doc, as_json=as_json, human=human)
