@@ -19,7 +19,9 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     )
 
 
-def case(shape: tuple[int, ...], d: int, vocab: int, dtype: torch.dtype, seed: int):
+def case(
+    shape: tuple[int, ...], d: int, vocab: int, dtype: torch.dtype, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, vocab, shape, generator=gen)
     g = torch.randn((*shape, d), generator=gen) * torch.exp(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pytest
 import torch
 
@@ -31,14 +34,14 @@ def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
     return (torch.randn(shape, generator=g) * 3 + 1).to(dtype)
 
 
-def np32(t: torch.Tensor | None, m: int | None = None):
+def np32(t: torch.Tensor | None, m: int | None = None) -> np.ndarray | None:
     if t is None:
         return None
     a = t.float().numpy()
     return a.reshape(m, -1) if m is not None else a.reshape(-1)
 
 
-def back(a, shape, dtype: torch.dtype) -> torch.Tensor:
+def back(a: np.ndarray, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(a).reshape(list(shape)).to(dtype)
 
 

@@ -7,6 +7,7 @@ the numba ``exp_f32`` / ``log_f32`` the kernels call.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -38,7 +39,7 @@ def rows(t: torch.Tensor, dim: int) -> torch.Tensor:
     return t.movedim(dim, -1).reshape(-1, t.shape[dim]).float()
 
 
-def unrows(a, like: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
+def unrows(a: np.ndarray, like: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
     shape = list(like.movedim(dim, -1).shape)
     return torch.from_numpy(a).reshape(shape).movedim(-1, dim).contiguous().to(dtype)
 
