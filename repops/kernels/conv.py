@@ -30,11 +30,21 @@ class ConvShapeError(ValueError):
 
 
 @pjit
-def _im2col(x, groups, kh_, kw_, sh, sw, ph, pw, dh, dw, oh_, ow_):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """cols[g, (n, oh, ow), (ci, kh, kw)] = xpad[n, g*Cg + ci, oh*sh - ph + kh*dh, ...]."""
+def _im2col(x, groups, kh_, kw_, sh, sw, ph, pw, dh, dw, oh_, ow_, tap_major):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Taps of xpad (spec §3) as a matrix per group, rows (n, oh, ow) and taps (ci, kh, kw).
+
+    ``cols[g, (n, oh, ow), (ci, kh, kw)] = xpad[n, g*Cg + ci, oh*sh - ph + kh*dh, ...]``, or
+    its transpose ``cols[g, (ci, kh, kw), (n, oh, ow)]`` when ``tap_major`` (an exact copy
+    either way; the product's chain runs over the taps in the same order).
+    """
     nb, cin, h, w = x.shape
     cg = cin // groups
-    cols = np.zeros((groups, nb * oh_ * ow_, cg * kh_ * kw_), dtype=x.dtype)
+    nrow = nb * oh_ * ow_
+    ntap = cg * kh_ * kw_
+    if tap_major:
+        cols = np.zeros((groups, ntap, nrow), dtype=x.dtype)
+    else:
+        cols = np.zeros((groups, nrow, ntap), dtype=x.dtype)
     for item in numba.prange(groups * nb * oh_):
         g = item // (nb * oh_)
         rest = item - g * nb * oh_
@@ -50,16 +60,20 @@ def _im2col(x, groups, kh_, kw_, sh, sw, ph, pw, dh, dw, oh_, ow_):  # type: ign
                     for kw in range(kw_):
                         xx = ow * sw - pw + kw * dw
                         if 0 <= xx < w:
-                            cols[g, row, (ci * kh_ + kh) * kw_ + kw] = x[n, g * cg + ci, y, xx]
+                            tap = (ci * kh_ + kh) * kw_ + kw
+                            if tap_major:
+                                cols[g, tap, row] = x[n, g * cg + ci, y, xx]
+                            else:
+                                cols[g, row, tap] = x[n, g * cg + ci, y, xx]
     return cols
 
 
 @pjit
 def _im2col_grad(dy, groups, kh_, kw_, sh, sw, ph, pw, dh, dw, h, w):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """cols[g, (n, y, x), (o, kh, kw)] = dyz[n, g*Og + o, y + ph - kh*dh, x + pw - kw*dw]."""
+    """cols[g, (o, kh, kw), (n, y, x)] = dyz[n, g*Og + o, y + ph - kh*dh, x + pw - kw*dw]."""
     nb, cout, oh_, ow_ = dy.shape
     og = cout // groups
-    cols = np.zeros((groups, nb * h * w, og * kh_ * kw_), dtype=dy.dtype)
+    cols = np.zeros((groups, og * kh_ * kw_, nb * h * w), dtype=dy.dtype)
     for item in numba.prange(groups * nb * h):
         g = item // (nb * h)
         rest = item - g * nb * h
@@ -75,7 +89,7 @@ def _im2col_grad(dy, groups, kh_, kw_, sh, sw, ph, pw, dh, dw, h, w):  # type: i
                     for kw in range(kw_):
                         v = xx + pw - kw * dw
                         if v >= 0 and v % sw == 0 and v // sw < ow_:
-                            cols[g, row, (o * kh_ + kh) * kw_ + kw] = dy[n, g * og + o, u // sh,
+                            cols[g, (o * kh_ + kh) * kw_ + kw, row] = dy[n, g * og + o, u // sh,
                                                                          v // sw]
     return cols
 
@@ -175,9 +189,9 @@ class _Geometry:
     def back(self, t: torch.Tensor) -> torch.Tensor:
         return t.squeeze(2) if self.one_d else t
 
-    def cols(self, x: np.ndarray) -> np.ndarray:
+    def cols(self, x: np.ndarray, tap_major: bool) -> np.ndarray:
         return _im2col(x, self.groups, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw,
-                       self.dh, self.dw, self.oh, self.ow)
+                       self.dh, self.dw, self.oh, self.ow, tap_major)
 
 
 def _same_dtype(named: list[tuple[str, torch.Tensor]]) -> torch.dtype:
@@ -210,11 +224,10 @@ def convolution(  # noqa: PLR0917 - the aten signature
     if bias is not None and tuple(bias.shape) != (geo.cout,):
         raise ConvShapeError(f"bias must have shape ({geo.cout},), got {tuple(bias.shape)}")
     g, og = geo.groups, geo.og
-    cols = geo.cols(to_compute(geo.x4(input)))
-    w4 = geo.x4(weight)
-    wmat = to_compute(w4.reshape(g, og, geo.cg * geo.kh * geo.kw).transpose(1, 2))
-    prod = gemm(cols, wmat)  # (g, N*OH*OW, Og)
-    out = prod.reshape(g, geo.n, geo.oh, geo.ow, og).transpose(1, 0, 4, 2, 3)
+    cols = geo.cols(to_compute(geo.x4(input)), True)  # (g, taps, N*OH*OW)
+    wmat = to_compute(geo.x4(weight)).reshape(g, og, geo.cg * geo.kh * geo.kw)
+    prod = gemm(wmat, cols)  # (g, Og, N*OH*OW): out^T, each element a chain over the taps
+    out = prod.reshape(g, og, geo.n, geo.oh, geo.ow).transpose(2, 0, 1, 3, 4)
     out = np.ascontiguousarray(out).reshape(geo.n, geo.cout, geo.oh, geo.ow)
     if bias is not None:
         out = (out + to_compute(bias)[None, :, None, None]).astype(out.dtype, copy=False)
@@ -256,13 +269,13 @@ def convolution_backward(  # noqa: PLR0917 - the aten signature
         cols = _im2col_grad(dy, g, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh,
                             geo.dw, geo.h, geo.w)
         w4 = geo.x4(weight).reshape(g, og, cg, geo.kh, geo.kw)
-        wmat = to_compute(w4.permute(0, 1, 3, 4, 2).reshape(g, og * geo.kh * geo.kw, cg))
-        prod = gemm(cols, wmat)  # (g, N*H*W, Cg)
-        gi = prod.reshape(g, geo.n, geo.h, geo.w, cg).transpose(1, 0, 4, 2, 3)
+        wmat = to_compute(w4.permute(0, 2, 1, 3, 4).reshape(g, cg, og * geo.kh * geo.kw))
+        prod = gemm(wmat, cols)  # (g, Cg, N*H*W): grad_input^T, chains over (o, kh, kw)
+        gi = prod.reshape(g, cg, geo.n, geo.h, geo.w).transpose(2, 0, 1, 3, 4)
         gi = np.ascontiguousarray(gi).reshape(geo.n, geo.cin, geo.h, geo.w)
         grad_input = geo.back(from_compute(gi, input.dtype))
     if output_mask[1]:
-        cols = geo.cols(to_compute(geo.x4(input)))
+        cols = geo.cols(to_compute(geo.x4(input)), False)  # (g, N*OH*OW, taps)
         dmat = np.ascontiguousarray(
             dy.reshape(geo.n, g, og, geo.oh * geo.ow).transpose(1, 2, 0, 3)
         ).reshape(g, og, geo.n * geo.oh * geo.ow)
