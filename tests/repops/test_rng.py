@@ -11,6 +11,7 @@ import torch
 
 import repops.reference.rng as RR
 from repops._numba import set_num_threads
+from repops.errors import UnsupportedInputError
 from repops.rng import PhiloxStream, RngStateError, ops
 from repops.rng import init as rinit
 from repops.rng.philox import philox4x32_10
@@ -178,3 +179,22 @@ def test_init_bounds_match_torch_formulas() -> None:
     b = torch.empty(16)
     rinit.linear_default_init_(PhiloxStream(3), w, b)
     assert b.abs().max() <= 1 / math.sqrt(12)
+
+
+def test_aten_adapters_take_the_overload_arguments() -> None:
+    from repops.rng.aten import ATEN_RANDOM
+
+    for name in ATEN_RANDOM:
+        _, packet, overload = name.split(".")
+        assert getattr(getattr(torch.ops.aten, packet), overload) is not None
+    a = ATEN_RANDOM["aten.rand.default"](PhiloxStream(4), [3, 2], dtype=None, layout=None,
+                                         device=torch.device("cpu"), pin_memory=False)
+    assert torch.equal(a, ops.rand(PhiloxStream(4), (3, 2)))
+    t = torch.empty(5)
+    ATEN_RANDOM["aten.uniform_.default"](PhiloxStream(4), t, **{"from": -1.0, "to": 1.0},
+                                         generator=None)
+    assert torch.equal(t, ops.uniform_(PhiloxStream(4), torch.empty(5), -1.0, 1.0))
+    p = ATEN_RANDOM["aten.randperm.default"](PhiloxStream(4), 7, dtype=torch.int32)
+    assert p.dtype == torch.int32 and sorted(p.tolist()) == list(range(7))
+    with pytest.raises(UnsupportedInputError, match="device"):
+        ATEN_RANDOM["aten.randn.default"](PhiloxStream(4), [2], device="meta")
