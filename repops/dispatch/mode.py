@@ -90,15 +90,20 @@ class ReproducibleMode(TorchDispatchMode):
     """The dispatch mode behind :func:`reproducible`; see the module docstring."""
 
     def __init__(
-        self, strict: bool = True, tracer: Tracer | None = None, seed: int | None = None
+        self, strict: bool = True, tracer: Tracer | None = None, seed: Any = None
     ) -> None:
         super().__init__()
         if not isinstance(strict, bool):
             raise ValueError(f"strict must be a bool, got {strict!r}")
         if tracer is not None and not isinstance(tracer, Tracer):
             raise ValueError(f"tracer must be a repops.Tracer or None, got {type(tracer).__name__}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        if seed is not None and type(seed).__name__ != "PhiloxStream" and (
+            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64
+        ):
+            raise ValueError(
+                "seed must be an int in [0, 2**64), a repops.rng.PhiloxStream or None, "
+                f"got {seed!r}"
+            )
         self.strict = strict
         self.tracer = tracer
         self.seed = seed
@@ -261,6 +266,13 @@ class ReproducibleMode(TorchDispatchMode):
         if self.tracer is not None:
             self.tracer.mark_nonreproducible(name)
 
+    @property
+    def rng(self) -> Any:
+        """The PhiloxStream random ops draw from (None without a seed)."""
+        from repops.dispatch.random_ops import mode_stream
+
+        return mode_stream(self)
+
     # -- random ops -------------------------------------------------------------------------------
     def _random(
         self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -268,19 +280,23 @@ class ReproducibleMode(TorchDispatchMode):
         from repops.dispatch import random_ops
 
         _, structure_only, _ = _scan(args, kwargs)
-        if structure_only:
-            return func(*args, **kwargs), random_ops.structure_state(self)
-        return random_ops.run_random(self, func, args, kwargs)
+        device = kwargs.get("device")
+        if device is not None and torch.device(device).type == "meta":
+            structure_only = True
+        return random_ops.run_random(self, func, args, kwargs, structure_only=structure_only)
 
 
 def reproducible(
-    strict: bool = True, tracer: Tracer | None = None, seed: int | None = None
+    strict: bool = True, tracer: Tracer | None = None, seed: Any = None
 ) -> ReproducibleMode:
     """``with repops.reproducible(strict=True, tracer=None, seed=None): ...``
 
     Every aten op inside the block (forward, backward run inside it, optimizer) runs on a
     repops kernel, an IEEE-exact vendor kernel, or raises UnsupportedOpError (strict). ``seed``
-    seeds the Philox stream random ops draw from; strict mode refuses random ops without it.
+    (an int) seeds the Philox stream random ops draw from (stream 0, offset 0); pass a
+    ``repops.rng.PhiloxStream`` instead to continue one stream across blocks (e.g. one block
+    per training step: keep the stream, checkpoint its ``state_dict()``). Strict mode refuses
+    random ops without a seed.
     ``tracer`` records every op (see :class:`repops.Tracer`).
     """
     return ReproducibleMode(strict=strict, tracer=tracer, seed=seed)

@@ -25,6 +25,7 @@ from repops.errors import RepopsError
 KERNEL_MODULES: tuple[str, ...] = (
     "repops.kernels.matmul",
     "repops.kernels.conv",
+    "repops.kernels.attention",
     "repops.kernels.reductions",
     "repops.kernels.softmax",
     "repops.kernels.norms",
