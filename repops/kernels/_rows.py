@@ -10,11 +10,60 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 import torch
 
+from repops._numba import pjit
 from repops._tensor import compute_dtype
 from repops.errors import UnsupportedInputError
+
+#: bfloat16 is the top half of binary32, so widening is a 16-bit shift; torch's own bf16 -> f32
+#: conversion is far slower than memory speed on some CPUs, so repops does both directions
+#: itself. Narrowing is round-to-nearest-even on the bits, NaN -> 0x7FC0 (torch's c10 rule).
+BF16_QNAN = 0x7FC0
+
+
+@pjit
+def _bf16_widen(src: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    # src: uint16 bf16 patterns; out: uint32 binary32 patterns (views are taken in Python).
+    for i in numba.prange(src.shape[0]):
+        out[i] = np.uint32(src[i]) << np.uint32(16)
+
+
+@pjit
+def _bf16_narrow(src: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    # src: uint32 binary32 patterns; out: uint16 bf16 patterns, round to nearest even.
+    for i in numba.prange(src.shape[0]):
+        u = src[i]
+        if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
+            out[i] = np.uint16(BF16_QNAN)
+        else:
+            lsb = (u >> np.uint32(16)) & np.uint32(1)
+            out[i] = np.uint16((u + np.uint32(0x7FFF) + lsb) >> np.uint32(16))
+
+
+def widen(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    """A C-contiguous numpy array of ``t`` converted to ``dtype`` (exact widening; may copy)."""
+    if t.dtype == torch.bfloat16 and dtype == torch.float32:
+        src = t.detach().contiguous().reshape(-1).view(torch.int16).numpy().view(np.uint16)
+        out = np.empty(src.shape[0], dtype=np.uint32)
+        if src.shape[0]:
+            _bf16_widen(src, out)
+        return out.view(np.float32).reshape(tuple(t.shape))
+    return t.detach().to(dtype).contiguous().numpy()
+
+
+def narrow(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """A torch tensor of ``dtype`` from a compute array: the one rounding of C1 (RNE)."""
+    if dtype == torch.bfloat16 and a.dtype == np.float32:
+        src = np.ascontiguousarray(a).reshape(-1).view(np.uint32)
+        out = np.empty(src.shape[0], dtype=np.uint16)
+        if src.shape[0]:
+            _bf16_narrow(src, out)
+        return torch.from_numpy(out.view(np.int16)).view(torch.bfloat16).reshape(a.shape)
+    t = torch.from_numpy(a if a.flags.c_contiguous else np.ascontiguousarray(a))
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def normalize_dims(dim: int | Sequence[int] | None, ndim: int, what: str = "dim") -> list[int]:
@@ -86,8 +135,7 @@ def rows_last(
     for s in kept_sizes:
         rows *= s
     p = t.detach().permute(perm) if t.dim() > 0 else t.detach()
-    arr = p.to(dtype).contiguous().reshape(rows, n).numpy()
-    return arr, kept_sizes
+    return widen(p, dtype).reshape(rows, n), kept_sizes
 
 
 def out_shape(t: torch.Tensor, reduce_dims: Sequence[int], keepdim: bool) -> list[int]:
@@ -103,7 +151,7 @@ def move_dim_last(t: torch.Tensor, dim: int, dtype: torch.dtype) -> np.ndarray:
     A 0-d tensor is one row of one element (torch treats it as a one-element dim).
     """
     if t.dim() == 0:
-        return t.detach().to(dtype).reshape(1, 1).numpy()
+        return widen(t, dtype).reshape(1, 1)
     arr, _ = rows_last(t, [dim], dtype)
     return arr
 
@@ -112,11 +160,10 @@ def restore_dim(a: np.ndarray, shape: Sequence[int], dim: int, dtype: torch.dtyp
     """Inverse of :func:`move_dim_last`: a contiguous tensor of ``shape`` rounded once to dtype."""
     ndim = len(shape)
     if ndim == 0:
-        return torch.from_numpy(a).reshape(()).to(dtype)
+        return narrow(a, dtype).reshape(())
     perm_shape = [s for d, s in enumerate(shape) if d != dim] + [shape[dim]]
-    t = torch.from_numpy(a).reshape(perm_shape)
+    t = narrow(a, dtype).reshape(perm_shape)
     if dim != ndim - 1:
         inv = [*range(dim), ndim - 1, *range(dim, ndim - 1)]
-        t = t.permute(inv)
-    t = t.to(dtype)
-    return t.contiguous()
+        t = t.permute(inv).contiguous()
+    return t

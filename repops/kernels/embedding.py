@@ -17,7 +17,7 @@ import torch
 
 from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._rows import float_compute
+from repops.kernels._rows import float_compute, narrow, widen
 
 
 @pjit
@@ -87,14 +87,14 @@ def embedding_dense_backward(
         raise ValueError(
             f"embedding_dense_backward: index {int(bad)} is out of range for {num_weights} rows"
         )
-    g = grad_output.detach().to(ct).reshape(p, d).contiguous().numpy()
+    g = widen(grad_output, ct).reshape(p, d)
     order = np.argsort(idx, kind="stable").astype(np.int64)
     counts = np.bincount(idx, minlength=num_weights) if p else np.zeros(num_weights, np.int64)
     starts = np.zeros(num_weights + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     out = np.empty((num_weights, d), dtype=g.dtype)
     _embedding_rows(g, order, starts, int(padding_idx), bool(scale_grad_by_freq), out)
-    return torch.from_numpy(out).to(grad_output.dtype)
+    return narrow(out, grad_output.dtype)
 
 
 ATEN_KERNELS: dict[str, Callable[..., object]] = {

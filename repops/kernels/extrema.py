@@ -16,7 +16,7 @@ import torch
 
 from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._rows import normalize_dim, normalize_dims, out_shape, rows_last
+from repops.kernels._rows import narrow, normalize_dim, normalize_dims, out_shape, rows_last
 
 
 @pjit
@@ -65,7 +65,7 @@ def _select(
     val = np.empty(rows, dtype=arr.dtype)
     _select_rows(arr, largest, idx, val)
     shape = out_shape(self, dims, keepdim)
-    values = torch.from_numpy(val).reshape(shape).to(self.dtype)
+    values = narrow(val, self.dtype).reshape(shape)
     return values, torch.from_numpy(idx).reshape(shape)
 
 

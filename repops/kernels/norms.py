@@ -21,7 +21,7 @@ import torch
 
 from repops._numba import fma, jit, pjit
 from repops.kernels._lanes import lane_dev_sq, lane_dot, lane_sum, lane_tree
-from repops.kernels._rows import float_compute
+from repops.kernels._rows import float_compute, narrow, widen
 
 COL_BLOCK = 256  # columns per parallel task in the weight/bias gradients (no effect on bits)
 
@@ -170,23 +170,22 @@ def _param(
     float_compute(p, name)
     if p.numel() != n:
         raise ValueError(f"{name} has {p.numel()} elements, expected {n}")
-    return p.detach().to(ct).contiguous().reshape(n).numpy()
+    return widen(p, ct).reshape(n)
 
 
 def _mat(t: torch.Tensor, m: int, n: int, ct: torch.dtype) -> np.ndarray:
-    return t.detach().to(ct).contiguous().reshape(m, n).numpy()
+    return widen(t, ct).reshape(m, n)
 
 
 def _stats(t: torch.Tensor, m: int, ct: torch.dtype, name: str) -> np.ndarray:
     float_compute(t, name)
     if t.numel() != m:
         raise ValueError(f"{name} has {t.numel()} elements, expected one per row ({m})")
-    return t.detach().to(ct).contiguous().reshape(m).numpy()
+    return widen(t, ct).reshape(m)
 
 
 def _to(a: np.ndarray, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-    t = torch.from_numpy(a).reshape(list(shape))
-    return t if t.dtype == dtype else t.to(dtype)
+    return narrow(a, dtype).reshape(list(shape))
 
 
 # ----------------------------------------------------------------------------- layer norm

@@ -19,7 +19,7 @@ import torch
 from repops._numba import pjit
 from repops.errors import UnsupportedInputError
 from repops.kernels._lanes import lane_abs_sum, lane_dev_sq, lane_dot, lane_sum
-from repops.kernels._rows import float_compute, normalize_dims, out_shape, rows_last
+from repops.kernels._rows import float_compute, narrow, normalize_dims, out_shape, rows_last
 
 # ----------------------------------------------------------------------------- kernels
 
@@ -120,8 +120,7 @@ def _as_input(self: torch.Tensor, dtype: torch.dtype | None, op: str) -> torch.T
 
 
 def _finish(flat: np.ndarray, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-    t = torch.from_numpy(flat).reshape(list(shape))
-    return t if t.dtype == dtype else t.to(dtype)
+    return narrow(flat, dtype).reshape(list(shape))
 
 
 def _reduce(

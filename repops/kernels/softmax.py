@@ -22,6 +22,7 @@ from repops.kernels._lanes import lane_dot, lane_sum
 from repops.kernels._rows import (
     float_compute,
     move_dim_last,
+    narrow,
     normalize_dim,
     normalize_dims,
     out_shape,
@@ -219,7 +220,7 @@ def logsumexp(self: torch.Tensor, dim: Sequence[int] | int, keepdim: bool = Fals
     x, _ = rows_last(self, dims, torch.float32)
     out = np.empty(x.shape[0], dtype=np.float32)
     _logsumexp_rows(x, out)
-    return torch.from_numpy(out).reshape(out_shape(self, dims, keepdim)).to(self.dtype)
+    return narrow(out, self.dtype).reshape(out_shape(self, dims, keepdim))
 
 
 ATEN_KERNELS: dict[str, Callable[..., object]] = {
