@@ -95,8 +95,10 @@ EXP64_C = _inv_factorials(0, 12)
 EXPM1_64_C = _inv_factorials(2, 13)
 SHIFT64 = _F("0x1.8p52")
 INV_LN2_64 = _F("0x1.71547652b82fep0")
-LN2_HI_64 = _F("0x1.62e42fefa39efp-1")
-LN2_LO_64 = _F("0x1.abc9e3b39803fp-56")
+#: ln2 split Cody-Waite style: LN2_HI_64 has 32 significant bits, so kf * LN2_HI_64 is exact
+#: (|kf| < 2^11) and x - kf * LN2_HI_64 is exact (Sterbenz); only the LN2_LO_64 step rounds.
+LN2_HI_64 = _F("0x1.62e42feep-1")
+LN2_LO_64 = _F("0x1.a39ef35793c76p-33")
 #: exp64_core returns +inf above and +0 below these (far outside every binary32 result).
 OVER64 = 708.0
 UNDER64 = -708.0
