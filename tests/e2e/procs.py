@@ -1,0 +1,196 @@
+"""Real ``verde`` processes on 127.0.0.1 for the end-to-end tests (helpers).
+
+Every service is started through the CLI (``verde provider serve`` / ``verde arbiter serve``)
+with ``--listen 127.0.0.1:0``, so the operating system picks a free port; the port is read
+back from the one line the service prints on stderr. Each process runs in its own process
+group and is stopped by the fixture's finalizer (SIGTERM, then SIGKILL of the whole group),
+whatever the test did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proofs import SigningKey
+
+LISTENING = re.compile(r"listening on (127\.0\.0\.1):(\d+)")
+START_TIMEOUT_S = 240.0  # two busy cores: importing torch alone can take tens of seconds
+
+
+def verde_command() -> list[str]:
+    """The ``verde`` console script of this interpreter's environment (or ``python -c``)."""
+    script = Path(sys.executable).parent / "verde"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from cli.main import main; main()"]
+
+
+def child_env() -> dict[str, str]:
+    """Environment for child processes: one BLAS thread each (many processes, few cores)."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    env.pop("VERDE_DEBUG", None)
+    return env
+
+
+@dataclass
+class Service:
+    """One running ``verde ... serve`` process."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    port: int = 0
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill_hard(self) -> None:
+        """SIGKILL the whole process group at once (a crash: nothing is flushed or closed)."""
+        _signal_group(self.proc, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            _signal_group(self.proc, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace_s)
+        _signal_group(self.proc, signal.SIGKILL)  # stragglers of the group, if any
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=30)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)  # start_new_session=True: the group id is the child's pid
+
+
+def _start(name: str, argv: Sequence[str], log_path: Path) -> Service:
+    log_file = log_path.open("wb")
+    proc = subprocess.Popen([*verde_command(), *argv], stdin=subprocess.DEVNULL,
+                            stdout=log_file, stderr=subprocess.STDOUT, env=child_env(),
+                            start_new_session=True)
+    log_file.close()
+    return Service(name, proc, log_path, argv=list(argv))
+
+
+def _await_port(svc: Service, timeout_s: float = START_TIMEOUT_S) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        match = LISTENING.search(svc.log())
+        if match:
+            svc.port = int(match.group(2))
+            return
+        if not svc.alive():
+            raise RuntimeError(f"{svc.name} exited with {svc.proc.returncode}:\n"
+                               f"{svc.log()[-2000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{svc.name} did not start within {timeout_s:g}s:\n{svc.log()[-2000:]}")
+
+
+class Cluster:
+    """Starts ``verde`` services and keeps track of them so the fixture can stop them all."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.services: list[Service] = []
+
+    def key(self, name: str) -> Path:
+        """A deterministic Ed25519 key file ``name.pem`` (seeded by the name)."""
+        path = self.workdir / f"{name}.pem"
+        if not path.exists():
+            SigningKey.from_seed(name.encode().ljust(32, b"\0")[:32]).save(path)
+        return path
+
+    def public_key(self, name: str) -> str:
+        return SigningKey.load(self.key(name)).public_key.hex()
+
+    def start_many(self, specs: Sequence[tuple[str, Sequence[str]]]) -> list[Service]:
+        """Start several services at once (their imports overlap) and wait for their ports."""
+        started = []
+        for name, argv in specs:
+            svc = _start(name, argv, self.workdir / f"{name}.log")
+            self.services.append(svc)
+            started.append(svc)
+        for svc in started:
+            _await_port(svc)
+        return started
+
+    def provider_argv(self, name: str, fault: str | None = None) -> list[str]:
+        argv = ["provider", "serve", "--key", str(self.key(name)), "--listen", "127.0.0.1:0"]
+        return argv + (["--fault", fault] if fault else [])
+
+    def arbiter_argv(self, name: str, db_url: str, *extra: str) -> list[str]:
+        return ["arbiter", "serve", "--key", str(self.key(name)), "--listen", "127.0.0.1:0",
+                "--db", db_url, *extra]
+
+    def stop_all(self) -> None:
+        for svc in self.services:
+            _signal_group(svc.proc, signal.SIGTERM)
+        for svc in self.services:
+            svc.stop()
+
+
+def run_verde(args: Sequence[str], *, timeout_s: float = 600.0,
+              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run one ``verde`` command to completion in its own process group."""
+    proc = subprocess.Popen([*verde_command(), *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(), cwd=cwd, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"verde {' '.join(args)} ran past {timeout_s:g}s:\n"
+                             f"{err[-2000:]}") from None
+    finally:
+        if proc.poll() is None:  # pragma: no cover - interrupted
+            _signal_group(proc, signal.SIGKILL)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def job_toml(path: Path, *, seed: int, steps: int = 8, batch_size: int = 8,
+             program: str = "mlp") -> Path:
+    path.write_text(f'program = "{program}"\nsteps = {steps}\nbatch_size = {batch_size}\n'
+                    f'seed = {seed}\n[dataset]\nname = "digits"\n'
+                    '[optimizer]\nname = "sgd"\nlr = 0.1\n')
+    return path
+
+
+def job_spec(*, seed: int, steps: int = 8, batch_size: int = 8) -> dict[str, object]:
+    """The same job as :func:`job_toml`, as the dict the services take."""
+    return {"program": "mlp", "dataset": {"name": "digits"},
+            "optimizer": {"name": "sgd", "lr": 0.1}, "steps": steps,
+            "batch_size": batch_size, "seed": seed}
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int,
+                          *fragments: str) -> str:
+    """The CLI's contract for bad input: exit ``code``, ONE stderr line, no traceback."""
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("verde: error: "), lines
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+    return lines[0]
