@@ -16,7 +16,8 @@ Multiplication", ACM TOMS 2008) reduced to what the order allows:
 * k is blocked by ``KC`` so a B micro-panel stays in L1. Between k-blocks the running
   accumulator of every element is parked in C (a float store/load is exact) and resumed, so
   the bits equal the unblocked chain. K is never split across threads.
-* ``prange`` runs over (batch, block of MC rows): independent output elements only.
+* ``prange`` runs over B panels (packing), then over (batch, block of MC rows), each item
+  packing its own rows of A and computing its C tiles: independent output elements only.
 """
 
 from __future__ import annotations
@@ -98,67 +99,78 @@ def _micro(kc, ap, aoff, bp, boff, c, b, i0, j0, mr, nr, resume):  # type: ignor
             c[b, i0 + r, j0 + j] = acc[r * NR + j]
 
 
-@pjit
-def _pack_a(a, nmt):  # type: ignore[no-untyped-def]
-    """A (batch, M, K) any strides -> (batch, nmt, K, MR) flat, k-major, zero padded."""
-    nb, m, kk = a.shape
-    ap = np.zeros(nb * nmt * kk * MR, dtype=a.dtype)
-    for w in numba.prange(nb * nmt):
-        b = w // nmt
-        it = w - b * nmt
-        i0 = it * MR
-        mr = min(MR, m - i0)
-        base = w * kk * MR
-        for r in range(mr):
-            for k in range(kk):
-                ap[base + k * MR + r] = a[b, i0 + r, k]
-    return ap
+@jit
+def _pack_b_panel(bm, bp, w, nnt):  # type: ignore[no-untyped-def]
+    """Panel ``w`` = (batch b, column tile jt) of B into ``bp``: (K, NR) k-major, zero padded."""
+    kk, n = bm.shape[1], bm.shape[2]
+    b = w // nnt
+    jt = w - b * nnt
+    j0 = jt * NR
+    nr = min(NR, n - j0)
+    base = w * kk * NR
+    for k in range(kk):
+        bp[base + k * NR:base + k * NR + nr] = bm[b, k, j0:j0 + nr]
 
 
-@pjit
-def _pack_b(bm, nnt):  # type: ignore[no-untyped-def]
-    """B (batch, K, N) any strides -> (batch, nnt, K, NR) flat, k-major, zero padded."""
-    nb, kk, n = bm.shape
-    bp = np.zeros(nb * nnt * kk * NR, dtype=bm.dtype)
-    for w in numba.prange(nb * nnt):
-        b = w // nnt
-        jt = w - b * nnt
-        j0 = jt * NR
-        nr = min(NR, n - j0)
-        base = w * kk * NR
-        for k in range(kk):
-            bp[base + k * NR:base + k * NR + nr] = bm[b, k, j0:j0 + nr]
-    return bp
-
-
-@pjit
-def _gemm_packed(ap, bp, c, kk):  # type: ignore[no-untyped-def]
-    nb, m, n = c.shape
+@jit
+def _item(a, ap, bp, c, w, nitems):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Work item ``w`` = (batch b, block of MC rows): pack its rows of A, then every C tile."""
+    m, n = c.shape[1], c.shape[2]
+    kk = a.shape[2]
     nmt = (m + MR - 1) // MR
     nnt = (n + NR - 1) // NR
     tiles_per_item = MC // MR
-    nitems = (nmt + tiles_per_item - 1) // tiles_per_item
-    for w in numba.prange(nb * nitems):
-        b = w // nitems
-        blk = w - b * nitems
-        t_lo = blk * tiles_per_item
-        t_hi = min(nmt, t_lo + tiles_per_item)
-        for jt in range(nnt):
-            j0 = jt * NR
-            nr = min(NR, n - j0)
-            bbase = (b * nnt + jt) * kk * NR
-            for k0 in range(0, kk, KC):
-                kc = min(KC, kk - k0)
-                for it in range(t_lo, t_hi):
-                    i0 = it * MR
-                    abase = ((b * nmt + it) * kk + k0) * MR
-                    _micro(kc, ap, abase, bp, bbase + k0 * NR, c, b, i0, j0,
-                           min(MR, m - i0), nr, k0 > 0)
-        if kk == 0:
+    b = w // nitems
+    t_lo = (w - b * nitems) * tiles_per_item
+    t_hi = min(nmt, t_lo + tiles_per_item)
+    for it in range(t_lo, t_hi):
+        i0 = it * MR
+        base = (b * nmt + it) * kk * MR
+        for r in range(min(MR, m - i0)):
+            for k in range(kk):
+                ap[base + k * MR + r] = a[b, i0 + r, k]
+    for jt in range(nnt):
+        j0 = jt * NR
+        nr = min(NR, n - j0)
+        bbase = (b * nnt + jt) * kk * NR
+        for k0 in range(0, kk, KC):
+            kc = min(KC, kk - k0)
             for it in range(t_lo, t_hi):
-                for r in range(min(MR, m - it * MR)):
-                    for j in range(n):
-                        c[b, it * MR + r, j] = 0.0
+                i0 = it * MR
+                abase = ((b * nmt + it) * kk + k0) * MR
+                _micro(kc, ap, abase, bp, bbase + k0 * NR, c, b, i0, j0,
+                       min(MR, m - i0), nr, k0 > 0)
+    if kk == 0:
+        for it in range(t_lo, t_hi):
+            for r in range(min(MR, m - it * MR)):
+                for j in range(n):
+                    c[b, it * MR + r, j] = 0.0
+
+
+@pjit
+def _pack_b_parallel(bm, bp, npanels, nnt):  # type: ignore[no-untyped-def]
+    for w in numba.prange(npanels):
+        _pack_b_panel(bm, bp, w, nnt)
+
+
+@pjit
+def _items_parallel(a, ap, bp, c, nitems_total, nitems):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    for w in numba.prange(nitems_total):
+        _item(a, ap, bp, c, w, nitems)
+
+
+@jit
+def _gemm_serial(a, bm, ap, bp, c, nnt, nitems):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    nb = c.shape[0]
+    for w in range(nb * nnt):
+        _pack_b_panel(bm, bp, w, nnt)
+    for w in range(nb * nitems):
+        _item(a, ap, bp, c, w, nitems)
+
+
+#: Below this many multiply-adds one thread does the whole product: starting a parallel region
+#: costs more than it saves (and far more on a busy machine). Changes no bit.
+SERIAL_BELOW = 1 << 21
 
 
 def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -168,7 +180,14 @@ def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     c = np.empty((nb, m, n), dtype=a.dtype)
     if nb == 0 or m == 0 or n == 0:
         return c
-    ap = _pack_a(a, (m + MR - 1) // MR)
-    bp = _pack_b(b, (n + NR - 1) // NR)
-    _gemm_packed(ap, bp, c, kk)
+    nmt = (m + MR - 1) // MR
+    nnt = (n + NR - 1) // NR
+    nitems = (nmt + MC // MR - 1) // (MC // MR)
+    ap = np.zeros(nb * nmt * kk * MR, dtype=a.dtype)
+    bp = np.zeros(nb * nnt * kk * NR, dtype=a.dtype)
+    if nb * m * n * kk < SERIAL_BELOW:
+        _gemm_serial(a, b, ap, bp, c, nnt, nitems)
+    else:
+        _pack_b_parallel(b, bp, nb * nnt, nnt)
+        _items_parallel(a, ap, bp, c, nb * nitems, nitems)
     return c

@@ -36,7 +36,9 @@ def rand(*shape: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> torc
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("m", "k", "n"), [(1, 1, 1), (3, 17, 5), (17, 33, 65), (65, 3, 70)])
+@pytest.mark.parametrize(
+    ("m", "k", "n"), [(1, 1, 1), (3, 17, 5), (17, 33, 65), (65, 3, 70), (100, 520, 130)]
+)
 def test_mm_matches_reference(dtype: torch.dtype, m: int, k: int, n: int) -> None:
     a, b = rand(m, k, dtype=dtype, seed=1), rand(k, n, dtype=dtype, seed=2)
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
@@ -102,7 +104,8 @@ def test_empty_inner_dimension_gives_positive_zero() -> None:
 
 
 def test_thread_count_changes_no_bit() -> None:
-    a, b = rand(130, 70, seed=20), rand(70, 140, seed=21)
+    # Large enough for the parallel path (more than SERIAL_BELOW multiply-adds).
+    a, b = rand(130, 170, seed=20), rand(170, 140, seed=21)
     try:
         set_num_threads(1)
         one = K.mm(a, b)
@@ -111,15 +114,18 @@ def test_thread_count_changes_no_bit() -> None:
     finally:
         set_num_threads(2)
     assert_same_bits(one, two)
+    # The small-product serial path gives the bits of the parallel path, element by element.
+    assert_same_bits(K.mm(a[:3, :20], b[:20, :5]), R.mm_reference(a[:3, :20], b[:20, :5]))
 
 
 def test_row_independent_of_batch_size_and_position() -> None:
-    w = rand(33, 65, seed=22)
-    x = rand(64, 33, seed=23)
+    # 200 rows take the parallel path; one row, or seven, the serial one.
+    w = rand(120, 100, seed=22)
+    x = rand(200, 120, seed=23)
     full = K.mm(x, w)
     assert_same_bits(K.mm(x[5:6], w), full[5:6])
     assert_same_bits(K.mm(x[:7], w), full[:7])
-    perm = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    perm = torch.randperm(200, generator=torch.Generator().manual_seed(0))
     assert_same_bits(K.mm(x[perm], w), full[perm])
     # bmm: one batch entry alone equals its slice of the batched product.
     xb, wb = rand(4, 7, 33, seed=24), rand(4, 33, 9, seed=25)
