@@ -95,9 +95,11 @@ def _count_nonzero_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no c
     # ord=0: LSUM over (x_i != 0 ? 1 : 0); NaN counts as non-zero.
     for i in numba.prange(x.shape[0]):
         n = x.shape[1]
+        one = x.dtype.type(1.0)
+        zero = x.dtype.type(0.0)
         acc = np.full(16, -0.0, dtype=x.dtype)
         for j in range(n):
-            acc[j % 16] += 1.0 if x[i, j] != 0 else 0.0
+            acc[j % 16] += one if x[i, j] != 0 else zero
         out[i] = (
             ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
         ) + (

@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
@@ -210,3 +212,22 @@ def test_aten_table_names_real_overloads() -> None:
         ns, op, overload = name.split(".")
         assert ns == "aten" and callable(fn)
         getattr(getattr(torch.ops.aten, op), overload)  # raises if the overload does not exist
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    data_seed=st.integers(0, 2**16),
+    pick=st.integers(0, 7),
+    keepdim=st.booleans(),
+)
+def test_random_shapes_and_dims_match_reference(
+    shape: list[int], data_seed: int, pick: int, keepdim: bool
+) -> None:
+    x = data(tuple(shape), torch.float32, seed=data_seed)
+    dims = [d for d in range(len(shape)) if (pick >> d) & 1] or None
+    xc = x.numpy()
+    want = torch.from_numpy(np.array(ref.sum_reference(xc, dims, keepdim)))
+    assert same_bits(R.sum_dim(x, dims, keepdim), want)
+    v, _ = ref.var_reference(xc, dims, 1.0, keepdim)
+    assert same_bits(R.var_correction(x, dims, keepdim=keepdim), torch.from_numpy(np.array(v)))
