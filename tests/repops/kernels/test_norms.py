@@ -151,3 +151,14 @@ def test_output_mask_and_bad_inputs() -> None:
         N.native_layer_norm(torch.ones(3, 8, dtype=torch.int64), [8], None, None, 1e-5)
     with pytest.raises(ValueError, match="rstd has"):
         N.fused_rms_norm_backward(torch.randn(3, 8), x, [8], torch.ones(2), None, [True, True])
+
+
+def test_float64_layer_norm_follows_the_same_order() -> None:
+    x = data((3, 17), torch.float64, seed=9)
+    w = data((17,), torch.float64, seed=10)
+    b = data((17,), torch.float64, seed=11)
+    y, mean, rstd = N.native_layer_norm(x, [17], w, b, 1e-5)
+    ry, rm, rr = ref.layer_norm_reference(x.numpy(), w.numpy(), b.numpy(), 1e-5)
+    assert same_bits(y, torch.from_numpy(ry))
+    assert same_bits(mean.reshape(-1), torch.from_numpy(rm))
+    assert same_bits(rstd.reshape(-1), torch.from_numpy(rr))
