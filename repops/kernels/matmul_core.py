@@ -16,8 +16,9 @@ Multiplication", ACM TOMS 2008) reduced to what the order allows:
 * k is blocked by ``KC`` so a B micro-panel stays in L1. Between k-blocks the running
   accumulator of every element is parked in C (a float store/load is exact) and resumed, so
   the bits equal the unblocked chain. K is never split across threads.
-* ``prange`` runs over B panels (packing), then over (batch, block of MC rows), each item
-  packing its own rows of A and computing its C tiles: independent output elements only.
+* ``prange`` runs over A tiles and B panels (packing), then over work items (batch, block of
+  MC rows, block of NB column panels), each computing its own C tiles: independent output
+  elements only.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ NR = 64
 KC = 256
 #: Rows per parallel work item (a multiple of MR; an MC x KC block of packed A stays in L2).
 MC = 48
+#: Column panels (of NR) per parallel work item: items are (batch, MC rows, NB*NR columns).
+NB = 8
 #: Accumulators per micro-tile.
 TILE = MR * NR
 
@@ -100,12 +103,23 @@ def _micro(kc, ap, aoff, bp, boff, c, b, i0, j0, mr, nr, resume):  # type: ignor
 
 
 @jit
+def _pack_a_tile(a, ap, w, nmt):  # type: ignore[no-untyped-def]
+    """Tile ``w`` = (batch b, row tile it) of A into ``ap``: (K, MR) k-major, zero padded."""
+    m, kk = a.shape[1], a.shape[2]
+    b = w // nmt
+    i0 = (w - b * nmt) * MR
+    base = w * kk * MR
+    for r in range(min(MR, m - i0)):
+        for k in range(kk):
+            ap[base + k * MR + r] = a[b, i0 + r, k]
+
+
+@jit
 def _pack_b_panel(bm, bp, w, nnt):  # type: ignore[no-untyped-def]
     """Panel ``w`` = (batch b, column tile jt) of B into ``bp``: (K, NR) k-major, zero padded."""
     kk, n = bm.shape[1], bm.shape[2]
     b = w // nnt
-    jt = w - b * nnt
-    j0 = jt * NR
+    j0 = (w - b * nnt) * NR
     nr = min(NR, n - j0)
     base = w * kk * NR
     for k in range(kk):
@@ -113,23 +127,25 @@ def _pack_b_panel(bm, bp, w, nnt):  # type: ignore[no-untyped-def]
 
 
 @jit
-def _item(a, ap, bp, c, w, nitems):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Work item ``w`` = (batch b, block of MC rows): pack its rows of A, then every C tile."""
+def _item(ap, bp, c, kk, w, nib, njb):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Work item ``w`` = (batch b, block of MC rows, block of NB panels): its C tiles."""
     m, n = c.shape[1], c.shape[2]
-    kk = a.shape[2]
     nmt = (m + MR - 1) // MR
     nnt = (n + NR - 1) // NR
-    tiles_per_item = MC // MR
-    b = w // nitems
-    t_lo = (w - b * nitems) * tiles_per_item
-    t_hi = min(nmt, t_lo + tiles_per_item)
-    for it in range(t_lo, t_hi):
-        i0 = it * MR
-        base = (b * nmt + it) * kk * MR
-        for r in range(min(MR, m - i0)):
-            for k in range(kk):
-                ap[base + k * MR + r] = a[b, i0 + r, k]
-    for jt in range(nnt):
+    b = w // (nib * njb)
+    rest = w - b * nib * njb
+    ib = rest // njb
+    jb = rest - ib * njb
+    t_lo = ib * (MC // MR)
+    t_hi = min(nmt, t_lo + MC // MR)
+    p_lo = jb * NB
+    p_hi = min(nnt, p_lo + NB)
+    if kk == 0:
+        for i in range(t_lo * MR, min(m, t_hi * MR)):
+            for j in range(p_lo * NR, min(n, p_hi * NR)):
+                c[b, i, j] = 0.0
+        return
+    for jt in range(p_lo, p_hi):
         j0 = jt * NR
         nr = min(NR, n - j0)
         bbase = (b * nnt + jt) * kk * NR
@@ -140,32 +156,39 @@ def _item(a, ap, bp, c, w, nitems):  # type: ignore[no-untyped-def] # noqa: PLR0
                 abase = ((b * nmt + it) * kk + k0) * MR
                 _micro(kc, ap, abase, bp, bbase + k0 * NR, c, b, i0, j0,
                        min(MR, m - i0), nr, k0 > 0)
-    if kk == 0:
-        for it in range(t_lo, t_hi):
-            for r in range(min(MR, m - it * MR)):
-                for j in range(n):
-                    c[b, it * MR + r, j] = 0.0
 
 
 @pjit
-def _pack_b_parallel(bm, bp, npanels, nnt):  # type: ignore[no-untyped-def]
-    for w in numba.prange(npanels):
-        _pack_b_panel(bm, bp, w, nnt)
+def _pack_parallel(a, bm, ap, bp):  # type: ignore[no-untyped-def]
+    nb, m = a.shape[0], a.shape[1]
+    n = bm.shape[2]
+    nmt = (m + MR - 1) // MR
+    nnt = (n + NR - 1) // NR
+    for w in numba.prange(nb * (nmt + nnt)):
+        if w < nb * nmt:
+            _pack_a_tile(a, ap, w, nmt)
+        else:
+            _pack_b_panel(bm, bp, w - nb * nmt, nnt)
 
 
 @pjit
-def _items_parallel(a, ap, bp, c, nitems_total, nitems):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    for w in numba.prange(nitems_total):
-        _item(a, ap, bp, c, w, nitems)
+def _items_parallel(ap, bp, c, kk, nib, njb):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    for w in numba.prange(c.shape[0] * nib * njb):
+        _item(ap, bp, c, kk, w, nib, njb)
 
 
 @jit
-def _gemm_serial(a, bm, ap, bp, c, nnt, nitems):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    nb = c.shape[0]
+def _gemm_serial(a, bm, ap, bp, c, nib, njb):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    nb, m, kk = a.shape
+    n = bm.shape[2]
+    nmt = (m + MR - 1) // MR
+    nnt = (n + NR - 1) // NR
+    for w in range(nb * nmt):
+        _pack_a_tile(a, ap, w, nmt)
     for w in range(nb * nnt):
         _pack_b_panel(bm, bp, w, nnt)
-    for w in range(nb * nitems):
-        _item(a, ap, bp, c, w, nitems)
+    for w in range(nb * nib * njb):
+        _item(ap, bp, c, kk, w, nib, njb)
 
 
 #: Below this many multiply-adds one thread does the whole product: starting a parallel region
@@ -182,12 +205,13 @@ def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return c
     nmt = (m + MR - 1) // MR
     nnt = (n + NR - 1) // NR
-    nitems = (nmt + MC // MR - 1) // (MC // MR)
+    nib = (nmt + MC // MR - 1) // (MC // MR)
+    njb = (nnt + NB - 1) // NB
     ap = np.zeros(nb * nmt * kk * MR, dtype=a.dtype)
     bp = np.zeros(nb * nnt * kk * NR, dtype=a.dtype)
     if nb * m * n * kk < SERIAL_BELOW:
-        _gemm_serial(a, b, ap, bp, c, nnt, nitems)
+        _gemm_serial(a, b, ap, bp, c, nib, njb)
     else:
-        _pack_b_parallel(b, bp, nb * nnt, nnt)
-        _items_parallel(a, ap, bp, c, nb * nitems, nitems)
+        _pack_parallel(a, b, ap, bp)
+        _items_parallel(ap, bp, c, kk, nib, njb)
     return c
