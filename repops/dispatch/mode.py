@@ -27,6 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatc
 
 from repops.dispatch import exact_ops
 from repops.dispatch.foreach import run_foreach
+from repops.dispatch.layout import match_vendor_layout
 from repops.dispatch.registry import kernel_table
 from repops.dispatch.routing import Route, RouteKind, route_for
 from repops.dispatch.trace import Tracer, is_structure_only
@@ -216,7 +217,7 @@ class ReproducibleMode(TorchDispatchMode):
         kernel = route.kernel
         assert kernel is not None  # guaranteed by route_for
         if kind is RouteKind.KERNEL:
-            return kernel(*args, **kwargs)
+            return match_vendor_layout(func, args, kwargs, kernel(*args, **kwargs))
         if kind is RouteKind.KERNEL_INPLACE:
             value = kernel(*args, **kwargs)
             args[0].copy_(value)

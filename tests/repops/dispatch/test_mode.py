@@ -245,3 +245,17 @@ def test_bad_arguments_are_value_errors() -> None:
         repops.reproducible(seed=-1)
     with pytest.raises(ValueError, match="tracer"):
         repops.reproducible(tracer=object())  # type: ignore[arg-type]
+
+
+def test_kernel_outputs_have_the_vendor_layout() -> None:
+    """For heads split out of a (B, T, H*D) projection the vendor CPU attention returns
+    (B, H, T, D) stored as (B, T, H, D); code that views the transposed output must keep
+    working inside the mode (and trace the same graph)."""
+    q, k, v = (torch.randn(2, 5, 3, 4).transpose(1, 2) for _ in range(3))
+    vendor = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    with repops.reproducible():
+        ours = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        merged = ours.transpose(1, 2).view(2, 5, 12)  # fails on a contiguous (B,H,T,D) output
+    assert ours.stride() == vendor.stride()
+    assert merged.shape == (2, 5, 12)
+    torch.testing.assert_close(ours, vendor, rtol=1e-5, atol=1e-6)
