@@ -14,8 +14,9 @@ this is the whole RNG state).
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -58,6 +59,11 @@ class JobContext:
     dataset: Dataset
     module: nn.Module
     param_names: tuple[str, ...]
+    # functional_call swaps the shared module's parameters while it runs, and contexts are
+    # cached per spec, so one step at a time per context (several providers or disputes can
+    # share a process).
+    _step_lock: threading.RLock = field(default_factory=threading.RLock, init=False,
+                                        repr=False, compare=False)
 
     @classmethod
     def from_spec(cls, spec: JobSpec) -> JobContext:
@@ -86,7 +92,8 @@ class JobContext:
 
     def output_meta(self) -> tuple[tuple[int, ...], torch.dtype]:
         """Shape and dtype of one inference batch's outputs (from a meta forward)."""
-        return _output_meta(self)
+        with self._step_lock:
+            return _output_meta(self)
 
     def state_structure(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
         """Name -> (shape, dtype) of every state tensor (the same at every step)."""
@@ -120,6 +127,12 @@ class JobContext:
         return out
 
     def step(
+        self, state: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], step: int
+    ) -> dict[str, torch.Tensor]:
+        with self._step_lock:
+            return self._step(state, batch, step)
+
+    def _step(
         self, state: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], step: int
     ) -> dict[str, torch.Tensor]:
         """Compute state ``step`` from state ``step - 1`` (leaves from ``prepare_leaves``).
