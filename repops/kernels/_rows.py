@@ -14,7 +14,7 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import pjit
+from repops._numba import jit, pjit
 from repops._tensor import compute_dtype
 from repops.errors import UnsupportedInputError
 
@@ -31,16 +31,36 @@ def _bf16_widen(src: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover -
         out[i] = np.uint32(src[i]) << np.uint32(16)
 
 
+@jit
+def _bf16_widen_serial(src: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    for i in range(src.shape[0]):
+        out[i] = np.uint32(src[i]) << np.uint32(16)
+
+
+@jit
+def _bf16_round(u: np.uint32) -> np.uint16:  # pragma: no cover - compiled
+    """binary32 pattern -> bfloat16 pattern, round to nearest even; NaN -> 0x7FC0."""
+    if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
+        return np.uint16(BF16_QNAN)
+    lsb = (u >> np.uint32(16)) & np.uint32(1)
+    return np.uint16((u + np.uint32(0x7FFF) + lsb) >> np.uint32(16))
+
+
 @pjit
 def _bf16_narrow(src: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    # src: uint32 binary32 patterns; out: uint16 bf16 patterns, round to nearest even.
     for i in numba.prange(src.shape[0]):
-        u = src[i]
-        if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
-            out[i] = np.uint16(BF16_QNAN)
-        else:
-            lsb = (u >> np.uint32(16)) & np.uint32(1)
-            out[i] = np.uint16((u + np.uint32(0x7FFF) + lsb) >> np.uint32(16))
+        out[i] = _bf16_round(src[i])
+
+
+@jit
+def _bf16_narrow_serial(src: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    for i in range(src.shape[0]):
+        out[i] = _bf16_round(src[i])
+
+
+#: Below this many elements the conversions run on the calling thread: waking the thread pool
+#: costs more than the work (and, on a busy machine, far more).
+PARALLEL_MIN = 1 << 16
 
 
 def widen(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
@@ -48,8 +68,10 @@ def widen(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
     if t.dtype == torch.bfloat16 and dtype == torch.float32:
         src = t.detach().contiguous().reshape(-1).view(torch.int16).numpy().view(np.uint16)
         out = np.empty(src.shape[0], dtype=np.uint32)
-        if src.shape[0]:
+        if src.shape[0] >= PARALLEL_MIN:
             _bf16_widen(src, out)
+        elif src.shape[0]:
+            _bf16_widen_serial(src, out)
         return out.view(np.float32).reshape(tuple(t.shape))
     return t.detach().to(dtype).contiguous().numpy()
 
@@ -59,8 +81,10 @@ def narrow(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     if dtype == torch.bfloat16 and a.dtype == np.float32:
         src = np.ascontiguousarray(a).reshape(-1).view(np.uint32)
         out = np.empty(src.shape[0], dtype=np.uint16)
-        if src.shape[0]:
+        if src.shape[0] >= PARALLEL_MIN:
             _bf16_narrow(src, out)
+        elif src.shape[0]:
+            _bf16_narrow_serial(src, out)
         return torch.from_numpy(out.view(np.int16)).view(torch.bfloat16).reshape(a.shape)
     t = torch.from_numpy(a if a.flags.c_contiguous else np.ascontiguousarray(a))
     return t if t.dtype == dtype else t.to(dtype)
