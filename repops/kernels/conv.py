@@ -43,8 +43,25 @@ def _im2col(x, groups, kh_, kw_, sh, sw, ph, pw, dh, dw, oh_, ow_, tap_major):  
     ntap = cg * kh_ * kw_
     if tap_major:
         cols = np.zeros((groups, ntap, nrow), dtype=x.dtype)
-    else:
-        cols = np.zeros((groups, nrow, ntap), dtype=x.dtype)
+        # One tap per work item: each writes one contiguous row of cols.
+        for item in numba.prange(groups * ntap):
+            g = item // ntap
+            tap = item - g * ntap
+            ci = tap // (kh_ * kw_)
+            kh = (tap // kw_) % kh_
+            kw = tap % kw_
+            for n in range(nb):
+                for oh in range(oh_):
+                    y = oh * sh - ph + kh * dh
+                    if y < 0 or y >= h:
+                        continue
+                    row0 = (n * oh_ + oh) * ow_
+                    for ow in range(ow_):
+                        xx = ow * sw - pw + kw * dw
+                        if 0 <= xx < w:
+                            cols[g, tap, row0 + ow] = x[n, g * cg + ci, y, xx]
+        return cols
+    cols = np.zeros((groups, nrow, ntap), dtype=x.dtype)
     for item in numba.prange(groups * nb * oh_):
         g = item // (nb * oh_)
         rest = item - g * nb * oh_
@@ -60,11 +77,7 @@ def _im2col(x, groups, kh_, kw_, sh, sw, ph, pw, dh, dw, oh_, ow_, tap_major):  
                     for kw in range(kw_):
                         xx = ow * sw - pw + kw * dw
                         if 0 <= xx < w:
-                            tap = (ci * kh_ + kh) * kw_ + kw
-                            if tap_major:
-                                cols[g, tap, row] = x[n, g * cg + ci, y, xx]
-                            else:
-                                cols[g, row, tap] = x[n, g * cg + ci, y, xx]
+                            cols[g, row, (ci * kh_ + kh) * kw_ + kw] = x[n, g * cg + ci, y, xx]
     return cols
 
 
@@ -73,24 +86,24 @@ def _im2col_grad(dy, groups, kh_, kw_, sh, sw, ph, pw, dh, dw, h, w):  # type: i
     """cols[g, (o, kh, kw), (n, y, x)] = dyz[n, g*Og + o, y + ph - kh*dh, x + pw - kw*dw]."""
     nb, cout, oh_, ow_ = dy.shape
     og = cout // groups
-    cols = np.zeros((groups, og * kh_ * kw_, nb * h * w), dtype=dy.dtype)
-    for item in numba.prange(groups * nb * h):
-        g = item // (nb * h)
-        rest = item - g * nb * h
-        n = rest // h
-        y = rest - n * h
-        for xx in range(w):
-            row = (n * h + y) * w + xx
-            for o in range(og):
-                for kh in range(kh_):
-                    u = y + ph - kh * dh
-                    if u < 0 or u % sh != 0 or u // sh >= oh_:
-                        continue
-                    for kw in range(kw_):
-                        v = xx + pw - kw * dw
-                        if v >= 0 and v % sw == 0 and v // sw < ow_:
-                            cols[g, (o * kh_ + kh) * kw_ + kw, row] = dy[n, g * og + o, u // sh,
-                                                                         v // sw]
+    ntap = og * kh_ * kw_
+    cols = np.zeros((groups, ntap, nb * h * w), dtype=dy.dtype)
+    for item in numba.prange(groups * ntap):
+        g = item // ntap
+        tap = item - g * ntap
+        o = tap // (kh_ * kw_)
+        kh = (tap // kw_) % kh_
+        kw = tap % kw_
+        for n in range(nb):
+            for y in range(h):
+                u = y + ph - kh * dh
+                if u < 0 or u % sh != 0 or u // sh >= oh_:
+                    continue
+                row0 = (n * h + y) * w
+                for xx in range(w):
+                    v = xx + pw - kw * dw
+                    if v >= 0 and v % sw == 0 and v // sw < ow_:
+                        cols[g, tap, row0 + xx] = dy[n, g * og + o, u // sh, v // sw]
     return cols
 
 
