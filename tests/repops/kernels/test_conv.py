@@ -50,7 +50,7 @@ def _args(case: tuple, dtype: torch.dtype) -> tuple:
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_forward_matches_reference(case: tuple, dtype: torch.dtype) -> None:
     x, w, b, s, p, d, g = _args(case, dtype)
     got = convolution(x, w, b, s, p, d, False, [0, 0], g)
@@ -72,6 +72,13 @@ def test_backward_matches_reference(case: tuple) -> None:
     assert_same_bits(gi, ri)
     assert_same_bits(gw, rw)
     assert_same_bits(gb, rb)
+
+
+def test_float64_computes_in_binary64() -> None:
+    x, w, b, s, p, d, g = _args((1, 2, 3, 3, 2, 2, 2, [1, 1], [1, 0], [1, 1], 1), torch.float64)
+    got = convolution(x, w, b, s, p, d, False, [0, 0], g)
+    assert got.dtype == torch.float64
+    assert_same_bits(got, conv2d_reference(x, w, b, stride=s, padding=p, dilation=d, groups=g))
 
 
 def test_output_mask_gives_none() -> None:

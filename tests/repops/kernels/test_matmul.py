@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
@@ -41,6 +43,20 @@ def rand(*shape: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> torc
 )
 def test_mm_matches_reference(dtype: torch.dtype, m: int, k: int, n: int) -> None:
     a, b = rand(m, k, dtype=dtype, seed=1), rand(k, n, dtype=dtype, seed=2)
+    assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    m=st.integers(1, 20), k=st.integers(0, 40), n=st.integers(1, 80),
+    dtype=st.sampled_from(DTYPES), transpose_a=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_mm_random_shapes_match_reference(
+    m: int, k: int, n: int, dtype: torch.dtype, transpose_a: bool, seed: int
+) -> None:
+    a = rand(k, m, dtype=dtype, seed=seed).t() if transpose_a else rand(m, k, dtype=dtype,
+                                                                        seed=seed)
+    b = rand(k, n, dtype=dtype, seed=seed + 1)
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
 
 
