@@ -23,7 +23,13 @@ from numba import types
 from numba.extending import intrinsic
 
 #: Flags every repops kernel is compiled with. ``fastmath`` must stay False (see module doc).
-JIT_OPTIONS: dict[str, Any] = {"fastmath": False, "cache": True, "nogil": True}
+JIT_OPTIONS: dict[str, Any] = {
+    "fastmath": False,
+    "cache": True,
+    "nogil": True,
+    # IEEE semantics for x / 0 (inf or nan, no ZeroDivisionError check that blocks SIMD).
+    "error_model": "numpy",
+}
 
 
 def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
