@@ -13,9 +13,9 @@ from verde.dispute.recompute import OPS_EXECUTED
 from verde.dispute.rules import max_rounds
 from verde.dispute.state import DisputeState
 from verde.faults import CheatingProvider, FaultPlan
+from verde.jobs.context import JobContext
 from verde.peers import LocalPeer
 from verde.provider.execution import expected_structure
-from verde.jobs.context import JobContext
 
 from .conftest import key
 
@@ -73,7 +73,7 @@ def test_honest_wins_against_each_fault(spec, honest, plan: FaultPlan) -> None:
     n_nodes = len(expected_structure(JobContext.from_spec(spec), 5))
     for honest_side in ("a", "b"):
         pair = (honest, cheater) if honest_side == "a" else (cheater, honest)
-        state, verdict, stats, ops = dispute(spec, *pair)
+        _, verdict, stats, ops = dispute(spec, *pair)
         assert verdict.winner == honest_side
         assert verdict.losers == (("b",) if honest_side == "a" else ("a",))
         assert _code(verdict) == EXPECTED[(plan.compute, plan.answer)]

@@ -41,8 +41,8 @@ def test_many_different_cheaters_and_a_saboteur_in_the_honest_group(spec, honest
                                   FaultPlan("reorder_steps", step=9)])
     }
     # copies the honest result but refuses to defend it in disputes
-    saboteur = CheatingProvider(key("saboteur"), "s",
-                                plan=FaultPlan(compute=None, answer="refuse", query="step_children"))
+    plan = FaultPlan(compute=None, answer="refuse", query="step_children")
+    saboteur = CheatingProvider(key("saboteur"), "s", plan=plan)
     for p in (*cheaters.values(), saboteur):
         p.submit(spec)
     peers = {"s": LocalPeer(saboteur), **{n: LocalPeer(p) for n, p in cheaters.items()},
