@@ -32,7 +32,10 @@ def caf_weights(g: np.ndarray, f: int) -> np.ndarray:
     n = g.shape[0]
     c = np.ones(n)
     best_a, best_lam = np.full(n, 1.0 / n), np.inf
+    lam0 = None
     for _ in range(4 * n + 8):
+        if c.sum() <= 0:
+            break
         a = c / c.sum()
         # centred Gram K = (I - 1 a^T) G (I - a 1^T)
         ga = g @ a
@@ -43,7 +46,9 @@ def caf_weights(g: np.ndarray, f: int) -> np.ndarray:
         lam, u = float(vals[-1]), vecs[:, -1]
         if lam < best_lam:
             best_lam, best_a = lam, a
-        if c.sum() <= n - 2 * f or lam <= 0:
+        lam0 = lam if lam0 is None else lam0
+        # Stop once enough weight is removed, or the spread is rounding noise (duplicates).
+        if c.sum() <= n - 2 * f or lam <= 1e-12 * lam0:
             break
         proj = k @ (s * u)
         tau = proj * proj / lam
