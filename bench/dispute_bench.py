@@ -1,0 +1,135 @@
+"""Cost of a refereed-delegation dispute on a training job of a few hundred steps.
+
+Prints ONE JSON line: job time, dispute time, rounds, bytes moved (serialised size of every
+query and answer), arbiter FLOPs as a fraction of job FLOPs, and the provider's commitment
+overhead (state digests + Merkle tree) as a fraction of step time. The obvious alternative to a
+dispute is the arbiter re-running the whole job; that costs one job time and 100% of the job
+FLOPs, measured in the same run as ``job_s``. A human table goes to stderr.
+
+Usage: python bench/dispute_bench.py [--steps 300] [--hidden 64] [--batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from typing import Any
+
+
+def node_flops(node: dict[str, Any], shapes: dict[str, list[int]]) -> int:
+    """FLOPs of one graph node: 2mkn (+mn) for matrix products, else one per element."""
+    from verde.provider.tracing import ref_key, tensor_refs
+
+    ins = [shapes.get(ref_key(r), []) for r in tensor_refs(node["args"])]
+    outs = [m["shape"] for m in node["meta"] if isinstance(m, dict)]
+    op = node["op"]
+    if op in ("aten.mm.default", "aten.addmm.default") and len(ins) >= 2:
+        a, b = ins[-2], ins[-1]
+        flops = 2 * a[0] * a[1] * b[1]
+        return flops + (a[0] * b[1] if op == "aten.addmm.default" else 0)
+    sizes = [math.prod(s) for s in ins + outs]
+    return max(sizes, default=0)
+
+
+def graph_flops(ctx: Any, structure: list[dict[str, Any]]) -> list[int]:
+    from verde.provider.tracing import ref_key
+
+    shapes: dict[str, list[int]] = {}
+    for name, (shape, _) in {**ctx.state_structure(), **ctx.batch_structure()}.items():
+        shapes[ref_key({"leaf": name})] = list(shape)
+    flops = []
+    for node in structure:
+        flops.append(node_flops(node, shapes))
+        for j, m in enumerate(node["meta"]):
+            if isinstance(m, dict):
+                shapes[ref_key({"node": node["index"], "out": j})] = m["shape"]
+    return flops
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="numba threads (results equal)")
+    args = parser.parse_args()
+
+    from repops import _numba
+
+    _numba.set_num_threads(args.threads)
+    from proofs import SigningKey
+    from verde.dispute.driver import DisputeStats, run_dispute
+    from verde.dispute.recompute import OPS_EXECUTED
+    from verde.dispute.state import DisputeState
+    from verde.faults import CheatingProvider, FaultPlan
+    from verde.jobs.admission import admit_job
+    from verde.jobs.spec import JobSpec
+    from verde.peers import LocalPeer
+    from verde.provider.execution import expected_structure
+    from verde.provider.provider import Provider
+
+    spec = JobSpec.from_mapping({
+        "program": "mlp", "config": {"hidden": args.hidden}, "dataset": {"name": "digits"},
+        "optimizer": {"name": "adam", "lr": 0.01}, "steps": args.steps,
+        "batch_size": args.batch, "seed": 11, "checkpoint_interval": 25,
+    })  # fmt: skip
+    ctx = admit_job(spec)
+    warm = Provider(SigningKey.generate(), "warm-up")  # compile kernels outside the timings
+    warm.run(spec.with_changes(steps=2))
+
+    honest = Provider(SigningKey.generate(), "honest")
+    t0 = time.perf_counter()
+    honest.submit(spec)
+    job_s = time.perf_counter() - t0
+    timings = honest.jobs[spec.job_id].timings
+
+    cheat_step = (2 * args.steps) // 3
+    cheater = CheatingProvider(SigningKey.generate(), "cheater",
+                               plan=FaultPlan("corrupt_op", step=cheat_step, node=1))
+    cheater.submit(spec)
+
+    peers = {"a": LocalPeer(honest), "b": LocalPeer(cheater)}
+    stats = DisputeStats()
+    before = OPS_EXECUTED["count"]
+    t1 = time.perf_counter()
+    state = DisputeState(spec, peers["a"].result(spec.job_id), peers["b"].result(spec.job_id))
+    verdict = run_dispute(state, peers, stats=stats)
+    dispute_s = time.perf_counter() - t1
+    ops = OPS_EXECUTED["count"] - before
+
+    structure = expected_structure(ctx, cheat_step)
+    per_node = graph_flops(ctx, structure)
+    job_flops = sum(per_node) * args.steps
+    arbiter_flops = per_node[verdict.ruling["node"]] if verdict.reason == "recomputed_operator" \
+        else 0
+    result = {
+        "bench": "dispute",
+        "program": "mlp",
+        "steps": args.steps,
+        "nodes_per_step": len(structure),
+        "job_s": round(job_s, 4),
+        "dispute_s": round(dispute_s, 4),
+        "dispute_over_rerun": round(dispute_s / job_s, 4),
+        "rounds": stats.rounds,
+        "messages": stats.messages,
+        "bytes_moved": stats.bytes_moved,
+        "winner_is_honest": verdict.winner == "a",
+        "verdict": verdict.reason,
+        "arbiter_ops": ops,
+        "job_flops": job_flops,
+        "arbiter_flops": arbiter_flops,
+        "arbiter_flops_fraction": arbiter_flops / job_flops,
+        "step_s": round(timings["step_s"], 4),
+        "commit_s": round(timings["commit_s"], 4),
+        "commit_overhead_fraction": timings["commit_s"] / timings["step_s"],
+    }
+    print(json.dumps(result))
+    for k, v in result.items():
+        print(f"{k:>26}  {v}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
