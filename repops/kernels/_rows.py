@@ -8,7 +8,9 @@ layouts — transposes, strides, offsets — change no bit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numba
 import numpy as np
@@ -58,9 +60,39 @@ def _bf16_narrow_serial(src: np.ndarray, out: np.ndarray) -> None:  # pragma: no
         out[i] = _bf16_round(src[i])
 
 
-#: Below this many elements the conversions run on the calling thread: waking the thread pool
-#: costs more than the work (and, on a busy machine, far more).
-PARALLEL_MIN = 1 << 16
+#: Below this many input elements kernels run on the calling thread: waking the thread pool
+#: costs more than the work (on a busy machine, milliseconds). Which path runs never changes a
+#: bit — a row is always reduced by one thread in the spec's order — and tests set this to 0 to
+#: drive the parallel path with small shapes.
+PARALLEL_MIN = 1 << 15
+
+
+class RowKernel:
+    """A kernel compiled twice from one source: ``pjit`` (prange over rows) and serial ``jit``.
+
+    The serial twin is a renamed copy of the function, because numba's on-disk cache is keyed by
+    the function's name and bytecode, not by its compile flags.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        twin = types.FunctionType(
+            fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__
+        )
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.parallel = pjit(fn)
+        self.serial = jit(twin)
+
+    def __call__(self, *args: Any) -> Any:
+        """Run on the thread pool when the first array argument is large enough."""
+        big = args[0].size >= PARALLEL_MIN
+        return (self.parallel if big else self.serial)(*args)
+
+
+def row_kernel(fn: Callable[..., Any]) -> RowKernel:
+    """Decorator: a :class:`RowKernel` (use ``numba.prange`` over independent rows only)."""
+    return RowKernel(fn)
 
 
 def widen(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:

@@ -15,12 +15,12 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._rows import float_compute, narrow, widen
+from repops.kernels._rows import float_compute, narrow, row_kernel, widen
+from repops.math._bits import ieee_div
 
 
-@pjit
+@row_kernel
 def _embedding_rows(  # noqa: PLR0917 - fixed positional signature
     g: np.ndarray,
     order: np.ndarray,
@@ -46,7 +46,7 @@ def _embedding_rows(  # noqa: PLR0917 - fixed positional signature
         if scale:
             cnt = out.dtype.type(k1 - k0)
             for j in range(d):
-                out[w, j] = out[w, j] / cnt
+                out[w, j] = ieee_div(out[w, j], cnt)
 
 
 def embedding_dense_backward(

@@ -14,12 +14,18 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._rows import narrow, normalize_dim, normalize_dims, out_shape, rows_last
+from repops.kernels._rows import (
+    narrow,
+    normalize_dim,
+    normalize_dims,
+    out_shape,
+    row_kernel,
+    rows_last,
+)
 
 
-@pjit
+@row_kernel
 def _select_rows(
     x: np.ndarray, largest: bool, idx: np.ndarray, val: np.ndarray
 ) -> None:  # pragma: no cover - compiled

@@ -19,10 +19,10 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import jit, pjit
+from repops._numba import jit
 from repops.errors import UnsupportedInputError
 from repops.kernels._lanes import lane_dot, lane_sum
-from repops.kernels._rows import float_compute
+from repops.kernels._rows import float_compute, row_kernel
 
 REDUCTIONS = {0: "none", 1: "mean", 2: "sum"}
 _TORCH = {np.float32: torch.float32, np.float64: torch.float64}
@@ -47,14 +47,14 @@ def _nll_grad_values(
         out[p] = -(w[p] * c)
 
 
-@pjit
+@row_kernel
 def _sq_diff(x: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     for p in numba.prange(x.shape[0]):
         d = x[p] - t[p]
         out[p] = d * d
 
 
-@pjit
+@row_kernel
 def _mse_grad(
     x: np.ndarray, t: np.ndarray, c: np.ndarray, per_position: bool, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled

@@ -19,16 +19,17 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import fma, jit, pjit
+from repops._numba import fma, jit
 from repops.kernels._lanes import lane_dev_sq, lane_dot, lane_sum, lane_tree
-from repops.kernels._rows import float_compute, narrow, widen
+from repops.kernels._rows import float_compute, narrow, row_kernel, widen
+from repops.math._bits import ieee_div
 
 COL_BLOCK = 256  # columns per parallel task in the weight/bias gradients (no effect on bits)
 
 # ----------------------------------------------------------------------------- kernels
 
 
-@pjit
+@row_kernel
 def _layer_norm_rows(  # noqa: PLR0917 - fixed positional signature
     x: np.ndarray,
     w: np.ndarray,
@@ -43,9 +44,9 @@ def _layer_norm_rows(  # noqa: PLR0917 - fixed positional signature
     one = x.dtype.type(1.0)
     for i in numba.prange(x.shape[0]):
         row = x[i]
-        mu = lane_sum(row) / n_c
-        var = lane_dev_sq(row, mu) / n_c
-        r = one / np.sqrt(var + eps)
+        mu = ieee_div(lane_sum(row), n_c)
+        var = ieee_div(lane_dev_sq(row, mu), n_c)
+        r = ieee_div(one, np.sqrt(var + eps))
         for j in range(n):
             y[i, j] = fma((row[j] - mu) * r, w[j], b[j])
         mean[i] = mu
@@ -69,14 +70,14 @@ def _ln_row_grad(  # noqa: PLR0917 - fixed positional signature
     for j in range(n):
         gw[j] = g[j] * w[j]
         xhat[j] = ((x[j] - mu) * r) if centred else (x[j] * r)
-    c1 = lane_sum(gw) / n_c if centred else x.dtype.type(0.0)
-    c2 = lane_dot(gw, xhat) / n_c
+    c1 = ieee_div(lane_sum(gw), n_c) if centred else x.dtype.type(0.0)
+    c2 = ieee_div(lane_dot(gw, xhat), n_c)
     for j in range(n):
         inner = (gw[j] - c1) if centred else gw[j]
         out[j] = fma(-xhat[j], c2, inner) * r
 
 
-@pjit
+@row_kernel
 def _norm_backward_rows(  # noqa: PLR0917 - fixed positional signature
     g: np.ndarray,
     x: np.ndarray,
@@ -94,7 +95,7 @@ def _norm_backward_rows(  # noqa: PLR0917 - fixed positional signature
         _ln_row_grad(g[i], x[i], w, mu, rstd[i], gw, xhat, gi[i], centred)
 
 
-@pjit
+@row_kernel
 def _norm_param_grads(  # noqa: PLR0917 - fixed positional signature
     g: np.ndarray,
     x: np.ndarray,
@@ -127,7 +128,7 @@ def _norm_param_grads(  # noqa: PLR0917 - fixed positional signature
             gbias[j0 + j] = lane_tree(accb[:, j])
 
 
-@pjit
+@row_kernel
 def _rms_norm_rows(
     x: np.ndarray, w: np.ndarray, eps: float, y: np.ndarray, rstd: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -136,8 +137,8 @@ def _rms_norm_rows(
     one = x.dtype.type(1.0)
     for i in numba.prange(x.shape[0]):
         row = x[i]
-        ms = lane_dot(row, row) / n_c
-        r = one / np.sqrt(ms + eps)
+        ms = ieee_div(lane_dot(row, row), n_c)
+        r = ieee_div(one, np.sqrt(ms + eps))
         for j in range(n):
             y[i, j] = (row[j] * r) * w[j]
         rstd[i] = r

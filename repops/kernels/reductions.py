@@ -16,21 +16,28 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import pjit
 from repops.errors import UnsupportedInputError
 from repops.kernels._lanes import lane_abs_sum, lane_dev_sq, lane_dot, lane_sum
-from repops.kernels._rows import float_compute, narrow, normalize_dims, out_shape, rows_last
+from repops.kernels._rows import (
+    float_compute,
+    narrow,
+    normalize_dims,
+    out_shape,
+    row_kernel,
+    rows_last,
+)
+from repops.math._bits import ieee_div
 
 # ----------------------------------------------------------------------------- kernels
 
 
-@pjit
+@row_kernel
 def _sum_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in numba.prange(x.shape[0]):
         out[i] = lane_sum(x[i])
 
 
-@pjit
+@row_kernel
 def _int_sum_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     # Integer addition is associative (two's complement wrap-around): any order is exact.
     for i in numba.prange(x.shape[0]):
@@ -40,13 +47,13 @@ def _int_sum_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover -
         out[i] = s
 
 
-@pjit
+@row_kernel
 def _mean_rows(x: np.ndarray, n_c: float, out: np.ndarray) -> None:  # pragma: no cover
     for i in numba.prange(x.shape[0]):
-        out[i] = lane_sum(x[i]) / n_c
+        out[i] = ieee_div(lane_sum(x[i]), n_c)
 
 
-@pjit
+@row_kernel
 def _var_rows(  # noqa: PLR0917 - fixed positional signature
     x: np.ndarray,
     n_c: float,
@@ -56,27 +63,27 @@ def _var_rows(  # noqa: PLR0917 - fixed positional signature
     mean_out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     for i in numba.prange(x.shape[0]):
-        m = lane_sum(x[i]) / n_c
-        v = lane_dev_sq(x[i], m) / div_c
+        m = ieee_div(lane_sum(x[i]), n_c)
+        v = ieee_div(lane_dev_sq(x[i], m), div_c)
         if take_sqrt:
             v = np.sqrt(v)
         var_out[i] = v
         mean_out[i] = m
 
 
-@pjit
+@row_kernel
 def _norm2_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in numba.prange(x.shape[0]):
         out[i] = np.sqrt(lane_dot(x[i], x[i]))
 
 
-@pjit
+@row_kernel
 def _norm1_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in numba.prange(x.shape[0]):
         out[i] = lane_abs_sum(x[i])
 
 
-@pjit
+@row_kernel
 def _norm_inf_rows(x: np.ndarray, largest: bool, out: np.ndarray) -> None:  # pragma: no cover
     # max|x| (or min|x|): exact whatever the order; a NaN anywhere gives NaN.
     for i in numba.prange(x.shape[0]):
@@ -90,7 +97,7 @@ def _norm_inf_rows(x: np.ndarray, largest: bool, out: np.ndarray) -> None:  # pr
         out[i] = best
 
 
-@pjit
+@row_kernel
 def _count_nonzero_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     # ord=0: LSUM over (x_i != 0 ? 1 : 0); NaN counts as non-zero.
     for i in numba.prange(x.shape[0]):

@@ -13,12 +13,17 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import pjit
 from repops.errors import UnsupportedInputError
-from repops.kernels._rows import float_compute, move_dim_last, normalize_dim, restore_dim
+from repops.kernels._rows import (
+    float_compute,
+    move_dim_last,
+    normalize_dim,
+    restore_dim,
+    row_kernel,
+)
 
 
-@pjit
+@row_kernel
 def _cumsum_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in numba.prange(x.shape[0]):
         s = x.dtype.type(-0.0) if x.dtype.kind == "f" else x.dtype.type(0)

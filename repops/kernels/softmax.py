@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import fma, jit, pjit
+from repops._numba import fma, jit
 from repops.errors import UnsupportedInputError
 from repops.kernels._lanes import lane_dot, lane_sum
 from repops.kernels._rows import (
@@ -27,8 +27,10 @@ from repops.kernels._rows import (
     normalize_dims,
     out_shape,
     restore_dim,
+    row_kernel,
     rows_last,
 )
+from repops.math._bits import ieee_div
 from repops.math.exp import exp_f32
 from repops.math.log import log_f32
 
@@ -62,17 +64,17 @@ def _exp_shift_sum(x: np.ndarray, m: np.float32, e: np.ndarray) -> np.float32:  
     return lane_sum(e)
 
 
-@pjit
+@row_kernel
 def _softmax_rows(x: np.ndarray, y: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in numba.prange(x.shape[0]):
         row = x[i]
         out = y[i]
         s = _exp_shift_sum(row, row_max(row), out)
         for j in range(row.shape[0]):
-            out[j] = out[j] / s
+            out[j] = ieee_div(out[j], s)
 
 
-@pjit
+@row_kernel
 def _log_softmax_rows(x: np.ndarray, y: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in numba.prange(x.shape[0]):
         row = x[i]
@@ -83,7 +85,7 @@ def _log_softmax_rows(x: np.ndarray, y: np.ndarray) -> None:  # pragma: no cover
             out[j] = (row[j] - m) - lg
 
 
-@pjit
+@row_kernel
 def _logsumexp_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.shape[1]
     for i in numba.prange(x.shape[0]):
@@ -102,7 +104,7 @@ def _logsumexp_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
             out[i] = m + log_f32(_exp_shift_sum(row, m, e))
 
 
-@pjit
+@row_kernel
 def _softmax_backward_rows(
     g: np.ndarray, y: np.ndarray, gi: np.ndarray
 ) -> None:  # pragma: no cover
@@ -112,7 +114,7 @@ def _softmax_backward_rows(
             gi[i, j] = y[i, j] * (g[i, j] - d)
 
 
-@pjit
+@row_kernel
 def _log_softmax_backward_rows(
     g: np.ndarray, y: np.ndarray, gi: np.ndarray
 ) -> None:  # pragma: no cover - compiled

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import torch
 
 from repops._numba import set_num_threads
+from repops.kernels import _rows
 from repops.kernels import embedding as E
 from repops.reference import reductions_nn as ref
 
 INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seed() -> None:
+    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
+    torch.manual_seed(1234)
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -28,6 +38,20 @@ def case(
         2 * torch.randn((*shape, d), generator=gen)
     )
     return g.to(dtype), idx
+
+
+def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
+    out = [fn()]
+    with monkeypatch.context() as mp:
+        mp.setattr(_rows, "PARALLEL_MIN", 0)
+        for n in (1, 2):
+            set_num_threads(n)
+            try:
+                out.append(fn())
+            finally:
+                set_num_threads(2)
+    return out
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -66,14 +90,13 @@ def test_order_is_increasing_position() -> None:
     assert float(rev) != float(got)  # a different position order is a different sum
 
 
-def test_threads_layout_and_index_shape() -> None:
+def test_threads_layout_and_index_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     g, idx = case((8, 40), 9, 7, torch.float32, seed=1)
-    full = E.embedding_dense_backward(g, idx, 7, -1, False)
-    set_num_threads(1)
-    try:
-        assert same_bits(E.embedding_dense_backward(g, idx, 7, -1, False), full)
-    finally:
-        set_num_threads(2)
+    full, *others = on_all_paths(
+        lambda: E.embedding_dense_backward(g, idx, 7, -1, False), monkeypatch
+    )
+    for o in others:
+        assert same_bits(o, full)
     flat = E.embedding_dense_backward(g.reshape(-1, 9), idx.reshape(-1), 7, -1, False)
     assert same_bits(flat, full)
     gt = g.transpose(0, 1).contiguous().transpose(0, 1)

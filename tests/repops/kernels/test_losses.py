@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
 from repops._numba import set_num_threads
+from repops.kernels import _rows
 from repops.kernels import losses as L
 from repops.kernels import softmax as S
 from repops.reference import reductions_nn as ref
@@ -14,6 +18,12 @@ from repops.reference import reductions_nn as ref
 INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 RED = {0: "none", 1: "mean", 2: "sum"}
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seed() -> None:
+    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
+    torch.manual_seed(1234)
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -32,6 +42,20 @@ def case(p: int, c: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, t
     t = torch.randint(0, c, (p,), generator=g)
     t[torch.rand(p, generator=g) < 0.2] = -100
     return x, t
+
+
+def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
+    out = [fn()]
+    with monkeypatch.context() as mp:
+        mp.setattr(_rows, "PARALLEL_MIN", 0)
+        for n in (1, 2):
+            set_num_threads(n)
+            try:
+                out.append(fn())
+            finally:
+                set_num_threads(2)
+    return out
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -91,18 +115,18 @@ def test_nll_2d_equals_flattened_positions() -> None:
         assert same_bits(a.reshape(-1), b.reshape(-1))
 
 
-def test_ignored_targets_and_threads() -> None:
+def test_ignored_targets_and_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     x, t = case(50, 9, torch.float32, seed=3)
     t_all = torch.full((50,), -100)
     out, tw = L.nll_loss_forward(x, t_all, None, 1, -100)
     assert bool(torch.isnan(out)) and float(tw) == 0.0
     assert float(L.nll_loss_forward(x, t_all, None, 2, -100)[0]) == 0.0
     full = L.nll_loss_forward(x, t, None, 0, -100)[0]
-    set_num_threads(1)
-    try:
-        assert same_bits(L.nll_loss_forward(x, t, None, 0, -100)[0], full)
-    finally:
-        set_num_threads(2)
+    for o in on_all_paths(lambda: L.nll_loss_forward(x, t, None, 0, -100)[0], monkeypatch):
+        assert same_bits(o, full)
+    a, b = torch.randn(9, 13), torch.randn(9, 13)
+    first, *rest = on_all_paths(lambda: L.mse_loss(a, b, 0), monkeypatch)
+    assert all(same_bits(r, first) for r in rest)
     assert same_bits(L.nll_loss_forward(x[:7], t[:7], None, 0, -100)[0], full[:7])
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
+from repops.kernels import _rows
 from repops.kernels import norms as N
 from repops.reference import reductions_nn as ref
 
@@ -22,11 +24,31 @@ INT_VIEW = {
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 
+@pytest.fixture(autouse=True)
+def _fixed_seed() -> None:
+    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
+    torch.manual_seed(1234)
+
+
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
     return torch.equal(
         a.contiguous().view(INT_VIEW[a.dtype]), b.contiguous().view(INT_VIEW[b.dtype])
     )
+
+
+def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
+    out = [fn()]
+    with monkeypatch.context() as mp:
+        mp.setattr(_rows, "PARALLEL_MIN", 0)
+        for n in (1, 2):
+            set_num_threads(n)
+            try:
+                out.append(fn())
+            finally:
+                set_num_threads(2)
+    return out
 
 
 def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -115,7 +137,7 @@ def test_close_to_torch() -> None:
     torch.testing.assert_close(gw, wr.grad, rtol=1e-4, atol=1e-4)
 
 
-def test_rows_threads_and_layout_do_not_change_bits() -> None:
+def test_rows_threads_and_layout_do_not_change_bits(monkeypatch: pytest.MonkeyPatch) -> None:
     x = data((64, 40), torch.float32, seed=5)
     w = data((40,), torch.float32, seed=6)
     b = data((40,), torch.float32, seed=7)
@@ -124,15 +146,18 @@ def test_rows_threads_and_layout_do_not_change_bits() -> None:
         assert same_bits(N.native_layer_norm(x[:m], [40], w, b, 1e-5)[0], y[:m])
     assert same_bits(N.native_layer_norm(x.t().contiguous().t(), [40], w, b, 1e-5)[0], y)
     g = data((64, 40), torch.float32, seed=8)
-    two = N.native_layer_norm_backward(g, x, [40], mean, rstd, w, b, [True] * 3)
-    set_num_threads(1)
-    try:
-        assert same_bits(N.native_layer_norm(x, [40], w, b, 1e-5)[0], y)
-        one = N.native_layer_norm_backward(g, x, [40], mean, rstd, w, b, [True] * 3)
-    finally:
-        set_num_threads(2)
-    for a, c in zip(one, two, strict=True):
-        assert same_bits(a, c)
+
+    def run() -> list[torch.Tensor]:
+        fwd = N.native_layer_norm(x, [40], w, b, 1e-5)
+        bwd = N.native_layer_norm_backward(g, x, [40], mean, rstd, w, b, [True] * 3)
+        rms = N.fused_rms_norm(x, [40], w, 1e-6)
+        rbw = N.fused_rms_norm_backward(g, x, [40], rms[1], w, [True, True])
+        return [*fwd, *bwd, *rms, *rbw]
+
+    first, *rest = on_all_paths(run, monkeypatch)
+    for other in rest:
+        for a, c in zip(first, other, strict=True):
+            assert same_bits(a, c)
 
 
 def test_output_mask_and_bad_inputs() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
 from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
+from repops.kernels import _rows
 from repops.kernels import scan as S
 from repops.reference import reductions as ref
 
@@ -19,6 +23,12 @@ INT_VIEW = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _fixed_seed() -> None:
+    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
+    torch.manual_seed(1234)
+
+
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
     if not a.dtype.is_floating_point:
@@ -26,6 +36,20 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(
         a.contiguous().view(INT_VIEW[a.dtype]), b.contiguous().view(INT_VIEW[b.dtype])
     )
+
+
+def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
+    out = [fn()]
+    with monkeypatch.context() as mp:
+        mp.setattr(_rows, "PARALLEL_MIN", 0)
+        for n in (1, 2):
+            set_num_threads(n)
+            try:
+                out.append(fn())
+            finally:
+                set_num_threads(2)
+    return out
 
 
 def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -54,16 +78,13 @@ def test_cumsum_is_sequential_not_pairwise() -> None:
         assert got[0, k].view(np.int32) == s.view(np.int32)
 
 
-def test_layout_threads_and_dtype_argument() -> None:
+def test_layout_threads_and_dtype_argument(monkeypatch: pytest.MonkeyPatch) -> None:
     x = data((30, 17, 5), torch.float32, seed=2)
     y = S.cumsum(x, 1)
     assert same_bits(S.cumsum(x.permute(2, 1, 0).contiguous().permute(2, 1, 0), 1), y)
     assert same_bits(S.cumsum(x.transpose(0, 1), 0).transpose(0, 1).contiguous(), y)
-    set_num_threads(1)
-    try:
-        assert same_bits(S.cumsum(x, 1), y)
-    finally:
-        set_num_threads(2)
+    for o in on_all_paths(lambda: S.cumsum(x, 1), monkeypatch):
+        assert same_bits(o, y)
     assert same_bits(S.cumsum(x[3:9], 1), y[3:9])
     assert S.cumsum(x, 1, dtype=torch.float64).dtype == torch.float64
     torch.testing.assert_close(y, x.cumsum(1), rtol=1e-5, atol=1e-4)

@@ -7,17 +7,27 @@ the numba ``exp_f32`` / ``log_f32`` the kernels call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
 from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
+from repops.kernels import _rows
 from repops.kernels import softmax as S
 from repops.reference import reductions_nn as ref
 
 INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seed() -> None:
+    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
+    torch.manual_seed(1234)
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -28,6 +38,20 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
             (a.contiguous().view(INT_VIEW[a.dtype]) == b.contiguous().view(INT_VIEW[b.dtype])) | nan
         ).all()
     )
+
+
+def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
+    out = [fn()]
+    with monkeypatch.context() as mp:
+        mp.setattr(_rows, "PARALLEL_MIN", 0)
+        for n in (1, 2):
+            set_num_threads(n)
+            try:
+                out.append(fn())
+            finally:
+                set_num_threads(2)
+    return out
 
 
 def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int, scale: float = 4.0) -> torch.Tensor:
@@ -81,14 +105,26 @@ def test_dim0_equals_transposed_last_dim_and_layouts() -> None:
     assert same_bits(S.softmax(strided, 1, False), S.softmax(x, 1, False))
 
 
-def test_threads_and_batch_do_not_change_bits() -> None:
+def test_threads_and_batch_do_not_change_bits(monkeypatch: pytest.MonkeyPatch) -> None:
     x = data((64, 70), torch.float32, seed=2)
     full = S.log_softmax(x, 1, False)
-    set_num_threads(1)
-    try:
-        assert same_bits(S.log_softmax(x, 1, False), full)
-    finally:
-        set_num_threads(2)
+    g = data((64, 70), torch.float32, seed=3, scale=1.0)
+
+    def run() -> list[torch.Tensor]:
+        y = S.softmax(x, 1, False)
+        return [
+            S.log_softmax(x, 1, False),
+            y,
+            S.logsumexp(x, [1]),
+            S.softmax_backward_data(g, y, 1, torch.float32),
+            S.log_softmax_backward_data(g, full, 1, torch.float32),
+        ]
+
+    first, *rest = on_all_paths(run, monkeypatch)
+    assert same_bits(first[0], full)
+    for other in rest:
+        for a, b in zip(first, other, strict=True):
+            assert same_bits(a, b)
     for m in (1, 7):
         assert same_bits(S.log_softmax(x[:m], 1, False), full[:m])
     perm = torch.randperm(64, generator=torch.Generator().manual_seed(0))
