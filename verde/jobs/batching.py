@@ -2,19 +2,15 @@
 
 Why: the batch of step ``s`` must be something the arbiter can name without trusting anyone,
 so that a provider cannot train on other data and a data sample can be demanded with its proof
-(Verde, Arun et al. 2025). Training batches are drawn with a counter-based generator keyed by
-the job seed and the step (numpy's Philox-4x64, whose stream numpy documents as stable across
-platforms and versions); index ``i`` is the high 64x64->128 product of a draw and the dataset
-size (multiply-shift), which needs only integer arithmetic. Inference jobs read the dataset in
-order, batch after batch, wrapping around at the end.
-
-TODO(repops.rng): switch the draws to ``repops.rng.PhiloxStream(seed, stream=step)`` once it
-is available, so all randomness in verde comes from one specified generator.
+(Verde, Arun et al. 2025). Training batches are drawn from repops' counter-based generator:
+``repops.rng.PhiloxStream(seed, stream=step)`` and ``repops.rng.ops.randint`` (64-bit Philox
+draws mapped to ``[0, n)`` by multiply-shift, integer arithmetic only, specified in
+repops/spec/elementwise.md), so the batch of step ``s`` is the same on every machine and is
+independent of every other step. Inference jobs read the dataset in order, batch after batch,
+wrapping around at the end.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 
 def batch_indices(kind: str, seed: int, step: int, n_samples: int, batch_size: int) -> list[int]:
@@ -26,6 +22,8 @@ def batch_indices(kind: str, seed: int, step: int, n_samples: int, batch_size: i
     if kind == "infer":
         start = (step - 1) * batch_size
         return [(start + i) % n_samples for i in range(batch_size)]
-    generator = np.random.Philox(key=seed, counter=[0, 0, 0, step])
-    draws = generator.random_raw(batch_size).astype(np.uint64)
-    return [int((int(d) * n_samples) >> 64) for d in draws]
+    from repops.rng import PhiloxStream
+    from repops.rng.ops import randint
+
+    draws = randint(PhiloxStream(seed, stream=step), 0, n_samples, (batch_size,))
+    return [int(i) for i in draws.tolist()]
