@@ -194,3 +194,56 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int,
     for frag in fragments:
         assert frag in lines[0], (frag, lines[0])
     return lines[0]
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    kind: str
+    payload: str
+
+
+def read_events(db_url: str, dispute_id: str | None = None) -> dict[str, list[Event]]:
+    """Every dispute's event log straight from the database (SQLAlchemy, the service models)."""
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from arbiter.storage.models import DisputeEventRow
+
+    engine = create_engine(db_url)
+    try:
+        with Session(engine) as s:
+            q = select(DisputeEventRow).order_by(DisputeEventRow.dispute_id, DisputeEventRow.id)
+            if dispute_id is not None:
+                q = q.where(DisputeEventRow.dispute_id == dispute_id)
+            out: dict[str, list[Event]] = {}
+            for row in s.scalars(q):
+                out.setdefault(row.dispute_id, []).append(
+                    Event(row.seq, row.kind, row.payload_json))
+            return out
+    finally:
+        engine.dispose()
+
+
+def read_disputes(db_url: str) -> dict[str, tuple[str, str | None, str | None]]:
+    """dispute id -> (status, owner, verdict JSON), straight from the database."""
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from arbiter.storage.models import DisputeRow
+
+    engine = create_engine(db_url)
+    try:
+        with Session(engine) as s:
+            return {r.dispute_id: (r.status, r.owner, r.verdict_json)
+                    for r in s.scalars(select(DisputeRow))}
+    finally:
+        engine.dispose()
+
+
+def check_event_log(events: list[Event]) -> None:
+    """A well-formed log: seq 0..n without gaps or repeats, opened first, at most one end."""
+    assert [e.seq for e in events] == list(range(len(events))), [e.seq for e in events]
+    assert events[0].kind == "opened"
+    ends = [e for e in events if e.kind in ("decided", "failed")]
+    assert len(ends) <= 1 and (not ends or ends[0] is events[-1]), [e.kind for e in events]
