@@ -12,7 +12,8 @@ Compute faults:
 * ``wrong_final``    — honest run, but the signed result reports another final digest;
 * ``skip_step``      — step ``step`` is not executed (its state is the previous one);
 * ``reorder_steps``  — steps ``step`` and ``step + 1`` are run with each other's batches;
-* ``wrong_data``     — step ``step`` is run on other samples (substituted inputs).
+* ``wrong_data``     — step ``step`` is run on other samples (substituted inputs);
+* ``wrong_init``     — one flipped bit in the initial parameters (state 0).
 
 Answer faults (``query`` names the query kind they hit, default chosen per fault):
 * ``lie_children``   — descent answers with children that do not hash to the committed parent;
@@ -33,7 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 COMPUTE_FAULTS = ("corrupt_op", "corrupt_state", "wrong_final", "skip_step", "reorder_steps",
-                  "wrong_data")  # fmt: skip
+                  "wrong_data", "wrong_init")  # fmt: skip
 ANSWER_FAULTS = (
     "lie_children", "equivocate", "refuse", "wrong_input", "substitute_input",
     "wrong_graph_count", "insert_node", "drop_node", "swap_nodes", "wrong_op",

@@ -57,6 +57,14 @@ class CheatingProvider(Provider):
 
     # --- computation ----------------------------------------------------------------------
 
+    def initial_state(self, ctx: JobContext) -> dict[str, torch.Tensor]:
+        state = super().initial_state(ctx)
+        if self._plan(ctx).compute == "wrong_init":
+            name = next(n for n in state if n.startswith(PARAM))
+            state[name] = state[name].clone()
+            flip_largest_sign(state[name])
+        return state
+
     def compute_step(
         self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int
     ) -> dict[str, torch.Tensor]:

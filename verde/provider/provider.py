@@ -86,7 +86,7 @@ class Provider:
         store = CheckpointStore(
             self.checkpoint_dir / spec.job_id[:16] if self.checkpoint_dir else None
         )
-        state = ctx.initial_state()
+        state = self.initial_state(ctx)
         commit_s = 0.0
         step_s = 0.0
         t0 = time.perf_counter()
@@ -114,6 +114,10 @@ class Provider:
         record.states[spec.steps] = state
         self.jobs[spec.job_id] = record
         return record
+
+    def initial_state(self, ctx: JobContext) -> dict[str, torch.Tensor]:
+        """State 0 (hook: cheaters override this)."""
+        return ctx.initial_state()
 
     def compute_step(
         self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int

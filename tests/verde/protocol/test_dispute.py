@@ -26,6 +26,7 @@ EXPECTED = {
     ("skip_step", None): "inconsistent_answer",
     ("reorder_steps", None): "recomputed_operator",
     ("wrong_data", None): "recomputed_operator",
+    ("wrong_init", None): "initial_state",
     ("corrupt_op", "lie_children"): "inconsistent_answer",
     ("corrupt_op", "equivocate"): "equivocation",
     ("corrupt_op", "refuse"): "missed_deadline",
