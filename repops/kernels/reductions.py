@@ -301,15 +301,6 @@ def linalg_vector_norm(
     return _finish(out, shape, x.dtype)
 
 
-def foreach_norm(
-    self: Sequence[torch.Tensor], ord: float = 2, dtype: torch.dtype | None = None
-) -> list[torch.Tensor]:
-    """aten._foreach_norm.Scalar (gradient clipping): one :func:`linalg_vector_norm` each."""
-    if isinstance(self, torch.Tensor) or not isinstance(self, Sequence):
-        raise ValueError("_foreach_norm: self must be a list of tensors")
-    return [linalg_vector_norm(t, ord, None, False, dtype=dtype) for t in self]
-
-
 ATEN_KERNELS: dict[str, Callable[..., object]] = {
     "aten.sum.dim_IntList": sum_dim,
     "aten.sum.default": sum_all,
@@ -320,5 +311,4 @@ ATEN_KERNELS: dict[str, Callable[..., object]] = {
     "aten.var_mean.correction": var_mean_correction,
     "aten.std_mean.correction": std_mean_correction,
     "aten.linalg_vector_norm.default": linalg_vector_norm,
-    "aten._foreach_norm.Scalar": foreach_norm,
 }

@@ -171,4 +171,4 @@ def test_clip_grad_norm_model() -> None:
         return [total, p[0].grad, p[1].grad]
 
     _, routed = _run(model)
-    assert {"aten._foreach_norm.Scalar", "aten.linalg_vector_norm.default"} <= routed
+    assert "aten.linalg_vector_norm.default" in routed
