@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -148,13 +149,14 @@ def test_sdpa_routes_to_the_fused_kernels_with_torch_arguments() -> None:
 
 def test_threads_batch_and_layout_change_no_bit() -> None:
     q, k, v = qkv(3, 2, 6, 6, 8, 8)
+    before = numba.get_num_threads()
     try:
         set_num_threads(1)
         one, _ = _call(q, k, v, {"is_causal": True})
         set_num_threads(2)
         two, _ = _call(q, k, v, {"is_causal": True})
     finally:
-        set_num_threads(2)
+        set_num_threads(before)
     assert_same_bits(one, two)
     sub, _ = _call(q[1:2], k[1:2], v[1:2], {"is_causal": True})
     assert_same_bits(sub, two[1:2])

@@ -5,6 +5,7 @@ Shapes are tiny: the reference builds every element's chain in Python.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -115,13 +116,14 @@ def test_close_to_torch_forward_and_backward() -> None:
 
 def test_threads_batch_and_layout_change_no_bit() -> None:
     x, w, b, s, p, d, g = _args(CASES[2], torch.float32)
+    before = numba.get_num_threads()
     try:
         set_num_threads(1)
         one = convolution(x, w, b, s, p, d, False, [0, 0], g)
         set_num_threads(2)
         two = convolution(x, w, b, s, p, d, False, [0, 0], g)
     finally:
-        set_num_threads(2)
+        set_num_threads(before)
     assert_same_bits(one, two)
     assert_same_bits(convolution(x[1:2], w, b, s, p, d, False, [0, 0], g), two[1:2])
     x_cl = x.to(memory_format=torch.channels_last)

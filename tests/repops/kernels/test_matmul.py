@@ -6,6 +6,7 @@ close to torch; bad inputs raise clear errors.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -122,13 +123,14 @@ def test_empty_inner_dimension_gives_positive_zero() -> None:
 def test_thread_count_changes_no_bit() -> None:
     # Large enough for the parallel path (more than SERIAL_BELOW multiply-adds).
     a, b = rand(130, 170, seed=20), rand(170, 140, seed=21)
+    before = numba.get_num_threads()
     try:
         set_num_threads(1)
         one = K.mm(a, b)
         set_num_threads(2)
         two = K.mm(a, b)
     finally:
-        set_num_threads(2)
+        set_num_threads(before)
     assert_same_bits(one, two)
     # The small-product serial path gives the bits of the parallel path, element by element.
     assert_same_bits(K.mm(a[:3, :20], b[:20, :5]), R.mm_reference(a[:3, :20], b[:20, :5]))
