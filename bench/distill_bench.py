@@ -24,8 +24,8 @@ import time
 
 import torch
 
-from verde.distill.attacks import FractionalAttack
-from verde.distill.digits import digits_attacks, prepare_digits
+from verde.distill.attacks import Attack, FractionalAttack
+from verde.distill.digits import DigitsSetup, digits_attacks, prepare_digits
 from verde.distill.escalation import ReplayReferee, TrustedReplica
 from verde.distill.evaluation import evaluate_attack, stream_until_alarm
 from verde.distill.flops import forward_flops
@@ -47,6 +47,31 @@ def _wall(fn: object, x: torch.Tensor, repeats: int = 20) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def _detection_at_test_fpr(setup: DigitsSetup, attack: Attack, seed: int) -> float:
+    """ROC-style detection: threshold at the clean *test* scores' 1% tail (no calibration gap).
+
+    The deployed detector uses the conformal threshold from the calibration split, which is
+    conservative by design; this column shows the same statistic at exactly 1% of clean test
+    requests flagged, as papers usually report "detection at 1% FPR".
+    """
+    test = setup.splits.test
+    requests = attack.requests(test.x)
+    honest = predict_probs(setup.service, requests)
+    verifier = setup.verifier.probs(requests)
+    served = attack.serve(requests, honest, torch.Generator().manual_seed(seed))
+    clean = setup.detector.scores(
+        predict_probs(setup.service, test.x),
+        setup.verifier.probs(test.x),
+    )
+    allowed = int(FPR * clean.numel())
+    threshold = clean.sort(descending=True).values[allowed]
+    changed = served.argmax(1) != honest.argmax(1)
+    if not changed.any():
+        return math.nan
+    scores = setup.detector.scores(served, verifier)
+    return float((scores[changed] > threshold).float().mean())
+
+
 def _r(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 4)
 
@@ -54,11 +79,16 @@ def _r(value: float) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1: fair on shared CPUs)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     setup = prepare_digits(seed=args.seed, fpr=FPR)
     prepared = time.perf_counter() - started
+    print(f"set-up (train, distil, calibrate) took {prepared:.1f} s", file=sys.stderr)
     test = setup.splits.test
     service_probs = predict_probs(setup.service, test.x)
     verifier_probs = setup.verifier.probs(test.x)
@@ -80,6 +110,7 @@ def main() -> None:
             seed=args.seed,
         )
         ce = evaluate_attack(attack, detector=setup.detector, **common)
+        roc = _detection_at_test_fpr(setup, attack, args.seed)
         learned = evaluate_attack(attack, detector=setup.learned_detector, **common)
         rows[attack.name] = {
             "label_changing": attack.label_changing,
@@ -88,6 +119,7 @@ def main() -> None:
             "flag_rate": _r(ce.flag_rate),
             "reclassification_accuracy": _r(ce.reclassification_accuracy),
             "detection_rate_learned": _r(learned.detection_rate),
+            "detection_rate_roc_1pct": _r(roc),
             "flag_rate_learned": _r(learned.flag_rate),
         }
 
@@ -127,7 +159,10 @@ def main() -> None:
     )
     cheating = attacks[0].serve(test.x, service_probs, torch.Generator().manual_seed(args.seed))
     checked = guard.check(test.x, cheating)
-    honest_answers = float((checked.estimates == service_probs.argmax(1)).float().mean())
+    honest_labels = service_probs.argmax(1)
+    honest_answers = float((checked.estimates == honest_labels).float().mean())
+    flagged = checked.flags
+    honest_on_flagged = float((checked.estimates[flagged] == honest_labels[flagged]).float().mean())
 
     service_flops = forward_flops(setup.service, test.x[:1])
     verifier_flops = forward_flops(setup.verifier.model, test.x[:1])
@@ -157,7 +192,8 @@ def main() -> None:
         "monitor_cheat_fraction": CHEAT_FRACTION,
         "monitor_requests_to_alarm": monitor_rows,
         "monitor_clean_alarm_within_5000": clean_alarm,
-        "escalation_honest_answer_rate": round(honest_answers, 4),
+        "escalation_honest_answer_rate_flagged": round(honest_on_flagged, 4),
+        "escalation_honest_answer_rate_all": round(honest_answers, 4),
         "targets": TARGETS,
         "targets_met": {
             "detection": worst_detection >= TARGETS["detection"],
@@ -182,13 +218,17 @@ def main() -> None:
         f"(target {FPR}, 99.9% bound {bound:.4f}); re-classifier: {setup.reclassifier.name}",
         file=err,
     )
-    header = f"{'attack':<22}{'changed':>8}{'det CE':>8}{'det GAN':>8}{'flag CE':>8}{'reclass':>8}"
+    header = (
+        f"{'attack':<22}{'changed':>8}{'det CE':>8}{'det GAN':>8}{'CE roc':>8}"
+        f"{'flag CE':>8}{'reclass':>8}"
+    )
     print(header, file=err)
     for name, r in rows.items():
         cells = [
             r["changed_fraction"],
             r["detection_rate"],
             r["detection_rate_learned"],
+            r["detection_rate_roc_1pct"],
             r["flag_rate"],
             r["reclassification_accuracy"],
         ]
@@ -196,7 +236,8 @@ def main() -> None:
         print(f"{name:<22}{text}", file=err)
     print(
         f"CUSUM at p={CHEAT_FRACTION}: requests to alarm {monitor_rows}; clean stream alarm: "
-        f"{clean_alarm}; escalation honest-answer rate {honest_answers:.4f}",
+        f"{clean_alarm}; escalation (top-2 swap on every answer): honest answers on flagged "
+        f"{honest_on_flagged:.4f}, on all {honest_answers:.4f}",
         file=err,
     )
     print(json.dumps(result))

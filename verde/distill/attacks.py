@@ -74,11 +74,15 @@ def additive_noise(sigma: float) -> OutputTamper:
 
 
 def add_trigger(x: torch.Tensor, value: float = 1.0) -> torch.Tensor:
-    """Stamp the backdoor trigger: a 2x2 patch of ``value`` in the bottom-right corner."""
+    """Stamp the backdoor trigger: the last two pixels of the bottom row set to ``value``.
+
+    Digits leave that corner blank, so the trigger hardly changes what the digit looks like
+    (an honest model still reads it) while a poisoned model learns to react to it.
+    """
     if x.ndim < 3:
         raise DistillArgumentError(f"trigger needs image inputs (N, ..., H, W), got {x.shape}")
     out = x.clone()
-    out[..., -2:, -2:] = value
+    out[..., -1, -2:] = value
     return out
 
 

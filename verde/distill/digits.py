@@ -122,15 +122,15 @@ def prepare_digits(
 
 def digits_attacks(setup: DigitsSetup, seed: int = 0) -> list[Attack]:
     """The attack suite: three label-changing output attacks, output noise, and three models
-    a provider might serve instead (a small substitute, a 4-bit copy, a backdoored copy)."""
+    a provider might serve instead (a small substitute, a 3-bit copy, a backdoored copy)."""
     train = setup.splits.train
     return [
         OutputAttack("top2_swap", top2_swap),
         OutputAttack("top2_average", top2_average),
         OutputAttack("random_label_switch", random_label_switch),
-        OutputAttack("output_noise", additive_noise(2.0), label_changing=False),
+        OutputAttack("output_noise", additive_noise(3.0), label_changing=False),
         ModelAttack("substitute_mlp", substitute_model(train.x, train.y, seed=seed + 1)),
-        ModelAttack("quantised_4bit", quantised_copy(setup.service, bits=4)),
+        ModelAttack("quantised_3bit", quantised_copy(setup.service, bits=3)),
         ModelAttack(
             "backdoor_trigger",
             backdoored_copy(setup.service, train.x, train.y, seed=seed + 2),

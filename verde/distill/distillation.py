@@ -39,7 +39,9 @@ class DistillConfig:
 
     ``soft_weight`` weighs the T^2-scaled soft-label KL term against the hard-label
     cross-entropy; ``patience`` is how many epochs without better validation agreement end a
-    stage; ``augment`` queries the service on jittered inputs (needs the service model).
+    stage; ``augment`` queries the service on ``augment_copies`` jittered copies of the inputs
+    (needs the service model), one copy joining the plain inputs in each epoch; a fraction
+    ``patch_prob`` of those copies also get a random occluding patch.
     """
 
     temperature: float = 4.0
@@ -49,7 +51,8 @@ class DistillConfig:
     max_epochs_per_stage: int = 40
     patience: int = 6
     augment: bool = True
-    augment_copies: int = 1
+    augment_copies: int = 8
+    patch_prob: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -60,6 +63,8 @@ class DistillConfig:
         check_positive_int("max_epochs_per_stage", self.max_epochs_per_stage)
         check_positive_int("patience", self.patience)
         check_positive_int("augment_copies", self.augment_copies)
+        if not 0.0 <= self.patch_prob <= 1.0:
+            raise DistillArgumentError(f"patch_prob must lie in [0, 1], got {self.patch_prob}")
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,13 @@ def distill_verifier(
 
     generator = torch.Generator().manual_seed(config.seed)
     soft = _soft_targets(teacher_probs, config.temperature)
+    # A fixed pool of jittered copies, each labelled by one query to the service; epochs cycle
+    # through it, so the service is queried augment_copies times per input, not once per epoch.
+    pool: list[tuple[torch.Tensor, torch.Tensor]] = []
+    if service is not None and config.augment:
+        for _ in range(config.augment_copies):
+            extra = jitter(x, generator, patch_prob=config.patch_prob)
+            pool.append((extra, _soft_targets(predict_probs(service, extra), config.temperature)))
     best_score = _validate(student, val_x, val_teacher)
     best_state = copy.deepcopy(student.state_dict())
     stages: list[StageReport] = []
@@ -214,12 +226,11 @@ def distill_verifier(
             epochs += 1
             student.train()
             xs, ss, hs = x, soft, hard
-            if service is not None and config.augment:
-                extra = torch.cat([jitter(x, generator) for _ in range(config.augment_copies)])
-                extra_soft = _soft_targets(predict_probs(service, extra), config.temperature)
-                xs = torch.cat([x, extra])
+            if pool:
+                extra_x, extra_soft = pool[(epochs - 1) % len(pool)]
+                xs = torch.cat([x, extra_x])
                 ss = torch.cat([soft, extra_soft])
-                hs = torch.cat([hard, hard.repeat(config.augment_copies)])
+                hs = torch.cat([hard, hard])
             order = torch.randperm(xs.shape[0], generator=generator)
             for start in range(0, xs.shape[0], config.batch_size):
                 ids = order[start : start + config.batch_size]

@@ -62,10 +62,15 @@ def build_student(seed: int = 0, classes: int = DIGITS_CLASSES) -> nn.Sequential
     return build_mlp((128, 64), seed=seed, classes=classes)
 
 
-def jitter(x: torch.Tensor, generator: torch.Generator, noise: float = 0.05) -> torch.Tensor:
+def jitter(
+    x: torch.Tensor, generator: torch.Generator, noise: float = 0.05, patch_prob: float = 0.0
+) -> torch.Tensor:
     """Shift each image by up to one pixel and add Gaussian noise (a cheap augmentation).
 
-    Inputs of shape (N, C, H, W) are shifted; other shapes only get noise.
+    Inputs of shape (N, C, H, W) are shifted and, with probability ``patch_prob`` each, get a
+    2x2 patch of a random grey level at a random place (occlusion robustness, so a verifier is
+    not thrown by small local artefacts such as a backdoor trigger it has never seen); other
+    shapes only get noise.
     """
     out = x
     if x.ndim == 4:
@@ -76,6 +81,16 @@ def jitter(x: torch.Tensor, generator: torch.Generator, noise: float = 0.05) -> 
         )
         choice = torch.randint(0, 9, (x.shape[0],), generator=generator)
         out = crops[choice, torch.arange(x.shape[0])]
+        if patch_prob > 0:
+            out = out.clone()
+            hit = (torch.rand(x.shape[0], generator=generator) < patch_prob).nonzero().flatten()
+            rows = torch.randint(0, h - 1, (hit.numel(),), generator=generator)
+            cols = torch.randint(0, w - 1, (hit.numel(),), generator=generator)
+            grey = torch.rand(hit.numel(), generator=generator)
+            for i, r, c, g in zip(
+                hit.tolist(), rows.tolist(), cols.tolist(), grey.tolist(), strict=True
+            ):
+                out[i, :, r : r + 2, c : c + 2] = g
     return (out + noise * torch.randn(out.shape, generator=generator)).clamp(0.0, 1.0)
 
 

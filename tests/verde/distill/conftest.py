@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -10,11 +12,24 @@ from verde.distill.digits import DigitsSetup, digits_attacks, prepare_digits
 
 
 @pytest.fixture(scope="session")
-def digits() -> DigitsSetup:
-    torch.manual_seed(0)
-    return prepare_digits(seed=0)
+def digits() -> Iterator[DigitsSetup]:
+    # One intra-op thread while training: the CI box has 2 cores shared with other suites, and
+    # oversubscribed OpenMP threads slow small-model training down severalfold.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        setup = prepare_digits(seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    yield setup
 
 
 @pytest.fixture(scope="session")
 def attacks(digits: DigitsSetup) -> dict[str, Attack]:
-    return {a.name: a for a in digits_attacks(digits, seed=0)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {a.name: a for a in digits_attacks(digits, seed=0)}
+    finally:
+        torch.set_num_threads(threads)
