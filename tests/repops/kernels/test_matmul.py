@@ -61,8 +61,10 @@ def test_mm_random_shapes_match_reference(
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
 
 
-def test_mm_float64_matches_reference() -> None:
-    a, b = rand(3, 5, dtype=torch.float64, seed=3), rand(5, 4, dtype=torch.float64, seed=4)
+@pytest.mark.parametrize(("m", "k", "n"), [(3, 5, 4), (2, 300, 3)])
+def test_mm_float64_matches_reference(m: int, k: int, n: int) -> None:
+    # (2, 300, 3) crosses a k-block: binary64 accumulators are parked and resumed too.
+    a, b = rand(m, k, dtype=torch.float64, seed=3), rand(k, n, dtype=torch.float64, seed=4)
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
 
 
