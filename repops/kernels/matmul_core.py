@@ -13,7 +13,8 @@ Multiplication", ACM TOMS 2008) reduced to what the order allows:
   width only decides how many *independent* elements one instruction handles, never the order
   within one element (with ``NUMBA_CPU_NAME=generic`` the same loop is SSE2 code calling a
   correctly rounded software fma: slower, same bits).
-* k is blocked by ``KC`` so a B micro-panel stays in L1. Between k-blocks the running
+* k is blocked by ``KC`` so a B micro-panel stays in cache while all the row tiles of a work
+  item stream past it. Between k-blocks the running
   accumulator of every element is parked in C (a float store/load is exact) and resumed, so
   the bits equal the unblocked chain. K is never split across threads.
 * ``prange`` runs over A tiles and B panels (packing), then over work items (batch, block of
