@@ -39,18 +39,18 @@ from proofs import (
     verify_message,
 )
 from proofs.errors import ProofError
-from verde.dispute import checks, rules
+from verde.dispute import rules
 from verde.dispute.errors import DisputeFinished, Fault, InvalidEvent, NoDisputeError
+from verde.dispute.phases import check_phase_answer
 from verde.dispute.recompute import recompute_operator, recompute_state_root
 from verde.dispute.verdict import Verdict
 from verde.jobs.context import JobContext
 from verde.jobs.spec import JobSpec
 from verde.peers import kinds
 from verde.peers.messages import Query
-from verde.provider.answers import node_refs
 from verde.provider.execution import expected_structure
 from verde.provider.result import InvalidResult, check_result
-from verde.provider.tracing import COMMIT_OP, GraphNode
+from verde.provider.tracing import COMMIT_OP
 
 STATE_VERSION = 1
 PARTIES = rules.PARTIES
@@ -244,58 +244,7 @@ class DisputeState:
 
     def _check_answer(self, party: str, payload: dict[str, Any], blobs: Any,
                       blobs_available: bool) -> Any:  # fmt: skip
-        i = PARTIES.index(party)
-        if self.phase in ("step_descent", "graph_descent"):
-            extra = {"step": self.data["step"]} if self.phase == "graph_descent" else None
-            pair = checks.check_children(payload, self._descent.position.to_json(),
-                                         self._descent.current_hashes[i], extra)  # fmt: skip
-            return [h.hex() for h in pair]
-        if self.phase == "step_leaves":
-            root = bytes.fromhex(self.data["step_roots"][party])
-            leaves = checks.check_step_leaves(payload, self._leaf_indices(), root,
-                                              self.spec.steps + 1)  # fmt: skip
-            k = self._descent.leaf_index
-            try:
-                self._descent.check_leaf(party, leaves[k])
-            except ProofError as exc:
-                raise Fault("inconsistent_answer", str(exc)) from exc
-            return {str(j): v.hex() for j, v in leaves.items()}
-        if self.phase == "graph_open":
-            root, n = checks.check_graph_commit(payload, self.data["step"], self.expected(),
-                                                bytes.fromhex(self.data["claimed"][party]))
-            return {"root": root.hex(), "n_nodes": n}
-        k = self.data["node"]
-        graph_root = bytes.fromhex(self.data["graph_roots"][party])
-        if self.phase == "graph_leaf":
-            if checks._field(payload, "step", int) != self.data["step"]:
-                raise Fault("malformed", "graph leaves are for another step")
-            leaves = checks._field(payload, "leaves", list)
-            if len(leaves) != 1 or not isinstance(leaves[0], dict):
-                raise Fault("malformed", "expected exactly one graph leaf")
-            node = checks.check_node_leaf(leaves[0].get("node"), leaves[0].get("proof"), k,
-                                          graph_root, n_nodes=len(self.expected()),
-                                          expected=self.expected()[k])  # fmt: skip
-            try:
-                self._descent.check_leaf(party, node.leaf_data())
-            except ProofError as exc:
-                raise Fault("inconsistent_answer", str(exc)) from exc
-            return node.to_json()
-        if self.phase == "inputs":
-            ctx = JobContext.from_spec(self.spec)
-            expected_node = GraphNode(k, **{f: self.expected()[k][f]
-                                            for f in ("op", "args", "meta")}, out=[])  # fmt: skip
-            refs = node_refs(expected_node)
-            checked = checks.check_node_inputs(
-                payload, blobs if blobs_available else None, step=self.data["step"], node=k,
-                refs=refs, graph_root=graph_root, n_nodes=len(self.expected()),
-                expected=self.expected(), prev_state_root=bytes.fromhex(self.data["prev_root"]),
-                dataset_root=ctx.dataset.root, n_samples=ctx.dataset.n_samples,
-                batch_indices=ctx.batch_indices(self.data["step"]),
-                need_tensors=expected_node.op != COMMIT_OP,
-            )
-            self._inputs.setdefault(party, checked)
-            return {key: v["digest"] for key, v in checked.items()}
-        raise InvalidEvent(f"no answers expected in phase {self.phase}")  # pragma: no cover
+        return check_phase_answer(self, party, payload, blobs, blobs_available)
 
     # --- transitions ----------------------------------------------------------------------
 
