@@ -8,6 +8,9 @@ Such an element has a single possible value on every CPU, thread count, vector w
 a vector path and a scalar tail path of the vendor kernel cannot differ, because there is nothing
 to reorder and nothing to contract into an fma.
 
+Not listed although IEEE makes it one operation: ``sqrt`` -- torch's CPU kernel calls MKL VML,
+which is not correctly rounded (see :mod:`repops.dispatch.ieee_ops`, which replaces it).
+
 Everything else (sums, means, norms, a + alpha*b with alpha != 1, addcmul, lerp, transcendental
 functions, ...) must come from a repops kernel. The reasoning for each group is written out in
 ``repops/spec/dispatch.md`` section 2; keep that file and this one in step.
@@ -37,7 +40,7 @@ DATA_MOVEMENT: frozenset[str] = frozenset(
         "squeeze_copy", "unsqueeze_copy", "view_copy", "permute_copy", "t_copy",
         "transpose_copy", "expand_copy", "slice_copy", "select_copy", "alias_copy",
         "detach_copy", "split_copy", "split_with_sizes_copy", "unbind_copy", "diagonal_copy",
-        "as_strided_copy", "_unsafe_view_copy",
+        "as_strided_copy",
         # copies and conversions (round-to-nearest-even, or exact truncation float -> int)
         "clone", "contiguous", "copy", "copy_", "_to_copy", "_copy_from",
         "_copy_from_and_resize", "to",
@@ -71,7 +74,7 @@ UNINITIALISED: frozenset[str] = frozenset(
 #: One correctly rounded IEEE operation per element (or an exact function of one element).
 SINGLE_IEEE_OP: frozenset[str] = frozenset(
     {
-        "mul", "div", "neg", "abs", "sqrt", "reciprocal", "fmod", "remainder",
+        "mul", "div", "neg", "abs", "reciprocal", "fmod", "remainder",
         "floor", "ceil", "trunc", "frac", "sign", "sgn", "signbit", "copysign",
         "maximum", "minimum", "fmax", "fmin", "clamp", "clamp_min", "clamp_max", "relu",
         "threshold", "threshold_backward", "hardtanh", "hardtanh_backward",

@@ -37,6 +37,11 @@ KERNEL_MODULES: tuple[str, ...] = (
 )
 
 
+#: repops' own IEEE operations whose vendor kernel is not exact (sqrt); used only for overloads
+#: no kernel module provides.
+FALLBACK_MODULES: tuple[str, ...] = ("repops.dispatch.ieee_ops",)
+
+
 class KernelRegistryError(RepopsError):
     """A kernel module's ATEN_KERNELS table is malformed or conflicts with another module's."""
 
@@ -58,7 +63,9 @@ def resolve_overload(name: str) -> torch._ops.OpOverload:
         raise ValueError(f"{name!r} is not a registered torch operator overload") from None
 
 
-def _merge(modules: tuple[str, ...]) -> dict[torch._ops.OpOverload, Callable[..., Any]]:
+def _merge(
+    modules: tuple[str, ...], keep_sources: bool = False
+) -> dict[torch._ops.OpOverload, Callable[..., Any]]:
     table: dict[torch._ops.OpOverload, Callable[..., Any]] = {}
     sources: dict[str, str] = {}
     for module_name in modules:
@@ -79,8 +86,10 @@ def _merge(modules: tuple[str, ...]) -> dict[torch._ops.OpOverload, Callable[...
                 raise KernelRegistryError(f"{module_name}.ATEN_KERNELS: {exc}") from None
             sources[name] = module_name
             table[overload] = fn
-    _sources.clear()
-    _sources.update(sources)
+    if not keep_sources:
+        _sources.clear()
+    for name, module_name in sources.items():
+        _sources.setdefault(name, module_name)
     return table
 
 
@@ -91,7 +100,10 @@ def kernel_table() -> dict[torch._ops.OpOverload, Callable[..., Any]]:
     if table is None:
         with _lock:
             if _table is None:
-                _table = _merge(KERNEL_MODULES)
+                merged = _merge(KERNEL_MODULES)
+                for op, fn in _merge(FALLBACK_MODULES, keep_sources=True).items():
+                    merged.setdefault(op, fn)
+                _table = merged
             table = _table
     return table
 
