@@ -1,13 +1,14 @@
 """In-process transport: a ``ProviderPeer`` around a provider object in the same process.
 
-Time is modelled, not waited for: a provider that refuses a query (``RefusedQuery``) is
-reported as ``PeerTimeout`` at once, which is what a real transport reports when the deadline
-passes. Every message is serialised to count the bytes a network would move.
+Time is modelled, not waited for: a provider that refuses a query (``RefusedQuery``), or whose
+simulated answer time (``delay``, seconds per query) exceeds the query's deadline, is
+reported as ``PeerTimeout`` at once — what a real transport reports when the deadline passes.
+Every message is serialised to count the bytes a network would move.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from proofs import SignedMessage, VerifyKey, canonical_json
@@ -18,8 +19,11 @@ from verde.peers.messages import Answer, Query
 class LocalPeer:
     """Wraps any object with ``identity``, ``submit``, ``result`` and ``answer``."""
 
-    def __init__(self, provider: Any, name: str = "") -> None:
+    def __init__(
+        self, provider: Any, name: str = "", delay: Callable[[Query], float] | None = None
+    ) -> None:
         self.provider = provider
+        self.delay = delay
         self.name = name or getattr(provider, "name", "") or "provider"
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -41,6 +45,11 @@ class LocalPeer:
     def answer(self, query: Query) -> Answer:
         self.bytes_sent += query.size()
         self.messages += 1
+        if self.delay is not None and self.delay(query) > query.deadline_s:
+            raise PeerTimeout(
+                f"{self.name} answered {query.kind} (round {query.round}) after "
+                f"{self.delay(query):g}s, past the {query.deadline_s:g}s deadline"
+            )
         try:
             answer = self.provider.answer(query)
         except RefusedQuery as exc:

@@ -24,6 +24,7 @@ import torch
 
 from proofs import MerkleTree, SignedMessage, SigningKey, VerifyKey, sign_message
 from proofs.state import StateCommitment
+from verde.jobs.admission import admit_job
 from verde.jobs.context import JobContext
 from verde.jobs.spec import JobSpec
 from verde.peers.messages import Answer, Query, TensorBlob
@@ -75,8 +76,10 @@ class Provider:
     # --- running a job --------------------------------------------------------------------
 
     def submit(self, spec: Mapping[str, Any] | JobSpec) -> str:
+        """Accept a job (refusing one that could not be disputed, ``admit_job``) and run it."""
         job = spec if isinstance(spec, JobSpec) else JobSpec.from_mapping(spec)
         if job.job_id not in self.jobs:
+            admit_job(job)
             self.run(job)
         return job.job_id
 

@@ -135,6 +135,19 @@ def test_timeouts_are_events_and_bad_events_are_rejected(spec, honest) -> None:
     assert state.verdict.winner == "a" and state.verdict.faults["b"]["code"] == "missed_deadline"
 
 
+def test_a_slow_peer_misses_its_deadline(spec, honest) -> None:
+    cheater = CheatingProvider(key("slowpoke"), plan=FaultPlan("corrupt_op", step=2, node=1))
+    cheater.submit(spec)
+    slow = LocalPeer(cheater, delay=lambda q: 120.0 if q.kind == "graph_commit" else 0.1)
+    state = DisputeState(spec, honest.result(spec.job_id), cheater.result(spec.job_id),
+                         deadline_s=60.0)
+    verdict = run_dispute(state, {"a": LocalPeer(honest), "b": slow})
+    assert verdict.winner == "a" and verdict.faults["b"]["code"] == "missed_deadline"
+    fast = LocalPeer(cheater, delay=lambda q: 1.0)
+    state = DisputeState(spec, honest.result(spec.job_id), cheater.result(spec.job_id))
+    assert run_dispute(state, {"a": LocalPeer(honest), "b": fast}).reason == "recomputed_operator"
+
+
 def test_both_missing_the_deadline_both_lose(spec, honest) -> None:
     cheater = CheatingProvider(key("both-late"), plan=FaultPlan("corrupt_op", step=2, node=1))
     cheater.submit(spec)
