@@ -29,8 +29,12 @@ def sqrt(self: torch.Tensor) -> torch.Tensor:
         raise UnsupportedInputError(f"aten.sqrt.default: complex input {self.dtype} unsupported")
     out_dtype = self.dtype if self.dtype.is_floating_point else torch.get_default_dtype()
     src = self if self.dtype.is_floating_point else self.to(out_dtype)
-    with np.errstate(invalid="ignore"):
-        result = np.sqrt(to_compute(src))
+    values = to_compute(src)
+    if (values < 0).any():  # NaN results, as IEEE says; only then pay for errstate
+        with np.errstate(invalid="ignore"):
+            result = np.sqrt(values)
+    else:
+        result = np.sqrt(values)
     return from_compute(result, out_dtype)
 
 

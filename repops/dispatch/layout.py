@@ -20,16 +20,19 @@ _cache: dict[tuple[Any, ...], tuple[tuple[int, ...] | None, ...] | None] = {}
 _MAX_CACHE = 4096
 
 
-def _key_of(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return ("T", tuple(value.shape), tuple(value.stride()), value.dtype)
-    if isinstance(value, (list, tuple)):
-        return tuple(_key_of(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _key_of(v)) for k, v in value.items()))
-    if isinstance(value, float):
-        return ("f", value.hex())
-    return value
+def _key_of(values: Any) -> tuple[Any, ...]:
+    """A hashable key of an argument sequence: tensors by (shape, strides, dtype)."""
+    key: list[Any] = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            key.append((v.shape, v.stride(), v.dtype))
+        elif isinstance(v, (list, tuple)):
+            key.append(_key_of(v))
+        elif isinstance(v, float):
+            key.append(("f", v.hex()))
+        else:
+            key.append(v)
+    return tuple(key)
 
 
 def _to_meta(value: Any) -> Any:
@@ -59,7 +62,7 @@ def vendor_strides(
     func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[int, ...] | None, ...] | None:
     """The strides of each output the vendor kernel would return, or None if unknown."""
-    key = (func, _key_of(args), _key_of(kwargs))
+    key = (func, _key_of(args), _key_of(kwargs.values()), tuple(kwargs))
     try:
         return _cache[key]
     except KeyError:

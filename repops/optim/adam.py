@@ -75,6 +75,8 @@ class _AdamBase(torch.optim.Optimizer):
         """beta^t by the written order, reusing beta^(t-1) when the previous step computed it
         (same multiplications, same result)."""
         cached = self._powers.get(beta)
+        if cached is not None and cached[0] == t:
+            return cached[1]
         if cached is not None and cached[0] == t - 1:
             value = cached[1] * beta
         else:
