@@ -8,9 +8,8 @@ before allocating, so a hostile peer cannot make it buffer more than it agreed t
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
-
-import numpy as np
 
 from arbiter.proto import verde_pb2 as pb
 from proofs import SignedMessage
@@ -69,7 +68,7 @@ def answer_from_chunks(chunks: Iterable[pb.AnswerChunk], max_bytes: int) -> Answ
             raise PeerError(f"tensor {h.name!r}: unknown dtype {h.dtype!r}")
         if any(d < 0 for d in h.shape):
             raise PeerError(f"tensor {h.name!r}: negative dimension in {list(h.shape)}")
-        count = int(np.prod(list(h.shape), dtype=np.int64)) if len(h.shape) else 1
+        count = math.prod(int(d) for d in h.shape)  # Python ints: no int64 wrap-around
         if count * _ITEMSIZE[h.dtype] != h.nbytes:
             raise PeerError(f"tensor {h.name!r}: {h.nbytes} bytes do not fit {h.dtype} "
                             f"{list(h.shape)}")

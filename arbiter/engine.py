@@ -22,13 +22,14 @@ from typing import Any
 
 from arbiter.errors import ArbiterError, LeaseLost
 from arbiter.storage.store import DisputeRecord, Store
-from proofs import ProofError, SignedMessage, SigningKey, canonical_json
+from proofs import ProofError, SignedMessage, SigningKey, canonical_json, verify_message
 from verde.dispute.driver import answer_event
 from verde.dispute.state import DisputeState
 from verde.errors import VerdeError
 from verde.jobs.spec import JobSpec
 from verde.peers.errors import PeerError
 from verde.peers.protocol import ProviderPeer
+from verde.provider.result import check_result
 
 log = logging.getLogger("verde.arbiter")
 
@@ -77,7 +78,17 @@ class ArbiterEngine:
         if len(entries) != 2:
             raise ValueError(f"a dispute is between exactly two providers, got {len(entries)}")
         job = JobSpec.from_mapping(spec)
-        results = [SignedMessage.from_json(json.loads(text)) for _, text in entries]
+        results = []
+        for address, text in entries:
+            try:
+                message = SignedMessage.from_json(json.loads(text))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"result of {address} is not valid JSON: {exc}") from None
+            # Check before storing anything: a forged result must neither be recorded nor
+            # cost the provider it names a dispute.
+            verify_message(message)
+            check_result(message, job.job_id, job.steps)
+            results.append(message)
         state = DisputeState(job, results[0], results[1], deadline_s=self.deadline_s)
         opening = {"state": state.to_json(),
                    "addresses": {"a": entries[0][0], "b": entries[1][0]}}

@@ -19,3 +19,7 @@ class NotFound(ArbiterError):
 
 class LeaseLost(ArbiterError):
     """Another arbiter process took over this dispute (its lease expired): stop working on it."""
+
+
+class ConflictingResult(ArbiterError):
+    """A provider already has a different signed result stored for the same job."""

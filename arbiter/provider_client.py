@@ -21,6 +21,7 @@ from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.status import remote_error
 from proofs import SignedMessage, VerifyKey
+from verde.peers.errors import PeerError, PeerTimeout
 from verde.peers.messages import Answer, Query
 
 
@@ -87,16 +88,32 @@ class GrpcProviderPeer:
         return signed_from_json(reply.message_json)
 
     def answer(self, query: Query) -> Answer:
+        """The provider's answer within the query's deadline, or a ``PeerError``.
+
+        Transient unavailability is retried until the deadline; anything else — an error
+        status, an oversized or malformed stream — is the provider failing to answer, which
+        the dispute treats like a missed deadline.
+        """
         self.messages += 1
         what = f"provider {self.address}: answer {query.kind} (round {query.round})"
-
-        def call() -> Answer:
-            stream = self.stub.Answer(query_to_pb(query), timeout=query.deadline_s)
-            return answer_from_chunks(stream, self.max_tensor_bytes)
-
-        try:
-            answer = call_with_retry(what, call, attempts=2)
-        except grpc.RpcError as err:  # pragma: no cover - call_with_retry maps these
-            raise remote_error(what, err) from None
+        end = time.monotonic() + query.deadline_s
+        delay = 0.1
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise PeerTimeout(f"{what}: no answer before the deadline")
+            try:
+                stream = self.stub.Answer(query_to_pb(query), timeout=left)
+                answer = answer_from_chunks(stream, self.max_tensor_bytes)
+                break
+            except grpc.RpcError as err:
+                if err.code() is grpc.StatusCode.UNAVAILABLE and left > delay:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                mapped = remote_error(what, err)
+                if isinstance(mapped, PeerError):
+                    raise mapped from None
+                raise PeerError(str(mapped)) from None
         self.bytes_received += answer.size()
         return answer

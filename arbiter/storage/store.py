@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from arbiter.errors import LeaseLost, NotFound, StorageError
+from arbiter.errors import ConflictingResult, LeaseLost, NotFound, StorageError
 from arbiter.storage.db import Database
 from arbiter.storage.models import (
     DisputeEventRow,
@@ -95,7 +96,7 @@ class Store:
                 s.add(ResultRow(job_id=job_id, provider_key=provider_key,
                                 signed_result_json=signed_json))
             elif existing.signed_result_json != signed_json:
-                raise StorageError(
+                raise ConflictingResult(
                     f"provider {provider_key[:16]} already has a different result for job {job_id}")
 
     def results(self, job_id: str) -> list[tuple[str, str]]:
@@ -229,10 +230,12 @@ class Store:
                         updated_at=utcnow()))
             if res.rowcount != 1:
                 raise LeaseLost(f"dispute {record.dispute_id} was taken over by another arbiter")
+            # Atomic increments: two arbiter processes finishing disputes of the same provider
+            # at once must not lose an update (no read-modify-write in Python).
             for key in winners:
-                _provider(s, key).disputes_won += 1
+                _bump(s, key, won=1)
             for key in losers:
-                _provider(s, key).disputes_lost += 1
+                _bump(s, key, lost=1)
             seq = (s.scalar(select(func.max(DisputeEventRow.seq))
                             .where(DisputeEventRow.dispute_id == record.dispute_id)) or 0) + 1
             s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=status,
@@ -240,10 +243,9 @@ class Store:
         return self.dispute(record.dispute_id)
 
 
-def _provider(s: object, key: str) -> ProviderRow:
-    row = s.get(ProviderRow, key)  # type: ignore[attr-defined]
-    if row is None:
-        row = ProviderRow(public_key=key, disputes_won=0, disputes_lost=0)
-        s.add(row)  # type: ignore[attr-defined]
-        s.flush()  # type: ignore[attr-defined]
-    return row
+def _bump(s: Session, key: str, *, won: int = 0, lost: int = 0) -> None:
+    res = s.execute(update(ProviderRow).where(ProviderRow.public_key == key).values(
+        disputes_won=ProviderRow.disputes_won + won,
+        disputes_lost=ProviderRow.disputes_lost + lost))
+    if res.rowcount == 0:  # providers are recorded when a dispute opens; this is a fallback
+        s.add(ProviderRow(public_key=key, disputes_won=won, disputes_lost=lost))

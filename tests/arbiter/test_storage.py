@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from arbiter.errors import LeaseLost, NotFound, StorageError
+from arbiter.errors import ConflictingResult, LeaseLost, NotFound, StorageError
 from arbiter.storage import Store, open_database
 
 
@@ -70,7 +70,7 @@ def test_results_are_idempotent_and_conflicts_are_refused(store: Store) -> None:
     store.put_job(job, "{}")
     store.put_result(job, "k" * 64, '{"r": 1}')
     store.put_result(job, "k" * 64, '{"r": 1}')
-    with pytest.raises(StorageError, match="different result"):
+    with pytest.raises(ConflictingResult, match="different result"):
         store.put_result(job, "k" * 64, '{"r": 2}')
     assert store.results(job) == [("k" * 64, '{"r": 1}')]
     with pytest.raises(StorageError, match="different spec"):
@@ -89,3 +89,26 @@ def test_bad_urls_get_one_clear_error(tmp_path) -> None:  # type: ignore[no-unty
         open_database("not a url")
     with pytest.raises(StorageError, match="cannot open database"):
         open_database(f"sqlite:///{tmp_path}/missing/dir/x.db")
+
+
+def test_concurrent_provider_records_are_atomic_increments(store: Store) -> None:
+    """Many finishes for one provider from several threads (own sessions) lose no update."""
+    import threading
+
+    key = uuid.uuid4().hex * 2
+    store.upsert_provider(key)
+    recs = []
+    for i in range(8):
+        did = _new_dispute(store)
+        rec = store.claim(f"owner-{i}", lease_s=30, dispute_id=did)
+        assert rec is not None
+        recs.append((f"owner-{i}", rec))
+    threads = [threading.Thread(target=store.finish, args=(rec, owner),
+                                kwargs={"verdict_json": "{}", "certificate_json": None,
+                                        "winners": [key], "losers": []})
+               for owner, rec in recs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.provider_record(key) == (8, 0)
