@@ -259,3 +259,26 @@ def test_kernel_outputs_have_the_vendor_layout() -> None:
     assert ours.stride() == vendor.stride()
     assert merged.shape == (2, 5, 12)
     torch.testing.assert_close(ours, vendor, rtol=1e-5, atol=1e-6)
+
+
+def test_in_place_and_out_variants_of_kernel_ops_use_the_kernel() -> None:
+    x = torch.randn(6, 5)
+    with repops.reproducible():
+        expected_sum = torch.sum(x, 0)
+        expected_exp = torch.exp(x)
+        out = torch.empty(5)
+        torch.sum(x, 0, out=out)
+        y = x.clone()
+        y.exp_()
+    assert route_for(aten.sum.IntList_out).kind is RouteKind.KERNEL_OUT
+    assert route_for(aten.exp_.default).kind is RouteKind.KERNEL_INPLACE
+    assert torch.equal(out, expected_sum)
+    assert torch.equal(y, expected_exp)
+
+
+def test_unknown_tensor_subclasses_are_refused() -> None:
+    from torch.testing._internal.two_tensor import TwoTensor
+
+    t = TwoTensor(torch.ones(2), torch.ones(2))
+    with pytest.raises(repops.UnsupportedInputError, match="TwoTensor"), repops.reproducible():
+        t.mul(2.0)

@@ -210,3 +210,30 @@ def test_execute_node_does_not_modify_the_given_inputs() -> None:
     (out,) = repops.execute_node("aten.add_.Tensor", tree, {("leaf", "a"): a, ("leaf", "b"): b})
     assert torch.equal(out, torch.full((3,), 3.0))
     assert torch.equal(a, torch.ones(3))
+
+
+def test_reexecuting_every_node_of_a_gpt_step_reproduces_its_digest() -> None:
+    from tests.repops.models import TinyGPT, gpt_loss
+
+    torch.manual_seed(0)
+    model = TinyGPT(vocab=16, width=16, heads=2, layers=1, seq=8)
+    idx = torch.randint(0, 16, (2, 9), generator=torch.Generator().manual_seed(1))
+    opt = AdamW(model.parameters(), lr=1e-2)
+    tracer = repops.Tracer(keep_outputs=True)
+    tracer.register_leaves({f"param:{n}": p for n, p in model.named_parameters()})
+    tracer.register_leaves({"batch:idx": idx})
+    with repops.reproducible(tracer=tracer, seed=5):
+        gpt_loss(model, idx).backward()
+        clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    ops = set()
+    for node in tracer.nodes:
+        inputs = {ref: tracer.values[ref] for ref in node.input_refs()}
+        outs = repops.execute_node(node.op, node.args, inputs)
+        assert tuple(default_digest(o) for o in outs) == node.output_digests, node.op
+        ops.add(node.op)
+    assert {
+        "aten._scaled_dot_product_flash_attention_for_cpu_backward.default",
+        "aten.native_layer_norm_backward.default", "aten.embedding_dense_backward.default",
+        "aten.gelu_backward.default",
+    } <= ops
