@@ -194,6 +194,12 @@ class DisputeState:
                 fault.evidence = {"message": signed.to_json()}
             self._set_outcome(party, fault)
             return
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ProofError) as exc:
+            # A payload shaped so oddly that a check tripped over it: still the sender's fault.
+            fault = Fault("malformed", f"unreadable answer ({type(exc).__name__}: {exc})",
+                          {"message": signed.to_json()})
+            self._set_outcome(party, fault)
+            return
         self._set_outcome(party, parsed)
 
     def _check_duplicate(self, party: str, rnd: int, previous: dict[str, Any],
