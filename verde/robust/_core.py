@@ -37,6 +37,7 @@ class Stack:
     is_torch: bool
     item_shape: tuple[int, ...]
     work_dtype: Any  # dtype for Gram products and combinations (float64 unless deterministic)
+    deterministic: bool = False  # running under repops.reproducible(): torch ops only
     _work: Array | None = field(default=None, repr=False)
     _gram: np.ndarray | None = field(default=None, repr=False)
     _finite: np.ndarray | None = field(default=None, repr=False)
@@ -61,6 +62,17 @@ class Stack:
             else:
                 self._work = self.data.astype(self.work_dtype, copy=False)
         return self._work
+
+    def native(self) -> Array:
+        """The vectors in their own dtype, or float32 for half precision (no copy otherwise).
+
+        For work with no cancellation (norms, dot products with one vector, averages of a few
+        rows) the input precision is enough, and skipping the float64 copy halves the traffic.
+        """
+        x = self.data
+        if self.is_torch:
+            return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        return x.astype(np.float32) if x.dtype == np.float16 else x
 
     def gram(self) -> np.ndarray:
         """``X X^T`` as a float64 numpy ``(n, n)`` matrix (cached)."""
@@ -89,19 +101,19 @@ class Stack:
         rows = self.work()[self.index(idx)]
         return self.from_numpy(w[idx], like=rows) @ rows
 
-    def mix(self, weights: np.ndarray) -> Array:
-        """``W @ X`` for an ``(m, n)`` weight matrix, in the work dtype.
+    def mix(self, weights: np.ndarray, native: bool = False) -> Array:
+        """``W @ X`` for an ``(m, n)`` weight matrix, in the work dtype (or the native one).
 
         Non-finite rows are never multiplied (0 * inf would be NaN); an output row that puts
         weight on a non-finite row is NaN, which is what its exact value is.
         """
         w = np.asarray(weights, dtype=np.float64)
         good = self.finite_rows()
-        x = self.work()
+        x = self.native() if native else self.work()
         if good.all():
-            return self.from_numpy(w) @ x
+            return self.from_numpy(w, like=x) @ x
         gi = np.flatnonzero(good)
-        out = self.from_numpy(w[:, gi]) @ x[self.index(gi)]
+        out = self.from_numpy(w[:, gi], like=x) @ x[self.index(gi)]
         tainted = np.flatnonzero((w[:, ~good] != 0).any(axis=1))
         if tainted.size:
             out[self.index(tainted)] = float("nan")
@@ -110,7 +122,8 @@ class Stack:
     def rows(self, idx: np.ndarray) -> Stack:
         """A new stack holding only the rows ``idx`` (a copy; the work copy is sliced too)."""
         sel = self.index(np.asarray(idx, dtype=np.int64))
-        sub = Stack(self.data[sel], self.is_torch, self.item_shape, self.work_dtype)
+        sub = Stack(self.data[sel], self.is_torch, self.item_shape, self.work_dtype,
+                    self.deterministic)
         if self._work is not None:
             sub._work = self._work[sel]
         if self._gram is not None:
@@ -223,7 +236,8 @@ def as_stack(inputs: Any, name: str = "inputs", deterministic: bool = False) -> 
         work = np.float32 if deterministic else np.float64
     if data.shape[1] == 0:
         raise RobustInputError(f"{name}: worker vectors are empty (0 coordinates)")
-    return Stack(data=data, is_torch=is_torch, item_shape=item_shape, work_dtype=work)
+    return Stack(data=data, is_torch=is_torch, item_shape=item_shape, work_dtype=work,
+                 deterministic=deterministic)
 
 
 def check_f(f: int, name: str = "f") -> int:
@@ -284,7 +298,8 @@ def row_sq_norms(stack: Stack) -> np.ndarray:
 
 
 def _sq_norms_direct(stack: Stack) -> np.ndarray:
-    w = stack.work()
+    w = stack.native()
     if stack.is_torch:
-        return to_numpy((w * w).sum(dim=1)).astype(np.float64)
-    return np.einsum("ij,ij->i", w, w).astype(np.float64)
+        return to_numpy(torch.linalg.vector_norm(w, dim=1)).astype(np.float64) ** 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.einsum("ij,ij->i", w, w).astype(np.float64)

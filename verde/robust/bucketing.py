@@ -33,7 +33,7 @@ def bucketing(inputs: Any, s: int = 2, *, seed: int | np.random.Generator | None
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
     def kernel(stack: Stack) -> Array:
-        return stack.mix(bucket_weights(stack.n, s, rng))
+        return stack.mix(bucket_weights(stack.n, s, rng), native=True)
 
     return run_pre(kernel, inputs, deterministic=deterministic)
 

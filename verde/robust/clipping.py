@@ -115,15 +115,16 @@ class CenteredClipping(Aggregator):
 
 
 def _clip_rows(stack: Stack, radius: np.ndarray | float) -> Array:
+    """Every row scaled to norm <= radius, in the native dtype; non-finite rows become 0."""
     norms = np.sqrt(row_sq_norms(stack))
+    bad = ~stack.finite_rows()
     scale = np.minimum(1.0, np.asarray(radius) / np.maximum(norms, 1e-300))
-    scale[~stack.finite_rows()] = 0.0  # a non-finite vector has no direction; it is zeroed
-    x = stack.work()
-    if stack.is_torch:
-        x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    else:
-        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    return stack.from_numpy(scale)[:, None] * x
+    scale[bad] = 0.0  # a non-finite vector has no direction; it is zeroed
+    x = stack.native()
+    out = stack.from_numpy(scale, like=x)[:, None] * x
+    if bad.any():
+        out[stack.index(np.flatnonzero(bad))] = 0.0
+    return out
 
 
 def static_clip(inputs: Any, threshold: float, *, deterministic: bool = False) -> Array:

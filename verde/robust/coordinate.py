@@ -18,57 +18,76 @@ from typing import Any
 import numpy as np
 import torch
 
-from verde.robust._core import COORDINATE_CHUNK, Array, Stack, check_f, require
+from verde.robust._core import COORDINATE_CHUNK, Array, Stack, check_f, require, to_numpy
 from verde.robust.base import Aggregator, register_aggregator, run_rule
 from verde.robust.errors import RobustInputError
 
 SortedFn = Callable[[Array, int], Array]
 
 
-def _take0(a: Array, idx: Array) -> Array:
-    """``a[idx[j], j]`` for every column j (idx has shape (k, cols))."""
+def _take_last(a: Array, idx: Array) -> Array:
+    """``a[j, idx[j, k]]`` for every row j (idx has shape (cols, k))."""
     if isinstance(a, torch.Tensor):
-        return torch.gather(a, 0, idx)
-    return np.take_along_axis(a, idx, axis=0)
+        return torch.gather(a, 1, idx)
+    return np.take_along_axis(a, idx, axis=1)
 
 
-def coordinatewise(stack: Stack, fn: SortedFn, kth: tuple[int, ...] | None = None) -> Array:
-    """Apply ``fn(sorted_chunk_float64, n) -> (cols,)`` to worker-axis-sorted coordinate chunks.
+def _f64(a: Array) -> Array:
+    return a.to(torch.float64) if isinstance(a, torch.Tensor) else a.astype(np.float64)
 
-    With ``kth`` given, numpy partitions instead of sorting (only those ranks are placed; the
-    values between them are unordered but on the right side), which is cheaper than a sort.
-    The result has the input dtype.
+
+def _sort_lanes_numpy(x: np.ndarray) -> np.ndarray:
+    """(n, cols) -> (cols, n) sorted along the last axis (contiguous lanes: SIMD sorts)."""
+    if x.dtype == np.float16:  # numpy's float16 sort is scalar; float32 holds every float16
+        c = np.ascontiguousarray(x.T, dtype=np.float32)
+    else:
+        c = np.ascontiguousarray(x.T)
+    c.sort(axis=1)
+    return c
+
+
+def coordinatewise(stack: Stack, fn: SortedFn) -> Array:
+    """Apply ``fn(sorted_chunk, n) -> (cols,)`` to coordinate chunks sorted over the workers.
+
+    A chunk is laid out ``(cols, n)``: each coordinate's n values contiguous and sorted
+    (ascending, NaN last). Sorting is exact, so it runs in the input dtype; ``fn`` averages in
+    float64 and the result is cast back to the input dtype. numpy arrays and CPU tensors are
+    sorted by numpy (zero-copy view; its vectorised sort is several times faster than
+    ``np.sort(axis=0)`` or torch's CPU sort); GPU tensors and the deterministic mode use a
+    stable ``torch.sort``.
     """
     x = stack.data
     n, d = stack.n, stack.d
-    if stack.is_torch:
-        out = torch.empty(d, dtype=x.dtype, device=x.device)
+    via_numpy = not stack.is_torch or (x.device.type == "cpu" and not stack.deterministic)
+    if stack.is_torch and not via_numpy:
+        out_t = torch.empty(d, dtype=x.dtype, device=x.device)
         for a in range(0, d, COORDINATE_CHUNK):
             b = min(a + COORDINATE_CHUNK, d)
-            s = torch.sort(x[:, a:b], dim=0, stable=True).values.to(torch.float64)
-            out[a:b] = fn(s, n).to(x.dtype)
-        return out
-    out = np.empty(d, dtype=x.dtype)
+            s = torch.sort(x[:, a:b].T.contiguous(), dim=1, stable=True).values
+            out_t[a:b] = fn(s, n).to(x.dtype)
+        return out_t
+    xn = to_numpy(x) if stack.is_torch else x
+    out = np.empty(d, dtype=xn.dtype)
     for a in range(0, d, COORDINATE_CHUNK):
         b = min(a + COORDINATE_CHUNK, d)
-        c = np.ascontiguousarray(x[:, a:b].T)  # (cols, n): contiguous lanes sort fastest
-        if kth is None:
-            c.sort(axis=1)
-        else:
-            c.partition(kth, axis=1)
-        out[a:b] = fn(c.T.astype(np.float64), n)
+        out[a:b] = fn(_sort_lanes_numpy(xn[:, a:b]), n)
+    if stack.is_torch:
+        return torch.from_numpy(out).to(x.dtype)
     return out
 
 
 def _median_sorted(s: Array, n: int) -> Array:
-    return (s[(n - 1) // 2] + s[n // 2]) * 0.5
+    return _f64(s[:, (n - 1) // 2]) * 0.5 + _f64(s[:, n // 2]) * 0.5
 
 
 def _mean_kernel(stack: Stack) -> Array:
+    """Native-dtype sum for float32/float64 (as np.mean does); float64 for half precision."""
     x = stack.data
     if stack.is_torch:
-        return x.sum(dim=0, dtype=torch.float64) / stack.n
-    return x.sum(axis=0, dtype=np.float64) / stack.n
+        wide = x.dtype in (torch.float16, torch.bfloat16)
+        return x.sum(dim=0, dtype=torch.float64 if wide else x.dtype) / stack.n
+    wide = x.dtype == np.float16
+    return x.sum(axis=0, dtype=np.float64 if wide else x.dtype) / stack.n
 
 
 def mean(inputs: Any, f: int = 0, *, deterministic: bool = False) -> Array:
@@ -78,8 +97,7 @@ def mean(inputs: Any, f: int = 0, *, deterministic: bool = False) -> Array:
 
 
 def _median_kernel(stack: Stack) -> Array:
-    n = stack.n
-    return coordinatewise(stack, _median_sorted, kth=tuple(sorted({(n - 1) // 2, n // 2})))
+    return coordinatewise(stack, _median_sorted)
 
 
 def median(inputs: Any, f: int = 0, *, deterministic: bool = False) -> Array:
@@ -92,14 +110,13 @@ def median(inputs: Any, f: int = 0, *, deterministic: bool = False) -> Array:
 
 
 def _trimmed_kernel(stack: Stack, f: int) -> Array:
-    n = stack.n
     if f == 0:
         return _mean_kernel(stack)
 
     def fn(s: Array, n: int) -> Array:
-        return s[f:n - f].sum(axis=0) / (n - 2 * f)
+        return _f64(s[:, f:n - f]).sum(axis=1) / (n - 2 * f)
 
-    return coordinatewise(stack, fn, kth=tuple(sorted({f, n - f - 1})))
+    return coordinatewise(stack, fn)
 
 
 def trimmed_mean(inputs: Any, f: int, *, deterministic: bool = False) -> Array:
@@ -112,23 +129,23 @@ def trimmed_mean(inputs: Any, f: int, *, deterministic: bool = False) -> Array:
 
 
 def meamed_sorted(s: Array, n: int, keep: int) -> Array:
-    """Mean of the ``keep`` values closest to the median, per column of a sorted chunk.
+    """Mean of the ``keep`` values closest to the median, per row of a sorted ``(cols, n)``.
 
     The ``keep`` values closest to the median form a contiguous window of the sorted values;
     among the n-keep+1 windows, the right one has the smallest max distance to the median.
     Ties go to the lowest window start.
     """
     med = _median_sorted(s, n)
-    best = _maximum(med - s[0], s[keep - 1] - med)
+    best = _maximum(med - _f64(s[:, 0]), _f64(s[:, keep - 1]) - med)
     best_start = _zeros_like_int(best)
     for st in range(1, n - keep + 1):
-        spread = _maximum(med - s[st], s[st + keep - 1] - med)
+        spread = _maximum(med - _f64(s[:, st]), _f64(s[:, st + keep - 1]) - med)
         better = spread < best
         best = _where(better, spread, best)
         best_start = _where(better, st, best_start)
     offsets = _arange_like(best_start, keep)
-    window = _take0(s, best_start[None, :] + offsets[:, None])
-    return window.sum(axis=0) / keep
+    window = _take_last(s, best_start[:, None] + offsets[None, :])
+    return _f64(window).sum(axis=1) / keep
 
 
 def _arange_like(a: Array, k: int) -> Array:

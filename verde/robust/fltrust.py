@@ -18,7 +18,7 @@ from verde.robust.base import Aggregator, register_aggregator, run_rule
 
 
 def _fltrust_kernel(stack: Stack, reference: Array) -> Array:
-    x = stack.work()
+    x = stack.native()
     if stack.is_torch:
         g0 = torch.as_tensor(reference).to(device=x.device, dtype=x.dtype).reshape(-1)
     else:
@@ -26,7 +26,7 @@ def _fltrust_kernel(stack: Stack, reference: Array) -> Array:
     if g0.shape[0] != stack.d:
         raise ValueError(f"fltrust: reference has {g0.shape[0]} coordinates, the worker vectors "
                          f"have {stack.d}")
-    g0n = np.float64(to_numpy((g0 * g0).sum()))
+    g0n = float(np.sum(to_numpy(g0).astype(np.float64) ** 2))
     if not np.isfinite(g0n):
         raise ValueError("fltrust: the reference gradient has non-finite entries")
     ok = stack.finite_rows()

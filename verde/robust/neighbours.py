@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
-from verde.robust._core import Array, Stack, check_f, pairwise_sq_distances, require
+from verde.robust._core import Array, Stack, check_f, pairwise_sq_distances, require, to_numpy
 from verde.robust.base import (
     Aggregator,
     PreAggregator,
@@ -64,7 +65,18 @@ def nnm(inputs: Any, f: int, *, deterministic: bool = False) -> Array:
 
 
 def _monna_kernel(stack: Stack, f: int, reference: int) -> Array:
-    idx = nearest_indices(pairwise_sq_distances(stack), reference, stack.n - f)
+    # Only the distances to the reference are needed: n*d work, not a full Gram matrix.
+    x = stack.work()
+    diff = x - x[reference][None, :]
+    if stack.is_torch:
+        dist = to_numpy(torch.linalg.vector_norm(diff, dim=1)).astype(np.float64)
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):
+            dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    dist[~stack.finite_rows()] = np.inf
+    dist = np.where(np.isnan(dist), np.inf, dist)
+    dist[reference] = -1.0
+    idx = np.argsort(dist, kind="stable")[: stack.n - f]
     w = np.zeros(stack.n)
     w[idx] = 1.0 / idx.size
     return stack.combine(w)
