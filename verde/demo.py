@@ -47,7 +47,7 @@ class DemoOutcome:
     accuracy: float | None = None
 
 
-def demo_spec(steps: int = 120) -> JobSpec:
+def demo_spec(steps: int = 100) -> JobSpec:
     return JobSpec.from_mapping({
         "program": "mlp", "config": {"hidden": 32}, "dataset": {"name": "digits"},
         "optimizer": {"name": "adam", "lr": 0.01}, "steps": steps, "batch_size": 32,
@@ -72,7 +72,7 @@ def _describe(query: Query, event: dict[str, Any]) -> str:
 def run_demo(
     on_event: Callable[[DemoEvent], None] | None = None,
     *,
-    steps: int = 120,
+    steps: int = 100,
     cheat_step: int | None = None,
     seed: int = 7,
 ) -> DemoOutcome:

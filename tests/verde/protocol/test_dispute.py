@@ -156,3 +156,17 @@ def test_both_missing_the_deadline_both_lose(spec, honest) -> None:
     assert not state.done
     state.apply({"type": "timeout", "party": "b", "round": 1})
     assert state.verdict.winner is None and state.verdict.losers == ("a", "b")
+
+
+@pytest.mark.parametrize(("steps", "cheat_step"), [(1, 1), (5, 5), (5, 1)])
+def test_edges_of_the_step_tree(steps: int, cheat_step: int) -> None:
+    from .conftest import tiny_spec
+
+    spec = tiny_spec(steps=steps, checkpoint_interval=2)
+    honest = CheatingProvider(key("edge-h"), plan=FaultPlan(compute=None))
+    cheater = CheatingProvider(key("edge-c"), plan=FaultPlan("corrupt_op", step=cheat_step,
+                                                              node=1))
+    honest.submit(spec)
+    cheater.submit(spec)
+    _state, verdict, _, ops = dispute(spec, cheater, honest)
+    assert verdict.winner == "b" and verdict.ruling["step"] == cheat_step and ops == 1
