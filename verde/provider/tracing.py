@@ -8,11 +8,15 @@ node must be re-executable from its recorded inputs alone (``execute_node``), an
 trace must come out on shape-only meta tensors (for the arbiter's own structure replay) as on
 real tensors (for providers).
 
-Temporary: this is verde's own minimal tracer (a ``TorchDispatchMode`` recording aten ops),
-used while ``repops.Tracer`` is not available. It records the same information the repops
-tracer is specified to record (op name, JSON args with ``{"node": i, "out": j}`` /
-``{"leaf": name}`` references, output digests and metadata), so swapping it is local to
-``verde.provider.execution``.
+Why verde's own tracer and not ``repops.Tracer``: this ``TorchDispatchMode`` was written
+while repops' tracer did not exist yet and is kept because the dispute relies on three
+properties it enforces (below): captured constants are refused rather than recorded as
+anonymous leaves the arbiter could not check, devices are normalised so meta and real traces
+are identical, and node outputs are kept (with snapshots before in-place writes) so the
+provider can serve them. It sits directly above ``repops.reproducible()`` and records exactly
+the op stream repops executes; ``execute_node`` re-runs one op under the job's backend.
+Replacing it with ``repops.Tracer`` (which records the same fields) is local to this module
+and ``verde.provider.execution``.
 
 Soundness rules enforced here, so an honest provider can never be blamed for an artefact of
 the trace:
