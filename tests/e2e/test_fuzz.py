@@ -32,18 +32,10 @@ from verde.faults import CheatingProvider, FaultPlan
 
 SPEC = job_spec(seed=11, steps=6, batch_size=8)
 CHEAT_STEP = 3
-# Modes where the arbiter currently fails the dispute instead of ruling against the hostile
-# provider (see the xfail reasons; the fixes are described in the report).
-KNOWN_BUGS = {
-    "error_status": "engine._drive treats only PeerError as a forfeit: a provider answering "
-                    "with an error status (RemoteError, an ArbiterError) fails the whole "
-                    "dispute instead of losing it",
-    "oversized_message": "a message past the max size gives RESOURCE_EXHAUSTED, mapped to "
-                         "RemoteError, which fails the dispute instead of forfeiting the sender",
-    "overflowing_shape": "TensorBlob.to_tensor / codec.answer_from_chunks compute the element "
-                         "count with int64 np.prod, which wraps (2**62*4 -> 0); reshape then "
-                         "raises ValueError, which escapes state.apply and fails the dispute",
-}
+# Modes where the arbiter failed the dispute instead of ruling against the hostile provider
+# were fixed in 00d460b (error statuses, oversized messages and overflowing shapes now count
+# as a missed answer); none is known to be open.
+KNOWN_BUGS: dict[str, str] = {}
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
            grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.FAILED_PRECONDITION,
            grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE}
@@ -312,10 +304,6 @@ def test_status_codes_of_known_bad_requests(fuzz_env: dict[str, Any]) -> None:
         assert info.value.code() is grpc.StatusCode.NOT_FOUND
 
 
-@pytest.mark.xfail(strict=True, reason="OpenDispute stores results before checking their "
-                   "signatures: a forged result naming a provider's key is recorded (so the "
-                   "real one is later refused as 'a different result', StorageError -> "
-                   "UNAVAILABLE) and the named provider is charged a dispute loss")
 def test_forged_results_neither_cost_nor_block_the_named_provider(
         fuzz_env: dict[str, Any]) -> None:
     spec = job_spec(seed=99, steps=6, batch_size=8)

@@ -111,9 +111,6 @@ def test_the_arbiter_logged_no_error_under_load(load_env: dict[str, Any]) -> Non
         assert marker not in log, log[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason="a provider that is gone (UNAVAILABLE after retries) "
-                   "raises RemoteError, which ArbiterEngine._drive does not treat as a missed "
-                   "deadline: the dispute ends 'failed' instead of being decided against it")
 def test_a_provider_that_died_loses_its_disputes(load_env: dict[str, Any]) -> None:
     cluster: Cluster = load_env["cluster"]
     seeds = (500, 501)

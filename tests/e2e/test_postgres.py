@@ -171,8 +171,6 @@ def _records(url: str) -> dict[str, tuple[int, int]]:
         engine.dispose()
 
 
-@pytest.mark.xfail(strict=False, reason="race-dependent symptom of the lost update shown "
-                   "deterministically by test_concurrent_finishes_keep_every_provider_record")
 def test_provider_records_count_each_dispute_once(pg_env: dict[str, Any]) -> None:
     cluster: Cluster = pg_env["cluster"]
     rec = _records(pg_env["url"])
@@ -180,49 +178,43 @@ def test_provider_records_count_each_dispute_once(pg_env: dict[str, Any]) -> Non
     assert rec[cluster.public_key("pg-cheat")] == (0, len(SEEDS))
 
 
-@pytest.mark.xfail(strict=True, reason="Store.finish increments disputes_won/lost by ORM "
-                   "read-modify-write (_provider(...).disputes_won += 1): two arbiter processes "
-                   "finishing disputes of the same provider at once lose an update on "
-                   "PostgreSQL (READ COMMITTED)")
-def test_concurrent_finishes_keep_every_provider_record(postgres_url: str,
-                                                        monkeypatch: pytest.MonkeyPatch
-                                                        ) -> None:
-    """Two stores (two engines, like two processes) finish two disputes of one provider at
-    once; a barrier right after each reads the provider row forces the interleaving."""
-    import arbiter.storage.store as store_mod
+def test_concurrent_finishes_keep_every_provider_record(postgres_url: str) -> None:
+    """Two stores (two engines, like two arbiter processes) finish 2 x 8 disputes of the same
+    two providers at once; every win and loss must be counted (no lost update; a Python
+    read-modify-write of the counters lost some here before 00d460b)."""
     from arbiter.storage import Store, open_database
 
     stores = [Store(open_database(postgres_url)) for _ in range(2)]
+    per_store = 8
     try:
-        key = f"{time.time_ns():064x}"[-64:]
-        job = f"{time.time_ns() + 1:064x}"[-64:]
+        tag = f"{time.time_ns():x}"
+        winner, loser = (f"{tag}{c}".rjust(64, c) for c in "wl")
+        job = f"{tag}j".rjust(64, "0")
         stores[0].put_job(job, "{}")
-        recs = []
+        stores[0].upsert_provider(winner)
+        stores[0].upsert_provider(loser)
+        work = []
         for i, st in enumerate(stores):
-            did = f"{time.time_ns() + 2 + i:064x}"[-64:]
-            st.create_dispute(did, job, "{}")
-            claimed = st.claim(f"owner-{i}", 60.0, did)
-            assert claimed is not None
-            recs.append(claimed)
-        stores[0].upsert_provider(key)
-        barrier = threading.Barrier(2, timeout=30)
-        real = store_mod._provider
+            for n in range(per_store):
+                did = f"{tag}d{i}x{n}".rjust(64, "0")
+                st.create_dispute(did, job, "{}")
+                claimed = st.claim(f"owner-{i}", 60.0, did)
+                assert claimed is not None
+                work.append((st, claimed, f"owner-{i}"))
+        start = threading.Barrier(len(work), timeout=60)
 
-        def slow_provider(s: Any, k: str) -> Any:
-            row = real(s, k)
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait()
-            return row
+        def finish(st: Store, rec: Any, owner: str) -> None:
+            start.wait()
+            st.finish(rec, owner, verdict_json="{}", certificate_json=None,
+                      winners=[winner], losers=[loser])
 
-        monkeypatch.setattr(store_mod, "_provider", slow_provider)
-        threads = [threading.Thread(target=st.finish, args=(rec, f"owner-{i}"), kwargs={
-            "verdict_json": "{}", "certificate_json": None, "winners": [key], "losers": []})
-            for i, (st, rec) in enumerate(zip(stores, recs, strict=True))]
+        threads = [threading.Thread(target=finish, args=w) for w in work]
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout=60)
-        assert stores[0].provider_record(key) == (2, 0)
+            t.join(timeout=120)
+        assert stores[0].provider_record(winner) == (len(work), 0)
+        assert stores[0].provider_record(loser) == (0, len(work))
     finally:
         for st in stores:
             st.db.close()
