@@ -67,8 +67,18 @@ def dtype_from_name(name: str) -> torch.dtype:
         raise TraceEncodingError(f"unknown dtype name {name!r} in a trace record") from None
 
 
-def encode(value: Any, tensor_ref: Callable[[torch.Tensor], dict[str, Any]]) -> Any:
-    """Encode one argument tree; tensors become refs through ``tensor_ref``."""
+#: The device label a tracer may record instead of real devices (``Tracer(device_label="*")``),
+#: so a meta replay and a CPU run give identical records; replay reads it as the CPU.
+ANY_DEVICE = "*"
+
+
+def encode(
+    value: Any,
+    tensor_ref: Callable[[torch.Tensor], dict[str, Any]],
+    device_label: str | None = None,
+) -> Any:
+    """Encode one argument tree; tensors become refs through ``tensor_ref``; devices are
+    recorded as ``device_label`` when one is given."""
     if isinstance(value, torch.Tensor):
         return tensor_ref(value)
     if value is None or isinstance(value, (bool, int)):
@@ -80,11 +90,11 @@ def encode(value: Any, tensor_ref: Callable[[torch.Tensor], dict[str, Any]]) -> 
     if isinstance(value, str):
         return {"str": value}
     if isinstance(value, (list, tuple)):
-        return [encode(v, tensor_ref) for v in value]
+        return [encode(v, tensor_ref, device_label) for v in value]
     if isinstance(value, torch.dtype):
         return {"dtype": dtype_name(value)}
     if isinstance(value, torch.device):
-        return {"device": str(value)}
+        return {"device": str(value) if device_label is None else device_label}
     if isinstance(value, torch.layout):
         return {"layout": str(value).removeprefix("torch.")}
     if isinstance(value, torch.memory_format):
@@ -95,12 +105,15 @@ def encode(value: Any, tensor_ref: Callable[[torch.Tensor], dict[str, Any]]) -> 
 
 
 def encode_call(
-    args: tuple[Any, ...], kwargs: Mapping[str, Any], tensor_ref: Callable[[torch.Tensor], Any]
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    tensor_ref: Callable[[torch.Tensor], Any],
+    device_label: str | None = None,
 ) -> dict[str, Any]:
     """The trace's ``args`` tree for one call: ``{"args": [...], "kwargs": {...}}``."""
     return {
-        "args": [encode(a, tensor_ref) for a in args],
-        "kwargs": {k: encode(v, tensor_ref) for k, v in sorted(kwargs.items())},
+        "args": [encode(a, tensor_ref, device_label) for a in args],
+        "kwargs": {k: encode(v, tensor_ref, device_label) for k, v in sorted(kwargs.items())},
     }
 
 
@@ -155,7 +168,7 @@ def decode(value: Any, tensors: Mapping[RefKey, torch.Tensor]) -> Any:
         if tag == "dtype":
             return dtype_from_name(payload)
         if tag == "device":
-            return torch.device(payload)
+            return torch.device("cpu" if payload == ANY_DEVICE else payload)
         if tag == "layout":
             return _LAYOUTS[payload]
         if tag == "memory_format":

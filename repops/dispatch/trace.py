@@ -163,15 +163,26 @@ def _version(t: torch.Tensor) -> int:
 class Tracer:
     """Records the ops of a ``repops.reproducible(tracer=...)`` block.
 
-    ``digest_fn`` maps a tensor to bytes (default :func:`default_digest`). With
+    ``digest_fn`` maps a tensor to bytes (default :func:`default_digest`). ``device_label``
+    (e.g. ``"*"``) is recorded instead of every device argument. With
     ``keep_outputs=True`` the tracer also keeps a copy of every node output and leaf, keyed by
     ref (``("node", i, j)`` / ``("leaf", name)``), in :attr:`values` -- what a provider serves
     to an arbiter and what tests use to re-execute nodes.
     """
 
-    def __init__(self, digest_fn: DigestFn | None = None, keep_outputs: bool = False) -> None:
+    def __init__(
+        self,
+        digest_fn: DigestFn | None = None,
+        keep_outputs: bool = False,
+        device_label: str | None = None,
+    ) -> None:
         if digest_fn is not None and not callable(digest_fn):
             raise ValueError("digest_fn must be a callable Tensor -> bytes or None")
+        if device_label is not None and (not isinstance(device_label, str) or not device_label):
+            raise ValueError(f"device_label must be a non-empty string or None: {device_label!r}")
+        #: Recorded in place of every device argument when set (e.g. "*"), so a meta-device
+        #: replay and a CPU run give identical records.
+        self.device_label = device_label
         self.digest_fn: DigestFn = digest_fn or default_digest
         self.keep_outputs = keep_outputs
         self.nodes: list[TraceNode] = []
@@ -267,7 +278,7 @@ class Tracer:
 
     def encode_inputs(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Encode a call's arguments *before* it runs (in-place ops change versions)."""
-        return encode_call(args, kwargs, self.ref)
+        return encode_call(args, kwargs, self.ref, self.device_label)
 
     def record(
         self, op: str, tree: dict[str, Any], outputs: Iterable[torch.Tensor]

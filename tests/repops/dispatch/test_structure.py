@@ -79,3 +79,24 @@ def test_structure_only_strict_mode_still_refuses_unsupported_ops(device: str) -
     x = torch.randn(5, device=device)
     with pytest.raises(repops.UnsupportedOpError, match=r"aten\.median"), repops.reproducible():
         torch.median(x)
+
+
+def test_device_label_makes_meta_and_cpu_factory_calls_agree() -> None:
+    def run(device: str) -> list[str]:
+        tracer = repops.Tracer(device_label="*")
+        with repops.reproducible(tracer=tracer):
+            torch.zeros(3, device=device).add(torch.ones(3, device=device))
+        return tracer.structure()
+
+    assert run("cpu") == run("meta")
+    plain = repops.Tracer()
+    with repops.reproducible(tracer=plain):
+        torch.zeros(3, device="meta")
+    assert '"meta"' in plain.structure()[0]
+    node = repops.Tracer(device_label="*")
+    with repops.reproducible(tracer=node):
+        torch.zeros(2, device="cpu")
+    (out,) = repops.execute_node(node.nodes[0].op, node.nodes[0].args, {})
+    assert out.device.type == "cpu"
+    with pytest.raises(ValueError, match="device_label"):
+        repops.Tracer(device_label="")
