@@ -15,10 +15,18 @@ and defences. Runs on 2 processes (one torch thread each).
 
 from __future__ import annotations
 
+import os
+
+# One BLAS/OpenMP thread per process: the work is many tiny matrix products, and on a shared
+# 2-core machine multi-threaded BLAS calls stall for whole scheduler slices. Set before numpy
+# is imported (here and in the worker processes, which inherit the environment).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
