@@ -2,7 +2,9 @@
 
 Prints ONE JSON line: job time, dispute time, rounds, bytes moved (serialised size of every
 query and answer), arbiter FLOPs as a fraction of job FLOPs, and the provider's commitment
-overhead (state digests + Merkle tree) as a fraction of step time. The obvious alternative to a
+overhead (state digests + Merkle tree) as a fraction of step time — both as totals over the run
+and as the minimum of repeated measurements of one step and one commitment (robust to a
+shared machine; ``commit_overhead_fraction``). The obvious alternative to a
 dispute is the arbiter re-running the whole job; that costs one job time and 100% of the job
 FLOPs, measured in the same run as ``job_s``. A human table goes to stderr.
 
@@ -53,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="numba threads (results equal)")
     args = parser.parse_args()
 
@@ -100,6 +102,25 @@ def main() -> None:
     dispute_s = time.perf_counter() - t1
     ops = OPS_EXECUTED["count"] - before
 
+    # Noise-robust per-step costs (minimum of repeated measurements; the machine may be shared)
+    from proofs import MerkleTree
+    from proofs.state import StateCommitment
+    from verde.provider.execution import run_step
+
+    record = honest.jobs[spec.job_id]
+    state = honest.state_at(record, args.steps)
+    step_min = commit_min = float("inf")
+    for _ in range(15):
+        t = time.perf_counter()
+        run_step(ctx, state, args.steps)
+        step_min = min(step_min, time.perf_counter() - t)
+        t = time.perf_counter()
+        StateCommitment.from_tensors(state)
+        commit_min = min(commit_min, time.perf_counter() - t)
+    t = time.perf_counter()
+    MerkleTree(record.step_roots)
+    merkle_per_step = (time.perf_counter() - t) / args.steps
+
     structure = expected_structure(ctx, cheat_step)
     per_node = graph_flops(ctx, structure)
     job_flops = sum(per_node) * args.steps
@@ -122,9 +143,12 @@ def main() -> None:
         "job_flops": job_flops,
         "arbiter_flops": arbiter_flops,
         "arbiter_flops_fraction": arbiter_flops / job_flops,
-        "step_s": round(timings["step_s"], 4),
-        "commit_s": round(timings["commit_s"], 4),
-        "commit_overhead_fraction": timings["commit_s"] / timings["step_s"],
+        "step_s_total": round(timings["step_s"], 4),
+        "commit_s_total": round(timings["commit_s"], 4),
+        "commit_overhead_fraction_total": timings["commit_s"] / timings["step_s"],
+        "step_s_min": step_min,
+        "commit_s_min": commit_min + merkle_per_step,
+        "commit_overhead_fraction": (commit_min + merkle_per_step) / step_min,
     }
     print(json.dumps(result))
     for k, v in result.items():
