@@ -98,7 +98,13 @@ class Stack:
         idx = np.flatnonzero(w)
         if idx.size == 0:
             return self.zeros()
-        rows = self.work()[self.index(idx)]
+        sel = self.index(idx)
+        if self._work is not None:
+            rows = self._work[sel]
+        elif self.is_torch:
+            rows = self.data[sel].to(self.work_dtype)
+        else:  # convert only the rows that are used
+            rows = self.data[sel].astype(self.work_dtype)
         return self.from_numpy(w[idx], like=rows) @ rows
 
     def mix(self, weights: np.ndarray, native: bool = False) -> Array:

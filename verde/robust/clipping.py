@@ -121,7 +121,8 @@ def _clip_rows(stack: Stack, radius: np.ndarray | float) -> Array:
     scale = np.minimum(1.0, np.asarray(radius) / np.maximum(norms, 1e-300))
     scale[bad] = 0.0  # a non-finite vector has no direction; it is zeroed
     x = stack.native()
-    out = stack.from_numpy(scale, like=x)[:, None] * x
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = stack.from_numpy(scale, like=x)[:, None] * x
     if bad.any():
         out[stack.index(np.flatnonzero(bad))] = 0.0
     return out

@@ -66,7 +66,7 @@ def nnm(inputs: Any, f: int, *, deterministic: bool = False) -> Array:
 
 def _monna_kernel(stack: Stack, f: int, reference: int) -> Array:
     # Only the distances to the reference are needed: n*d work, not a full Gram matrix.
-    x = stack.work()
+    x = stack.native()  # a difference then a norm: no cancellation, input precision is enough
     diff = x - x[reference][None, :]
     if stack.is_torch:
         dist = to_numpy(torch.linalg.vector_norm(diff, dim=1)).astype(np.float64)
