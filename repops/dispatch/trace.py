@@ -66,12 +66,13 @@ def default_digest(t: torch.Tensor) -> bytes:
     """
     if sys.byteorder != "little":
         raise RepopsError("default_digest assumes a little-endian host")
-    data = t.detach()
-    if data.is_floating_point():
+    data = t.detach().contiguous()
+    if data.is_floating_point() and bool(torch.isnan(data).any()):
         data = torch.where(torch.isnan(data), torch.full((), float("nan"), dtype=data.dtype), data)
-    raw = data.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
     header = json.dumps([dtype_name(t.dtype), list(t.shape)], separators=(",", ":")).encode()
-    return hashlib.sha256(_DIGEST_DOMAIN + header + b"\x00" + raw).digest()
+    h = hashlib.sha256(_DIGEST_DOMAIN + header + b"\x00")
+    h.update(memoryview(data.reshape(-1).view(torch.uint8).numpy()))
+    return h.digest()
 
 
 @dataclass(frozen=True)

@@ -237,3 +237,17 @@ def test_reexecuting_every_node_of_a_gpt_step_reproduces_its_digest() -> None:
         "aten.native_layer_norm_backward.default", "aten.embedding_dense_backward.default",
         "aten.gelu_backward.default",
     } <= ops
+
+
+def test_default_digest_binds_dtype_shape_and_bits_and_canonicalises_nans() -> None:
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert default_digest(x) == default_digest(x.clone())
+    assert default_digest(x) != default_digest(x.reshape(2, 2))
+    assert default_digest(x) != default_digest(x.double())
+    assert default_digest(x) != default_digest(torch.tensor([1.0, 2.0, 3.0, 4.000001]))
+    assert default_digest(x.t()) == default_digest(x.t().contiguous())
+    quiet = torch.tensor([float("nan")])
+    payload = torch.tensor([0x7FC00001], dtype=torch.int32).view(torch.float32)
+    assert torch.isnan(payload).all()
+    assert default_digest(quiet) == default_digest(payload)
+    assert default_digest(torch.tensor([0.0])) != default_digest(torch.tensor([-0.0]))
