@@ -33,8 +33,8 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 N, F = 17, 4
-QUICK_AGGREGATORS = ["mean", "median", "trimmed_mean", "krum", "multi_krum", "geometric_median",
-                     "centered_clipping", "mda", "smea", "caf", "monna"]
+QUICK_AGGREGATORS = ["median", "trimmed_mean", "multi_krum", "geometric_median",
+                     "centered_clipping", "mda", "caf"]
 QUICK_ATTACKS = ["sign_flipping", "ipm", "alie", "optimal_alie", "label_flipping", "mimic",
                  "nan"]
 

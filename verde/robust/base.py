@@ -51,8 +51,13 @@ def run_rule(kernel: Kernel, inputs: Any, *, deterministic: bool = False, **para
     """Normalise ``inputs``, run ``kernel(stack, **params)`` -> vector, restore the caller's type.
 
     With ``deterministic=True`` the kernel runs on a float32 CPU torch copy inside
-    ``repops.reproducible()`` so the d-sized work (Gram product, sorts, combinations) uses
-    reproducible kernels; the result is converted back to the caller's type, dtype and device.
+    ``repops.reproducible()`` so the d-sized work (Gram product, stable sorts, combinations,
+    norms) runs on repops kernels in strict mode; the result is converted back to the caller's
+    type, dtype and device. What repops does not see: the n x n decision logic (distance
+    ranking, subset search, Weiszfeld weights) runs in float64 numpy. Its elementwise steps are
+    correctly rounded IEEE operations, but numpy's reductions and LAPACK's ``eigh`` (CAF, DnC,
+    Flag, SMEA, heuristic mimic) are not guaranteed to give the same bits on other CPUs, so for
+    those rules a near-tie could resolve differently on another machine.
     """
     if deterministic:
         with _deterministic_stack(inputs, "inputs") as (caller, stack):
