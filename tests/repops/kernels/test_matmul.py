@@ -74,6 +74,14 @@ def test_mm_long_k_crosses_k_blocks() -> None:
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
 
 
+def test_narrow_products_on_the_parallel_path_match_reference() -> None:
+    # N <= 32 uses the narrow micro-tile; 500 * 170 * 30 multiply-adds take the parallel path.
+    a, b = rand(500, 170, seed=40), rand(170, 30, seed=41)
+    got = K.mm(a, b)
+    assert_same_bits(got, R.mm_reference(a, b))
+    assert_same_bits(K.mm(a[:7], b), got[:7])  # serial path, same bits
+
+
 def test_reference_detects_a_different_order() -> None:
     # The bit-exact comparison can fail: reversing k gives other bits for this data.
     a, b = rand(4, 64, seed=7), rand(64, 4, seed=8)
