@@ -117,3 +117,18 @@ def test_bad_inputs_raise_clear_errors(bad):
 def test_bad_f_raises(f, make_clustered):
     with pytest.raises(ValueError, match="f must be"):
         R.trimmed_mean(make_clustered(N, F, D), f)
+
+
+@pytest.mark.parametrize("name", sorted(R.PRE_AGGREGATORS))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_pre_aggregators_keep_type_and_leave_inputs_alone(name, dtype, make_clustered, hash_of):
+    x = torch.tensor(make_clustered(N, F, D)).to(dtype).reshape(N, 4, 6)
+    before = hash_of(x)
+    out = R.make_pre_aggregator(name, f=F)(x)
+    assert hash_of(x) == before
+    assert isinstance(out, torch.Tensor) and out.dtype == dtype and out.shape[1:] == (4, 6)
+    as_np = R.make_pre_aggregator(name, f=F)(x.numpy() if dtype != torch.float16 else
+                                             x.float().numpy().astype(np.float16))
+    assert isinstance(as_np, np.ndarray) and as_np.shape == tuple(out.shape)
+    np.testing.assert_allclose(as_np.astype(np.float64), out.double().numpy(), rtol=2e-3,
+                               atol=2e-3)
