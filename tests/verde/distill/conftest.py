@@ -33,3 +33,14 @@ def attacks(digits: DigitsSetup) -> dict[str, Attack]:
         return {a.name: a for a in digits_attacks(digits, seed=0)}
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Train small models on one intra-op thread (see ``digits``), restoring the count after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -23,6 +23,7 @@ def test_learned_detector_detects_label_changes(digits: DigitsSetup, attacks: di
         assert rate >= 0.95, (name, rate)
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_gan_only_detector_trains_and_calibrates(digits: DigitsSetup) -> None:
     # The generator alone (no hand-written tampers) must still teach the detector something:
     # it flips labels, so swapped answers score far above clean ones.

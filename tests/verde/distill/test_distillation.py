@@ -46,24 +46,29 @@ def test_stages_unfreeze_top_down(digits: DigitsSetup) -> None:
     assert kept == sorted(kept)  # greedy: a stage is kept only if it improved
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_first_stage_trains_only_the_top_layer(digits: DigitsSetup) -> None:
     train, val = digits.splits.train, digits.splits.val
-    student = build_mlp((16, 16), seed=3)
+    student = build_mlp((64, 32), seed=3)
     initial = copy.deepcopy(student.state_dict())
     layers = parametrised_layers(student)
     snapshots: list[dict[str, torch.Tensor]] = []
+    reports: list[StageReport] = []
 
     def record(report: StageReport, model: nn.Module) -> None:
+        reports.append(report)
         snapshots.append(copy.deepcopy(model.state_dict()))
 
     distill_verifier(
         student,
-        train.x[:200],
+        train.x[:400],
         val.x,
         service=digits.service,
-        config=DistillConfig(max_epochs_per_stage=2, patience=2, augment=False),
+        config=DistillConfig(max_epochs_per_stage=8, patience=8, lr=1e-2, augment=False),
         on_stage=record,
     )
+    assert [r.trainable_layers for r in reports] == [1, 2, 3]
+    assert reports[0].kept
     names = {id(p): n for n, p in student.named_parameters()}
     top = {names[id(p)] for p in layers[-1].parameters()}
     changed = {n for n in initial if not torch.equal(initial[n], snapshots[0][n])}
@@ -72,6 +77,7 @@ def test_first_stage_trains_only_the_top_layer(digits: DigitsSetup) -> None:
     assert len(changed_all) > len(top)
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_distill_from_service_outputs_only(digits: DigitsSetup) -> None:
     # Without the model, only its answers on the client's data.
     train, val, test = digits.splits.train, digits.splits.val, digits.splits.test
@@ -109,6 +115,7 @@ class _UserClassifier(nn.Module):
         return self.head(torch.tanh(self.body(x)))
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_any_user_supplied_classifier() -> None:
     xs, ys = make_classification(
         n_samples=1600,

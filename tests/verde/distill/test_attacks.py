@@ -1,0 +1,75 @@
+"""Every attack is detected above a stated rate at the calibrated 1% false-positive rate.
+
+Stated rates (cross-entropy detector, conformal threshold at fpr = 0.01, 450 held-out digits;
+measured values at seed 0 are in the bench's JSON line and leave a margin over these):
+
+- label-changing output attacks (top-2 swap, top-2 averaging, random label switch): at least
+  95%, 90% and 98% of the tampered answers are flagged;
+- model substitution (a small, briefly trained MLP): at least 90% of all answers are flagged;
+- backdoored service (trigger in the input): at least 90% of the answers the backdoor changed;
+- additive output noise and a 3-bit quantised service: they change few labels; at least 50% of
+  the answers whose label they change are flagged, and they are flagged more often than clean
+  traffic overall;
+- cheating on a fraction p of requests: see test_monitor.py (CUSUM alarm within 1500 requests
+  at p = 5%).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from verde.distill.attacks import Attack, OutputAttack
+from verde.distill.digits import DigitsSetup
+from verde.distill.evaluation import AttackReport, evaluate_attack
+
+LABEL_CHANGING_RATES = {"top2_swap": 0.95, "top2_average": 0.90, "random_label_switch": 0.98}
+
+
+def _report(digits: DigitsSetup, attack: Attack) -> AttackReport:
+    return evaluate_attack(
+        attack,
+        service=digits.service,
+        verifier=digits.verifier,
+        detector=digits.detector,
+        reclassifier=digits.reclassifier,
+        x=digits.splits.test.x,
+        y=digits.splits.test.y,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(LABEL_CHANGING_RATES))
+def test_label_changing_attacks_are_detected(digits: DigitsSetup, attacks: dict, name: str) -> None:
+    report = _report(digits, attacks[name])
+    assert report.changed == report.requests
+    assert report.detection_rate >= LABEL_CHANGING_RATES[name], report
+    assert report.reclassification_accuracy >= 0.94, report
+
+
+def test_substitute_model_is_detected(digits: DigitsSetup, attacks: dict) -> None:
+    report = _report(digits, attacks["substitute_mlp"])
+    assert report.flag_rate >= 0.9, report
+
+
+def test_backdoored_service_is_detected(digits: DigitsSetup, attacks: dict) -> None:
+    report = _report(digits, attacks["backdoor_trigger"])
+    assert report.changed >= 0.5 * report.requests  # the backdoor works
+    assert report.detection_rate >= 0.9, report
+
+
+@pytest.mark.parametrize("name", ["output_noise", "quantised_3bit"])
+def test_subtle_attacks_are_flagged_when_they_change_labels(
+    digits: DigitsSetup, attacks: dict, name: str
+) -> None:
+    report = _report(digits, attacks[name])
+    assert report.changed > 0
+    assert report.detection_rate >= 0.5, report
+    assert report.flag_rate > digits.detector.fpr, report
+
+
+def test_honest_service_is_not_an_attack(digits: DigitsSetup) -> None:
+    # Negative control: the same evaluation on honest answers flags no more than the bound.
+    honest = OutputAttack("honest", lambda probs, generator: probs, label_changing=False)
+    report = _report(digits, honest)
+    assert report.changed == 0
+    bound = digits.detector.held_out_bound(report.requests) / report.requests
+    assert report.flag_rate <= bound
