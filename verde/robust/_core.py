@@ -162,9 +162,17 @@ class Stack:
         Always a fresh array, so a result never aliases (and can never be used to mutate) an input.
         """
         if self.is_torch:
+            if (isinstance(vec, torch.Tensor) and vec.dtype == self.data.dtype
+                    and vec.device == self.data.device
+                    and vec.untyped_storage().data_ptr()
+                    != self.data.untyped_storage().data_ptr()):
+                return vec.reshape(self.item_shape)  # freshly computed: no second copy
             out = torch.as_tensor(vec).to(device=self.data.device, dtype=self.data.dtype,
                                           copy=True)
             return out.reshape(self.item_shape)
+        if (isinstance(vec, np.ndarray) and vec.dtype == self.data.dtype and vec.flags.owndata
+                and not np.may_share_memory(vec, self.data)):
+            return vec.reshape(self.item_shape)  # freshly computed: no second copy
         out = np.array(to_numpy(vec), dtype=self.data.dtype, copy=True)
         return out.reshape(self.item_shape)
 

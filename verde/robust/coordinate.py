@@ -85,9 +85,11 @@ def _mean_kernel(stack: Stack) -> Array:
     x = stack.data
     if stack.is_torch:
         wide = x.dtype in (torch.float16, torch.bfloat16)
-        return x.sum(dim=0, dtype=torch.float64 if wide else x.dtype) / stack.n
-    wide = x.dtype == np.float16
-    return x.sum(axis=0, dtype=np.float64 if wide else x.dtype) / stack.n
+        total = x.sum(dim=0, dtype=torch.float64 if wide else x.dtype)
+    else:
+        total = x.sum(axis=0, dtype=np.float64 if x.dtype == np.float16 else x.dtype)
+    total /= stack.n
+    return total
 
 
 def mean(inputs: Any, f: int = 0, *, deterministic: bool = False) -> Array:
