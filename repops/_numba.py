@@ -14,13 +14,37 @@ compiles lazily on first call (and caches to disk with ``cache=True``).
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numba
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
+
+
+def _source_keyed_cache_dir() -> str:
+    """A numba cache directory keyed by the digest of every repops source file.
+
+    numba invalidates a cached kernel only when *its own* file changes, but kernels inline jit
+    functions from other files (exp_f32 inside softmax and attention...). Keying the whole
+    cache by all of repops' sources means an edit anywhere recompiles everything once, and a
+    stale kernel can never be loaded. ``NUMBA_CACHE_DIR`` set by the user wins.
+    """
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return str(base / "verde" / "numba" / digest.hexdigest()[:16])
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    numba.config.CACHE_DIR = _source_keyed_cache_dir()
 
 # SLP vectorisation packs isomorphic independent operations (the 16 LSUM lanes of SPEC C4)
 # into vector registers. Without fast-math it never reassociates, so no bit changes; it only
