@@ -11,6 +11,7 @@ written update orders. Importing repops compiles and loads nothing: kernel modul
 on first use of the mode.
 """
 
+from repops import optim
 from repops.dispatch import (
     NestedModeError,
     NonReproducibleWarning,
@@ -39,6 +40,7 @@ __all__ = [
     "UnsupportedOpError",
     "default_digest",
     "execute_node",
+    "optim",
     "ref_key",
     "reproducible",
 ]
