@@ -93,19 +93,22 @@ class Stack:
         return self._finite
 
     def combine(self, weights: np.ndarray) -> Array:
-        """``sum_i weights[i] * x_i`` in the work dtype; rows with zero weight are not read."""
+        """``sum_i weights[i] * x_i``; rows with zero weight are not read.
+
+        Uses the float64 copy when a Gram product already made one; otherwise the input
+        precision (float32 for half precision): a weighted average of at most n rows has no
+        cancellation to guard against, and skipping a float64 copy of the selected rows saves
+        large temporary allocations.
+        """
         w = np.asarray(weights, dtype=np.float64)
         idx = np.flatnonzero(w)
         if idx.size == 0:
             return self.zeros()
+        x = self._work if self._work is not None else self.native()
+        if self.finite_rows().all():
+            return self.from_numpy(w, like=x) @ x
         sel = self.index(idx)
-        if self._work is not None:
-            rows = self._work[sel]
-        elif self.is_torch:
-            rows = self.data[sel].to(self.work_dtype)
-        else:  # convert only the rows that are used
-            rows = self.data[sel].astype(self.work_dtype)
-        return self.from_numpy(w[idx], like=rows) @ rows
+        return self.from_numpy(w[idx], like=x) @ x[sel]
 
     def mix(self, weights: np.ndarray, native: bool = False) -> Array:
         """``W @ X`` for an ``(m, n)`` weight matrix, in the work dtype (or the native one).
