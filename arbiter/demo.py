@@ -16,9 +16,10 @@ from typing import Any
 
 from arbiter.arbiter_app import start_arbiter
 from arbiter.arbiter_client import ArbiterClient
-from arbiter.delegate import DelegationResult, delegate
+from arbiter.delegate import delegate
 from arbiter.provider_app import start_provider
 from proofs import SigningKey
+from verde.dispute.multi import Resolution
 from verde.jobs.spec import JobSpec
 
 DEMO_JOB: dict[str, Any] = {
@@ -32,7 +33,7 @@ Say = Callable[[str], None]
 
 
 def run_demo(say: Say, *, workdir: Path | None = None,
-             verify: Callable[[dict[str, Any]], str] | None = None) -> DelegationResult:
+             verify: Callable[[dict[str, Any]], str] | None = None) -> Resolution:
     """Run the demo, narrating through ``say``; returns the delegation outcome."""
     tmp = Path(workdir or tempfile.mkdtemp(prefix="verde-demo-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -75,11 +76,12 @@ def run_demo(say: Say, *, workdir: Path | None = None,
             arb.shutdown()
         say(f"done in {time.perf_counter() - t0:.1f}s")
         say("honest:    " + ", ".join(names[a] for a in outcome.honest))
-        say("dishonest: " + ", ".join(names[a] for a in outcome.dishonest))
+        say("dishonest: " + ", ".join(names[a] for a in outcome.cheaters))
         for d in outcome.disputes:
-            ruling = d.verdict.get("ruling", {})
+            ruling = d.verdict.ruling
+            winner = {"a": d.a, "b": d.b}.get(d.verdict.winner or "")
             say(f"verdict of dispute {d.dispute_id[:16]}: winner "
-                f"{names.get(d.winner or '', 'none')}, reason {d.verdict['reason']}"
+                f"{names.get(winner or '', 'none')}, reason {d.verdict.reason}"
                 + (f", node {ruling.get('node')} ({ruling.get('op')})" if ruling else ""))
             if d.certificate is not None:
                 path = tmp / f"verdict-{d.dispute_id[:16]}.json"

@@ -25,6 +25,7 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
     """Send JOB (.toml or .json spec) to every --provider and return the honest result."""
     from arbiter.arbiter_client import ArbiterClient
     from arbiter.delegate import delegate as run_delegation
+    from arbiter.delegate import resolution_json
     from arbiter.provider_client import GrpcProviderPeer
     from verde.jobs.spec import load_job_spec
 
@@ -47,19 +48,19 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
     finally:
         if arbiter is not None:
             arbiter.close()
+    doc = resolution_json(spec, outcome)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for d in outcome.disputes:
             if d.certificate is not None:
                 (out_dir / f"verdict-{d.dispute_id[:16]}.json").write_text(
                     json.dumps(d.certificate, indent=2, sort_keys=True))
-        if outcome.result is not None:
+        if doc["result"] is not None:
             (out_dir / "result.json").write_text(
-                json.dumps(outcome.result.to_json(), indent=2, sort_keys=True))
-    doc = outcome.to_json()
-    human = (f"job {outcome.job_id}\nhonest providers: {', '.join(outcome.honest) or 'none'}\n"
-             f"dishonest providers: {', '.join(outcome.dishonest) or 'none'}\n"
+                json.dumps(doc["result"], indent=2, sort_keys=True))
+    human = (f"job {spec.job_id}\nhonest providers: {', '.join(outcome.honest) or 'none'}\n"
+             f"dishonest providers: {', '.join(outcome.cheaters) or 'none'}\n"
              f"disputes: {len(outcome.disputes)}")
     emit(doc, as_json=as_json, human=human)
-    if outcome.result is None:
+    if not outcome.honest:
         raise click.exceptions.Exit(1)

@@ -21,5 +21,5 @@ def demo(workdir: Path | None) -> None:
             ", operator recomputed" if v.recomputed else "")
 
     outcome = run_demo(click.echo, workdir=workdir, verify=check)
-    if outcome.result is None or not outcome.disputes:
+    if not outcome.honest or not outcome.disputes:
         raise click.ClickException("the demo did not reach a verdict for the honest result")
