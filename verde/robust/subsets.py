@@ -155,6 +155,8 @@ def mda_subset(dist: np.ndarray, f: int, budget: int = NODE_BUDGET) -> tuple[np.
         t = float(cands[lo])
         included, excluded = 0, 0
         for i in range(n):  # canonical: lexicographically smallest optimal subset
+            if included.bit_count() == n - f:  # full: the rest is dropped
+                break
             if (n - i) + included.bit_count() == n - f:  # the rest must all be included
                 included |= ((1 << n) - 1) & ~((1 << i) - 1)
                 break

@@ -42,6 +42,19 @@ def test_mda_equals_brute_force(seed):
     np.testing.assert_allclose(R.mda(x, f), _brute_mda(x, f), rtol=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_mda_with_duplicate_rows_keeps_exactly_n_minus_f(seed):
+    # After NNM many rows coincide; optimal subsets then leave room to spare, which must not
+    # let the canonical pass keep more than n - f workers.
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(4, 3))
+    x = base[rng.integers(0, 4, size=11)]
+    d = np.maximum(np.diag(x @ x.T)[:, None] + np.diag(x @ x.T)[None, :] - 2 * x @ x.T, 0)
+    sub, exact = S.mda_subset(d, 4)
+    assert exact and sub.size == 7
+    np.testing.assert_allclose(R.mda(x, 4), _brute_mda(x, 4), rtol=1e-12, atol=1e-12)
+
+
 def test_mda_ties_go_to_the_first_subset_in_lexicographic_order():
     x = np.array([[0.0], [1.0], [2.0], [3.0], [4.0]])  # every window of 3 has diameter 2
     np.testing.assert_array_equal(R.mda(x, 2), [1.0])
