@@ -1,10 +1,11 @@
 """Per-request divergence between the service's and the verifier's output distributions.
 
-Fides (Kumar et al., ASIA CCS 2024) scores each answer by the cross-entropy between the service's
-output and the verifier's; we offer that, the KL divergence (cross-entropy minus the service's
-own entropy, so a confident honest answer and an uncertain one are scored alike), and the top-k
-rank statistic (where the service's top class sits in the verifier's ranking: 0 when they agree,
-k when the service's label is outside the verifier's top k).
+Fides (Kumar et al., ASIA CCS 2024) scores each answer by the cross-entropy between the
+service's output and the verifier's; we offer that, the KL divergence (cross-entropy minus the
+service's own entropy, so a confident honest answer and an uncertain one are scored alike), the
+verifier's surprise at the served label, and the top-k rank statistic (where the service's top
+class sits in the verifier's ranking: 0 when they agree, k when the service's label is outside
+the verifier's top k).
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ def kl_divergence(service_probs: torch.Tensor, verifier_probs: torch.Tensor) -> 
     return (service_probs * log_ratio).sum(dim=1)
 
 
+def label_surprise(service_probs: torch.Tensor, verifier_probs: torch.Tensor) -> torch.Tensor:
+    """-log p_verifier(service's predicted class): how unlikely the served label is to the
+    verifier. Unlike cross-entropy it scores a label flip the same however much probability
+    the service left on its old top class (top-2 averaging is scored like a swap)."""
+    label = service_probs.argmax(dim=1, keepdim=True)
+    return -verifier_probs.gather(1, label).squeeze(1).clamp_min(_LOG_FLOOR).log()
+
+
 def top_k_rank(service_probs: torch.Tensor, verifier_probs: torch.Tensor) -> torch.Tensor:
     """Rank (0 = top) of the service's predicted class in the verifier's ordering, as float."""
     label = service_probs.argmax(dim=1, keepdim=True)
@@ -44,6 +53,7 @@ def top_k_rank(service_probs: torch.Tensor, verifier_probs: torch.Tensor) -> tor
 STATISTICS: dict[str, Statistic] = {
     "cross_entropy": cross_entropy,
     "kl": kl_divergence,
+    "label_surprise": label_surprise,
     "top_k_rank": top_k_rank,
 }
 

@@ -12,6 +12,9 @@ The in-process implementations here re-run a trusted copy of the model. They use
 ``repops.reproducible()`` when the installed repops provides it, so answers can be compared bit
 for bit; otherwise they run plain torch in eval mode and compare within a small tolerance,
 because vendor kernels may round differently with batch size (see DESIGN.md, section 2).
+Under repops the comparison is bit for bit, so an honest provider must also compute its answers
+under ``repops.reproducible()``; an answer computed with vendor kernels differs in the last bits
+and loses a dispute, as the protocol intends.
 """
 
 from __future__ import annotations

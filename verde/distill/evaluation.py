@@ -1,9 +1,10 @@
 """Measure how well a calibrated detector and a re-classifier handle an attack.
 
-Shared by the tests and ``bench/distill_bench.py`` so that both report the same quantities:
-the fraction of label-changing answers that are flagged (detection rate), the fraction of all
-attacked answers that are flagged, and how often the re-classifier recovers the true label of
-a flagged, label-changed answer.
+Shared by the tests and ``bench/distill_bench.py`` so that both report the same quantities: the
+fraction of label-changing answers that are flagged (detection rate), the same among the answers
+the change made wrong (a "swap" of a wrong honest answer can land on the true label), the
+fraction of all attacked answers that are flagged, and how often the re-classifier recovers the
+true label of a flagged, label-changed answer.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class AttackReport:
     changed: int
     flag_rate: float
     detection_rate: float
+    harmful_detection_rate: float
     reclassification_accuracy: float
 
 
@@ -60,6 +62,7 @@ def evaluate_attack(
     verifier_probs = verifier.probs(requests)
     flags = detector.flags(served, verifier_probs)
     changed = served.argmax(1) != honest.argmax(1)
+    harmful = changed & (served.argmax(1) != y)
     recovered = flags & changed
     if recovered.any():
         fixed = reclassifier.predict(served[recovered], verifier_probs[recovered])
@@ -73,6 +76,7 @@ def evaluate_attack(
         changed=int(changed.sum()),
         flag_rate=_rate(flags),
         detection_rate=_rate(flags[changed]),
+        harmful_detection_rate=_rate(flags[harmful]),
         reclassification_accuracy=accuracy,
     )
 

@@ -22,7 +22,7 @@ def _clean(digits: DigitsSetup, split: str) -> tuple[torch.Tensor, torch.Tensor]
     return predict_probs(digits.service, x), digits.verifier.probs(x)
 
 
-@pytest.mark.parametrize("statistic", ["cross_entropy", "kl", "top_k_rank"])
+@pytest.mark.parametrize("statistic", ["cross_entropy", "kl", "label_surprise", "top_k_rank"])
 @pytest.mark.parametrize("fpr", [0.01, 0.05, 0.2])
 def test_calibration_holds_fpr_on_held_out_clean_data(
     digits: DigitsSetup, statistic: str, fpr: float
