@@ -28,6 +28,7 @@ KERNEL_MODULES: tuple[str, ...] = (
     "repops.kernels.attention",
     "repops.kernels.reductions",
     "repops.kernels.softmax",
+    "repops.kernels.safe_softmax",
     "repops.kernels.norms",
     "repops.kernels.losses",
     "repops.kernels.scan",

@@ -1,8 +1,7 @@
 """transformers models built from tiny configs (random weights, no download) under strict
-repops.reproducible(). In eval mode GPT-2 and BERT run forward and backward with no missing
-op. In train mode attention dropout makes torch take the math SDPA path, which calls
-``aten._safe_softmax``: that op has no repops kernel yet (KNOWN_MISSING), so strict mode must
-refuse it by name, and nothing else may be missing."""
+repops.reproducible(). GPT-2 and BERT run forward and backward with no missing op, in eval
+mode and in train mode (where attention dropout makes torch take the math SDPA path through
+``aten._safe_softmax`` and Philox dropout), and two seeded runs give the same gradient bits."""
 
 from __future__ import annotations
 
@@ -13,8 +12,8 @@ import torch
 
 import repops
 
-#: Ops these models reach that have no repops kernel (update when kernels land).
-KNOWN_MISSING = {"aten._safe_softmax.default"}
+#: Ops these models reach that have no repops kernel (none since _safe_softmax landed).
+KNOWN_MISSING: frozenset[str] = frozenset()
 
 transformers = pytest.importorskip("transformers")
 
@@ -38,7 +37,7 @@ def _bert() -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("build", [_gpt2, _bert], ids=["gpt2", "bert"])
-def test_train_mode_runs_or_names_exactly_the_known_missing_ops(build: object) -> None:
+def test_train_mode_runs_strictly_and_reproducibly(build: object) -> None:
     model = build()  # type: ignore[operator]
     model.train()
     ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(1))
