@@ -12,6 +12,7 @@ on first use of the mode.
 """
 
 from repops import optim
+from repops._numba import set_num_threads
 from repops.dispatch import (
     NestedModeError,
     NonReproducibleWarning,
@@ -43,4 +44,5 @@ __all__ = [
     "optim",
     "ref_key",
     "reproducible",
+    "set_num_threads",
 ]
