@@ -25,11 +25,18 @@ def query_to_pb(query: Query) -> pb.QueryRequest:
     return pb.QueryRequest(query_json=json.dumps(query.to_json(), sort_keys=True))
 
 
+class MalformedRequest(ValueError):
+    """A request's envelope cannot be decoded (maps to INVALID_ARGUMENT)."""
+
+
 def query_from_pb(msg: pb.QueryRequest) -> Query:
     try:
-        return Query.from_json(json.loads(msg.query_json))
+        data = json.loads(msg.query_json)
+        if not isinstance(data, dict):
+            raise TypeError("a query is a JSON object")
+        return Query.from_json(data)
     except (ValueError, KeyError, TypeError) as exc:
-        raise PeerError(f"malformed query: {exc}") from None
+        raise MalformedRequest(f"malformed query: {type(exc).__name__}: {exc}") from None
 
 
 def signed_to_json(message: SignedMessage) -> str:
