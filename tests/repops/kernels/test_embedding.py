@@ -8,25 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from repops._numba import set_num_threads
-from repops.kernels import _rows
 from repops.kernels import embedding as E
 from repops.reference import reductions_nn as ref
 
-INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
-
-
-@pytest.fixture(autouse=True)
-def _fixed_seed() -> None:
-    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
-    torch.manual_seed(1234)
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
-    return torch.equal(
-        a.contiguous().view(INT_VIEW[a.dtype]), b.contiguous().view(INT_VIEW[b.dtype])
-    )
+SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
+OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
 
 
 def case(
@@ -40,25 +26,17 @@ def case(
     return g.to(dtype), idx
 
 
-def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
-    out = [fn()]
-    with monkeypatch.context() as mp:
-        mp.setattr(_rows, "PARALLEL_MIN", 0)
-        for n in (1, 2):
-            set_num_threads(n)
-            try:
-                out.append(fn())
-            finally:
-                set_num_threads(2)
-    return out
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("d", [1, 3, 16, 17])
 @pytest.mark.parametrize("padding_idx", [-1, 2])
 @pytest.mark.parametrize("scale", [False, True])
-def test_matches_reference(dtype: torch.dtype, d: int, padding_idx: int, scale: bool) -> None:
+def test_matches_reference(
+    dtype: torch.dtype,
+    d: int,
+    padding_idx: int,
+    scale: bool,
+    same_bits: SameBits,
+) -> None:
     g, idx = case((5, 9), d, 8, dtype, seed=d)
     got = E.embedding_dense_backward(g, idx, 10, padding_idx, scale)
     want = ref.embedding_backward_reference(
@@ -90,11 +68,9 @@ def test_order_is_increasing_position() -> None:
     assert float(rev) != float(got)  # a different position order is a different sum
 
 
-def test_threads_layout_and_index_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_layout_and_index_shape(same_bits: SameBits, on_all_paths: OnAllPaths) -> None:
     g, idx = case((8, 40), 9, 7, torch.float32, seed=1)
-    full, *others = on_all_paths(
-        lambda: E.embedding_dense_backward(g, idx, 7, -1, False), monkeypatch
-    )
+    full, *others = on_all_paths(lambda: E.embedding_dense_backward(g, idx, 7, -1, False))
     for o in others:
         assert same_bits(o, full)
     flat = E.embedding_dense_backward(g.reshape(-1, 9), idx.reshape(-1), 7, -1, False)

@@ -9,36 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
-from repops.kernels import _rows
 from repops.kernels import extrema as E
 from repops.reference import reductions as ref
 
-INT_VIEW = {
-    torch.float32: torch.int32,
-    torch.float16: torch.int16,
-    torch.bfloat16: torch.int16,
-    torch.float64: torch.int64,
-}
-
-
-@pytest.fixture(autouse=True)
-def _fixed_seed() -> None:
-    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
-    torch.manual_seed(1234)
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
-    if not a.dtype.is_floating_point:
-        return torch.equal(a, b)
-    nan = torch.isnan(a) & torch.isnan(b)
-    return bool(
-        (
-            (a.contiguous().view(INT_VIEW[a.dtype]) == b.contiguous().view(INT_VIEW[b.dtype])) | nan
-        ).all()
-    )
+SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
+OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
 
 
 def tied(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -48,24 +24,15 @@ def tied(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
     return vals[torch.randint(0, len(vals), shape, generator=g)].to(dtype)
 
 
-def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
-    out = [fn()]
-    with monkeypatch.context() as mp:
-        mp.setattr(_rows, "PARALLEL_MIN", 0)
-        for n in (1, 2):
-            set_num_threads(n)
-            try:
-                out.append(fn())
-            finally:
-                set_num_threads(2)
-    return out
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("n", [1, 3, 16, 17, 33])
 @pytest.mark.parametrize("largest", [True, False])
-def test_select_matches_reference(n: int, dtype: torch.dtype, largest: bool) -> None:
+def test_select_matches_reference(
+    n: int,
+    dtype: torch.dtype,
+    largest: bool,
+    same_bits_or_nan: SameBits,
+) -> None:
     x = tied((5, n), dtype, seed=n)
     if n > 3:
         x[1, 2] = float("nan")
@@ -75,11 +42,11 @@ def test_select_matches_reference(n: int, dtype: torch.dtype, largest: bool) -> 
     fn = E.max_dim if largest else E.min_dim
     got_v, got_i = fn(x, 1)
     assert torch.equal(got_i, torch.from_numpy(idx))
-    assert same_bits(got_v, torch.from_numpy(vals).to(dtype))
+    assert same_bits_or_nan(got_v, torch.from_numpy(vals).to(dtype))
     arg = E.argmax if largest else E.argmin
     assert torch.equal(arg(x, 1), torch.from_numpy(idx))
     am = E.amax if largest else E.amin
-    assert same_bits(am(x, [1]), torch.from_numpy(vals).to(dtype))
+    assert same_bits_or_nan(am(x, [1]), torch.from_numpy(vals).to(dtype))
 
 
 def test_first_index_wins_and_signed_zero_is_the_first_one() -> None:
@@ -112,15 +79,17 @@ def test_matches_torch_on_distinct_values() -> None:
 
 
 def test_layout_threads_and_batch_do_not_change_results(
-    monkeypatch: pytest.MonkeyPatch,
+    same_bits_or_nan: SameBits,
+    on_all_paths: OnAllPaths,
 ) -> None:
     x = tied((40, 21), torch.float32, seed=2)
     v, i = E.max_dim(x, 1)
     vt, it = E.max_dim(x.t().contiguous().t(), 1)
     v0, i0 = E.max_dim(x.t(), 0)
-    assert same_bits(v, vt) and torch.equal(i, it) and same_bits(v, v0) and torch.equal(i, i0)
-    for v1, i1 in on_all_paths(lambda: E.max_dim(x, 1), monkeypatch):
-        assert same_bits(v, v1) and torch.equal(i, i1)
+    assert same_bits_or_nan(v, vt) and torch.equal(i, it)
+    assert same_bits_or_nan(v, v0) and torch.equal(i, i0)
+    for v1, i1 in on_all_paths(lambda: E.max_dim(x, 1)):
+        assert same_bits_or_nan(v, v1) and torch.equal(i, i1)
     assert torch.equal(E.argmax(x[:7], 1), i[:7])
 
 

@@ -9,31 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from repops._numba import set_num_threads
-from repops.kernels import _rows
 from repops.kernels import losses as L
 from repops.kernels import softmax as S
 from repops.reference import reductions_nn as ref
 
-INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
+OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
+
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 RED = {0: "none", 1: "mean", 2: "sum"}
-
-
-@pytest.fixture(autouse=True)
-def _fixed_seed() -> None:
-    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
-    torch.manual_seed(1234)
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
-    nan = torch.isnan(a) & torch.isnan(b)
-    return bool(
-        (
-            (a.contiguous().view(INT_VIEW[a.dtype]) == b.contiguous().view(INT_VIEW[b.dtype])) | nan
-        ).all()
-    )
 
 
 def case(p: int, c: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,38 +28,30 @@ def case(p: int, c: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, t
     return x, t
 
 
-def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
-    out = [fn()]
-    with monkeypatch.context() as mp:
-        mp.setattr(_rows, "PARALLEL_MIN", 0)
-        for n in (1, 2):
-            set_num_threads(n)
-            try:
-                out.append(fn())
-            finally:
-                set_num_threads(2)
-    return out
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("p", [1, 3, 16, 17, 33])
 @pytest.mark.parametrize("reduction", [0, 1, 2])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_nll_matches_reference(p: int, dtype: torch.dtype, reduction: int, weighted: bool) -> None:
+def test_nll_matches_reference(
+    p: int,
+    dtype: torch.dtype,
+    reduction: int,
+    weighted: bool,
+    same_bits_or_nan: SameBits,
+) -> None:
     x, t = case(p, 7, dtype, seed=p)
     w = torch.rand(7, generator=torch.Generator().manual_seed(1)).to(dtype) if weighted else None
     out, tw = L.nll_loss_forward(x, t, w, reduction, -100)
     wn = w.float().numpy() if w is not None else None
     r_out, r_tw = ref.nll_forward_reference(x.float().numpy(), t.numpy(), wn, RED[reduction], -100)
-    assert same_bits(out, torch.from_numpy(np.array(r_out)).to(dtype))
-    assert same_bits(tw, torch.from_numpy(np.array(r_tw)).to(dtype))
+    assert same_bits_or_nan(out, torch.from_numpy(np.array(r_out)).to(dtype))
+    assert same_bits_or_nan(tw, torch.from_numpy(np.array(r_tw)).to(dtype))
     g = torch.randn(p).to(dtype) if reduction == 0 else torch.tensor(0.7).to(dtype)
     gi = L.nll_loss_backward(g, x, t, w, reduction, -100, tw)
     r_gi = ref.nll_backward_reference(
         g.float().numpy(), (p, 7), t.numpy(), wn, RED[reduction], -100, np.float32(tw.float())
     )
-    assert same_bits(gi, torch.from_numpy(r_gi).to(dtype))
+    assert same_bits_or_nan(gi, torch.from_numpy(r_gi).to(dtype))
 
 
 def test_nll_close_to_torch_and_cross_entropy_composes() -> None:
@@ -104,7 +80,7 @@ def test_nll_close_to_torch_and_cross_entropy_composes() -> None:
     )
 
 
-def test_nll_2d_equals_flattened_positions() -> None:
+def test_nll_2d_equals_flattened_positions(same_bits_or_nan: SameBits) -> None:
     # nll_loss2d's positions are (n, h, w) row-major: same bits as nll_loss on that flattening.
     x4 = torch.randn(2, 5, 3, 4)
     t4 = torch.randint(0, 5, (2, 3, 4))
@@ -112,28 +88,33 @@ def test_nll_2d_equals_flattened_positions() -> None:
     for red in (0, 1, 2):
         a = L.nll_loss2d_forward(x4, t4, None, red, -100)[0]
         b = L.nll_loss_forward(flat_x, t4.reshape(-1), None, red, -100)[0]
-        assert same_bits(a.reshape(-1), b.reshape(-1))
+        assert same_bits_or_nan(a.reshape(-1), b.reshape(-1))
 
 
-def test_ignored_targets_and_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ignored_targets_and_threads(same_bits_or_nan: SameBits, on_all_paths: OnAllPaths) -> None:
     x, t = case(50, 9, torch.float32, seed=3)
     t_all = torch.full((50,), -100)
     out, tw = L.nll_loss_forward(x, t_all, None, 1, -100)
     assert bool(torch.isnan(out)) and float(tw) == 0.0
     assert float(L.nll_loss_forward(x, t_all, None, 2, -100)[0]) == 0.0
     full = L.nll_loss_forward(x, t, None, 0, -100)[0]
-    for o in on_all_paths(lambda: L.nll_loss_forward(x, t, None, 0, -100)[0], monkeypatch):
-        assert same_bits(o, full)
+    for o in on_all_paths(lambda: L.nll_loss_forward(x, t, None, 0, -100)[0]):
+        assert same_bits_or_nan(o, full)
     a, b = torch.randn(9, 13), torch.randn(9, 13)
-    first, *rest = on_all_paths(lambda: L.mse_loss(a, b, 0), monkeypatch)
-    assert all(same_bits(r, first) for r in rest)
-    assert same_bits(L.nll_loss_forward(x[:7], t[:7], None, 0, -100)[0], full[:7])
+    first, *rest = on_all_paths(lambda: L.mse_loss(a, b, 0))
+    assert all(same_bits_or_nan(r, first) for r in rest)
+    assert same_bits_or_nan(L.nll_loss_forward(x[:7], t[:7], None, 0, -100)[0], full[:7])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 17, 33])
 @pytest.mark.parametrize("reduction", [0, 1, 2])
-def test_mse_matches_reference(n: int, dtype: torch.dtype, reduction: int) -> None:
+def test_mse_matches_reference(
+    n: int,
+    dtype: torch.dtype,
+    reduction: int,
+    same_bits_or_nan: SameBits,
+) -> None:
     gen = torch.Generator().manual_seed(n)
     x = torch.randn(3, n, generator=gen).to(dtype)
     y = torch.randn(3, n, generator=gen).to(dtype)
@@ -141,7 +122,7 @@ def test_mse_matches_reference(n: int, dtype: torch.dtype, reduction: int) -> No
     want = ref.mse_reference(
         x.float().numpy().reshape(-1), y.float().numpy().reshape(-1), RED[reduction]
     )
-    assert same_bits(got.reshape(-1), torch.from_numpy(np.array(want)).to(dtype).reshape(-1))
+    assert same_bits_or_nan(got.reshape(-1), torch.from_numpy(np.array(want)).to(dtype).reshape(-1))
     g = torch.randn(3, n).to(dtype) if reduction == 0 else torch.tensor(1.3).to(dtype)
     gi = L.mse_loss_backward(g, x, y, reduction)
     r = ref.mse_backward_reference(
@@ -150,7 +131,7 @@ def test_mse_matches_reference(n: int, dtype: torch.dtype, reduction: int) -> No
         y.float().numpy().reshape(-1),
         RED[reduction],
     )
-    assert same_bits(gi, torch.from_numpy(r).to(dtype).reshape(3, n))
+    assert same_bits_or_nan(gi, torch.from_numpy(r).to(dtype).reshape(3, n))
     torch.testing.assert_close(got, torch.ops.aten.mse_loss(x, y, reduction), rtol=2e-2, atol=1e-2)
 
 

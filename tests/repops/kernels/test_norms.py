@@ -9,46 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
-from repops.kernels import _rows
 from repops.kernels import norms as N
 from repops.reference import reductions_nn as ref
 
-INT_VIEW = {
-    torch.float32: torch.int32,
-    torch.float16: torch.int16,
-    torch.bfloat16: torch.int16,
-    torch.float64: torch.int64,
-}
+SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
+OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
+
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-
-
-@pytest.fixture(autouse=True)
-def _fixed_seed() -> None:
-    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
-    torch.manual_seed(1234)
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
-    return torch.equal(
-        a.contiguous().view(INT_VIEW[a.dtype]), b.contiguous().view(INT_VIEW[b.dtype])
-    )
-
-
-def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
-    out = [fn()]
-    with monkeypatch.context() as mp:
-        mp.setattr(_rows, "PARALLEL_MIN", 0)
-        for n in (1, 2):
-            set_num_threads(n)
-            try:
-                out.append(fn())
-            finally:
-                set_num_threads(2)
-    return out
 
 
 def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -70,7 +38,12 @@ def back(a: np.ndarray, shape: Sequence[int], dtype: torch.dtype) -> torch.Tenso
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 3, 16, 17, 33, 257])
 @pytest.mark.parametrize("affine", ["both", "weight", "none"])
-def test_layer_norm_matches_reference(n: int, dtype: torch.dtype, affine: str) -> None:
+def test_layer_norm_matches_reference(
+    n: int,
+    dtype: torch.dtype,
+    affine: str,
+    same_bits: SameBits,
+) -> None:
     x = data((2, 3, n), dtype, seed=n)
     w = data((n,), dtype, seed=n + 1) if affine != "none" else None
     b = data((n,), dtype, seed=n + 2) if affine == "both" else None
@@ -97,7 +70,7 @@ def test_layer_norm_matches_reference(n: int, dtype: torch.dtype, affine: str) -
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 17, 257])
-def test_rms_norm_matches_reference(n: int, dtype: torch.dtype) -> None:
+def test_rms_norm_matches_reference(n: int, dtype: torch.dtype, same_bits: SameBits) -> None:
     x = data((5, n), dtype, seed=n)
     w = data((n,), dtype, seed=n + 1)
     y, rstd = N.fused_rms_norm(x, [n], w, 1e-6)
@@ -137,7 +110,10 @@ def test_close_to_torch() -> None:
     torch.testing.assert_close(gw, wr.grad, rtol=1e-4, atol=1e-4)
 
 
-def test_rows_threads_and_layout_do_not_change_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_threads_and_layout_do_not_change_bits(
+    same_bits: SameBits,
+    on_all_paths: OnAllPaths,
+) -> None:
     x = data((64, 40), torch.float32, seed=5)
     w = data((40,), torch.float32, seed=6)
     b = data((40,), torch.float32, seed=7)
@@ -154,7 +130,7 @@ def test_rows_threads_and_layout_do_not_change_bits(monkeypatch: pytest.MonkeyPa
         rbw = N.fused_rms_norm_backward(g, x, [40], rms[1], w, [True, True])
         return [*fwd, *bwd, *rms, *rbw]
 
-    first, *rest = on_all_paths(run, monkeypatch)
+    first, *rest = on_all_paths(run)
     for other in rest:
         for a, c in zip(first, other, strict=True):
             assert same_bits(a, c)
@@ -178,7 +154,7 @@ def test_output_mask_and_bad_inputs() -> None:
         N.fused_rms_norm_backward(torch.randn(3, 8), x, [8], torch.ones(2), None, [True, True])
 
 
-def test_float64_layer_norm_follows_the_same_order() -> None:
+def test_float64_layer_norm_follows_the_same_order(same_bits: SameBits) -> None:
     x = data((3, 17), torch.float64, seed=9)
     w = data((17,), torch.float64, seed=10)
     b = data((17,), torch.float64, seed=11)

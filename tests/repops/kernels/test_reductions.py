@@ -16,51 +16,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
-from repops.kernels import _rows
 from repops.kernels import reductions as R
 from repops.reference import reductions as ref
 
+SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
+OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
+
 SIZES = [1, 3, 15, 16, 17, 33, 257]
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-INT_VIEW = {
-    torch.float32: torch.int32,
-    torch.float64: torch.int64,
-    torch.float16: torch.int16,
-    torch.bfloat16: torch.int16,
-}
-
-
-@pytest.fixture(autouse=True)
-def _fixed_seed() -> None:
-    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
-    torch.manual_seed(1234)
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    assert a.dtype == b.dtype, (a.dtype, b.dtype)
-    if not a.dtype.is_floating_point:
-        return torch.equal(a, b)
-    ai = a.contiguous().view(INT_VIEW[a.dtype])
-    bi = b.contiguous().view(INT_VIEW[b.dtype])
-    both_nan = torch.isnan(a) & torch.isnan(b)
-    return bool(((ai == bi) | both_nan).all())
-
-
-def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
-    out = [fn()]
-    with monkeypatch.context() as mp:
-        mp.setattr(_rows, "PARALLEL_MIN", 0)
-        for n in (1, 2):
-            set_num_threads(n)
-            try:
-                out.append(fn())
-            finally:
-                set_num_threads(2)
-    return out
 
 
 def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
@@ -81,50 +45,62 @@ def rounded(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
-def test_sum_mean_match_reference(n: int, dtype: torch.dtype) -> None:
+def test_sum_mean_match_reference(n: int, dtype: torch.dtype, same_bits_or_nan: SameBits) -> None:
     x = data((3, n), dtype, seed=n)
     xc = compute(x)
-    assert same_bits(R.sum_dim(x, [1]), rounded(ref.sum_reference(xc, [1]), dtype))
-    assert same_bits(R.mean_dim(x, [-1], True), rounded(ref.mean_reference(xc, [1], True), dtype))
-    assert same_bits(R.sum_all(x), rounded(ref.sum_reference(xc, None), dtype))
-    assert same_bits(R.mean_all(x), rounded(ref.mean_reference(xc, None), dtype))
+    assert same_bits_or_nan(R.sum_dim(x, [1]), rounded(ref.sum_reference(xc, [1]), dtype))
+    assert same_bits_or_nan(
+        R.mean_dim(x, [-1], True), rounded(ref.mean_reference(xc, [1], True), dtype)
+    )
+    assert same_bits_or_nan(R.sum_all(x), rounded(ref.sum_reference(xc, None), dtype))
+    assert same_bits_or_nan(R.mean_all(x), rounded(ref.mean_reference(xc, None), dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 16, 17, 257])
 @pytest.mark.parametrize("correction", [0, 1, 2.5])
-def test_var_std_match_reference(n: int, dtype: torch.dtype, correction: float) -> None:
+def test_var_std_match_reference(
+    n: int,
+    dtype: torch.dtype,
+    correction: float,
+    same_bits_or_nan: SameBits,
+) -> None:
     x = data((4, n), dtype, seed=n + 1)
     xc = compute(x)
     v, m = ref.var_reference(xc, [1], correction)
     s, _ = ref.var_reference(xc, [1], correction, take_sqrt=True)
-    assert same_bits(R.var_correction(x, [1], correction=correction), rounded(v, dtype))
-    assert same_bits(R.std_correction(x, [1], correction=correction), rounded(s, dtype))
+    assert same_bits_or_nan(R.var_correction(x, [1], correction=correction), rounded(v, dtype))
+    assert same_bits_or_nan(R.std_correction(x, [1], correction=correction), rounded(s, dtype))
     vm = R.var_mean_correction(x, [1], correction=correction)
-    assert same_bits(vm[0], rounded(v, dtype))
-    assert same_bits(vm[1], rounded(m, dtype))
+    assert same_bits_or_nan(vm[0], rounded(v, dtype))
+    assert same_bits_or_nan(vm[1], rounded(m, dtype))
     sm = R.std_mean_correction(x, [1], correction=correction)
-    assert same_bits(sm[0], rounded(s, dtype))
+    assert same_bits_or_nan(sm[0], rounded(s, dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ord", [2, 1, math.inf, -math.inf, 0])
 @pytest.mark.parametrize("n", [1, 17, 257])
-def test_vector_norm_matches_reference(n: int, ord: float, dtype: torch.dtype) -> None:
+def test_vector_norm_matches_reference(
+    n: int,
+    ord: float,
+    dtype: torch.dtype,
+    same_bits_or_nan: SameBits,
+) -> None:
     x = data((3, n), dtype, seed=2 * n)
     x[0, 0] = 0.0
     got = R.linalg_vector_norm(x, ord, [1])
     want = rounded(ref.vector_norm_reference(compute(x), ord, [1]), dtype)
-    assert same_bits(got, want)
+    assert same_bits_or_nan(got, want)
 
 
-def test_float64_follows_the_same_order() -> None:
+def test_float64_follows_the_same_order(same_bits_or_nan: SameBits) -> None:
     x = data((2, 35), torch.float64, seed=5)
     xc = x.numpy()
-    assert same_bits(R.sum_dim(x, [1]), torch.from_numpy(ref.sum_reference(xc, [1])))
+    assert same_bits_or_nan(R.sum_dim(x, [1]), torch.from_numpy(ref.sum_reference(xc, [1])))
     v, _ = ref.var_reference(xc, [1], 1.0)
-    assert same_bits(R.var_correction(x, [1]), torch.from_numpy(v))
-    assert same_bits(
+    assert same_bits_or_nan(R.var_correction(x, [1]), torch.from_numpy(v))
+    assert same_bits_or_nan(
         R.linalg_vector_norm(x, 2, [1]), torch.from_numpy(ref.vector_norm_reference(xc, 2, [1]))
     )
 
@@ -143,7 +119,10 @@ def test_lane_order_is_not_a_sequential_sum() -> None:
     assert not np.array_equal(got.view(np.int32), seq.view(np.int32))
 
 
-def test_thread_count_does_not_change_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_thread_count_does_not_change_bits(
+    same_bits_or_nan: SameBits,
+    on_all_paths: OnAllPaths,
+) -> None:
     x = data((37, 129), torch.float32, seed=3)
     xi = torch.randint(-9, 9, (5, 7))
 
@@ -156,42 +135,45 @@ def test_thread_count_does_not_change_bits(monkeypatch: pytest.MonkeyPatch) -> N
             R.sum_all(xi),
         ]
 
-    first, *rest = on_all_paths(run, monkeypatch)
+    first, *rest = on_all_paths(run)
     for other in rest:
         for a, b in zip(first, other, strict=True):
-            assert same_bits(a, b)
+            assert same_bits_or_nan(a, b)
 
 
 @pytest.mark.parametrize("rows", [1, 7, 64])
-def test_batch_size_and_row_position_do_not_change_bits(rows: int) -> None:
+def test_batch_size_and_row_position_do_not_change_bits(
+    rows: int,
+    same_bits_or_nan: SameBits,
+) -> None:
     base = data((64, 45), torch.float32, seed=11)
     want = R.var_correction(base, [1])
     sub = base[:rows]
-    assert same_bits(R.var_correction(sub, [1]), want[:rows])
+    assert same_bits_or_nan(R.var_correction(sub, [1]), want[:rows])
     perm = torch.randperm(rows, generator=torch.Generator().manual_seed(rows))
-    assert same_bits(R.sum_dim(sub[perm], [1]), R.sum_dim(base, [1])[:rows][perm])
+    assert same_bits_or_nan(R.sum_dim(sub[perm], [1]), R.sum_dim(base, [1])[:rows][perm])
 
 
-def test_layout_does_not_change_bits() -> None:
+def test_layout_does_not_change_bits(same_bits_or_nan: SameBits) -> None:
     x = data((6, 40), torch.float32, seed=4)
     xt = x.t().contiguous().t()  # same values, column-major storage
     strided = torch.zeros(12, 80)[::2, ::2]
     strided.copy_(x)
     for y in (xt, strided):
         assert not y.is_contiguous()
-        assert same_bits(R.sum_dim(y, [1]), R.sum_dim(x, [1]))
-        assert same_bits(R.linalg_vector_norm(y, 2, [1]), R.linalg_vector_norm(x, 2, [1]))
+        assert same_bits_or_nan(R.sum_dim(y, [1]), R.sum_dim(x, [1]))
+        assert same_bits_or_nan(R.linalg_vector_norm(y, 2, [1]), R.linalg_vector_norm(x, 2, [1]))
     # C3: reducing dim 0 of x^T equals reducing dim 1 of x.
-    assert same_bits(R.sum_dim(x.t(), [0]), R.sum_dim(x, [1]))
-    assert same_bits(R.std_correction(x.t(), [0]), R.std_correction(x, [1]))
+    assert same_bits_or_nan(R.sum_dim(x.t(), [0]), R.sum_dim(x, [1]))
+    assert same_bits_or_nan(R.std_correction(x.t(), [0]), R.std_correction(x, [1]))
 
 
-def test_multi_dim_reduction_uses_row_major_order() -> None:
+def test_multi_dim_reduction_uses_row_major_order(same_bits_or_nan: SameBits) -> None:
     x = data((3, 5, 7), torch.float32, seed=6)
     xc = x.numpy()
-    assert same_bits(R.sum_dim(x, [0, 2]), torch.from_numpy(ref.sum_reference(xc, [0, 2])))
+    assert same_bits_or_nan(R.sum_dim(x, [0, 2]), torch.from_numpy(ref.sum_reference(xc, [0, 2])))
     # The permuted tensor reduced over the permuted dims gives the same bits (logical order).
-    assert same_bits(R.sum_dim(x.permute(1, 0, 2), [1, 2]), R.sum_dim(x, [0, 2]))
+    assert same_bits_or_nan(R.sum_dim(x.permute(1, 0, 2), [1, 2]), R.sum_dim(x, [0, 2]))
 
 
 def test_close_to_torch() -> None:
@@ -253,12 +235,18 @@ def test_aten_table_names_real_overloads() -> None:
     keepdim=st.booleans(),
 )
 def test_random_shapes_and_dims_match_reference(
-    shape: list[int], data_seed: int, pick: int, keepdim: bool
+    shape: list[int],
+    data_seed: int,
+    pick: int,
+    keepdim: bool,
+    same_bits_or_nan: SameBits,
 ) -> None:
     x = data(tuple(shape), torch.float32, seed=data_seed)
     dims = [d for d in range(len(shape)) if (pick >> d) & 1] or None
     xc = x.numpy()
     want = torch.from_numpy(np.array(ref.sum_reference(xc, dims, keepdim)))
-    assert same_bits(R.sum_dim(x, dims, keepdim), want)
+    assert same_bits_or_nan(R.sum_dim(x, dims, keepdim), want)
     v, _ = ref.var_reference(xc, dims, 1.0, keepdim)
-    assert same_bits(R.var_correction(x, dims, keepdim=keepdim), torch.from_numpy(np.array(v)))
+    assert same_bits_or_nan(
+        R.var_correction(x, dims, keepdim=keepdim), torch.from_numpy(np.array(v))
+    )

@@ -9,47 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
-from repops.kernels import _rows
 from repops.kernels import scan as S
 from repops.reference import reductions as ref
 
-INT_VIEW = {
-    torch.float32: torch.int32,
-    torch.float16: torch.int16,
-    torch.bfloat16: torch.int16,
-    torch.float64: torch.int64,
-}
-
-
-@pytest.fixture(autouse=True)
-def _fixed_seed() -> None:
-    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
-    torch.manual_seed(1234)
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
-    if not a.dtype.is_floating_point:
-        return torch.equal(a, b)
-    return torch.equal(
-        a.contiguous().view(INT_VIEW[a.dtype]), b.contiguous().view(INT_VIEW[b.dtype])
-    )
-
-
-def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
-    out = [fn()]
-    with monkeypatch.context() as mp:
-        mp.setattr(_rows, "PARALLEL_MIN", 0)
-        for n in (1, 2):
-            set_num_threads(n)
-            try:
-                out.append(fn())
-            finally:
-                set_num_threads(2)
-    return out
+SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
+OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
 
 
 def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -62,7 +27,12 @@ def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("n", [1, 3, 16, 17, 33])
 @pytest.mark.parametrize("dim", [0, 1, -1])
-def test_cumsum_matches_reference(n: int, dtype: torch.dtype, dim: int) -> None:
+def test_cumsum_matches_reference(
+    n: int,
+    dtype: torch.dtype,
+    dim: int,
+    same_bits: SameBits,
+) -> None:
     x = data((4, n), dtype, seed=n)
     ct = torch.float64 if dtype == torch.float64 else torch.float32
     want = torch.from_numpy(ref.cumsum_reference(x.to(ct).numpy(), dim)).to(dtype)
@@ -78,19 +48,19 @@ def test_cumsum_is_sequential_not_pairwise() -> None:
         assert got[0, k].view(np.int32) == s.view(np.int32)
 
 
-def test_layout_threads_and_dtype_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_layout_threads_and_dtype_argument(same_bits: SameBits, on_all_paths: OnAllPaths) -> None:
     x = data((30, 17, 5), torch.float32, seed=2)
     y = S.cumsum(x, 1)
     assert same_bits(S.cumsum(x.permute(2, 1, 0).contiguous().permute(2, 1, 0), 1), y)
     assert same_bits(S.cumsum(x.transpose(0, 1), 0).transpose(0, 1).contiguous(), y)
-    for o in on_all_paths(lambda: S.cumsum(x, 1), monkeypatch):
+    for o in on_all_paths(lambda: S.cumsum(x, 1)):
         assert same_bits(o, y)
     assert same_bits(S.cumsum(x[3:9], 1), y[3:9])
     assert S.cumsum(x, 1, dtype=torch.float64).dtype == torch.float64
     torch.testing.assert_close(y, x.cumsum(1), rtol=1e-5, atol=1e-4)
 
 
-def test_integer_and_bool_promote_to_int64() -> None:
+def test_integer_and_bool_promote_to_int64(same_bits: SameBits) -> None:
     xi = torch.randint(-9, 9, (3, 11), dtype=torch.int16)
     assert torch.equal(S.cumsum(xi, 1), xi.cumsum(1))
     assert torch.equal(S.cumsum(xi > 0, 0), (xi > 0).cumsum(0))

@@ -14,44 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
-from repops.kernels import _rows
 from repops.kernels import softmax as S
 from repops.reference import reductions_nn as ref
 
-INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
+OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
+
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-
-
-@pytest.fixture(autouse=True)
-def _fixed_seed() -> None:
-    """Unseeded draws in these tests (closeness to torch) are the same on every run."""
-    torch.manual_seed(1234)
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
-    nan = torch.isnan(a) & torch.isnan(b)
-    return bool(
-        (
-            (a.contiguous().view(INT_VIEW[a.dtype]) == b.contiguous().view(INT_VIEW[b.dtype])) | nan
-        ).all()
-    )
-
-
-def on_all_paths(fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """``fn()`` on the serial path, then on the parallel path with 1 and with 2 threads."""
-    out = [fn()]
-    with monkeypatch.context() as mp:
-        mp.setattr(_rows, "PARALLEL_MIN", 0)
-        for n in (1, 2):
-            set_num_threads(n)
-            try:
-                out.append(fn())
-            finally:
-                set_num_threads(2)
-    return out
 
 
 def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int, scale: float = 4.0) -> torch.Tensor:
@@ -70,42 +40,51 @@ def unrows(a: np.ndarray, like: torch.Tensor, dim: int, dtype: torch.dtype) -> t
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 3, 15, 16, 17, 33, 257])
-def test_forward_matches_reference(n: int, dtype: torch.dtype) -> None:
+def test_forward_matches_reference(n: int, dtype: torch.dtype, same_bits_or_nan: SameBits) -> None:
     x = data((3, n), dtype, seed=n)
     r = rows(x, 1).numpy()
-    assert same_bits(S.softmax(x, 1, False), unrows(ref.softmax_reference(r), x, 1, dtype))
-    assert same_bits(S.log_softmax(x, -1, False), unrows(ref.log_softmax_reference(r), x, 1, dtype))
+    assert same_bits_or_nan(S.softmax(x, 1, False), unrows(ref.softmax_reference(r), x, 1, dtype))
+    assert same_bits_or_nan(
+        S.log_softmax(x, -1, False), unrows(ref.log_softmax_reference(r), x, 1, dtype)
+    )
     lse = torch.from_numpy(ref.logsumexp_reference(r)).to(dtype)
-    assert same_bits(S.logsumexp(x, [1]), lse)
+    assert same_bits_or_nan(S.logsumexp(x, [1]), lse)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 16, 17, 257])
-def test_backward_matches_reference(n: int, dtype: torch.dtype) -> None:
+def test_backward_matches_reference(n: int, dtype: torch.dtype, same_bits_or_nan: SameBits) -> None:
     x = data((4, n), torch.float32, seed=n + 7)
     y = S.softmax(x, 1, False).to(dtype)
     ly = S.log_softmax(x, 1, False).to(dtype)
     g = data((4, n), dtype, seed=n + 8, scale=1.0)
     want = ref.softmax_backward_reference(g.float().numpy(), y.float().numpy())
-    assert same_bits(S.softmax_backward_data(g, y, 1, dtype), torch.from_numpy(want).to(dtype))
+    assert same_bits_or_nan(
+        S.softmax_backward_data(g, y, 1, dtype), torch.from_numpy(want).to(dtype)
+    )
     want = ref.log_softmax_backward_reference(g.float().numpy(), ly.float().numpy())
-    assert same_bits(
+    assert same_bits_or_nan(
         S.log_softmax_backward_data(g, ly, -1, dtype), torch.from_numpy(want).to(dtype)
     )
 
 
-def test_dim0_equals_transposed_last_dim_and_layouts() -> None:
+def test_dim0_equals_transposed_last_dim_and_layouts(same_bits_or_nan: SameBits) -> None:
     x = data((19, 6), torch.float32, seed=1)
     a = S.softmax(x, 0, False)
     b = S.softmax(x.t().contiguous(), 1, False).t()
-    assert same_bits(a, b.contiguous())
-    assert same_bits(S.log_softmax(x.t(), 1, False), S.log_softmax(x.t().contiguous(), 1, False))
+    assert same_bits_or_nan(a, b.contiguous())
+    assert same_bits_or_nan(
+        S.log_softmax(x.t(), 1, False), S.log_softmax(x.t().contiguous(), 1, False)
+    )
     strided = torch.zeros(38, 12)[::2, ::2]
     strided.copy_(x)
-    assert same_bits(S.softmax(strided, 1, False), S.softmax(x, 1, False))
+    assert same_bits_or_nan(S.softmax(strided, 1, False), S.softmax(x, 1, False))
 
 
-def test_threads_and_batch_do_not_change_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_and_batch_do_not_change_bits(
+    same_bits_or_nan: SameBits,
+    on_all_paths: OnAllPaths,
+) -> None:
     x = data((64, 70), torch.float32, seed=2)
     full = S.log_softmax(x, 1, False)
     g = data((64, 70), torch.float32, seed=3, scale=1.0)
@@ -120,15 +99,15 @@ def test_threads_and_batch_do_not_change_bits(monkeypatch: pytest.MonkeyPatch) -
             S.log_softmax_backward_data(g, full, 1, torch.float32),
         ]
 
-    first, *rest = on_all_paths(run, monkeypatch)
-    assert same_bits(first[0], full)
+    first, *rest = on_all_paths(run)
+    assert same_bits_or_nan(first[0], full)
     for other in rest:
         for a, b in zip(first, other, strict=True):
-            assert same_bits(a, b)
+            assert same_bits_or_nan(a, b)
     for m in (1, 7):
-        assert same_bits(S.log_softmax(x[:m], 1, False), full[:m])
+        assert same_bits_or_nan(S.log_softmax(x[:m], 1, False), full[:m])
     perm = torch.randperm(64, generator=torch.Generator().manual_seed(0))
-    assert same_bits(S.softmax(x[perm], 1, False), S.softmax(x, 1, False)[perm])
+    assert same_bits_or_nan(S.softmax(x[perm], 1, False), S.softmax(x, 1, False)[perm])
 
 
 def test_special_rows() -> None:
