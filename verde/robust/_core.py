@@ -183,9 +183,17 @@ class Stack:
         """An ``(m, d)`` result back as a fresh stacked ``(m, *item_shape)`` array of the caller."""
         m = int(mat.shape[0])
         if self.is_torch:
+            if (isinstance(mat, torch.Tensor) and mat.dtype == self.data.dtype
+                    and mat.device == self.data.device
+                    and mat.untyped_storage().data_ptr()
+                    != self.data.untyped_storage().data_ptr()):
+                return mat.reshape((m, *self.item_shape))  # freshly computed: no second copy
             out = torch.as_tensor(mat).to(device=self.data.device, dtype=self.data.dtype,
                                           copy=True)
             return out.reshape((m, *self.item_shape))
+        if (isinstance(mat, np.ndarray) and mat.dtype == self.data.dtype and mat.flags.owndata
+                and not np.may_share_memory(mat, self.data)):
+            return mat.reshape((m, *self.item_shape))  # freshly computed: no second copy
         out = np.array(to_numpy(mat), dtype=self.data.dtype, copy=True)
         return out.reshape((m, *self.item_shape))
 
@@ -308,9 +316,20 @@ def drop_nonfinite(stack: Stack, f: int) -> tuple[Stack, int]:
 
 
 def row_sq_norms(stack: Stack) -> np.ndarray:
-    """Squared norms of the rows (float64 numpy), inf for non-finite rows."""
+    """Squared norms of the rows (float64 numpy), inf exactly for the non-finite rows.
+
+    Computed in the input precision; only when some norm comes out non-finite is the exact
+    finiteness mask computed, and finite rows whose squared norm overflowed are redone in
+    float64.
+    """
     sq = np.diag(stack.gram()).copy() if stack._gram is not None else _sq_norms_direct(stack)
-    sq[~stack.finite_rows()] = np.inf
+    odd = ~np.isfinite(sq)
+    if odd.any():
+        finite = stack.finite_rows()
+        for i in np.flatnonzero(odd & finite):
+            row = to_numpy(stack.data[int(i)]).astype(np.float64)
+            sq[i] = float(row @ row)
+        sq[~finite] = np.inf
     return sq
 
 

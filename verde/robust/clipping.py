@@ -117,7 +117,7 @@ class CenteredClipping(Aggregator):
 def _clip_rows(stack: Stack, radius: np.ndarray | float) -> Array:
     """Every row scaled to norm <= radius, in the native dtype; non-finite rows become 0."""
     norms = np.sqrt(row_sq_norms(stack))
-    bad = ~stack.finite_rows()
+    bad = ~np.isfinite(norms)  # exactly the non-finite rows (see row_sq_norms)
     scale = np.minimum(1.0, np.asarray(radius) / np.maximum(norms, 1e-300))
     scale[bad] = 0.0  # a non-finite vector has no direction; it is zeroed
     x = stack.native()

@@ -88,3 +88,9 @@ def test_clipping_bad_parameters():
         R.static_clip(np.zeros((3, 2)), 0.0)
     with pytest.raises(R.BreakdownConditionError):
         R.arc(np.zeros((4, 2)), 2)
+
+
+def test_static_clipping_of_a_finite_row_whose_float32_norm_overflows():
+    x = np.array([[3e30, 4e30], [0.3, 0.4]], dtype=np.float32)  # ||row 0||^2 overflows float32
+    out = R.static_clip(x, 1.0)
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.3, 0.4]], rtol=1e-6)
