@@ -94,7 +94,8 @@ class DistilledVerifier:
         """The verifier's output distribution on ``x`` (eval mode, no gradients)."""
         if not self.trained:
             raise NotTrainedError(
-                "this verifier has not been trained; call distill_verifier(...) first"
+                "this verifier has not been trained (call distill_verifier(...) first; if you "
+                "did, no distillation stage improved agreement on the initial weights)"
             )
         return predict_probs(self.model, x)
 
