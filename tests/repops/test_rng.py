@@ -4,13 +4,13 @@ independence from thread count, and errors for bad arguments."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
 
 import repops.reference.rng as RR
-from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
 from repops.rng import PhiloxStream, RngStateError, ops
 from repops.rng import init as rinit
@@ -154,10 +154,10 @@ def test_randint_and_randperm_equal_reference() -> None:
         ops.randperm(PhiloxStream(1), -1)
 
 
-def test_thread_count_changes_no_bit() -> None:
-    set_num_threads(1)
+def test_thread_count_changes_no_bit(num_threads: Callable[[int], None]) -> None:
+    num_threads(1)
     a = ops.normal_values(PhiloxStream(8), 50_001), PhiloxStream(8).words(40_001)
-    set_num_threads(2)
+    num_threads(2)
     b = ops.normal_values(PhiloxStream(8), 50_001), PhiloxStream(8).words(40_001)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 

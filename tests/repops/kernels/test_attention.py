@@ -8,16 +8,14 @@ through a tiny dispatch mode to check that the kernels take torch's own argument
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-import numba
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
 from repops.kernels import attention as A
 from repops.kernels.attention import (
@@ -27,35 +25,34 @@ from repops.kernels.attention import (
 )
 from repops.reference.linalg_attention import attention_backward_reference, attention_reference
 
-
-def bits(t: torch.Tensor) -> np.ndarray:
-    t = t.detach().contiguous()
-    view = {torch.float32: torch.int32, torch.float64: torch.int64}.get(t.dtype, torch.int16)
-    return t.view(view).numpy()
+AssertSameBits = Callable[[torch.Tensor, torch.Tensor], None]  # conftest fixture type
+Rand = Callable[..., torch.Tensor]  # conftest fixture type
+Qkv = Callable[..., tuple[torch.Tensor, ...]]  # the qkv fixture below
 
 
-def assert_same_bits(a: torch.Tensor, b: torch.Tensor) -> None:
-    assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
-    np.testing.assert_array_equal(bits(a), bits(b))
+@pytest.fixture(scope="session")
+def qkv(rand: Rand) -> Qkv:
+    """``qkv(b, h, nl, ns, e, ev, dtype=...)``: seeded query, key and value tensors."""
+
+    def build(b: int = 2, h: int = 2, nl: int = 5, ns: int = 6, e: int = 8, ev: int = 3,
+              dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
+        return (rand(b, h, nl, e, dtype=dtype, seed=1), rand(b, h, ns, e, dtype=dtype, seed=2),
+                rand(b, h, ns, ev, dtype=dtype, seed=3))
+
+    return build
 
 
-def rand(*shape: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g).to(dtype)
+VARIANTS = ["plain", "causal", "float_mask", "bool_mask_and_scale"]
 
 
-def qkv(b: int = 2, h: int = 2, nl: int = 5, ns: int = 6, e: int = 8, ev: int = 3,
-        dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
-    return (rand(b, h, nl, e, dtype=dtype, seed=1), rand(b, h, ns, e, dtype=dtype, seed=2),
-            rand(b, h, ns, ev, dtype=dtype, seed=3))
-
-
-VARIANTS: list[dict[str, Any]] = [
-    {},
-    {"is_causal": True},
-    {"attn_mask": rand(5, 6, seed=4)},
-    {"attn_mask": rand(2, 1, 1, 6, seed=5) > 0, "scale": 0.3},
-]
+def variant_kwargs(name: str, rand: Rand) -> dict[str, Any]:
+    """The argument sets of the reference test (masks drawn from fixed seeds)."""
+    return {
+        "plain": {},
+        "causal": {"is_causal": True},
+        "float_mask": {"attn_mask": rand(5, 6, seed=4)},
+        "bool_mask_and_scale": {"attn_mask": rand(2, 1, 1, 6, seed=5) > 0, "scale": 0.3},
+    }[name]
 
 
 def _call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kw: dict[str, Any]) -> Any:
@@ -63,8 +60,14 @@ def _call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kw: dict[str, Any])
                                    attn_mask=kw.get("attn_mask"), scale=kw.get("scale"))
 
 
-@pytest.mark.parametrize("kw", VARIANTS)
-def test_forward_and_backward_match_reference(kw: dict[str, Any]) -> None:
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_forward_and_backward_match_reference(
+    variant: str,
+    rand: Rand,
+    assert_same_bits: AssertSameBits,
+    qkv: Qkv,
+) -> None:
+    kw = variant_kwargs(variant, rand)
     q, k, v = qkv()
     out, lse = _call(q, k, v, kw)
     ref_out, ref_lse = attention_reference(q, k, v, **kw)
@@ -79,7 +82,11 @@ def test_forward_and_backward_match_reference(kw: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_matches_reference(dtype: torch.dtype) -> None:
+def test_half_precision_matches_reference(
+    dtype: torch.dtype,
+    assert_same_bits: AssertSameBits,
+    qkv: Qkv,
+) -> None:
     q, k, v = qkv(1, 1, 3, 4, 4, 4, dtype=dtype)
     out, lse = _call(q, k, v, {"is_causal": True})
     ref_out, ref_lse = attention_reference(q, k, v, is_causal=True)
@@ -88,7 +95,10 @@ def test_half_precision_matches_reference(dtype: torch.dtype) -> None:
     assert_same_bits(lse, ref_lse)
 
 
-def test_fully_masked_row_is_zero_with_minus_inf_logsumexp() -> None:
+def test_fully_masked_row_is_zero_with_minus_inf_logsumexp(
+    assert_same_bits: AssertSameBits,
+    qkv: Qkv,
+) -> None:
     q, k, v = qkv(1, 1, 3, 4, 4, 2)
     mask = torch.zeros(3, 4)
     mask[1] = -torch.inf
@@ -100,7 +110,7 @@ def test_fully_masked_row_is_zero_with_minus_inf_logsumexp() -> None:
     assert_same_bits(lse, ref_lse)
 
 
-def test_close_to_torch_sdpa() -> None:
+def test_close_to_torch_sdpa(rand: Rand, qkv: Qkv) -> None:
     q, k, v = qkv(2, 3, 7, 7, 16, 16)
     for causal in (False, True):
         qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
@@ -129,7 +139,11 @@ class _RouteAttention(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_sdpa_routes_to_the_fused_kernels_with_torch_arguments() -> None:
+def test_sdpa_routes_to_the_fused_kernels_with_torch_arguments(
+    rand: Rand,
+    assert_same_bits: AssertSameBits,
+    qkv: Qkv,
+) -> None:
     q, k, v = qkv(1, 2, 4, 4, 8, 8)
     mask = rand(4, 4, seed=8) > -0.5
     qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
@@ -147,16 +161,16 @@ def test_sdpa_routes_to_the_fused_kernels_with_torch_arguments() -> None:
     assert_same_bits(out.detach(), direct)
 
 
-def test_threads_batch_and_layout_change_no_bit() -> None:
+def test_threads_batch_and_layout_change_no_bit(
+    assert_same_bits: AssertSameBits,
+    num_threads: Callable[[int], None],
+    qkv: Qkv,
+) -> None:
     q, k, v = qkv(3, 2, 6, 6, 8, 8)
-    before = numba.get_num_threads()
-    try:
-        set_num_threads(1)
-        one, _ = _call(q, k, v, {"is_causal": True})
-        set_num_threads(2)
-        two, _ = _call(q, k, v, {"is_causal": True})
-    finally:
-        set_num_threads(before)
+    num_threads(1)
+    one, _ = _call(q, k, v, {"is_causal": True})
+    num_threads(2)
+    two, _ = _call(q, k, v, {"is_causal": True})
     assert_same_bits(one, two)
     sub, _ = _call(q[1:2], k[1:2], v[1:2], {"is_causal": True})
     assert_same_bits(sub, two[1:2])
@@ -166,7 +180,7 @@ def test_threads_batch_and_layout_change_no_bit() -> None:
     assert_same_bits(moved, two)
 
 
-def test_bad_inputs_raise_clear_errors() -> None:
+def test_bad_inputs_raise_clear_errors(qkv: Qkv) -> None:
     q, k, v = qkv()
     with pytest.raises(UnsupportedInputError, match="dropout_p"):
         flash_attention_for_cpu(q, k, v, 0.1)

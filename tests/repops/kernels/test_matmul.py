@@ -6,43 +6,38 @@ close to torch; bad inputs raise clear errors.
 
 from __future__ import annotations
 
-import numba
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repops._numba import set_num_threads
 from repops.errors import UnsupportedInputError
 from repops.kernels import matmul as K
 from repops.kernels.matmul import MatmulShapeError
 from repops.reference import linalg as R
 
+SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
+AssertSameBits = Callable[[torch.Tensor, torch.Tensor], None]  # conftest fixture type
+Rand = Callable[..., torch.Tensor]  # conftest fixture type
+
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-
-
-def bits(t: torch.Tensor) -> np.ndarray:
-    t = t.detach().contiguous()
-    view = {torch.float32: torch.int32, torch.float64: torch.int64}.get(t.dtype, torch.int16)
-    return t.view(view).numpy()
-
-
-def assert_same_bits(a: torch.Tensor, b: torch.Tensor) -> None:
-    assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
-    np.testing.assert_array_equal(bits(a), bits(b))
-
-
-def rand(*shape: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float32).to(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     ("m", "k", "n"), [(1, 1, 1), (3, 17, 5), (17, 33, 65), (65, 3, 70), (100, 520, 130)]
 )
-def test_mm_matches_reference(dtype: torch.dtype, m: int, k: int, n: int) -> None:
+def test_mm_matches_reference(
+    dtype: torch.dtype,
+    m: int,
+    k: int,
+    n: int,
+    rand: Rand,
+    assert_same_bits: AssertSameBits,
+) -> None:
     a, b = rand(m, k, dtype=dtype, seed=1), rand(k, n, dtype=dtype, seed=2)
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
 
@@ -53,7 +48,14 @@ def test_mm_matches_reference(dtype: torch.dtype, m: int, k: int, n: int) -> Non
     dtype=st.sampled_from(DTYPES), transpose_a=st.booleans(), seed=st.integers(0, 2**16),
 )
 def test_mm_random_shapes_match_reference(
-    m: int, k: int, n: int, dtype: torch.dtype, transpose_a: bool, seed: int
+    m: int,
+    k: int,
+    n: int,
+    dtype: torch.dtype,
+    transpose_a: bool,
+    seed: int,
+    rand: Rand,
+    assert_same_bits: AssertSameBits,
 ) -> None:
     a = rand(k, m, dtype=dtype, seed=seed).t() if transpose_a else rand(m, k, dtype=dtype,
                                                                         seed=seed)
@@ -62,19 +64,28 @@ def test_mm_random_shapes_match_reference(
 
 
 @pytest.mark.parametrize(("m", "k", "n"), [(3, 5, 4), (2, 300, 3)])
-def test_mm_float64_matches_reference(m: int, k: int, n: int) -> None:
+def test_mm_float64_matches_reference(
+    m: int,
+    k: int,
+    n: int,
+    rand: Rand,
+    assert_same_bits: AssertSameBits,
+) -> None:
     # (2, 300, 3) crosses a k-block: binary64 accumulators are parked and resumed too.
     a, b = rand(m, k, dtype=torch.float64, seed=3), rand(k, n, dtype=torch.float64, seed=4)
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
 
 
-def test_mm_long_k_crosses_k_blocks() -> None:
+def test_mm_long_k_crosses_k_blocks(rand: Rand, assert_same_bits: AssertSameBits) -> None:
     # K > KC: each element's accumulator is parked in C and resumed; bits must equal one chain.
     a, b = rand(5, 300, seed=5), rand(300, 7, seed=6)
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
 
 
-def test_narrow_products_on_the_parallel_path_match_reference() -> None:
+def test_narrow_products_on_the_parallel_path_match_reference(
+    rand: Rand,
+    assert_same_bits: AssertSameBits,
+) -> None:
     # N <= 32 uses the narrow micro-tile; 500 * 170 * 30 multiply-adds take the parallel path.
     a, b = rand(500, 170, seed=40), rand(170, 30, seed=41)
     got = K.mm(a, b)
@@ -82,15 +93,19 @@ def test_narrow_products_on_the_parallel_path_match_reference() -> None:
     assert_same_bits(K.mm(a[:7], b), got[:7])  # serial path, same bits
 
 
-def test_reference_detects_a_different_order() -> None:
+def test_reference_detects_a_different_order(rand: Rand, same_bits: SameBits) -> None:
     # The bit-exact comparison can fail: reversing k gives other bits for this data.
     a, b = rand(4, 64, seed=7), rand(64, 4, seed=8)
     rev = R.mm_reference(a.flip(1), b.flip(0))
-    assert not np.array_equal(bits(K.mm(a, b)), bits(rev))
+    assert not same_bits(K.mm(a, b), rev)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_addmm_matches_reference(dtype: torch.dtype) -> None:
+def test_addmm_matches_reference(
+    dtype: torch.dtype,
+    rand: Rand,
+    assert_same_bits: AssertSameBits,
+) -> None:
     a, b = rand(7, 9, dtype=dtype, seed=9), rand(9, 33, dtype=dtype, seed=10)
     for bias in (rand(33, dtype=dtype, seed=11), rand(7, 33, dtype=dtype, seed=12)):
         for beta, alpha in ((1, 1), (0.5, 2.0), (0.3, -1.7)):
@@ -98,7 +113,7 @@ def test_addmm_matches_reference(dtype: torch.dtype) -> None:
             assert_same_bits(got, R.addmm_reference(bias, a, b, beta, alpha))
 
 
-def test_addmm_beta_zero_ignores_nan_bias() -> None:
+def test_addmm_beta_zero_ignores_nan_bias(rand: Rand, assert_same_bits: AssertSameBits) -> None:
     a, b = rand(3, 4, seed=13), rand(4, 5, seed=14)
     bias = torch.full((5,), float("nan"))
     got = K.addmm(bias, a, b, beta=0)
@@ -107,7 +122,7 @@ def test_addmm_beta_zero_ignores_nan_bias() -> None:
     assert torch.isnan(K.addmm(bias, a, b, beta=1)).all()
 
 
-def test_bmm_and_baddbmm_match_reference() -> None:
+def test_bmm_and_baddbmm_match_reference(rand: Rand, assert_same_bits: AssertSameBits) -> None:
     a, b = rand(3, 5, 17, seed=15), rand(3, 17, 9, seed=16)
     assert_same_bits(K.bmm(a, b), R.bmm_reference(a, b))
     bias = rand(3, 1, 9, seed=17)
@@ -115,7 +130,7 @@ def test_bmm_and_baddbmm_match_reference() -> None:
     assert_same_bits(got, R.baddbmm_reference(bias, a, b, 0.25, 3.0))
 
 
-def test_mv_and_dot_match_reference() -> None:
+def test_mv_and_dot_match_reference(rand: Rand, assert_same_bits: AssertSameBits) -> None:
     a, v = rand(9, 33, seed=18), rand(33, seed=19)
     assert_same_bits(K.mv(a, v), R.mv_reference(a, v))
     got = K.dot(a[0], v)
@@ -125,28 +140,31 @@ def test_mv_and_dot_match_reference() -> None:
     assert_same_bits(K.mv(a, v), K.mm(a, v[:, None])[:, 0])
 
 
-def test_empty_inner_dimension_gives_positive_zero() -> None:
+def test_empty_inner_dimension_gives_positive_zero(assert_same_bits: AssertSameBits) -> None:
     out = K.mm(torch.empty(3, 0), torch.empty(0, 4))
     assert_same_bits(out, torch.zeros(3, 4))
 
 
-def test_thread_count_changes_no_bit() -> None:
+def test_thread_count_changes_no_bit(
+    rand: Rand,
+    assert_same_bits: AssertSameBits,
+    num_threads: Callable[[int], None],
+) -> None:
     # Large enough for the parallel path (more than SERIAL_BELOW multiply-adds).
     a, b = rand(130, 170, seed=20), rand(170, 140, seed=21)
-    before = numba.get_num_threads()
-    try:
-        set_num_threads(1)
-        one = K.mm(a, b)
-        set_num_threads(2)
-        two = K.mm(a, b)
-    finally:
-        set_num_threads(before)
+    num_threads(1)
+    one = K.mm(a, b)
+    num_threads(2)
+    two = K.mm(a, b)
     assert_same_bits(one, two)
     # The small-product serial path gives the bits of the parallel path, element by element.
     assert_same_bits(K.mm(a[:3, :20], b[:20, :5]), R.mm_reference(a[:3, :20], b[:20, :5]))
 
 
-def test_row_independent_of_batch_size_and_position() -> None:
+def test_row_independent_of_batch_size_and_position(
+    rand: Rand,
+    assert_same_bits: AssertSameBits,
+) -> None:
     # 200 rows take the parallel path; one row, or seven, the serial one.
     w = rand(120, 100, seed=22)
     x = rand(200, 120, seed=23)
@@ -160,7 +178,7 @@ def test_row_independent_of_batch_size_and_position() -> None:
     assert_same_bits(K.bmm(xb[2:3], wb[2:3]), K.bmm(xb, wb)[2:3])
 
 
-def test_layout_changes_no_bit() -> None:
+def test_layout_changes_no_bit(rand: Rand, assert_same_bits: AssertSameBits) -> None:
     a, b = rand(17, 33, seed=26), rand(33, 20, seed=27)
     ref = K.mm(a, b)
     assert_same_bits(K.mm(a.t().contiguous().t(), b), ref)  # column-major a
@@ -170,7 +188,7 @@ def test_layout_changes_no_bit() -> None:
     assert_same_bits(K.mm(big[::2, ::2], b), ref)  # strided slice
 
 
-def test_close_to_torch() -> None:
+def test_close_to_torch(rand: Rand) -> None:
     a, b = rand(40, 200, seed=29), rand(200, 50, seed=30)
     # C5 is one correctly rounded chain: within a few ulps * K of the exact product.
     torch.testing.assert_close(K.mm(a, b), a @ b, rtol=1e-5, atol=1e-4)
@@ -178,7 +196,7 @@ def test_close_to_torch() -> None:
     torch.testing.assert_close(K.addmm(bias, a, b), torch.addmm(bias, a, b), rtol=1e-5, atol=1e-4)
 
 
-def test_bad_inputs_raise_clear_errors() -> None:
+def test_bad_inputs_raise_clear_errors(rand: Rand) -> None:
     a = rand(3, 4)
     with pytest.raises(MatmulShapeError, match="inner sizes"):
         K.mm(a, rand(5, 2))

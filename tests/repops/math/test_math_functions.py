@@ -6,12 +6,13 @@ repops.kernels.elementwise_maps (the same code the aten kernels run).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import scipy.special as sp
 
 import repops.reference.elementwise as R
-from repops._numba import set_num_threads
 from repops.kernels.elementwise_maps import BINARY_MAPS, UNARY_MAPS
 from repops.reference.elementwise_pow import pow_f32_reference, rsqrt_f32_reference
 from repops.reference.elementwise_trig import cos_f32_reference, sin_f32_reference
@@ -105,11 +106,11 @@ def test_comparison_detects_a_one_ulp_change() -> None:
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "tanh", "erf", "sin", "gelu_erf"])
-def test_thread_count_changes_no_bit(name: str) -> None:
+def test_thread_count_changes_no_bit(name: str, num_threads: Callable[[int], None]) -> None:
     x = inputs(20000, seed=11)
-    set_num_threads(1)
+    num_threads(1)
     one = run_unary(name, x)
-    set_num_threads(2)
+    num_threads(2)
     two = run_unary(name, x)
     assert same_bits(one, two).all()
 
