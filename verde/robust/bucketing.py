@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from verde.robust._core import Array, Stack
 from verde.robust.base import PreAggregator, register_pre_aggregator, run_pre
@@ -33,7 +34,20 @@ def bucketing(inputs: Any, s: int = 2, *, seed: int | np.random.Generator | None
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
     def kernel(stack: Stack) -> Array:
-        return stack.mix(bucket_weights(stack.n, s, rng), native=True)
+        # Each bucket mean reads its own rows only (a weight-matrix product would read every
+        # row once per bucket). A bucket holding a non-finite row is non-finite, exactly.
+        perm = rng.permutation(stack.n)
+        x = stack.native()
+        groups = [perm[b:b + s] for b in range(0, stack.n, s)]
+        if stack.is_torch:
+            out = torch.zeros((len(groups), stack.d), dtype=x.dtype, device=x.device)
+        else:
+            out = np.zeros((len(groups), stack.d), dtype=x.dtype)
+        for b, members in enumerate(groups):
+            for i in members:
+                out[b] += x[int(i)]
+            out[b] *= 1.0 / len(members)
+        return out
 
     return run_pre(kernel, inputs, deterministic=deterministic)
 
