@@ -3,8 +3,8 @@
 Every service is started through the CLI (``verde provider serve`` / ``verde arbiter serve``)
 with ``--listen 127.0.0.1:0``, so the operating system picks a free port; the port is read
 back from the one line the service prints on stderr. Each process runs in its own process
-group and is stopped by the fixture's finalizer (SIGTERM, then SIGKILL of the whole group),
-whatever the test did.
+group and is stopped by the module fixture's ``finally`` (``Cluster.stop_all``: SIGTERM, then
+SIGKILL of the whole group), whatever the test did.
 """
 
 from __future__ import annotations

@@ -71,8 +71,8 @@ def load_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             ("honest", cluster.provider_argv("honest")),
             ("cheat", cluster.provider_argv("cheat", "compute=corrupt_op,step=3")),
             ("arb", cluster.arbiter_argv("arb", f"sqlite:///{cluster.workdir / 'arb.db'}",
-                                         "--workers", str(N), "--deadline", "120",
-                                         "--lease", "300")),
+                                         "--workers", str(N), "--deadline", "30",
+                                         "--lease", "90")),
         ])
         with ThreadPoolExecutor(max_workers=2) as pool:
             h, c = pool.map(lambda a: _results(a, SEEDS), [honest.address, cheat.address])
