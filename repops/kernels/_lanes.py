@@ -25,11 +25,41 @@ LANES = 16
 
 
 @jit
-def lane_tree(acc: np.ndarray) -> float:  # pragma: no cover - compiled
-    """The fixed combining tree of C4 over 16 lane accumulators held in an array."""
-    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + (
-        ((acc[8] + acc[9]) + (acc[10] + acc[11])) + ((acc[12] + acc[13]) + (acc[14] + acc[15]))
+def tree16(  # noqa: PLR0917 - one argument per lane, kept in registers by the callers
+    s0: float,
+    s1: float,
+    s2: float,
+    s3: float,
+    s4: float,
+    s5: float,
+    s6: float,
+    s7: float,
+    s8: float,
+    s9: float,
+    s10: float,
+    s11: float,
+    s12: float,
+    s13: float,
+    s14: float,
+    s15: float,
+) -> float:  # pragma: no cover - compiled
+    """The fixed combining tree of C4 over the 16 lane accumulators (its one home).
+
+    Every lane function below ends here; numba inlines this small function into each of them,
+    and the additions are the same IEEE operations in the same order as if written out.
+    """
+    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
+        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
     )
+
+
+@jit
+def lane_tree(acc: np.ndarray) -> float:  # pragma: no cover - compiled
+    """The C4 combining tree over 16 lane accumulators held in an array."""
+    return tree16(
+        acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7],
+        acc[8], acc[9], acc[10], acc[11], acc[12], acc[13], acc[14], acc[15],
+    )  # fmt: skip
 
 
 @jit
@@ -104,9 +134,7 @@ def lane_sum(x: np.ndarray) -> float:  # pragma: no cover - compiled
         s13 += x[i + 13]
     if r > 14:
         s14 += x[i + 14]
-    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
-        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
-    )
+    return tree16(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15)
 
 
 @jit
@@ -181,9 +209,7 @@ def lane_dot(x: np.ndarray, y: np.ndarray) -> float:  # pragma: no cover - compi
         s13 = fma(x[i + 13], y[i + 13], s13)
     if r > 14:
         s14 = fma(x[i + 14], y[i + 14], s14)
-    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
-        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
-    )
+    return tree16(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15)
 
 
 @jit
@@ -258,9 +284,7 @@ def lane_dev_sq(x: np.ndarray, m: float) -> float:  # pragma: no cover - compile
         s13 = fma(x[i + 13] - m, x[i + 13] - m, s13)
     if r > 14:
         s14 = fma(x[i + 14] - m, x[i + 14] - m, s14)
-    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
-        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
-    )
+    return tree16(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15)
 
 
 @jit
@@ -335,6 +359,4 @@ def lane_abs_sum(x: np.ndarray) -> float:  # pragma: no cover - compiled
         s13 += abs(x[i + 13])
     if r > 14:
         s14 += abs(x[i + 14])
-    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
-        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15))
-    )
+    return tree16(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15)

@@ -15,11 +15,11 @@ import numba
 import numpy as np
 
 from repops._numba import fma, pjit
+from repops.kernels.elementwise_maps import CHUNK
 from repops.math._bits import ieee_div
 from repops.math.exp import exp64_core, expm1_64_core
 from repops.math.log import log64_core
 
-CHUNK = 4096
 #: Above this beta*x, log1p(exp(z)) = z to far below binary64 precision: softplus returns x.
 SOFTPLUS_LINEAR_FROM = 700.0
 

@@ -28,7 +28,8 @@ from repops.math.sigmoid import sigmoid_f32, silu_backward_f32, silu_f32
 from repops.math.tanh import tanh_f32
 from repops.math.trig import cos_f32, sin_f32
 
-#: Elements per parallel work item (a multiple of every SIMD width).
+#: Elements per parallel work item (a multiple of every SIMD width); the compound maps use it
+#: too.
 CHUNK = 4096
 
 

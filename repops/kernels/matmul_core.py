@@ -110,7 +110,13 @@ def _micro(kc, ap, aoff, bp, boff, c, b, i0, j0, mr, nr, resume):  # type: ignor
 
 @jit
 def _micro_narrow(kc, ap, aoff, bp, boff, c, b, i0, j0, mr, nr, resume):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """As :func:`_micro`, for an MR x NR_NARROW tile (products with few columns)."""
+    """As :func:`_micro`, for an MR x NR_NARROW tile (products with few columns).
+
+    A copy on purpose, not a shared body with the width as an argument: the tile width must be
+    a compile-time constant of each function, so that LLVM sizes the private accumulator tile,
+    unrolls the column loop and keeps the whole tile in vector registers across the k loop.
+    The fma chain of every element is the same in both (C5), so the bits are too.
+    """
     acc = numba.carray(_stack_tile(c, TILE_NARROW), (TILE_NARROW,))
     for j in range(TILE_NARROW):
         acc[j] = 0.0  # +0.0: the C5 starting value

@@ -185,6 +185,31 @@ def _stats(t: torch.Tensor, m: int, ct: torch.dtype, name: str) -> np.ndarray:
     return widen(t, ct).reshape(m)
 
 
+def _backward_rows(  # noqa: PLR0917 - the shared head of both backward ops
+    grad_out: torch.Tensor,
+    input: torch.Tensor,
+    normalized_shape: Sequence[int],
+    output_mask: Sequence[bool],
+    n_outputs: int,
+    op: str,
+) -> tuple[torch.dtype, int, int, np.ndarray, np.ndarray]:
+    """Checks a norm backward's arguments; returns (compute dtype, rows m, row length n, x, g).
+
+    One home for the checks layer norm and RMS norm backward share, so both name the same
+    input in the same words.
+    """
+    ct = float_compute(input, f"{op}: input")
+    float_compute(grad_out, f"{op}: grad_out")
+    if grad_out.shape != input.shape:
+        raise ValueError(
+            f"{op}: grad_out shape {list(grad_out.shape)} != input shape {list(input.shape)}"
+        )
+    if len(output_mask) != n_outputs:
+        raise ValueError(f"{op}: output_mask must have {n_outputs} entries, got {output_mask}")
+    _, m, n = _split(input, normalized_shape, op)
+    return ct, m, n, _mat(input, m, n, ct), _mat(grad_out, m, n, ct)
+
+
 def _to(a: np.ndarray, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     return narrow(a, dtype).reshape(list(shape))
 
@@ -231,20 +256,9 @@ def native_layer_norm_backward(  # noqa: PLR0917 - fixed positional signature
 
     Uses the saved ``mean``/``rstd`` given as inputs (as torch does), widened to binary32.
     """
-    ct = float_compute(input, "native_layer_norm_backward: input")
-    float_compute(grad_out, "native_layer_norm_backward: grad_out")
-    if grad_out.shape != input.shape:
-        raise ValueError(
-            f"native_layer_norm_backward: grad_out shape {list(grad_out.shape)} != input shape "
-            f"{list(input.shape)}"
-        )
-    if len(output_mask) != 3:
-        raise ValueError(
-            f"native_layer_norm_backward: output_mask must have 3 entries, got {output_mask}"
-        )
-    _, m, n = _split(input, normalized_shape, "native_layer_norm_backward")
-    x = _mat(input, m, n, ct)
-    g = _mat(grad_out, m, n, ct)
+    ct, m, n, x, g = _backward_rows(
+        grad_out, input, normalized_shape, output_mask, 3, "native_layer_norm_backward"
+    )
     mu = _stats(mean, m, ct, "native_layer_norm_backward: mean")
     rs = _stats(rstd, m, ct, "native_layer_norm_backward: rstd")
     w = _param(weight, n, 1.0, ct, "native_layer_norm_backward: weight")
@@ -298,20 +312,9 @@ def fused_rms_norm_backward(  # noqa: PLR0917 - fixed positional signature
     output_mask: Sequence[bool],
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """aten._fused_rms_norm_backward.default -> (grad_input, grad_weight)."""
-    ct = float_compute(input, "_fused_rms_norm_backward: input")
-    float_compute(grad_out, "_fused_rms_norm_backward: grad_out")
-    if grad_out.shape != input.shape:
-        raise ValueError(
-            f"_fused_rms_norm_backward: grad_out shape {list(grad_out.shape)} != input shape "
-            f"{list(input.shape)}"
-        )
-    if len(output_mask) != 2:
-        raise ValueError(
-            f"_fused_rms_norm_backward: output_mask must have 2 entries, got {output_mask}"
-        )
-    _, m, n = _split(input, normalized_shape, "_fused_rms_norm_backward")
-    x = _mat(input, m, n, ct)
-    g = _mat(grad_out, m, n, ct)
+    ct, m, n, x, g = _backward_rows(
+        grad_out, input, normalized_shape, output_mask, 2, "_fused_rms_norm_backward"
+    )
     rs = _stats(rstd, m, ct, "_fused_rms_norm_backward: rstd")
     w = _param(weight, n, 1.0, ct, "_fused_rms_norm_backward: weight")
     zeros = np.zeros(m, dtype=x.dtype)

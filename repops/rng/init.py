@@ -60,13 +60,16 @@ def _fan(tensor: torch.Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+def _kaiming_std(tensor: torch.Tensor, a: float, mode: str, nonlinearity: str) -> float:
+    """He et al. (ICCV 2015): ``gain / sqrt(fan)``, the std both kaiming inits draw with."""
+    return calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
+
+
 def kaiming_uniform_(
     stream: PhiloxStream, tensor: torch.Tensor, a: float = 0.0, mode: str = "fan_in",
     nonlinearity: str = "leaky_relu",
 ) -> torch.Tensor:
-    gain = calculate_gain(nonlinearity, a)
-    std = gain / math.sqrt(_fan(tensor, mode))
-    bound = math.sqrt(3.0) * std
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(stream, tensor, -bound, bound)
 
 
@@ -74,9 +77,7 @@ def kaiming_normal_(
     stream: PhiloxStream, tensor: torch.Tensor, a: float = 0.0, mode: str = "fan_in",
     nonlinearity: str = "leaky_relu",
 ) -> torch.Tensor:
-    gain = calculate_gain(nonlinearity, a)
-    std = gain / math.sqrt(_fan(tensor, mode))
-    return normal_(stream, tensor, 0.0, std)
+    return normal_(stream, tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
 
 
 def xavier_uniform_(stream: PhiloxStream, tensor: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
