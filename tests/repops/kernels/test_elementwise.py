@@ -3,6 +3,8 @@ layouts, torch agreement within the measured error, and clear errors for bad inp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,8 @@ from repops.errors import UnsupportedInputError
 from repops.kernels.elementwise import ATEN_KERNELS as K
 from repops.reference.elementwise_pow import pow_f32_reference, rsqrt_f32_reference
 from repops.reference.elementwise_trig import cos_f32_reference, sin_f32_reference
+
+SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
 
 UNARY = {
     "aten.exp.default": (R.exp_f32_reference, torch.exp),
@@ -29,11 +33,6 @@ UNARY = {
 }
 
 
-def bits(t: torch.Tensor) -> np.ndarray:
-    a = t.contiguous().numpy()
-    return np.where(np.isnan(a), np.float32(np.nan), a).view(np.uint32)
-
-
 def sample(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=g) * torch.exp(torch.randn(shape, generator=g) * 2)
@@ -43,26 +42,26 @@ def sample(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
-def test_unary_matches_reference_and_torch(name: str) -> None:
+def test_unary_matches_reference_and_torch(name: str, same_bits_or_nan: SameBits) -> None:
     ref, tfn = UNARY[name]
     x = sample((37, 29))
     if name in ("aten.log.default", "aten.rsqrt.default"):
         x = x.abs()
     got = K[name](x)
     assert got.dtype == torch.float32 and got.shape == x.shape
-    assert (bits(got) == bits(torch.from_numpy(ref(x.numpy())))).all()
+    assert same_bits_or_nan(got, torch.from_numpy(ref(x.numpy())))
     # Within a couple of ulps of the vendor result (a sanity check on the definition).
     torch.testing.assert_close(got, tfn(x), rtol=3e-7, atol=1e-30, equal_nan=True)
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
-def test_layout_and_low_precision_dtypes(name: str) -> None:
+def test_layout_and_low_precision_dtypes(name: str, same_bits_or_nan: SameBits) -> None:
     x = sample((16, 24), seed=1).abs()
     fn = K[name]
     base = fn(x)
-    assert (bits(fn(x.t().contiguous()).t()) == bits(base)).all()
-    assert (bits(fn(x.t()).t()) == bits(base)).all()  # strided input, same bits
-    assert (bits(fn(x[:, ::2])) == bits(base[:, ::2])).all()
+    assert same_bits_or_nan(fn(x.t().contiguous()).t(), base)
+    assert same_bits_or_nan(fn(x.t()).t(), base)  # strided input, same bits
+    assert same_bits_or_nan(fn(x[:, ::2]), base[:, ::2])
     for dt in (torch.bfloat16, torch.float16):
         xl = x.to(dt)
         got = fn(xl)
@@ -87,7 +86,7 @@ def test_integer_input_promotes_to_float32() -> None:
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_forward_backward(approximate: str) -> None:
+def test_gelu_forward_backward(approximate: str, same_bits_or_nan: SameBits) -> None:
     x = sample((33, 17), seed=2)
     g = sample((33, 17), seed=3)
     fwd = K["aten.gelu.default"](x, approximate=approximate)
@@ -96,8 +95,8 @@ def test_gelu_forward_backward(approximate: str) -> None:
         rf, rb = R.gelu_erf_f32_reference, R.gelu_erf_backward_f32_reference
     else:
         rf, rb = R.gelu_tanh_f32_reference, R.gelu_tanh_backward_f32_reference
-    assert (bits(fwd) == bits(torch.from_numpy(rf(x.numpy())))).all()
-    assert (bits(bwd) == bits(torch.from_numpy(rb(g.numpy(), x.numpy())))).all()
+    assert same_bits_or_nan(fwd, torch.from_numpy(rf(x.numpy())))
+    assert same_bits_or_nan(bwd, torch.from_numpy(rb(g.numpy(), x.numpy())))
     # torch's own formulas lose accuracy in the left tail (1 + erf cancels): compare elsewhere.
     fin = torch.isfinite(x) & (x > -3) & (x < 1e10)
     tf = torch.nn.functional.gelu(x, approximate=approximate)
@@ -111,33 +110,36 @@ def test_gelu_rejects_unknown_approximation() -> None:
         K["aten.gelu.default"](torch.ones(2), approximate="fast")
 
 
-def test_silu_sigmoid_tanh_backward() -> None:
+def test_silu_sigmoid_tanh_backward(same_bits_or_nan: SameBits) -> None:
     x, g = sample((40,), 4), sample((40,), 5)
     y = torch.rand(40)
     got = K["aten.silu_backward.default"](g, x)
-    assert (bits(got) == bits(torch.from_numpy(R.silu_backward_f32_reference(g.numpy(),
-                                                                             x.numpy())))).all()
+    assert same_bits_or_nan(
+        got, torch.from_numpy(R.silu_backward_f32_reference(g.numpy(), x.numpy()))
+    )
     sb = K["aten.sigmoid_backward.default"](g, y)
-    assert (bits(sb) == bits(torch.from_numpy(RC.sigmoid_backward_reference(g.numpy(),
-                                                                            y.numpy())))).all()
+    assert same_bits_or_nan(
+        sb, torch.from_numpy(RC.sigmoid_backward_reference(g.numpy(), y.numpy()))
+    )
     tb = K["aten.tanh_backward.default"](g, y)
-    assert (bits(tb) == bits(torch.from_numpy(RC.tanh_backward_reference(g.numpy(),
-                                                                         y.numpy())))).all()
+    assert same_bits_or_nan(
+        tb, torch.from_numpy(RC.tanh_backward_reference(g.numpy(), y.numpy()))
+    )
     torch.testing.assert_close(sb, torch.ops.aten.sigmoid_backward(g, y), equal_nan=True)
     torch.testing.assert_close(tb, torch.ops.aten.tanh_backward(g, y), equal_nan=True)
 
 
-def test_pow_overloads_and_broadcasting() -> None:
+def test_pow_overloads_and_broadcasting(same_bits_or_nan: SameBits) -> None:
     x = sample((6, 5), 6).abs()
     e = torch.linspace(-3, 3, 5)
     got = K["aten.pow.Tensor_Tensor"](x, e)
     want = pow_f32_reference(x.numpy(), np.broadcast_to(e.numpy(), (6, 5)))
-    assert got.shape == (6, 5) and (bits(got) == bits(torch.from_numpy(want))).all()
+    assert got.shape == (6, 5) and same_bits_or_nan(got, torch.from_numpy(want))
     s = K["aten.pow.Tensor_Scalar"](x, 0.37)
-    assert (bits(s) == bits(torch.from_numpy(pow_f32_reference(x.numpy(), np.float32(0.37))))).all()
-    assert (bits(K["aten.pow.Tensor_Scalar"](x, 2)) == bits(x * x)).all()
+    assert same_bits_or_nan(s, torch.from_numpy(pow_f32_reference(x.numpy(), np.float32(0.37))))
+    assert same_bits_or_nan(K["aten.pow.Tensor_Scalar"](x, 2), x * x)
     b = K["aten.pow.Scalar"](2.0, e)
-    assert (bits(b) == bits(torch.from_numpy(pow_f32_reference(np.float32(2), e.numpy())))).all()
+    assert same_bits_or_nan(b, torch.from_numpy(pow_f32_reference(np.float32(2), e.numpy())))
     ints = torch.arange(5)
     assert torch.equal(K["aten.pow.Tensor_Scalar"](ints, 3), ints**3)  # exact integer power
     with pytest.raises(UnsupportedInputError, match="complex"):
@@ -148,17 +150,17 @@ def _f32(t: torch.Tensor) -> np.ndarray:
     return t.numpy().reshape(-1)
 
 
-def test_add_sub_with_alpha_use_fma() -> None:
+def test_add_sub_with_alpha_use_fma(same_bits_or_nan: SameBits) -> None:
     x, y = sample((7, 9), 7), sample((9,), 8)
     xb = np.broadcast_to(_f32(x).reshape(7, 9), (7, 9)).reshape(-1)
     yb = np.broadcast_to(_f32(y), (7, 9)).reshape(-1)
     got = K["aten.add.Tensor"](x, y, alpha=0.3)
     want = RC.axpy_reference(xb, yb, np.float32(0.3)).reshape(7, 9)
-    assert (bits(got) == bits(torch.from_numpy(want))).all()
+    assert same_bits_or_nan(got, torch.from_numpy(want))
     got = K["aten.sub.Tensor"](x, y, alpha=0.3)
     want = RC.axpy_reference(xb, yb, -np.float32(0.3)).reshape(7, 9)
-    assert (bits(got) == bits(torch.from_numpy(want))).all()
-    assert (bits(K["aten.add.Tensor"](x, y)) == bits(x + y)).all()  # alpha == 1: IEEE add
+    assert same_bits_or_nan(got, torch.from_numpy(want))
+    assert same_bits_or_nan(K["aten.add.Tensor"](x, y), x + y)  # alpha == 1: IEEE add
     xd, yd = x.double(), y.double()
     gd = K["aten.add.Tensor"](xd, yd, alpha=0.3)
     wd = RC.axpy_reference(xb.astype(np.float64), yb.astype(np.float64), np.float64(0.3))
@@ -169,22 +171,22 @@ def test_add_sub_with_alpha_use_fma() -> None:
     assert torch.equal(K["aten.add.Tensor"](ints, ints, alpha=3), ints * 4)
 
 
-def test_addcmul_addcdiv_lerp() -> None:
+def test_addcmul_addcdiv_lerp(same_bits_or_nan: SameBits) -> None:
     s, a, b = sample((50,), 9), sample((50,), 10), sample((50,), 11)
     got = K["aten.addcmul.default"](s, a, b, value=0.25)
     want = RC.addcmul_reference(_f32(s), _f32(a), _f32(b), np.float32(0.25))
-    assert (bits(got) == bits(torch.from_numpy(want))).all()
+    assert same_bits_or_nan(got, torch.from_numpy(want))
     got = K["aten.addcdiv.default"](s, a, b, value=-0.1)
     want = RC.addcdiv_reference(_f32(s), _f32(a), _f32(b), np.float32(-0.1))
-    assert (bits(got) == bits(torch.from_numpy(want))).all()
+    assert same_bits_or_nan(got, torch.from_numpy(want))
     for w in (0.1, 0.9, -0.7):
         got = K["aten.lerp.Scalar"](s, a, w)
         want = RC.lerp_reference(_f32(s), _f32(a), np.float32(w))
-        assert (bits(got) == bits(torch.from_numpy(want))).all()
+        assert same_bits_or_nan(got, torch.from_numpy(want))
     wt = torch.rand(50) * 2 - 0.5
     got = K["aten.lerp.Tensor"](s, a, wt)
     want = RC.lerp_reference(_f32(s), _f32(a), _f32(wt))
-    assert (bits(got) == bits(torch.from_numpy(want))).all()
+    assert same_bits_or_nan(got, torch.from_numpy(want))
     fin = torch.isfinite(s) & torch.isfinite(a)
     torch.testing.assert_close(got[fin], torch.lerp(s, a, wt)[fin], rtol=2e-7, atol=1e-30)
     with pytest.raises(ValueError, match="value"):
@@ -193,16 +195,16 @@ def test_addcmul_addcdiv_lerp() -> None:
         K["aten.addcmul.default"](torch.arange(3), torch.arange(3), torch.arange(3))
 
 
-def test_activation_extras() -> None:
+def test_activation_extras(same_bits_or_nan: SameBits) -> None:
     x = sample((64,), 12)
     lr = K["aten.leaky_relu.default"](x, 0.2)
     want = RC.leaky_relu_reference(_f32(x), np.float32(0.2))
-    assert (bits(lr) == bits(torch.from_numpy(want))).all()
+    assert same_bits_or_nan(lr, torch.from_numpy(want))
     torch.testing.assert_close(lr, torch.nn.functional.leaky_relu(x, 0.2), equal_nan=True)
     el = K["aten.elu.default"](x, 1.0, 1.0, 1.0)
-    assert (bits(el) == bits(torch.from_numpy(RC.elu_f32_reference(_f32(x), 1.0, 1.0, 1.0)))).all()
+    assert same_bits_or_nan(el, torch.from_numpy(RC.elu_f32_reference(_f32(x), 1.0, 1.0, 1.0)))
     sp = K["aten.softplus.default"](x, 2.0, 20.0)
-    assert (bits(sp) == bits(torch.from_numpy(RC.softplus_f32_reference(_f32(x), 2.0, 20.0)))).all()
+    assert same_bits_or_nan(sp, torch.from_numpy(RC.softplus_f32_reference(_f32(x), 2.0, 20.0)))
     fin = torch.isfinite(x)
     torch.testing.assert_close(sp[fin], torch.nn.functional.softplus(x, 2.0, 20.0)[fin],
                                rtol=1e-6, atol=1e-30)
