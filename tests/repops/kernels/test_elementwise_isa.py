@@ -8,13 +8,13 @@ routine, vector widths change) and comparing digests with a host-CPU compile.
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+RunCompiled = Callable[..., str]  # conftest fixture type
 
 SCRIPT = r"""
 import hashlib, sys
@@ -42,26 +42,11 @@ sys.stdout.write(h.hexdigest())
 """
 
 
-def _digest(env_extra: dict[str, str], tmp: Path) -> str:
-    tmp.mkdir(parents=True, exist_ok=True)
-    script = tmp / "elementwise_isa.py"
-    script.write_text(SCRIPT)
-    env = dict(os.environ, **env_extra)
-    env["NUMBA_CACHE_DIR"] = str(tmp / "numba_cache")  # a fresh compile for this target
-    root = Path(__file__).resolve().parents[3]
-    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-    res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
-                         timeout=900, check=False)
-    if res.returncode != 0:
-        raise AssertionError(f"subprocess failed:\n{res.stderr[-3000:]}")
-    return res.stdout.strip()
-
-
 @pytest.mark.slow
-def test_generic_cpu_gives_the_same_bits(tmp_path: Path) -> None:
-    host = _digest({}, tmp_path / "host")
-    generic = _digest({"NUMBA_CPU_NAME": "generic", "NUMBA_NUM_THREADS": "1"},
-                      tmp_path / "generic")
+def test_generic_cpu_gives_the_same_bits(tmp_path: Path, run_compiled: RunCompiled) -> None:
+    host = run_compiled(SCRIPT, tmp_path / "host").strip()
+    generic = run_compiled(SCRIPT, tmp_path / "generic", NUMBA_CPU_NAME="generic",
+                           NUMBA_NUM_THREADS="1").strip()
     assert len(host) == 64
     assert host == generic
 

@@ -10,15 +10,15 @@ host-compiled results of this process. Also checks the host build really uses ve
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import llvmlite.binding
 import numpy as np
 import pytest
+
+RunCompiled = Callable[..., str]  # conftest fixture type
 
 SCRIPT = r"""
 import hashlib, sys
@@ -66,16 +66,12 @@ def _vfma(out: str) -> int:
 
 
 @pytest.mark.slow
-def test_generic_cpu_build_gives_the_same_bits(tmp_path: Path) -> None:
+def test_generic_cpu_build_gives_the_same_bits(tmp_path: Path, run_compiled: RunCompiled) -> None:
     # Fresh cache directories: both builds compile now, so their assembly can be inspected.
-    runs = {}
-    for name, extra in (("host", {}), ("generic", {"NUMBA_CPU_NAME": "generic"})):
-        env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_NAME"}
-        env.update(NUMBA_CACHE_DIR=str(tmp_path / name), **extra)
-        proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                              env=env, timeout=900, check=False)
-        assert proc.returncode == 0, f"{name} build failed:\n{proc.stderr[-3000:]}"
-        runs[name] = proc.stdout
+    runs = {
+        "host": run_compiled(SCRIPT, tmp_path / "host"),
+        "generic": run_compiled(SCRIPT, tmp_path / "generic", NUMBA_CPU_NAME="generic"),
+    }
     host_d, generic_d = _digests(runs["host"]), _digests(runs["generic"])
     assert len(host_d) == 7, runs["host"]
     assert host_d == generic_d

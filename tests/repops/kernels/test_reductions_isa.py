@@ -8,13 +8,13 @@ narrower registers and fma by a correctly rounded software routine, and nothing 
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+
+RunCompiled = Callable[..., str]  # conftest fixture type
 
 SCRIPT = r"""
 import hashlib, sys, torch
@@ -50,31 +50,10 @@ if __name__ == "__main__":
 """
 
 
-def _digest_in_subprocess(env_extra: dict[str, str], tmp: Path) -> str:
-    tmp.mkdir(parents=True, exist_ok=True)
-    script = tmp / "isa_digest.py"
-    script.write_text(SCRIPT)
-    env = dict(os.environ, **env_extra)
-    env["NUMBA_CACHE_DIR"] = str(tmp / "numba_cache")  # a fresh compile for this target
-    root = Path(__file__).resolve().parents[3]
-    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-    res = subprocess.run(
-        [sys.executable, str(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if res.returncode != 0:
-        raise AssertionError(f"subprocess failed:\n{res.stderr[-3000:]}")
-    return res.stdout.strip()
-
-
 @pytest.mark.slow
-def test_generic_cpu_gives_the_same_bits(tmp_path: Path) -> None:
-    host = _digest_in_subprocess({}, tmp_path / "host").split()
-    generic = _digest_in_subprocess({"NUMBA_CPU_NAME": "generic"}, tmp_path / "generic").split()
+def test_generic_cpu_gives_the_same_bits(tmp_path: Path, run_compiled: RunCompiled) -> None:
+    host = run_compiled(SCRIPT, tmp_path / "host").split()
+    generic = run_compiled(SCRIPT, tmp_path / "generic", NUMBA_CPU_NAME="generic").split()
     assert len(host) == 2 and len(host[0]) == 64
     assert host[0] == host[1]  # serial and parallel builds agree
     assert host == generic
