@@ -62,10 +62,7 @@ def _call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kw: dict[str, Any])
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_forward_and_backward_match_reference(
-    variant: str,
-    rand: Rand,
-    assert_same_bits: AssertSameBits,
-    qkv: Qkv,
+    variant: str, rand: Rand, assert_same_bits: AssertSameBits, qkv: Qkv
 ) -> None:
     kw = variant_kwargs(variant, rand)
     q, k, v = qkv()
@@ -83,9 +80,7 @@ def test_forward_and_backward_match_reference(
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_matches_reference(
-    dtype: torch.dtype,
-    assert_same_bits: AssertSameBits,
-    qkv: Qkv,
+    dtype: torch.dtype, assert_same_bits: AssertSameBits, qkv: Qkv
 ) -> None:
     q, k, v = qkv(1, 1, 3, 4, 4, 4, dtype=dtype)
     out, lse = _call(q, k, v, {"is_causal": True})
@@ -96,8 +91,7 @@ def test_half_precision_matches_reference(
 
 
 def test_fully_masked_row_is_zero_with_minus_inf_logsumexp(
-    assert_same_bits: AssertSameBits,
-    qkv: Qkv,
+    assert_same_bits: AssertSameBits, qkv: Qkv
 ) -> None:
     q, k, v = qkv(1, 1, 3, 4, 4, 2)
     mask = torch.zeros(3, 4)
@@ -140,9 +134,7 @@ class _RouteAttention(TorchDispatchMode):
 
 
 def test_sdpa_routes_to_the_fused_kernels_with_torch_arguments(
-    rand: Rand,
-    assert_same_bits: AssertSameBits,
-    qkv: Qkv,
+    rand: Rand, assert_same_bits: AssertSameBits, qkv: Qkv
 ) -> None:
     q, k, v = qkv(1, 2, 4, 4, 8, 8)
     mask = rand(4, 4, seed=8) > -0.5
@@ -162,9 +154,7 @@ def test_sdpa_routes_to_the_fused_kernels_with_torch_arguments(
 
 
 def test_threads_batch_and_layout_change_no_bit(
-    assert_same_bits: AssertSameBits,
-    num_threads: Callable[[int], None],
-    qkv: Qkv,
+    assert_same_bits: AssertSameBits, num_threads: Callable[[int], None], qkv: Qkv
 ) -> None:
     q, k, v = qkv(3, 2, 6, 6, 8, 8)
     num_threads(1)

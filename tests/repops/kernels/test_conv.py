@@ -47,10 +47,7 @@ def conv_args(rand: Rand) -> ConvArgs:
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_forward_matches_reference(
-    case: tuple,
-    dtype: torch.dtype,
-    assert_same_bits: AssertSameBits,
-    conv_args: ConvArgs,
+    case: tuple, dtype: torch.dtype, assert_same_bits: AssertSameBits, conv_args: ConvArgs
 ) -> None:
     x, w, b, s, p, d, g = conv_args(case, dtype)
     got = convolution(x, w, b, s, p, d, False, [0, 0], g)
@@ -63,10 +60,7 @@ def test_forward_matches_reference(
 
 @pytest.mark.parametrize("case", CASES[1:])
 def test_backward_matches_reference(
-    case: tuple,
-    rand: Rand,
-    assert_same_bits: AssertSameBits,
-    conv_args: ConvArgs,
+    case: tuple, rand: Rand, assert_same_bits: AssertSameBits, conv_args: ConvArgs
 ) -> None:
     x, w, b, s, p, d, g = conv_args(case, torch.float32)
     out = convolution(x, w, b, s, p, d, False, [0, 0], g)
@@ -80,8 +74,7 @@ def test_backward_matches_reference(
 
 
 def test_float64_computes_in_binary64(
-    assert_same_bits: AssertSameBits,
-    conv_args: ConvArgs,
+    assert_same_bits: AssertSameBits, conv_args: ConvArgs
 ) -> None:
     x, w, b, s, p, d, g = conv_args((1, 2, 3, 3, 2, 2, 2, [1, 1], [1, 0], [1, 1], 1), torch.float64)
     got = convolution(x, w, b, s, p, d, False, [0, 0], g)
@@ -122,9 +115,7 @@ def test_close_to_torch_forward_and_backward(rand: Rand, conv_args: ConvArgs) ->
 
 
 def test_threads_batch_and_layout_change_no_bit(
-    assert_same_bits: AssertSameBits,
-    num_threads: Callable[[int], None],
-    conv_args: ConvArgs,
+    assert_same_bits: AssertSameBits, num_threads: Callable[[int], None], conv_args: ConvArgs
 ) -> None:
     x, w, b, s, p, d, g = conv_args(CASES[2], torch.float32)
     num_threads(1)

@@ -31,11 +31,7 @@ def case(
 @pytest.mark.parametrize("padding_idx", [-1, 2])
 @pytest.mark.parametrize("scale", [False, True])
 def test_matches_reference(
-    dtype: torch.dtype,
-    d: int,
-    padding_idx: int,
-    scale: bool,
-    same_bits: SameBits,
+    dtype: torch.dtype, d: int, padding_idx: int, scale: bool, same_bits: SameBits
 ) -> None:
     g, idx = case((5, 9), d, 8, dtype, seed=d)
     got = E.embedding_dense_backward(g, idx, 10, padding_idx, scale)

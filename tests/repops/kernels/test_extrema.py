@@ -28,10 +28,7 @@ def tied(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("n", [1, 3, 16, 17, 33])
 @pytest.mark.parametrize("largest", [True, False])
 def test_select_matches_reference(
-    n: int,
-    dtype: torch.dtype,
-    largest: bool,
-    same_bits_or_nan: SameBits,
+    n: int, dtype: torch.dtype, largest: bool, same_bits_or_nan: SameBits
 ) -> None:
     x = tied((5, n), dtype, seed=n)
     if n > 3:
@@ -79,8 +76,7 @@ def test_matches_torch_on_distinct_values() -> None:
 
 
 def test_layout_threads_and_batch_do_not_change_results(
-    same_bits_or_nan: SameBits,
-    on_all_paths: OnAllPaths,
+    same_bits_or_nan: SameBits, on_all_paths: OnAllPaths
 ) -> None:
     x = tied((40, 21), torch.float32, seed=2)
     v, i = E.max_dim(x, 1)

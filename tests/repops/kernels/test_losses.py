@@ -33,11 +33,7 @@ def case(p: int, c: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, t
 @pytest.mark.parametrize("reduction", [0, 1, 2])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_nll_matches_reference(
-    p: int,
-    dtype: torch.dtype,
-    reduction: int,
-    weighted: bool,
-    same_bits_or_nan: SameBits,
+    p: int, dtype: torch.dtype, reduction: int, weighted: bool, same_bits_or_nan: SameBits
 ) -> None:
     x, t = case(p, 7, dtype, seed=p)
     w = torch.rand(7, generator=torch.Generator().manual_seed(1)).to(dtype) if weighted else None
@@ -110,10 +106,7 @@ def test_ignored_targets_and_threads(same_bits_or_nan: SameBits, on_all_paths: O
 @pytest.mark.parametrize("n", [1, 17, 33])
 @pytest.mark.parametrize("reduction", [0, 1, 2])
 def test_mse_matches_reference(
-    n: int,
-    dtype: torch.dtype,
-    reduction: int,
-    same_bits_or_nan: SameBits,
+    n: int, dtype: torch.dtype, reduction: int, same_bits_or_nan: SameBits
 ) -> None:
     gen = torch.Generator().manual_seed(n)
     x = torch.randn(3, n, generator=gen).to(dtype)

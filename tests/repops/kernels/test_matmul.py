@@ -31,12 +31,7 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16]
     ("m", "k", "n"), [(1, 1, 1), (3, 17, 5), (17, 33, 65), (65, 3, 70), (100, 520, 130)]
 )
 def test_mm_matches_reference(
-    dtype: torch.dtype,
-    m: int,
-    k: int,
-    n: int,
-    rand: Rand,
-    assert_same_bits: AssertSameBits,
+    dtype: torch.dtype, m: int, k: int, n: int, rand: Rand, assert_same_bits: AssertSameBits
 ) -> None:
     a, b = rand(m, k, dtype=dtype, seed=1), rand(k, n, dtype=dtype, seed=2)
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
@@ -65,11 +60,7 @@ def test_mm_random_shapes_match_reference(
 
 @pytest.mark.parametrize(("m", "k", "n"), [(3, 5, 4), (2, 300, 3)])
 def test_mm_float64_matches_reference(
-    m: int,
-    k: int,
-    n: int,
-    rand: Rand,
-    assert_same_bits: AssertSameBits,
+    m: int, k: int, n: int, rand: Rand, assert_same_bits: AssertSameBits
 ) -> None:
     # (2, 300, 3) crosses a k-block: binary64 accumulators are parked and resumed too.
     a, b = rand(m, k, dtype=torch.float64, seed=3), rand(k, n, dtype=torch.float64, seed=4)
@@ -83,8 +74,7 @@ def test_mm_long_k_crosses_k_blocks(rand: Rand, assert_same_bits: AssertSameBits
 
 
 def test_narrow_products_on_the_parallel_path_match_reference(
-    rand: Rand,
-    assert_same_bits: AssertSameBits,
+    rand: Rand, assert_same_bits: AssertSameBits
 ) -> None:
     # N <= 32 uses the narrow micro-tile; 500 * 170 * 30 multiply-adds take the parallel path.
     a, b = rand(500, 170, seed=40), rand(170, 30, seed=41)
@@ -102,9 +92,7 @@ def test_reference_detects_a_different_order(rand: Rand, same_bits: SameBits) ->
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_addmm_matches_reference(
-    dtype: torch.dtype,
-    rand: Rand,
-    assert_same_bits: AssertSameBits,
+    dtype: torch.dtype, rand: Rand, assert_same_bits: AssertSameBits
 ) -> None:
     a, b = rand(7, 9, dtype=dtype, seed=9), rand(9, 33, dtype=dtype, seed=10)
     for bias in (rand(33, dtype=dtype, seed=11), rand(7, 33, dtype=dtype, seed=12)):
@@ -146,9 +134,7 @@ def test_empty_inner_dimension_gives_positive_zero(assert_same_bits: AssertSameB
 
 
 def test_thread_count_changes_no_bit(
-    rand: Rand,
-    assert_same_bits: AssertSameBits,
-    num_threads: Callable[[int], None],
+    rand: Rand, assert_same_bits: AssertSameBits, num_threads: Callable[[int], None]
 ) -> None:
     # Large enough for the parallel path (more than SERIAL_BELOW multiply-adds).
     a, b = rand(130, 170, seed=20), rand(170, 140, seed=21)
@@ -162,8 +148,7 @@ def test_thread_count_changes_no_bit(
 
 
 def test_row_independent_of_batch_size_and_position(
-    rand: Rand,
-    assert_same_bits: AssertSameBits,
+    rand: Rand, assert_same_bits: AssertSameBits
 ) -> None:
     # 200 rows take the parallel path; one row, or seven, the serial one.
     w = rand(120, 100, seed=22)

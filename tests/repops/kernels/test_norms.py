@@ -39,10 +39,7 @@ def back(a: np.ndarray, shape: Sequence[int], dtype: torch.dtype) -> torch.Tenso
 @pytest.mark.parametrize("n", [1, 3, 16, 17, 33, 257])
 @pytest.mark.parametrize("affine", ["both", "weight", "none"])
 def test_layer_norm_matches_reference(
-    n: int,
-    dtype: torch.dtype,
-    affine: str,
-    same_bits: SameBits,
+    n: int, dtype: torch.dtype, affine: str, same_bits: SameBits
 ) -> None:
     x = data((2, 3, n), dtype, seed=n)
     w = data((n,), dtype, seed=n + 1) if affine != "none" else None
@@ -111,8 +108,7 @@ def test_close_to_torch() -> None:
 
 
 def test_rows_threads_and_layout_do_not_change_bits(
-    same_bits: SameBits,
-    on_all_paths: OnAllPaths,
+    same_bits: SameBits, on_all_paths: OnAllPaths
 ) -> None:
     x = data((64, 40), torch.float32, seed=5)
     w = data((40,), torch.float32, seed=6)

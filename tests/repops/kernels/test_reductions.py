@@ -60,10 +60,7 @@ def test_sum_mean_match_reference(n: int, dtype: torch.dtype, same_bits_or_nan: 
 @pytest.mark.parametrize("n", [1, 16, 17, 257])
 @pytest.mark.parametrize("correction", [0, 1, 2.5])
 def test_var_std_match_reference(
-    n: int,
-    dtype: torch.dtype,
-    correction: float,
-    same_bits_or_nan: SameBits,
+    n: int, dtype: torch.dtype, correction: float, same_bits_or_nan: SameBits
 ) -> None:
     x = data((4, n), dtype, seed=n + 1)
     xc = compute(x)
@@ -82,10 +79,7 @@ def test_var_std_match_reference(
 @pytest.mark.parametrize("ord", [2, 1, math.inf, -math.inf, 0])
 @pytest.mark.parametrize("n", [1, 17, 257])
 def test_vector_norm_matches_reference(
-    n: int,
-    ord: float,
-    dtype: torch.dtype,
-    same_bits_or_nan: SameBits,
+    n: int, ord: float, dtype: torch.dtype, same_bits_or_nan: SameBits
 ) -> None:
     x = data((3, n), dtype, seed=2 * n)
     x[0, 0] = 0.0
@@ -120,8 +114,7 @@ def test_lane_order_is_not_a_sequential_sum() -> None:
 
 
 def test_thread_count_does_not_change_bits(
-    same_bits_or_nan: SameBits,
-    on_all_paths: OnAllPaths,
+    same_bits_or_nan: SameBits, on_all_paths: OnAllPaths
 ) -> None:
     x = data((37, 129), torch.float32, seed=3)
     xi = torch.randint(-9, 9, (5, 7))
@@ -143,8 +136,7 @@ def test_thread_count_does_not_change_bits(
 
 @pytest.mark.parametrize("rows", [1, 7, 64])
 def test_batch_size_and_row_position_do_not_change_bits(
-    rows: int,
-    same_bits_or_nan: SameBits,
+    rows: int, same_bits_or_nan: SameBits
 ) -> None:
     base = data((64, 45), torch.float32, seed=11)
     want = R.var_correction(base, [1])
@@ -235,11 +227,7 @@ def test_aten_table_names_real_overloads() -> None:
     keepdim=st.booleans(),
 )
 def test_random_shapes_and_dims_match_reference(
-    shape: list[int],
-    data_seed: int,
-    pick: int,
-    keepdim: bool,
-    same_bits_or_nan: SameBits,
+    shape: list[int], data_seed: int, pick: int, keepdim: bool, same_bits_or_nan: SameBits
 ) -> None:
     x = data(tuple(shape), torch.float32, seed=data_seed)
     dims = [d for d in range(len(shape)) if (pick >> d) & 1] or None

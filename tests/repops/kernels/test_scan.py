@@ -28,10 +28,7 @@ def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("n", [1, 3, 16, 17, 33])
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_cumsum_matches_reference(
-    n: int,
-    dtype: torch.dtype,
-    dim: int,
-    same_bits: SameBits,
+    n: int, dtype: torch.dtype, dim: int, same_bits: SameBits
 ) -> None:
     x = data((4, n), dtype, seed=n)
     ct = torch.float64 if dtype == torch.float64 else torch.float32

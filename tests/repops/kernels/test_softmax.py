@@ -82,8 +82,7 @@ def test_dim0_equals_transposed_last_dim_and_layouts(same_bits_or_nan: SameBits)
 
 
 def test_threads_and_batch_do_not_change_bits(
-    same_bits_or_nan: SameBits,
-    on_all_paths: OnAllPaths,
+    same_bits_or_nan: SameBits, on_all_paths: OnAllPaths
 ) -> None:
     x = data((64, 70), torch.float32, seed=2)
     full = S.log_softmax(x, 1, False)
