@@ -15,17 +15,6 @@ from verde.robust._core import Array, Stack
 from verde.robust.base import PreAggregator, register_pre_aggregator, run_pre
 
 
-def bucket_weights(n: int, s: int, rng: np.random.Generator) -> np.ndarray:
-    """``(ceil(n/s), n)`` matrix: row b averages the b-th bucket of a random permutation."""
-    perm = rng.permutation(n)
-    m = -(-n // s)
-    w = np.zeros((m, n))
-    for b in range(m):
-        members = perm[b * s:(b + 1) * s]
-        w[b, members] = 1.0 / members.size
-    return w
-
-
 def bucketing(inputs: Any, s: int = 2, *, seed: int | np.random.Generator | None = 0,
               deterministic: bool = False) -> Array:
     """Bucket means of a seeded random permutation; returns a stack of ceil(n/s) vectors."""
