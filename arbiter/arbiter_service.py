@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import grpc
 
+from arbiter.codec import parse_json
 from arbiter.engine import ArbiterEngine
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
@@ -32,10 +31,7 @@ class ArbiterServicer(rpc.ArbiterServicer):
     @grpc_errors
     def OpenDispute(self, request: pb.OpenDisputeRequest, context: grpc.ServicerContext
                     ) -> pb.DisputeRef:
-        try:
-            spec = json.loads(request.spec_json)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"job spec is not valid JSON: {exc}") from None
+        spec = parse_json(request.spec_json, "job spec")
         entries = [(p.address, p.signed_result_json) for p in request.providers]
         opened = self.engine.open_dispute(spec, entries)
         return pb.DisputeRef(dispute_id=opened.dispute_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from arbiter.proto import verde_pb2 as pb
 from proofs import SignedMessage
@@ -29,13 +30,25 @@ class MalformedRequest(ValueError):
     """A request's envelope cannot be decoded (maps to INVALID_ARGUMENT)."""
 
 
-def query_from_pb(msg: pb.QueryRequest) -> Query:
+def parse_json(text: str, what: str) -> Any:
+    """``json.loads`` for text from other parties: one clear error for anything malformed.
+
+    Deeply nested documents make the stdlib parser raise RecursionError; that is bad input
+    too, not an internal error.
+    """
     try:
-        data = json.loads(msg.query_json)
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise MalformedRequest(f"{what} is not valid JSON: {type(exc).__name__}: {exc}") from None
+
+
+def query_from_pb(msg: pb.QueryRequest) -> Query:
+    data = parse_json(msg.query_json, "query")
+    try:
         if not isinstance(data, dict):
             raise TypeError("a query is a JSON object")
         return Query.from_json(data)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedRequest(f"malformed query: {type(exc).__name__}: {exc}") from None
 
 
@@ -46,7 +59,7 @@ def signed_to_json(message: SignedMessage) -> str:
 def signed_from_json(text: str) -> SignedMessage:
     try:
         return SignedMessage.from_json(json.loads(text))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise PeerError(f"malformed signed message: {exc}") from None
 
 

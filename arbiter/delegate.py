@@ -41,7 +41,10 @@ def resolution_json(spec: JobSpec, res: Resolution) -> dict[str, Any]:
             "dishonest_providers": res.cheaters, "reasons": res.reasons,
             "disputes": [{"dispute_id": d.dispute_id, "between": [d.a, d.b],
                           "winner": {"a": d.a, "b": d.b}.get(d.verdict.winner or ""),
-                          "verdict": d.verdict.to_json()} for d in res.disputes]}
+                          "verdict": {**d.verdict.to_json(),
+                                      "keys": {"a": res.results[d.a].signer.hex(),
+                                               "b": res.results[d.b].signer.hex()}}}
+                         for d in res.disputes]}
 
 
 def collect_results(spec: JobSpec, peers: dict[str, GrpcProviderPeer], *,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from arbiter.codec import parse_json
 from arbiter.errors import ArbiterError, LeaseLost
 from arbiter.storage.store import DisputeRecord, Store
 from proofs import ProofError, SignedMessage, SigningKey, canonical_json, verify_message
@@ -80,10 +81,7 @@ class ArbiterEngine:
         job = JobSpec.from_mapping(spec)
         results = []
         for address, text in entries:
-            try:
-                message = SignedMessage.from_json(json.loads(text))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"result of {address} is not valid JSON: {exc}") from None
+            message = SignedMessage.from_json(parse_json(text, f"result of {address}"))
             # Check before storing anything: a forged result must neither be recorded nor
             # cost the provider it names a dispute.
             verify_message(message)

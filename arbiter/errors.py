@@ -21,5 +21,13 @@ class LeaseLost(ArbiterError):
     """Another arbiter process took over this dispute (its lease expired): stop working on it."""
 
 
-class ConflictingResult(ArbiterError):
+class Conflict(ArbiterError):
+    """A write contradicts what is already stored (maps to FAILED_PRECONDITION)."""
+
+
+class ConflictingResult(Conflict):
     """A provider already has a different signed result stored for the same job."""
+
+
+class ConflictingJob(Conflict):
+    """A job id is already stored with a different spec."""

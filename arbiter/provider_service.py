@@ -7,13 +7,18 @@ DEADLINE_EXCEEDED — exactly what a dead provider looks like on the wire.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
 import grpc
 
-from arbiter.codec import DEFAULT_CHUNK, answer_to_chunks, query_from_pb, signed_to_json
+from arbiter.codec import (
+    DEFAULT_CHUNK,
+    answer_to_chunks,
+    parse_json,
+    query_from_pb,
+    signed_to_json,
+)
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_host import ProviderHost
@@ -32,11 +37,7 @@ class ProviderServicer(rpc.ProviderServicer):
 
     @grpc_errors
     def SubmitJob(self, request: pb.JobRequest, context: grpc.ServicerContext) -> pb.JobRef:
-        try:
-            spec = json.loads(request.spec_json)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"job spec is not valid JSON: {exc}") from None
-        return pb.JobRef(job_id=self.host.submit(spec))
+        return pb.JobRef(job_id=self.host.submit(parse_json(request.spec_json, "job spec")))
 
     @grpc_errors
     def GetStatus(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.JobStatus:

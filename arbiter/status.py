@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from arbiter.errors import ArbiterError, ConflictingResult, LeaseLost, NotFound, StorageError
+from arbiter.errors import ArbiterError, Conflict, LeaseLost, NotFound, StorageError
 from proofs import InvalidSignature, ProofError, VerificationError
 from verde.errors import VerdeError
 from verde.peers.errors import PeerError, PeerTimeout
@@ -25,7 +25,7 @@ log = logging.getLogger("verde.arbiter")
 STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (LeaseLost, grpc.StatusCode.ABORTED),
-    (ConflictingResult, grpc.StatusCode.FAILED_PRECONDITION),
+    (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
     (StorageError, grpc.StatusCode.UNAVAILABLE),
     (PeerTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
     (PeerError, grpc.StatusCode.UNAVAILABLE),

@@ -23,7 +23,6 @@ from cli.commands.provider import provider
 from cli.commands.verify import verify
 from cli.output import error_line
 from proofs import ProofError
-from repops import RepopsError
 from verde import VerdeError
 
 
@@ -37,6 +36,13 @@ def cli() -> None:
 
 for command in (demo, keys, provider, arbiter_group, delegate, verify, disputes, jobs):
     cli.add_command(command)
+
+
+def _is_repops_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a RepopsError, without importing repops (and torch) to find out:
+    if repops was never imported, nothing could have raised one."""
+    errors = sys.modules.get("repops.errors")
+    return errors is not None and isinstance(exc, errors.RepopsError)
 
 
 def _code_for(exc: BaseException) -> int:
@@ -58,10 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (VerdeError, ProofError, RepopsError, ValueError, OSError) as exc:
+    except (VerdeError, ProofError, ValueError, OSError) as exc:
         error_line(str(exc))
         sys.exit(_code_for(exc))
-    except Exception:
+    except Exception as exc:
+        if _is_repops_error(exc):
+            error_line(str(exc))
+            sys.exit(exit_codes.BAD_INPUT)
         if os.environ.get("VERDE_DEBUG"):
             traceback.print_exc()
         error_line("internal error (a bug in verde; rerun with VERDE_DEBUG=1 and report it)")

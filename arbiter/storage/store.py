@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from arbiter.errors import ConflictingResult, LeaseLost, NotFound, StorageError
+from arbiter.errors import ConflictingJob, ConflictingResult, LeaseLost, NotFound, StorageError
 from arbiter.storage.db import Database
 from arbiter.storage.models import (
     DisputeEventRow,
@@ -70,11 +70,10 @@ class Store:
     # -- jobs and results -------------------------------------------------------------
     def put_job(self, job_id: str, spec_json: str) -> None:
         with self.db.sessions.begin() as s:
-            row = s.get(JobRow, job_id)
-            if row is None:
-                s.add(JobRow(job_id=job_id, spec_json=spec_json))
-            elif row.spec_json != spec_json:
-                raise StorageError(f"job {job_id} already stored with a different spec")
+            _insert_ignoring_duplicates(s, JobRow, job_id=job_id, spec_json=spec_json,
+                                        created_at=utcnow())
+            if s.get(JobRow, job_id).spec_json != spec_json:  # type: ignore[union-attr]
+                raise ConflictingJob(f"job {job_id} already stored with a different spec")
 
     def job_spec(self, job_id: str) -> str:
         with self.db.sessions() as s:
@@ -90,12 +89,11 @@ class Store:
 
     def put_result(self, job_id: str, provider_key: str, signed_json: str) -> None:
         with self.db.sessions.begin() as s:
+            _insert_ignoring_duplicates(s, ResultRow, job_id=job_id, provider_key=provider_key,
+                                        signed_result_json=signed_json, created_at=utcnow())
             existing = s.scalar(select(ResultRow).where(ResultRow.job_id == job_id,
                                                         ResultRow.provider_key == provider_key))
-            if existing is None:
-                s.add(ResultRow(job_id=job_id, provider_key=provider_key,
-                                signed_result_json=signed_json))
-            elif existing.signed_result_json != signed_json:
+            if existing is not None and existing.signed_result_json != signed_json:
                 raise ConflictingResult(
                     f"provider {provider_key[:16]} already has a different result for job {job_id}")
 
@@ -108,11 +106,11 @@ class Store:
     # -- providers --------------------------------------------------------------------
     def upsert_provider(self, public_key: str, address: str | None = None) -> None:
         with self.db.sessions.begin() as s:
-            row = s.get(ProviderRow, public_key)
-            if row is None:
-                s.add(ProviderRow(public_key=public_key, address=address))
-            elif address:
-                row.address = address
+            _insert_ignoring_duplicates(s, ProviderRow, public_key=public_key, address=address,
+                                        disputes_won=0, disputes_lost=0, created_at=utcnow())
+            if address:
+                s.execute(update(ProviderRow).where(ProviderRow.public_key == public_key)
+                          .values(address=address))
 
     def provider_record(self, public_key: str) -> tuple[int, int]:
         with self.db.sessions() as s:
@@ -241,6 +239,18 @@ class Store:
             s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=status,
                                   payload_json=verdict_json))
         return self.dispute(record.dispute_id)
+
+
+def _insert_ignoring_duplicates(s: Session, model: type, **values: object) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: concurrent first writers of a row both succeed."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise StorageError(f"unsupported database dialect {dialect!r}")
+    s.execute(dialect_insert(model).values(**values).on_conflict_do_nothing())
 
 
 def _bump(s: Session, key: str, *, won: int = 0, lost: int = 0) -> None:

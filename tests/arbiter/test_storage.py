@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from arbiter.errors import ConflictingResult, LeaseLost, NotFound, StorageError
+from arbiter.errors import ConflictingJob, ConflictingResult, LeaseLost, NotFound, StorageError
 from arbiter.storage import Store, open_database
 
 
@@ -73,7 +73,7 @@ def test_results_are_idempotent_and_conflicts_are_refused(store: Store) -> None:
     with pytest.raises(ConflictingResult, match="different result"):
         store.put_result(job, "k" * 64, '{"r": 2}')
     assert store.results(job) == [("k" * 64, '{"r": 1}')]
-    with pytest.raises(StorageError, match="different spec"):
+    with pytest.raises(ConflictingJob, match="different spec"):
         store.put_job(job, '{"other": 1}')
 
 

@@ -337,9 +337,6 @@ def test_forged_results_neither_cost_nor_block_the_named_provider(
     assert lost[cluster.public_key("honest")] == 0, "a forged result cost the honest provider"
 
 
-@pytest.mark.xfail(strict=True, reason="codec.query_from_pb raises PeerError for an unparseable "
-                   "query, which status.py maps to UNAVAILABLE (a retryable outage) instead of "
-                   "INVALID_ARGUMENT")
 def test_malformed_query_is_invalid_argument(fuzz_env: dict[str, Any]) -> None:
     with grpc.insecure_channel(fuzz_env["honest"].address) as ch:
         p = rpc.ProviderStub(ch)
@@ -350,8 +347,6 @@ def test_malformed_query_is_invalid_argument(fuzz_env: dict[str, Any]) -> None:
                 text, info.value.code(), info.value.details())
 
 
-@pytest.mark.xfail(strict=True, reason="json.loads of deeply nested JSON raises RecursionError, "
-                   "which SubmitJob/OpenDispute do not catch: status.py maps it to INTERNAL")
 def test_deeply_nested_json_is_invalid_argument(fuzz_env: dict[str, Any]) -> None:
     nested = "[" * 100_000 + "]" * 100_000
     with grpc.insecure_channel(fuzz_env["honest"].address) as pch, \
@@ -365,8 +360,6 @@ def test_deeply_nested_json_is_invalid_argument(fuzz_env: dict[str, Any]) -> Non
             assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
 
 
-@pytest.mark.xfail(strict=True, reason="JobSpec accepts steps=2**70: the provider queues a job "
-                   "it can never finish and GetStatus then fails on the uint64 steps_total")
 def test_provider_rejects_a_job_with_absurd_step_count(fuzz_env: dict[str, Any]) -> None:
     with grpc.insecure_channel(fuzz_env["honest"].address) as ch:
         p = rpc.ProviderStub(ch)

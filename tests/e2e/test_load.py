@@ -50,13 +50,10 @@ def _run_disputes(arbiter: str, entries: dict[int, list[tuple[str, str]]]
                   ) -> dict[int, tuple[str, Any]]:
     client = ArbiterClient(arbiter)
     try:
-        # The first opening registers the providers alone: concurrent first registrations of
-        # one provider collide (test_concurrent_first_registrations_do_not_collide).
-        first, *rest = entries
-        ids = {first: client.open_dispute(_spec(first), entries[first])}
+        seeds = list(entries)
         with ThreadPoolExecutor(max_workers=len(entries)) as pool:
-            ids.update(zip(rest, pool.map(lambda s: client.open_dispute(_spec(s), entries[s]),
-                                          rest), strict=True))
+            ids = dict(zip(seeds, pool.map(lambda s: client.open_dispute(_spec(s), entries[s]),
+                                           seeds), strict=True))
             finals = pool.map(lambda s: client.wait(ids[s], timeout_s=900, poll_s=0.5), ids)
             return {s: (ids[s], st) for s, st in zip(ids, finals, strict=True)}
     finally:
@@ -128,9 +125,6 @@ def test_a_provider_that_died_loses_its_disputes(load_env: dict[str, Any]) -> No
         assert verdict["faults"]["a"]["code"] == "missed_deadline"
 
 
-@pytest.mark.xfail(strict=True, reason="Store.upsert_provider (like put_job and put_result) is "
-                   "check-then-insert: two OpenDispute calls naming a new provider at once "
-                   "both insert it, one gets IntegrityError, mapped to INTERNAL")
 def test_concurrent_first_registrations_do_not_collide(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Two stores (as two request threads) register one new provider at the same moment; a

@@ -68,11 +68,6 @@ def pg_env(tmp_path_factory: pytest.TempPathFactory, postgres_url: str
            ) -> Iterator[dict[str, Any]]:
     cluster = Cluster(tmp_path_factory.mktemp("postgres"))
     postgres_url = fresh_database(postgres_url, "verde_e2e_two_arbiters")
-    # Migrate once before the two processes start: two processes migrating one fresh
-    # database at once collide (test_two_processes_migrating_a_fresh_database_at_once).
-    from arbiter.storage import open_database
-
-    open_database(postgres_url).close()
     try:
         honest, cheat, arb1, arb2 = cluster.start_many([
             ("pg-honest", cluster.provider_argv("pg-honest")),
@@ -260,9 +255,6 @@ open_database(url).close()
 """
 
 
-@pytest.mark.xfail(strict=True, reason="open_database runs Alembic's upgrade without a lock: two "
-                   "arbiter processes starting together on a fresh PostgreSQL database both "
-                   "create the tables and one dies with DuplicateTable ('cannot migrate')")
 def test_two_processes_migrating_a_fresh_database_at_once(postgres_url: str,
                                                           tmp_path: Path) -> None:
     """Two processes migrate one new database; each waits, just before running its

@@ -113,8 +113,8 @@ class JobSpec:
             if optimizer_raw:
                 raise JobSpecError("job spec: an inference job takes no optimizer")
             optimizer = {}
-        steps = _positive_int(data, "steps")
-        batch_size = _positive_int(data, "batch_size")
+        steps = _positive_int(data, "steps", MAX_STEPS)
+        batch_size = _positive_int(data, "batch_size", MAX_BATCH_SIZE)
         seed = data.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _MAX_SEED:
             raise JobSpecError(f"job spec: seed must be an integer in [0, 2**63), got {seed!r}")
@@ -172,12 +172,18 @@ def _require_str(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _positive_int(data: Mapping[str, Any], key: str) -> int:
+#: Upper bounds that keep a spec runnable and its numbers inside every wire format (uint64).
+MAX_STEPS = 10**7
+MAX_BATCH_SIZE = 2**20
+
+
+def _positive_int(data: Mapping[str, Any], key: str, maximum: int) -> int:
     if key not in data:
         raise JobSpecError(f"job spec: {key!r} is missing")
     value = data[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise JobSpecError(f"job spec: {key!r} must be a positive integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= maximum:
+        raise JobSpecError(
+            f"job spec: {key!r} must be an integer in [1, {maximum}], got {value!r}")
     return value
 
 

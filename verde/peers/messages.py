@@ -11,6 +11,7 @@ the answer without signing megabytes of JSON.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +60,7 @@ class TensorBlob:
         if self.dtype not in _DTYPES:
             raise PeerError(f"tensor blob: unknown dtype {self.dtype!r}")
         np_dtype = _DTYPES[self.dtype][1]
-        count = int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        count = math.prod(self.shape)  # Python ints: a hostile shape cannot wrap to 0
         if count * np_dtype.itemsize != len(self.data):
             raise PeerError(
                 f"tensor blob: {len(self.data)} bytes do not fit dtype {self.dtype} shape "

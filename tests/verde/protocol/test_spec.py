@@ -47,8 +47,9 @@ def test_defaults_are_part_of_the_identity() -> None:
     ("change", "message"),
     [
         ({"program": "resnet"}, "unknown program 'resnet'"),
-        ({"steps": -1}, "'steps' must be a positive integer"),
-        ({"batch_size": 0}, "'batch_size' must be a positive integer"),
+        ({"steps": -1}, "'steps' must be an integer in \\[1, "),
+        ({"steps": 2**70}, "'steps' must be an integer in \\[1, "),
+        ({"batch_size": 0}, "'batch_size' must be an integer in \\[1, "),
         ({"seed": -3}, "seed must be an integer"),
         ({"dataset": {"name": "imagenet"}}, "dataset: name must be"),
         ({"dataset": {"name": "file", "location": "/nonexistent.npz", "root": "0" * 64}},
