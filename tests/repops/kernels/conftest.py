@@ -18,6 +18,7 @@ from repops.kernels import _rows
 
 OnAllPaths = Callable[[Callable[[], Any]], list[Any]]
 RunCompiled = Callable[..., str]
+WideRandn = Callable[..., torch.Tensor]
 
 #: The repository root, put on the subprocess's PYTHONPATH so it imports this checkout.
 ROOT = Path(__file__).resolve().parents[3]
@@ -82,3 +83,26 @@ def run_compiled() -> RunCompiled:
         return res.stdout
 
     return run
+
+
+def _wide_randn(
+    shape: tuple[int, ...],
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+    spread: float = 2.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g) * torch.exp(spread * torch.randn(shape, generator=g))
+    return x.to(dtype)
+
+
+@pytest.fixture(scope="session")
+def wide_randn() -> WideRandn:
+    """``wide_randn(shape, dtype, seed, spread=2.0, generator=None)``: ``z1 * exp(spread * z2)``
+    for two standard normal draws, in float32, then rounded to ``dtype``.
+
+    Why: magnitudes spread over many binades make any change of summation order show up in
+    the bits. ``generator`` continues a caller's stream instead of seeding a new one.
+    """
+    return _wide_randn

@@ -17,6 +17,8 @@ from repops.reference.elementwise_pow import pow_f32_reference, rsqrt_f32_refere
 from repops.reference.elementwise_trig import cos_f32_reference, sin_f32_reference
 
 SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
+WideRandn = Callable[..., torch.Tensor]  # conftest fixture type
+Sample = Callable[..., torch.Tensor]  # the sample fixture below
 
 UNARY = {
     "aten.exp.default": (R.exp_f32_reference, torch.exp),
@@ -33,16 +35,23 @@ UNARY = {
 }
 
 
-def sample(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g) * torch.exp(torch.randn(shape, generator=g) * 2)
-    flat = x.view(-1)
-    flat[:6] = torch.tensor([0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-40])
-    return x
+@pytest.fixture(scope="session")
+def sample(wide_randn: WideRandn) -> Sample:
+    """``sample(shape, seed=0)``: wide-range float32 values led by six IEEE special values."""
+
+    def build(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+        x = wide_randn(shape, torch.float32, seed)
+        flat = x.view(-1)
+        flat[:6] = torch.tensor([0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-40])
+        return x
+
+    return build
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
-def test_unary_matches_reference_and_torch(name: str, same_bits_or_nan: SameBits) -> None:
+def test_unary_matches_reference_and_torch(
+    name: str, same_bits_or_nan: SameBits, sample: Sample
+) -> None:
     ref, tfn = UNARY[name]
     x = sample((37, 29))
     if name in ("aten.log.default", "aten.rsqrt.default"):
@@ -55,7 +64,9 @@ def test_unary_matches_reference_and_torch(name: str, same_bits_or_nan: SameBits
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
-def test_layout_and_low_precision_dtypes(name: str, same_bits_or_nan: SameBits) -> None:
+def test_layout_and_low_precision_dtypes(
+    name: str, same_bits_or_nan: SameBits, sample: Sample
+) -> None:
     x = sample((16, 24), seed=1).abs()
     fn = K[name]
     base = fn(x)
@@ -86,7 +97,9 @@ def test_integer_input_promotes_to_float32() -> None:
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_forward_backward(approximate: str, same_bits_or_nan: SameBits) -> None:
+def test_gelu_forward_backward(
+    approximate: str, same_bits_or_nan: SameBits, sample: Sample
+) -> None:
     x = sample((33, 17), seed=2)
     g = sample((33, 17), seed=3)
     fwd = K["aten.gelu.default"](x, approximate=approximate)
@@ -110,7 +123,7 @@ def test_gelu_rejects_unknown_approximation() -> None:
         K["aten.gelu.default"](torch.ones(2), approximate="fast")
 
 
-def test_silu_sigmoid_tanh_backward(same_bits_or_nan: SameBits) -> None:
+def test_silu_sigmoid_tanh_backward(same_bits_or_nan: SameBits, sample: Sample) -> None:
     x, g = sample((40,), 4), sample((40,), 5)
     y = torch.rand(40)
     got = K["aten.silu_backward.default"](g, x)
@@ -129,7 +142,7 @@ def test_silu_sigmoid_tanh_backward(same_bits_or_nan: SameBits) -> None:
     torch.testing.assert_close(tb, torch.ops.aten.tanh_backward(g, y), equal_nan=True)
 
 
-def test_pow_overloads_and_broadcasting(same_bits_or_nan: SameBits) -> None:
+def test_pow_overloads_and_broadcasting(same_bits_or_nan: SameBits, sample: Sample) -> None:
     x = sample((6, 5), 6).abs()
     e = torch.linspace(-3, 3, 5)
     got = K["aten.pow.Tensor_Tensor"](x, e)
@@ -150,7 +163,7 @@ def _f32(t: torch.Tensor) -> np.ndarray:
     return t.numpy().reshape(-1)
 
 
-def test_add_sub_with_alpha_use_fma(same_bits_or_nan: SameBits) -> None:
+def test_add_sub_with_alpha_use_fma(same_bits_or_nan: SameBits, sample: Sample) -> None:
     x, y = sample((7, 9), 7), sample((9,), 8)
     xb = np.broadcast_to(_f32(x).reshape(7, 9), (7, 9)).reshape(-1)
     yb = np.broadcast_to(_f32(y), (7, 9)).reshape(-1)
@@ -171,7 +184,7 @@ def test_add_sub_with_alpha_use_fma(same_bits_or_nan: SameBits) -> None:
     assert torch.equal(K["aten.add.Tensor"](ints, ints, alpha=3), ints * 4)
 
 
-def test_addcmul_addcdiv_lerp(same_bits_or_nan: SameBits) -> None:
+def test_addcmul_addcdiv_lerp(same_bits_or_nan: SameBits, sample: Sample) -> None:
     s, a, b = sample((50,), 9), sample((50,), 10), sample((50,), 11)
     got = K["aten.addcmul.default"](s, a, b, value=0.25)
     want = RC.addcmul_reference(_f32(s), _f32(a), _f32(b), np.float32(0.25))
@@ -195,7 +208,7 @@ def test_addcmul_addcdiv_lerp(same_bits_or_nan: SameBits) -> None:
         K["aten.addcmul.default"](torch.arange(3), torch.arange(3), torch.arange(3))
 
 
-def test_activation_extras(same_bits_or_nan: SameBits) -> None:
+def test_activation_extras(same_bits_or_nan: SameBits, sample: Sample) -> None:
     x = sample((64,), 12)
     lr = K["aten.leaky_relu.default"](x, 0.2)
     want = RC.leaky_relu_reference(_f32(x), np.float32(0.2))

@@ -13,17 +13,22 @@ from repops.reference import reductions_nn as ref
 
 SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
 OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
+WideRandn = Callable[..., torch.Tensor]  # conftest fixture type
+Case = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # the case fixture below
 
 
-def case(
-    shape: tuple[int, ...], d: int, vocab: int, dtype: torch.dtype, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, vocab, shape, generator=gen)
-    g = torch.randn((*shape, d), generator=gen) * torch.exp(
-        2 * torch.randn((*shape, d), generator=gen)
-    )
-    return g.to(dtype), idx
+@pytest.fixture(scope="session")
+def case(wide_randn: WideRandn) -> Case:
+    """``case(shape, d, vocab, dtype, seed)``: (grad_output, indices), both from one stream."""
+
+    def build(
+        shape: tuple[int, ...], d: int, vocab: int, dtype: torch.dtype, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(seed)
+        idx = torch.randint(0, vocab, shape, generator=gen)
+        return wide_randn((*shape, d), dtype, generator=gen), idx
+
+    return build
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -31,7 +36,7 @@ def case(
 @pytest.mark.parametrize("padding_idx", [-1, 2])
 @pytest.mark.parametrize("scale", [False, True])
 def test_matches_reference(
-    dtype: torch.dtype, d: int, padding_idx: int, scale: bool, same_bits: SameBits
+    dtype: torch.dtype, d: int, padding_idx: int, scale: bool, same_bits: SameBits, case: Case
 ) -> None:
     g, idx = case((5, 9), d, 8, dtype, seed=d)
     got = E.embedding_dense_backward(g, idx, 10, padding_idx, scale)
@@ -44,7 +49,7 @@ def test_matches_reference(
         assert not bool(torch.signbit(got[padding_idx]).any())
 
 
-def test_close_to_torch() -> None:
+def test_close_to_torch(case: Case) -> None:
     g, idx = case((6, 11), 12, 20, torch.float32, seed=0)
     for pad, sc in ((-1, False), (3, False), (-1, True)):
         torch.testing.assert_close(
@@ -64,7 +69,9 @@ def test_order_is_increasing_position() -> None:
     assert float(rev) != float(got)  # a different position order is a different sum
 
 
-def test_threads_layout_and_index_shape(same_bits: SameBits, on_all_paths: OnAllPaths) -> None:
+def test_threads_layout_and_index_shape(
+    same_bits: SameBits, on_all_paths: OnAllPaths, case: Case
+) -> None:
     g, idx = case((8, 40), 9, 7, torch.float32, seed=1)
     full, *others = on_all_paths(lambda: E.embedding_dense_backward(g, idx, 7, -1, False))
     for o in others:
@@ -75,7 +82,7 @@ def test_threads_layout_and_index_shape(same_bits: SameBits, on_all_paths: OnAll
     assert same_bits(E.embedding_dense_backward(gt, idx, 7, -1, False), full)
 
 
-def test_bad_inputs() -> None:
+def test_bad_inputs(case: Case) -> None:
     g, idx = case((2, 3), 4, 5, torch.float32, seed=2)
     with pytest.raises(ValueError, match="index 5 is out of range"):
         E.embedding_dense_backward(g, torch.tensor([[0, 5, 1], [1, 1, 1]]), 5, -1, False)

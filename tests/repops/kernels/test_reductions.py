@@ -6,6 +6,7 @@ The reference (repops/reference/reductions.py) gathers rows with np.ndindex stra
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -22,16 +23,16 @@ from repops.reference import reductions as ref
 
 SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
 OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
+WideRandn = Callable[..., torch.Tensor]  # conftest fixture type
 
 SIZES = [1, 3, 15, 16, 17, 33, 257]
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 
-def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    # Wide dynamic range so that a different summation order shows up in the bits.
-    x = torch.randn(shape, generator=g) * torch.exp(3 * torch.randn(shape, generator=g))
-    return x.to(dtype)
+@pytest.fixture(scope="session")
+def data(wide_randn: WideRandn) -> WideRandn:
+    """``data(shape, dtype, seed=0)``: the conftest builder with the wide spread of 3."""
+    return functools.partial(wide_randn, spread=3.0)
 
 
 def compute(t: torch.Tensor) -> np.ndarray:
@@ -45,7 +46,9 @@ def rounded(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
-def test_sum_mean_match_reference(n: int, dtype: torch.dtype, same_bits_or_nan: SameBits) -> None:
+def test_sum_mean_match_reference(
+    n: int, dtype: torch.dtype, same_bits_or_nan: SameBits, data: WideRandn
+) -> None:
     x = data((3, n), dtype, seed=n)
     xc = compute(x)
     assert same_bits_or_nan(R.sum_dim(x, [1]), rounded(ref.sum_reference(xc, [1]), dtype))
@@ -60,7 +63,7 @@ def test_sum_mean_match_reference(n: int, dtype: torch.dtype, same_bits_or_nan: 
 @pytest.mark.parametrize("n", [1, 16, 17, 257])
 @pytest.mark.parametrize("correction", [0, 1, 2.5])
 def test_var_std_match_reference(
-    n: int, dtype: torch.dtype, correction: float, same_bits_or_nan: SameBits
+    n: int, dtype: torch.dtype, correction: float, same_bits_or_nan: SameBits, data: WideRandn
 ) -> None:
     x = data((4, n), dtype, seed=n + 1)
     xc = compute(x)
@@ -79,7 +82,7 @@ def test_var_std_match_reference(
 @pytest.mark.parametrize("ord", [2, 1, math.inf, -math.inf, 0])
 @pytest.mark.parametrize("n", [1, 17, 257])
 def test_vector_norm_matches_reference(
-    n: int, ord: float, dtype: torch.dtype, same_bits_or_nan: SameBits
+    n: int, ord: float, dtype: torch.dtype, same_bits_or_nan: SameBits, data: WideRandn
 ) -> None:
     x = data((3, n), dtype, seed=2 * n)
     x[0, 0] = 0.0
@@ -88,7 +91,7 @@ def test_vector_norm_matches_reference(
     assert same_bits_or_nan(got, want)
 
 
-def test_float64_follows_the_same_order(same_bits_or_nan: SameBits) -> None:
+def test_float64_follows_the_same_order(same_bits_or_nan: SameBits, data: WideRandn) -> None:
     x = data((2, 35), torch.float64, seed=5)
     xc = x.numpy()
     assert same_bits_or_nan(R.sum_dim(x, [1]), torch.from_numpy(ref.sum_reference(xc, [1])))
@@ -99,7 +102,7 @@ def test_float64_follows_the_same_order(same_bits_or_nan: SameBits) -> None:
     )
 
 
-def test_lane_order_is_not_a_sequential_sum() -> None:
+def test_lane_order_is_not_a_sequential_sum(data: WideRandn) -> None:
     # LSUM differs from a left-to-right sum on wide-range data: proves the lane order is used.
     x = data((64, 100), torch.float32, seed=9)
     got = R.sum_dim(x, [1]).numpy()
@@ -114,7 +117,7 @@ def test_lane_order_is_not_a_sequential_sum() -> None:
 
 
 def test_thread_count_does_not_change_bits(
-    same_bits_or_nan: SameBits, on_all_paths: OnAllPaths
+    same_bits_or_nan: SameBits, on_all_paths: OnAllPaths, data: WideRandn
 ) -> None:
     x = data((37, 129), torch.float32, seed=3)
     xi = torch.randint(-9, 9, (5, 7))
@@ -136,7 +139,7 @@ def test_thread_count_does_not_change_bits(
 
 @pytest.mark.parametrize("rows", [1, 7, 64])
 def test_batch_size_and_row_position_do_not_change_bits(
-    rows: int, same_bits_or_nan: SameBits
+    rows: int, same_bits_or_nan: SameBits, data: WideRandn
 ) -> None:
     base = data((64, 45), torch.float32, seed=11)
     want = R.var_correction(base, [1])
@@ -146,7 +149,7 @@ def test_batch_size_and_row_position_do_not_change_bits(
     assert same_bits_or_nan(R.sum_dim(sub[perm], [1]), R.sum_dim(base, [1])[:rows][perm])
 
 
-def test_layout_does_not_change_bits(same_bits_or_nan: SameBits) -> None:
+def test_layout_does_not_change_bits(same_bits_or_nan: SameBits, data: WideRandn) -> None:
     x = data((6, 40), torch.float32, seed=4)
     xt = x.t().contiguous().t()  # same values, column-major storage
     strided = torch.zeros(12, 80)[::2, ::2]
@@ -160,7 +163,9 @@ def test_layout_does_not_change_bits(same_bits_or_nan: SameBits) -> None:
     assert same_bits_or_nan(R.std_correction(x.t(), [0]), R.std_correction(x, [1]))
 
 
-def test_multi_dim_reduction_uses_row_major_order(same_bits_or_nan: SameBits) -> None:
+def test_multi_dim_reduction_uses_row_major_order(
+    same_bits_or_nan: SameBits, data: WideRandn
+) -> None:
     x = data((3, 5, 7), torch.float32, seed=6)
     xc = x.numpy()
     assert same_bits_or_nan(R.sum_dim(x, [0, 2]), torch.from_numpy(ref.sum_reference(xc, [0, 2])))
@@ -227,7 +232,12 @@ def test_aten_table_names_real_overloads() -> None:
     keepdim=st.booleans(),
 )
 def test_random_shapes_and_dims_match_reference(
-    shape: list[int], data_seed: int, pick: int, keepdim: bool, same_bits_or_nan: SameBits
+    shape: list[int],
+    data_seed: int,
+    pick: int,
+    keepdim: bool,
+    same_bits_or_nan: SameBits,
+    data: WideRandn,
 ) -> None:
     x = data(tuple(shape), torch.float32, seed=data_seed)
     dims = [d for d in range(len(shape)) if (pick >> d) & 1] or None

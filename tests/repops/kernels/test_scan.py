@@ -15,29 +15,23 @@ from repops.reference import reductions as ref
 
 SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
 OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
-
-
-def data(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(shape, generator=g) * torch.exp(2 * torch.randn(shape, generator=g))).to(
-        dtype
-    )
+WideRandn = Callable[..., torch.Tensor]  # conftest fixture type
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("n", [1, 3, 16, 17, 33])
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_cumsum_matches_reference(
-    n: int, dtype: torch.dtype, dim: int, same_bits: SameBits
+    n: int, dtype: torch.dtype, dim: int, same_bits: SameBits, wide_randn: WideRandn
 ) -> None:
-    x = data((4, n), dtype, seed=n)
+    x = wide_randn((4, n), dtype, seed=n)
     ct = torch.float64 if dtype == torch.float64 else torch.float32
     want = torch.from_numpy(ref.cumsum_reference(x.to(ct).numpy(), dim)).to(dtype)
     assert same_bits(S.cumsum(x, dim), want)
 
 
-def test_cumsum_is_sequential_not_pairwise() -> None:
-    x = data((1, 200), torch.float32, seed=1)
+def test_cumsum_is_sequential_not_pairwise(wide_randn: WideRandn) -> None:
+    x = wide_randn((1, 200), torch.float32, seed=1)
     got = S.cumsum(x, 1).numpy()
     s = np.float32(-0.0)
     for k, v in enumerate(x.numpy()[0]):
@@ -45,8 +39,10 @@ def test_cumsum_is_sequential_not_pairwise() -> None:
         assert got[0, k].view(np.int32) == s.view(np.int32)
 
 
-def test_layout_threads_and_dtype_argument(same_bits: SameBits, on_all_paths: OnAllPaths) -> None:
-    x = data((30, 17, 5), torch.float32, seed=2)
+def test_layout_threads_and_dtype_argument(
+    same_bits: SameBits, on_all_paths: OnAllPaths, wide_randn: WideRandn
+) -> None:
+    x = wide_randn((30, 17, 5), torch.float32, seed=2)
     y = S.cumsum(x, 1)
     assert same_bits(S.cumsum(x.permute(2, 1, 0).contiguous().permute(2, 1, 0), 1), y)
     assert same_bits(S.cumsum(x.transpose(0, 1), 0).transpose(0, 1).contiguous(), y)
