@@ -9,6 +9,9 @@ Beta-density likelihood reduces for its default shape parameters: weights
 w_i = 1/max(eps, sqrt(1 - r_i)) with r_i = ||Y^T xhat_i||^2, and Y = the top-p eigenvectors
 of sum_i w_i xhat_i xhat_i^T. The output is the w-weighted mean projected onto Y (our reading
 of the paper's "project the gradients onto the flag"; stated here because it is a choice).
+Known weakness of this reading: f identical colluding vectors are explained exactly by the
+subspace and so receive the largest IRLS weights (sign flipping breaks it in the harness);
+compose it with NNM or clipping, or prefer another rule.
 
 All of it runs on the n x n Gram matrix: the eigenvectors of sum_i w_i xhat_i xhat_i^T lie in
 the span of the xhat_i.
@@ -38,7 +41,7 @@ def flag_coefficients(g: np.ndarray, p: int, iterations: int, eps: float) -> np.
         s = np.sqrt(w)
         vals, vecs = np.linalg.eigh(s[:, None] * gh * s[None, :])
         lam, u = vals[-p:], vecs[:, -p:]
-        pos = lam > 1e-12 * max(float(vals[-1]), 1e-300)
+        pos = lam > 1e-10 * max(float(vals[-1]), 1e-300)
         lam, u = lam[pos], u[:, pos]
         proj = gh @ (s[:, None] * u)  # (n, p): <xhat_i, A^T u_k>
         r = np.clip((proj * proj / lam[None, :]).sum(axis=1), 0.0, 1.0)
@@ -50,12 +53,18 @@ def flag_coefficients(g: np.ndarray, p: int, iterations: int, eps: float) -> np.
     s = np.sqrt(w)
     vals, vecs = np.linalg.eigh(s[:, None] * gh * s[None, :])
     lam, u = vals[-p:], vecs[:, -p:]
-    pos = lam > 1e-12 * max(float(vals[-1]), 1e-300)
+    pos = lam > 1e-10 * max(float(vals[-1]), 1e-300)
     lam, u = lam[pos], u[:, pos]
     a = w / w.sum()  # weighted mean m = a^T X
     am = s * ((inv[:, None] * g) @ a)  # A m, with A = W^(1/2) Xhat
     coef_hat = s * (u @ ((u.T @ am) / lam))  # Y Y^T m = Xhat^T coef_hat
-    return coef_hat * inv
+    coef = coef_hat * inv
+    # A projection never lengthens a vector; rounding in the Gram form can (tiny eigenvalues
+    # in the denominator), so restore ||Y Y^T m|| <= ||m|| explicitly.
+    out_sq, m_sq = float(coef @ g @ coef), float(a @ g @ a)
+    if not np.isfinite(out_sq) or out_sq > m_sq * (1 + 1e-9):
+        coef = coef * (np.sqrt(m_sq / out_sq) if np.isfinite(out_sq) and out_sq > 0 else 0.0)
+    return coef
 
 
 def _flag_kernel(stack: Stack, f: int, p: int | None, iterations: int, eps: float) -> Array:
