@@ -1,17 +1,18 @@
 """Benchmark of verde.distill on scikit-learn's digits: detection, re-classification, cost.
 
-Trains the CNN service, distils the MLP verifier (greedy layer-wise distillation after Fides,
-Kumar et al., ASIA CCS 2024), calibrates three detectors at 1% false positives on clean data
-(Fides' cross-entropy, the verifier's surprise at the served label, and the GAN-trained learned
-detector), then runs every attack on the held-out test split. Per attack it reports the detection
-rate (flagged fraction of label-changed answers) for each detector, the same for the CE detector
-at exactly 1% of clean *test* answers flagged (ROC-style) and among the answers the attack made
-wrong, the flagged fraction of all answers, and the re-classification accuracy on flagged
-label-changed answers (against the true labels). The verifier's cost is its FLOPs (Linear/Conv,
-from shapes) over the service's, with the measured wall-clock ratio of the two forward passes
-alongside. It also counts how many requests the CUSUM monitor needs to catch cheating on 5% of
-requests and checks that escalation returns the honest answers. A table goes to stderr, one JSON
-line to stdout. Seeded; about 3 minutes on 2 busy CPU cores.
+Trains the CNN service, distils the verifier (an ensemble of MLP students, each by greedy
+layer-wise distillation after Fides, Kumar et al., ASIA CCS 2024), calibrates four detectors at 1%
+false positives on clean data (the deployed one, by default the combined cross-entropy/label-
+surprise statistic; Fides' cross-entropy; the verifier's surprise at the served label; the
+GAN-trained learned detector), then runs every attack on the held-out test split. Per attack it
+reports the detection rate (flagged fraction of label-changed answers) for each detector, the same
+for the deployed detector at exactly 1% of clean *test* answers flagged (ROC-style) and among the
+answers the attack made wrong, the flagged fraction of all answers, and the re-classification
+accuracy on flagged label-changed answers (against the true labels). The verifier's cost is its
+FLOPs (Linear/Conv, from shapes) over the service's, with the measured wall-clock ratio of the two
+forward passes alongside. It also counts how many requests the CUSUM monitor needs to catch
+cheating on 5% of requests and checks that escalation returns the honest answers. A table goes to
+stderr, one JSON line to stdout. Seeded; a few minutes on 2 CPU cores (more when they are shared).
 
     .venv/bin/python bench/distill_bench.py [--seed 0] [--threads 1]
 """
@@ -75,6 +76,13 @@ def _detection_at_test_fpr(setup: DigitsSetup, attack: Attack, seed: int) -> flo
     return float((scores[changed] > threshold).float().mean())
 
 
+def _statistic_name(setup: DigitsSetup) -> str:
+    statistic = setup.detector.statistic
+    if isinstance(statistic, str):
+        return statistic
+    return "combined(" + "+".join(getattr(statistic, "statistics", ("custom",))) + ")"
+
+
 def _r(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 4)
 
@@ -118,6 +126,7 @@ def main() -> None:
             seed=args.seed,
         )
         ce = evaluate_attack(attack, detector=setup.detector, **common)
+        fides = evaluate_attack(attack, detector=setup.cross_entropy_detector, **common)
         roc = _detection_at_test_fpr(setup, attack, args.seed)
         learned = evaluate_attack(attack, detector=setup.learned_detector, **common)
         label = evaluate_attack(attack, detector=surprise, **common)
@@ -128,6 +137,7 @@ def main() -> None:
             "detection_rate_harmful": _r(ce.harmful_detection_rate),
             "flag_rate": _r(ce.flag_rate),
             "reclassification_accuracy": _r(ce.reclassification_accuracy),
+            "detection_rate_cross_entropy": _r(fides.detection_rate),
             "detection_rate_learned": _r(learned.detection_rate),
             "detection_rate_label_surprise": _r(label.detection_rate),
             "detection_rate_roc_1pct": _r(roc),
@@ -178,6 +188,19 @@ def main() -> None:
     service_flops = forward_flops(setup.service, test.x[:1])
     verifier_flops = forward_flops(setup.verifier.model, test.x[:1])
     wall_ratio = _wall(setup.verifier.model, test.x) / _wall(setup.service, test.x)
+    # Why detection has a ceiling: a top-2 swap on an input where the verifier already prefers
+    # the service's runner-up serves the verifier's own label, and clean disagreements on the
+    # calibration split (if more than the 1% target) set the threshold among themselves.
+    runner_up = service_probs.topk(2, dim=1).indices[:, 1]
+    swap_ceiling = 1.0 - float((verifier_probs.argmax(1) == runner_up).float().mean())
+    calib_agreement = float(
+        (
+            setup.verifier.predict(setup.splits.calib.x)
+            == predict_probs(setup.service, setup.splits.calib.x).argmax(1)
+        )
+        .float()
+        .mean()
+    )
     label_rows = [r for r in rows.values() if r["label_changing"]]
     worst_detection = min(r["detection_rate"] or 0.0 for r in label_rows)
     worst_reclass = min(r["reclassification_accuracy"] or 0.0 for r in label_rows)
@@ -193,6 +216,10 @@ def main() -> None:
         "verifier_agreement": round(
             float((verifier_probs.argmax(1) == service_probs.argmax(1)).float().mean()), 4
         ),
+        "verifier_agreement_calib": round(calib_agreement, 4),
+        "top2_swap_label_ceiling": round(swap_ceiling, 4),
+        "detector_statistic": _statistic_name(setup),
+        "ensemble_size": max(1, len(setup.verifier.members)),
         "service_flops": service_flops,
         "verifier_flops": verifier_flops,
         "verifier_cost_fraction": round(verifier_flops / service_flops, 5),
@@ -220,25 +247,27 @@ def main() -> None:
     err = sys.stderr
     print(
         f"service acc {result['service_accuracy']:.4f}  verifier agreement "
-        f"{result['verifier_agreement']:.4f}  cost {result['verifier_cost_fraction']:.4%} "
+        f"{result['verifier_agreement']:.4f} (calib {calib_agreement:.4f}, swap label ceiling "
+        f"{swap_ceiling:.4f})  cost {result['verifier_cost_fraction']:.4%} "
         f"(FLOPs {verifier_flops}/{service_flops}; wall {wall_ratio:.2%})",
         file=err,
     )
     print(
-        f"clean FPR on test: CE {clean_fpr:.4f}, learned {clean_fpr_learned:.4f} "
+        f"clean FPR on test: {result['detector_statistic']} {clean_fpr:.4f}, learned "
+        f"{clean_fpr_learned:.4f} "
         f"(target {FPR}, 99.9% bound {bound:.4f}); re-classifier: {setup.reclassifier.name}",
         file=err,
     )
     header = (
-        f"{'attack':<22}{'changed':>8}{'det CE':>8}{'det GAN':>8}{'det LS':>8}{'CE roc':>8}"
-        f"{'CE harm':>8}"
-        f"{'flag CE':>8}{'reclass':>8}"
+        f"{'attack':<22}{'changed':>8}{'det':>8}{'det CE':>8}{'det GAN':>8}{'det LS':>8}"
+        f"{'roc':>8}{'harm':>8}{'flag':>8}{'reclass':>8}"
     )
     print(header, file=err)
     for name, r in rows.items():
         cells = [
             r["changed_fraction"],
             r["detection_rate"],
+            r["detection_rate_cross_entropy"],
             r["detection_rate_learned"],
             r["detection_rate_label_surprise"],
             r["detection_rate_roc_1pct"],

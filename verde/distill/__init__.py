@@ -24,6 +24,7 @@ from verde.distill.attacks import (
     top2_average,
     top2_swap,
 )
+from verde.distill.combined import CombinedDivergence, fit_combined_divergence
 from verde.distill.detector import BatchDecision, DivergenceDetector
 from verde.distill.digits import DigitsSetup, digits_attacks, prepare_digits
 from verde.distill.distillation import (
@@ -33,6 +34,7 @@ from verde.distill.distillation import (
     distill_verifier,
 )
 from verde.distill.divergence import cross_entropy, divergence, kl_divergence, top_k_rank
+from verde.distill.ensemble import StudentEnsemble, distill_ensemble
 from verde.distill.errors import (
     DistillArgumentError,
     DistillError,
@@ -64,6 +66,7 @@ __all__ = [
     "AttackReport",
     "BatchDecision",
     "CheckedBatch",
+    "CombinedDivergence",
     "CusumMonitor",
     "DigitsSetup",
     "DisputeOpener",
@@ -86,6 +89,7 @@ __all__ = [
     "SecondOpinion",
     "ShapeMismatchError",
     "StageReport",
+    "StudentEnsemble",
     "TrustedReplica",
     "VerifiedInference",
     "VerifierReclassifier",
@@ -95,9 +99,11 @@ __all__ = [
     "choose_reclassifier",
     "cross_entropy",
     "digits_attacks",
+    "distill_ensemble",
     "distill_verifier",
     "divergence",
     "evaluate_attack",
+    "fit_combined_divergence",
     "forward_flops",
     "kl_divergence",
     "prepare_digits",

@@ -83,12 +83,15 @@ class DistilledVerifier:
     """A trained verifier: the student model plus how it was obtained.
 
     Use :meth:`probs` for its softmax outputs; an untrained verifier raises
-    :class:`NotTrainedError` rather than returning the guesses of random weights.
+    :class:`NotTrainedError` rather than returning the guesses of random weights. An ensemble
+    verifier lists its per-student verifiers in ``members`` and has no stages of its own.
     """
 
     model: nn.Module
     stages: list[StageReport] = field(default_factory=list)
     trained: bool = False
+    members: list[DistilledVerifier] = field(default_factory=list)
+    agreement: float | None = None
 
     def probs(self, x: torch.Tensor) -> torch.Tensor:
         """The verifier's output distribution on ``x`` (eval mode, no gradients)."""
@@ -105,7 +108,10 @@ class DistilledVerifier:
 
     @property
     def val_agreement(self) -> float:
-        """Agreement with the service on the validation set after the last kept stage."""
+        """Agreement with the service on the validation set after the last kept stage (for an
+        ensemble from :func:`verde.distill.ensemble.distill_ensemble`: the ensemble's)."""
+        if self.agreement is not None:
+            return self.agreement
         kept = [s for s in self.stages if s.kept]
         if not kept:
             raise NotTrainedError("this verifier has no kept distillation stage")
