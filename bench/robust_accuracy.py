@@ -80,7 +80,9 @@ def _applicable(name: str) -> bool:
     import numpy as np
 
     try:
-        _defence(name, False)(np.zeros((N, 2)))
+        rule = _defence(name, False)
+        ref = {"reference": np.ones(2)} if rule.needs_reference else {}
+        rule(np.ones((N, 2)), **ref)
         return True
     except ValueError:
         return False
