@@ -131,6 +131,18 @@ class _LogisticTrainer(_Trainer):
         return torch.cat([gw.reshape(x.shape[0], -1), probs.sum(dim=1)], dim=1)
 
 
+class _BoundDefence:
+    """The defence with this round's extra arguments (FLTrust's reference) bound, as an
+    adaptive attack sees it: a plain ``rule(vectors)`` callable that deep-copies cleanly."""
+
+    def __init__(self, aggregator: Aggregator, kwargs: dict[str, Any]) -> None:
+        self.aggregator = aggregator
+        self.kwargs = kwargs
+
+    def __call__(self, inputs: Any) -> Any:
+        return self.aggregator(inputs, **self.kwargs)
+
+
 def simulate(dataset: ArrayDataset, aggregator: Aggregator, attack: Attack | str | None = None,
              config: SimulationConfig | None = None,
              model_fn: ModelFactory | None = None) -> SimulationResult:
@@ -160,6 +172,12 @@ def simulate(dataset: ArrayDataset, aggregator: Aggregator, attack: Attack | str
     b = cfg.batch_size
     history: list[float] = []
     for _ in range(cfg.rounds):
+        kwargs: dict[str, Any] = {}
+        if aggregator.needs_reference:  # FLTrust: the server's gradient on its clean samples
+            ridx = torch.from_numpy(root[rng.integers(0, len(root), b)])[None]
+            gs = trainer.gradients(dataset.x_train[ridx], dataset.y_train[ridx])[0]
+            server_mom = cfg.momentum * server_mom + (1 - cfg.momentum) * gs
+            kwargs["reference"] = server_mom
         idx = np.stack([s[rng.integers(0, len(s), b)] for s in shards])
         idx_t = torch.from_numpy(idx)
         g = trainer.gradients(dataset.x_train[idx_t], dataset.y_train[idx_t])
@@ -173,13 +191,8 @@ def simulate(dataset: ArrayDataset, aggregator: Aggregator, attack: Attack | str
             byz_mom = cfg.momentum * byz_mom + (1 - cfg.momentum) * gb
             sent = torch.cat([mom, byz_mom])
         elif atk is not None:
-            sent = torch.cat([mom, atk(mom, cfg.f, aggregator=aggregator).reshape(cfg.f, p)])
-        kwargs: dict[str, Any] = {}
-        if aggregator.needs_reference:
-            ridx = torch.from_numpy(root[rng.integers(0, len(root), b)])[None]
-            gs = trainer.gradients(dataset.x_train[ridx], dataset.y_train[ridx])[0]
-            server_mom = cfg.momentum * server_mom + (1 - cfg.momentum) * gs
-            kwargs["reference"] = server_mom
+            defence = _BoundDefence(aggregator, kwargs)  # adaptive attacks probe the real rule
+            sent = torch.cat([mom, atk(mom, cfg.f, aggregator=defence).reshape(cfg.f, p)])
         with np.errstate(all="ignore"):
             update = aggregator(sent, **kwargs)
         trainer.theta = trainer.theta * (1 - cfg.lr * cfg.weight_decay) - cfg.lr * update

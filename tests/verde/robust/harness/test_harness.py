@@ -115,3 +115,9 @@ def test_config_validation():
 def test_f_positive_needs_an_attack(digits):
     with pytest.raises(ValueError, match="needs an attack"):
         simulate(digits, R.Mean(), None, SimulationConfig(n=5, f=1, rounds=1))
+
+
+def test_adaptive_attack_against_fltrust_gets_the_reference(digits):
+    cfg = SimulationConfig(n=9, f=2, rounds=5, lr=1.0)
+    res = simulate(digits, R.FLTrust(), "optimal_ipm", cfg)  # raised before: no reference
+    assert not res.diverged
