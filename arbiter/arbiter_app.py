@@ -29,6 +29,7 @@ class RunningArbiter:
 
     def shutdown(self) -> None:
         self.stop.set()
+        self.engine.wake()
         for w in self.workers:
             w.join(timeout=10)
         self.server.stop(1).wait()

@@ -71,6 +71,9 @@ class ArbiterEngine:
         # recomputation: CPU work on shared torch modules, done one dispute at a time; the
         # waits for providers' answers run concurrently.
         self._compute_lock = threading.Lock()
+        # Set when this process opens a dispute, so an idle worker starts at once instead of
+        # at its next poll (other processes' disputes are still found by polling).
+        self._wake = threading.Event()
 
     # -- opening ------------------------------------------------------------------------
     def open_dispute(self, spec: Mapping[str, Any],
@@ -97,9 +100,14 @@ class ArbiterEngine:
             self.store.put_result(job.job_id, key_hex, text)
         rec = self.store.create_dispute(state.dispute_id, job.job_id,
                                         canonical_json(opening).decode())
+        self.wake()
         return OpenedDispute(rec.dispute_id, rec.job_id, rec.status)
 
     # -- working ------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Wake idle workers now (a dispute was opened, or the process is stopping)."""
+        self._wake.set()
+
     def work_once(self, dispute_id: str | None = None) -> bool:
         """Claim one active dispute (or the given one) and drive it; False if none was free."""
         with self._claim_lock:
@@ -129,8 +137,9 @@ class ArbiterEngine:
             except Exception:  # a worker thread must survive anything (storage outages...)
                 log.exception("arbiter worker error")
                 busy = False
-            if not busy:
-                stop.wait(poll_s)
+            if not busy and not stop.is_set():
+                self._wake.wait(poll_s)
+                self._wake.clear()
 
     def load_state(self, rec: DisputeRecord) -> tuple[DisputeState, dict[str, str]]:
         """Rebuild a dispute's state from its opening and committed events."""
