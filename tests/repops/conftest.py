@@ -12,7 +12,11 @@ dtype without a view (or an integer tensor, compared exactly) never passes by ac
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -103,3 +107,40 @@ def num_threads() -> Iterator[Callable[[int], None]]:
         yield set_num_threads
     finally:
         set_num_threads(before)
+
+
+RunCompiled = Callable[..., str]
+
+#: The repository root, put on the subprocess's PYTHONPATH so it imports this checkout.
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def run_compiled() -> RunCompiled:
+    """``run_compiled(script, cache_dir, **env)``: stdout of ``script`` run by a fresh Python.
+
+    Why a subprocess: numba fixes its target CPU when it starts, so a build for another target
+    (``NUMBA_CPU_NAME=generic``: no AVX, no FMA instruction) needs its own process, and a
+    fresh ``NUMBA_CACHE_DIR`` makes it compile now instead of loading this host's cache. An
+    inherited ``NUMBA_CPU_NAME`` is dropped, so a run without one really is a host build. A
+    failed run raises with the end of its stderr.
+    """
+
+    def run(script: str, cache_dir: Path, **env_extra: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_NAME"}
+        env.update(env_extra)
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        res = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        if res.returncode != 0:
+            raise AssertionError(f"subprocess failed:\n{res.stderr[-3000:]}")
+        return res.stdout
+
+    return run

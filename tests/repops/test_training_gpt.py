@@ -5,9 +5,6 @@ on thread count, weight layout or the instruction set numba compiles for."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +18,6 @@ from repops.dispatch.trace import default_digest
 from repops.optim import AdamW, clip_grad_norm_
 from tests.repops.models import TinyGPT, gpt_loss
 
-REPO = Path(__file__).resolve().parents[2]
 STEPS, BATCH, SEQ, VOCAB = 20, 8, 16, 32
 
 
@@ -149,18 +145,12 @@ def test_close_to_plain_torch_and_the_loss_falls() -> None:
 
 @pytest.mark.slow
 def test_same_final_state_with_numba_compiled_for_a_generic_cpu(
-    reference_digest: str, tmp_path: Path
+    reference_digest: str, tmp_path: Path, run_compiled: Callable[..., str]
 ) -> None:
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path),
-               NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    code = (
+    out = run_compiled(
         "import torch; torch.set_num_threads(1); "
         "from tests.repops.test_training_gpt import state_digest, train; "
-        "print(state_digest(train()))"
+        "print(state_digest(train()))",
+        tmp_path, NUMBA_CPU_NAME="generic", NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=900, check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == reference_digest
+    assert out.strip().splitlines()[-1] == reference_digest

@@ -5,9 +5,6 @@ instruction set numba compiles for, and must be close to plain torch's."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +20,6 @@ from repops.dispatch.trace import default_digest
 from repops.optim import AdamW, clip_grad_norm_
 from tests.repops.models import MLP
 
-REPO = Path(__file__).resolve().parents[2]
 STEPS, BATCH = 25, 64
 
 
@@ -173,17 +169,11 @@ def test_same_test_accuracy_as_plain_torch() -> None:
 
 @pytest.mark.slow
 def test_same_final_state_with_numba_compiled_for_a_generic_cpu(
-    reference_digest: str, tmp_path: Path
+    reference_digest: str, tmp_path: Path, run_compiled: Callable[..., str]
 ) -> None:
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path),
-               NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    code = (
+    out = run_compiled(
         "from tests.repops.test_training_mlp import state_digest, train; "
-        "print(state_digest(train()))"
+        "print(state_digest(train()))",
+        tmp_path, NUMBA_CPU_NAME="generic", NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=900, check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == reference_digest
+    assert out.strip().splitlines()[-1] == reference_digest
