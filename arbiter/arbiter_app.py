@@ -33,6 +33,7 @@ class RunningArbiter:
         for w in self.workers:
             w.join(timeout=10)
         self.server.stop(1).wait()
+        self.engine.close()
         self.engine.store.db.close()
 
 

@@ -92,7 +92,7 @@ def run_demo(say: Say, *, workdir: Path | None = None,
         return outcome
     finally:
         for server, host in started:
-            server.stop(0)
+            server.stop(0).wait()
             host.close()
 
 

@@ -103,6 +103,15 @@ class ArbiterEngine:
         self.wake()
         return OpenedDispute(rec.dispute_id, rec.job_id, rec.status)
 
+    def close(self) -> None:
+        """Close the channels to providers (at shutdown: no gRPC threads left running)."""
+        with self._peers_lock:
+            for peer in self._peers.values():
+                close = getattr(peer, "close", None)
+                if close is not None:
+                    close()
+            self._peers.clear()
+
     # -- working ------------------------------------------------------------------------
     def wake(self) -> None:
         """Wake idle workers now (a dispute was opened, or the process is stopping)."""

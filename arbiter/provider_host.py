@@ -88,4 +88,5 @@ class ProviderHost:
             fut.result(timeout)
 
     def close(self) -> None:
+        """Stop taking jobs (queued ones are cancelled; a running one finishes)."""
         self._runner.shutdown(wait=False, cancel_futures=True)
