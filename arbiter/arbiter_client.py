@@ -24,6 +24,12 @@ class ArbiterClient:
     def close(self) -> None:
         self.channel.close()
 
+    def __enter__(self) -> ArbiterClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         return call_with_retry(f"arbiter {self.address}: {what}", fn)
 

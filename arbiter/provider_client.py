@@ -44,6 +44,12 @@ class GrpcProviderPeer:
     def close(self) -> None:
         self.channel.close()
 
+    def __enter__(self) -> GrpcProviderPeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         return call_with_retry(f"provider {self.address}: {what}", fn)
 

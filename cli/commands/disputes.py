@@ -25,11 +25,8 @@ def list_disputes(address: str, status: str, limit: int, as_json: bool, tls: obj
     """List disputes, newest first."""
     from arbiter.arbiter_client import ArbiterClient
 
-    client = ArbiterClient(address, tls=tls)  # type: ignore[arg-type]
-    try:
+    with ArbiterClient(address, tls=tls) as client:  # type: ignore[arg-type]
         rows = client.list(status, limit)
-    finally:
-        client.close()
     docs = [{"dispute_id": r.dispute_id, "job_id": r.job_id, "status": r.status,
              "phase": r.phase, "rounds": r.rounds,
              "winner": (json.loads(r.verdict_json).get("winner") if r.verdict_json else None)}
@@ -51,11 +48,8 @@ def show(dispute_id: str, address: str, as_json: bool, tls: object) -> None:
     """Show one dispute and its verdict."""
     from arbiter.arbiter_client import ArbiterClient
 
-    client = ArbiterClient(address, tls=tls)  # type: ignore[arg-type]
-    try:
+    with ArbiterClient(address, tls=tls) as client:  # type: ignore[arg-type]
         st = client.status(dispute_id)
-    finally:
-        client.close()
     doc = {"dispute_id": st.dispute_id, "job_id": st.job_id, "status": st.status,
            "phase": st.phase, "rounds": st.rounds,
            "verdict": json.loads(st.verdict_json) if st.verdict_json else None,
@@ -77,11 +71,8 @@ def job_status(job_id: str, address: str, as_json: bool, tls: object) -> None:
     """Show a job's state and progress on a provider."""
     from arbiter.provider_client import GrpcProviderPeer
 
-    peer = GrpcProviderPeer(address, tls=tls)  # type: ignore[arg-type]
-    try:
+    with GrpcProviderPeer(address, tls=tls) as peer:  # type: ignore[arg-type]
         st = peer.status(job_id)
-    finally:
-        peer.close()
     doc = {"job_id": job_id, "state": st.state, "steps_done": st.steps_done,
            "steps_total": st.steps_total, "error": st.error or None}
     emit(doc, as_json=as_json,

@@ -109,6 +109,38 @@ def num_threads() -> Iterator[Callable[[int], None]]:
         set_num_threads(before)
 
 
+WithThreads = Callable[[int, Callable[[], str]], str]
+
+
+def _with_threads(n: int, fn: Callable[[], str]) -> str:
+    old_torch, old_numba = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(n)
+    set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(old_torch)
+        set_num_threads(old_numba)
+
+
+@pytest.fixture(scope="session")
+def with_threads() -> WithThreads:
+    """``with_threads(n, fn)``: ``fn()`` with torch and numba on ``n`` threads, then restored."""
+    return _with_threads
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch and numba thread for the test: the CI machine has 2 shared cores, and spinning
+    worker threads on an oversubscribed machine turn a 0.3 s run into 10 s."""
+    old_torch, old_numba = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    set_num_threads(1)
+    yield
+    torch.set_num_threads(old_torch)
+    set_num_threads(old_numba)
+
+
 RunCompiled = Callable[..., str]
 
 #: The repository root, put on the subprocess's PYTHONPATH so it imports this checkout.

@@ -8,15 +8,16 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-import numba
 import pytest
 import torch
 
 import repops
-from repops import _numba
 from repops.dispatch.trace import default_digest
 from repops.optim import AdamW, clip_grad_norm_
 from tests.repops.models import TinyGPT, gpt_loss
+
+#: One torch and numba thread unless a test asks for more (see tests/repops/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS, BATCH, SEQ, VOCAB = 20, 8, 16, 32
 
@@ -70,35 +71,15 @@ def train(
     return model
 
 
-def _with_threads(n: int, fn: Callable[[], str]) -> str:
-    old_torch, old_numba = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(n)
-    _numba.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(old_torch)
-        _numba.set_num_threads(old_numba)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """One thread unless a test asks for more (2 shared cores on the CI machine)."""
-    old_torch, old_numba = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    _numba.set_num_threads(1)
-    yield
-    torch.set_num_threads(old_torch)
-    _numba.set_num_threads(old_numba)
-
-
 @pytest.fixture(scope="module")
-def reference_digest() -> str:
-    return _with_threads(1, lambda: state_digest(train()))
+def reference_digest(with_threads: Callable[..., str]) -> str:
+    return with_threads(1, lambda: state_digest(train()))
 
 
-def test_same_final_state_with_two_threads(reference_digest: str) -> None:
-    assert _with_threads(2, lambda: state_digest(train())) == reference_digest
+def test_same_final_state_with_two_threads(
+    reference_digest: str, with_threads: Callable[..., str]
+) -> None:
+    assert with_threads(2, lambda: state_digest(train())) == reference_digest
 
 
 def test_same_final_state_with_transposed_weight_storage(reference_digest: str) -> None:

@@ -15,10 +15,12 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 import repops
-from repops import _numba
 from repops.dispatch.trace import default_digest
 from repops.optim import AdamW, clip_grad_norm_
 from tests.repops.models import MLP
+
+#: One torch and numba thread unless a test asks for more (see tests/repops/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS, BATCH = 25, 64
 
@@ -83,40 +85,15 @@ def accuracy(model: MLP, use_repops: bool) -> float:
     return float((pred == yt).float().mean())
 
 
-def _with_threads(n: int, fn: Callable[[], str]) -> str:
-    import numba
-
-    old_torch, old_numba = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(n)
-    _numba.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(old_torch)
-        _numba.set_num_threads(old_numba)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """One thread unless a test asks for more: the CI machine has 2 shared cores, and spinning
-    worker threads on an oversubscribed machine make a 0.3 s run take 10 s."""
-    import numba
-
-    old_torch, old_numba = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    _numba.set_num_threads(1)
-    yield
-    torch.set_num_threads(old_torch)
-    _numba.set_num_threads(old_numba)
-
-
 @pytest.fixture(scope="module")
-def reference_digest() -> str:
-    return _with_threads(1, lambda: state_digest(train()))
+def reference_digest(with_threads: Callable[..., str]) -> str:
+    return with_threads(1, lambda: state_digest(train()))
 
 
-def test_same_final_state_with_one_and_two_threads(reference_digest: str) -> None:
-    two = _with_threads(2, lambda: state_digest(train()))
+def test_same_final_state_with_one_and_two_threads(
+    reference_digest: str, with_threads: Callable[..., str]
+) -> None:
+    two = with_threads(2, lambda: state_digest(train()))
     assert two == reference_digest
 
 
