@@ -6,7 +6,8 @@ the arbiter's idea of the graph would differ from an honest provider's and an ho
 could lose. ``JobContext.step`` is a pure function ``(state s-1, batch s, s) -> state s``.
 
 State names: ``param/<name>`` (parameters), ``<slot>/<name>`` under ``opt/`` (optimizer
-state), ``out`` (inference jobs: the outputs of the last batch) and ``rng`` (int64
+state), ``grad/<name>`` (gradient jobs: the gradient at state 0's parameters), ``out``
+(inference jobs: the outputs of the last batch) and ``rng`` (int64
 ``[seed, step]``: all randomness of a step is a function of the seed and the step number, so
 this is the whole RNG state).
 """
@@ -25,12 +26,14 @@ from torch import nn
 from proofs.state import StateCommitment
 from verde.jobs.batching import batch_indices
 from verde.jobs.datasets import Dataset, load_dataset
+from verde.jobs.errors import JobSpecError
 from verde.jobs.optimizers import init_optimizer_state, optimizer_update
 from verde.jobs.programs import Program, get_program
 from verde.jobs.spec import JobSpec
 
 PARAM = "param/"
 OPT = "opt/"
+GRAD = "grad/"
 BATCH = "batch/"
 RNG = "rng"
 OUT = "out"
@@ -74,13 +77,30 @@ class JobContext:
     def rng_state(self, step: int) -> torch.Tensor:
         return torch.tensor([self.spec.seed, step], dtype=torch.int64)
 
-    def initial_state(self) -> dict[str, torch.Tensor]:
-        """State 0: deterministic parameters, zero optimizer state (and zero outputs)."""
-        params = self.program.initial_parameters(self.module, self.spec.seed)
-        state = {PARAM + n: params[n] for n in self.param_names}
+    def initial_state(self, params: Mapping[str, torch.Tensor] | None = None,
+                      ) -> dict[str, torch.Tensor]:
+        """State 0: given or seeded parameters, zero optimizer state (or outputs, gradients).
+
+        A job with ``init`` starts from an uploaded state, which cannot be derived here; build
+        such a state with ``params`` (keyed by parameter name) and put its root in the spec.
+        """
+        if params is None:
+            if self.spec.init:
+                raise JobSpecError(
+                    f"job {self.spec.job_id[:16]} starts from the uploaded state "
+                    f"{self.spec.init['root']}; it cannot be derived from the spec"
+                )
+            params = self.program.initial_parameters(self.module, self.spec.seed)
+        missing = sorted(set(self.param_names) - set(params))
+        if missing:
+            raise ValueError(f"initial_state: parameters {missing} are missing")
+        params = {n: params[n] for n in self.param_names}
+        state = {PARAM + n: params[n].detach().clone() for n in self.param_names}
         if self.spec.kind == "train":
             opt = init_optimizer_state(self.spec.optimizer, params)
             state.update({OPT + k: v for k, v in opt.items()})
+        elif self.spec.kind == "gradient":
+            state.update({GRAD + n: torch.zeros_like(state[PARAM + n]) for n in self.param_names})
         else:
             shape, dtype = self.output_meta()
             state[OUT] = torch.zeros(shape, dtype=dtype)
@@ -88,7 +108,31 @@ class JobContext:
         return state
 
     def initial_state_root(self) -> bytes:
+        """Root of state 0: the spec's ``init`` root, or that of the seeded state."""
+        if self.spec.init_root is not None:
+            return self.spec.init_root
         return StateCommitment.from_tensors(self.initial_state()).root
+
+    def check_initial_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Refuse an uploaded state 0 that does not fit this job (names, shapes, dtypes, root)."""
+        expected = self.state_structure()
+        if set(state) != set(expected):
+            missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+            raise JobSpecError(f"initial state of job {self.spec.job_id[:16]}: missing entries "
+                               f"{missing}, unexpected entries {extra}")
+        for name, (shape, dtype) in expected.items():
+            t = state[name]
+            if tuple(t.shape) != tuple(shape) or t.dtype != dtype:
+                raise JobSpecError(
+                    f"initial state of job {self.spec.job_id[:16]}: {name} is "
+                    f"{t.dtype} {list(t.shape)}, expected {dtype} {list(shape)}")
+        if not torch.equal(state[RNG], self.rng_state(0)):
+            raise JobSpecError(f"initial state of job {self.spec.job_id[:16]}: rng must be "
+                               f"[seed, 0] = {self.rng_state(0).tolist()}")
+        root = StateCommitment.from_tensors(dict(state)).root
+        if root != self.initial_state_root():
+            raise JobSpecError(f"initial state of job {self.spec.job_id[:16]}: its root "
+                               f"{root.hex()} is not the job's {self.initial_state_root().hex()}")
 
     def output_meta(self) -> tuple[tuple[int, ...], torch.dtype]:
         """Shape and dtype of one inference batch's outputs (from a meta forward)."""
@@ -102,6 +146,10 @@ class JobContext:
     # --- batches ---------------------------------------------------------------------------
 
     def batch_indices(self, step: int) -> list[int]:
+        if self.spec.kind == "gradient":
+            if step != 1:
+                raise ValueError(f"a gradient job has only step 1, not {step}")
+            return list(self.spec.samples)
         return batch_indices(self.spec.kind, self.spec.seed, step, self.dataset.n_samples,
                              self.spec.batch_size)  # fmt: skip
 
@@ -121,7 +169,7 @@ class JobContext:
         out = {}
         for name, t in state.items():
             leaf = t.detach()
-            if name.startswith(PARAM) and self.spec.kind == "train":
+            if name.startswith(PARAM) and self.spec.kind in ("train", "gradient"):
                 leaf = leaf.requires_grad_(True)
             out[name] = leaf
         return out
@@ -153,6 +201,10 @@ class JobContext:
         loss = torch.func.functional_call(wrapped, inner, (fields,))
         grads = torch.autograd.grad(loss, [params[n] for n in self.param_names])
         grad_map = dict(zip(self.param_names, grads, strict=True))
+        if self.spec.kind == "gradient":
+            new_state = {PARAM + n: params[n].detach() for n in self.param_names}
+            new_state.update({GRAD + n: g for n, g in grad_map.items()})
+            return new_state
         opt_state = {k[len(OPT):]: v for k, v in state.items() if k.startswith(OPT)}
         new_params, new_opt = optimizer_update(self.spec.optimizer, params, grad_map, opt_state,
                                                step)  # fmt: skip
@@ -171,10 +223,12 @@ def _context_cached(spec_json: str) -> JobContext:
     with torch.device("meta"):
         module = program.build(spec.config, dataset.sample_shapes())
     if list(module.buffers()):
-        from verde.jobs.errors import JobSpecError
-
         raise JobSpecError(f"program {spec.program}: modules with buffers are not supported")
     names = tuple(n for n, _ in module.named_parameters())
+    too_far = [i for i in spec.samples if i >= dataset.n_samples]
+    if too_far:
+        raise JobSpecError(f"job spec: samples {too_far[:5]} are out of range for a dataset of "
+                           f"{dataset.n_samples} samples")
     return JobContext(spec, program, dataset, module, names)
 
 
@@ -206,6 +260,9 @@ def _state_structure(ctx: JobContext) -> dict[str, Any]:
         for slot in optimizer_slots(ctx.spec.optimizer):
             for n in ctx.param_names:
                 out[f"{OPT}{slot}/{n}"] = out[PARAM + n]
+    elif ctx.spec.kind == "gradient":
+        for n in ctx.param_names:
+            out[GRAD + n] = out[PARAM + n]
     else:
         out[OUT] = ctx.output_meta()
     out[RNG] = ((2,), torch.int64)

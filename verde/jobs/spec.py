@@ -31,6 +31,19 @@ and software stack only; for programs using ops repops does not cover yet).
 A user file dataset is ``{name = "file", location = "data.npz", root = "<hex>"}``: ``root`` is
 the Merkle root over the samples and is part of the job's identity, ``location`` is only where
 this machine finds the file and is not.
+
+``init = {root = "<hex>"}`` starts the job from an explicit state 0 instead of the program's
+seeded initialisation — fine-tuning from a checkpoint, or the parameters of step t of a larger
+run. ``root`` is the ``proofs.state.StateCommitment`` root of that state and part of the job's
+identity; the tensors are uploaded to the provider beforehand (``Provider.put_state``), and the
+arbiter never needs them: it only ever compares claims about state 0 against this root.
+
+``kind = "gradient"`` is a one-step job whose result *is* a gradient: the mean loss of the
+program over the listed dataset ``samples`` (in that order), differentiated at the parameters of
+state 0. State 1 holds the unchanged parameters and ``grad/<name>`` for every parameter, so a
+gradient can be committed to, fetched with a proof, and disputed like any other step. Gradient
+coding (``verde.coding``) uses it for one partition of a training step: replicas that disagree
+are settled by a dispute over exactly this job.
 """
 
 from __future__ import annotations
@@ -46,12 +59,12 @@ from typing import Any
 from proofs import canonical_json
 from verde.jobs.errors import JobSpecError
 
-JOB_KINDS = ("train", "infer")
+JOB_KINDS = ("train", "infer", "gradient")
 BACKENDS = ("repops", "torch")
 SPEC_VERSION = 1
 _FIELDS = {
     "version", "program", "kind", "config", "dataset", "optimizer", "steps", "batch_size",
-    "seed", "checkpoint_interval", "backend",
+    "seed", "checkpoint_interval", "backend", "init", "samples",
 }  # fmt: skip
 _MAX_SEED = 2**63 - 1
 
@@ -70,6 +83,8 @@ class JobSpec:
     seed: int
     checkpoint_interval: int
     backend: str = "repops"
+    init: dict[str, Any] = field(default_factory=dict)
+    samples: tuple[int, ...] = ()
     _id: str = field(default="", compare=False, repr=False)
 
     @classmethod
@@ -92,7 +107,7 @@ class JobSpec:
         kind = data.get("kind", "train")
         if kind not in JOB_KINDS:
             raise JobSpecError(f"job spec: kind must be one of {JOB_KINDS}, got {kind!r}")
-        if kind not in program.kinds:
+        if kind not in program.kinds and not (kind == "gradient" and "train" in program.kinds):
             raise JobSpecError(
                 f"job spec: program {program_name!r} supports kinds {program.kinds}, not {kind!r}"
             )
@@ -104,15 +119,24 @@ class JobSpec:
         if not isinstance(dataset_raw, Mapping):
             raise JobSpecError("job spec: dataset is missing (a table with at least 'name')")
         dataset = normalize_dataset_spec(dict(dataset_raw))
-        optimizer_raw = data.get("optimizer", {} if kind == "infer" else None)
+        optimizer_raw = data.get("optimizer", None if kind == "train" else {})
         if kind == "train":
             if not isinstance(optimizer_raw, Mapping):
                 raise JobSpecError("job spec: a training job needs an optimizer table")
             optimizer = normalize_optimizer(dict(optimizer_raw))
         else:
             if optimizer_raw:
-                raise JobSpecError("job spec: an inference job takes no optimizer")
+                raise JobSpecError(f"job spec: a {kind} job takes no optimizer")
             optimizer = {}
+        samples = _samples(data, kind)
+        if kind == "gradient":
+            data = {"steps": 1, "batch_size": len(samples), **data}
+            if data["steps"] != 1:
+                raise JobSpecError(f"job spec: a gradient job has exactly 1 step, got "
+                                   f"{data['steps']!r}")
+            if data["batch_size"] != len(samples):
+                raise JobSpecError(f"job spec: batch_size {data['batch_size']!r} differs from "
+                                   f"the {len(samples)} samples listed")
         steps = _positive_int(data, "steps", MAX_STEPS)
         batch_size = _positive_int(data, "batch_size", MAX_BATCH_SIZE)
         seed = data.get("seed", 0)
@@ -126,8 +150,9 @@ class JobSpec:
         backend = data.get("backend", "repops")
         if backend not in BACKENDS:
             raise JobSpecError(f"job spec: backend must be one of {BACKENDS}, got {backend!r}")
+        init = _init(data.get("init"))
         spec = cls(program_name, kind, config, dataset, optimizer, steps, batch_size, seed,
-                   interval, backend)  # fmt: skip
+                   interval, backend, init, samples)  # fmt: skip
         object.__setattr__(spec, "_id", hashlib.sha256(canonical_json(spec.identity())).hexdigest())
         return spec
 
@@ -138,8 +163,12 @@ class JobSpec:
         return doc
 
     def to_dict(self) -> dict[str, Any]:
-        """The full spec as a JSON-able dict (defaults filled in)."""
-        return {
+        """The full spec as a JSON-able dict (defaults filled in).
+
+        ``init`` and ``samples`` appear only when set, so the ids of jobs that do not use them
+        are the same as before these fields existed.
+        """
+        doc: dict[str, Any] = {
             "version": SPEC_VERSION,
             "program": self.program,
             "kind": self.kind,
@@ -152,6 +181,16 @@ class JobSpec:
             "checkpoint_interval": self.checkpoint_interval,
             "backend": self.backend,
         }
+        if self.init:
+            doc["init"] = dict(self.init)
+        if self.samples:
+            doc["samples"] = list(self.samples)
+        return doc
+
+    @property
+    def init_root(self) -> bytes | None:
+        """Root of the explicit state 0 (``init``), or None for the program's own init."""
+        return bytes.fromhex(self.init["root"]) if self.init else None
 
     @property
     def job_id(self) -> str:
@@ -185,6 +224,36 @@ def _positive_int(data: Mapping[str, Any], key: str, maximum: int) -> int:
         raise JobSpecError(
             f"job spec: {key!r} must be an integer in [1, {maximum}], got {value!r}")
     return value
+
+
+def _samples(data: Mapping[str, Any], kind: str) -> tuple[int, ...]:
+    raw = data.get("samples")
+    if kind != "gradient":
+        if raw is not None:
+            raise JobSpecError(f"job spec: only gradient jobs list samples, not {kind} jobs")
+        return ()
+    if not isinstance(raw, list | tuple) or not raw:
+        raise JobSpecError("job spec: a gradient job needs 'samples', a non-empty list of "
+                           "dataset indices")
+    if len(raw) > MAX_BATCH_SIZE:
+        raise JobSpecError(f"job spec: at most {MAX_BATCH_SIZE} samples, got {len(raw)}")
+    for i, index in enumerate(raw):
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 2**63:
+            raise JobSpecError(f"job spec: samples[{i}] must be a dataset index >= 0, got "
+                               f"{index!r}")
+    return tuple(raw)
+
+
+def _init(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or set(raw) != {"root"}:
+        raise JobSpecError("job spec: init must be a table with exactly one key, 'root'")
+    root = raw["root"]
+    if (not isinstance(root, str) or len(root) != 64
+            or any(c not in "0123456789abcdef" for c in root)):
+        raise JobSpecError(f"job spec: init.root must be 64 lowercase hex digits, got {root!r}")
+    return {"root": root}
 
 
 def parse_job_spec(text: str, fmt: str) -> JobSpec:
