@@ -130,9 +130,29 @@ def resolve(
     bundle_inputs: bool = True,
 ) -> Resolution:
     """Collect every provider's result and resolve disagreements by in-process disputes."""
-    from verde.dispute.certificate import issue_verdict_certificate
-
     results = {name: peer.result(spec.job_id) for name, peer in peers.items()}
+    identities = {name: peer.identity.hex() for name, peer in peers.items()}
+    run_here = local_dispute_runner(spec, results, peers, arbiter_key=arbiter_key,
+                                    retransmit=retransmit, observer=observer,
+                                    bundle_inputs=bundle_inputs)  # fmt: skip
+    return settle(spec, results, identities, run_here, on_dispute=on_dispute)
+
+
+def local_dispute_runner(
+    spec: JobSpec,
+    results: Mapping[str, SignedMessage],
+    peers: Mapping[str, ProviderPeer],
+    *,
+    arbiter_key: SigningKey | None = None,
+    retransmit: bool = False,
+    observer: Observer | None = None,
+    bundle_inputs: bool = True,
+) -> DisputeRunner:
+    """A ``DisputeRunner`` that referees in this process between the named ``peers``.
+
+    With ``arbiter_key`` each dispute also yields a verdict certificate signed by that key.
+    """
+    from verde.dispute.certificate import issue_verdict_certificate
 
     def run_here(a: str, b: str) -> DisputeRecord:
         state = DisputeState(spec, results[a], results[b])
@@ -143,5 +163,4 @@ def resolve(
                        if arbiter_key is not None else None)  # fmt: skip
         return DisputeRecord(a, b, verdict, stats, state, certificate, state.dispute_id)
 
-    identities = {name: peer.identity.hex() for name, peer in peers.items()}
-    return settle(spec, results, identities, run_here, on_dispute=on_dispute)
+    return run_here
