@@ -7,6 +7,8 @@ network, so the dispute logic in ``verde.dispute`` runs unchanged over either.
 from verde.peers.errors import PeerError, PeerTimeout
 from verde.peers.local import LocalPeer
 from verde.peers.messages import Answer, Query, TensorBlob
-from verde.peers.protocol import ProviderPeer
+from verde.peers.protocol import ProviderPeer, StateExchangePeer
+from verde.peers.state import StateEntries, verify_state_entries
 
-__all__ = ["Answer", "LocalPeer", "PeerError", "PeerTimeout", "ProviderPeer", "Query", "TensorBlob"]
+__all__ = ["Answer", "LocalPeer", "PeerError", "PeerTimeout", "ProviderPeer", "Query",
+           "StateEntries", "StateExchangePeer", "TensorBlob", "verify_state_entries"]

@@ -15,3 +15,11 @@ class PeerTimeout(PeerError):
 
 class RefusedQuery(PeerError):
     """Raised by a provider that will not answer a query (the transport turns it into a timeout)."""
+
+
+class InvalidStateEntries(PeerError):
+    """Fetched state entries do not prove what was asked against the committed state root."""
+
+
+class StateRootMismatch(PeerError):
+    """A provider acknowledged an uploaded state under another root than the uploader's."""

@@ -3,21 +3,24 @@
 Time is modelled, not waited for: a provider that refuses a query (``RefusedQuery``), or whose
 simulated answer time (``delay``, seconds per query) exceeds the query's deadline, is
 reported as ``PeerTimeout`` at once — what a real transport reports when the deadline passes.
-Every message is serialised to count the bytes a network would move.
+Every message is serialised to count the bytes a network would move; uploaded states travel
+as ``TensorBlob`` bytes and are rebuilt on the provider's side, as over a network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from proofs import SignedMessage, VerifyKey, canonical_json
-from verde.peers.errors import PeerTimeout, RefusedQuery
-from verde.peers.messages import Answer, Query
+from verde.peers.errors import PeerTimeout, RefusedQuery, StateRootMismatch
+from verde.peers.messages import Answer, Query, TensorBlob
+from verde.peers.state import StateEntries, blobs_to_state, state_root_hex
 
 
 class LocalPeer:
-    """Wraps any object with ``identity``, ``submit``, ``result`` and ``answer``."""
+    """Wraps any object with ``identity``, ``submit``, ``result`` and ``answer`` (and, for the
+    state exchange, ``put_state`` and ``fetch_state`` as ``verde.provider.Provider`` has)."""
 
     def __init__(
         self, provider: Any, name: str = "", delay: Callable[[Query], float] | None = None
@@ -59,3 +62,21 @@ class LocalPeer:
             ) from exc
         self.bytes_received += answer.size()
         return answer
+
+    def put_state(self, state: Mapping[str, TensorBlob]) -> str:
+        tensors = blobs_to_state(state)
+        expected = state_root_hex(tensors)
+        self.bytes_sent += sum(len(name) + len(b.data) + 64 for name, b in state.items())
+        self.messages += 1
+        root = self.provider.put_state(tensors)
+        if root != expected:
+            raise StateRootMismatch(f"{self.name} stored the uploaded state as {root}, "
+                                    f"its root is {expected}")
+        return root
+
+    def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries:
+        self.bytes_sent += len(canonical_json({"job_id": job_id, "names": list(names)}))
+        self.messages += 1
+        entries = self.provider.fetch_state(job_id, list(names))
+        self.bytes_received += entries.size()
+        return entries

@@ -6,11 +6,12 @@ call carries JSON-able values, ``SignedMessage``s and ``TensorBlob``s only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from proofs import SignedMessage, VerifyKey
-from verde.peers.messages import Answer, Query
+from verde.peers.messages import Answer, Query, TensorBlob
+from verde.peers.state import StateEntries
 
 
 @runtime_checkable
@@ -32,4 +33,19 @@ class ProviderPeer(Protocol):
 
     def answer(self, query: Query) -> Answer:
         """Answer one dispute query; raises ``PeerTimeout`` if no answer came by the deadline."""
+        ...
+
+
+@runtime_checkable
+class StateExchangePeer(ProviderPeer, Protocol):
+    """A provider that also takes uploaded states and serves entries of a job's final state."""
+
+    def put_state(self, state: Mapping[str, TensorBlob]) -> str:
+        """Upload a state; returns its ``StateCommitment`` root hex, checked against the one
+        the caller computes itself (``StateRootMismatch`` if the provider names another)."""
+        ...
+
+    def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries:
+        """Entries of the job's final state with digests and proofs (unverified: check them
+        with ``verde.peers.state.verify_state_entries`` against the signed final root)."""
         ...

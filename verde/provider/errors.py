@@ -15,3 +15,11 @@ class TraceError(ProviderError):
 
 class UnknownQueryError(ProviderError, ValueError):
     """A query names a kind, step or position this provider cannot answer."""
+
+
+class MissingInitialState(ProviderError):
+    """A job starts from an uploaded state 0 (``init``) that this provider does not hold."""
+
+
+class StateTooLarge(ProviderError):
+    """An uploaded state is larger than the limit of the store or transport receiving it."""

@@ -8,14 +8,20 @@ the nearest checkpoint under tracing and commits to a Merkle tree over the step'
 it serves child hashes, leaves, state tensors, node outputs and data samples, each with its
 Merkle proof, every answer signed for its (job, dispute, round, kind).
 
-``verde.faults.CheatingProvider`` subclasses this and overrides the hooks ``compute_step``,
-``trace``, ``build_payload`` and ``sign_answer``.
+A job may start from an explicit state 0 named by its root (``JobSpec.init``): the client
+uploads it first (``put_state``, kept in a bounded ``StateStore``), and ``accept`` refuses the
+job at submission when that state is missing or does not fit the job. ``fetch_state`` serves
+entries of a job's final state with their proofs against the root the signed result names
+(``verde.peers.state``).
+
+``verde.faults.CheatingProvider`` subclasses this and overrides the hooks ``initial_state``,
+``compute_step``, ``trace``, ``build_payload`` and ``sign_answer``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +34,13 @@ from verde.jobs.admission import admit_job
 from verde.jobs.context import JobContext
 from verde.jobs.spec import JobSpec
 from verde.peers.messages import Answer, Query, TensorBlob
+from verde.peers.state import StateEntries, state_entries
 from verde.provider.answers import PAYLOAD_BUILDERS
 from verde.provider.checkpoints import CheckpointStore
-from verde.provider.errors import UnknownQueryError
+from verde.provider.errors import MissingInitialState, UnknownQueryError
 from verde.provider.execution import StepGraph, run_step, trace_step
 from verde.provider.result import result_context, result_payload
+from verde.provider.uploads import StateStore
 
 Progress = Callable[[int, int], None]
 
@@ -51,6 +59,7 @@ class JobRecord:
     graphs: dict[int, StepGraph] = field(default_factory=dict)
     states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     commitments: dict[int, StateCommitment] = field(default_factory=dict)
+    final_commitment: StateCommitment | None = None
 
 
 class Provider:
@@ -62,12 +71,16 @@ class Provider:
         name: str = "",
         checkpoint_dir: str | Path | None = None,
         progress: Progress | None = None,
+        uploads: StateStore | None = None,
     ) -> None:
         self.key = key
         self.name = name or key.public_key.hex()[:8]
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.progress = progress
         self.jobs: dict[str, JobRecord] = {}
+        self.uploads = uploads if uploads is not None else StateStore()
+        # Initial states of accepted jobs, pinned until their run ends (no eviction race).
+        self._accepted: dict[str, dict[str, torch.Tensor]] = {}
 
     @property
     def identity(self) -> VerifyKey:
@@ -80,11 +93,75 @@ class Provider:
         job = spec if isinstance(spec, JobSpec) else JobSpec.from_mapping(spec)
         if job.job_id not in self.jobs:
             admit_job(job)
+            self.accept(job)
             self.run(job)
         return job.job_id
 
+    # --- states from and to the client ----------------------------------------------------
+
+    def put_state(self, state: Mapping[str, torch.Tensor]) -> str:
+        """Keep a detached copy of ``state`` for jobs that start from it; return its root hex.
+
+        The store is bounded (``StateStore``: 64 states, 1 GiB by default, least recently
+        used evicted first); upload shortly before submitting the job that needs it.
+        """
+        return self.uploads.put(state)
+
+    def accept(self, job: JobSpec) -> None:
+        """Refuse, before running, a job whose uploaded state 0 is missing or does not fit.
+
+        Raises ``MissingInitialState`` (not uploaded) or ``JobSpecError`` (names, shapes,
+        dtypes or root differ from the job's); on success pins the state for the job's run.
+        """
+        if job.init_root is None:
+            return
+        ctx = JobContext.from_spec(job)
+        self._accepted[job.job_id] = self.uploaded_initial_state(ctx)
+
+    def uploaded_initial_state(self, ctx: JobContext) -> dict[str, torch.Tensor]:
+        """The uploaded state 0 of an ``init`` job, checked against the job."""
+        job_id, root = ctx.spec.job_id, ctx.initial_state_root().hex()
+        state = self._accepted.get(job_id) or self.uploads.get(root)
+        if state is None:
+            raise MissingInitialState(f"job {job_id}: starts from state {root}, which was not "
+                                      "uploaded to this provider")
+        ctx.check_initial_state(state)
+        return dict(state)
+
+    def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries:
+        """Entries ``names`` of the job's final state, with digests and proofs against its root.
+
+        The root is the final state digest of the signed result, so the client checks every
+        tensor with ``verde.peers.state.verify_state_entries``.
+        """
+        record = self._record(job_id)
+        if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+            raise UnknownQueryError(f"job {job_id}: fetch_state needs a non-empty list of "
+                                    f"entry names, got {names!r}")
+        asked = list(names)
+        if len(set(asked)) != len(asked) or not all(isinstance(n, str) for n in asked):
+            raise UnknownQueryError(f"job {job_id}: entry names must be distinct strings, "
+                                    f"got {asked}")
+        step = record.spec.steps
+        state = self.state_at(record, step)
+        unknown = [n for n in asked if n not in state]
+        if unknown:
+            raise UnknownQueryError(f"job {job_id}: the final state has no entries {unknown} "
+                                    f"(it has {sorted(state)})")
+        if record.final_commitment is None:
+            record.final_commitment = StateCommitment.from_tensors(state)
+        return state_entries(job_id, step, state, record.final_commitment, asked)
+
+    # --- running a job (continued) --------------------------------------------------------
+
     def run(self, spec: JobSpec) -> JobRecord:
         """Run every step, committing as it goes; returns the record with the signed result."""
+        try:
+            return self._run(spec)
+        finally:
+            self._accepted.pop(spec.job_id, None)
+
+    def _run(self, spec: JobSpec) -> JobRecord:
         ctx = JobContext.from_spec(spec)
         store = CheckpointStore(
             self.checkpoint_dir / spec.job_id[:16] if self.checkpoint_dir else None
@@ -119,7 +196,9 @@ class Provider:
         return record
 
     def initial_state(self, ctx: JobContext) -> dict[str, torch.Tensor]:
-        """State 0 (hook: cheaters override this)."""
+        """State 0: the uploaded one for an ``init`` job (hook: cheaters override this)."""
+        if ctx.spec.init_root is not None:
+            return self.uploaded_initial_state(ctx)
         return ctx.initial_state()
 
     def compute_step(
