@@ -1,23 +1,27 @@
 """Conversions between verde's protocol objects and the gRPC envelope messages.
 
-Answers stream as one header chunk (signed message + tensor headers) followed by raw tensor
-bytes in chunks; the receiver checks every size against the header and against its limit
-before allocating, so a hostile peer cannot make it buffer more than it agreed to.
+Answers, state uploads and fetched state entries stream as one header chunk (signed message
+or JSON payload, and tensor headers) followed by raw tensor bytes in chunks; the receiver
+checks every size against the header and against its limit before allocating, so a hostile
+peer cannot make it buffer more than it agreed to.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from arbiter.proto import verde_pb2 as pb
 from proofs import SignedMessage
 from verde.peers.errors import PeerError
 from verde.peers.messages import Answer, Query, TensorBlob
+from verde.peers.state import StateEntries
+from verde.provider.errors import StateTooLarge
 
 DEFAULT_CHUNK = 1 << 20
+T = TypeVar("T")
 _ITEMSIZE = {"bool": 1, "uint8": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8,
              "float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
@@ -64,14 +68,64 @@ def signed_from_json(text: str) -> SignedMessage:
 
 
 def answer_to_chunks(answer: Answer, chunk_size: int = DEFAULT_CHUNK) -> Iterator[pb.AnswerChunk]:
-    headers = [pb.TensorHeader(name=name, dtype=blob.dtype, shape=list(blob.shape),
-                               nbytes=len(blob.data))
-               for name, blob in answer.blobs.items()]
-    yield pb.AnswerChunk(signed_json=signed_to_json(answer.signed), tensors=headers)
-    for blob in answer.blobs.values():
+    yield pb.AnswerChunk(signed_json=signed_to_json(answer.signed), tensors=_headers(answer.blobs))
+    yield from _data_chunks(answer.blobs, chunk_size, lambda b: pb.AnswerChunk(data=b))
+
+
+def _check_headers(headers: Iterable[pb.TensorHeader], max_bytes: int, what: str,
+                   error: type[Exception], too_large: type[Exception]) -> int:
+    """Validate tensor headers (dtype, shape, size, distinct names); return the byte total."""
+    total = 0
+    seen: set[str] = set()
+    for h in headers:
+        if h.name in seen:
+            raise error(f"{what}: tensor {h.name!r} appears twice")
+        seen.add(h.name)
+        if h.dtype not in _ITEMSIZE:
+            raise error(f"tensor {h.name!r}: unknown dtype {h.dtype!r}")
+        if any(d < 0 for d in h.shape):
+            raise error(f"tensor {h.name!r}: negative dimension in {list(h.shape)}")
+        count = math.prod(int(d) for d in h.shape)  # Python ints: no int64 wrap-around
+        if count * _ITEMSIZE[h.dtype] != h.nbytes:
+            raise error(f"tensor {h.name!r}: {h.nbytes} bytes do not fit {h.dtype} "
+                        f"{list(h.shape)}")
+        total += h.nbytes
+    if total > max_bytes:
+        raise too_large(f"{what} carries {total} tensor bytes, more than the limit {max_bytes}")
+    return total
+
+
+def _read_blobs(headers: list[pb.TensorHeader], rest: Iterator[Any], total: int, what: str,
+                error: type[Exception]) -> dict[str, TensorBlob]:
+    """The tensors announced by ``headers`` from the data of the remaining chunks."""
+    buf = bytearray()
+    for chunk in rest:
+        if len(buf) + len(chunk.data) > total:
+            raise error(f"{what} stream carries more bytes than its headers announce")
+        buf += chunk.data
+    if len(buf) != total:
+        raise error(f"{what} stream truncated: {len(buf)} of {total} tensor bytes")
+    blobs: dict[str, TensorBlob] = {}
+    offset = 0
+    for h in headers:
+        blobs[h.name] = TensorBlob(h.dtype, tuple(int(d) for d in h.shape),
+                                   bytes(buf[offset: offset + h.nbytes]))
+        offset += h.nbytes
+    return blobs
+
+
+def _headers(blobs: Mapping[str, TensorBlob]) -> list[pb.TensorHeader]:
+    return [pb.TensorHeader(name=name, dtype=blob.dtype, shape=list(blob.shape),
+                            nbytes=len(blob.data))
+            for name, blob in blobs.items()]
+
+
+def _data_chunks(blobs: Mapping[str, TensorBlob], chunk_size: int,
+                 make: Callable[[bytes], T]) -> Iterator[T]:
+    for blob in blobs.values():
         data = memoryview(blob.data)
         for start in range(0, len(data), chunk_size):
-            yield pb.AnswerChunk(data=bytes(data[start: start + chunk_size]))
+            yield make(bytes(data[start: start + chunk_size]))
 
 
 def answer_from_chunks(chunks: Iterable[pb.AnswerChunk], max_bytes: int) -> Answer:
@@ -81,32 +135,59 @@ def answer_from_chunks(chunks: Iterable[pb.AnswerChunk], max_bytes: int) -> Answ
     except StopIteration:
         raise PeerError("empty answer stream") from None
     signed = signed_from_json(head.signed_json)
-    expected = []
-    total = 0
-    for h in head.tensors:
-        if h.dtype not in _ITEMSIZE:
-            raise PeerError(f"tensor {h.name!r}: unknown dtype {h.dtype!r}")
-        if any(d < 0 for d in h.shape):
-            raise PeerError(f"tensor {h.name!r}: negative dimension in {list(h.shape)}")
-        count = math.prod(int(d) for d in h.shape)  # Python ints: no int64 wrap-around
-        if count * _ITEMSIZE[h.dtype] != h.nbytes:
-            raise PeerError(f"tensor {h.name!r}: {h.nbytes} bytes do not fit {h.dtype} "
-                            f"{list(h.shape)}")
-        total += h.nbytes
-        expected.append(h)
-    if total > max_bytes:
-        raise PeerError(f"answer carries {total} tensor bytes, more than the limit {max_bytes}")
-    buf = bytearray()
-    for chunk in it:
-        buf += chunk.data
-        if len(buf) > total:
-            raise PeerError("answer stream carries more bytes than its headers announce")
-    if len(buf) != total:
-        raise PeerError(f"answer stream truncated: {len(buf)} of {total} tensor bytes")
-    blobs: dict[str, TensorBlob] = {}
-    offset = 0
-    for h in expected:
-        blobs[h.name] = TensorBlob(h.dtype, tuple(int(d) for d in h.shape),
-                                   bytes(buf[offset: offset + h.nbytes]))
-        offset += h.nbytes
-    return Answer(signed, blobs)
+    headers = list(head.tensors)
+    total = _check_headers(headers, max_bytes, "answer", PeerError, PeerError)
+    return Answer(signed, _read_blobs(headers, it, total, "answer", PeerError))
+
+
+# --- state exchange -------------------------------------------------------------------------
+
+
+def state_to_chunks(blobs: Mapping[str, TensorBlob],
+                    chunk_size: int = DEFAULT_CHUNK) -> Iterator[pb.StateChunk]:
+    """An upload: one chunk of headers, then the raw bytes in chunks."""
+    yield pb.StateChunk(tensors=_headers(blobs))
+    yield from _data_chunks(blobs, chunk_size, lambda b: pb.StateChunk(data=b))
+
+
+def state_from_chunks(chunks: Iterable[pb.StateChunk], max_bytes: int) -> dict[str, TensorBlob]:
+    """Server side of an upload: ``MalformedRequest`` for a bad stream, ``StateTooLarge`` when
+    the headers announce more than ``max_bytes`` (refused before any data is read)."""
+    it = iter(chunks)
+    try:
+        head = next(it)
+    except StopIteration:
+        raise MalformedRequest("empty state upload") from None
+    if head.data:
+        raise MalformedRequest("state upload: the first chunk carries only tensor headers")
+    headers = list(head.tensors)
+    if not headers:
+        raise MalformedRequest("state upload: no tensors announced")
+    total = _check_headers(headers, max_bytes, "state upload", MalformedRequest, StateTooLarge)
+    return _read_blobs(headers, it, total, "state upload", MalformedRequest)
+
+
+def entries_to_chunks(entries: StateEntries,
+                      chunk_size: int = DEFAULT_CHUNK) -> Iterator[pb.StateEntriesChunk]:
+    yield pb.StateEntriesChunk(payload_json=json.dumps(entries.payload, sort_keys=True),
+                               tensors=_headers(entries.blobs))
+    yield from _data_chunks(entries.blobs, chunk_size,
+                            lambda b: pb.StateEntriesChunk(data=b))
+
+
+def entries_from_chunks(chunks: Iterable[pb.StateEntriesChunk], max_bytes: int) -> StateEntries:
+    """Client side of a fetch: ``PeerError`` for a bad, oversized or truncated stream."""
+    it = iter(chunks)
+    try:
+        head = next(it)
+    except StopIteration:
+        raise PeerError("empty state entries stream") from None
+    try:
+        payload = parse_json(head.payload_json, "state entries payload")
+    except MalformedRequest as exc:
+        raise PeerError(str(exc)) from None
+    if not isinstance(payload, dict):
+        raise PeerError("state entries payload is not a JSON object")
+    headers = list(head.tensors)
+    total = _check_headers(headers, max_bytes, "state entries", PeerError, PeerError)
+    return StateEntries(payload, _read_blobs(headers, it, total, "state entries", PeerError))

@@ -9,32 +9,44 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
 
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, call_with_retry, open_channel
-from arbiter.codec import answer_from_chunks, query_to_pb, signed_from_json
+from arbiter.codec import (
+    DEFAULT_CHUNK,
+    answer_from_chunks,
+    entries_from_chunks,
+    query_to_pb,
+    signed_from_json,
+    state_to_chunks,
+)
 from arbiter.errors import ArbiterError
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.status import remote_error
 from proofs import SignedMessage, VerifyKey
-from verde.peers.errors import PeerError, PeerTimeout
-from verde.peers.messages import Answer, Query
+from verde.peers.errors import PeerError, PeerTimeout, StateRootMismatch
+from verde.peers.messages import Answer, Query, TensorBlob
+from verde.peers.state import StateEntries, blobs_to_state, state_root_hex
 
 
 class GrpcProviderPeer:
-    """Client of one provider's gRPC service."""
+    """Client of one provider's gRPC service (a ``verde.peers.StateExchangePeer``)."""
 
     def __init__(self, address: str, *, tls: TlsFiles | None = None,
                  call_timeout_s: float = 30.0, max_tensor_bytes: int = 256 << 20,
-                 max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+                 max_message: int = DEFAULT_MAX_MESSAGE, chunk_size: int = DEFAULT_CHUNK,
+                 transfer_timeout_s: float = 300.0) -> None:
         self.address = address
         self.name = address
         self.call_timeout_s = call_timeout_s
+        self.transfer_timeout_s = transfer_timeout_s
         self.max_tensor_bytes = max_tensor_bytes
+        self.chunk_size = chunk_size
+        self.bytes_sent = 0
         self.channel = open_channel(address, tls=tls, max_message=max_message)
         self.stub = rpc.ProviderStub(self.channel)
         self._identity: VerifyKey | None = None
@@ -123,3 +135,25 @@ class GrpcProviderPeer:
                 raise PeerError(str(mapped)) from None
         self.bytes_received += answer.size()
         return answer
+
+    def put_state(self, state: Mapping[str, TensorBlob]) -> str:
+        """Upload a state (streamed in chunks); returns its root, checked against our own."""
+        expected = state_root_hex(blobs_to_state(state))
+        reply = self._call("put state", lambda: self.stub.PutState(
+            state_to_chunks(state, self.chunk_size), timeout=self.transfer_timeout_s))
+        self.messages += 1
+        self.bytes_sent += sum(len(name) + len(b.data) + 64 for name, b in state.items())
+        if reply.root != expected:
+            raise StateRootMismatch(f"provider {self.address} stored the uploaded state as "
+                                    f"{reply.root[:64]!r}, its root is {expected}")
+        return expected
+
+    def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries:
+        """Entries of a finished job's final state (verify them with ``verify_state_entries``)."""
+        request = pb.FetchStateRequest(job_id=job_id, names=list(names))
+        entries: StateEntries = self._call("fetch state", lambda: entries_from_chunks(
+            self.stub.FetchState(request, timeout=self.transfer_timeout_s),
+            self.max_tensor_bytes))
+        self.messages += 1
+        self.bytes_received += entries.size()
+        return entries

@@ -8,14 +8,18 @@ submission order, on one worker thread (training already uses every core).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+import torch
 
 from arbiter.errors import NotFound
 from proofs import SignedMessage, VerifyKey
 from verde.jobs.spec import JobSpec
 from verde.peers.messages import Answer, Query
+from verde.peers.state import StateEntries
 from verde.provider.provider import Provider
 
 
@@ -43,6 +47,12 @@ class ProviderHost:
 
     def submit(self, spec_json: dict[str, Any]) -> str:
         spec = JobSpec.from_mapping(spec_json)  # validation errors reach the caller at once
+        with self._lock:
+            if spec.job_id in self._progress:
+                return spec.job_id
+        # A job from an uploaded state is refused now, not when it runs, if the state is
+        # missing or does not fit (MissingInitialState, JobSpecError).
+        self.provider.accept(spec)
         with self._lock:
             if spec.job_id in self._progress:
                 return spec.job_id
@@ -81,6 +91,13 @@ class ProviderHost:
     def answer(self, query: Query) -> Answer:
         self.result(query.job_id)  # only finished jobs answer dispute queries
         return self.provider.answer(query)
+
+    def put_state(self, state: Mapping[str, torch.Tensor]) -> str:
+        return self.provider.put_state(state)
+
+    def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries:
+        self.result(job_id)  # only finished jobs have a final state
+        return self.provider.fetch_state(job_id, names)
 
     def wait(self, job_id: str, timeout: float | None = None) -> None:
         fut = self._futures.get(job_id)

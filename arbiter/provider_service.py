@@ -8,28 +8,36 @@ DEADLINE_EXCEEDED — exactly what a dead provider looks like on the wire.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import grpc
 
 from arbiter.codec import (
     DEFAULT_CHUNK,
     answer_to_chunks,
+    entries_to_chunks,
     parse_json,
     query_from_pb,
     signed_to_json,
+    state_from_chunks,
 )
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_host import ProviderHost
 from arbiter.status import grpc_errors
 from verde.peers.errors import RefusedQuery
+from verde.peers.state import blobs_to_state
+
+#: Largest state a client may upload in one PutState call (tensor bytes).
+DEFAULT_MAX_STATE_BYTES = 256 << 20
 
 
 class ProviderServicer(rpc.ProviderServicer):
-    def __init__(self, host: ProviderHost, chunk_size: int = DEFAULT_CHUNK) -> None:
+    def __init__(self, host: ProviderHost, chunk_size: int = DEFAULT_CHUNK,
+                 max_state_bytes: int = DEFAULT_MAX_STATE_BYTES) -> None:
         self.host = host
         self.chunk_size = chunk_size
+        self.max_state_bytes = max_state_bytes
 
     @grpc_errors
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
@@ -59,6 +67,18 @@ class ProviderServicer(rpc.ProviderServicer):
             _stay_silent(context)
             return
         yield from answer_to_chunks(answer, self.chunk_size)
+
+    @grpc_errors
+    def PutState(self, request_iterator: Iterable[pb.StateChunk],
+                 context: grpc.ServicerContext) -> pb.StateRef:
+        blobs = state_from_chunks(request_iterator, self.max_state_bytes)
+        return pb.StateRef(root=self.host.put_state(blobs_to_state(blobs)))
+
+    @grpc_errors
+    def FetchState(self, request: pb.FetchStateRequest, context: grpc.ServicerContext
+                   ) -> Iterator[pb.StateEntriesChunk]:
+        entries = self.host.fetch_state(request.job_id, list(request.names))
+        yield from entries_to_chunks(entries, self.chunk_size)
 
 
 def _stay_silent(context: grpc.ServicerContext) -> None:

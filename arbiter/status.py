@@ -18,12 +18,15 @@ from arbiter.errors import ArbiterError, Conflict, LeaseLost, NotFound, StorageE
 from proofs import InvalidSignature, ProofError, VerificationError
 from verde.errors import VerdeError
 from verde.peers.errors import PeerError, PeerTimeout
+from verde.provider.errors import MissingInitialState, StateTooLarge
 
 log = logging.getLogger("verde.arbiter")
 
 # Most specific first: the first matching class decides.
 STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
+    (StateTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (MissingInitialState, grpc.StatusCode.FAILED_PRECONDITION),
     (LeaseLost, grpc.StatusCode.ABORTED),
     (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
     (StorageError, grpc.StatusCode.UNAVAILABLE),

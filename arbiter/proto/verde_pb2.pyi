@@ -76,6 +76,38 @@ class AnswerChunk(_message.Message):
     data: bytes
     def __init__(self, signed_json: _Optional[str] = ..., tensors: _Optional[_Iterable[_Union[TensorHeader, _Mapping]]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class StateChunk(_message.Message):
+    __slots__ = ("tensors", "data")
+    TENSORS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    tensors: _containers.RepeatedCompositeFieldContainer[TensorHeader]
+    data: bytes
+    def __init__(self, tensors: _Optional[_Iterable[_Union[TensorHeader, _Mapping]]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class StateRef(_message.Message):
+    __slots__ = ("root",)
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    root: str
+    def __init__(self, root: _Optional[str] = ...) -> None: ...
+
+class FetchStateRequest(_message.Message):
+    __slots__ = ("job_id", "names")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StateEntriesChunk(_message.Message):
+    __slots__ = ("payload_json", "tensors", "data")
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    TENSORS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    payload_json: str
+    tensors: _containers.RepeatedCompositeFieldContainer[TensorHeader]
+    data: bytes
+    def __init__(self, payload_json: _Optional[str] = ..., tensors: _Optional[_Iterable[_Union[TensorHeader, _Mapping]]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class ProviderEntry(_message.Message):
     __slots__ = ("address", "signed_result_json")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]

@@ -59,6 +59,16 @@ class ProviderStub:
                 request_serializer=arbiter_dot_proto_dot_verde__pb2.QueryRequest.SerializeToString,
                 response_deserializer=arbiter_dot_proto_dot_verde__pb2.AnswerChunk.FromString,
                 _registered_method=True)
+        self.PutState = channel.stream_unary(
+                '/verde.v1.Provider/PutState',
+                request_serializer=arbiter_dot_proto_dot_verde__pb2.StateChunk.SerializeToString,
+                response_deserializer=arbiter_dot_proto_dot_verde__pb2.StateRef.FromString,
+                _registered_method=True)
+        self.FetchState = channel.unary_stream(
+                '/verde.v1.Provider/FetchState',
+                request_serializer=arbiter_dot_proto_dot_verde__pb2.FetchStateRequest.SerializeToString,
+                response_deserializer=arbiter_dot_proto_dot_verde__pb2.StateEntriesChunk.FromString,
+                _registered_method=True)
 
 
 class ProviderServicer:
@@ -94,6 +104,18 @@ class ProviderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutState(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchState(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProviderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +143,16 @@ def add_ProviderServicer_to_server(servicer, server):
                     servicer.Answer,
                     request_deserializer=arbiter_dot_proto_dot_verde__pb2.QueryRequest.FromString,
                     response_serializer=arbiter_dot_proto_dot_verde__pb2.AnswerChunk.SerializeToString,
+            ),
+            'PutState': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutState,
+                    request_deserializer=arbiter_dot_proto_dot_verde__pb2.StateChunk.FromString,
+                    response_serializer=arbiter_dot_proto_dot_verde__pb2.StateRef.SerializeToString,
+            ),
+            'FetchState': grpc.unary_stream_rpc_method_handler(
+                    servicer.FetchState,
+                    request_deserializer=arbiter_dot_proto_dot_verde__pb2.FetchStateRequest.FromString,
+                    response_serializer=arbiter_dot_proto_dot_verde__pb2.StateEntriesChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +290,60 @@ class Provider:
             '/verde.v1.Provider/Answer',
             arbiter_dot_proto_dot_verde__pb2.QueryRequest.SerializeToString,
             arbiter_dot_proto_dot_verde__pb2.AnswerChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutState(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/verde.v1.Provider/PutState',
+            arbiter_dot_proto_dot_verde__pb2.StateChunk.SerializeToString,
+            arbiter_dot_proto_dot_verde__pb2.StateRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/verde.v1.Provider/FetchState',
+            arbiter_dot_proto_dot_verde__pb2.FetchStateRequest.SerializeToString,
+            arbiter_dot_proto_dot_verde__pb2.StateEntriesChunk.FromString,
             options,
             channel_credentials,
             insecure,
