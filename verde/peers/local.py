@@ -63,6 +63,9 @@ class LocalPeer:
         self.bytes_received += answer.size()
         return answer
 
+    def wait(self, job_id: str, *, timeout_s: float = 0.0) -> None:
+        self.provider.result(job_id)  # raises if the provider never ran the job
+
     def put_state(self, state: Mapping[str, TensorBlob]) -> str:
         tensors = blobs_to_state(state)
         expected = state_root_hex(tensors)

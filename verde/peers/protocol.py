@@ -45,6 +45,11 @@ class StateExchangePeer(ProviderPeer, Protocol):
         the caller computes itself (``StateRootMismatch`` if the provider names another)."""
         ...
 
+    def wait(self, job_id: str, *, timeout_s: float) -> None:
+        """Block until the submitted job is done; raises if it failed or ``timeout_s`` passed
+        (in process, ``submit`` already ran the job and this only checks that it exists)."""
+        ...
+
     def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries:
         """Entries of the job's final state with digests and proofs (unverified: check them
         with ``verde.peers.state.verify_state_entries`` against the signed final root)."""
