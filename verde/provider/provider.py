@@ -121,7 +121,10 @@ class Provider:
     def uploaded_initial_state(self, ctx: JobContext) -> dict[str, torch.Tensor]:
         """The uploaded state 0 of an ``init`` job, checked against the job."""
         job_id, root = ctx.spec.job_id, ctx.initial_state_root().hex()
-        state = self._accepted.get(job_id) or self.uploads.get(root)
+        pinned = self._accepted.get(job_id)
+        if pinned is not None:  # checked when the job was accepted
+            return dict(pinned)
+        state = self.uploads.get(root)
         if state is None:
             raise MissingInitialState(f"job {job_id}: starts from state {root}, which was not "
                                       "uploaded to this provider")
