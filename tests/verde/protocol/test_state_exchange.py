@@ -269,3 +269,20 @@ def test_dispute_over_an_init_job_reaches_the_uploaded_state(state0) -> None:  #
     state = DisputeState(spec, peers["a"].result(spec.job_id), peers["b"].result(spec.job_id))
     verdict = run_dispute(state, peers)
     assert verdict.winner == "b" and verdict.reason == "recomputed_operator"
+
+
+def test_dispute_over_a_gradient_job_from_an_uploaded_state() -> None:
+    kind = {"kind": "gradient", "optimizer": {}, "samples": [7, 2, 9], "steps": 1,
+            "batch_size": 3, "checkpoint_interval": 1}
+    start = perturbed_state(2.0, **kind)
+    spec = init_spec(start, **kind)
+    honest = Provider(key("state-g-honest"))
+    cheater = CheatingProvider(key("state-g-cheat"), plan=FaultPlan("corrupt_op", step=1, node=4))
+    for p in (honest, cheater):
+        p.put_state(start)
+        p.submit(spec)
+    peers = {"a": LocalPeer(honest), "b": LocalPeer(cheater)}
+    assert peers["a"].result(spec.job_id).payload != peers["b"].result(spec.job_id).payload
+    state = DisputeState(spec, peers["a"].result(spec.job_id), peers["b"].result(spec.job_id))
+    verdict = run_dispute(state, peers)
+    assert verdict.winner == "a" and verdict.reason == "recomputed_operator"
