@@ -8,14 +8,14 @@ and runs each dispute through an arbiter service instead of in this process.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from arbiter.arbiter_client import ArbiterClient
 from arbiter.errors import ArbiterError
 from arbiter.provider_client import GrpcProviderPeer
 from proofs import SignedMessage
-from verde.dispute.multi import DisputeRecord, Resolution, settle
+from verde.dispute.multi import DisputeRecord, DisputeRunner, Resolution, settle
 from verde.dispute.verdict import Verdict
 from verde.jobs.spec import JobSpec
 
@@ -86,11 +86,28 @@ def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | N
     def run_at_arbiter(a: str, b: str) -> DisputeRecord:
         if arbiter is None:
             raise ArbiterError("providers disagree and no arbiter was given (--arbiter)")
+        return arbiter_dispute_runner(spec, results, arbiter, report=say,
+                                      timeout_s=dispute_timeout_s)(a, b)
+
+    return settle(spec, results, identities, run_at_arbiter)
+
+
+def arbiter_dispute_runner(spec: JobSpec, results: Mapping[str, SignedMessage],
+                           arbiter: ArbiterClient, *, report: Report | None = None,
+                           timeout_s: float = 1800.0) -> DisputeRunner:
+    """A ``DisputeRunner`` that has an arbiter service referee each dispute.
+
+    The parties are named by their provider addresses: the arbiter dials them itself, so it
+    never has to trust the client's copy of the answers.
+    """
+    say = report or (lambda _msg: None)
+
+    def run(a: str, b: str) -> DisputeRecord:
         say(f"dispute: {a} vs {b}")
         did = arbiter.open_dispute(spec.to_dict(), [
             (a, json.dumps(results[a].to_json(), sort_keys=True)),
             (b, json.dumps(results[b].to_json(), sort_keys=True))])
-        status = arbiter.wait(did, timeout_s=dispute_timeout_s, progress=_round_printer(say))
+        status = arbiter.wait(did, timeout_s=timeout_s, progress=_round_printer(say))
         if status.status != "decided":
             raise ArbiterError(f"dispute {did} ended {status.status}: {status.error}")
         doc = json.loads(status.verdict_json)
@@ -101,4 +118,4 @@ def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | N
             f"({verdict.reason})")
         return DisputeRecord(a, b, verdict, certificate=certificate, dispute_id=did)
 
-    return settle(spec, results, identities, run_at_arbiter)
+    return run

@@ -15,6 +15,7 @@ import click
 
 from cli import exit_codes
 from cli.commands.arbiter_cmd import arbiter_group
+from cli.commands.coded import train_coded
 from cli.commands.delegate import delegate
 from cli.commands.demo import demo
 from cli.commands.disputes import disputes, jobs
@@ -34,7 +35,8 @@ def cli() -> None:
     """verde: verified outsourced machine learning."""
 
 
-for command in (demo, keys, provider, arbiter_group, delegate, verify, disputes, jobs):
+for command in (demo, keys, provider, arbiter_group, delegate, train_coded, verify, disputes,
+                jobs):
     cli.add_command(command)
 
 

@@ -168,11 +168,14 @@ class ProviderTraining:
 
 
 def train_on_providers(job: CodedJob, coordinator: Coordinator, steps: int, *,
-                       runner: RunnerFactory | None = None) -> ProviderTraining:
+                       runner: RunnerFactory | None = None,
+                       on_step: Callable[[StepOutcome], None] | None = None,
+                       ) -> ProviderTraining:
     """Run ``steps`` coded steps of ``job`` with the coordinator's provider workers.
 
     With replicated groups, every split group is settled by disputes (``runner``; in process
-    by default) and the losers are reported in the step's decisions.
+    by default) and the losers are reported in the step's decisions. ``on_step`` sees every
+    step's outcome as it completes (progress reporting).
     """
     workers = coordinator.workers
     if not all(isinstance(w, ProviderWorker) for w in workers):
@@ -196,6 +199,8 @@ def train_on_providers(job: CodedJob, coordinator: Coordinator, steps: int, *,
         outcome = coordinator.run_step(step, job.gradient_round(step, params))
         params, opt_state = job.apply(params, opt_state, outcome.gradient, step)
         outcomes.append(outcome)
+        if on_step is not None:
+            on_step(outcome)
     return ProviderTraining(params, opt_state, outcomes,
                             [d for r in referees for d in r.disputes])
 
