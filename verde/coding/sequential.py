@@ -1,9 +1,13 @@
-"""Sequential gradient coding with a delay budget T (after Krishnan, Ebrahimi, Khisti, ICLR 2023).
+"""Round-level *heuristics* for sequential gradient coding with a delay budget T (no guarantee).
 
-In sequential gradient coding the gradient of round t may be completed as late as round t+T.
-That lets a scheme use a *lighter* code than the worst straggler count demands and repair the
-rare rounds where the light code is not enough in later rounds. Two schemes are modelled here,
-round by round, on a matrix of slowdowns (see :mod:`verde.coding.delays`):
+For the constructions of Krishnan, Ebrahimi, Khisti (ICLR 2023) with their guarantees, see
+:mod:`verde.coding.sequential_multiplexed` (M-SGC: every (B, W, lambda)-bursty pattern decodes
+within T = W-2+B at load ``(lambda+1)(W-1+B) / (n((lambda+1)(W-1)+B))``) and
+:mod:`verde.coding.sequential_selective` (SR-SGC, T = B, and the plain code with the same
+guarantee). The two classes here are older adaptations kept because
+:func:`verde.coding.simulate.compare` reports them; bench/coding_bench.py prints them as
+``*-heuristic`` next to M-SGC and SR-SGC. They are modelled round by round on a matrix of
+slowdowns (see :mod:`verde.coding.delays`):
 
 * :class:`SelectiveRepetition` — every job is coded with fractional repetition of low
   replication ``r``; each round the master waits for the fastest ``n - s`` workers only. Groups
@@ -14,14 +18,11 @@ round by round, on a matrix of slowdowns (see :mod:`verde.coding.delays`):
 * :class:`Multiplexed` — the same, but adaptive: workers that straggled in the previous round
   (bursty stragglers persist) are expected to straggle again, so their groups' tasks are also
   given to a worker that was fast in the previous round up front, so a burst does not leave the
-  group unfinished.
+  group unfinished. It does not beat :class:`SelectiveRepetition` in any delay model of the
+  bench; M-SGC is the multiplexed scheme that does (on patterns inside its bursty model).
 
-These are our round-level adaptations of the paper's schemes (its exact constructions multiplex
-GC tasks inside a diagonal-interleaved schedule); they keep its two ideas — a light code plus
-repetition of unfinished work within the delay budget, and adaptation to past stragglers — and
-are compared against wait-for-all, ignore-stragglers, fractional and cyclic codes by
-``bench/coding_bench.py``. Like the paper, they assume a job's partitions can be re-sent to any
-worker (the master owns the data).
+Like the paper, they assume a job's partitions can be re-sent to any worker (the master owns
+the data). Without a straggler model they promise nothing about lateness beyond "blocks at T".
 """
 
 from __future__ import annotations

@@ -198,9 +198,9 @@ class OneCodePerJobRun:
                 for task in tasks:
                     self._heard.setdefault(task.job, set()).add(w)
         self.history.append(slow)
-        newly = sorted(j for j in self._heard if not was.get(j) and self.decodable(j))
-        due = self.round - self.delay
         self.round += 1
+        newly = sorted(j for j in self._heard if not was.get(j) and self.decodable(j))
+        due = self.round - 1 - self.delay
         if due >= 0:
             heard = self._heard.get(due, set())
             if not self.code.can_decode(sorted(heard)):

@@ -97,15 +97,17 @@ def test_decoding_with_a_cyclic_group_code_is_accurate() -> None:
 
 
 def test_decode_names_a_missing_chunk() -> None:
-    scheme = MultiplexedSGC(4, 1, 2, 1)
+    scheme = MultiplexedSGC(4, 1, 3, 1)  # two chunks per worker, one coded group
     grads = _grads(scheme)(0)
     results = {}
     for w in range(4):
-        results[(w, Task(0, CHUNK, 0))] = scheme.encode(w, Task(0, CHUNK, 0), grads)
-        results[(w, Task(0, CODED, 0))] = scheme.encode(w, Task(0, CODED, 0), grads)
+        for task in (Task(0, CHUNK, 0), Task(0, CHUNK, 1), Task(0, CODED, 0)):
+            results[(w, task)] = scheme.encode(w, task, grads)
     assert scheme.decode(0, results).tobytes() == scheme.reference_sum(grads).tobytes()
-    del results[(2, Task(0, CHUNK, 0))]
-    with pytest.raises(TooManyStragglers, match="uncoded chunks \\[2\\]"):
+    # a chunk message is the worker's running sum of its chunks
+    assert results[(1, Task(0, CHUNK, 1))].tobytes() == (grads[2] + grads[3]).tobytes()
+    del results[(2, Task(0, CHUNK, 1))]
+    with pytest.raises(TooManyStragglers, match="chunk of workers \\[2\\]"):
         scheme.decode(0, results)
 
 
