@@ -26,15 +26,18 @@ from typing import Any
 import torch
 
 from proofs import SignedMessage
+from verde.coding.base import ordered_sum
 from verde.coding.coordinator import Cancelled, Coordinator, StepOutcome, WorkerTask
 from verde.coding.errors import CodingError
 from verde.coding.jobs import CodedJob, GradientRound, Params, state_digest
 from verde.dispute.multi import DisputeRunner, Resolution, local_dispute_runner, settle
+from verde.jobs.context import JobContext
 from verde.jobs.spec import JobSpec
 from verde.peers.errors import InvalidStateEntries
 from verde.peers.protocol import StateExchangePeer
-from verde.peers.state import verify_state_entries
-from verde.provider.result import InvalidResult, check_result
+from verde.peers.state import fetch_final_state
+from verde.provider.execution import run_step
+from verde.provider.result import InvalidResult
 
 #: Builds the dispute runner for one gradient job from its signed results (keyed by worker
 #: name) and the peers that produced them.
@@ -82,20 +85,16 @@ class ProviderWorker:
         if job_id != spec.job_id:
             raise WorkerAnswerInvalid(f"{self.name} named job {job_id}, expected {spec.job_id}")
         self.peer.wait(job_id, timeout_s=self.job_timeout_s)
-        signed = self.peer.result(job_id)
         try:
-            claim = check_result(signed, spec.job_id, spec.steps)
-        except InvalidResult as exc:
-            raise WorkerAnswerInvalid(f"{self.name}: invalid result for {job_id}: {exc}") from exc
-        if claim.signer_hex != self.peer.identity.hex():
-            raise WorkerAnswerInvalid(f"{self.name}: result signed by another key")
-        names = self.job.grad_names()
-        entries = self.peer.fetch_state(job_id, names)
-        try:
-            tensors = verify_state_entries(entries, claim.final_state, names, job_id=job_id)
-        except InvalidStateEntries as exc:
-            raise WorkerAnswerInvalid(f"{self.name}: fetched gradient of job {job_id} does not "
+            claim, tensors = fetch_final_state(
+                self.peer, job_id, spec.steps, self.job.grad_names(),
+                structure=JobContext.from_spec(spec).state_structure())
+        except (InvalidResult, InvalidStateEntries) as exc:
+            raise WorkerAnswerInvalid(f"{self.name}: the gradient of job {job_id} does not "
                                       f"verify: {exc}") from exc
+        signed = claim.signed
+        if signed is None:  # pragma: no cover - check_result always keeps it
+            raise WorkerAnswerInvalid(f"{self.name}: no signed result for job {job_id}")
         with self._lock:
             self.receipts[(round_.step, partition)] = signed
         return self.job.flatten(tensors)
@@ -207,10 +206,6 @@ def train_on_providers(job: CodedJob, coordinator: Coordinator, steps: int, *,
 
 def train_reference(job: CodedJob, steps: int) -> ProviderTraining:
     """Uncoded reference: every partition's gradient job computed once here, summed in order."""
-    from verde.coding.base import ordered_sum
-    from verde.jobs.context import JobContext
-    from verde.provider.execution import run_step
-
     params, opt_state = job.initial_training_state()
     for step in range(1, steps + 1):
         round_ = job.gradient_round(step, params)

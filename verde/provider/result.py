@@ -10,7 +10,7 @@ et al. 2025, phase 1 commits to checkpoint hashes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from proofs import InclusionProof, MessageContext, SignedMessage, hex_decode, verify_message
@@ -31,12 +31,13 @@ def result_context(job_id: str) -> MessageContext:
 
 @dataclass(frozen=True)
 class ResultClaim:
-    """A checked result: who claims what."""
+    """A checked result: who claims what (and the signed message it was read from)."""
 
     signer_hex: str
     n_steps: int
     step_root: bytes
     final_state: bytes
+    signed: SignedMessage | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -76,4 +77,4 @@ def check_result(signed: SignedMessage, job_id: str, n_steps: int) -> ResultClai
         raise InvalidResult(f"invalid result: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidResult(f"malformed result: {exc}") from exc
-    return ResultClaim(signed.signer.hex(), n_steps, root, final)
+    return ResultClaim(signed.signer.hex(), n_steps, root, final, signed)
