@@ -17,6 +17,7 @@ import torch
 
 from arbiter.errors import NotFound
 from proofs import SignedMessage, VerifyKey
+from verde.jobs.admission import admit_job
 from verde.jobs.spec import JobSpec
 from verde.peers.messages import Answer, Query
 from verde.peers.state import StateEntries
@@ -50,8 +51,10 @@ class ProviderHost:
         with self._lock:
             if spec.job_id in self._progress:
                 return spec.job_id
-        # A job from an uploaded state is refused now, not when it runs, if the state is
-        # missing or does not fit (MissingInitialState, JobSpecError).
+        # A job that could not be disputed (admit_job), or one from an uploaded state that is
+        # missing or does not fit (MissingInitialState, JobSpecError), is refused now, not
+        # when it runs.
+        admit_job(spec)
         self.provider.accept(spec)
         with self._lock:
             if spec.job_id in self._progress:

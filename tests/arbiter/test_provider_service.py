@@ -111,3 +111,37 @@ def test_a_silent_provider_times_out(served, monkeypatch) -> None:  # type: igno
     q = Query(job_id, "d", 1, STEP_CHILDREN, {"position": [0, 5]}, deadline_s=0.5)
     with pytest.raises(PeerTimeout):
         peer.answer(q)
+
+
+def test_a_job_that_could_not_be_disputed_is_refused_at_submit(served) -> None:  # type: ignore[no-untyped-def]
+    """The provider service runs admission before queueing: no compute for a job whose graph
+    the arbiter could not derive (value-dependent control flow)."""
+    from collections.abc import Mapping
+
+    import torch
+
+    from verde.jobs.programs import Program, register_program
+
+    class ValueDependent(Program):
+        name = "test-service-value-dependent"
+        kinds = ("train",)
+
+        def build(self, config: Mapping[str, object], fields: Mapping[str, object]
+                  ) -> torch.nn.Module:
+            return torch.nn.Linear(64, 10)
+
+        def outputs(self, module: torch.nn.Module, batch: Mapping[str, torch.Tensor]
+                    ) -> torch.Tensor:
+            return module(batch["x"])
+
+        def loss(self, module: torch.nn.Module, batch: Mapping[str, torch.Tensor]
+                 ) -> torch.Tensor:
+            loss = torch.nn.functional.cross_entropy(self.outputs(module, batch), batch["y"])
+            return loss * 2 if loss.item() > 1 else loss
+
+    register_program(ValueDependent(), replace=True)
+    host, peer = served
+    with pytest.raises(Exception, match="cannot be disputed") as info:
+        peer.submit({**SPEC, "program": ValueDependent.name})
+    assert getattr(info.value, "code", None) is grpc.StatusCode.INVALID_ARGUMENT
+    assert all(p.state != "queued" for p in host._progress.values())
