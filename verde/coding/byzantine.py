@@ -180,9 +180,10 @@ def _factions(answers: Mapping[int, Vector]) -> tuple[tuple[int, ...], ...]:
 class RecomputingReferee:
     """Settles a group by recomputing its partition gradient with a trusted function.
 
-    This is the in-process stand-in for a verde dispute over the one-step job "gradient of
-    partition p at step t": the arbiter of a real dispute recomputes one operator instead of the
-    whole gradient, but the outcome — which replicas answered the true bits — is the same.
+    For simulations with in-process workers, where the whole gradient is cheap to recompute.
+    With verde providers use ``verde.coding.providers.DisputingReferee``: a verde dispute over
+    the one-step job "gradient of partition p at step t", whose arbiter recomputes one operator
+    instead of the whole gradient and leaves a verdict naming the faulty provider.
     """
 
     partition_gradient: Callable[[int], Vector]
