@@ -6,8 +6,11 @@ cancels the rest: work that is not needed is not waited for. It keeps a per-work
 history that adaptive schemes and operators can read.
 
 Workers are anything with ``compute(task, cancel) -> vector``: :class:`InProcessWorker` (for
-tests and simulations, with injectable delays and faults) here; verde providers over gRPC
-satisfy the same interface in the services layer.
+tests and simulations, with injectable delays and faults) here, and
+``verde.coding.providers.ProviderWorker`` for verde providers in process or over gRPC. A
+cancelled provider worker stops before its next partition; a job already running on the
+provider runs to its end there (providers have no cancel call), the coordinator just does not
+wait for it.
 """
 
 from __future__ import annotations
