@@ -1,4 +1,4 @@
-"""M-SGC: multiplexed sequential gradient coding (Krishnan, Ebrahimi, Khisti, ICLR 2023, Sec. 4).
+"""M-SGC: multiplexed sequential gradient coding (Krishnan, Ebrahimi, Khisti, ICLR 2023).
 
 Construction (parameters n workers and a (B, W, lambda) bursty straggler model, B < W):
 

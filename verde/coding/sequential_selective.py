@@ -1,13 +1,15 @@
 """SR-SGC and its baseline: one gradient code per job, plus selective repetition within T = B.
 
-* :class:`SelectiveRepeatSGC` — Scheme 1 of Krishnan, Ebrahimi, Khisti (ICLR 2023, Sec. 3):
+* :class:`SelectiveRepeatSGC` — the first scheme (SR-SGC) of Krishnan, Ebrahimi, Khisti (ICLR 2023):
   every job is coded with a gradient code tolerating only ``s = ceil(B lambda / (W-1+B))``
   stragglers. In round t every worker computes its task of job t. If ``v > s`` workers did not
   deliver job t, then in round t+B exactly ``v - s`` of them (lowest indices first) *repeat*
   their job-t task instead of their job-(t+B) task. Job t must decode at the end of round t+B
-  from the answers of rounds t and t+B. The paper proves this tolerates every (B, W, lambda)
-  bursty pattern with delay T = B when B divides W-1 (checked exhaustively for small n in
-  tests/verde/coding/test_sequential_selective.py); load ``(s+1)/n``.
+  from the answers of rounds t and t+B. Guarantee: every (B, W, lambda)-bursty pattern is
+  decoded with delay T = B, for B dividing W-1 as the construction assumes (checked exhaustively
+  over all conforming patterns for small n in tests/verde/coding/test_sequential_selective.py;
+  the same search found no failure for a few B not dividing W-1 either, but we keep the
+  assumption); load ``(s+1)/n``.
 * :class:`PerRoundGC` — the plain gradient code with the same guarantee and no delay: it must
   absorb lambda stragglers in a single round, so ``s = lambda`` and load ``(lambda+1)/n``.
 

@@ -1,6 +1,7 @@
 """M-SGC: every (B, W, lambda)-bursty pattern decodes exactly within T = W-2+B; others named."""
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from itertools import product
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from verde.coding.sequential_multiplexed import CHUNK, CODED, MultiplexedRun, Mu
 from verde.coding.sequential_verify import check_every_admitted_pattern, decode_stream
 
 SMALL = [(3, 1, 2, 1), (4, 1, 2, 2), (4, 2, 3, 2), (4, 1, 3, 2), (3, 2, 4, 2), (4, 2, 4, 2),
-         (3, 1, 2, 3), (4, 1, 2, 3)]
+         (3, 1, 2, 3), (4, 1, 2, 3), (5, 2, 4, 2), (6, 2, 4, 2), (6, 1, 3, 2),
+         pytest.param(5, 2, 5, 3, marks=pytest.mark.slow)]  # ~22k states, ~10 s
 
 
 @pytest.mark.parametrize(("n", "b", "w", "lam"), SMALL)
@@ -143,3 +145,33 @@ def test_bad_parameters_raise(args: tuple[int, int, int, int]) -> None:
 def test_bad_straggler_ids_raise() -> None:
     with pytest.raises(ValueError, match="stragglers must be workers"):
         MultiplexedSGC(4, 1, 2, 1).start().finish_round({4})
+
+
+def test_every_short_conforming_pattern_decodes_to_the_same_bits() -> None:
+    scheme = MultiplexedSGC(4, 1, 2, 1)  # T = 1, fractional repetition groups
+    model = scheme.model
+    of_job = _grads(scheme, d=5)
+    rounds, seen = 4, 0
+    for rows in product(range(5), repeat=rounds):  # per round: nobody, or one worker
+        pattern = np.zeros((rounds, 4), dtype=bool)
+        for r, choice in enumerate(rows):
+            if choice:
+                pattern[r, choice - 1] = True
+        if not model.conforms(pattern):
+            continue
+        seen += 1
+        decoded = decode_stream(scheme, pattern, of_job)
+        assert sorted(decoded) == [0, 1, 2]
+        for job, got in decoded.items():
+            assert got.tobytes() == scheme.reference_sum(of_job(job)).tobytes(), (rows, job)
+    assert seen > 50
+
+
+def test_search_and_stream_reject_what_they_cannot_do() -> None:
+    scheme = MultiplexedSGC(4, 2, 4, 2)
+    with pytest.raises(ValueError, match="more than 3 states"):
+        check_every_admitted_pattern(scheme, memory=3, max_states=3)
+    with pytest.raises(ValueError, match="memory"):
+        check_every_admitted_pattern(scheme, memory=-1)
+    with pytest.raises(ValueError, match="bool rounds x 4"):
+        decode_stream(scheme, np.zeros((5, 3), dtype=bool), _grads(scheme))

@@ -14,7 +14,8 @@ from verde.coding.sequential_verify import check_every_admitted_pattern, decode_
 
 
 @pytest.mark.parametrize(("n", "b", "w", "lam"), [(3, 1, 2, 1), (4, 1, 2, 2), (4, 2, 3, 2),
-                                                   (4, 1, 3, 2), (4, 1, 2, 3), (5, 2, 5, 4)])
+                                                   (4, 1, 3, 2), (4, 1, 2, 3), (5, 2, 5, 4),
+                                                   (5, 2, 5, 3), (5, 3, 4, 3)])
 def test_every_conforming_pattern_meets_deadline_b(n: int, b: int, w: int, lam: int) -> None:
     scheme = SelectiveRepeatSGC(n, b, w, lam)
     assert scheme.delay == b
