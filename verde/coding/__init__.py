@@ -2,12 +2,14 @@
 
 Codes (Tandon et al., ICML 2017): :class:`FractionalRepetitionCode` (bit-exact decoding),
 :class:`CyclicRepetitionCode` (any n-s of n, conditioned real decoding),
-:class:`IgnoreStragglers` (approximate baseline); sequential schemes with a delay budget
-(after Krishnan, Ebrahimi, Khisti, ICLR 2023); Byzantine replicated groups with bit-exact
-majority (after DRACO); a :class:`Coordinator` that runs coded steps over workers — in process
-(:class:`InProcessWorker`) or verde providers (:class:`ProviderWorker`, each partition a one-step
-gradient job, split replica groups settled by verde disputes: :func:`train_on_providers`); delay
-models and a simulator to compare schemes.
+:class:`IgnoreStragglers` (approximate baseline); sequential gradient coding with a delay
+budget (Krishnan, Ebrahimi, Khisti, ICLR 2023): :class:`MultiplexedSGC` (M-SGC),
+:class:`SelectiveRepeatSGC`, :class:`PerRoundGC`, with the (B, W, lambda) bursty model;
+Byzantine replicated groups with bit-exact majority (after DRACO); a :class:`Coordinator`
+that runs coded steps over workers — in process (:class:`InProcessWorker`) or verde providers
+(:class:`ProviderWorker`: each partition a one-step gradient job, split replica groups settled
+by verde disputes, :func:`train_on_providers`); delay models and a simulator to compare
+schemes.
 """
 
 from verde.coding.approximate import IgnoreStragglers
@@ -36,13 +38,22 @@ from verde.coding.providers import (
     train_reference,
 )
 from verde.coding.sequential import Multiplexed, SelectiveRepetition
+from verde.coding.sequential_base import DeadlineMissed, Task
+from verde.coding.sequential_model import BurstyStragglerModel, ConformingBursty
+from verde.coding.sequential_multiplexed import MultiplexedSGC
+from verde.coding.sequential_selective import PerRoundGC, SelectiveRepeatSGC
+from verde.coding.sequential_timing import time_schedule
+from verde.coding.sequential_verify import check_every_admitted_pattern, decode_stream
 
 __all__ = [
     "Bursty",
+    "BurstyStragglerModel",
     "CodedJob",
     "CodingError",
+    "ConformingBursty",
     "Coordinator",
     "CyclicRepetitionCode",
+    "DeadlineMissed",
     "DecodeReport",
     "DisputingReferee",
     "FractionalRepetitionCode",
@@ -53,22 +64,29 @@ __all__ = [
     "IgnoreStragglers",
     "InProcessWorker",
     "Multiplexed",
+    "MultiplexedSGC",
     "NumericallyUnsafe",
     "PartitionDispute",
+    "PerRoundGC",
     "ProviderTraining",
     "ProviderWorker",
     "RecomputingReferee",
     "ReplicaMismatch",
     "ReplicatedGroups",
+    "SelectiveRepeatSGC",
     "SelectiveRepetition",
     "ShiftedExponential",
     "StepOutcome",
     "StragglerHistory",
+    "Task",
     "TooManyStragglers",
     "WorkerAnswerInvalid",
     "WorkerTask",
+    "check_every_admitted_pattern",
+    "decode_stream",
     "ordered_sum",
     "provider_workers",
+    "time_schedule",
     "train_on_providers",
     "train_reference",
     "worker_load",

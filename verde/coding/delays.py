@@ -66,7 +66,11 @@ class HeavyTailed:
 
 @dataclass(frozen=True)
 class Bursty:
-    """(B, W, lambda)-bursty stragglers: bursts of <= B rounds, <= lam workers per W-window."""
+    """(B, W, lambda)-bursty stragglers: bursts of <= B rounds, <= lam workers per W-window.
+
+    A worker starts at most one burst in any window of W rounds (Krishnan, Ebrahimi, Khisti,
+    ICLR 2023), so every sampled pattern lies inside the model the sequential schemes assume.
+    """
 
     burst: int = 2
     window: int = 4
@@ -90,7 +94,7 @@ class Bursty:
                     run += 1
                 if 0 < run < self.burst:
                     slow[t, w] = True  # bursts continue up to B rounds
-                elif (run == 0 and rng.random() < self.start_prob
+                elif (run == 0 and not slow[lo:t, w].any() and rng.random() < self.start_prob
                       and (w in window_stragglers or len(window_stragglers) < self.lam)):
                     slow[t, w] = True
                     window_stragglers.add(w)
