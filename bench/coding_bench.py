@@ -9,9 +9,11 @@ Prints one JSON line (stdout) and a table (stderr):
   only on workers the bursty model admits (patience mu = 0.5), next to the plain code with the
   same guarantee (fractional, s = lambda = 4, T = 0) and the two older round-level heuristics
   (``*-heuristic``: light FR + repetition, no guarantee, blocking at the deadline);
-* delay models: shifted exponential, heavy-tailed, ``bursty`` (verde.coding.delays.Bursty, which
-  restarts bursts inside a window and so leaves the paper's model) and ``bursty-conforming``
-  (stays inside the (2, 5, 4) model); the JSON says which scheme is fastest in each;
+* delay models: shifted exponential, heavy-tailed, ``bursty`` (verde.coding.delays.Bursty, one
+  burst per worker per window) and ``bursty-conforming`` (ConformingBursty, which also keeps
+  the lambda bound across every sliding window); ``pattern_conforms_to_design_model`` says
+  whether each sampled pattern stays inside the (2, 5, 4) model, and the JSON names the fastest
+  exact scheme in each;
 * each scheme's worker load (fraction of a step's data a worker computes per round);
 * decode time as a fraction of one worker's step time, measured on real gradients of a small
   CNN on scikit-learn's digits (target < 1%), for fractional, cyclic and M-SGC; one torch
