@@ -36,6 +36,7 @@ the same bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import sys
@@ -134,7 +135,7 @@ def _from_torch(t: Any) -> tuple[str, np.ndarray]:
         raise UnsupportedTensorError(f"torch layout {t.layout} is not supported (dense only)")
     if t.device.type == "meta":
         raise UnsupportedTensorError("a meta tensor has no values to digest")
-    name = next((n for n in _TORCH_NAMES if t.dtype == getattr(torch, n, None)), None)
+    name = _torch_dtype_names(torch).get(t.dtype)
     if name is None:
         raise UnsupportedTensorError(f"torch dtype {t.dtype} is not supported")
     t = t.detach()
@@ -150,6 +151,12 @@ def _from_torch(t: Any) -> tuple[str, np.ndarray]:
     if name == "bfloat16":
         array = array.view(np.uint16)
     return name, array
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_dtype_names(torch: Any) -> dict[Any, str]:
+    """torch dtype -> canonical name, built on first use (torch is never imported here)."""
+    return {getattr(torch, n): n for n in _TORCH_NAMES if hasattr(torch, n)}
 
 
 def _canonical_chunks(name: str, array: np.ndarray) -> Iterator[memoryview]:
