@@ -141,7 +141,8 @@ class ConformingBursty:
     keeps the pattern in the model (it has not straggled in the last W-1 rounds, and the window
     keeps at most lambda distinct stragglers); a burst lasts a uniform 1..B rounds. Stragglers
     are ``slowdown`` times slower; everyone jitters by ``1 + Exp(jitter)``. Unlike
-    :class:`verde.coding.delays.Bursty`, a worker never restarts a burst inside a window.
+    :class:`verde.coding.delays.Bursty` (whose bursts always last B rounds), bursts here last
+    1..B rounds and every round is checked against :class:`BurstyStragglerModel`.
     """
 
     burst: int = 2

@@ -29,8 +29,33 @@ from verde.coding.sequential_model import BurstyStragglerModel
 from verde.coding.sequential_multiplexed import CODED, group_code
 
 
+class _OneCodePerJob:
+    """What both schemes share: every job is coded with ``self.code`` alone."""
+
+    code: GradientCode
+    name: str
+
+    @property
+    def n_partitions(self) -> int:
+        return self.code.n_partitions
+
+    def partitions_of(self, worker: int, task: Task) -> tuple[int, ...]:
+        return _partitions_of(self.code, self.name, worker, task)
+
+    def encode(self, worker: int, task: Task, partition_gradients: Mapping[int, Vector]
+               ) -> Vector:
+        self.partitions_of(worker, task)
+        return self.code.encode(worker, partition_gradients)
+
+    def decode(self, job: int, results: Results) -> Vector:
+        return _decode(self.code, self.name, job, results)
+
+    def reference_sum(self, partition_gradients: Mapping[int, Vector]) -> Vector:
+        return ordered_sum([partition_gradients[p] for p in range(self.code.n_partitions)])
+
+
 @dataclass(frozen=True)
-class SelectiveRepeatSGC:
+class SelectiveRepeatSGC(_OneCodePerJob):
     """SR-SGC for ``n_workers`` under the (burst, window, lam) model; delay B."""
 
     n_workers: int
@@ -73,36 +98,18 @@ class SelectiveRepeatSGC:
     def load(self) -> float:
         return self.task_load
 
-    @property
-    def n_partitions(self) -> int:
-        return self.code.n_partitions
-
     def admits(self, history: Sequence[Collection[int]], stragglers: Collection[int]) -> bool:
         return self.model.admits(history, stragglers)
 
     def start(self) -> OneCodePerJobRun:
         return OneCodePerJobRun(self, self.code, self.delay, repeat_after=self.burst)
 
-    def partitions_of(self, worker: int, task: Task) -> tuple[int, ...]:
-        return _partitions_of(self.code, self.name, worker, task)
-
-    def encode(self, worker: int, task: Task, partition_gradients: Mapping[int, Vector]
-               ) -> Vector:
-        self.partitions_of(worker, task)
-        return self.code.encode(worker, partition_gradients)
-
-    def decode(self, job: int, results: Results) -> Vector:
-        return _decode(self.code, self.name, job, results)
-
-    def reference_sum(self, partition_gradients: Mapping[int, Vector]) -> Vector:
-        return ordered_sum([partition_gradients[p] for p in range(self.code.n_partitions)])
-
     def model_note(self, history: Sequence[frozenset[int]]) -> str:
         return self.model.deadline_note(history)
 
 
 @dataclass(frozen=True)
-class PerRoundGC:
+class PerRoundGC(_OneCodePerJob):
     """A gradient code tolerating ``stragglers`` per round, decoded in its own round (T = 0)."""
 
     n_workers: int
@@ -126,10 +133,6 @@ class PerRoundGC:
     def load(self) -> float:
         return self.task_load
 
-    @property
-    def n_partitions(self) -> int:
-        return self.code.n_partitions
-
     def admits(self, history: Sequence[Collection[int]], stragglers: Collection[int]) -> bool:
         """The master may skip any set whose complement still decodes this round's job."""
         slow = set(stragglers)
@@ -137,20 +140,6 @@ class PerRoundGC:
 
     def start(self) -> OneCodePerJobRun:
         return OneCodePerJobRun(self, self.code, 0, repeat_after=None)
-
-    def partitions_of(self, worker: int, task: Task) -> tuple[int, ...]:
-        return _partitions_of(self.code, self.name, worker, task)
-
-    def encode(self, worker: int, task: Task, partition_gradients: Mapping[int, Vector]
-               ) -> Vector:
-        self.partitions_of(worker, task)
-        return self.code.encode(worker, partition_gradients)
-
-    def decode(self, job: int, results: Results) -> Vector:
-        return _decode(self.code, self.name, job, results)
-
-    def reference_sum(self, partition_gradients: Mapping[int, Vector]) -> Vector:
-        return ordered_sum([partition_gradients[p] for p in range(self.code.n_partitions)])
 
     def model_note(self, history: Sequence[frozenset[int]]) -> str:
         last = sorted(history[-1]) if history else []
