@@ -1,7 +1,8 @@
 """Benchmark of verde.distill on scikit-learn's digits: detection, re-classification, cost.
 
 Trains the CNN service, distils the verifier (an ensemble of MLP students, each by greedy
-layer-wise distillation after Fides, Kumar et al., ASIA CCS 2024), calibrates four detectors at 1%
+layer-wise distillation after Fides, Kumar et al., ASIA CCS 2024, on the client's digits plus a
+transfer set generated in code and labelled by the service), calibrates four detectors at 1%
 false positives on clean data (the deployed one, by default the combined cross-entropy/label-
 surprise statistic; Fides' cross-entropy; the verifier's surprise at the served label; the
 GAN-trained learned detector), then runs every attack on the held-out test split. Per attack it
@@ -30,6 +31,7 @@ import torch
 from verde.distill.attacks import Attack, FractionalAttack
 from verde.distill.detector import DivergenceDetector
 from verde.distill.digits import DigitsSetup, digits_attacks, prepare_digits
+from verde.distill.distillation import DistillConfig
 from verde.distill.escalation import ReplayReferee, TrustedReplica
 from verde.distill.evaluation import evaluate_attack, stream_until_alarm
 from verde.distill.flops import forward_flops
@@ -220,6 +222,8 @@ def main() -> None:
         "top2_swap_label_ceiling": round(swap_ceiling, 4),
         "detector_statistic": _statistic_name(setup),
         "ensemble_size": max(1, len(setup.verifier.members)),
+        "transfer_set": list(DistillConfig().transfer),
+        "transfer_copies": DistillConfig().augment_copies,
         "service_flops": service_flops,
         "verifier_flops": verifier_flops,
         "verifier_cost_fraction": round(verifier_flops / service_flops, 5),

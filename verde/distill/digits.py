@@ -2,9 +2,11 @@
 
 :func:`prepare_digits` trains a CNN service model (the provider's model, about 9 MFLOPs per
 image), distils an ensemble of five 64-256-128-10 MLP verifiers from it by greedy layer-wise
-distillation (about 5.5% of the service's FLOPs in all), calibrates divergence detectors on clean
-data, and picks the better re-classifier on held-out tampered answers. :func:`digits_attacks`
-builds the attack suite the tests and the bench evaluate. Everything is seeded.
+distillation on the client's digits plus inputs generated in code and labelled by the service
+(:mod:`verde.distill.transfer`; about 5.5% of the service's FLOPs in all), calibrates divergence
+detectors on clean data, and picks the better re-classifier on held-out tampered answers.
+:func:`digits_attacks` builds the attack suite the tests and the bench evaluate. Everything is
+seeded.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def prepare_digits(
 
     ``statistic`` is a name from :data:`verde.distill.divergence.STATISTICS` or ``"combined"``
     (the default): the maximum of the rescaled cross-entropy and label surprise, with scales
-    fitted on jittered training inputs (see :mod:`verde.distill.combined`), never on the
+    fitted on the validation split (see :mod:`verde.distill.combined`), never on the
     calibration split.
 
     The verifier is the mean of ``ensemble`` independently initialised MLP students (see
@@ -107,10 +109,11 @@ def prepare_digits(
         labels=splits.train.y,
         config=config,
     )
-    # The combined statistic's scales, the learned detector and re-classifier are fitted on
-    # jittered client inputs (the verifier has seen the plain ones during distillation, so its
-    # outputs there are too good to be representative); the re-classifiers are compared on the
-    # validation split. The calibration split is used only to set thresholds.
+    # The learned detector and re-classifier are fitted on jittered client inputs (the verifier
+    # has seen the plain ones during distillation, so its outputs there are too good to be
+    # representative); the combined statistic's scales are fitted on the validation split, which
+    # the verifier never trained on (it only stopped early on it), and the re-classifiers are
+    # compared there too. The calibration split is used only to set thresholds.
     generator = torch.Generator().manual_seed(seed)
     fit_x = torch.cat([jitter(splits.train.x, generator) for _ in range(2)])
     fit_y = splits.train.y.repeat(2)
@@ -119,9 +122,10 @@ def prepare_digits(
         predict_probs(service, splits.calib.x),
         verifier.probs(splits.calib.x),
     )
+    val_service, val_verifier = predict_probs(service, splits.val.x), verifier.probs(splits.val.x)
     chosen: str | CombinedDivergence = statistic
     if statistic == COMBINED:
-        chosen = fit_combined_divergence(fit_service, fit_verifier)
+        chosen = fit_combined_divergence(val_service, val_verifier)
     detector = DivergenceDetector(chosen).calibrate(calib_service, calib_verifier, fpr)
     cross_entropy_detector = DivergenceDetector("cross_entropy").calibrate(
         calib_service, calib_verifier, fpr
@@ -137,8 +141,8 @@ def prepare_digits(
     )
     reclassifier, scores = choose_reclassifier(
         [VerifierReclassifier(), learned],
-        predict_probs(service, splits.val.x),
-        verifier.probs(splits.val.x),
+        val_service,
+        val_verifier,
         splits.val.y,
         tampers=LABEL_TAMPERS,
         seed=seed,

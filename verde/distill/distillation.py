@@ -7,8 +7,10 @@ more per stage, and each stage trains on the temperature-scaled soft labels of t
 (Hinton et al., 2015) plus the hard labels. We keep that schedule: stage k trains the top k
 parametrised layers, each stage stops early when agreement with the service on a validation set
 stops improving (its best weights are restored), and a stage is kept only if it improved on the
-previous one (the greedy step). When the service model itself is at hand, each epoch also
-queries it on jittered copies of the client's inputs, which widens the transfer set for free.
+previous one (the greedy step). When the service model itself is at hand, the transfer set is
+widened with generated inputs the service labels (jittered copies, blends and inputs walked
+towards the service's decision boundaries; see :mod:`verde.distill.transfer`): each epoch trains
+on the client's inputs plus a few of those generated batches.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from verde.distill._checks import (
     check_rate,
 )
 from verde.distill.errors import DistillArgumentError, NotTrainedError
-from verde.distill.models import jitter, predict_probs
+from verde.distill.models import predict_probs
+from verde.distill.transfer import check_transfer_kinds, transfer_inputs
 
 _LOG_FLOOR = 1e-12
 
@@ -39,9 +42,11 @@ class DistillConfig:
 
     ``soft_weight`` weighs the T^2-scaled soft-label KL term against the hard-label
     cross-entropy; ``patience`` is how many epochs without better validation agreement end a
-    stage; ``augment`` queries the service on ``augment_copies`` jittered copies of the inputs
-    (needs the service model), one copy joining the plain inputs in each epoch; a fraction
-    ``patch_prob`` of those copies also get a random occluding patch.
+    stage; ``augment`` queries the service on ``augment_copies`` generated copies of the inputs
+    (needs the service model), the generators in ``transfer`` taking turns (see
+    :mod:`verde.distill.transfer`), and ``copies_per_epoch`` of those copies join the plain
+    inputs in each epoch; a fraction ``patch_prob`` of the jittered and boundary copies also get
+    a random occluding patch.
     """
 
     temperature: float = 4.0
@@ -51,7 +56,9 @@ class DistillConfig:
     max_epochs_per_stage: int = 40
     patience: int = 6
     augment: bool = True
-    augment_copies: int = 8
+    augment_copies: int = 32
+    copies_per_epoch: int = 4
+    transfer: tuple[str, ...] = ("jitter", "boundary_random", "boundary_runner_up", "mixup_near")
     patch_prob: float = 0.5
     seed: int = 0
 
@@ -63,6 +70,13 @@ class DistillConfig:
         check_positive_int("max_epochs_per_stage", self.max_epochs_per_stage)
         check_positive_int("patience", self.patience)
         check_positive_int("augment_copies", self.augment_copies)
+        check_positive_int("copies_per_epoch", self.copies_per_epoch)
+        if self.copies_per_epoch > self.augment_copies:
+            raise DistillArgumentError(
+                f"copies_per_epoch ({self.copies_per_epoch}) cannot exceed augment_copies "
+                f"({self.augment_copies})"
+            )
+        check_transfer_kinds(self.transfer)
         if not 0.0 <= self.patch_prob <= 1.0:
             raise DistillArgumentError(f"patch_prob must lie in [0, 1], got {self.patch_prob}")
 
@@ -175,7 +189,7 @@ def distill_verifier(
 ) -> DistilledVerifier:
     """Distil ``student`` (trained in place) from the service and return the verifier.
 
-    Give either ``service`` (the model: its outputs are queried, and jittered inputs are added
+    Give either ``service`` (the model: its outputs are queried, and generated inputs are added
     when ``config.augment``) or ``service_probs`` and ``val_service_probs`` (only the service's
     softmax outputs on ``x`` and ``val_x``). ``labels`` are the client's ground-truth labels for
     ``x``; without them the service's predictions serve as hard labels. ``on_stage`` is called
@@ -212,13 +226,17 @@ def distill_verifier(
 
     generator = torch.Generator().manual_seed(config.seed)
     soft = _soft_targets(teacher_probs, config.temperature)
-    # A fixed pool of jittered copies, each labelled by one query to the service; epochs cycle
+    # A fixed pool of generated copies, each labelled by one query to the service; epochs cycle
     # through it, so the service is queried augment_copies times per input, not once per epoch.
-    pool: list[tuple[torch.Tensor, torch.Tensor]] = []
+    # Jittered copies keep the client's hard labels; the others take the service's prediction.
+    pool: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     if service is not None and config.augment:
-        for _ in range(config.augment_copies):
-            extra = jitter(x, generator, patch_prob=config.patch_prob)
-            pool.append((extra, _soft_targets(predict_probs(service, extra), config.temperature)))
+        for i in range(config.augment_copies):
+            kind = config.transfer[i % len(config.transfer)]
+            extra = transfer_inputs(kind, x, service, generator, patch_prob=config.patch_prob)
+            extra_probs = predict_probs(service, extra)
+            extra_hard = hard if kind == "jitter" else extra_probs.argmax(1)
+            pool.append((extra, _soft_targets(extra_probs, config.temperature), extra_hard))
     best_score = _validate(student, val_x, val_teacher)
     best_state = copy.deepcopy(student.state_dict())
     stages: list[StageReport] = []
@@ -234,10 +252,11 @@ def distill_verifier(
             student.train()
             xs, ss, hs = x, soft, hard
             if pool:
-                extra_x, extra_soft = pool[(epochs - 1) % len(pool)]
-                xs = torch.cat([x, extra_x])
-                ss = torch.cat([soft, extra_soft])
-                hs = torch.cat([hard, hard])
+                first = (epochs - 1) * config.copies_per_epoch
+                picked = [pool[(first + j) % len(pool)] for j in range(config.copies_per_epoch)]
+                xs = torch.cat([x] + [p[0] for p in picked])
+                ss = torch.cat([soft] + [p[1] for p in picked])
+                hs = torch.cat([hard] + [p[2] for p in picked])
             order = torch.randperm(xs.shape[0], generator=generator)
             for start in range(0, xs.shape[0], config.batch_size):
                 ids = order[start : start + config.batch_size]
