@@ -1,10 +1,12 @@
 """Every attack is detected above a stated rate at the calibrated 1% false-positive rate.
 
-Stated rates (cross-entropy detector, conformal threshold at fpr = 0.01, 450 held-out digits;
-measured values at seed 0 are in the bench's JSON line and leave a margin over these):
+Stated rates (the deployed detector, i.e. the combined cross-entropy/label-surprise statistic,
+conformal threshold at fpr = 0.01, 450 held-out digits; measured values at seed 0 are in the
+bench's JSON line: 98.2%, 98.2% and 99.8% for the three label-changing attacks):
 
 - label-changing output attacks (top-2 swap, top-2 averaging, random label switch): at least
-  95%, 90% and 98% of the tampered answers are flagged;
+  97.5%, 97.5% and 99% of the tampered answers are flagged, and at least 94% of the flagged
+  ones are re-classified to their true label;
 - model substitution (a small, briefly trained MLP): at least 90% of all answers are flagged;
 - backdoored service (trigger in the input): at least 90% of the answers the backdoor changed;
 - additive output noise and a 3-bit quantised service: they change few labels; at least 50% of
@@ -22,7 +24,7 @@ from verde.distill.attacks import Attack, OutputAttack
 from verde.distill.digits import DigitsSetup
 from verde.distill.evaluation import AttackReport, evaluate_attack
 
-LABEL_CHANGING_RATES = {"top2_swap": 0.95, "top2_average": 0.90, "random_label_switch": 0.98}
+LABEL_CHANGING_RATES = {"top2_swap": 0.975, "top2_average": 0.975, "random_label_switch": 0.99}
 
 
 def _report(digits: DigitsSetup, attack: Attack) -> AttackReport:
