@@ -56,8 +56,8 @@ class DistillConfig:
     max_epochs_per_stage: int = 40
     patience: int = 6
     augment: bool = True
-    augment_copies: int = 32
-    copies_per_epoch: int = 4
+    augment_copies: int = 64
+    copies_per_epoch: int = 8
     transfer: tuple[str, ...] = ("jitter", "boundary_random", "boundary_runner_up", "mixup_near")
     patch_prob: float = 0.5
     seed: int = 0

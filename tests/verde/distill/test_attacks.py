@@ -2,10 +2,10 @@
 
 Stated rates (the deployed detector, i.e. the combined cross-entropy/label-surprise statistic,
 conformal threshold at fpr = 0.01, 450 held-out digits; measured values at seed 0 are in the
-bench's JSON line: 98.2%, 98.2% and 99.8% for the three label-changing attacks):
+bench's JSON line: 99.1%, 99.1% and 100% for the three label-changing attacks):
 
 - label-changing output attacks (top-2 swap, top-2 averaging, random label switch): at least
-  97.5%, 97.5% and 99% of the tampered answers are flagged, and at least 94% of the flagged
+  98%, 98% and 99% of the tampered answers are flagged, and at least 94% of the flagged
   ones are re-classified to their true label;
 - model substitution (a small, briefly trained MLP): at least 90% of all answers are flagged;
 - backdoored service (trigger in the input): at least 90% of the answers the backdoor changed;
@@ -24,7 +24,7 @@ from verde.distill.attacks import Attack, OutputAttack
 from verde.distill.digits import DigitsSetup
 from verde.distill.evaluation import AttackReport, evaluate_attack
 
-LABEL_CHANGING_RATES = {"top2_swap": 0.975, "top2_average": 0.975, "random_label_switch": 0.99}
+LABEL_CHANGING_RATES = {"top2_swap": 0.98, "top2_average": 0.98, "random_label_switch": 0.99}
 
 
 def _report(digits: DigitsSetup, attack: Attack) -> AttackReport:
