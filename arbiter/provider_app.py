@@ -10,7 +10,7 @@ import grpc
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, build_server
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_host import ProviderHost
-from arbiter.provider_service import ProviderServicer
+from arbiter.provider_service import DEFAULT_MAX_STATE_BYTES, ProviderServicer
 from proofs import SigningKey
 from verde.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
 from verde.provider.provider import Provider
@@ -45,11 +45,16 @@ def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | No
 
 def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None = None,
                    fault: str | None = None, tls: TlsFiles | None = None,
-                   max_message: int = DEFAULT_MAX_MESSAGE
+                   max_message: int = DEFAULT_MAX_MESSAGE,
+                   max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
                    ) -> tuple[grpc.Server, int, ProviderHost]:
+    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state."""
+    if max_state_bytes <= 0:
+        raise ValueError(f"the upload limit must be positive, got {max_state_bytes} bytes")
     key = SigningKey.load(key_path)
     host = ProviderHost(build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault))
     server, port = build_server(
-        listen, lambda s: rpc.add_ProviderServicer_to_server(ProviderServicer(host), s),
+        listen, lambda s: rpc.add_ProviderServicer_to_server(
+            ProviderServicer(host, max_state_bytes=max_state_bytes), s),
         tls=tls, max_message=max_message)
     return server, port, host

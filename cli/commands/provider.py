@@ -23,15 +23,18 @@ def provider() -> None:
               help="Where full checkpoints go (default: kept in memory).")
 @click.option("--fault", default=None,
               help="Cheat on purpose, for demos and tests (see `verde provider faults`).")
+@click.option("--max-upload-mb", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Largest state a client may upload (jobs started from a checkpoint).")
 @tls_options
-def serve(key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
-          tls: object) -> None:
+def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
+          max_upload_mb: int, tls: object) -> None:
     """Serve jobs and dispute queries until interrupted."""
     from arbiter.daemon import serve_until_signalled
     from arbiter.provider_app import start_provider
 
     server, port, host = start_provider(key_path, listen, checkpoint_dir=checkpoint_dir,
-                                        fault=fault, tls=tls)  # type: ignore[arg-type]
+                                        fault=fault, tls=tls,  # type: ignore[arg-type]
+                                        max_state_bytes=max_upload_mb << 20)
     click.echo(f"provider {host.identity.hex()[:16]} listening on {listen.rsplit(':', 1)[0]}:"
                f"{port}" + (f" (fault plan: {fault})" if fault else ""), err=True)
     serve_until_signalled(server, on_stop=host.close)

@@ -29,7 +29,8 @@ def coded_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     cluster = Cluster(tmp_path_factory.mktemp("coded-cli"))
     try:
         *providers, arb = cluster.start_many([
-            ("c1", cluster.provider_argv("c1")),
+            # c1 takes uploads of at most 1 MiB (MLP states are ~40 KB)
+            ("c1", [*cluster.provider_argv("c1"), "--max-upload-mb", "1"]),
             ("c2", cluster.provider_argv("c2")),
             ("c3", cluster.provider_argv("c3")),
             ("c4", cluster.provider_argv("c4", FAULT)),
@@ -106,3 +107,21 @@ def test_too_few_replicas_for_the_fault_budget_is_one_line(tmp_path: Path) -> No
                      "--byzantine", "1", "--provider", "127.0.0.1:1", "--provider",
                      "127.0.0.1:2"])
     assert_one_error_line(res, exit_codes.BAD_INPUT, "2f+s+1")
+
+
+def test_uploads_over_the_providers_limit_are_refused(coded_cluster: dict[str, Any]) -> None:
+    import grpc
+    import torch
+
+    from arbiter.provider_client import GrpcProviderPeer
+    from verde.peers.state import state_to_blobs
+
+    peer = GrpcProviderPeer(coded_cluster["providers"][0].address)
+    try:
+        small = {"param/w": torch.ones(1000)}
+        assert len(peer.put_state(state_to_blobs(small))) == 64
+        with pytest.raises(Exception) as info:
+            peer.put_state(state_to_blobs({"param/w": torch.ones(1 << 20)}))  # 4 MiB
+        assert getattr(info.value, "code", None) is grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        peer.close()
