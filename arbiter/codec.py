@@ -120,6 +120,14 @@ def _headers(blobs: Mapping[str, TensorBlob]) -> list[pb.TensorHeader]:
             for name, blob in blobs.items()]
 
 
+def _first_chunk(it: Iterator[T], empty: Exception) -> T:
+    """The header chunk of a stream; ``empty`` is raised when there is none."""
+    try:
+        return next(it)
+    except StopIteration:
+        raise empty from None
+
+
 def _data_chunks(blobs: Mapping[str, TensorBlob], chunk_size: int,
                  make: Callable[[bytes], T]) -> Iterator[T]:
     for blob in blobs.values():
@@ -130,10 +138,7 @@ def _data_chunks(blobs: Mapping[str, TensorBlob], chunk_size: int,
 
 def answer_from_chunks(chunks: Iterable[pb.AnswerChunk], max_bytes: int) -> Answer:
     it = iter(chunks)
-    try:
-        head = next(it)
-    except StopIteration:
-        raise PeerError("empty answer stream") from None
+    head = _first_chunk(it, PeerError("empty answer stream"))
     signed = signed_from_json(head.signed_json)
     headers = list(head.tensors)
     total = _check_headers(headers, max_bytes, "answer", PeerError, PeerError)
@@ -154,10 +159,7 @@ def state_from_chunks(chunks: Iterable[pb.StateChunk], max_bytes: int) -> dict[s
     """Server side of an upload: ``MalformedRequest`` for a bad stream, ``StateTooLarge`` when
     the headers announce more than ``max_bytes`` (refused before any data is read)."""
     it = iter(chunks)
-    try:
-        head = next(it)
-    except StopIteration:
-        raise MalformedRequest("empty state upload") from None
+    head = _first_chunk(it, MalformedRequest("empty state upload"))
     if head.data:
         raise MalformedRequest("state upload: the first chunk carries only tensor headers")
     headers = list(head.tensors)
@@ -178,10 +180,7 @@ def entries_to_chunks(entries: StateEntries,
 def entries_from_chunks(chunks: Iterable[pb.StateEntriesChunk], max_bytes: int) -> StateEntries:
     """Client side of a fetch: ``PeerError`` for a bad, oversized or truncated stream."""
     it = iter(chunks)
-    try:
-        head = next(it)
-    except StopIteration:
-        raise PeerError("empty state entries stream") from None
+    head = _first_chunk(it, PeerError("empty state entries stream"))
     try:
         payload = parse_json(head.payload_json, "state entries payload")
     except MalformedRequest as exc:

@@ -22,6 +22,7 @@ from verde.coding import (
     GradientCode,
     ProviderTraining,
     ReplicatedGroups,
+    StepOutcome,
     provider_workers,
     train_on_providers,
 )
@@ -55,19 +56,18 @@ def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
     job = CodedJob(spec, code.n_partitions)
     say = report or (lambda _msg: None)
 
-    def at_arbiter(gspec: JobSpec, results: Mapping[str, SignedMessage],
+    runner = None
+    if arbiter is not None:
+        def runner(gspec: JobSpec, results: Mapping[str, SignedMessage],
                    _peers: Mapping[str, Any]) -> DisputeRunner:
-        if arbiter is None:  # pragma: no cover - guarded below
-            raise ValueError("no arbiter")
-        return arbiter_dispute_runner(gspec, results, arbiter, report=say,
-                                      timeout_s=dispute_timeout_s)  # fmt: skip
+            return arbiter_dispute_runner(gspec, results, arbiter, report=say,
+                                          timeout_s=dispute_timeout_s)
 
     peers = {addr: peer_factory(addr) for addr in providers}
     try:
         workers = provider_workers(job, peers)
         with Coordinator(code, workers, timeout_s=step_timeout_s) as coordinator:
-            run = train_on_providers(job, coordinator, steps,
-                                     runner=at_arbiter if arbiter is not None else None,
+            run = train_on_providers(job, coordinator, steps, runner=runner,
                                      on_step=lambda o: say(_step_line(o, providers)))
     finally:
         for peer in peers.values():
@@ -75,7 +75,7 @@ def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
     return job, run
 
 
-def _step_line(outcome: Any, names: Sequence[str]) -> str:
+def _step_line(outcome: StepOutcome, names: Sequence[str]) -> str:
     parts = [f"step {outcome.step}: {len(outcome.answered)} answered"]
     if outcome.stragglers:
         parts.append("stragglers " + ", ".join(names[w] for w in outcome.stragglers))

@@ -83,13 +83,13 @@ def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | N
     distinct = {json.dumps(r.payload, sort_keys=True) for r in results.values()}
     say(f"{len(results)} results, {len(distinct)} distinct")
 
-    def run_at_arbiter(a: str, b: str) -> DisputeRecord:
-        if arbiter is None:
-            raise ArbiterError("providers disagree and no arbiter was given (--arbiter)")
-        return arbiter_dispute_runner(spec, results, arbiter, report=say,
-                                      timeout_s=dispute_timeout_s)(a, b)
+    def no_arbiter(a: str, b: str) -> DisputeRecord:
+        raise ArbiterError("providers disagree and no arbiter was given (--arbiter)")
 
-    return settle(spec, results, identities, run_at_arbiter)
+    run = (arbiter_dispute_runner(spec, results, arbiter, report=say,
+                                  timeout_s=dispute_timeout_s)
+           if arbiter is not None else no_arbiter)  # fmt: skip
+    return settle(spec, results, identities, run)
 
 
 def arbiter_dispute_runner(spec: JobSpec, results: Mapping[str, SignedMessage],

@@ -18,6 +18,7 @@ is the job's own (``verde.jobs.optimizers``), run by the coordinator under the j
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from verde.jobs.context import GRAD, PARAM, JobContext
 from verde.jobs.optimizers import init_optimizer_state, optimizer_update
 from verde.jobs.spec import JobSpec
 from verde.peers.messages import TensorBlob
+from verde.provider.execution import execution_context
 
 Params = dict[str, torch.Tensor]
 
@@ -64,7 +66,7 @@ class CodedJob:
             raise ValueError(f"batch_size {self.base.batch_size} is not divisible into "
                              f"{p} equal partitions")
 
-    @property
+    @functools.cached_property
     def context(self) -> JobContext:
         return JobContext.from_spec(self.base)
 
@@ -114,8 +116,6 @@ class CodedJob:
     def apply(self, params: Mapping[str, torch.Tensor], opt_state: Mapping[str, torch.Tensor],
               decoded: torch.Tensor, step: int) -> tuple[Params, dict[str, torch.Tensor]]:
         """One optimizer step with the decoded sum of partition gradients (see module doc)."""
-        from verde.provider.execution import execution_context
-
         mean = decoded / self.n_partitions
         grads: dict[str, torch.Tensor] = {}
         offset = 0

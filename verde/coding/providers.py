@@ -173,7 +173,8 @@ def train_on_providers(job: CodedJob, coordinator: Coordinator, steps: int, *,
     """Run ``steps`` coded steps of ``job`` with the coordinator's provider workers.
 
     With replicated groups, every split group is settled by disputes (``runner``; in process
-    by default) and the losers are reported in the step's decisions. ``on_step`` sees every
+    by default) and the losers are reported in the step's decisions; the coordinator's own
+    referee is set aside while this runs. ``on_step`` sees every
     step's outcome as it completes (progress reporting).
     """
     workers = coordinator.workers
@@ -191,15 +192,18 @@ def train_on_providers(job: CodedJob, coordinator: Coordinator, steps: int, *,
         referees.append(ref)
         return ref
 
-    coordinator.referee = referee
+    previous, coordinator.referee = coordinator.referee, referee
     params, opt_state = job.initial_training_state()
     outcomes = []
-    for step in range(1, steps + 1):
-        outcome = coordinator.run_step(step, job.gradient_round(step, params))
-        params, opt_state = job.apply(params, opt_state, outcome.gradient, step)
-        outcomes.append(outcome)
-        if on_step is not None:
-            on_step(outcome)
+    try:
+        for step in range(1, steps + 1):
+            outcome = coordinator.run_step(step, job.gradient_round(step, params))
+            params, opt_state = job.apply(params, opt_state, outcome.gradient, step)
+            outcomes.append(outcome)
+            if on_step is not None:
+                on_step(outcome)
+    finally:
+        coordinator.referee = previous
     return ProviderTraining(params, opt_state, outcomes,
                             [d for r in referees for d in r.disputes])
 

@@ -34,6 +34,16 @@ class _OneCodePerJob:
 
     code: GradientCode
     name: str
+    n_workers: int
+    stragglers: int
+
+    @property
+    def task_load(self) -> float:
+        return (self.stragglers + 1) / self.n_workers
+
+    @property
+    def load(self) -> float:
+        return self.task_load
 
     @property
     def n_partitions(self) -> int:
@@ -90,14 +100,6 @@ class SelectiveRepeatSGC(_OneCodePerJob):
     def delay(self) -> int:
         return self.burst
 
-    @property
-    def task_load(self) -> float:
-        return (self.stragglers + 1) / self.n_workers
-
-    @property
-    def load(self) -> float:
-        return self.task_load
-
     def admits(self, history: Sequence[Collection[int]], stragglers: Collection[int]) -> bool:
         return self.model.admits(history, stragglers)
 
@@ -124,14 +126,6 @@ class PerRoundGC(_OneCodePerJob):
     @property
     def delay(self) -> int:
         return 0
-
-    @property
-    def task_load(self) -> float:
-        return (self.stragglers + 1) / self.n_workers
-
-    @property
-    def load(self) -> float:
-        return self.task_load
 
     def admits(self, history: Sequence[Collection[int]], stragglers: Collection[int]) -> bool:
         """The master may skip any set whose complement still decodes this round's job."""

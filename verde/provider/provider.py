@@ -59,7 +59,6 @@ class JobRecord:
     graphs: dict[int, StepGraph] = field(default_factory=dict)
     states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     commitments: dict[int, StateCommitment] = field(default_factory=dict)
-    final_commitment: StateCommitment | None = None
 
 
 class Provider:
@@ -151,9 +150,7 @@ class Provider:
         if unknown:
             raise UnknownQueryError(f"job {job_id}: the final state has no entries {unknown} "
                                     f"(it has {sorted(state)})")
-        if record.final_commitment is None:
-            record.final_commitment = StateCommitment.from_tensors(state)
-        return state_entries(job_id, step, state, record.final_commitment, asked)
+        return state_entries(job_id, step, state, self.commitment_at(record, step), asked)
 
     # --- running a job (continued) --------------------------------------------------------
 
@@ -173,14 +170,16 @@ class Provider:
         commit_s = 0.0
         step_s = 0.0
         t0 = time.perf_counter()
-        roots = [StateCommitment.from_tensors(state).root]
+        commitment = StateCommitment.from_tensors(state)
+        roots = [commitment.root]
         commit_s += time.perf_counter() - t0
         store.save(0, state)
         for step in range(1, spec.steps + 1):
             t0 = time.perf_counter()
             state = self.compute_step(ctx, state, step)
             t1 = time.perf_counter()
-            roots.append(StateCommitment.from_tensors(state).root)
+            commitment = StateCommitment.from_tensors(state)
+            roots.append(commitment.root)
             t2 = time.perf_counter()
             step_s += t1 - t0
             commit_s += t2 - t1
@@ -195,6 +194,7 @@ class Provider:
         record = JobRecord(spec, ctx, roots, tree, store, result,
                            {"step_s": step_s, "commit_s": commit_s})  # fmt: skip
         record.states[spec.steps] = state
+        record.commitments[spec.steps] = commitment  # served by fetch_state, not recomputed
         self.jobs[spec.job_id] = record
         return record
 

@@ -18,6 +18,7 @@ from verde.peers.local import LocalPeer
 from verde.provider.execution import run_step
 
 from .conftest import key
+from .init_jobs import BASE, init_spec, perturbed_state
 
 SAMPLES = [5, 3, 900, 17, 42, 8]
 
@@ -91,17 +92,16 @@ def test_samples_belong_to_gradient_jobs_only() -> None:
                               "batch_size": 2, "optimizer": {"name": "sgd"}, "samples": [1, 2]})
 
 
-def _perturbed_state(spec: JobSpec) -> dict[str, torch.Tensor]:
-    plain = JobContext.from_spec(spec.with_changes(init=None) if spec.init else spec)
-    params = {n: plain.initial_state()[PARAM + n] * 0.5 for n in plain.param_names}
-    return plain.initial_state(params)
+#: ``init_jobs.BASE`` made a gradient job over ``SAMPLES``.
+GRADIENT: dict[str, Any] = {"kind": "gradient", "optimizer": {}, "samples": SAMPLES, "steps": 1,
+                            "batch_size": len(SAMPLES), "checkpoint_interval": 1}
 
 
 def test_init_root_names_the_explicit_state_zero() -> None:
-    plain = gradient_spec()
-    state = _perturbed_state(plain)
+    plain = JobSpec.from_mapping({**BASE, **GRADIENT})
+    state = perturbed_state(0.5, **GRADIENT)
     root = StateCommitment.from_tensors(state).root.hex()
-    spec = gradient_spec(init={"root": root})
+    spec = init_spec(state, **GRADIENT)
     assert spec.init_root == bytes.fromhex(root) and spec.job_id != plain.job_id
     assert "init" not in plain.to_dict()  # ids of jobs without init did not change
     ctx = JobContext.from_spec(spec)
@@ -112,9 +112,8 @@ def test_init_root_names_the_explicit_state_zero() -> None:
 
 
 def test_initial_states_that_do_not_fit_are_refused() -> None:
-    state = _perturbed_state(gradient_spec())
-    spec = gradient_spec(init={"root": StateCommitment.from_tensors(state).root.hex()})
-    ctx = JobContext.from_spec(spec)
+    state = perturbed_state(0.5, **GRADIENT)
+    ctx = JobContext.from_spec(init_spec(state, **GRADIENT))
     name = next(n for n in state if n.startswith(PARAM))
     with pytest.raises(JobSpecError, match="its root"):
         ctx.check_initial_state({**state, name: state[name] * 2})
