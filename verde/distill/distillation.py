@@ -31,9 +31,11 @@ from verde.distill._checks import (
 )
 from verde.distill.errors import DistillArgumentError, NotTrainedError
 from verde.distill.models import predict_probs
-from verde.distill.transfer import check_transfer_kinds, transfer_inputs
+from verde.distill.transfer import check_transfer_kinds, transfer_copies
 
 _LOG_FLOOR = 1e-12
+# Offset of the random stream that generates validation copies from the training stream's seed.
+_VALIDATION_STREAM = 104_729
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,10 @@ class DistillConfig:
     (needs the service model), the generators in ``transfer`` taking turns (see
     :mod:`verde.distill.transfer`), and ``copies_per_epoch`` of those copies join the plain
     inputs in each epoch; a fraction ``patch_prob`` of the jittered and boundary copies also get
-    a random occluding patch.
+    a random occluding patch. ``val_copies`` generated copies of the validation inputs (same
+    generators, labelled by the service, drawn from a stream of their own so that they do not
+    change the training copies) join the validation set that early stopping measures agreement
+    on; 0 keeps the plain validation inputs.
     """
 
     temperature: float = 4.0
@@ -58,6 +63,7 @@ class DistillConfig:
     augment: bool = True
     augment_copies: int = 64
     copies_per_epoch: int = 8
+    val_copies: int = 16
     transfer: tuple[str, ...] = ("jitter", "boundary_random", "boundary_runner_up", "mixup_near")
     patch_prob: float = 0.5
     seed: int = 0
@@ -71,6 +77,10 @@ class DistillConfig:
         check_positive_int("patience", self.patience)
         check_positive_int("augment_copies", self.augment_copies)
         check_positive_int("copies_per_epoch", self.copies_per_epoch)
+        if not isinstance(self.val_copies, int) or self.val_copies < 0:
+            raise DistillArgumentError(
+                f"val_copies must be a non-negative integer, got {self.val_copies!r}"
+            )
         if self.copies_per_epoch > self.augment_copies:
             raise DistillArgumentError(
                 f"copies_per_epoch ({self.copies_per_epoch}) cannot exceed augment_copies "
@@ -175,6 +185,22 @@ def _validate(
     return agreement, kl
 
 
+def validation_inputs(
+    val_x: torch.Tensor, service: nn.Module, config: DistillConfig
+) -> torch.Tensor:
+    """The inputs early stopping measures agreement on: ``val_x`` followed by
+    ``config.val_copies`` generated copies of it (see :class:`DistillConfig`).
+
+    The copies come from a random stream of their own, seeded from ``config.seed``, so the same
+    config gives the same validation set and the training copies do not depend on it.
+    """
+    generator = torch.Generator().manual_seed(config.seed + _VALIDATION_STREAM)
+    widened = transfer_copies(
+        val_x, service, config.transfer, config.val_copies, generator, patch_prob=config.patch_prob
+    )
+    return torch.cat([val_x] + [extra for _, extra in widened])
+
+
 def distill_verifier(
     student: nn.Module,
     x: torch.Tensor,
@@ -231,12 +257,20 @@ def distill_verifier(
     # Jittered copies keep the client's hard labels; the others take the service's prediction.
     pool: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     if service is not None and config.augment:
-        for i in range(config.augment_copies):
-            kind = config.transfer[i % len(config.transfer)]
-            extra = transfer_inputs(kind, x, service, generator, patch_prob=config.patch_prob)
+        for kind, extra in transfer_copies(
+            x,
+            service,
+            config.transfer,
+            config.augment_copies,
+            generator,
+            patch_prob=config.patch_prob,
+        ):
             extra_probs = predict_probs(service, extra)
             extra_hard = hard if kind == "jitter" else extra_probs.argmax(1)
             pool.append((extra, _soft_targets(extra_probs, config.temperature), extra_hard))
+        if config.val_copies:
+            val_x = validation_inputs(val_x, service, config)
+            val_teacher = predict_probs(service, val_x)
     best_score = _validate(student, val_x, val_teacher)
     best_state = copy.deepcopy(student.state_dict())
     stages: list[StageReport] = []

@@ -125,3 +125,26 @@ def transfer_inputs(
         return jitter(mixup_near(x, generator), generator)
     base = jitter(x, generator, patch_prob=patch_prob)
     return towards_boundary(service, base, generator, runner_up=kind == "boundary_runner_up")
+
+
+def transfer_copies(
+    x: torch.Tensor,
+    service: nn.Module,
+    kinds: tuple[str, ...],
+    copies: int,
+    generator: torch.Generator,
+    *,
+    patch_prob: float = 0.5,
+) -> list[tuple[str, torch.Tensor]]:
+    """``copies`` generated batches of ``x``, the generators in ``kinds`` taking turns; each
+    entry is (kind, inputs)."""
+    check_transfer_kinds(kinds)
+    if not isinstance(copies, int) or copies < 0:
+        raise DistillArgumentError(f"copies must be a non-negative integer, got {copies!r}")
+    return [
+        (
+            kinds[i % len(kinds)],
+            transfer_inputs(kinds[i % len(kinds)], x, service, generator, patch_prob=patch_prob),
+        )
+        for i in range(copies)
+    ]

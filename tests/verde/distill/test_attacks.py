@@ -2,7 +2,7 @@
 
 Stated rates (the deployed detector, i.e. the combined cross-entropy/label-surprise statistic,
 conformal threshold at fpr = 0.01, 450 held-out digits; measured values at seed 0 are in the
-bench's JSON line: 99.1%, 99.1% and 100% for the three label-changing attacks):
+bench's JSON line: 99.8%, 99.8% and 100% for the three label-changing attacks):
 
 - label-changing output attacks (top-2 swap, top-2 averaging, random label switch): at least
   98%, 98% and 99% of the tampered answers are flagged, and at least 94% of the flagged

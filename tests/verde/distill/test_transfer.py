@@ -6,9 +6,15 @@ import copy
 
 import pytest
 import torch
+from torch import nn
 
 from verde.distill.digits import DigitsSetup
-from verde.distill.distillation import DistillConfig, distill_verifier
+from verde.distill.distillation import (
+    DistillConfig,
+    StageReport,
+    distill_verifier,
+    validation_inputs,
+)
 from verde.distill.errors import DistillArgumentError
 from verde.distill.models import build_mlp, predict_probs
 from verde.distill.transfer import (
@@ -16,6 +22,7 @@ from verde.distill.transfer import (
     check_transfer_kinds,
     mixup_near,
     towards_boundary,
+    transfer_copies,
     transfer_inputs,
 )
 
@@ -116,3 +123,51 @@ def test_generated_inputs_raise_agreement_with_the_service(digits: DigitsSetup) 
         DistillConfig(augment_copies=8, copies_per_epoch=2, **schedule)  # type: ignore[arg-type]
     )
     assert widened >= plain + 0.03, (plain, widened)
+
+
+def test_validation_set_is_widened_with_generated_copies(digits: DigitsSetup) -> None:
+    val = digits.splits.val.x[:20]
+    config = DistillConfig(val_copies=3, seed=5)
+    widened = validation_inputs(val, digits.service, config)
+    assert widened.shape == (80, *val.shape[1:])
+    assert torch.equal(widened[:20], val)
+    assert not torch.equal(widened[20:40], val)  # generated, not repeated
+    assert torch.equal(widened, validation_inputs(val, digits.service, config))  # seeded
+    other = validation_inputs(val, digits.service, DistillConfig(val_copies=3, seed=6))
+    assert not torch.equal(widened[20:], other[20:])
+    plain = validation_inputs(val, digits.service, DistillConfig(val_copies=0))
+    assert torch.equal(plain, val)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_early_stopping_measures_agreement_on_the_widened_set(digits: DigitsSetup) -> None:
+    train, val = digits.splits.train, digits.splits.val.x[:30]
+    config = DistillConfig(
+        max_epochs_per_stage=3, patience=3, augment_copies=2, copies_per_epoch=1, val_copies=3
+    )
+    widened = validation_inputs(val, digits.service, config)
+    service = predict_probs(digits.service, widened).argmax(1)
+    seen: list[tuple[float, float]] = []
+
+    def record(report: StageReport, model: nn.Module) -> None:
+        agreement = float((predict_probs(model, widened).argmax(1) == service).float().mean())
+        seen.append((report.val_agreement, agreement))
+
+    distill_verifier(
+        build_mlp((32,), seed=2),
+        train.x[:200],
+        val,
+        service=digits.service,
+        config=config,
+        on_stage=record,
+    )
+    assert seen and all(reported == measured for reported, measured in seen), seen
+
+
+def test_bad_validation_copy_counts_are_refused(digits: DigitsSetup) -> None:
+    with pytest.raises(DistillArgumentError, match="copies must be"):
+        transfer_copies(digits.splits.val.x[:4], digits.service, ("jitter",), -1, torch.Generator())
+    with pytest.raises(DistillArgumentError, match="val_copies"):
+        DistillConfig(val_copies=-1)
+    with pytest.raises(DistillArgumentError, match="val_copies"):
+        DistillConfig(val_copies=2.0)  # type: ignore[arg-type]
