@@ -37,7 +37,11 @@ def state_leaf(name: str, digest: bytes) -> bytes:
     """The leaf data committing ``name`` to the tensor digest ``digest``."""
     encoded = _encode_name(name)
     digest = require_bytes(digest, f"tensor digest of {name!r}", HASH_SIZE)
-    return STATE_ENTRY_DOMAIN + struct.pack("<I", len(encoded)) + encoded + digest
+    return _leaf(encoded, digest)
+
+
+def _leaf(encoded_name: bytes, digest: bytes) -> bytes:
+    return STATE_ENTRY_DOMAIN + struct.pack("<I", len(encoded_name)) + encoded_name + digest
 
 
 def _encode_name(name: Any) -> bytes:
@@ -61,7 +65,7 @@ class StateCommitment:
             for name in self._names
         }
         self._index = {name: i for i, name in enumerate(self._names)}
-        self._tree = MerkleTree([state_leaf(n, self._digests[n]) for n in self._names])
+        self._tree = MerkleTree([_leaf(encoded, self._digests[name]) for encoded, name in entries])
 
     @classmethod
     def from_tensors(cls, mapping: Mapping[str, Any]) -> StateCommitment:

@@ -176,6 +176,16 @@ def test_torch_noncontiguous_bf16_and_grad_tensors() -> None:
     assert tensor_digest(e) == tensor_digest(e.contiguous()) != tensor_digest(torch.arange(3.0))
 
 
+def test_lazy_negation_views_digest_their_values() -> None:
+    # A negative view shares storage with its base and only carries a "negate" bit: the
+    # digest must be of the values it stands for, not of the storage.
+    t = torch.tensor([1.5, -2.0, 3.0])
+    negated = torch._neg_view(t)
+    assert negated.is_neg()
+    assert tensor_digest(negated) == tensor_digest(torch.tensor([-1.5, 2.0, -3.0]))
+    assert tensor_digest(negated) != tensor_digest(t)
+
+
 @pytest.mark.parametrize(
     "bad",
     [
