@@ -146,10 +146,12 @@ def main() -> None:
             "flag_rate_learned": _r(learned.flag_rate),
         }
 
-    alt_rate = FPR + 0.9 * CHEAT_FRACTION
+    # The monitor assumes the detector's 95% upper bound on its clean flag rate (not the nominal
+    # 1%), so a calibration draw that landed high does not raise false alarms.
+    null_rate = CusumMonitor.for_detector(setup.detector, CHEAT_FRACTION).null_rate
     monitor_rows = {}
     for attack in attacks[:3]:
-        monitor = CusumMonitor(FPR, alt_rate, arl0=10_000)
+        monitor = CusumMonitor.for_detector(setup.detector, CHEAT_FRACTION, arl0=10_000)
         monitor_rows[attack.name] = stream_until_alarm(
             monitor,
             FractionalAttack(attack, CHEAT_FRACTION),
@@ -159,7 +161,7 @@ def main() -> None:
             x=test.x,
             seed=args.seed,
         )
-    clean_monitor = CusumMonitor(FPR, alt_rate, arl0=10_000)
+    clean_monitor = CusumMonitor.for_detector(setup.detector, CHEAT_FRACTION, arl0=10_000)
     clean_alarm = stream_until_alarm(
         clean_monitor,
         None,
@@ -224,6 +226,7 @@ def main() -> None:
         "ensemble_size": max(1, len(setup.verifier.members)),
         "transfer_set": list(DistillConfig().transfer),
         "transfer_copies": DistillConfig().augment_copies,
+        "validation_copies": DistillConfig().val_copies,
         "service_flops": service_flops,
         "verifier_flops": verifier_flops,
         "verifier_cost_fraction": round(verifier_flops / service_flops, 5),
@@ -232,6 +235,7 @@ def main() -> None:
         "reclassifier_val_accuracy": {k: round(v, 4) for k, v in setup.reclassifier_scores.items()},
         "attacks": rows,
         "monitor_cheat_fraction": CHEAT_FRACTION,
+        "monitor_null_rate": round(null_rate, 5),
         "monitor_requests_to_alarm": monitor_rows,
         "monitor_clean_alarm_within_5000": clean_alarm,
         "escalation_honest_answer_rate_flagged": round(honest_on_flagged, 4),

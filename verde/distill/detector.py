@@ -88,6 +88,21 @@ class DivergenceDetector:
         n, k = self._n_calibration, self._rank
         return int(stats.betabinom.ppf(confidence, m, n + 1 - k, k))
 
+    def flag_rate_bound(self, confidence: float = 0.95) -> float:
+        """Upper ``confidence`` bound on the rate at which this threshold flags clean requests.
+
+        Given the calibration set, the probability that a fresh clean request is flagged is
+        itself random over calibration draws: Beta(n + 1 - k, k) for split-conformal thresholds
+        (Vovk, "Conditional validity of inductive conformal predictors", ACML 2012). With a few
+        hundred calibration requests it spreads from about a third to about twice the target,
+        so a sequential test that assumes exactly the target rate alarms early on clean traffic
+        whenever the draw landed high; this bound is the rate such a test should assume.
+        """
+        self.threshold  # noqa: B018 - raises NotTrainedError when uncalibrated
+        check_rate("confidence", confidence)
+        n, k = self._n_calibration, self._rank
+        return float(stats.beta.ppf(confidence, n + 1 - k, k))
+
     def calibrate(
         self, service_probs: torch.Tensor, verifier_probs: torch.Tensor, fpr: float
     ) -> DivergenceDetector:

@@ -15,6 +15,11 @@ probability at most e^{-h}, so the average run length to a false alarm is at lea
 "Procedures for reacting to a change in distribution", Ann. Math. Statist. 1971). Choosing
 h = log(ARL0) therefore bounds false alarms on clean traffic by one per ARL0 requests.
 
+The null rate should be the clean flag rate the detector really has, which a finite
+calibration set knows only up to sampling error; :meth:`CusumMonitor.for_detector` takes an
+upper confidence bound on it (see :meth:`DivergenceDetector.flag_rate_bound`) rather than the
+nominal target, trading a slightly later alarm for false alarms that stay as rare as promised.
+
 A sliding window of the last ``window`` flags is kept alongside for reporting.
 """
 
@@ -26,6 +31,7 @@ from collections import deque
 import torch
 
 from verde.distill._checks import check_positive, check_positive_int, check_rate
+from verde.distill.detector import DivergenceDetector
 from verde.distill.errors import DistillArgumentError
 
 
@@ -56,6 +62,39 @@ class CusumMonitor:
         self.statistic = 0.0
         self.requests = 0
         self.alarm_at: int | None = None
+
+    @classmethod
+    def for_detector(
+        cls,
+        detector: DivergenceDetector,
+        cheat_fraction: float,
+        *,
+        detection_rate: float = 0.9,
+        arl0: float = 10_000.0,
+        confidence: float = 0.95,
+        window: int = 1000,
+    ) -> CusumMonitor:
+        """A monitor for ``detector``'s flags, tuned to catch cheating on ``cheat_fraction`` of
+        requests of which ``detection_rate`` are flagged.
+
+        The null rate is the detector's ``confidence`` upper bound on its clean flag rate, and
+        the alternative adds ``cheat_fraction * detection_rate`` to it.
+        """
+        check_rate("cheat_fraction", cheat_fraction)
+        if (
+            isinstance(detection_rate, bool)
+            or not isinstance(detection_rate, int | float)
+            or not 0.0 < detection_rate <= 1.0
+        ):
+            raise DistillArgumentError(f"detection_rate must lie in (0, 1], got {detection_rate!r}")
+        null_rate = detector.flag_rate_bound(confidence)
+        alt_rate = null_rate + cheat_fraction * detection_rate
+        if alt_rate >= 1.0:
+            raise DistillArgumentError(
+                f"cheat_fraction * detection_rate ({cheat_fraction * detection_rate:.3f}) on top "
+                f"of the clean flag rate bound ({null_rate:.3f}) leaves no room below 1"
+            )
+        return cls(null_rate, alt_rate, arl0=arl0, window=window)
 
     @property
     def alarmed(self) -> bool:

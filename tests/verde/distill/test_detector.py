@@ -14,6 +14,7 @@ import torch
 
 from verde.distill.detector import DivergenceDetector
 from verde.distill.digits import DigitsSetup
+from verde.distill.errors import DistillArgumentError, NotTrainedError
 from verde.distill.models import predict_probs
 
 
@@ -74,3 +75,35 @@ def test_cheating_batch_raises_batch_alarm(digits: DigitsSetup, attacks: dict) -
     decision = digits.detector.decide_batch(served, digits.verifier.probs(x))
     assert decision.alarm and decision.p_value < 1e-6
     assert decision.flagged >= 45
+
+
+def _first_column(service_probs: torch.Tensor, verifier_probs: torch.Tensor) -> torch.Tensor:
+    return service_probs[:, 0]
+
+
+def test_flag_rate_bound_covers_the_true_clean_rate() -> None:
+    # Scores uniform on (0, 1): a threshold t flags clean requests at exactly 1 - t, so the true
+    # rate of each calibration draw is known. The 95% bound must lie above it in about 95% of
+    # draws (Beta(n + 1 - k, k) law), and a bound at 50% in about half of them.
+    generator = torch.Generator().manual_seed(0)
+    draws, above_95, above_50 = 400, 0, 0
+    for _ in range(draws):
+        u = torch.rand(449, generator=generator, dtype=torch.float64)
+        probs = torch.stack([u, 1.0 - u], dim=1)
+        detector = DivergenceDetector(_first_column).calibrate(probs, probs, 0.01)
+        true_rate = 1.0 - detector.threshold
+        above_95 += true_rate <= detector.flag_rate_bound(0.95)
+        above_50 += true_rate <= detector.flag_rate_bound(0.5)
+    assert 0.92 <= above_95 / draws <= 0.98, above_95
+    assert 0.42 <= above_50 / draws <= 0.58, above_50
+
+
+def test_flag_rate_bound_needs_a_calibrated_detector_and_a_rate() -> None:
+    with pytest.raises(NotTrainedError):
+        DivergenceDetector().flag_rate_bound()
+    u = torch.rand(200, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    probs = torch.stack([u, 1.0 - u], dim=1)
+    detector = DivergenceDetector(_first_column).calibrate(probs, probs, 0.05)
+    assert detector.flag_rate_bound(0.99) > detector.flag_rate_bound(0.95) > 0.05
+    with pytest.raises(DistillArgumentError, match="confidence"):
+        detector.flag_rate_bound(1.0)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from verde.distill.attacks import FractionalAttack
+from verde.distill.detector import DivergenceDetector
 from verde.distill.digits import DigitsSetup
+from verde.distill.errors import DistillArgumentError, NotTrainedError
 from verde.distill.evaluation import stream_until_alarm
 from verde.distill.monitor import CusumMonitor
 
@@ -54,9 +57,8 @@ def test_reset_and_window() -> None:
 
 
 def test_monitor_catches_provider_cheating_on_5_percent(digits: DigitsSetup, attacks: dict) -> None:
-    fpr = digits.detector.fpr
     for name in ("top2_swap", "random_label_switch"):
-        monitor = CusumMonitor(fpr, fpr + 0.9 * 0.05, arl0=10_000)
+        monitor = CusumMonitor.for_detector(digits.detector, 0.05, arl0=10_000)
         alarm = stream_until_alarm(
             monitor,
             FractionalAttack(attacks[name], 0.05),
@@ -70,8 +72,7 @@ def test_monitor_catches_provider_cheating_on_5_percent(digits: DigitsSetup, att
 
 
 def test_monitor_stays_quiet_on_clean_traffic(digits: DigitsSetup) -> None:
-    fpr = digits.detector.fpr
-    monitor = CusumMonitor(fpr, fpr + 0.9 * 0.05, arl0=10_000)
+    monitor = CusumMonitor.for_detector(digits.detector, 0.05, arl0=10_000)
     alarm = stream_until_alarm(
         monitor,
         None,
@@ -83,3 +84,38 @@ def test_monitor_stays_quiet_on_clean_traffic(digits: DigitsSetup) -> None:
     )
     assert alarm is None
     assert monitor.requests >= 3000
+
+
+def test_monitor_for_detector_assumes_the_clean_rate_bound(digits: DigitsSetup) -> None:
+    detector = digits.detector
+    monitor = CusumMonitor.for_detector(detector, 0.05, detection_rate=1.0, confidence=0.9)
+    assert monitor.null_rate == detector.flag_rate_bound(0.9) > detector.fpr
+    assert math.isclose(monitor.alt_rate, monitor.null_rate + 0.05)
+
+
+def test_clean_rate_above_target_alarms_the_nominal_monitor_not_the_bounded_one() -> None:
+    # Clean flags at 2%: a calibration draw that landed high (449 calibration requests, target
+    # 1%; digits seed 1 realises 2.0% on its test split). A monitor that assumes exactly 1%
+    # alarms within 5000 clean requests in most streams (about 60% by simulation); one that
+    # assumes the 95% bound (about 1.7%) does so in about 3%.
+    from scipy import stats
+
+    bound = float(stats.beta.ppf(0.95, 4, 446))
+    nominal_alarms = bounded_alarms = 0
+    for seed in range(40):
+        flags = _stream(0.02, 5000, seed)
+        nominal_alarms += CusumMonitor(FPR, ALT, arl0=10_000).update(flags)
+        bounded_alarms += CusumMonitor(bound, bound + 0.045, arl0=10_000).update(flags)
+    assert nominal_alarms >= 15, nominal_alarms
+    assert bounded_alarms <= 5, bounded_alarms
+
+
+def test_monitor_for_detector_arguments(digits: DigitsSetup) -> None:
+    with pytest.raises(DistillArgumentError, match="cheat_fraction"):
+        CusumMonitor.for_detector(digits.detector, 0.0)
+    with pytest.raises(DistillArgumentError, match="detection_rate"):
+        CusumMonitor.for_detector(digits.detector, 0.05, detection_rate=1.5)
+    with pytest.raises(DistillArgumentError, match="no room below 1"):
+        CusumMonitor.for_detector(digits.detector, 0.999, detection_rate=1.0)
+    with pytest.raises(NotTrainedError):
+        CusumMonitor.for_detector(DivergenceDetector(), 0.05)
