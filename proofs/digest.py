@@ -90,7 +90,9 @@ def tensor_digest(x: Any) -> bytes:
         flat = array.reshape(-1)
         if nan_bits is not None:
             flat = _canonical_nans(name, flat, nan_bits)
-        return hashlib.sha256(header + memoryview(flat).cast("B")).digest()
+        hasher = hashlib.sha256(header)
+        hasher.update(memoryview(flat).cast("B"))  # no copy of the data, unlike header + data
+        return hasher.digest()
     hasher = hashlib.sha256(header)
     for chunk in _canonical_chunks(name, array):
         hasher.update(chunk)
@@ -102,10 +104,14 @@ def digest_hex(x: Any) -> str:
     return tensor_digest(x).hex()
 
 
-@functools.lru_cache(maxsize=4096)
 def tensor_header(dtype_name: str, shape: tuple[int, ...]) -> bytes:
-    """The bytes hashed before the data: domain tag, dtype name, ndim and dims (cached: a
-    training run digests the same few shapes every step)."""
+    """The bytes hashed before the data: domain tag, dtype name, ndim and dims."""
+    return _cached_header(dtype_name, tuple(shape))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_header(dtype_name: str, shape: tuple[int, ...]) -> bytes:
+    # Cached: a training run digests the same few shapes every step.
     if dtype_name not in _FORMATS:
         raise UnsupportedTensorError(f"dtype {dtype_name!r} is not supported")
     dims = struct.pack(f"<{len(shape) + 1}Q", len(shape), *shape)

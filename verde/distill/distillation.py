@@ -51,7 +51,8 @@ class DistillConfig:
     a random occluding patch. ``val_copies`` generated copies of the validation inputs (same
     generators, labelled by the service, drawn from a stream of their own so that they do not
     change the training copies) join the validation set that early stopping measures agreement
-    on; 0 keeps the plain validation inputs.
+    on, when ``augment`` is on and the service model is given; 0 keeps the plain validation
+    inputs.
     """
 
     temperature: float = 4.0
@@ -77,7 +78,11 @@ class DistillConfig:
         check_positive_int("patience", self.patience)
         check_positive_int("augment_copies", self.augment_copies)
         check_positive_int("copies_per_epoch", self.copies_per_epoch)
-        if not isinstance(self.val_copies, int) or self.val_copies < 0:
+        if (
+            isinstance(self.val_copies, bool)
+            or not isinstance(self.val_copies, int)
+            or self.val_copies < 0
+        ):
             raise DistillArgumentError(
                 f"val_copies must be a non-negative integer, got {self.val_copies!r}"
             )

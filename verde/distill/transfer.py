@@ -139,7 +139,7 @@ def transfer_copies(
     """``copies`` generated batches of ``x``, the generators in ``kinds`` taking turns; each
     entry is (kind, inputs)."""
     check_transfer_kinds(kinds)
-    if not isinstance(copies, int) or copies < 0:
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 0:
         raise DistillArgumentError(f"copies must be a non-negative integer, got {copies!r}")
     return [
         (

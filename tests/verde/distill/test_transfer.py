@@ -171,3 +171,5 @@ def test_bad_validation_copy_counts_are_refused(digits: DigitsSetup) -> None:
         DistillConfig(val_copies=-1)
     with pytest.raises(DistillArgumentError, match="val_copies"):
         DistillConfig(val_copies=2.0)  # type: ignore[arg-type]
+    with pytest.raises(DistillArgumentError, match="val_copies"):
+        DistillConfig(val_copies=True)
