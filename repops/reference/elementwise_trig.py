@@ -40,8 +40,10 @@ def reduce_pio2_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = np.abs(xa.astype(np.float64))
     kf = (a * _trig.TWO_OVER_PI + _trig.SHIFT64) - _trig.SHIFT64
     r = ((a - kf * _trig.P1) - kf * _trig.P2) - kf * _trig.P3
-    n = kf.astype(np.int64) & 3
     huge = a >= _trig.HUGE
+    # Huge inputs get their quadrant from the exact reduction below; their kf may not even fit
+    # in an int64, so it is not cast.
+    n = np.where(huge, 0.0, kf).astype(np.int64) & 3
     for idx in zip(*np.nonzero(huge), strict=True):
         n[idx], r[idx] = reduce_huge_reference(xa[idx])
     return n, r
