@@ -148,7 +148,6 @@ def main() -> None:
 
     # The monitor assumes the detector's 95% upper bound on its clean flag rate (not the nominal
     # 1%), so a calibration draw that landed high does not raise false alarms.
-    null_rate = CusumMonitor.for_detector(setup.detector, CHEAT_FRACTION).null_rate
     monitor_rows = {}
     for attack in attacks[:3]:
         monitor = CusumMonitor.for_detector(setup.detector, CHEAT_FRACTION, arl0=10_000)
@@ -205,6 +204,7 @@ def main() -> None:
         .float()
         .mean()
     )
+    defaults = DistillConfig()
     label_rows = [r for r in rows.values() if r["label_changing"]]
     worst_detection = min(r["detection_rate"] or 0.0 for r in label_rows)
     worst_reclass = min(r["reclassification_accuracy"] or 0.0 for r in label_rows)
@@ -224,9 +224,9 @@ def main() -> None:
         "top2_swap_label_ceiling": round(swap_ceiling, 4),
         "detector_statistic": _statistic_name(setup),
         "ensemble_size": max(1, len(setup.verifier.members)),
-        "transfer_set": list(DistillConfig().transfer),
-        "transfer_copies": DistillConfig().augment_copies,
-        "validation_copies": DistillConfig().val_copies,
+        "transfer_set": list(defaults.transfer),
+        "transfer_copies": defaults.augment_copies,
+        "validation_copies": defaults.val_copies,
         "service_flops": service_flops,
         "verifier_flops": verifier_flops,
         "verifier_cost_fraction": round(verifier_flops / service_flops, 5),
@@ -235,7 +235,7 @@ def main() -> None:
         "reclassifier_val_accuracy": {k: round(v, 4) for k, v in setup.reclassifier_scores.items()},
         "attacks": rows,
         "monitor_cheat_fraction": CHEAT_FRACTION,
-        "monitor_null_rate": round(null_rate, 5),
+        "monitor_null_rate": round(clean_monitor.null_rate, 5),
         "monitor_requests_to_alarm": monitor_rows,
         "monitor_clean_alarm_within_5000": clean_alarm,
         "escalation_honest_answer_rate_flagged": round(honest_on_flagged, 4),

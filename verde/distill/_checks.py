@@ -28,6 +28,13 @@ def check_positive_int(name: str, value: int) -> int:
     return value
 
 
+def check_non_negative_int(name: str, value: int) -> int:
+    """Return ``value`` if it is an int >= 0, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DistillArgumentError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
 def check_positive(name: str, value: float) -> float:
     """Return ``value`` as a float if it is a finite number > 0, else raise."""
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -83,10 +83,9 @@ class DivergenceDetector:
 
         The ``confidence`` quantile of BetaBinomial(m, n + 1 - k, k) (see module docstring).
         """
-        self.threshold  # noqa: B018 - raises NotTrainedError when uncalibrated
+        law = self._clean_rate_law()
         check_rate("confidence", confidence)
-        n, k = self._n_calibration, self._rank
-        return int(stats.betabinom.ppf(confidence, m, n + 1 - k, k))
+        return int(stats.betabinom.ppf(confidence, m, *law))
 
     def flag_rate_bound(self, confidence: float = 0.95) -> float:
         """Upper ``confidence`` bound on the rate at which this threshold flags clean requests.
@@ -98,10 +97,16 @@ class DivergenceDetector:
         so a sequential test that assumes exactly the target rate alarms early on clean traffic
         whenever the draw landed high; this bound is the rate such a test should assume.
         """
-        self.threshold  # noqa: B018 - raises NotTrainedError when uncalibrated
+        law = self._clean_rate_law()
         check_rate("confidence", confidence)
+        return float(stats.beta.ppf(confidence, *law))
+
+    def _clean_rate_law(self) -> tuple[int, int]:
+        """Parameters (n + 1 - k, k) of the Beta law of the clean flag rate (module docstring);
+        NotTrainedError when uncalibrated."""
+        self.threshold  # noqa: B018 - raises NotTrainedError when uncalibrated
         n, k = self._n_calibration, self._rank
-        return float(stats.beta.ppf(confidence, n + 1 - k, k))
+        return n + 1 - k, k
 
     def calibrate(
         self, service_probs: torch.Tensor, verifier_probs: torch.Tensor, fpr: float

@@ -24,6 +24,7 @@ from torch import nn
 
 from verde.distill._checks import (
     check_batch_match,
+    check_non_negative_int,
     check_positive,
     check_positive_int,
     check_probabilities,
@@ -78,14 +79,7 @@ class DistillConfig:
         check_positive_int("patience", self.patience)
         check_positive_int("augment_copies", self.augment_copies)
         check_positive_int("copies_per_epoch", self.copies_per_epoch)
-        if (
-            isinstance(self.val_copies, bool)
-            or not isinstance(self.val_copies, int)
-            or self.val_copies < 0
-        ):
-            raise DistillArgumentError(
-                f"val_copies must be a non-negative integer, got {self.val_copies!r}"
-            )
+        check_non_negative_int("val_copies", self.val_copies)
         if self.copies_per_epoch > self.augment_copies:
             raise DistillArgumentError(
                 f"copies_per_epoch ({self.copies_per_epoch}) cannot exceed augment_copies "

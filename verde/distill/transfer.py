@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from verde.distill._checks import check_non_negative_int, check_positive_int
 from verde.distill.errors import DistillArgumentError
 from verde.distill.models import jitter, predict_probs
 
@@ -78,8 +79,7 @@ def towards_boundary(
     ``other`` is the service's runner-up (``runner_up=True``) or a uniformly random other
     class. Only the input gets gradients; the service's parameters are left untouched.
     """
-    if steps < 1:
-        raise DistillArgumentError(f"steps must be a positive integer, got {steps!r}")
+    check_positive_int("steps", steps)
     probs = predict_probs(service, x)
     classes = probs.shape[1]
     if classes < 2:
@@ -139,8 +139,7 @@ def transfer_copies(
     """``copies`` generated batches of ``x``, the generators in ``kinds`` taking turns; each
     entry is (kind, inputs)."""
     check_transfer_kinds(kinds)
-    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 0:
-        raise DistillArgumentError(f"copies must be a non-negative integer, got {copies!r}")
+    check_non_negative_int("copies", copies)
     return [
         (
             kinds[i % len(kinds)],
