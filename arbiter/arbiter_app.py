@@ -16,7 +16,7 @@ from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_client import GrpcProviderPeer
 from arbiter.storage import Store, open_database
 from proofs import SigningKey
-from verde.dispute.certificate import issue_verdict_certificate
+from verde.protocol.dispute.certificate import issue_verdict_certificate
 
 
 @dataclass

@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 from arbiter.proto import verde_pb2 as pb
 from proofs import SignedMessage
-from verde.peers.errors import PeerError
-from verde.peers.messages import Answer, Query, TensorBlob
-from verde.peers.state import StateEntries
-from verde.provider.errors import StateTooLarge
+from verde.protocol.peers.errors import PeerError
+from verde.protocol.peers.messages import Answer, Query, TensorBlob
+from verde.protocol.peers.state import StateEntries
+from verde.protocol.provider.errors import StateTooLarge
 
 DEFAULT_CHUNK = 1 << 20
 T = TypeVar("T")

@@ -1,9 +1,9 @@
 """Coded training over gRPC providers (``verde train-coded``): verde.coding on the network.
 
-The coding, the coordinator and the disputes are verde's own (``verde.coding.providers``);
-this module only dials the providers, and — when an arbiter is given — lets the arbiter
-service referee each split replica group instead of this process (the same
-``arbiter_dispute_runner`` that ``verde delegate`` uses).
+The coding, the coordinator and the disputes are verde's own
+(``verde.integration.coded_training.providers``); this module only dials the providers, and — when
+an arbiter is given — lets the arbiter service referee each split replica group instead of this
+process (the same ``arbiter_dispute_runner`` that ``verde delegate`` uses).
 """
 
 from __future__ import annotations
@@ -16,18 +16,20 @@ from arbiter.delegate import Report, arbiter_dispute_runner
 from arbiter.provider_client import GrpcProviderPeer
 from proofs import SignedMessage
 from verde.coding import (
-    CodedJob,
     Coordinator,
     FractionalRepetitionCode,
     GradientCode,
-    ProviderTraining,
     ReplicatedGroups,
     StepOutcome,
+)
+from verde.integration.coded_training import (
+    CodedJob,
+    ProviderTraining,
     provider_workers,
     train_on_providers,
 )
-from verde.dispute.multi import DisputeRunner
-from verde.jobs.spec import JobSpec
+from verde.protocol.dispute.multi import DisputeRunner
+from verde.protocol.jobs.spec import JobSpec
 
 CODES = ("fractional", "replicated")
 

@@ -1,7 +1,7 @@
 """``verde delegate`` over the network: send a job to N providers, settle disagreements.
 
 The grouping of results and the order of disputes are verde's own
-(:func:`verde.dispute.multi.settle`): this module only gathers the signed results over gRPC
+(:func:`verde.protocol.dispute.multi.settle`): this module only gathers the signed results over gRPC
 and runs each dispute through an arbiter service instead of in this process.
 """
 
@@ -15,9 +15,9 @@ from arbiter.arbiter_client import ArbiterClient
 from arbiter.errors import ArbiterError
 from arbiter.provider_client import GrpcProviderPeer
 from proofs import SignedMessage
-from verde.dispute.multi import DisputeRecord, DisputeRunner, Resolution, settle
-from verde.dispute.verdict import Verdict
-from verde.jobs.spec import JobSpec
+from verde.protocol.dispute.multi import DisputeRecord, DisputeRunner, Resolution, settle
+from verde.protocol.dispute.verdict import Verdict
+from verde.protocol.jobs.spec import JobSpec
 
 Report = Callable[[str], None]
 Progress = Callable[[str, int, int], None]

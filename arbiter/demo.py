@@ -19,8 +19,8 @@ from arbiter.arbiter_client import ArbiterClient
 from arbiter.delegate import delegate
 from arbiter.provider_app import start_provider
 from proofs import SigningKey
-from verde.dispute.multi import Resolution
-from verde.jobs.spec import JobSpec
+from verde.protocol.dispute.multi import Resolution
+from verde.protocol.jobs.spec import JobSpec
 
 DEMO_JOB: dict[str, Any] = {
     "program": "mlp", "config": {"hidden": 32}, "dataset": {"name": "digits"},

@@ -24,13 +24,13 @@ from arbiter.codec import parse_json
 from arbiter.errors import ArbiterError, LeaseLost
 from arbiter.storage.store import DisputeRecord, Store
 from proofs import ProofError, SignedMessage, SigningKey, canonical_json, verify_message
-from verde.dispute.driver import answer_event
-from verde.dispute.state import DisputeState
 from verde.errors import VerdeError
-from verde.jobs.spec import JobSpec
-from verde.peers.errors import PeerError
-from verde.peers.protocol import ProviderPeer
-from verde.provider.result import check_result
+from verde.protocol.dispute.driver import answer_event
+from verde.protocol.dispute.state import DisputeState
+from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.errors import PeerError
+from verde.protocol.peers.protocol import ProviderPeer
+from verde.protocol.provider.result import check_result
 
 log = logging.getLogger("verde.arbiter")
 

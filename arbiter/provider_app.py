@@ -12,8 +12,8 @@ from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_host import ProviderHost
 from arbiter.provider_service import DEFAULT_MAX_STATE_BYTES, ProviderServicer
 from proofs import SigningKey
-from verde.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
-from verde.provider.provider import Provider
+from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
+from verde.protocol.provider.provider import Provider
 
 
 def fault_names() -> list[str]:

@@ -1,4 +1,4 @@
-"""A provider over gRPC, satisfying :class:`verde.peers.ProviderPeer`.
+"""A provider over gRPC, satisfying :class:`verde.protocol.peers.ProviderPeer`.
 
 The dispute logic in ``verde`` runs unchanged against this class or the in-process
 ``LocalPeer``. Every call has a deadline; a query's deadline is the protocol deadline, and a
@@ -28,13 +28,13 @@ from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.status import remote_error
 from proofs import SignedMessage, VerifyKey
-from verde.peers.errors import PeerError, PeerTimeout, StateRootMismatch
-from verde.peers.messages import Answer, Query, TensorBlob
-from verde.peers.state import StateEntries, blobs_to_state, state_root_hex
+from verde.protocol.peers.errors import PeerError, PeerTimeout, StateRootMismatch
+from verde.protocol.peers.messages import Answer, Query, TensorBlob
+from verde.protocol.peers.state import StateEntries, blobs_to_state, state_root_hex
 
 
 class GrpcProviderPeer:
-    """Client of one provider's gRPC service (a ``verde.peers.StateExchangePeer``)."""
+    """Client of one provider's gRPC service (a ``verde.protocol.peers.StateExchangePeer``)."""
 
     def __init__(self, address: str, *, tls: TlsFiles | None = None,
                  call_timeout_s: float = 30.0, max_tensor_bytes: int = 256 << 20,

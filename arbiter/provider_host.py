@@ -1,7 +1,7 @@
 """A provider process's job runner: jobs run in the background, status is observable.
 
-The protocol's :class:`verde.provider.Provider` runs a job synchronously; a service must accept
-the job, return at once, and report progress while it trains. Jobs run one at a time, in
+The protocol's :class:`verde.protocol.provider.Provider` runs a job synchronously; a service must
+accept the job, return at once, and report progress while it trains. Jobs run one at a time, in
 submission order, on one worker thread (training already uses every core).
 """
 
@@ -17,11 +17,11 @@ import torch
 
 from arbiter.errors import NotFound
 from proofs import SignedMessage, VerifyKey
-from verde.jobs.admission import admit_job
-from verde.jobs.spec import JobSpec
-from verde.peers.messages import Answer, Query
-from verde.peers.state import StateEntries
-from verde.provider.provider import Provider
+from verde.protocol.jobs.admission import admit_job
+from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.messages import Answer, Query
+from verde.protocol.peers.state import StateEntries
+from verde.protocol.provider.provider import Provider
 
 
 @dataclass

@@ -25,8 +25,8 @@ from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_host import ProviderHost
 from arbiter.status import grpc_errors
-from verde.peers.errors import RefusedQuery
-from verde.peers.state import blobs_to_state
+from verde.protocol.peers.errors import RefusedQuery
+from verde.protocol.peers.state import blobs_to_state
 
 #: Largest state a client may upload in one PutState call (tensor bytes).
 DEFAULT_MAX_STATE_BYTES = 256 << 20

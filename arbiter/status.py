@@ -17,8 +17,8 @@ import grpc
 from arbiter.errors import ArbiterError, Conflict, LeaseLost, NotFound, StorageError
 from proofs import InvalidSignature, ProofError, VerificationError
 from verde.errors import VerdeError
-from verde.peers.errors import PeerError, PeerTimeout
-from verde.provider.errors import MissingInitialState, StateTooLarge
+from verde.protocol.peers.errors import PeerError, PeerTimeout
+from verde.protocol.provider.errors import MissingInitialState, StateTooLarge
 
 log = logging.getLogger("verde.arbiter")
 

@@ -1,9 +1,9 @@
 """Coded training over real verde providers: straggler tolerance and what verification costs.
 
-Everything runs for real in this process: verde providers (``verde.provider.Provider``) behind
-``LocalPeer``s, each partition gradient a one-step gradient job that the provider commits to
-and the coordinator fetches with Merkle proofs (``verde.coding.providers``). Prints one JSON
-line (stdout) and a table (stderr):
+Everything runs for real in this process: verde providers (``verde.protocol.provider.Provider``)
+behind ``LocalPeer``s, each partition gradient a one-step gradient job that the provider commits to
+and the coordinator fetches with Merkle proofs (``verde.integration.coded_training.providers``).
+Prints one JSON line (stdout) and a table (stderr):
 
 * ``fractional_vs_wait_for_all``: mean step time of fractional repetition (n=4, s=1, each
   worker half the batch) over uncoded wait-for-all (n=4, each worker a quarter of the batch),
@@ -32,22 +32,15 @@ from typing import Any
 import numpy as np
 
 from proofs import SigningKey
-from verde.coding import (
-    CodedJob,
-    Coordinator,
-    FractionalRepetitionCode,
-    HeavyTailed,
-    ReplicatedGroups,
-    provider_workers,
-    train_on_providers,
-)
-from verde.faults.plan import FaultPlan
-from verde.faults.provider import CheatingProvider
-from verde.jobs.context import JobContext
-from verde.jobs.spec import JobSpec
-from verde.peers.local import LocalPeer
-from verde.provider.execution import run_step
-from verde.provider.provider import Provider
+from verde.coding import Coordinator, FractionalRepetitionCode, HeavyTailed, ReplicatedGroups
+from verde.integration.coded_training import CodedJob, provider_workers, train_on_providers
+from verde.protocol.faults.plan import FaultPlan
+from verde.protocol.faults.provider import CheatingProvider
+from verde.protocol.jobs.context import JobContext
+from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.local import LocalPeer
+from verde.protocol.provider.execution import run_step
+from verde.protocol.provider.provider import Provider
 
 BASE_DELAY_S = 0.05
 GRADIENT_MM = 25  # the op of the MLP gradient step that yields the first weight's gradient

@@ -23,7 +23,7 @@ from typing import Any
 
 def node_flops(node: dict[str, Any], shapes: dict[str, list[int]]) -> int:
     """FLOPs of one graph node: 2mkn (+mn) for matrix products, else one per element."""
-    from verde.provider.tracing import ref_key, tensor_refs
+    from verde.protocol.provider.tracing import ref_key, tensor_refs
 
     ins = [shapes.get(ref_key(r), []) for r in tensor_refs(node["args"])]
     outs = [m["shape"] for m in node["meta"] if isinstance(m, dict)]
@@ -37,7 +37,7 @@ def node_flops(node: dict[str, Any], shapes: dict[str, list[int]]) -> int:
 
 
 def graph_flops(ctx: Any, structure: list[dict[str, Any]]) -> list[int]:
-    from verde.provider.tracing import ref_key
+    from verde.protocol.provider.tracing import ref_key
 
     shapes: dict[str, list[int]] = {}
     for name, (shape, _) in {**ctx.state_structure(), **ctx.batch_structure()}.items():
@@ -63,15 +63,15 @@ def main() -> None:
 
     _numba.set_num_threads(args.threads)
     from proofs import SigningKey
-    from verde.dispute.driver import DisputeStats, run_dispute
-    from verde.dispute.recompute import OPS_EXECUTED
-    from verde.dispute.state import DisputeState
-    from verde.faults import CheatingProvider, FaultPlan
-    from verde.jobs.admission import admit_job
-    from verde.jobs.spec import JobSpec
-    from verde.peers import LocalPeer
-    from verde.provider.execution import expected_structure
-    from verde.provider.provider import Provider
+    from verde.protocol.dispute.driver import DisputeStats, run_dispute
+    from verde.protocol.dispute.recompute import OPS_EXECUTED
+    from verde.protocol.dispute.state import DisputeState
+    from verde.protocol.faults import CheatingProvider, FaultPlan
+    from verde.protocol.jobs.admission import admit_job
+    from verde.protocol.jobs.spec import JobSpec
+    from verde.protocol.peers import LocalPeer
+    from verde.protocol.provider.execution import expected_structure
+    from verde.protocol.provider.provider import Provider
 
     spec = JobSpec.from_mapping({
         "program": "mlp", "config": {"hidden": args.hidden}, "dataset": {"name": "digits"},
@@ -105,7 +105,7 @@ def main() -> None:
     # Noise-robust per-step costs (minimum of repeated measurements; the machine may be shared)
     from proofs import MerkleTree
     from proofs.state import StateCommitment
-    from verde.provider.execution import run_step
+    from verde.protocol.provider.execution import run_step
 
     record = honest.jobs[spec.job_id]
     state = honest.state_at(record, args.steps)

@@ -9,8 +9,9 @@ Measured:
 * ``concurrent``: N disputes opened at once on the one arbiter; latency = open -> decided as
   seen by a client polling every 20 ms; median and p90.
 * ``sequential``: M disputes one at a time over the services, and the same M disputes driven
-  in this process by ``verde.dispute.driver.run_dispute`` with ``verde.peers.LocalPeer``
-  (no network, no database); ``grpc_overhead_ratio`` = median services / median in-process.
+  in this process by ``verde.protocol.dispute.driver.run_dispute`` with
+  ``verde.protocol.peers.LocalPeer`` (no network, no database); ``grpc_overhead_ratio`` = median
+  services / median in-process.
 
 Run: ``.venv/bin/python bench/service_bench.py [--concurrent 20] [--sequential 5]``.
 """
@@ -124,12 +125,12 @@ def timed_dispute(client: Any, spec: dict[str, Any], entries: list[tuple[str, st
 def in_process_latencies(specs: Sequence[dict[str, Any]]) -> tuple[list[float], list[str]]:
     """Train in this process, then time ``run_dispute`` with LocalPeers for each job."""
     from proofs import SigningKey
-    from verde.dispute.driver import run_dispute
-    from verde.dispute.state import DisputeState
-    from verde.faults import CheatingProvider, FaultPlan
-    from verde.jobs.spec import JobSpec
-    from verde.peers.local import LocalPeer
-    from verde.provider.provider import Provider
+    from verde.protocol.dispute.driver import run_dispute
+    from verde.protocol.dispute.state import DisputeState
+    from verde.protocol.faults import CheatingProvider, FaultPlan
+    from verde.protocol.jobs.spec import JobSpec
+    from verde.protocol.peers.local import LocalPeer
+    from verde.protocol.provider.provider import Provider
 
     honest = Provider(SigningKey.from_seed(b"bench-local-honest".ljust(32, b"\0")))
     cheat = CheatingProvider(SigningKey.from_seed(b"bench-local-cheat".ljust(32, b"\0")),

@@ -27,7 +27,7 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
     from arbiter.delegate import delegate as run_delegation
     from arbiter.delegate import resolution_json
     from arbiter.provider_client import GrpcProviderPeer
-    from verde.jobs.spec import load_job_spec
+    from verde.protocol.jobs.spec import load_job_spec
 
     spec = load_job_spec(job)
     arbiter = ArbiterClient(arbiter_addr, tls=tls) if arbiter_addr else None  # type: ignore[arg-type]

@@ -11,16 +11,17 @@ import click
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where keys, the SQLite database and certificates go (default: a temp dir).")
 @click.option("--in-process", is_flag=True,
-              help="Run the protocol in this process without gRPC or a database (verde.demo).")
+              help="Run the protocol in this process without gRPC or a database "
+                   "(verde.protocol.demo).")
 def demo(workdir: Path | None, in_process: bool) -> None:
     """Three providers (one cheating), an arbiter on SQLite, a dispute and its verdict."""
     if in_process:
-        from verde.demo import run_demo as run_in_process
+        from verde.protocol.demo import run_demo as run_in_process
 
         run_in_process(lambda e: click.echo(e.message) if e.kind != "run" else None)
         return
     from arbiter.demo import run_demo
-    from verde.verify import verify_verdict_certificate
+    from verde.protocol.dispute.verify import verify_verdict_certificate
 
     def check(certificate: dict[str, object]) -> str:
         v = verify_verdict_certificate(certificate)

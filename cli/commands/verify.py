@@ -19,7 +19,7 @@ from cli.output import emit
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def verify(cert: Path, arbiter_keys: tuple[str, ...], no_recompute: bool, as_json: bool) -> None:
     """Replay a verdict certificate's dispute and check every signature, proof and the verdict."""
-    from verde.verify import verify_verdict_certificate
+    from verde.protocol.dispute.verify import verify_verdict_certificate
 
     if not cert.is_file():
         raise click.BadParameter(f"{cert} does not exist or is not a file", param_hint="CERT")

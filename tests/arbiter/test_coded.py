@@ -12,9 +12,10 @@ from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_host import ProviderHost
 from arbiter.provider_service import ProviderServicer
 from proofs import SigningKey
-from verde.coding import CodedJob, FractionalRepetitionCode, ReplicatedGroups, train_reference
-from verde.jobs.spec import JobSpec
-from verde.provider.provider import Provider
+from verde.coding import FractionalRepetitionCode, ReplicatedGroups
+from verde.integration.coded_training import CodedJob, train_reference
+from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.provider.provider import Provider
 
 SPEC = JobSpec.from_mapping({"program": "mlp", "config": {"hidden": 16},
                              "dataset": {"name": "digits"}, "steps": 3, "batch_size": 8,

@@ -14,10 +14,10 @@ from arbiter.provider_client import GrpcProviderPeer
 from arbiter.provider_host import ProviderHost
 from arbiter.provider_service import ProviderServicer
 from proofs import SigningKey, verify_message
-from verde.peers.errors import PeerError, PeerTimeout
-from verde.peers.kinds import STEP_CHILDREN
-from verde.peers.messages import Query
-from verde.provider.provider import Provider
+from verde.protocol.peers.errors import PeerError, PeerTimeout
+from verde.protocol.peers.kinds import STEP_CHILDREN
+from verde.protocol.peers.messages import Query
+from verde.protocol.provider.provider import Provider
 
 SPEC = {"program": "mlp", "dataset": {"name": "digits"}, "optimizer": {"name": "sgd", "lr": 0.1},
         "steps": 4, "batch_size": 8, "seed": 1, "checkpoint_interval": 2}
@@ -78,8 +78,8 @@ def test_truncated_or_oversized_answer_streams_are_rejected(served) -> None:  # 
     peer.wait(job_id, timeout_s=120)
     import torch
 
-    from verde.peers.kinds import STEP_LEAVES
-    from verde.peers.messages import Answer, TensorBlob
+    from verde.protocol.peers.kinds import STEP_LEAVES
+    from verde.protocol.peers.messages import Answer, TensorBlob
 
     signed = host.provider.answer(Query(job_id, "d", 1, STEP_LEAVES, {"indices": [1]})).signed
     answer = Answer(signed, {"t": TensorBlob.from_tensor(torch.arange(10.0))})
@@ -102,7 +102,7 @@ def test_a_silent_provider_times_out(served, monkeypatch) -> None:  # type: igno
     host, peer = served
     job_id = peer.submit(SPEC)
     peer.wait(job_id, timeout_s=120)
-    from verde.peers.errors import RefusedQuery
+    from verde.protocol.peers.errors import RefusedQuery
 
     def refuse(query: Query) -> None:
         raise RefusedQuery("fault plan: silent")
@@ -120,7 +120,7 @@ def test_a_job_that_could_not_be_disputed_is_refused_at_submit(served) -> None: 
 
     import torch
 
-    from verde.jobs.programs import Program, register_program
+    from verde.protocol.jobs.programs import Program, register_program
 
     class ValueDependent(Program):
         name = "test-service-value-dependent"

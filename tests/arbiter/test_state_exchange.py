@@ -19,16 +19,16 @@ from arbiter.provider_service import ProviderServicer
 from arbiter.status import RemoteError
 from proofs import SigningKey
 from tests.verde.protocol.init_jobs import init_spec, perturbed_state
-from verde.jobs.context import PARAM, RNG, JobContext
-from verde.peers import StateExchangePeer
-from verde.peers.errors import InvalidStateEntries, PeerError, StateRootMismatch
-from verde.peers.state import (
+from verde.protocol.jobs.context import PARAM, RNG, JobContext
+from verde.protocol.peers import StateExchangePeer
+from verde.protocol.peers.errors import InvalidStateEntries, PeerError, StateRootMismatch
+from verde.protocol.peers.state import (
     fetch_final_state,
     state_root_hex,
     state_to_blobs,
     verify_state_entries,
 )
-from verde.provider.provider import Provider
+from verde.protocol.provider.provider import Provider
 
 MAX_STATE_BYTES = 64 << 10
 CHUNK = 1000  # small, so every tensor crosses several chunks both ways

@@ -1,6 +1,6 @@
 """A hostile provider for the fuzz tests: a real gRPC Provider service that lies on the wire.
 
-It wraps an in-process cheating provider (``verde.faults.CheatingProvider``), re-signs its
+It wraps an in-process cheating provider (``verde.protocol.faults.CheatingProvider``), re-signs its
 result and every answer with its own key (so each hostile server is a distinct party and its
 disputes are distinct), and mangles the answers to one query kind according to ``mode``:
 truncated tensor streams, wrong dtypes or shapes, overflowing shapes, garbage signed JSON,
@@ -21,8 +21,8 @@ from arbiter.codec import answer_to_chunks
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from proofs import MessageContext, SignedMessage, SigningKey, sign_message
-from verde.peers.messages import Answer, Query, TensorBlob
-from verde.provider.provider import Provider
+from verde.protocol.peers.messages import Answer, Query, TensorBlob
+from verde.protocol.provider.provider import Provider
 
 # mode -> the query kind it mangles (the others are answered faithfully, re-signed)
 MODES = {

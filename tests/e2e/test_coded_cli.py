@@ -43,8 +43,8 @@ def coded_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 
 
 def _reference_digest(job: Path) -> str:
-    from verde.coding import CodedJob, train_reference
-    from verde.jobs.spec import load_job_spec
+    from verde.integration.coded_training import CodedJob, train_reference
+    from verde.protocol.jobs.spec import load_job_spec
 
     return train_reference(CodedJob(load_job_spec(job), 2), STEPS).digest
 
@@ -114,7 +114,7 @@ def test_uploads_over_the_providers_limit_are_refused(coded_cluster: dict[str, A
     import torch
 
     from arbiter.provider_client import GrpcProviderPeer
-    from verde.peers.state import state_to_blobs
+    from verde.protocol.peers.state import state_to_blobs
 
     peer = GrpcProviderPeer(coded_cluster["providers"][0].address)
     try:

@@ -198,13 +198,13 @@ def _certificates(ctx: dict[str, Any]) -> list[Path]:
     _delegation(ctx)
     certs = sorted(Path(ctx["out"]).glob("verdict-*.json"))
     if not certs:
-        pytest.skip("the arbiter issued no verdict certificate (verde.dispute.certificate "
+        pytest.skip("the arbiter issued no verdict certificate (verde.protocol.dispute.certificate "
                     "absent in this version)")
     return certs
 
 
 def test_verdict_certificates_verify_offline(cli_cluster: dict[str, Any]) -> None:
-    from verde.verify import verify_verdict_certificate
+    from verde.protocol.dispute.verify import verify_verdict_certificate
 
     certs = _certificates(cli_cluster)
     cluster: Cluster = cli_cluster["cluster"]
@@ -218,7 +218,7 @@ def test_verdict_certificates_verify_offline(cli_cluster: dict[str, Any]) -> Non
 def test_tampered_verdict_certificate_is_rejected(cli_cluster: dict[str, Any],
                                                   tmp_path: Path) -> None:
     from proofs import ProofError
-    from verde.verify import verify_verdict_certificate
+    from verde.protocol.dispute.verify import verify_verdict_certificate
 
     cert = json.loads(_certificates(cli_cluster)[0].read_text())
     text = json.dumps(cert, sort_keys=True)
@@ -236,7 +236,7 @@ def _verify_cli_or_skip() -> None:
     res = run_verde(["verify", "--help"], timeout_s=300)
     if res.returncode != exit_codes.OK:
         pytest.skip("`verde verify` is not in this CLI yet (the protocol engineer is adding "
-                    "it); certificates are checked through verde.verify above")
+                    "it); certificates are checked through verde.protocol.dispute.verify above")
 
 
 def test_verde_verify_accepts_certificates_and_rejects_a_tampered_copy(

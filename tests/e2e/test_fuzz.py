@@ -28,7 +28,7 @@ from arbiter.provider_client import GrpcProviderPeer
 from proofs import SigningKey, canonical_json
 from tests.e2e.hostile import MODES, OVERSIZED, HostileProvider, serve_hostile
 from tests.e2e.procs import Cluster, job_spec
-from verde.faults import CheatingProvider, FaultPlan
+from verde.protocol.faults import CheatingProvider, FaultPlan
 
 SPEC = job_spec(seed=11, steps=6, batch_size=8)
 CHEAT_STEP = 3

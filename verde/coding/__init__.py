@@ -6,10 +6,10 @@ Codes (Tandon et al., ICML 2017): :class:`FractionalRepetitionCode` (bit-exact d
 budget (Krishnan, Ebrahimi, Khisti, ICLR 2023): :class:`MultiplexedSGC` (M-SGC),
 :class:`SelectiveRepeatSGC`, :class:`PerRoundGC`, with the (B, W, lambda) bursty model;
 Byzantine replicated groups with bit-exact majority (after DRACO); a :class:`Coordinator`
-that runs coded steps over workers — in process (:class:`InProcessWorker`) or verde providers
-(:class:`ProviderWorker`: each partition a one-step gradient job, split replica groups settled
-by verde disputes, :func:`train_on_providers`); delay models and a simulator to compare
-schemes.
+that runs coded steps over workers (in process: :class:`InProcessWorker`); delay models and a
+simulator to compare schemes. Running the workers on verde providers, with disputes for split
+replica groups, is ``verde.integration.coded_training`` (this toolkit never imports the
+protocol).
 """
 
 from verde.coding.approximate import IgnoreStragglers
@@ -26,17 +26,6 @@ from verde.coding.cyclic import CyclicRepetitionCode, DecodeReport
 from verde.coding.delays import Bursty, HeavyTailed, ShiftedExponential
 from verde.coding.errors import CodingError, NumericallyUnsafe, ReplicaMismatch, TooManyStragglers
 from verde.coding.fractional import FractionalRepetitionCode
-from verde.coding.jobs import CodedJob, GradientRound
-from verde.coding.providers import (
-    DisputingReferee,
-    PartitionDispute,
-    ProviderTraining,
-    ProviderWorker,
-    WorkerAnswerInvalid,
-    provider_workers,
-    train_on_providers,
-    train_reference,
-)
 from verde.coding.sequential import Multiplexed, SelectiveRepetition
 from verde.coding.sequential_base import DeadlineMissed, Task
 from verde.coding.sequential_model import BurstyStragglerModel, ConformingBursty
@@ -48,17 +37,14 @@ from verde.coding.sequential_verify import check_every_admitted_pattern, decode_
 __all__ = [
     "Bursty",
     "BurstyStragglerModel",
-    "CodedJob",
     "CodingError",
     "ConformingBursty",
     "Coordinator",
     "CyclicRepetitionCode",
     "DeadlineMissed",
     "DecodeReport",
-    "DisputingReferee",
     "FractionalRepetitionCode",
     "GradientCode",
-    "GradientRound",
     "GroupDecision",
     "HeavyTailed",
     "IgnoreStragglers",
@@ -66,10 +52,7 @@ __all__ = [
     "Multiplexed",
     "MultiplexedSGC",
     "NumericallyUnsafe",
-    "PartitionDispute",
     "PerRoundGC",
-    "ProviderTraining",
-    "ProviderWorker",
     "RecomputingReferee",
     "ReplicaMismatch",
     "ReplicatedGroups",
@@ -80,14 +63,10 @@ __all__ = [
     "StragglerHistory",
     "Task",
     "TooManyStragglers",
-    "WorkerAnswerInvalid",
     "WorkerTask",
     "check_every_admitted_pattern",
     "decode_stream",
     "ordered_sum",
-    "provider_workers",
     "time_schedule",
-    "train_on_providers",
-    "train_reference",
     "worker_load",
 ]

@@ -181,9 +181,10 @@ class RecomputingReferee:
     """Settles a group by recomputing its partition gradient with a trusted function.
 
     For simulations with in-process workers, where the whole gradient is cheap to recompute.
-    With verde providers use ``verde.coding.providers.DisputingReferee``: a verde dispute over
-    the one-step job "gradient of partition p at step t", whose arbiter recomputes one operator
-    instead of the whole gradient and leaves a verdict naming the faulty provider.
+    With verde providers use ``verde.integration.coded_training.providers.DisputingReferee``: a
+    verde dispute over the one-step job "gradient of partition p at step t", whose arbiter
+    recomputes one operator instead of the whole gradient and leaves a verdict naming the faulty
+    provider.
     """
 
     partition_gradient: Callable[[int], Vector]

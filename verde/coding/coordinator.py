@@ -7,8 +7,8 @@ history that adaptive schemes and operators can read.
 
 Workers are anything with ``compute(task, cancel) -> vector``: :class:`InProcessWorker` (for
 tests and simulations, with injectable delays and faults) here, and
-``verde.coding.providers.ProviderWorker`` for verde providers in process or over gRPC. A
-cancelled provider worker stops before its next partition; a job already running on the
+``verde.integration.coded_training.providers.ProviderWorker`` for verde providers in process or
+over gRPC. A cancelled provider worker stops before its next partition; a job already running on the
 provider runs to its end there (providers have no cancel call), the coordinator just does not
 wait for it.
 """

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from proofs import SigningKey
-from verde.jobs.spec import JobSpec
-from verde.provider.provider import Provider
+from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.provider.provider import Provider
 
 
 @pytest.fixture(autouse=True, scope="session")

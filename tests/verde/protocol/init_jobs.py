@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from proofs.state import StateCommitment
-from verde.jobs.context import PARAM, JobContext
-from verde.jobs.spec import JobSpec
+from verde.protocol.jobs.context import PARAM, JobContext
+from verde.protocol.jobs.spec import JobSpec
 
 BASE: dict[str, Any] = {
     "program": "mlp",

@@ -6,16 +6,16 @@ import random
 
 import pytest
 
-from verde.dispute.driver import DisputeStats, run_dispute
-from verde.dispute.errors import NoDisputeError
-from verde.dispute.recompute import OPS_EXECUTED
-from verde.dispute.rules import max_rounds
-from verde.dispute.state import DisputeState
-from verde.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
-from verde.jobs.context import JobContext
-from verde.peers import LocalPeer
-from verde.provider.execution import expected_structure
-from verde.provider.provider import Provider
+from verde.protocol.dispute.driver import DisputeStats, run_dispute
+from verde.protocol.dispute.errors import NoDisputeError
+from verde.protocol.dispute.recompute import OPS_EXECUTED
+from verde.protocol.dispute.rules import max_rounds
+from verde.protocol.dispute.state import DisputeState
+from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
+from verde.protocol.jobs.context import JobContext
+from verde.protocol.peers import LocalPeer
+from verde.protocol.provider.execution import expected_structure
+from verde.protocol.provider.provider import Provider
 
 from .conftest import key, tiny_spec
 

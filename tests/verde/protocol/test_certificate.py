@@ -11,13 +11,13 @@ import pytest
 
 from proofs import issue_certificate
 from proofs.errors import ProofError
-from verde.dispute.certificate import certificate_body
-from verde.dispute.driver import run_dispute
-from verde.dispute.errors import InvalidVerdictCertificate
-from verde.dispute.state import DisputeState
-from verde.faults import CheatingProvider, FaultPlan
-from verde.peers import LocalPeer
-from verde.verify import verify_verdict_certificate
+from verde.protocol.dispute.certificate import certificate_body
+from verde.protocol.dispute.driver import run_dispute
+from verde.protocol.dispute.errors import InvalidVerdictCertificate
+from verde.protocol.dispute.state import DisputeState
+from verde.protocol.dispute.verify import verify_verdict_certificate
+from verde.protocol.faults import CheatingProvider, FaultPlan
+from verde.protocol.peers import LocalPeer
 
 from .conftest import key
 

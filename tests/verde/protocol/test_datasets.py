@@ -9,8 +9,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from proofs.errors import InvalidProof
-from verde.jobs.batching import batch_indices
-from verde.jobs.datasets import (
+from verde.protocol.jobs.batching import batch_indices
+from verde.protocol.jobs.datasets import (
     digits_dataset,
     file_dataset_root,
     load_dataset,
@@ -18,7 +18,7 @@ from verde.jobs.datasets import (
     token_dataset,
     verify_sample,
 )
-from verde.jobs.errors import DatasetError, JobSpecError
+from verde.protocol.jobs.errors import DatasetError, JobSpecError
 
 from .conftest import tiny_spec
 

@@ -9,9 +9,9 @@ import pytest
 
 from proofs import issue_certificate
 from proofs.errors import ProofError
-from verde.demo import DemoEvent, run_demo
-from verde.dispute.errors import InvalidVerdictCertificate
-from verde.verify import verify_verdict_certificate
+from verde.protocol.demo import DemoEvent, run_demo
+from verde.protocol.dispute.errors import InvalidVerdictCertificate
+from verde.protocol.dispute.verify import verify_verdict_certificate
 
 from .conftest import key
 

@@ -7,15 +7,15 @@ import json
 
 import pytest
 
-from verde.dispute.driver import DisputeStats, run_dispute
-from verde.dispute.errors import DisputeFinished, InvalidEvent, NoDisputeError
-from verde.dispute.recompute import OPS_EXECUTED
-from verde.dispute.rules import max_rounds
-from verde.dispute.state import DisputeState
-from verde.faults import CheatingProvider, FaultPlan
-from verde.jobs.context import JobContext
-from verde.peers import LocalPeer
-from verde.provider.execution import expected_structure
+from verde.protocol.dispute.driver import DisputeStats, run_dispute
+from verde.protocol.dispute.errors import DisputeFinished, InvalidEvent, NoDisputeError
+from verde.protocol.dispute.recompute import OPS_EXECUTED
+from verde.protocol.dispute.rules import max_rounds
+from verde.protocol.dispute.state import DisputeState
+from verde.protocol.faults import CheatingProvider, FaultPlan
+from verde.protocol.jobs.context import JobContext
+from verde.protocol.peers import LocalPeer
+from verde.protocol.provider.execution import expected_structure
 
 from .conftest import key
 
@@ -107,7 +107,7 @@ def test_state_resumes_from_json_mid_dispute(spec, honest) -> None:
     state = DisputeState(spec, peers["a"].result(spec.job_id), peers["b"].result(spec.job_id))
     while state.round < 9:
         for q in state.next_queries():
-            from verde.dispute.driver import answer_event
+            from verde.protocol.dispute.driver import answer_event
 
             state.apply(answer_event(q, peers[q.party].answer(q)))
     saved = json.loads(json.dumps(state.to_json()))
@@ -128,7 +128,7 @@ def test_timeouts_are_events_and_bad_events_are_rejected(spec, honest) -> None:
     with pytest.raises(InvalidEvent):
         state.apply({"type": "timeout", "party": "a", "round": 7})
     q = next(q for q in state.next_queries() if q.party == "a")
-    from verde.dispute.driver import answer_event
+    from verde.protocol.dispute.driver import answer_event
 
     state.apply(answer_event(q, honest.answer(q)))
     state.apply({"type": "timeout", "party": "b", "round": 1})

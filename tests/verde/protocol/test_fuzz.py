@@ -8,10 +8,10 @@ import random
 from typing import Any
 
 from proofs import sign_message
-from verde.dispute.driver import answer_event
-from verde.dispute.state import DisputeState
-from verde.faults import CheatingProvider, FaultPlan
-from verde.peers import Answer
+from verde.protocol.dispute.driver import answer_event
+from verde.protocol.dispute.state import DisputeState
+from verde.protocol.faults import CheatingProvider, FaultPlan
+from verde.protocol.peers import Answer
 
 from .conftest import key
 

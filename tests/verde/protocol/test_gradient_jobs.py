@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from proofs.state import StateCommitment
-from verde.dispute.multi import resolve
-from verde.faults.plan import FaultPlan
-from verde.faults.provider import CheatingProvider
-from verde.jobs.context import GRAD, PARAM, RNG, JobContext
-from verde.jobs.errors import JobSpecError
-from verde.jobs.spec import JobSpec
-from verde.peers.local import LocalPeer
-from verde.provider.execution import run_step
+from verde.protocol.dispute.multi import resolve
+from verde.protocol.faults.plan import FaultPlan
+from verde.protocol.faults.provider import CheatingProvider
+from verde.protocol.jobs.context import GRAD, PARAM, RNG, JobContext
+from verde.protocol.jobs.errors import JobSpecError
+from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.local import LocalPeer
+from verde.protocol.provider.execution import run_step
 
 from .conftest import key
 from .init_jobs import BASE, init_spec, perturbed_state
@@ -60,7 +60,7 @@ def test_gradient_state_holds_the_gradient_of_the_mean_loss() -> None:
 
 def test_gradient_dispute_names_the_corrupting_provider() -> None:
     spec = gradient_spec()
-    from verde.provider.provider import Provider
+    from verde.protocol.provider.provider import Provider
 
     honest = Provider(key("grad-honest"), "honest")
     cheat = CheatingProvider(key("grad-cheat"), "cheat", plan=FaultPlan("corrupt_op", seed=4))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from verde.dispute.multi import resolve
-from verde.faults import CheatingProvider, FaultPlan
-from verde.peers import LocalPeer
-from verde.provider.provider import Provider
+from verde.protocol.dispute.multi import resolve
+from verde.protocol.faults import CheatingProvider, FaultPlan
+from verde.protocol.peers import LocalPeer
+from verde.protocol.provider.provider import Provider
 
 from .conftest import key
 

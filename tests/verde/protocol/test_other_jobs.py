@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from verde.dispute.driver import run_dispute
-from verde.dispute.state import DisputeState
-from verde.faults import CheatingProvider, FaultPlan
-from verde.peers import LocalPeer
-from verde.provider.provider import Provider
+from verde.protocol.dispute.driver import run_dispute
+from verde.protocol.dispute.state import DisputeState
+from verde.protocol.faults import CheatingProvider, FaultPlan
+from verde.protocol.peers import LocalPeer
+from verde.protocol.provider.provider import Provider
 
 from .conftest import key, tiny_spec
 

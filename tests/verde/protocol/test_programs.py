@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from verde.jobs.admission import admit_job
-from verde.jobs.context import JobContext
-from verde.jobs.errors import JobSpecError, ProgramNotTraceableError
-from verde.jobs.programs import Program, get_program, program_names, register_program
+from verde.protocol.jobs.admission import admit_job
+from verde.protocol.jobs.context import JobContext
+from verde.protocol.jobs.errors import JobSpecError, ProgramNotTraceableError
+from verde.protocol.jobs.programs import Program, get_program, program_names, register_program
 
 from .conftest import tiny_spec
 

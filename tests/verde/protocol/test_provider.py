@@ -7,12 +7,12 @@ import torch
 
 from proofs import NodePosition, node_hash
 from proofs.merkle import InclusionProof, verify_inclusion
-from verde.peers import LocalPeer, Query, TensorBlob
-from verde.peers.errors import PeerError
-from verde.provider.checkpoints import CheckpointStore
-from verde.provider.errors import UnknownQueryError
-from verde.provider.provider import Provider
-from verde.provider.result import InvalidResult, check_result
+from verde.protocol.peers import LocalPeer, Query, TensorBlob
+from verde.protocol.peers.errors import PeerError
+from verde.protocol.provider.checkpoints import CheckpointStore
+from verde.protocol.provider.errors import UnknownQueryError
+from verde.protocol.provider.provider import Provider
+from verde.protocol.provider.result import InvalidResult, check_result
 
 from .conftest import key
 

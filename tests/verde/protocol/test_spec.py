@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from verde.jobs.errors import JobSpecError, UnknownProgramError
-from verde.jobs.spec import JobSpec, load_job_spec, parse_job_spec
+from verde.protocol.jobs.errors import JobSpecError, UnknownProgramError
+from verde.protocol.jobs.spec import JobSpec, load_job_spec, parse_job_spec
 
 from .conftest import tiny_spec
 

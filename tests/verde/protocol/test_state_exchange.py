@@ -9,25 +9,25 @@ import torch
 
 from proofs.state import StateCommitment
 from tests.verde.protocol.init_jobs import init_spec, perturbed_state
-from verde.dispute.driver import run_dispute
-from verde.dispute.state import DisputeState
-from verde.faults import CheatingProvider, FaultPlan
-from verde.jobs.context import GRAD, PARAM, RNG, JobContext
-from verde.jobs.errors import JobSpecError
-from verde.peers import LocalPeer, StateExchangePeer
-from verde.peers.errors import InvalidStateEntries, StateRootMismatch
-from verde.peers.messages import TensorBlob
-from verde.peers.state import (
+from verde.protocol.dispute.driver import run_dispute
+from verde.protocol.dispute.state import DisputeState
+from verde.protocol.faults import CheatingProvider, FaultPlan
+from verde.protocol.jobs.context import GRAD, PARAM, RNG, JobContext
+from verde.protocol.jobs.errors import JobSpecError
+from verde.protocol.peers import LocalPeer, StateExchangePeer
+from verde.protocol.peers.errors import InvalidStateEntries, StateRootMismatch
+from verde.protocol.peers.messages import TensorBlob
+from verde.protocol.peers.state import (
     StateEntries,
     fetch_final_state,
     state_root_hex,
     state_to_blobs,
     verify_state_entries,
 )
-from verde.provider.errors import MissingInitialState, StateTooLarge, UnknownQueryError
-from verde.provider.provider import Provider
-from verde.provider.result import InvalidResult, check_result
-from verde.provider.uploads import StateStore
+from verde.protocol.provider.errors import MissingInitialState, StateTooLarge, UnknownQueryError
+from verde.protocol.provider.provider import Provider
+from verde.protocol.provider.result import InvalidResult, check_result
+from verde.protocol.provider.uploads import StateStore
 
 from .conftest import key
 

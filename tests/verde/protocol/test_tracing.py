@@ -7,10 +7,15 @@ import torch
 
 from proofs.digest import tensor_digest
 from proofs.state import StateCommitment
-from verde.jobs.context import JobContext
-from verde.provider.errors import TraceError
-from verde.provider.execution import execution_context, expected_structure, run_step, trace_step
-from verde.provider.tracing import StepTracer, execute_node, ref_key, tensor_refs
+from verde.protocol.jobs.context import JobContext
+from verde.protocol.provider.errors import TraceError
+from verde.protocol.provider.execution import (
+    execution_context,
+    expected_structure,
+    run_step,
+    trace_step,
+)
+from verde.protocol.provider.tracing import StepTracer, execute_node, ref_key, tensor_refs
 
 from .conftest import tiny_spec
 

@@ -1,0 +1,84 @@
+"""Offline verification of a verdict certificate (what ``verde verify CERT`` calls).
+
+A verdict certificate is checked without contacting anyone: the arbiter's Ed25519 signature
+(``proofs.verify_certificate``, optionally against a set of trusted arbiter keys), then the
+whole dispute is replayed from its transcript with the arbiter's own state machine — every
+provider signature, Merkle proof, structure check against a fresh shape-only replay of the
+disputed step, and, when the input tensors are bundled, the one disputed operator recomputed
+(Verde, Arun et al. 2025). The certificate is accepted only if that replay reaches the stated
+verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proofs import VerifyKey, verify_certificate
+from proofs.errors import ProofError
+from verde.protocol.dispute.certificate import VERDICT_KIND, replay_body
+from verde.protocol.dispute.errors import InvalidVerdictCertificate
+
+
+@dataclass(frozen=True)
+class VerifiedVerdict:
+    """What a valid certificate establishes."""
+
+    job_id: str
+    dispute_id: str
+    arbiter: str
+    winner: str | None
+    losers: dict[str, str]
+    reason: str
+    recomputed: bool
+    verdict: dict[str, Any]
+
+
+def verify_verdict_certificate(
+    doc: Mapping[str, Any] | str | bytes | Path,
+    *,
+    trusted_arbiters: Collection[VerifyKey | str] | None = None,
+    recompute: bool = True,
+) -> VerifiedVerdict:
+    """Check a verdict certificate (a dict, JSON text, or a path); raise if it is not valid.
+
+    Raises ``proofs.errors.ProofError`` subclasses for signature/format problems and
+    ``InvalidVerdictCertificate`` (or ``proofs.errors.InvalidCertificateBody``) when the body
+    does not replay to its verdict. ``recompute=False`` skips re-executing the operator.
+    """
+    if isinstance(doc, Path):
+        try:
+            doc = json.loads(doc.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidVerdictCertificate(f"cannot read certificate {doc}: {exc}") from exc
+    checked = verify_certificate(doc, trusted_signers=trusted_arbiters, require_checker=False)
+    if checked.kind != VERDICT_KIND:
+        raise InvalidVerdictCertificate(
+            f"certificate kind is {checked.kind!r}, expected {VERDICT_KIND!r}"
+        )
+    try:
+        state = replay_body(checked.body, recompute=recompute)
+    except ProofError:
+        raise
+    except InvalidVerdictCertificate:
+        raise
+    except Exception as exc:  # any failure to replay is a rejection, with its reason
+        raise InvalidVerdictCertificate(f"certificate body does not replay: {exc}") from exc
+    verdict = state.verdict
+    assert verdict is not None
+    keys = state.data.get("keys") or {
+        p: state.results[p].signer.hex() for p in ("a", "b")
+    }
+    return VerifiedVerdict(
+        job_id=state.spec.job_id,
+        dispute_id=state.dispute_id,
+        arbiter=checked.signer.hex(),
+        winner=keys[verdict.winner] if verdict.winner else None,
+        losers={p: keys[p] for p in verdict.losers},
+        reason=verdict.reason,
+        recomputed=recompute and checked.body.get("bundled_inputs", False),
+        verdict=verdict.to_json(),
+    )

@@ -1,0 +1,269 @@
+"""A job made concrete: program, dataset, module structure, initial state, batches, one step.
+
+Why one place: the provider (real tensors), the arbiter (shape-only meta replay of step ``s``,
+Verde, Arun et al. 2025) and the offline verifier must all run *the same* step function, or
+the arbiter's idea of the graph would differ from an honest provider's and an honest provider
+could lose. ``JobContext.step`` is a pure function ``(state s-1, batch s, s) -> state s``.
+
+State names: ``param/<name>`` (parameters), ``<slot>/<name>`` under ``opt/`` (optimizer
+state), ``grad/<name>`` (gradient jobs: the gradient at state 0's parameters), ``out``
+(inference jobs: the outputs of the last batch) and ``rng`` (int64
+``[seed, step]``: all randomness of a step is a function of the seed and the step number, so
+this is the whole RNG state).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from proofs.state import StateCommitment
+from verde.protocol.jobs.batching import batch_indices
+from verde.protocol.jobs.datasets import Dataset, load_dataset
+from verde.protocol.jobs.errors import JobSpecError
+from verde.protocol.jobs.optimizers import init_optimizer_state, optimizer_update
+from verde.protocol.jobs.programs import Program, get_program
+from verde.protocol.jobs.spec import JobSpec
+
+PARAM = "param/"
+OPT = "opt/"
+GRAD = "grad/"
+BATCH = "batch/"
+RNG = "rng"
+OUT = "out"
+
+
+class _Wrapped(nn.Module):
+    """Lets ``torch.func.functional_call`` drive a program's own ``loss``/``outputs``."""
+
+    def __init__(self, program: Program, module: nn.Module, what: str) -> None:
+        super().__init__()
+        self.program = program
+        self.inner = module
+        self.what = what
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        fn = self.program.loss if self.what == "loss" else self.program.outputs
+        return fn(self.inner, batch)
+
+
+@dataclass
+class JobContext:
+    """Everything derived from a spec that running or judging a step needs."""
+
+    spec: JobSpec
+    program: Program
+    dataset: Dataset
+    module: nn.Module
+    param_names: tuple[str, ...]
+    # functional_call swaps the shared module's parameters while it runs, and contexts are
+    # cached per spec, so one step at a time per context (several providers or disputes can
+    # share a process).
+    _step_lock: threading.RLock = field(default_factory=threading.RLock, init=False,
+                                        repr=False, compare=False)
+
+    @classmethod
+    def from_spec(cls, spec: JobSpec) -> JobContext:
+        return _context_for(spec)
+
+    # --- state -----------------------------------------------------------------------------
+
+    def rng_state(self, step: int) -> torch.Tensor:
+        return torch.tensor([self.spec.seed, step], dtype=torch.int64)
+
+    def initial_state(self, params: Mapping[str, torch.Tensor] | None = None,
+                      ) -> dict[str, torch.Tensor]:
+        """State 0: given or seeded parameters, zero optimizer state (or outputs, gradients).
+
+        A job with ``init`` starts from an uploaded state, which cannot be derived here; build
+        such a state with ``params`` (keyed by parameter name) and put its root in the spec.
+        """
+        if params is None:
+            if self.spec.init:
+                raise JobSpecError(
+                    f"job {self.spec.job_id[:16]} starts from the uploaded state "
+                    f"{self.spec.init['root']}; it cannot be derived from the spec"
+                )
+            params = self.program.initial_parameters(self.module, self.spec.seed)
+        missing = sorted(set(self.param_names) - set(params))
+        if missing:
+            raise ValueError(f"initial_state: parameters {missing} are missing")
+        params = {n: params[n] for n in self.param_names}
+        state = {PARAM + n: params[n].detach().clone() for n in self.param_names}
+        if self.spec.kind == "train":
+            opt = init_optimizer_state(self.spec.optimizer, params)
+            state.update({OPT + k: v for k, v in opt.items()})
+        elif self.spec.kind == "gradient":
+            state.update({GRAD + n: torch.zeros_like(state[PARAM + n]) for n in self.param_names})
+        else:
+            shape, dtype = self.output_meta()
+            state[OUT] = torch.zeros(shape, dtype=dtype)
+        state[RNG] = self.rng_state(0)
+        return state
+
+    def initial_state_root(self) -> bytes:
+        """Root of state 0: the spec's ``init`` root, or that of the seeded state."""
+        if self.spec.init_root is not None:
+            return self.spec.init_root
+        return StateCommitment.from_tensors(self.initial_state()).root
+
+    def check_initial_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Refuse an uploaded state 0 that does not fit this job (names, shapes, dtypes, root)."""
+        expected = self.state_structure()
+        if set(state) != set(expected):
+            missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+            raise JobSpecError(f"initial state of job {self.spec.job_id[:16]}: missing entries "
+                               f"{missing}, unexpected entries {extra}")
+        for name, (shape, dtype) in expected.items():
+            t = state[name]
+            if tuple(t.shape) != tuple(shape) or t.dtype != dtype:
+                raise JobSpecError(
+                    f"initial state of job {self.spec.job_id[:16]}: {name} is "
+                    f"{t.dtype} {list(t.shape)}, expected {dtype} {list(shape)}")
+        if not torch.equal(state[RNG], self.rng_state(0)):
+            raise JobSpecError(f"initial state of job {self.spec.job_id[:16]}: rng must be "
+                               f"[seed, 0] = {self.rng_state(0).tolist()}")
+        root = StateCommitment.from_tensors(dict(state)).root
+        if root != self.initial_state_root():
+            raise JobSpecError(f"initial state of job {self.spec.job_id[:16]}: its root "
+                               f"{root.hex()} is not the job's {self.initial_state_root().hex()}")
+
+    def output_meta(self) -> tuple[tuple[int, ...], torch.dtype]:
+        """Shape and dtype of one inference batch's outputs (from a meta forward)."""
+        with self._step_lock:
+            return _output_meta(self)
+
+    def state_structure(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Name -> (shape, dtype) of every state tensor (the same at every step)."""
+        return _state_structure(self)
+
+    # --- batches ---------------------------------------------------------------------------
+
+    def batch_indices(self, step: int) -> list[int]:
+        if self.spec.kind == "gradient":
+            if step != 1:
+                raise ValueError(f"a gradient job has only step 1, not {step}")
+            return list(self.spec.samples)
+        return batch_indices(self.spec.kind, self.spec.seed, step, self.dataset.n_samples,
+                             self.spec.batch_size)  # fmt: skip
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The batch of ``step`` keyed ``batch/<field>``."""
+        return {BATCH + k: v for k, v in self.dataset.batch(self.batch_indices(step)).items()}
+
+    def batch_structure(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        b = self.spec.batch_size
+        return {BATCH + k: ((b, *shape), dtype)
+                for k, (shape, dtype) in self.dataset.sample_shapes().items()}  # fmt: skip
+
+    # --- the step --------------------------------------------------------------------------
+
+    def prepare_leaves(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Fresh leaf tensors for a step: parameters require grad in training jobs."""
+        out = {}
+        for name, t in state.items():
+            leaf = t.detach()
+            if name.startswith(PARAM) and self.spec.kind in ("train", "gradient"):
+                leaf = leaf.requires_grad_(True)
+            out[name] = leaf
+        return out
+
+    def step(
+        self, state: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], step: int
+    ) -> dict[str, torch.Tensor]:
+        with self._step_lock:
+            return self._step(state, batch, step)
+
+    def _step(
+        self, state: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], step: int
+    ) -> dict[str, torch.Tensor]:
+        """Compute state ``step`` from state ``step - 1`` (leaves from ``prepare_leaves``).
+
+        The ``rng`` entry is not computed here (it is ``[seed, step]``); callers add it.
+        """
+        fields = {k[len(BATCH):]: v for k, v in batch.items()}
+        params = {n: state[PARAM + n] for n in self.param_names}
+        inner = {"inner." + n: p for n, p in params.items()}
+        if self.spec.kind == "infer":
+            wrapped = _Wrapped(self.program, self.module, "outputs")
+            with torch.no_grad():
+                out = torch.func.functional_call(wrapped, inner, (fields,))
+            new_state = {PARAM + n: params[n] for n in self.param_names}
+            new_state[OUT] = out
+            return new_state
+        wrapped = _Wrapped(self.program, self.module, "loss")
+        loss = torch.func.functional_call(wrapped, inner, (fields,))
+        grads = torch.autograd.grad(loss, [params[n] for n in self.param_names])
+        grad_map = dict(zip(self.param_names, grads, strict=True))
+        if self.spec.kind == "gradient":
+            new_state = {PARAM + n: params[n].detach() for n in self.param_names}
+            new_state.update({GRAD + n: g for n, g in grad_map.items()})
+            return new_state
+        opt_state = {k[len(OPT):]: v for k, v in state.items() if k.startswith(OPT)}
+        new_params, new_opt = optimizer_update(self.spec.optimizer, params, grad_map, opt_state,
+                                               step)  # fmt: skip
+        new_state = {PARAM + n: new_params[n].detach() for n in self.param_names}
+        new_state.update({OPT + k: v for k, v in new_opt.items()})
+        return new_state
+
+
+@functools.lru_cache(maxsize=16)
+def _context_cached(spec_json: str) -> JobContext:
+    import json
+
+    spec = JobSpec.from_mapping(json.loads(spec_json))
+    program = get_program(spec.program)
+    dataset = load_dataset(spec.dataset)
+    with torch.device("meta"):
+        module = program.build(spec.config, dataset.sample_shapes())
+    if list(module.buffers()):
+        raise JobSpecError(f"program {spec.program}: modules with buffers are not supported")
+    names = tuple(n for n, _ in module.named_parameters())
+    too_far = [i for i in spec.samples if i >= dataset.n_samples]
+    if too_far:
+        raise JobSpecError(f"job spec: samples {too_far[:5]} are out of range for a dataset of "
+                           f"{dataset.n_samples} samples")
+    return JobContext(spec, program, dataset, module, names)
+
+
+def _context_for(spec: JobSpec) -> JobContext:
+    import json
+
+    return _context_cached(json.dumps(spec.to_dict(), sort_keys=True))
+
+
+def _output_meta(ctx: JobContext) -> tuple[tuple[int, ...], torch.dtype]:
+    fields = {
+        k[len(BATCH):]: torch.empty(shape, dtype=dtype, device="meta")
+        for k, (shape, dtype) in ctx.batch_structure().items()
+    }
+    params = {"inner." + n: p for n, p in ctx.module.named_parameters()}
+    with torch.no_grad():
+        out = torch.func.functional_call(_Wrapped(ctx.program, ctx.module, "outputs"), params,
+                                         (fields,))  # fmt: skip
+    return tuple(out.shape), out.dtype
+
+
+def _state_structure(ctx: JobContext) -> dict[str, Any]:
+    out: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
+    for n, p in ctx.module.named_parameters():
+        out[PARAM + n] = (tuple(p.shape), torch.float32)
+    if ctx.spec.kind == "train":
+        from verde.protocol.jobs.optimizers import optimizer_slots
+
+        for slot in optimizer_slots(ctx.spec.optimizer):
+            for n in ctx.param_names:
+                out[f"{OPT}{slot}/{n}"] = out[PARAM + n]
+    elif ctx.spec.kind == "gradient":
+        for n in ctx.param_names:
+            out[GRAD + n] = out[PARAM + n]
+    else:
+        out[OUT] = ctx.output_meta()
+    out[RNG] = ((2,), torch.int64)
+    return out

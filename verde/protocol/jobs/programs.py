@@ -1,0 +1,182 @@
+"""The program registry: what a job's ``program`` name means, and how to add your own.
+
+A *program* is PyTorch code with a fixed interface, so that a provider can run it, the arbiter
+can replay one step of it on shape-only (meta) tensors, and the parameters can be initialised
+identically everywhere (Verde, Arun et al. 2025: the arbiter derives the graph structure
+itself). Register your own by subclassing ``Program`` and calling ``register_program``::
+
+    import torch
+    from verde.protocol.jobs.programs import Program, register_program
+
+    class Linear(Program):
+        name = "my-linear"
+        kinds = ("train", "infer")
+        defaults = {"classes": 10}
+
+        def build(self, config, fields):
+            (features,), _ = fields["x"]
+            return torch.nn.Linear(features, config["classes"])
+
+        def outputs(self, module, batch):
+            return module(batch["x"])
+
+        def loss(self, module, batch):
+            return torch.nn.functional.cross_entropy(self.outputs(module, batch), batch["y"])
+
+    register_program(Linear())
+
+Rules a program must follow (checked at submission by ``verde.protocol.jobs.admission.admit_job``):
+control flow and shapes must not depend on tensor values (no ``.item()``, ``nonzero``, data
+dependent Python branches), every tensor the step uses must come from the parameters, the
+batch, or an op inside the step (no captured constant tensors), and no module buffers.
+``build`` is called under ``torch.device("meta")``; parameters are set by
+``initial_parameters`` (deterministic, see below) and passed with ``torch.func.functional_call``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from verde.protocol.jobs.errors import JobSpecError, UnknownProgramError
+
+FieldShapes = Mapping[str, tuple[tuple[int, ...], torch.dtype]]
+
+
+class Program:
+    """Base class of every program; subclasses set ``name``, ``defaults`` and the methods."""
+
+    name: ClassVar[str] = ""
+    kinds: ClassVar[tuple[str, ...]] = ("train", "infer")
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def normalize_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Validate ``config`` against ``defaults`` (same keys, same JSON types) and fill in."""
+        unknown = sorted(set(config) - set(self.defaults))
+        if unknown:
+            raise JobSpecError(
+                f"program {self.name}: unknown config key(s) {unknown}; "
+                f"known: {sorted(self.defaults)}"
+            )
+        out = {}
+        for key, default in self.defaults.items():
+            value = config.get(key, default)
+            if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
+                value, type(default) if not isinstance(default, float) else (int, float)
+            ):
+                raise JobSpecError(
+                    f"program {self.name}: config {key} must be {type(default).__name__}, "
+                    f"got {value!r}"
+                )
+            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+                raise JobSpecError(f"program {self.name}: config {key} must be positive")
+            out[key] = float(value) if isinstance(default, float) else value
+        self.check_config(out)
+        return out
+
+    def check_config(self, config: dict[str, Any]) -> None:
+        """Extra checks on a filled-in config; raise ``JobSpecError``."""
+
+    def check_data(self, config: Mapping[str, Any], fields: Mapping[str, np.ndarray]) -> None:
+        """Checks of the dataset's values a program needs (label range...); ``JobSpecError``."""
+
+    def build(self, config: Mapping[str, Any], fields: FieldShapes) -> torch.nn.Module:
+        """The module (built on the meta device; only its structure is used)."""
+        raise NotImplementedError
+
+    def outputs(self, module: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The model's outputs on a batch (what an inference job commits to)."""
+        raise NotImplementedError
+
+    def loss(self, module: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The scalar training loss on a batch."""
+        raise NotImplementedError
+
+    def init_rule(self, name: str, shape: tuple[int, ...]) -> tuple[str, float]:
+        """How parameter ``name`` starts: ("uniform", bound), ("zeros", 0) or ("ones", 0).
+
+        Default: norms' weights ones, biases zeros, everything else uniform in
+        ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``.
+        """
+        last = name.rsplit(".", 1)[-1]
+        if last == "bias":
+            return ("zeros", 0.0)
+        if len(shape) == 1:
+            return ("ones", 0.0)
+        fan_in = math.prod(shape[1:])
+        return ("uniform", 1.0 / math.sqrt(fan_in))
+
+    def initial_parameters(
+        self, module: torch.nn.Module, seed: int
+    ) -> dict[str, torch.Tensor]:
+        """Deterministic initial parameters, the same bits on every machine.
+
+        Uniform draws are numpy Philox float32 values ``u`` in [0, 1) (exact multiples of
+        2**-24), mapped by ``(2u - 1) * bound`` in float32 — two correctly rounded operations.
+        The key of each parameter is derived from the job seed and the parameter name.
+        """
+        params: dict[str, torch.Tensor] = {}
+        for name, p in module.named_parameters():
+            shape = tuple(p.shape)
+            rule, bound = self.init_rule(name, shape)
+            if rule == "zeros":
+                array = np.zeros(shape, dtype=np.float32)
+            elif rule == "ones":
+                array = np.ones(shape, dtype=np.float32)
+            elif rule == "uniform":
+                key = int.from_bytes(
+                    hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "little"
+                )
+                u = np.random.Generator(np.random.Philox(key=key)).random(
+                    size=shape, dtype=np.float32
+                )
+                array = (u * np.float32(2.0) - np.float32(1.0)) * np.float32(bound)
+            else:
+                raise JobSpecError(f"program {self.name}: unknown init rule {rule!r} for {name}")
+            params[name] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        return params
+
+
+_REGISTRY: dict[str, Program] = {}
+
+
+def register_program(program: Program, *, replace: bool = False) -> Program:
+    """Add ``program`` to the registry under ``program.name``; returns it."""
+    if not isinstance(program, Program):
+        raise TypeError(f"expected a Program instance, got {type(program).__name__}")
+    if not program.name:
+        raise ValueError("a program needs a non-empty name")
+    _ensure_builtins()
+    if program.name in _REGISTRY and not replace:
+        raise ValueError(f"a program named {program.name!r} is already registered")
+    _REGISTRY[program.name] = program
+    return program
+
+
+def get_program(name: str) -> Program:
+    """The registered program called ``name``; ``UnknownProgramError`` if there is none."""
+    _ensure_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownProgramError(
+            f"unknown program {name!r}; registered: {sorted(_REGISTRY)}"
+        ) from None
+
+
+def program_names() -> list[str]:
+    _ensure_builtins()
+    return sorted(_REGISTRY)
+
+
+def _ensure_builtins() -> None:
+    if "mlp" not in _REGISTRY:
+        from verde.protocol.jobs.builtin import BUILTIN_PROGRAMS
+
+        for program in BUILTIN_PROGRAMS:
+            _REGISTRY.setdefault(program.name, program)

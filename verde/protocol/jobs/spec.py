@@ -1,0 +1,285 @@
+"""The job spec: what to compute, content-addressed by the digest of its canonical form.
+
+Why: in refereed delegation (Canetti, Riva, Rothblum 2011; Verde, Arun et al. 2025) every party
+must agree on *what* was asked before they can argue about *how* it was computed. A job is
+therefore a small, fully explicit document — program and its config, dataset, optimizer and
+its settings, steps, batch size, seed, checkpoint interval — whose identity is the SHA-256 of
+its canonical JSON (``proofs.canonical_json``). Defaults are filled in before hashing, so two
+specs that mean the same job have the same id.
+
+Specs are read from TOML (``tomllib``) or JSON. Example (TOML)::
+
+    program = "mlp"
+    kind = "train"
+    steps = 100
+    batch_size = 32
+    seed = 7
+    checkpoint_interval = 25
+    [config]
+    hidden = 64
+    [dataset]
+    name = "digits"
+    [optimizer]
+    name = "sgd"
+    lr = 0.1
+
+``backend`` says how operators execute: ``"repops"`` (default; ``repops.reproducible()``,
+the same bits on any machine, which is what makes disputes between different machines fair)
+or ``"torch"`` (torch's deterministic algorithms in one thread: reproducible on one machine
+and software stack only; for programs using ops repops does not cover yet).
+
+A user file dataset is ``{name = "file", location = "data.npz", root = "<hex>"}``: ``root`` is
+the Merkle root over the samples and is part of the job's identity, ``location`` is only where
+this machine finds the file and is not.
+
+``init = {root = "<hex>"}`` starts the job from an explicit state 0 instead of the program's
+seeded initialisation — fine-tuning from a checkpoint, or the parameters of step t of a larger
+run. ``root`` is the ``proofs.state.StateCommitment`` root of that state and part of the job's
+identity; the tensors are uploaded to the provider beforehand (``Provider.put_state``), and the
+arbiter never needs them: it only ever compares claims about state 0 against this root.
+
+``kind = "gradient"`` is a one-step job whose result *is* a gradient: the mean loss of the
+program over the listed dataset ``samples`` (in that order), differentiated at the parameters of
+state 0. State 1 holds the unchanged parameters and ``grad/<name>`` for every parameter, so a
+gradient can be committed to, fetched with a proof, and disputed like any other step. Gradient
+coding (``verde.coding``) uses it for one partition of a training step: replicas that disagree
+are settled by a dispute over exactly this job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proofs import canonical_json
+from verde.protocol.jobs.errors import JobSpecError
+
+JOB_KINDS = ("train", "infer", "gradient")
+BACKENDS = ("repops", "torch")
+SPEC_VERSION = 1
+_FIELDS = {
+    "version", "program", "kind", "config", "dataset", "optimizer", "steps", "batch_size",
+    "seed", "checkpoint_interval", "backend", "init", "samples",
+}  # fmt: skip
+_MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A validated job spec. Build it with ``JobSpec.from_mapping`` / ``load_job_spec``."""
+
+    program: str
+    kind: str
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    optimizer: dict[str, Any]
+    steps: int
+    batch_size: int
+    seed: int
+    checkpoint_interval: int
+    backend: str = "repops"
+    init: dict[str, Any] = field(default_factory=dict)
+    samples: tuple[int, ...] = ()
+    _id: str = field(default="", compare=False, repr=False)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> JobSpec:
+        """Validate ``data`` (a parsed TOML/JSON document) and fill in defaults."""
+        from verde.protocol.jobs.datasets import normalize_dataset_spec
+        from verde.protocol.jobs.optimizers import normalize_optimizer
+        from verde.protocol.jobs.programs import get_program
+
+        if not isinstance(data, Mapping):
+            raise JobSpecError(f"job spec must be a table/object, got {type(data).__name__}")
+        unknown = sorted(set(data) - _FIELDS)
+        if unknown:
+            raise JobSpecError(f"job spec: unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
+        version = data.get("version", SPEC_VERSION)
+        if version != SPEC_VERSION:
+            raise JobSpecError(f"job spec: version must be {SPEC_VERSION}, got {version!r}")
+        program_name = _require_str(data, "program")
+        program = get_program(program_name)
+        kind = data.get("kind", "train")
+        if kind not in JOB_KINDS:
+            raise JobSpecError(f"job spec: kind must be one of {JOB_KINDS}, got {kind!r}")
+        if kind not in program.kinds and not (kind == "gradient" and "train" in program.kinds):
+            raise JobSpecError(
+                f"job spec: program {program_name!r} supports kinds {program.kinds}, not {kind!r}"
+            )
+        config = data.get("config", {})
+        if not isinstance(config, Mapping):
+            raise JobSpecError("job spec: config must be a table/object")
+        config = program.normalize_config(dict(config))
+        dataset_raw = data.get("dataset")
+        if not isinstance(dataset_raw, Mapping):
+            raise JobSpecError("job spec: dataset is missing (a table with at least 'name')")
+        dataset = normalize_dataset_spec(dict(dataset_raw))
+        optimizer_raw = data.get("optimizer", None if kind == "train" else {})
+        if kind == "train":
+            if not isinstance(optimizer_raw, Mapping):
+                raise JobSpecError("job spec: a training job needs an optimizer table")
+            optimizer = normalize_optimizer(dict(optimizer_raw))
+        else:
+            if optimizer_raw:
+                raise JobSpecError(f"job spec: a {kind} job takes no optimizer")
+            optimizer = {}
+        samples = _samples(data, kind)
+        if kind == "gradient":
+            data = {"steps": 1, "batch_size": len(samples), **data}
+            if data["steps"] != 1:
+                raise JobSpecError(f"job spec: a gradient job has exactly 1 step, got "
+                                   f"{data['steps']!r}")
+            if data["batch_size"] != len(samples):
+                raise JobSpecError(f"job spec: batch_size {data['batch_size']!r} differs from "
+                                   f"the {len(samples)} samples listed")
+        steps = _positive_int(data, "steps", MAX_STEPS)
+        batch_size = _positive_int(data, "batch_size", MAX_BATCH_SIZE)
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _MAX_SEED:
+            raise JobSpecError(f"job spec: seed must be an integer in [0, 2**63), got {seed!r}")
+        interval = data.get("checkpoint_interval", max(1, min(steps, 50)))
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0:
+            raise JobSpecError(
+                f"job spec: checkpoint_interval must be a positive integer, got {interval!r}"
+            )
+        backend = data.get("backend", "repops")
+        if backend not in BACKENDS:
+            raise JobSpecError(f"job spec: backend must be one of {BACKENDS}, got {backend!r}")
+        init = _init(data.get("init"))
+        spec = cls(program_name, kind, config, dataset, optimizer, steps, batch_size, seed,
+                   interval, backend, init, samples)  # fmt: skip
+        object.__setattr__(spec, "_id", hashlib.sha256(canonical_json(spec.identity())).hexdigest())
+        return spec
+
+    def identity(self) -> dict[str, Any]:
+        """The canonical content the job id is the digest of (dataset location left out)."""
+        doc = self.to_dict()
+        doc["dataset"] = {k: v for k, v in doc["dataset"].items() if k != "location"}
+        return doc
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full spec as a JSON-able dict (defaults filled in).
+
+        ``init`` and ``samples`` appear only when set, so the ids of jobs that do not use them
+        are the same as before these fields existed.
+        """
+        doc: dict[str, Any] = {
+            "version": SPEC_VERSION,
+            "program": self.program,
+            "kind": self.kind,
+            "config": dict(self.config),
+            "dataset": dict(self.dataset),
+            "optimizer": dict(self.optimizer),
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "checkpoint_interval": self.checkpoint_interval,
+            "backend": self.backend,
+        }
+        if self.init:
+            doc["init"] = dict(self.init)
+        if self.samples:
+            doc["samples"] = list(self.samples)
+        return doc
+
+    @property
+    def init_root(self) -> bytes | None:
+        """Root of the explicit state 0 (``init``), or None for the program's own init."""
+        return bytes.fromhex(self.init["root"]) if self.init else None
+
+    @property
+    def job_id(self) -> str:
+        """Hex SHA-256 of ``canonical_json(self.identity())``."""
+        return self._id
+
+    def with_changes(self, **changes: Any) -> JobSpec:
+        """A new validated spec with some top-level fields replaced."""
+        doc = self.to_dict()
+        doc.update(changes)
+        return JobSpec.from_mapping(doc)
+
+
+def _require_str(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise JobSpecError(f"job spec: {key!r} is missing or not a non-empty string")
+    return value
+
+
+#: Upper bounds that keep a spec runnable and its numbers inside every wire format (uint64).
+MAX_STEPS = 10**7
+MAX_BATCH_SIZE = 2**20
+
+
+def _positive_int(data: Mapping[str, Any], key: str, maximum: int) -> int:
+    if key not in data:
+        raise JobSpecError(f"job spec: {key!r} is missing")
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= maximum:
+        raise JobSpecError(
+            f"job spec: {key!r} must be an integer in [1, {maximum}], got {value!r}")
+    return value
+
+
+def _samples(data: Mapping[str, Any], kind: str) -> tuple[int, ...]:
+    raw = data.get("samples")
+    if kind != "gradient":
+        if raw is not None:
+            raise JobSpecError(f"job spec: only gradient jobs list samples, not {kind} jobs")
+        return ()
+    if not isinstance(raw, list | tuple) or not raw:
+        raise JobSpecError("job spec: a gradient job needs 'samples', a non-empty list of "
+                           "dataset indices")
+    if len(raw) > MAX_BATCH_SIZE:
+        raise JobSpecError(f"job spec: at most {MAX_BATCH_SIZE} samples, got {len(raw)}")
+    for i, index in enumerate(raw):
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 2**63:
+            raise JobSpecError(f"job spec: samples[{i}] must be a dataset index >= 0, got "
+                               f"{index!r}")
+    return tuple(raw)
+
+
+def _init(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or set(raw) != {"root"}:
+        raise JobSpecError("job spec: init must be a table with exactly one key, 'root'")
+    root = raw["root"]
+    if (not isinstance(root, str) or len(root) != 64
+            or any(c not in "0123456789abcdef" for c in root)):
+        raise JobSpecError(f"job spec: init.root must be 64 lowercase hex digits, got {root!r}")
+    return {"root": root}
+
+
+def parse_job_spec(text: str, fmt: str) -> JobSpec:
+    """Parse a spec from ``text`` in ``fmt`` ("toml" or "json")."""
+    if fmt == "toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise JobSpecError(f"job spec: invalid TOML ({exc})") from exc
+    elif fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise JobSpecError(f"job spec: invalid JSON ({exc})") from exc
+    else:
+        raise ValueError(f"fmt must be 'toml' or 'json', got {fmt!r}")
+    return JobSpec.from_mapping(data)
+
+
+def load_job_spec(path: str | Path) -> JobSpec:
+    """Load a spec file; the format follows the suffix (.toml or .json)."""
+    path = Path(path)
+    if path.suffix not in (".toml", ".json"):
+        raise JobSpecError(f"job spec {path}: expected a .toml or .json file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise JobSpecError(f"job spec {path}: cannot read ({exc.strerror})") from exc
+    return parse_job_spec(text, path.suffix[1:])

@@ -1,0 +1,25 @@
+"""Errors raised by the provider package (under ``VerdeError``)."""
+
+from __future__ import annotations
+
+from verde.errors import VerdeError
+
+
+class ProviderError(VerdeError):
+    """Root of the errors raised by ``verde.protocol.provider``."""
+
+
+class TraceError(ProviderError):
+    """A step cannot be traced into a re-executable graph (the message says which op and why)."""
+
+
+class UnknownQueryError(ProviderError, ValueError):
+    """A query names a kind, step or position this provider cannot answer."""
+
+
+class MissingInitialState(ProviderError):
+    """A job starts from an uploaded state 0 (``init``) that this provider does not hold."""
+
+
+class StateTooLarge(ProviderError):
+    """An uploaded state is larger than the limit of the store or transport receiving it."""

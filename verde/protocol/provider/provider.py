@@ -1,0 +1,274 @@
+"""An honest provider: runs a job, commits to every step, and answers dispute queries.
+
+The provider records the state digest (``proofs.StateCommitment`` root over parameters,
+optimizer state and RNG state) after every step, a full checkpoint every
+``checkpoint_interval`` steps, and signs a result naming the Merkle root over the step digests
+and the final digest (Verde, Arun et al. 2025, phase 1). For phase 2 it replays step ``s`` from
+the nearest checkpoint under tracing and commits to a Merkle tree over the step's graph nodes;
+it serves child hashes, leaves, state tensors, node outputs and data samples, each with its
+Merkle proof, every answer signed for its (job, dispute, round, kind).
+
+A job may start from an explicit state 0 named by its root (``JobSpec.init``): the client
+uploads it first (``put_state``, kept in a bounded ``StateStore``), and ``accept`` refuses the
+job at submission when that state is missing or does not fit the job. ``fetch_state`` serves
+entries of a job's final state with their proofs against the root the signed result names
+(``verde.protocol.peers.state``).
+
+``verde.protocol.faults.CheatingProvider`` subclasses this and overrides the hooks
+``initial_state``, ``compute_step``, ``trace``, ``build_payload`` and ``sign_answer``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from proofs import MerkleTree, SignedMessage, SigningKey, VerifyKey, sign_message
+from proofs.state import StateCommitment
+from verde.protocol.jobs.admission import admit_job
+from verde.protocol.jobs.context import JobContext
+from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.messages import Answer, Query, TensorBlob
+from verde.protocol.peers.state import StateEntries, state_entries
+from verde.protocol.provider.answers import PAYLOAD_BUILDERS
+from verde.protocol.provider.checkpoints import CheckpointStore
+from verde.protocol.provider.errors import MissingInitialState, UnknownQueryError
+from verde.protocol.provider.execution import StepGraph, run_step, trace_step
+from verde.protocol.provider.result import result_context, result_payload
+from verde.protocol.provider.uploads import StateStore
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class JobRecord:
+    """What a provider keeps about one job."""
+
+    spec: JobSpec
+    ctx: JobContext
+    step_roots: list[bytes]
+    tree: MerkleTree
+    checkpoints: CheckpointStore
+    result: SignedMessage
+    timings: dict[str, float] = field(default_factory=dict)
+    graphs: dict[int, StepGraph] = field(default_factory=dict)
+    states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    commitments: dict[int, StateCommitment] = field(default_factory=dict)
+
+
+class Provider:
+    """An honest provider (see the module docstring)."""
+
+    def __init__(
+        self,
+        key: SigningKey,
+        name: str = "",
+        checkpoint_dir: str | Path | None = None,
+        progress: Progress | None = None,
+        uploads: StateStore | None = None,
+    ) -> None:
+        self.key = key
+        self.name = name or key.public_key.hex()[:8]
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.progress = progress
+        self.jobs: dict[str, JobRecord] = {}
+        self.uploads = uploads if uploads is not None else StateStore()
+        # Initial states of accepted jobs, pinned until their run ends (no eviction race).
+        self._accepted: dict[str, dict[str, torch.Tensor]] = {}
+
+    @property
+    def identity(self) -> VerifyKey:
+        return self.key.public_key
+
+    # --- running a job --------------------------------------------------------------------
+
+    def submit(self, spec: Mapping[str, Any] | JobSpec) -> str:
+        """Accept a job (refusing one that could not be disputed, ``admit_job``) and run it."""
+        job = spec if isinstance(spec, JobSpec) else JobSpec.from_mapping(spec)
+        if job.job_id not in self.jobs:
+            admit_job(job)
+            self.accept(job)
+            self.run(job)
+        return job.job_id
+
+    # --- states from and to the client ----------------------------------------------------
+
+    def put_state(self, state: Mapping[str, torch.Tensor]) -> str:
+        """Keep a detached copy of ``state`` for jobs that start from it; return its root hex.
+
+        The store is bounded (``StateStore``: 64 states, 1 GiB by default, least recently
+        used evicted first); upload shortly before submitting the job that needs it.
+        """
+        return self.uploads.put(state)
+
+    def accept(self, job: JobSpec) -> None:
+        """Refuse, before running, a job whose uploaded state 0 is missing or does not fit.
+
+        Raises ``MissingInitialState`` (not uploaded) or ``JobSpecError`` (names, shapes,
+        dtypes or root differ from the job's); on success pins the state for the job's run.
+        """
+        if job.init_root is None:
+            return
+        ctx = JobContext.from_spec(job)
+        self._accepted[job.job_id] = self.uploaded_initial_state(ctx)
+
+    def uploaded_initial_state(self, ctx: JobContext) -> dict[str, torch.Tensor]:
+        """The uploaded state 0 of an ``init`` job, checked against the job."""
+        job_id, root = ctx.spec.job_id, ctx.initial_state_root().hex()
+        pinned = self._accepted.get(job_id)
+        if pinned is not None:  # checked when the job was accepted
+            return dict(pinned)
+        state = self.uploads.get(root)
+        if state is None:
+            raise MissingInitialState(f"job {job_id}: starts from state {root}, which was not "
+                                      "uploaded to this provider")
+        ctx.check_initial_state(state)
+        return dict(state)
+
+    def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries:
+        """Entries ``names`` of the job's final state, with digests and proofs against its root.
+
+        The root is the final state digest of the signed result, so the client checks every
+        tensor with ``verde.protocol.peers.state.verify_state_entries``.
+        """
+        record = self._record(job_id)
+        if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+            raise UnknownQueryError(f"job {job_id}: fetch_state needs a non-empty list of "
+                                    f"entry names, got {names!r}")
+        asked = list(names)
+        if len(set(asked)) != len(asked) or not all(isinstance(n, str) for n in asked):
+            raise UnknownQueryError(f"job {job_id}: entry names must be distinct strings, "
+                                    f"got {asked}")
+        step = record.spec.steps
+        state = self.state_at(record, step)
+        unknown = [n for n in asked if n not in state]
+        if unknown:
+            raise UnknownQueryError(f"job {job_id}: the final state has no entries {unknown} "
+                                    f"(it has {sorted(state)})")
+        return state_entries(job_id, step, state, self.commitment_at(record, step), asked)
+
+    # --- running a job (continued) --------------------------------------------------------
+
+    def run(self, spec: JobSpec) -> JobRecord:
+        """Run every step, committing as it goes; returns the record with the signed result."""
+        try:
+            return self._run(spec)
+        finally:
+            self._accepted.pop(spec.job_id, None)
+
+    def _run(self, spec: JobSpec) -> JobRecord:
+        ctx = JobContext.from_spec(spec)
+        store = CheckpointStore(
+            self.checkpoint_dir / spec.job_id[:16] if self.checkpoint_dir else None
+        )
+        state = self.initial_state(ctx)
+        commit_s = 0.0
+        step_s = 0.0
+        t0 = time.perf_counter()
+        commitment = StateCommitment.from_tensors(state)
+        roots = [commitment.root]
+        commit_s += time.perf_counter() - t0
+        store.save(0, state)
+        for step in range(1, spec.steps + 1):
+            t0 = time.perf_counter()
+            state = self.compute_step(ctx, state, step)
+            t1 = time.perf_counter()
+            commitment = StateCommitment.from_tensors(state)
+            roots.append(commitment.root)
+            t2 = time.perf_counter()
+            step_s += t1 - t0
+            commit_s += t2 - t1
+            if step % spec.checkpoint_interval == 0 or step == spec.steps:
+                store.save(step, state)
+            if self.progress is not None:
+                self.progress(step, spec.steps)
+        t0 = time.perf_counter()
+        tree = MerkleTree(roots)
+        commit_s += time.perf_counter() - t0
+        result = self.sign_result(spec, tree, roots)
+        record = JobRecord(spec, ctx, roots, tree, store, result,
+                           {"step_s": step_s, "commit_s": commit_s})  # fmt: skip
+        record.states[spec.steps] = state
+        record.commitments[spec.steps] = commitment  # served by fetch_state, not recomputed
+        self.jobs[spec.job_id] = record
+        return record
+
+    def initial_state(self, ctx: JobContext) -> dict[str, torch.Tensor]:
+        """State 0: the uploaded one for an ``init`` job (hook: cheaters override this)."""
+        if ctx.spec.init_root is not None:
+            return self.uploaded_initial_state(ctx)
+        return ctx.initial_state()
+
+    def compute_step(
+        self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int
+    ) -> dict[str, torch.Tensor]:
+        """State ``step`` from state ``step - 1`` (hook: cheaters override this)."""
+        return run_step(ctx, state, step)
+
+    def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int) -> StepGraph:
+        """The traced replay of ``step`` (hook: cheaters override this)."""
+        return trace_step(ctx, state, step)
+
+    def sign_result(self, spec: JobSpec, tree: MerkleTree, roots: list[bytes]) -> SignedMessage:
+        payload = result_payload(spec.job_id, spec.steps, tree.root, roots[-1],
+                                 tree.proof(spec.steps))  # fmt: skip
+        return sign_message(self.key, result_context(spec.job_id), payload)
+
+    def result(self, job_id: str) -> SignedMessage:
+        return self._record(job_id).result
+
+    def _record(self, job_id: str) -> JobRecord:
+        try:
+            return self.jobs[job_id]
+        except KeyError:
+            raise UnknownQueryError(f"{self.name} has not run job {job_id}") from None
+
+    # --- replay ---------------------------------------------------------------------------
+
+    def state_at(self, record: JobRecord, step: int) -> dict[str, torch.Tensor]:
+        """State ``step``, replayed from the nearest checkpoint (the last one is cached)."""
+        if step in record.states:
+            return record.states[step]
+        start = record.checkpoints.nearest(step)
+        state = record.checkpoints.load(start)
+        for s in range(start + 1, step + 1):
+            state = self.compute_step(record.ctx, state, s)
+        record.states = {step: state, record.spec.steps: record.states.get(record.spec.steps)}
+        record.states = {k: v for k, v in record.states.items() if v is not None}
+        return state
+
+    def commitment_at(self, record: JobRecord, step: int) -> StateCommitment:
+        if step not in record.commitments:
+            record.commitments = {step: StateCommitment.from_tensors(self.state_at(record, step))}
+        return record.commitments[step]
+
+    def graph(self, record: JobRecord, step: int) -> StepGraph:
+        if step not in record.graphs:
+            if not 1 <= step <= record.spec.steps:
+                raise UnknownQueryError(f"no step {step} in a job of {record.spec.steps} steps")
+            record.graphs = {step: self.trace(record.ctx, self.state_at(record, step - 1), step)}
+        return record.graphs[step]
+
+    # --- answering ------------------------------------------------------------------------
+
+    def answer(self, query: Query) -> Answer:
+        """Answer one dispute query with a signed payload (and tensors where asked)."""
+        record = self._record(query.job_id)
+        payload, blobs = self.build_payload(record, query)
+        return Answer(self.sign_answer(query, payload), blobs)
+
+    def build_payload(
+        self, record: JobRecord, query: Query
+    ) -> tuple[dict[str, Any], dict[str, TensorBlob]]:
+        builder = PAYLOAD_BUILDERS.get(query.kind)
+        if builder is None:
+            raise UnknownQueryError(f"unknown query kind {query.kind!r}")
+        return builder(self, record, query.params)
+
+    def sign_answer(self, query: Query, payload: dict[str, Any]) -> SignedMessage:
+        return sign_message(self.key, query.context, payload)
