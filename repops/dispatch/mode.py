@@ -177,14 +177,15 @@ class ReproducibleMode(TorchDispatchMode):
             if route.kind is RouteKind.RANDOM:
                 return self._random(func, args, kwargs)[0]
             return self._execute(route, func, args, kwargs)
-        tree = tracer.encode_inputs(args, kwargs)
+        tree = tracer.begin(func, args, kwargs)
         if route.kind is RouteKind.RANDOM:
             result, rng_state = self._random(func, args, kwargs)
             if rng_state is not None:
                 tree["rng"] = rng_state
         else:
             result = self._execute(route, func, args, kwargs)
-        tracer.record(route.name, tree, op_outputs(func, args, kwargs, result))
+        scalar = result if isinstance(result, bool | int | float | complex) else None
+        tracer.record(route.name, tree, op_outputs(func, args, kwargs, result), scalar)
         return result
 
     def _execute(

@@ -21,11 +21,13 @@ from repops.dispatch.encoding import RefKey, decode_call
 from repops.dispatch.mode import ReproducibleMode, op_outputs
 from repops.dispatch.registry import resolve_overload
 from repops.dispatch.routing import RouteKind, route_for
+from repops.dispatch.tracing_mode import TracingMode
 from repops.errors import UnsupportedOpError
 
 
 def execute_node(
-    op: str, args_tree: Mapping[str, Any], tensors: Mapping[RefKey, torch.Tensor]
+    op: str, args_tree: Mapping[str, Any], tensors: Mapping[RefKey, torch.Tensor], *,
+    vendor: bool = False,
 ) -> tuple[torch.Tensor, ...]:
     """Recompute one traced op from its record.
 
@@ -33,6 +35,8 @@ def execute_node(
     ``tensors`` maps each input ref (``("node", i, j)`` / ``("leaf", name)``, see
     :func:`repops.dispatch.encoding.ref_key`) to its tensor. Raises UnsupportedOpError for an op
     the strict mode would refuse, ValueError for a name that is not an aten overload.
+    ``vendor=True`` recomputes a node recorded by :func:`repops.tracing` (the vendor kernel,
+    with the same zero-filling and random streams).
     """
     func = resolve_overload(op)
     route = route_for(func)
@@ -40,7 +44,7 @@ def execute_node(
         raise UnsupportedOpError(op, "foreach ops are traced as their per-tensor ops")
     inputs = {k: v.detach().clone() for k, v in tensors.items()}
     args, kwargs = decode_call(args_tree, inputs)
-    mode = ReproducibleMode(strict=True)
+    mode = TracingMode(strict=True) if vendor else ReproducibleMode(strict=True)
     if route.kind is RouteKind.RANDOM:
         from repops.dispatch import random_ops
 

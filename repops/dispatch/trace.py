@@ -1,31 +1,36 @@
-"""The tracing hook: a record of every op the reproducible mode runs, as verde's dispute graph.
+"""The tracing hook: a record of every op a reproducible (or tracing) mode runs.
 
-Each op becomes a :class:`TraceNode` (index, overload name, exactly encoded arguments in which
-tensors are references to earlier nodes' outputs or to named leaves, and a digest plus dtype and
-shape per output). verde commits to a Merkle tree over ``node.canonical_bytes()``; when two
-parties disagree, the arbiter re-executes the first differing node with
-:func:`repops.execute_node` on inputs it obtains by reference.
+Each op becomes a :class:`repops.dispatch.trace_node.TraceNode`. verde commits to a Merkle tree
+over the nodes of one training step; when two parties disagree, its arbiter re-executes the
+first differing node with :func:`repops.execute_node` on inputs it obtains by reference.
 
 Tensor identity: autograd unpacks saved tensors into fresh tensor objects that share the
 original's storage and version counter, and views share their base's storage. A tensor is
 therefore identified by (storage, storage offset, shape, strides, dtype) plus its version
 counter: an in-place op bumps the version, so a stale entry is never matched, and a storage
 weak reference makes sure a freed and re-used storage address is never mistaken for the old
-one. A tensor that no traced op produced and no one registered becomes a leaf ``anon:<k>``
-with its digest recorded, so nothing an op reads is untracked.
+one. A tensor that no traced op produced and no one registered is *unknown*: with
+``unknown_tensors="anonymous"`` (default) it becomes a leaf ``anon:<k>`` with its digest
+recorded, so nothing an op reads is untracked; with ``"refuse"`` reading it raises
+:class:`UntracedTensorError` -- what a protocol needs when every input must be checkable
+(a captured constant, or a value changed in place through another alias).
+
+Kept values (``keep_outputs``): a tracer can keep the values of all or of chosen node outputs
+and leaves, to serve them later (a provider answering an arbiter) or to re-execute nodes. It
+keeps them copy-on-write: it holds the output's *storage* (not the tensor, whose use count
+autograd inspects), and only when a traced op is about to write into that storage does it
+snapshot the recorded view. :meth:`Tracer.value` checks a kept value against its recorded
+digest, so a write the tracer did not see can never be served as the recorded value.
 
 Structure-only tracing: on meta tensors or FakeTensors no values exist; digests are None and
-everything else is recorded the same, so the arbiter can derive the expected graph itself.
+everything else is recorded the same, so an arbiter can derive the expected graph itself.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,22 +38,29 @@ import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import _disable_current_modes
 
-from repops.dispatch.encoding import (
-    RefKey,
-    TraceEncodingError,
-    dtype_name,
-    encode_call,
-    iter_refs,
-)
+from repops.dispatch.encoding import RefKey, dtype_name, encode, encode_call
+from repops.dispatch.trace_node import DigestFn, LeafRecord, TraceNode, default_digest
 from repops.errors import RepopsError
 
-DigestFn = Callable[[torch.Tensor], bytes]
-
-_DIGEST_DOMAIN = b"repops.tensor.v1\x00"
+_UNKNOWN_POLICIES = ("anonymous", "refuse")
+_SCALAR_POLICIES = ("record", "refuse")
 
 
 class TracerInUseError(RepopsError):
-    """A Tracer is already attached to an active reproducible mode (one mode at a time)."""
+    """A Tracer is already attached to an active mode (one mode at a time)."""
+
+
+class UntracedTensorError(RepopsError):
+    """An op read a tensor that is neither a registered leaf nor a traced op's current output
+    (with ``unknown_tensors="refuse"``)."""
+
+
+class ScalarResultError(RepopsError):
+    """An op returned a Python value instead of tensors (with ``scalar_results="refuse"``)."""
+
+
+class KeptValueChanged(RepopsError):
+    """A kept value no longer has its recorded digest: it was written outside the trace."""
 
 
 def is_structure_only(t: torch.Tensor) -> bool:
@@ -58,94 +70,39 @@ def is_structure_only(t: torch.Tensor) -> bool:
     return type(t).__name__ == "FakeTensor" and type(t).__module__.startswith("torch._subclasses")
 
 
-def default_digest(t: torch.Tensor) -> bytes:
-    """SHA-256 over a domain tag, dtype, shape and the contiguous little-endian bytes.
-
-    NaNs are canonicalised to one quiet NaN first, since SPEC.md C6 leaves payloads open.
-    verde passes its own ``proofs.tensor_digest`` instead; this is the stand-alone default.
-    """
-    if sys.byteorder != "little":
-        raise RepopsError("default_digest assumes a little-endian host")
-    data = t.detach().contiguous()
-    if data.is_floating_point() and bool(torch.isnan(data).any()):
-        data = torch.where(torch.isnan(data), torch.full((), float("nan"), dtype=data.dtype), data)
-    header = json.dumps([dtype_name(t.dtype), list(t.shape)], separators=(",", ":")).encode()
-    h = hashlib.sha256(_DIGEST_DOMAIN + header + b"\x00")
-    h.update(memoryview(data.reshape(-1).view(torch.uint8).numpy()))
-    return h.digest()
-
-
-@dataclass(frozen=True)
-class TraceNode:
-    """One traced op. ``args`` is ``{"args": [...], "kwargs": {...}}`` (plus ``"rng"`` for
-    random ops) with tensors replaced by ``{"node": i, "out": j}`` / ``{"leaf": name}``."""
-
-    index: int
-    op: str
-    args: dict[str, Any]
-    output_digests: tuple[bytes | None, ...]
-    output_meta: tuple[tuple[str, tuple[int, ...]], ...]
-
-    def input_refs(self) -> list[RefKey]:
-        """Every tensor this node reads, as hashable refs, in argument order."""
-        return iter_refs(self.args)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict (digests as hex, None for structure-only traces)."""
-        return {
-            "index": self.index,
-            "op": self.op,
-            "args": self.args,
-            "output_digests": [None if d is None else d.hex() for d in self.output_digests],
-            "output_meta": [[dt, list(shape)] for dt, shape in self.output_meta],
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TraceNode:
-        """Inverse of :meth:`to_json`; TraceEncodingError on a malformed record."""
-        try:
-            return cls(
-                index=int(data["index"]),
-                op=str(data["op"]),
-                args=dict(data["args"]),
-                output_digests=tuple(
-                    None if d is None else bytes.fromhex(d) for d in data["output_digests"]
-                ),
-                output_meta=tuple(
-                    (str(dt), tuple(int(s) for s in shape)) for dt, shape in data["output_meta"]
-                ),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TraceEncodingError(f"malformed trace node record: {exc}") from None
-
-    def canonical_bytes(self) -> bytes:
-        """Sorted-key compact JSON of :meth:`to_json`: the bytes verde hashes into a leaf."""
-        return json.dumps(
-            self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-        ).encode("ascii")
-
-    def structure(self) -> str:
-        """The node without its values (op and argument tree), for real-vs-meta comparison."""
-        body = {"index": self.index, "op": self.op, "args": self.args, "meta": self.output_meta}
-        return json.dumps(body, sort_keys=True, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class LeafRecord:
-    """A named input tensor of the trace: registered by the caller or ``anon:<k>``."""
-
-    name: str
-    digest: bytes | None
-    dtype: str
-    shape: tuple[int, ...]
-
-
 @dataclass
 class _Entry:
     ref: dict[str, Any]
     key: RefKey
     version: int
     storage: StorageWeakRef = field(repr=False)
+
+
+@dataclass
+class _Kept:
+    """A kept value: the recorded view of a storage the tracer holds, or its snapshot."""
+
+    storage: torch.UntypedStorage | None
+    offset: int
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: torch.dtype
+    digest: bytes | None
+    snapshot: torch.Tensor | None = None
+
+    def view(self) -> torch.Tensor:
+        if self.snapshot is not None:
+            return self.snapshot
+        assert self.storage is not None  # a kept value without a snapshot holds its storage
+        with _disable_current_modes():
+            empty = torch.empty(0, dtype=self.dtype, device=self.storage.device)
+            return empty.set_(self.storage, self.offset, self.shape, self.stride)
+
+    def take_snapshot(self) -> None:
+        if self.snapshot is None:
+            with _disable_current_modes():
+                self.snapshot = self.view().clone()
+            self.storage = None
 
 
 def _identity(t: torch.Tensor) -> tuple[tuple[Any, ...], torch.UntypedStorage]:
@@ -161,40 +118,92 @@ def _version(t: torch.Tensor) -> int:
         return -1
 
 
+def written_tensors(
+    func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> list[torch.Tensor]:
+    """The tensors an op writes into (in-place self, ``out=`` arguments), from its schema."""
+    written: list[torch.Tensor] = []
+    for i, arg in enumerate(func._schema.arguments):
+        info = arg.alias_info
+        if info is None or not info.is_write:
+            continue
+        value = args[i] if i < len(args) else kwargs.get(arg.name)
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, torch.Tensor):
+                written.append(v)
+            elif isinstance(v, list | tuple):
+                stack.extend(v)
+    return written
+
+
+class KeptValues(Mapping[RefKey, torch.Tensor]):
+    """Read-only mapping ref -> kept value (see :meth:`Tracer.value`); do not write into them."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    def __getitem__(self, key: RefKey) -> torch.Tensor:
+        return self._tracer.value(key)
+
+    def __iter__(self) -> Iterator[RefKey]:
+        return iter(list(self._tracer._kept))
+
+    def __len__(self) -> int:
+        return len(self._tracer._kept)
+
+
 class Tracer:
-    """Records the ops of a ``repops.reproducible(tracer=...)`` block.
+    """Records the ops of a ``repops.reproducible(tracer=...)`` or ``repops.tracing(...)`` block.
 
     ``digest_fn`` maps a tensor to bytes (default :func:`default_digest`). ``device_label``
-    (e.g. ``"*"``) is recorded instead of every device argument. With
-    ``keep_outputs=True`` the tracer also keeps a copy of every node output and leaf, keyed by
-    ref (``("node", i, j)`` / ``("leaf", name)``), in :attr:`values` -- what a provider serves
-    to an arbiter and what tests use to re-execute nodes.
+    (e.g. ``"*"``) is recorded instead of every device argument, so a meta-device replay and a
+    CPU run give identical records. ``keep_outputs``: ``False`` (keep nothing), ``True`` (every
+    node output and leaf) or a collection of refs to keep (``("node", i, j)`` /
+    ``("leaf", name)``); read them with :meth:`value` or :attr:`values`.
+    ``unknown_tensors``: ``"anonymous"`` or ``"refuse"``; ``scalar_results``: ``"record"`` or
+    ``"refuse"`` (see the module docstring).
     """
 
     def __init__(
         self,
         digest_fn: DigestFn | None = None,
-        keep_outputs: bool = False,
+        keep_outputs: bool | Collection[RefKey] = False,
         device_label: str | None = None,
+        *,
+        unknown_tensors: str = "anonymous",
+        scalar_results: str = "record",
     ) -> None:
         if digest_fn is not None and not callable(digest_fn):
             raise ValueError("digest_fn must be a callable Tensor -> bytes or None")
         if device_label is not None and (not isinstance(device_label, str) or not device_label):
             raise ValueError(f"device_label must be a non-empty string or None: {device_label!r}")
-        #: Recorded in place of every device argument when set (e.g. "*"), so a meta-device
-        #: replay and a CPU run give identical records.
+        if unknown_tensors not in _UNKNOWN_POLICIES:
+            raise ValueError(f"unknown_tensors must be one of {_UNKNOWN_POLICIES}, "
+                             f"got {unknown_tensors!r}")
+        if scalar_results not in _SCALAR_POLICIES:
+            raise ValueError(f"scalar_results must be one of {_SCALAR_POLICIES}, "
+                             f"got {scalar_results!r}")
+        if not isinstance(keep_outputs, bool):
+            if isinstance(keep_outputs, str) or not isinstance(keep_outputs, Collection):
+                raise ValueError("keep_outputs must be a bool or a collection of refs")
+            keep_outputs = frozenset(tuple(k) for k in keep_outputs)
         self.device_label = device_label
         self.digest_fn: DigestFn = digest_fn or default_digest
         self.keep_outputs = keep_outputs
+        self.unknown_tensors = unknown_tensors
+        self.scalar_results = scalar_results
         self.nodes: list[TraceNode] = []
         self.leaves: dict[str, LeafRecord] = {}
-        self.values: dict[RefKey, torch.Tensor] = {}
         #: False once any op ran on a vendor kernel outside the exact list (strict=False).
         self.reproducible = True
         self.nonreproducible_ops: list[str] = []
         self._producers: dict[tuple[Any, ...], _Entry] = {}
         self._leaf_ids: dict[tuple[Any, ...], _Entry] = {}
         self._anon_count = 0
+        self._kept: dict[RefKey, _Kept] = {}
+        self._kept_by_storage: dict[int, list[RefKey]] = {}
         # Outputs of the last op whose version is read at the next op: autograd's
         # ADInplaceOrView layer bumps an in-place op's version *after* the mode returns.
         # Weak references: a strong one would raise the tensor's use count, and autograd's
@@ -208,7 +217,7 @@ class Tracer:
         with self._owner_lock:
             if self._owner is not None:
                 raise TracerInUseError(
-                    "this Tracer is already attached to an active repops.reproducible() block"
+                    "this Tracer is already attached to an active repops mode"
                 )
             self._owner = mode
 
@@ -236,18 +245,17 @@ class Tracer:
             self._add_leaf(name, t)
 
     def _add_leaf(self, name: str, t: torch.Tensor) -> dict[str, Any]:
-        structure_only = is_structure_only(t)
         digest = None
-        if not structure_only:
+        if not is_structure_only(t):
             # register_leaves may be called inside the block: keep the digest's ops untraced.
             with _disable_current_modes():
                 digest = self.digest_fn(t)
-                if self.keep_outputs:
-                    self.values[("leaf", name)] = t.detach().clone()
+        key: RefKey = ("leaf", name)
         self.leaves[name] = LeafRecord(name, digest, dtype_name(t.dtype), tuple(t.shape))
         ident, storage = _identity(t)
         ref = {"leaf": name}
-        self._leaf_ids[ident] = _Entry(ref, ("leaf", name), _version(t), StorageWeakRef(storage))
+        self._leaf_ids[ident] = _Entry(ref, key, _version(t), StorageWeakRef(storage))
+        self._keep(key, t, digest)
         return ref
 
     def leaf_records(self) -> list[LeafRecord]:
@@ -264,7 +272,7 @@ class Tracer:
         self._pending.clear()
 
     def ref(self, t: torch.Tensor) -> dict[str, Any]:
-        """The reference for a tensor an op is about to read."""
+        """The reference for a tensor an op is about to read (see ``unknown_tensors``)."""
         if self._pending:
             self._settle()
         ident, _ = _identity(t)
@@ -273,43 +281,112 @@ class Tracer:
             entry = table.get(ident)
             if entry is not None and entry.version == version and not entry.storage.expired():
                 return entry.ref
+        if self.unknown_tensors == "refuse":
+            raise UntracedTensorError(
+                f"an op read a {dtype_name(t.dtype)} tensor of shape {list(t.shape)} that is "
+                "neither a registered input nor the current value of a traced op's output: a "
+                "tensor captured from outside the traced code, or one changed in place through "
+                "another view of it; create such tensors inside the traced code, and avoid "
+                "in-place ops on views"
+            )
         name = f"anon:{self._anon_count}"
         self._anon_count += 1
         return self._add_leaf(name, t)
 
+    def begin(
+        self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Before an op runs: encode its arguments (in-place ops change versions) and snapshot
+        every kept value that the op is about to overwrite."""
+        tree = encode_call(args, kwargs, self.ref, self.device_label)
+        if self._kept_by_storage:
+            for t in written_tensors(func, args, kwargs):
+                if is_structure_only(t):
+                    continue
+                for key in self._kept_by_storage.pop(t.untyped_storage()._cdata, ()):
+                    self._kept[key].take_snapshot()
+        return tree
+
     def encode_inputs(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Encode a call's arguments *before* it runs (in-place ops change versions)."""
+        """Encode a call's arguments without running the write bookkeeping of :meth:`begin`."""
         return encode_call(args, kwargs, self.ref, self.device_label)
 
     def record(
-        self, op: str, tree: dict[str, Any], outputs: Iterable[torch.Tensor]
+        self, op: str, tree: dict[str, Any], outputs: list[torch.Tensor], scalar: Any = None
     ) -> TraceNode:
-        """Append a node for ``op`` whose encoded inputs are ``tree`` and outputs ``outputs``."""
+        """Append a node for ``op`` whose encoded inputs are ``tree``, tensor outputs
+        ``outputs`` and, for ops that return a Python value, ``scalar``."""
         self._settle()
         index = len(self.nodes)
+        encoded_scalar = None
+        if scalar is not None:
+            if self.scalar_results == "refuse":
+                raise ScalarResultError(
+                    f"{op} returned a Python {type(scalar).__name__} (as .item() does): code "
+                    "whose control flow may depend on tensor values cannot be traced"
+                )
+            encoded_scalar = encode(scalar, self.ref)
         digests: list[bytes | None] = []
         meta: list[tuple[str, tuple[int, ...]]] = []
         for j, out in enumerate(outputs):
             structure_only = is_structure_only(out)
-            digests.append(None if structure_only else self.digest_fn(out))
+            digest = None
+            if not structure_only:
+                with _disable_current_modes():
+                    digest = self.digest_fn(out)
+            digests.append(digest)
             meta.append((dtype_name(out.dtype), tuple(int(s) for s in out.shape)))
             ident, storage = _identity(out)
-            ref = {"node": index, "out": j}
-            entry = _Entry(ref, ("node", index, j), _version(out), StorageWeakRef(storage))
+            key: RefKey = ("node", index, j)
+            entry = _Entry({"node": index, "out": j}, key, _version(out), StorageWeakRef(storage))
             self._producers[ident] = entry
             self._pending.append((entry, weakref.ref(out)))
-            if self.keep_outputs and not structure_only:
-                self.values[("node", index, j)] = out.detach().clone()
-        node = TraceNode(index, op, tree, tuple(digests), tuple(meta))
+            self._keep(key, out, digest)
+        node = TraceNode(index, op, tree, tuple(digests), tuple(meta), encoded_scalar)
         self.nodes.append(node)
         return node
 
+    # -- kept values ---------------------------------------------------------------------------
+    def _wants(self, key: RefKey) -> bool:
+        keep = self.keep_outputs
+        return keep if isinstance(keep, bool) else key in keep
+
+    def _keep(self, key: RefKey, t: torch.Tensor, digest: bytes | None) -> None:
+        if digest is None or not self._wants(key):
+            return
+        storage = t.untyped_storage()
+        self._kept[key] = _Kept(storage, t.storage_offset(), tuple(t.shape), tuple(t.stride()),
+                                t.dtype, digest)
+        self._kept_by_storage.setdefault(storage._cdata, []).append(key)
+
+    def value(self, key: RefKey) -> torch.Tensor:
+        """The kept value of ``key`` as it was recorded (checked against its digest).
+
+        Raises ``KeyError`` for a ref that was not kept and :class:`KeptValueChanged` if the
+        value was written by something the tracer did not see. Treat the result as read-only.
+        """
+        kept = self._kept[tuple(key)]
+        value = kept.view()
+        with _disable_current_modes():
+            if self.digest_fn(value) != kept.digest:
+                raise KeptValueChanged(
+                    f"the kept value of {tuple(key)} changed after it was recorded (written "
+                    "outside the traced ops)"
+                )
+        return value
+
+    @property
+    def values(self) -> KeptValues:
+        """Every kept value, by ref (see :meth:`value`)."""
+        return KeptValues(self)
+
+    # -- run-level facts ---------------------------------------------------------------------
     def mark_nonreproducible(self, op: str) -> None:
         """Note that ``op`` ran on a vendor kernel (strict=False): the run is not reproducible."""
         self.reproducible = False
         if op not in self.nonreproducible_ops:
             self.nonreproducible_ops.append(op)
 
-    def structure(self) -> list[str]:
+    def structure(self) -> list[dict[str, Any]]:
         """Every node's :meth:`TraceNode.structure`, for comparing a real and a meta trace."""
         return [n.structure() for n in self.nodes]

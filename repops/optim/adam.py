@@ -17,20 +17,21 @@ with gradient g at step t (t = 1, 2, ...), in parameter order (spec/dispatch.md 
     p   <- p - ((m / d) * (lr / bc1))
 
 with bc1 = 1 - b1^t and bc2 = 1 - b2^t computed in binary64, b^t by repeated multiplication
-(:func:`repops.optim._common.float_power`; never libm pow), sqrt(bc2) by ``math.sqrt``
+(:func:`repops.optim.functional.float_power`; never libm pow), sqrt(bc2) by ``math.sqrt``
 (correctly rounded). Python-float scalars are rounded once to the tensor's compute dtype by
-the op that uses them.
+the op that uses them. The update is :func:`repops.optim.functional.adam_update`, the same
+function verde's jobs run; this class copies its results into the parameters and state.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
-from repops.optim._common import check_no_vendor_paths, float_power, reproducible_step
+from repops.optim._common import check_no_vendor_paths, reproducible_step
+from repops.optim.functional import AdamCorrections, adam_update
 
 
 class _AdamBase(torch.optim.Optimizer):
@@ -69,20 +70,6 @@ class _AdamBase(torch.optim.Optimizer):
             "differentiable": False, "fused": None,
         }
         super().__init__(params, defaults)
-        self._powers: dict[float, tuple[int, float]] = {}
-
-    def _power(self, beta: float, t: int) -> float:
-        """beta^t by the written order, reusing beta^(t-1) when the previous step computed it
-        (same multiplications, same result)."""
-        cached = self._powers.get(beta)
-        if cached is not None and cached[0] == t:
-            return cached[1]
-        if cached is not None and cached[0] == t - 1:
-            value = cached[1] * beta
-        else:
-            value = float_power(beta, t)
-        self._powers[beta] = (t, value)
-        return value
 
     @staticmethod
     def _step_count(state: dict[str, Any]) -> int:
@@ -122,25 +109,18 @@ class _AdamBase(torch.optim.Optimizer):
                     )
             t = self._step_count(state) + 1
             state["step"] = t
-            g = torch.neg(p.grad) if group["maximize"] else p.grad
-            if wd != 0.0:
-                if self._decoupled:
-                    p.mul_(1.0 - lr * wd)
-                else:
-                    g = torch.add(g, torch.mul(p, wd))
-            m, v = state["exp_avg"], state["exp_avg_sq"]
-            m.mul_(beta1)
-            m.add_(torch.mul(g, 1.0 - beta1))
-            v.mul_(beta2)
-            v.add_(torch.mul(torch.mul(g, g), 1.0 - beta2))
-            u = v
-            if group["amsgrad"]:
-                torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                u = state["max_exp_avg_sq"]
-            bias_correction1 = 1.0 - self._power(beta1, t)
-            bias_correction2 = 1.0 - self._power(beta2, t)
-            denom = torch.add(torch.div(torch.sqrt(u), math.sqrt(bias_correction2)), eps)
-            p.sub_(torch.mul(torch.div(m, denom), lr / bias_correction1))
+            corrections = AdamCorrections.at(beta1, beta2, t)
+            new_p, m, v, vmax = adam_update(
+                p, p.grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                corrections=corrections, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                weight_decay=wd, decoupled=self._decoupled, amsgrad=group["amsgrad"],
+                maximize=group["maximize"],
+            )
+            p.copy_(new_p)
+            state["exp_avg"].copy_(m)
+            state["exp_avg_sq"].copy_(v)
+            if vmax is not None:
+                state["max_exp_avg_sq"].copy_(vmax)
 
 
 class Adam(_AdamBase):

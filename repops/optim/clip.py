@@ -20,6 +20,7 @@ from collections.abc import Iterable
 import torch
 
 from repops.optim._common import reproducible_step
+from repops.optim.functional import clip_grad_norms
 
 
 def clip_grad_norm_(
@@ -41,15 +42,12 @@ def clip_grad_norm_(
     with torch.no_grad(), reproducible_step():
         if not grads:
             return torch.zeros(())
-        norms = [torch.linalg.vector_norm(g, float(norm_type)) for g in grads]
-        total = torch.linalg.vector_norm(torch.stack(norms), float(norm_type))
+        clipped, total = clip_grad_norms(grads, max_norm, norm_type)
         if error_if_nonfinite and not bool(torch.isfinite(total)):
             raise ValueError(
                 f"The total norm of order {norm_type} for gradients is non-finite, so it cannot "
                 "be clipped (error_if_nonfinite=True)"
             )
-        coef = torch.div(torch.full_like(total, float(max_norm)), torch.add(total, 1e-6))
-        coef = torch.clamp(coef, max=1.0)
-        for g in grads:
-            g.mul_(coef)
+        for g, scaled in zip(grads, clipped, strict=True):
+            g.copy_(scaled)
     return total

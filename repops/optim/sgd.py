@@ -14,6 +14,9 @@ once to the parameter's compute dtype by the op:
     b  <- (b * momentum) + (g * (1 - dampening))   (later steps; "* 1.0" skipped when dampening=0)
     g  <- g + (b * momentum)  if nesterov else  g <- b
     p  <- p - (g * lr)
+
+The update is :func:`repops.optim.functional.sgd_update`, the same function verde's jobs run;
+this class copies its results into the parameters and keeps the momentum buffer.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import torch
 
 from repops.optim._common import check_no_vendor_paths, reproducible_step
+from repops.optim.functional import sgd_update
 
 
 class SGD(torch.optim.Optimizer):
@@ -74,21 +78,13 @@ class SGD(torch.optim.Optimizer):
                         continue
                     if p.grad.is_sparse:
                         raise ValueError("repops.optim.SGD does not handle sparse gradients")
-                    g = p.grad
-                    if group["maximize"]:
-                        g = torch.neg(g)
-                    if wd != 0.0:
-                        g = torch.add(g, torch.mul(p, wd))
-                    if momentum != 0.0:
-                        state = self.state[p]
-                        buf = state.get("momentum_buffer")
-                        if buf is None:
-                            buf = torch.clone(g).detach()
-                            state["momentum_buffer"] = buf
-                        else:
-                            buf.mul_(momentum)
-                            scaled = g if dampening == 0.0 else torch.mul(g, 1.0 - dampening)
-                            buf.add_(scaled)
-                        g = torch.add(g, torch.mul(buf, momentum)) if group["nesterov"] else buf
-                    p.sub_(torch.mul(g, lr))
+                    state = self.state[p]
+                    new_p, buf = sgd_update(
+                        p, p.grad, state.get("momentum_buffer"), lr=lr, momentum=momentum,
+                        dampening=dampening, weight_decay=wd, nesterov=group["nesterov"],
+                        maximize=group["maximize"],
+                    )
+                    p.copy_(new_p)
+                    if buf is not None:
+                        state["momentum_buffer"] = buf
         return loss

@@ -10,12 +10,12 @@ from torch import nn
 
 import repops
 from repops.optim import SGD, Adam, AdamW
-from repops.optim._common import float_power
+from repops.optim.functional import AdamCorrections, float_power
 
 EXACT_UPDATE_OPS = {
-    "aten.zeros_like.default", "aten.mul_.Tensor", "aten.mul.Tensor", "aten.add_.Tensor",
-    "aten.add.Tensor", "aten.sqrt.default", "aten.div.Tensor", "aten.sub_.Tensor",
-    "aten.maximum.out", "aten.neg.default", "aten.clone.default", "aten.detach.default",
+    "aten.zeros_like.default", "aten.mul.Tensor", "aten.add.Tensor", "aten.sqrt.default",
+    "aten.div.Tensor", "aten.sub.Tensor", "aten.maximum.default", "aten.neg.default",
+    "aten.clone.default", "aten.detach.default", "aten.copy_.default",
 }  # fmt: skip
 
 
@@ -152,8 +152,20 @@ def test_float_power_is_the_written_product() -> None:
         float_power(0.9, -1)
 
 
-def test_bias_correction_cache_matches_a_fresh_computation() -> None:
-    opt = Adam(_params())
-    values = [opt._power(0.999, t) for t in range(1, 50)]
-    assert values == [float_power(0.999, t) for t in range(1, 50)]
-    assert opt._power(0.999, 10) == float_power(0.999, 10)  # out of sequence: recomputed
+def test_cached_powers_are_the_written_product_at_any_step_in_any_order() -> None:
+    # the cache keeps every 1024th partial product; values past it and out of order must
+    # still be the plain left-to-right product
+    beta = 0.9990000000000001
+    expected, products = 1.0, [1.0]
+    for _ in range(3000):
+        expected = expected * beta
+        products.append(expected)
+    for t in (2999, 1, 1024, 1025, 2048, 0, 3000, 7):
+        assert float_power(beta, t) == products[t]
+
+
+def test_adam_corrections_refuse_a_step_below_one() -> None:
+    c = AdamCorrections.at(0.9, 0.999, 3)
+    assert c.bias_correction1 == 1.0 - float_power(0.9, 3)
+    with pytest.raises(ValueError, match="step"):
+        AdamCorrections.at(0.9, 0.999, 0)
