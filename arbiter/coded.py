@@ -13,6 +13,7 @@ from typing import Any
 
 from arbiter.arbiter_client import ArbiterClient
 from arbiter.delegate import Report, arbiter_dispute_runner
+from arbiter.errors import ArbiterInputError
 from arbiter.provider_client import GrpcProviderPeer
 from proofs import SignedMessage
 from verde.coding import (
@@ -42,7 +43,7 @@ def build_code(name: str, n_workers: int, *, stragglers: int = 0, replication: i
     if name == "replicated":
         return ReplicatedGroups(n_workers, replication, byzantine, stragglers,
                                 "detect" if detect_only else "correct")  # fmt: skip
-    raise ValueError(f"code must be one of {CODES}, got {name!r}")
+    raise ArbiterInputError(f"code must be one of {CODES}, got {name!r}")
 
 
 def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
@@ -52,9 +53,9 @@ def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
                 dispute_timeout_s: float = 1800.0) -> tuple[CodedJob, ProviderTraining]:
     """Train ``steps`` steps of ``spec`` coded over the providers at ``providers``."""
     if len(set(providers)) != len(providers) or not providers:
-        raise ValueError("give one or more distinct provider addresses")
+        raise ArbiterInputError("give one or more distinct provider addresses")
     if len(providers) != code.n_workers:
-        raise ValueError(f"the code needs {code.n_workers} providers, got {len(providers)}")
+        raise ArbiterInputError(f"the code needs {code.n_workers} providers, got {len(providers)}")
     job = CodedJob(spec, code.n_partitions)
     say = report or (lambda _msg: None)
 

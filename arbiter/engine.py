@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arbiter.codec import parse_json
-from arbiter.errors import ArbiterError, LeaseLost
+from arbiter.codec import dump_json, parse_json
+from arbiter.errors import ArbiterError, ArbiterInputError, LeaseLost
 from arbiter.storage.store import DisputeRecord, Store
 from proofs import ProofError, SignedMessage, SigningKey, canonical_json, verify_message
 from verde.errors import VerdeError
@@ -30,7 +30,7 @@ from verde.protocol.dispute.state import DisputeState
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.errors import PeerError
 from verde.protocol.peers.protocol import ProviderPeer
-from verde.protocol.provider.result import check_result
+from verde.protocol.peers.result import check_result
 
 log = logging.getLogger("verde.arbiter")
 
@@ -54,7 +54,7 @@ class ArbiterEngine:
                  certify: Certifier | None = None,
                  on_event: ProgressHook | None = None) -> None:
         if not 0 < deadline_s < lease_s:
-            raise ValueError(f"need 0 < deadline_s ({deadline_s}) < lease_s ({lease_s})")
+            raise ArbiterInputError(f"need 0 < deadline_s ({deadline_s}) < lease_s ({lease_s})")
         self.store = store
         self.key = key
         self.peer_factory = peer_factory
@@ -80,7 +80,8 @@ class ArbiterEngine:
                      entries: Sequence[tuple[str, str]]) -> OpenedDispute:
         """Open a dispute between two (address, signed result JSON) entries."""
         if len(entries) != 2:
-            raise ValueError(f"a dispute is between exactly two providers, got {len(entries)}")
+            raise ArbiterInputError(
+                f"a dispute is between exactly two providers, got {len(entries)}")
         job = JobSpec.from_mapping(spec)
         results = []
         for address, text in entries:
@@ -188,7 +189,7 @@ class ArbiterEngine:
                 rec = self.store.advance(rec, self.owner, lease_s=self.lease_s,
                                          phase=state.phase, rounds=state.rounds,
                                          event_kind=event["type"],
-                                         event_payload_json=json.dumps(event, sort_keys=True))
+                                         event_payload_json=dump_json(event))
                 if self.on_event is not None:
                     self.on_event(rec.dispute_id, state)
         self._finish(rec, state)
@@ -202,7 +203,7 @@ class ArbiterEngine:
             certificate = self.certify(state, self.key) if self.certify else None
         self.store.finish(
             rec, self.owner,
-            verdict_json=json.dumps({**verdict.to_json(), "keys": keys}, sort_keys=True),
-            certificate_json=json.dumps(certificate, sort_keys=True) if certificate else None,
+            verdict_json=dump_json({**verdict.to_json(), "keys": keys}),
+            certificate_json=dump_json(certificate) if certificate else None,
             winners=[keys[verdict.winner]] if verdict.winner else [],
             losers=[keys[p] for p in verdict.losers])

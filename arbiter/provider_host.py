@@ -17,7 +17,7 @@ import torch
 
 from arbiter.errors import NotFound
 from proofs import SignedMessage, VerifyKey
-from verde.protocol.jobs.admission import admit_job
+from verde.protocol.graph.admission import admit_job
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.messages import Answer, Query
 from verde.protocol.peers.state import StateEntries

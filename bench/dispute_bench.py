@@ -21,12 +21,12 @@ import time
 from typing import Any
 
 
-def node_flops(node: dict[str, Any], shapes: dict[str, list[int]]) -> int:
+def node_flops(node: dict[str, Any], shapes: dict[tuple[Any, ...], list[int]]) -> int:
     """FLOPs of one graph node: 2mkn (+mn) for matrix products, else one per element."""
-    from verde.protocol.provider.tracing import ref_key, tensor_refs
+    from repops.dispatch.encoding import iter_refs
 
-    ins = [shapes.get(ref_key(r), []) for r in tensor_refs(node["args"])]
-    outs = [m["shape"] for m in node["meta"] if isinstance(m, dict)]
+    ins = [shapes.get(r, []) for r in dict.fromkeys(iter_refs(node["args"]))]
+    outs = [list(shape) for _, shape in node["output_meta"]]
     op = node["op"]
     if op in ("aten.mm.default", "aten.addmm.default") and len(ins) >= 2:
         a, b = ins[-2], ins[-1]
@@ -37,17 +37,17 @@ def node_flops(node: dict[str, Any], shapes: dict[str, list[int]]) -> int:
 
 
 def graph_flops(ctx: Any, structure: list[dict[str, Any]]) -> list[int]:
-    from verde.protocol.provider.tracing import ref_key
-
-    shapes: dict[str, list[int]] = {}
+    shapes: dict[tuple[Any, ...], list[int]] = {}
     for name, (shape, _) in {**ctx.state_structure(), **ctx.batch_structure()}.items():
-        shapes[ref_key({"leaf": name})] = list(shape)
+        shapes[("leaf", name)] = list(shape)
     flops = []
     for node in structure:
+        if node["op"] == "verde.commit_state":
+            flops.append(0)
+            continue
         flops.append(node_flops(node, shapes))
-        for j, m in enumerate(node["meta"]):
-            if isinstance(m, dict):
-                shapes[ref_key({"node": node["index"], "out": j})] = m["shape"]
+        for j, (_, shape) in enumerate(node["output_meta"]):
+            shapes[("node", node["index"], j)] = list(shape)
     return flops
 
 
@@ -67,10 +67,10 @@ def main() -> None:
     from verde.protocol.dispute.recompute import OPS_EXECUTED
     from verde.protocol.dispute.state import DisputeState
     from verde.protocol.faults import CheatingProvider, FaultPlan
-    from verde.protocol.jobs.admission import admit_job
+    from verde.protocol.graph.admission import admit_job
+    from verde.protocol.graph.execution import expected_structure
     from verde.protocol.jobs.spec import JobSpec
     from verde.protocol.peers import LocalPeer
-    from verde.protocol.provider.execution import expected_structure
     from verde.protocol.provider.provider import Provider
 
     spec = JobSpec.from_mapping({
@@ -105,7 +105,7 @@ def main() -> None:
     # Noise-robust per-step costs (minimum of repeated measurements; the machine may be shared)
     from proofs import MerkleTree
     from proofs.state import StateCommitment
-    from verde.protocol.provider.execution import run_step
+    from verde.protocol.graph.execution import run_step
 
     record = honest.jobs[spec.job_id]
     state = honest.state_at(record, args.steps)
@@ -126,6 +126,8 @@ def main() -> None:
     job_flops = sum(per_node) * args.steps
     arbiter_flops = per_node[verdict.ruling["node"]] if verdict.reason == "recomputed_operator" \
         else 0
+    from machine import machine_info
+
     result = {
         "bench": "dispute",
         "program": "mlp",
@@ -149,6 +151,7 @@ def main() -> None:
         "step_s_min": step_min,
         "commit_s_min": commit_min + merkle_per_step,
         "commit_overhead_fraction": (commit_min + merkle_per_step) / step_min,
+        **machine_info(),
     }
     print(json.dumps(result))
     for k, v in result.items():

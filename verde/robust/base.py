@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from verde.robust._core import Array, Stack, as_stack, check_f, to_numpy
-from verde.robust.errors import DeterministicModeUnavailableError, UnknownNameError
+from verde.robust.errors import DeterministicModeUnavailableError
 
 Kernel = Callable[..., Array]
 
@@ -168,25 +168,3 @@ def register_aggregator(cls: type[Aggregator]) -> type[Aggregator]:
 def register_pre_aggregator(cls: type[PreAggregator]) -> type[PreAggregator]:
     PRE_AGGREGATORS[cls.name] = cls
     return cls
-
-
-def make_aggregator(name: str, f: int = 0, **params: Any) -> Aggregator:
-    """Build a registered aggregator by name: ``make_aggregator("krum", f=4)``."""
-    _load_all()
-    if name not in AGGREGATORS:
-        raise UnknownNameError(f"unknown aggregator {name!r}; known: {sorted(AGGREGATORS)}")
-    return AGGREGATORS[name](f=f, **params)
-
-
-def make_pre_aggregator(name: str, f: int = 0, **params: Any) -> PreAggregator:
-    """Build a registered pre-aggregator by name: ``make_pre_aggregator("nnm", f=4)``."""
-    _load_all()
-    if name not in PRE_AGGREGATORS:
-        raise UnknownNameError(f"unknown pre-aggregator {name!r}; known: "
-                               f"{sorted(PRE_AGGREGATORS)}")
-    return PRE_AGGREGATORS[name](f=f, **params)
-
-
-def _load_all() -> None:
-    """Import the rule modules so that their classes are registered."""
-    import verde.robust  # noqa: F401  (the package imports every rule module)

@@ -27,11 +27,11 @@ from typing import Any
 import torch
 
 from proofs.state import StateCommitment
+from verde.protocol.graph.execution import execution_context
 from verde.protocol.jobs.context import GRAD, PARAM, JobContext
 from verde.protocol.jobs.optimizers import init_optimizer_state, optimizer_update
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.messages import TensorBlob
-from verde.protocol.provider.execution import execution_context
 
 Params = dict[str, torch.Tensor]
 

@@ -21,10 +21,10 @@ from typing import Any
 from proofs import SigningKey, issue_certificate, register_certificate_checker
 from proofs.certificate import registered_certificate_kinds
 from verde.protocol.dispute.errors import DisputeFinished, InvalidVerdictCertificate
-from verde.protocol.dispute.state import DisputeState
+from verde.protocol.dispute.state import STATE_VERSION, DisputeState
 
 VERDICT_KIND = "verde.dispute-verdict"
-BODY_VERSION = 1
+BODY_VERSION = 2
 
 
 def certificate_body(state: DisputeState, *, bundle_inputs: bool = True) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def replay_body(body: dict[str, Any], *, recompute: bool = True) -> DisputeState
         raise InvalidVerdictCertificate("verdict must be an object")
     use_blobs = bundled and recompute
     trusted = None if use_blobs else verdict.get("ruling", {}).get("recomputed")
-    doc = {"version": 1, "spec": body["spec"], "results": body["results"],
+    doc = {"version": STATE_VERSION, "spec": body["spec"], "results": body["results"],
            "dispute_id": body["dispute_id"], "deadline_s": 60.0, "transcript": []}  # fmt: skip
     state = DisputeState.from_json(doc, blobs_available=use_blobs,
                                    trusted_recomputation=trusted)  # fmt: skip

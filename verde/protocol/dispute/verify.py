@@ -51,10 +51,13 @@ def verify_verdict_certificate(
     """
     if isinstance(doc, Path):
         try:
-            doc = json.loads(doc.read_text(encoding="utf-8"))
+            document = json.loads(doc.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise InvalidVerdictCertificate(f"cannot read certificate {doc}: {exc}") from exc
-    checked = verify_certificate(doc, trusted_signers=trusted_arbiters, require_checker=False)
+    else:
+        document = doc
+    checked = verify_certificate(document, trusted_signers=trusted_arbiters,
+                                 require_checker=False)
     if checked.kind != VERDICT_KIND:
         raise InvalidVerdictCertificate(
             f"certificate kind is {checked.kind!r}, expected {VERDICT_KIND!r}"
@@ -69,9 +72,7 @@ def verify_verdict_certificate(
         raise InvalidVerdictCertificate(f"certificate body does not replay: {exc}") from exc
     verdict = state.verdict
     assert verdict is not None
-    keys = state.data.get("keys") or {
-        p: state.results[p].signer.hex() for p in ("a", "b")
-    }
+    keys = state.progress.keys or {p: state.results[p].signer.hex() for p in ("a", "b")}
     return VerifiedVerdict(
         job_id=state.spec.job_id,
         dispute_id=state.dispute_id,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,35 +29,23 @@ import torch
 
 from proofs import MerkleTree, SignedMessage, SigningKey, VerifyKey, sign_message
 from proofs.state import StateCommitment
-from verde.protocol.jobs.admission import admit_job
+from repops.dispatch.encoding import RefKey
+from verde.protocol.graph.admission import admit_job
+from verde.protocol.graph.execution import StepGraph, run_step, trace_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.errors import MalformedMessage
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
+from verde.protocol.peers.payloads import AnswerPayload, parse_query
+from verde.protocol.peers.result import result_context, result_payload
 from verde.protocol.peers.state import StateEntries, state_entries
-from verde.protocol.provider.answers import PAYLOAD_BUILDERS
+from verde.protocol.provider.answers import build_answer
 from verde.protocol.provider.checkpoints import CheckpointStore
 from verde.protocol.provider.errors import MissingInitialState, UnknownQueryError
-from verde.protocol.provider.execution import StepGraph, run_step, trace_step
-from verde.protocol.provider.result import result_context, result_payload
+from verde.protocol.provider.record import JobRecord
 from verde.protocol.provider.uploads import StateStore
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class JobRecord:
-    """What a provider keeps about one job."""
-
-    spec: JobSpec
-    ctx: JobContext
-    step_roots: list[bytes]
-    tree: MerkleTree
-    checkpoints: CheckpointStore
-    result: SignedMessage
-    timings: dict[str, float] = field(default_factory=dict)
-    graphs: dict[int, StepGraph] = field(default_factory=dict)
-    states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
-    commitments: dict[int, StateCommitment] = field(default_factory=dict)
 
 
 class Provider:
@@ -210,9 +197,11 @@ class Provider:
         """State ``step`` from state ``step - 1`` (hook: cheaters override this)."""
         return run_step(ctx, state, step)
 
-    def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int) -> StepGraph:
-        """The traced replay of ``step`` (hook: cheaters override this)."""
-        return trace_step(ctx, state, step)
+    def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
+              keep: frozenset[RefKey] = frozenset()) -> StepGraph:
+        """The traced replay of ``step``, keeping the values of ``keep`` (hook: cheaters
+        override this)."""
+        return trace_step(ctx, state, step, keep=keep)
 
     def sign_result(self, spec: JobSpec, tree: MerkleTree, roots: list[bytes]) -> SignedMessage:
         payload = result_payload(spec.job_id, spec.steps, tree.root, roots[-1],
@@ -238,8 +227,9 @@ class Provider:
         state = record.checkpoints.load(start)
         for s in range(start + 1, step + 1):
             state = self.compute_step(record.ctx, state, s)
-        record.states = {step: state, record.spec.steps: record.states.get(record.spec.steps)}
-        record.states = {k: v for k, v in record.states.items() if v is not None}
+        final = record.states.get(record.spec.steps)
+        record.states = {step: state} if final is None else {step: state,
+                                                             record.spec.steps: final}
         return state
 
     def commitment_at(self, record: JobRecord, step: int) -> StateCommitment:
@@ -248,11 +238,20 @@ class Provider:
         return record.commitments[step]
 
     def graph(self, record: JobRecord, step: int) -> StepGraph:
+        """The graph of ``step`` (digests only; the last one asked for is cached)."""
         if step not in record.graphs:
             if not 1 <= step <= record.spec.steps:
                 raise UnknownQueryError(f"no step {step} in a job of {record.spec.steps} steps")
             record.graphs = {step: self.trace(record.ctx, self.state_at(record, step - 1), step)}
         return record.graphs[step]
+
+    def graph_values(self, record: JobRecord, step: int, refs: Sequence[RefKey]) -> StepGraph:
+        """The graph of ``step`` replayed keeping the values of ``refs`` (cached once)."""
+        key = (step, frozenset(refs))
+        if key not in record.valued_graphs:
+            state = self.state_at(record, step - 1)
+            record.valued_graphs = {key: self.trace(record.ctx, state, step, key[1])}
+        return record.valued_graphs[key]
 
     # --- answering ------------------------------------------------------------------------
 
@@ -260,15 +259,16 @@ class Provider:
         """Answer one dispute query with a signed payload (and tensors where asked)."""
         record = self._record(query.job_id)
         payload, blobs = self.build_payload(record, query)
-        return Answer(self.sign_answer(query, payload), blobs)
+        return Answer(self.sign_answer(query, payload.to_json()), blobs)
 
-    def build_payload(
-        self, record: JobRecord, query: Query
-    ) -> tuple[dict[str, Any], dict[str, TensorBlob]]:
-        builder = PAYLOAD_BUILDERS.get(query.kind)
-        if builder is None:
-            raise UnknownQueryError(f"unknown query kind {query.kind!r}")
-        return builder(self, record, query.params)
+    def build_payload(self, record: JobRecord, query: Query
+                      ) -> tuple[AnswerPayload, dict[str, TensorBlob]]:
+        """The typed answer to ``query`` and the tensors sent with it (hook: cheaters)."""
+        try:
+            params = parse_query(query.kind, query.params)
+        except MalformedMessage as exc:
+            raise UnknownQueryError(str(exc)) from exc
+        return build_answer(self, record, params)
 
     def sign_answer(self, query: Query, payload: dict[str, Any]) -> SignedMessage:
         return sign_message(self.key, query.context, payload)
