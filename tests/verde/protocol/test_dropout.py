@@ -92,11 +92,17 @@ def test_same_bits_with_kernels_compiled_for_a_generic_cpu(tmp_path: Path) -> No
     assert res.stdout.strip().splitlines()[-1] == step_root(gpt_doc())
 
 
-def test_a_corrupted_dropout_mask_is_decided_by_recomputing_the_draw() -> None:
+@pytest.mark.parametrize("keep_values_below", [64 << 20, 0], ids=["keep-all", "replay-for-inputs"])
+def test_a_corrupted_dropout_mask_is_decided_by_recomputing_the_draw(
+        keep_values_below: int) -> None:
+    # keep_values_below=0: the providers keep digests only and replay the step again for the
+    # disputed node's inputs (what they do for large models)
     spec = JobSpec.from_mapping(gpt_doc())
-    honest = Provider(SigningKey.from_seed(b"\2" * 32), "honest")
+    honest = Provider(SigningKey.from_seed(b"\2" * 32), "honest",
+                      keep_values_below=keep_values_below)
     cheater = CheatingProvider(SigningKey.from_seed(b"\3" * 32), "cheater",
-                               plan=FaultPlan("corrupt_op", step=3, node=0, op=DROPOUT_OP))
+                               plan=FaultPlan("corrupt_op", step=3, node=0, op=DROPOUT_OP),
+                               keep_values_below=keep_values_below)
     honest.submit(spec)
     cheater.submit(spec)
     peers = {"a": LocalPeer(cheater), "b": LocalPeer(honest)}

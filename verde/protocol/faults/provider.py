@@ -92,7 +92,7 @@ class CheatingProvider(Provider):
         return new_state
 
     def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
-              keep: frozenset[RefKey] = frozenset()) -> StepGraph:
+              keep: bool | frozenset[RefKey] = False) -> StepGraph:
         plan = self._plan(ctx)
         tracer = None
         if plan.compute == "corrupt_op" and step == plan.step:

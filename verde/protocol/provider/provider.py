@@ -43,9 +43,12 @@ from verde.protocol.provider.answers import build_answer
 from verde.protocol.provider.checkpoints import CheckpointStore
 from verde.protocol.provider.errors import MissingInitialState, UnknownQueryError
 from verde.protocol.provider.record import JobRecord
+from verde.protocol.provider.recorder import StateRecorder
 from verde.protocol.provider.uploads import StateStore
 
 Progress = Callable[[int, int], None]
+#: States under 64 MiB: replaying a step keeps all its node outputs (cheaper than a second replay).
+DEFAULT_KEEP_VALUES_BELOW = 64 << 20
 
 
 class Provider:
@@ -58,8 +61,13 @@ class Provider:
         checkpoint_dir: str | Path | None = None,
         progress: Progress | None = None,
         uploads: StateStore | None = None,
+        *,
+        keep_values_below: int = DEFAULT_KEEP_VALUES_BELOW,
     ) -> None:
         self.key = key
+        #: A replayed step whose state is smaller than this (bytes) keeps every node output at
+        #: once; a larger one keeps only digests and replays again for the one node disputed.
+        self.keep_values_below = keep_values_below
         self.name = name or key.public_key.hex()[:8]
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.progress = progress
@@ -154,29 +162,22 @@ class Provider:
             self.checkpoint_dir / spec.job_id[:16] if self.checkpoint_dir else None
         )
         state = self.initial_state(ctx)
-        commit_s = 0.0
         step_s = 0.0
+        with StateRecorder(store) as recorder:
+            recorder.record(0, state, checkpoint=True)
+            for step in range(1, spec.steps + 1):
+                t0 = time.perf_counter()
+                state = self.compute_step(ctx, state, step)
+                step_s += time.perf_counter() - t0
+                checkpoint = step % spec.checkpoint_interval == 0 or step == spec.steps
+                recorder.record(step, state, checkpoint=checkpoint)
+                if self.progress is not None:
+                    self.progress(step, spec.steps)
+            commitment = recorder.finish()
         t0 = time.perf_counter()
-        commitment = StateCommitment.from_tensors(state)
-        roots = [commitment.root]
-        commit_s += time.perf_counter() - t0
-        store.save(0, state)
-        for step in range(1, spec.steps + 1):
-            t0 = time.perf_counter()
-            state = self.compute_step(ctx, state, step)
-            t1 = time.perf_counter()
-            commitment = StateCommitment.from_tensors(state)
-            roots.append(commitment.root)
-            t2 = time.perf_counter()
-            step_s += t1 - t0
-            commit_s += t2 - t1
-            if step % spec.checkpoint_interval == 0 or step == spec.steps:
-                store.save(step, state)
-            if self.progress is not None:
-                self.progress(step, spec.steps)
-        t0 = time.perf_counter()
+        roots = recorder.roots
         tree = MerkleTree(roots)
-        commit_s += time.perf_counter() - t0
+        commit_s = recorder.wait_s + time.perf_counter() - t0
         result = self.sign_result(spec, tree, roots)
         record = JobRecord(spec, ctx, roots, tree, store, result,
                            {"step_s": step_s, "commit_s": commit_s})  # fmt: skip
@@ -198,9 +199,9 @@ class Provider:
         return run_step(ctx, state, step)
 
     def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
-              keep: frozenset[RefKey] = frozenset()) -> StepGraph:
-        """The traced replay of ``step``, keeping the values of ``keep`` (hook: cheaters
-        override this)."""
+              keep: bool | frozenset[RefKey] = False) -> StepGraph:
+        """The traced replay of ``step``, keeping the values of ``keep`` (all, none, or those
+        refs) (hook: cheaters override this)."""
         return trace_step(ctx, state, step, keep=keep)
 
     def sign_result(self, spec: JobSpec, tree: MerkleTree, roots: list[bytes]) -> SignedMessage:
@@ -238,15 +239,24 @@ class Provider:
         return record.commitments[step]
 
     def graph(self, record: JobRecord, step: int) -> StepGraph:
-        """The graph of ``step`` (digests only; the last one asked for is cached)."""
+        """The graph of ``step`` (the last one asked for is cached). Small steps keep every
+        node output (see ``keep_values_below``), larger ones only digests."""
         if step not in record.graphs:
             if not 1 <= step <= record.spec.steps:
                 raise UnknownQueryError(f"no step {step} in a job of {record.spec.steps} steps")
-            record.graphs = {step: self.trace(record.ctx, self.state_at(record, step - 1), step)}
+            state = self.state_at(record, step - 1)
+            keep_all = sum(t.numel() * t.element_size() for t in state.values()) \
+                < self.keep_values_below
+            record.graphs = {step: self.trace(record.ctx, state, step, keep_all)}
+            record.valued_graphs = {}
         return record.graphs[step]
 
     def graph_values(self, record: JobRecord, step: int, refs: Sequence[RefKey]) -> StepGraph:
-        """The graph of ``step`` replayed keeping the values of ``refs`` (cached once)."""
+        """The graph of ``step`` with the values of ``refs``: the kept graph of a small step,
+        or a replay keeping just those (cached once)."""
+        graph = self.graph(record, step)
+        if graph.tracer.keep_outputs is True:
+            return graph
         key = (step, frozenset(refs))
         if key not in record.valued_graphs:
             state = self.state_at(record, step - 1)
