@@ -37,12 +37,16 @@ CODES = ("fractional", "replicated")
 
 def build_code(name: str, n_workers: int, *, stragglers: int = 0, replication: int = 0,
                byzantine: int = 0, detect_only: bool = False) -> GradientCode:
-    """The code named on the command line, for ``n_workers`` providers."""
-    if name == "fractional":
-        return FractionalRepetitionCode(n_workers, stragglers)
-    if name == "replicated":
-        return ReplicatedGroups(n_workers, replication, byzantine, stragglers,
-                                "detect" if detect_only else "correct")  # fmt: skip
+    """The code named on the command line, for ``n_workers`` providers (parameters that do
+    not make a code are the caller's input error, named by the code's own message)."""
+    try:
+        if name == "fractional":
+            return FractionalRepetitionCode(n_workers, stragglers)
+        if name == "replicated":
+            return ReplicatedGroups(n_workers, replication, byzantine, stragglers,
+                                    "detect" if detect_only else "correct")  # fmt: skip
+    except ValueError as exc:
+        raise ArbiterInputError(f"{name} code for {n_workers} providers: {exc}") from exc
     raise ArbiterInputError(f"code must be one of {CODES}, got {name!r}")
 
 
