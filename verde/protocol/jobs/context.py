@@ -15,6 +15,7 @@ this is the whole RNG state).
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from proofs import canonical_json
 from proofs.state import StateCommitment
 from verde.protocol.jobs.batching import batch_indices
 from verde.protocol.jobs.datasets import Dataset, load_dataset
@@ -229,8 +231,6 @@ class JobContext:
 
 @functools.lru_cache(maxsize=16)
 def _context_cached(spec_json: str) -> JobContext:
-    import json
-
     spec = JobSpec.from_mapping(json.loads(spec_json))
     program = get_program(spec.program)
     dataset = load_dataset(spec.dataset)
@@ -249,9 +249,7 @@ def _context_cached(spec_json: str) -> JobContext:
 
 
 def _context_for(spec: JobSpec) -> JobContext:
-    import json
-
-    return _context_cached(json.dumps(spec.to_dict(), sort_keys=True))
+    return _context_cached(canonical_json(spec.to_dict()).decode())
 
 
 def _output_meta(ctx: JobContext) -> tuple[tuple[int, ...], torch.dtype]:
