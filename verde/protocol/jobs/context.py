@@ -6,10 +6,14 @@ the arbiter's idea of the graph would differ from an honest provider's and an ho
 could lose. ``JobContext.step`` is a pure function ``(state s-1, batch s, s) -> state s``.
 
 State names: ``param/<name>`` (parameters), ``<slot>/<name>`` under ``opt/`` (optimizer
-state), ``grad/<name>`` (gradient jobs: the gradient at state 0's parameters), ``out``
-(inference jobs: the outputs of the last batch) and ``rng`` (int64
-``[seed, step]``: all randomness of a step is a function of the seed and the step number, so
-this is the whole RNG state).
+state), ``grad/<name>`` (gradient jobs: the gradient at state 0's parameters), ``out/<s>``
+(inference jobs: the outputs of the batch of step ``s``, one entry per step, zeros until step
+``s`` ran -- so the final state commits to every sample's outputs and each batch is proven on
+its own against the signed final root) and ``rng`` (int64 ``[seed, step]``: all randomness of
+a step is a function of the seed and the step number, so this is the whole RNG state).
+
+Module buffers are not state: a program computes them inside the step
+(``Program.step_buffers``), so they are traced like every other value.
 """
 
 from __future__ import annotations
@@ -39,7 +43,12 @@ OPT = "opt/"
 GRAD = "grad/"
 BATCH = "batch/"
 RNG = "rng"
-OUT = "out"
+OUT = "out/"
+
+
+def output_entry(step: int) -> str:
+    """The state entry holding the outputs of an inference job's step ``step``."""
+    return f"{OUT}{step}"
 
 
 class _Wrapped(nn.Module):
@@ -106,7 +115,8 @@ class JobContext:
             state.update({GRAD + n: torch.zeros_like(state[PARAM + n]) for n in self.param_names})
         else:
             shape, dtype = self.output_meta()
-            state[OUT] = torch.zeros(shape, dtype=dtype)
+            for s in range(1, self.spec.steps + 1):
+                state[output_entry(s)] = torch.zeros(shape, dtype=dtype)
         state[RNG] = self.rng_state(0)
         return state
 
@@ -206,12 +216,15 @@ class JobContext:
         fields = {k[len(BATCH):]: v for k, v in batch.items()}
         params = {n: state[PARAM + n] for n in self.param_names}
         inner = {"inner." + n: p for n, p in params.items()}
+        inner.update({"inner." + n: b
+                      for n, b in self.program.step_buffers(self.module, fields).items()})
         if self.spec.kind == "infer":
             wrapped = _Wrapped(self.program, self.module, "outputs")
             with torch.no_grad():
                 out = torch.func.functional_call(wrapped, inner, (fields,))
             new_state = {PARAM + n: params[n] for n in self.param_names}
-            new_state[OUT] = out
+            new_state.update({k: v for k, v in state.items() if k.startswith(OUT)})
+            new_state[output_entry(step)] = out
             return new_state
         wrapped = _Wrapped(self.program, self.module, "loss")
         loss = torch.func.functional_call(wrapped, inner, (fields,))
@@ -238,14 +251,28 @@ def _context_cached(spec_json: str) -> JobContext:
         module = program.build(spec.config, dataset.sample_shapes())
     # Training-only behaviour (dropout) is on in training and gradient jobs, off in inference.
     module.train(spec.kind != "infer")
-    if list(module.buffers()):
-        raise JobSpecError(f"program {spec.program}: modules with buffers are not supported")
+    _check_buffers(program, module, dataset)
     names = tuple(n for n, _ in module.named_parameters())
     too_far = [i for i in spec.samples if i >= dataset.n_samples]
     if too_far:
         raise JobSpecError(f"job spec: samples {too_far[:5]} are out of range for a dataset of "
                            f"{dataset.n_samples} samples")
     return JobContext(spec, program, dataset, module, names)
+
+
+def _check_buffers(program: Program, module: nn.Module, dataset: Dataset) -> None:
+    """Every buffer of the module must be computed by the program inside the step."""
+    buffers = {n for n, _ in module.named_buffers()}
+    if not buffers:
+        return
+    fields = {k: torch.empty((1, *shape), dtype=dtype, device="meta")
+              for k, (shape, dtype) in dataset.sample_shapes().items()}
+    supplied = set(program.step_buffers(module, fields))
+    missing = sorted(buffers - supplied)
+    if missing:
+        raise JobSpecError(f"program {program.name}: module buffers {missing[:8]} are not "
+                           "computed by the program (Program.step_buffers); a captured "
+                           "constant tensor could not be checked by an arbiter")
 
 
 def _context_for(spec: JobSpec) -> JobContext:
@@ -258,6 +285,8 @@ def _output_meta(ctx: JobContext) -> tuple[tuple[int, ...], torch.dtype]:
         for k, (shape, dtype) in ctx.batch_structure().items()
     }
     params: dict[str, torch.Tensor] = {"inner." + n: p for n, p in ctx.module.named_parameters()}
+    params.update({"inner." + n: b
+                   for n, b in ctx.program.step_buffers(ctx.module, fields).items()})
     with torch.no_grad():
         out = torch.func.functional_call(_Wrapped(ctx.program, ctx.module, "outputs"), params,
                                          (fields,))  # fmt: skip
@@ -278,6 +307,8 @@ def _state_structure(ctx: JobContext) -> dict[str, Any]:
         for n in ctx.param_names:
             out[GRAD + n] = out[PARAM + n]
     else:
-        out[OUT] = ctx.output_meta()
+        meta = ctx.output_meta()
+        for s in range(1, ctx.spec.steps + 1):
+            out[output_entry(s)] = meta
     out[RNG] = ((2,), torch.int64)
     return out

@@ -56,6 +56,12 @@ class Program:
     name: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ("train", "infer")
     defaults: ClassVar[dict[str, Any]] = {}
+    #: An explicit code version (``verde.protocol.jobs.code``): the job then binds this string
+    #: instead of the source digest, and ``source_digest`` must name the sources it covers.
+    version: ClassVar[str | None] = None
+    source_digest: ClassVar[str | None] = None
+    #: Modules beyond the class's own (and its bases') whose source is part of its identity.
+    source_modules: ClassVar[tuple[str, ...]] = ()
 
     def normalize_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """Validate ``config`` against ``defaults`` (same keys, same JSON types) and fill in."""
@@ -90,6 +96,19 @@ class Program:
     def check_data(self, config: Mapping[str, Any], fields: Mapping[str, np.ndarray]) -> None:
         """Checks of the dataset's values a program needs (label range...); ``JobSpecError``."""
 
+    def identity_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The part of a normalized config that is the job's identity: everything but where
+        this machine finds local files (as a dataset's ``location``)."""
+        return dict(config)
+
+    def step_buffers(self, module: torch.nn.Module, batch: Mapping[str, torch.Tensor],
+                     ) -> dict[str, torch.Tensor]:
+        """Values of the module's buffers, computed inside the step from factory ops (so they
+        are traced, and a shape-only replay computes them the same way); keyed by buffer name.
+        A module's buffers must all be supplied here: a captured constant could not be checked.
+        """
+        return {}
+
     def build(self, config: Mapping[str, Any], fields: FieldShapes) -> torch.nn.Module:
         """The module (built on the meta device; only its structure is used)."""
         raise NotImplementedError
@@ -119,29 +138,29 @@ class Program:
     def initial_parameters(
         self, module: torch.nn.Module, seed: int
     ) -> dict[str, torch.Tensor]:
-        """Deterministic initial parameters, the same bits on every machine.
+        """Deterministic initial parameters, the same bits on every machine
+        (:func:`seeded_parameter` for each, following ``init_rule``)."""
+        return {name: seeded_parameter(seed, name, tuple(p.shape), *self.init_rule(
+                    name, tuple(p.shape)), program=self.name)
+                for name, p in module.named_parameters()}
 
-        Uniform draws are numpy Philox float32 values ``u`` in [0, 1) (exact multiples of
-        2**-24), mapped by ``(2u - 1) * bound`` in float32 — two correctly rounded operations.
-        The key of each parameter is derived from the job seed and the parameter name.
-        """
-        params: dict[str, torch.Tensor] = {}
-        for name, p in module.named_parameters():
-            shape = tuple(p.shape)
-            rule, bound = self.init_rule(name, shape)
-            if rule == "zeros":
-                array = np.zeros(shape, dtype=np.float32)
-            elif rule == "ones":
-                array = np.ones(shape, dtype=np.float32)
-            elif rule == "uniform":
-                key = int.from_bytes(
-                    hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "little"
-                )
-                u = np.random.Generator(np.random.Philox(key=key)).random(
-                    size=shape, dtype=np.float32
-                )
-                array = (u * np.float32(2.0) - np.float32(1.0)) * np.float32(bound)
-            else:
-                raise JobSpecError(f"program {self.name}: unknown init rule {rule!r} for {name}")
-            params[name] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        return params
+
+def seeded_parameter(seed: int, name: str, shape: tuple[int, ...], rule: str, bound: float,
+                     *, program: str = "") -> torch.Tensor:
+    """One parameter's initial value: zeros, ones, or uniform in ``[-bound, bound]``.
+
+    Uniform draws are numpy Philox float32 values ``u`` in [0, 1) (exact multiples of
+    2**-24), mapped by ``(2u - 1) * bound`` in float32 — two correctly rounded operations.
+    The key of each parameter is derived from the job seed and the parameter name.
+    """
+    if rule == "zeros":
+        array = np.zeros(shape, dtype=np.float32)
+    elif rule == "ones":
+        array = np.ones(shape, dtype=np.float32)
+    elif rule == "uniform":
+        key = int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "little")
+        u = np.random.Generator(np.random.Philox(key=key)).random(size=shape, dtype=np.float32)
+        array = (u * np.float32(2.0) - np.float32(1.0)) * np.float32(bound)
+    else:
+        raise JobSpecError(f"program {program}: unknown init rule {rule!r} for {name}")
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))

@@ -37,6 +37,13 @@ seeded initialisation — fine-tuning from a checkpoint, or the parameters of st
 run. ``root`` is the ``proofs.state.StateCommitment`` root of that state and part of the job's
 identity; the tensors are uploaded to the provider beforehand (``Provider.put_state``), and the
 arbiter never needs them: it only ever compares claims about state 0 against this root.
+``init = {root = "<hex>", params = "<hex>"}``: only the parameters were uploaded (``params`` is
+the root of that upload, ``param/<name>`` entries); the provider builds state 0 from them with
+zeroed optimizer slots and checks it against ``root`` (``verde.protocol.jobs.initial``).
+
+``program_version`` binds the program's code (``verde.protocol.jobs.code``): the SHA-256 of
+its sources or a version it declares. Left out, it is this process's; given, a process running
+other code under that name refuses the job, naming both.
 
 ``kind = "gradient"`` is a one-step job whose result *is* a gradient: the mean loss of the
 program over the listed dataset ``samples`` (in that order), differentiated at the parameters of
@@ -57,14 +64,15 @@ from pathlib import Path
 from typing import Any
 
 from proofs import canonical_json
+from verde.protocol.jobs.code import check_code_version
 from verde.protocol.jobs.errors import JobSpecError
 
 JOB_KINDS = ("train", "infer", "gradient")
 BACKENDS = ("repops", "torch")
 SPEC_VERSION = 2
 _FIELDS = {
-    "version", "program", "kind", "config", "dataset", "optimizer", "steps", "batch_size",
-    "seed", "checkpoint_interval", "backend", "init", "samples",
+    "version", "program", "program_version", "kind", "config", "dataset", "optimizer", "steps",
+    "batch_size", "seed", "checkpoint_interval", "backend", "init", "samples",
 }  # fmt: skip
 _MAX_SEED = 2**63 - 1
 
@@ -85,6 +93,7 @@ class JobSpec:
     backend: str = "repops"
     init: dict[str, Any] = field(default_factory=dict)
     samples: tuple[int, ...] = ()
+    program_version: str = ""
     _id: str = field(default="", compare=False, repr=False)
 
     @classmethod
@@ -102,8 +111,16 @@ class JobSpec:
         version = data.get("version", SPEC_VERSION)
         if version != SPEC_VERSION:
             raise JobSpecError(f"job spec: version must be {SPEC_VERSION}, got {version!r}")
+        if "version" in data and "program_version" not in data:
+            # A canonical spec (what ``to_dict`` writes) always names its program's code: this
+            # one was written before jobs bound it, and its id would silently change here.
+            raise JobSpecError(
+                "job spec: a canonical spec (with 'version') must name its program's code "
+                "('program_version'); this one predates code-bound jobs: re-create the job "
+                "from its spec file without 'version'")
         program_name = _require_str(data, "program")
         program = get_program(program_name)
+        program_version = check_code_version(program, data.get("program_version"))
         kind = data.get("kind", "train")
         if kind not in JOB_KINDS:
             raise JobSpecError(f"job spec: kind must be one of {JOB_KINDS}, got {kind!r}")
@@ -152,14 +169,18 @@ class JobSpec:
             raise JobSpecError(f"job spec: backend must be one of {BACKENDS}, got {backend!r}")
         init = _init(data.get("init"))
         spec = cls(program_name, kind, config, dataset, optimizer, steps, batch_size, seed,
-                   interval, backend, init, samples)  # fmt: skip
+                   interval, backend, init, samples, program_version)  # fmt: skip
         object.__setattr__(spec, "_id", hashlib.sha256(canonical_json(spec.identity())).hexdigest())
         return spec
 
     def identity(self) -> dict[str, Any]:
-        """The canonical content the job id is the digest of (dataset location left out)."""
+        """The canonical content the job id is the digest of: everything but where this
+        machine finds files (the dataset's ``location``, a program's local paths)."""
+        from verde.protocol.jobs.registry import get_program
+
         doc = self.to_dict()
         doc["dataset"] = {k: v for k, v in doc["dataset"].items() if k != "location"}
+        doc["config"] = get_program(self.program).identity_config(doc["config"])
         return doc
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +192,7 @@ class JobSpec:
         doc: dict[str, Any] = {
             "version": SPEC_VERSION,
             "program": self.program,
+            "program_version": self.program_version,
             "kind": self.kind,
             "config": dict(self.config),
             "dataset": dict(self.dataset),
@@ -247,13 +269,20 @@ def _samples(data: Mapping[str, Any], kind: str) -> tuple[int, ...]:
 def _init(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
-    if not isinstance(raw, Mapping) or set(raw) != {"root"}:
-        raise JobSpecError("job spec: init must be a table with exactly one key, 'root'")
-    root = raw["root"]
-    if (not isinstance(root, str) or len(root) != 64
-            or any(c not in "0123456789abcdef" for c in root)):
-        raise JobSpecError(f"job spec: init.root must be 64 lowercase hex digits, got {root!r}")
-    return {"root": root}
+    if not isinstance(raw, Mapping) or "root" not in raw or not set(raw) <= {"root", "params"}:
+        raise JobSpecError("job spec: init must be a table with 'root' (the state 0 root) and "
+                           "optionally 'params' (the root of its uploaded parameters)")
+    out = {}
+    for key in ("root", "params"):
+        value = raw.get(key)
+        if key not in raw:
+            continue
+        if (not isinstance(value, str) or len(value) != 64
+                or any(c not in "0123456789abcdef" for c in value)):
+            raise JobSpecError(f"job spec: init.{key} must be 64 lowercase hex digits, "
+                               f"got {value!r}")
+        out[key] = value
+    return out
 
 
 def parse_job_spec(text: str, fmt: str) -> JobSpec:
