@@ -11,7 +11,8 @@ from verde.protocol.dispute.errors import NoDisputeError
 from verde.protocol.dispute.recompute import OPS_EXECUTED
 from verde.protocol.dispute.rules import max_rounds
 from verde.protocol.dispute.state import DisputeState
-from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
+from verde.protocol.faults import CheatingProvider
+from verde.protocol.faults.plan import random_plan
 from verde.protocol.graph.execution import expected_structure
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.peers import LocalPeer
@@ -20,24 +21,12 @@ from verde.protocol.provider.provider import Provider
 from .conftest import key, tiny_spec
 
 
-def _random_plan(rng: random.Random, seed: int) -> FaultPlan:
-    compute = rng.choice([*COMPUTE_FAULTS, "corrupt_op", "corrupt_op", "corrupt_op"])
-    answer = rng.choice([None, None, *ANSWER_FAULTS]) if compute == "corrupt_op" else None
-    query = None
-    if answer in ("lie_children", "equivocate"):
-        query = rng.choice(["step_children", "graph_children"])
-    elif answer == "refuse":
-        query = rng.choice(["step_children", "step_leaves", "graph_commit", "graph_children",
-                            "graph_leaves", "node_inputs"])
-    return FaultPlan(compute=compute, answer=answer, query=query, seed=seed)
-
-
 def run_campaign(spec, honest: Provider, n: int, seed: int) -> dict[str, int]:
     rng = random.Random(seed)
     n_nodes = len(expected_structure(JobContext.from_spec(spec), 1))
     counts = {"disputes": 0, "no_effect": 0}
     for i in range(n):
-        plan = _random_plan(rng, seed * 100_000 + i)
+        plan = random_plan(rng, seed * 100_000 + i)
         cheater = CheatingProvider(key(f"campaign-{i % 4}"), plan=plan)
         cheater.submit(spec)
         honest_side = rng.choice("ab")

@@ -95,6 +95,20 @@ class FaultPlan:
         return cls(**data)
 
 
+def random_plan(rng: random.Random, seed: int) -> FaultPlan:
+    """A seeded random plan for campaigns: mostly corrupted ops (optionally with a misbehaving
+    answer on a random query kind), sometimes another compute fault."""
+    compute = rng.choice([*COMPUTE_FAULTS, "corrupt_op", "corrupt_op", "corrupt_op"])
+    answer = rng.choice([None, None, *ANSWER_FAULTS]) if compute == "corrupt_op" else None
+    query = None
+    if answer in ("lie_children", "equivocate"):
+        query = rng.choice(["step_children", "graph_children"])
+    elif answer == "refuse":
+        query = rng.choice(["step_children", "step_leaves", "graph_commit", "graph_children",
+                            "graph_leaves", "node_inputs"])
+    return FaultPlan(compute=compute, answer=answer, query=query, seed=seed)
+
+
 def catalogue() -> list[FaultPlan]:
     """One plan per fault in the catalogue (answer faults paired with ``corrupt_op``)."""
     plans = [FaultPlan(compute=c) for c in COMPUTE_FAULTS]

@@ -26,7 +26,9 @@ Specs are read from TOML (``tomllib``) or JSON. Example (TOML)::
 ``backend`` says how operators execute: ``"repops"`` (default; ``repops.reproducible()``,
 the same bits on any machine, which is what makes disputes between different machines fair)
 or ``"torch"`` (torch's deterministic algorithms in one thread: reproducible on one machine
-and software stack only; for programs using ops repops does not cover yet).
+and software stack only; for programs using ops repops does not cover yet). A ``"torch"`` job
+binds that platform (``platform``: torch version, CPU architecture, kernel ISA; see
+:func:`torch_platform`), so a provider or arbiter elsewhere refuses it at submission.
 
 A user file dataset is ``{name = "file", location = "data.npz", root = "<hex>"}``: ``root`` is
 the Merkle root over the samples and is part of the job's identity, ``location`` is only where
@@ -72,7 +74,7 @@ BACKENDS = ("repops", "torch")
 SPEC_VERSION = 2
 _FIELDS = {
     "version", "program", "program_version", "kind", "config", "dataset", "optimizer", "steps",
-    "batch_size", "seed", "checkpoint_interval", "backend", "init", "samples",
+    "batch_size", "seed", "checkpoint_interval", "backend", "init", "samples", "platform",
 }  # fmt: skip
 _MAX_SEED = 2**63 - 1
 
@@ -94,6 +96,7 @@ class JobSpec:
     init: dict[str, Any] = field(default_factory=dict)
     samples: tuple[int, ...] = ()
     program_version: str = ""
+    platform: str = ""
     _id: str = field(default="", compare=False, repr=False)
 
     @classmethod
@@ -168,8 +171,9 @@ class JobSpec:
         if backend not in BACKENDS:
             raise JobSpecError(f"job spec: backend must be one of {BACKENDS}, got {backend!r}")
         init = _init(data.get("init"))
+        platform = _platform(backend, data.get("platform"))
         spec = cls(program_name, kind, config, dataset, optimizer, steps, batch_size, seed,
-                   interval, backend, init, samples, program_version)  # fmt: skip
+                   interval, backend, init, samples, program_version, platform)  # fmt: skip
         object.__setattr__(spec, "_id", hashlib.sha256(canonical_json(spec.identity())).hexdigest())
         return spec
 
@@ -207,6 +211,8 @@ class JobSpec:
             doc["init"] = dict(self.init)
         if self.samples:
             doc["samples"] = list(self.samples)
+        if self.platform:
+            doc["platform"] = self.platform
         return doc
 
     @property
@@ -283,6 +289,32 @@ def _init(raw: Any) -> dict[str, Any]:
                                f"got {value!r}")
         out[key] = value
     return out
+
+
+def torch_platform() -> str:
+    """What vendor kernels' bits depend on (``backend = "torch"``): torch's version, the CPU
+    architecture and the instruction set torch's CPU kernels were dispatched to. Two machines
+    that differ in any of these may compute different bits, so such a job binds it."""
+    import platform
+
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"torch {torch.__version__}; {platform.machine()}; cpu kernels {capability}"
+
+
+def _platform(backend: str, claimed: Any) -> str:
+    if backend != "torch":
+        if claimed not in (None, ""):
+            raise JobSpecError("job spec: platform binds backend 'torch' jobs only")
+        return ""
+    mine = torch_platform()
+    if claimed is not None and claimed != mine:
+        raise JobSpecError(
+            f"job spec: this backend 'torch' job was made for platform {claimed!r}, this "
+            f"process runs on {mine!r}; vendor kernels are reproducible on one platform only, "
+            "so it cannot defend this job (use backend 'repops', the same bits everywhere)")
+    return mine
 
 
 def parse_job_spec(text: str, fmt: str) -> JobSpec:

@@ -8,8 +8,10 @@ the nearest checkpoint under tracing and commits to a Merkle tree over the step'
 it serves child hashes, leaves, state tensors, node outputs and data samples, each with its
 Merkle proof, every answer signed for its (job, dispute, round, kind).
 
-A job may start from an explicit state 0 named by its root (``JobSpec.init``): the client
-uploads it first (``put_state``, kept in a bounded ``StateStore``), and ``accept`` refuses the
+A job may start from an explicit state 0 named by its root (``JobSpec.init``), or from
+uploaded parameters (``init.params``: the provider zero-fills the optimizer slots,
+``verde.protocol.jobs.initial``): the client uploads it first (``put_state``, kept in a
+bounded ``StateStore``), and ``accept`` refuses the
 job at submission when that state is missing or does not fit the job. ``fetch_state`` serves
 entries of a job's final state with their proofs against the root the signed result names
 (``verde.protocol.peers.state``).
@@ -33,6 +35,7 @@ from repops.dispatch.encoding import RefKey
 from verde.protocol.graph.admission import admit_job
 from verde.protocol.graph.execution import StepGraph, run_step, trace_step
 from verde.protocol.jobs.context import JobContext
+from verde.protocol.jobs.initial import state_from_upload
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.errors import MalformedMessage
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
@@ -118,10 +121,19 @@ class Provider:
         pinned = self._accepted.get(job_id)
         if pinned is not None:  # checked when the job was accepted
             return dict(pinned)
-        state = self.uploads.get(root)
-        if state is None:
-            raise MissingInitialState(f"job {job_id}: starts from state {root}, which was not "
-                                      "uploaded to this provider")
+        params_root = ctx.spec.init.get("params")
+        if params_root is not None:
+            upload = self.uploads.get(params_root)
+            if upload is None:
+                raise MissingInitialState(f"job {job_id}: starts from the parameters "
+                                          f"{params_root}, which were not uploaded to this "
+                                          "provider")
+            state = state_from_upload(ctx, upload)
+        else:
+            state = self.uploads.get(root)
+            if state is None:
+                raise MissingInitialState(f"job {job_id}: starts from state {root}, which was "
+                                          "not uploaded to this provider")
         ctx.check_initial_state(state)
         return dict(state)
 
