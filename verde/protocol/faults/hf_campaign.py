@@ -72,7 +72,7 @@ def hf_config(arch: str, rng: random.Random, dropout: float) -> dict[str, Any]:
 
 
 def dataset_arrays(arch: str, task: str, config: dict[str, Any], rng: random.Random,
-                   padding: bool, n: int = 12) -> dict[str, np.ndarray]:
+                   padding: bool, *, n: int = 12) -> dict[str, np.ndarray]:
     """Random samples for ``task`` (labels in range, padding at the end of some rows)."""
     gen = np.random.Generator(np.random.Philox(key=rng.randrange(2**32)))
     if arch == "vit":
