@@ -121,6 +121,7 @@ def make_case(seed: int, workdir: str | Path) -> HFCase:
         config["attn_implementation"] = attn
     kind = "infer" if rng.random() < 0.15 else "train"
     arrays = dataset_arrays(arch, task, config, rng, padding)
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     location = Path(workdir) / f"hf-case-{seed}.npz"
     np.savez(location, **arrays)  # type: ignore[arg-type]  # numpy's stubs are narrow
     job_config: dict[str, Any] = {"task": task, "hf_config": config}
@@ -153,12 +154,16 @@ def _key(label: str) -> SigningKey:
     return SigningKey.from_seed(label.encode().ljust(32, b"\0")[:32])
 
 
-def run_case(case: HFCase) -> dict[str, Any]:
-    """Run a case; returns its outcome. Raises ``AssertionError`` if the honest side loses."""
+def run_case(case: HFCase, *, honest_plan: FaultPlan | None = None) -> dict[str, Any]:
+    """Run a case; returns its outcome. Raises ``AssertionError`` if the honest side loses.
+
+    ``honest_plan`` makes the "honest" side cheat too (a check that a loss is detected).
+    """
     from verde.protocol.jobs.spec import JobSpec
 
     spec = JobSpec.from_mapping(case.doc)
-    honest = Provider(_key(f"hf-honest-{case.seed}"), "honest")
+    honest = (Provider(_key(f"hf-honest-{case.seed}"), "honest") if honest_plan is None else
+              CheatingProvider(_key(f"hf-honest-{case.seed}"), "honest", plan=honest_plan))
     cheater = CheatingProvider(_key(f"hf-cheater-{case.seed}"), "cheater", plan=case.plan)
     honest.submit(spec)
     cheater.submit(spec)
