@@ -130,10 +130,11 @@ class Provider:
                                           "provider")
             state = state_from_upload(ctx, upload)
         else:
-            state = self.uploads.get(root)
-            if state is None:
+            stored = self.uploads.get(root)
+            if stored is None:
                 raise MissingInitialState(f"job {job_id}: starts from state {root}, which was "
                                           "not uploaded to this provider")
+            state = stored
         ctx.check_initial_state(state)
         return dict(state)
 

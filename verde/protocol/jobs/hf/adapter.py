@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -46,6 +47,30 @@ TASKS: dict[str, tuple[str, str]] = {
 #: Labels equal to this are left out of a loss (HF's convention).
 IGNORE_INDEX = -100
 _ROPE_BUFFERS = ("inv_freq", "original_inv_freq")
+_INFO = "verde_adapter"
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What the adapter knows about a built model: its task, whether it attends causally,
+    the keyword arguments its forward takes, and the job config it was built from."""
+
+    task: str
+    causal: bool
+    accepts: frozenset[str]
+    job_config: dict[str, Any] = field(default_factory=dict)
+
+
+def adapter_info(model: nn.Module) -> AdapterInfo:
+    """The :class:`AdapterInfo` of a model built by :func:`build_model`."""
+    info = model.__dict__.get(_INFO)
+    if not isinstance(info, AdapterInfo):
+        raise JobSpecError("program hf: this module was not built by the hf adapter")
+    return info
+
+
+def set_adapter_info(model: nn.Module, info: AdapterInfo) -> None:
+    model.__dict__[_INFO] = info
 
 
 def build_model(hf_config: Mapping[str, Any], task: str, num_labels: int | None) -> nn.Module:
@@ -75,10 +100,10 @@ def build_model(hf_config: Mapping[str, Any], task: str, num_labels: int | None)
                            f"{model_type!r} ({exc})") from exc
     if model.config._attn_implementation != "eager":
         raise JobSpecError(f"program hf: {type(model).__name__} does not run eager attention")
-    model.verde_task = task
-    model.verde_causal = is_causal(config)
-    model.verde_accepts = frozenset(inspect.signature(model.forward).parameters)
-    return model
+    set_adapter_info(model, AdapterInfo(task, is_causal(config),
+                                        frozenset(inspect.signature(model.forward).parameters)))
+    built: nn.Module = model
+    return built
 
 
 def is_causal(config: Any) -> bool:
@@ -146,8 +171,8 @@ def additive_mask(attention_mask: torch.Tensor, causal: bool) -> torch.Tensor:
 
 def forward(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Any:
     """Run the HF model on a batch with explicit masks, positions and token types."""
-    task = model.verde_task
-    accepts: frozenset[str] = model.verde_accepts
+    info = adapter_info(model)
+    task, accepts = info.task, info.accepts
     if task == "image-classification":
         return model(pixel_values=batch["pixel_values"], return_dict=True)
     ids = batch["input_ids"]
@@ -156,10 +181,10 @@ def forward(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Any:
     if mask is None:
         mask = torch.ones((b, t), dtype=torch.int64, device=ids.device)
     kwargs: dict[str, Any] = {"input_ids": ids,
-                              "attention_mask": additive_mask(mask, model.verde_causal)}
+                              "attention_mask": additive_mask(mask, info.causal)}
     if "position_ids" in accepts:
         kwargs["position_ids"] = torch.arange(t, device=ids.device).unsqueeze(0).expand(b, t)
-    if "token_type_ids" in accepts and getattr(model.config, "type_vocab_size", 0):
+    if "token_type_ids" in accepts and getattr(model.config, "type_vocab_size", None):
         types = batch.get("token_type_ids")
         kwargs["token_type_ids"] = (types if types is not None
                                     else torch.zeros((b, t), dtype=torch.int64, device=ids.device))
@@ -171,7 +196,7 @@ def forward(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Any:
 def outputs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """What an inference job commits to: logits, or mean-pooled embeddings."""
     result = forward(model, batch)
-    if model.verde_task != "embedding":
+    if adapter_info(model).task != "embedding":
         logits: torch.Tensor = result.logits
         return logits
     hidden: torch.Tensor = result.last_hidden_state
@@ -201,7 +226,7 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
 
 def loss(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """The task's training loss (see ``verde.protocol.jobs.hf.program`` for the fields)."""
-    task = model.verde_task
+    task = adapter_info(model).task
     if task == "embedding":
         raise JobSpecError("program hf: task embedding has no training loss; use kind = "
                            "\"infer\" (or a classification task to fine-tune)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ def export_model_directory(ctx: JobContext, params: Mapping[str, torch.Tensor],
                            "are missing")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    config = ctx.module.config.to_dict()
+    config: dict[str, Any] = getattr(ctx.module, "config").to_dict()  # noqa: B009
     config["architectures"] = [type(ctx.module).__name__]
     for key in ("_attn_implementation_autoset", "attn_implementation"):
         config.pop(key, None)

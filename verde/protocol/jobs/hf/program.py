@@ -27,9 +27,9 @@ ones, biases zeros.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -183,7 +183,8 @@ class HFProgram(Program):
                                    f"{list(shape)}, got {fields[extra][1]} "
                                    f"{list(fields[extra][0])}")
         model = adapter.build_model(self.hf_config(config), task, config.get("num_labels"))
-        model.verde_job_config = dict(config)  # initial_parameters reads the weights' source
+        info = adapter.adapter_info(model)  # initial_parameters reads the weights' source
+        adapter.set_adapter_info(model, dataclasses.replace(info, job_config=dict(config)))
         return model
 
     def step_buffers(self, module: nn.Module, batch: Mapping[str, torch.Tensor],
@@ -223,8 +224,8 @@ class HFProgram(Program):
 
     def initial_parameters(self, module: nn.Module, seed: int) -> dict[str, torch.Tensor]:
         params = seeded_hf_parameters(module, seed)
-        config = getattr(module, "verde_job_config", None)
-        if config and config.get("weights_digest"):
+        config = adapter.adapter_info(module).job_config
+        if config.get("weights_digest"):
             params.update(self.checkpoint_parameters(module, config))
         return params
 
@@ -253,7 +254,7 @@ def seeded_hf_parameters(module: nn.Module, seed: int) -> dict[str, torch.Tensor
     return out
 
 
-def model_directory_spec(directory: str | os.PathLike[str], task: str,
+def model_directory_spec(directory: str | Path, task: str,
                          **extra: Any) -> dict[str, Any]:
     """An ``hf`` config table for a local model directory, digests filled in (what a client
     puts under ``config``; ``extra``: ``num_labels``...)."""
