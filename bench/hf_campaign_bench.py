@@ -40,6 +40,7 @@ def main() -> None:
         "arch": collections.Counter(), "reason": collections.Counter(),
         "fault": collections.Counter(), "task": collections.Counter()}
     losses: list[int] = []
+    errors: list[tuple[int, str]] = []
     refused: list[tuple[int, str]] = []
     disputed = settled_without = 0
     t0 = time.perf_counter()
@@ -55,6 +56,11 @@ def main() -> None:
             except VerdeInputError as exc:  # admission refused the job: nobody computed
                 refused.append((seed, str(exc)[:200]))
                 continue
+            except Exception as exc:  # a crash is a failed case too, never skipped silently
+                errors.append((seed, f"{type(exc).__name__}: {str(exc)[:200]}"))
+                print(f"seed {seed}: {errors[-1][1]}", file=sys.stderr)
+                continue
+            print(f"seed {seed}: {outcome}", file=sys.stderr, flush=True)
             counts["arch"][outcome["arch"]] += 1
             counts["task"][outcome["task"]] += 1
             counts["fault"][outcome["fault"]] += 1
@@ -74,6 +80,8 @@ def main() -> None:
         "refused_at_admission": len(refused),
         "honest_losses": len(losses),
         "losing_seeds": losses,
+        "errors": len(errors),
+        "error_seeds": [seed for seed, _ in errors],
         "by_arch": dict(counts["arch"]),
         "by_task": dict(counts["task"]),
         "by_fault": dict(counts["fault"]),

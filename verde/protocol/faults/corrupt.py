@@ -55,8 +55,17 @@ class CorruptingTracer(Tracer):
         index = len(self.nodes)
         wanted = self.op is None or op == self.op
         if (self.hit is None and index >= self.target and wanted
-                and eligible(op, outputs, in_place=self.op is not None)):
+                and eligible(op, outputs, in_place=self.op is not None)
+                and (self.op is not None or not self._shares_storage(outputs[0]))):
             with torch.no_grad():
                 flip_largest_sign(outputs[0])
             self.hit = index
         return super().record(op, tree, outputs, scalar)
+
+    def _shares_storage(self, t: torch.Tensor) -> bool:
+        """Whether ``t`` lives in the storage of a tensor recorded before: ops such as
+        ``aten._unsafe_view`` return views that their schema does not declare."""
+        storage = t.untyped_storage()._cdata
+        return any(ident[0] == storage and not entry.storage.expired()
+                   for table in (self._producers, self._leaf_ids)
+                   for ident, entry in table.items())
