@@ -39,7 +39,7 @@ def answers() -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("kind", p.ALL_KINDS)
 def test_every_answer_kind_round_trips(answers: dict[str, dict[str, Any]], kind: str) -> None:
     parsed = p.parse_answer(kind, answers[kind])
-    assert type(parsed).KIND == kind
+    assert kind == type(parsed).KIND
     assert parsed.to_json() == answers[kind]
     assert p.parse_answer(kind, parsed.to_json()) == parsed
 
