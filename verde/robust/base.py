@@ -97,6 +97,9 @@ class Aggregator:
     #: its output is an average over a subset it selects, and the weighted form averages that
     #: same subset with the given weights instead of uniformly.
     supports_weights: ClassVar[bool] = False
+    #: Each output coordinate depends on that coordinate of the inputs only, so the rule may
+    #: run on any split of the coordinates (a DDP bucket) and give the same result.
+    coordinatewise: ClassVar[bool] = False
 
     def __init__(self, f: int = 0, *, deterministic: bool = False) -> None:
         self.f = check_f(f)
@@ -148,6 +151,7 @@ class Composed(Aggregator):
         self.needs_reference = aggregator.needs_reference  # type: ignore[misc]
         self.supports_weights = (  # type: ignore[misc]
             aggregator.supports_weights and all(p.keeps_workers for p in self.pre))
+        self.coordinatewise = aggregator.coordinatewise and not self.pre  # type: ignore[misc]
 
     def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
         x = inputs

@@ -216,7 +216,9 @@ def _count(inputs: Any) -> int:
 
 
 Mean = rule_class("mean", mean, "Plain average", call_kwargs=("weights",),
-                  supports_weights=True)
-Median = rule_class("median", median, "Coordinate-wise median")
-TrimmedMean = rule_class("trimmed_mean", trimmed_mean, "Coordinate-wise trimmed mean")
-MeaMed = rule_class("meamed", meamed, "Mean around the median", class_name="MeaMed")
+                  supports_weights=True, coordinatewise=True)
+Median = rule_class("median", median, "Coordinate-wise median", coordinatewise=True)
+TrimmedMean = rule_class("trimmed_mean", trimmed_mean, "Coordinate-wise trimmed mean",
+                         coordinatewise=True)
+MeaMed = rule_class("meamed", meamed, "Mean around the median", class_name="MeaMed",
+                    coordinatewise=True)

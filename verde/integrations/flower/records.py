@@ -48,13 +48,18 @@ def layout_of(record: ArrayRecord) -> Layout:
                   tuple(a.dtype for a in arrays), floating, np.dtype(vector_dtype))
 
 
-def flatten_arrays(record: ArrayRecord, layout: Layout | None = None
+def flatten_arrays(record: ArrayRecord, layout: Layout | None = None, *,
+                   out: np.ndarray | None = None, minus: np.ndarray | None = None
                    ) -> tuple[np.ndarray, list[np.ndarray], Layout]:
     """(floating arrays as one vector, the other arrays, layout); checked against ``layout``.
 
-    Raises :class:`RecordLayoutError` naming the first key that does not match.
+    ``out``: write the vector there (one copy, no temporaries); ``minus``: subtract this
+    vector on the way (the global model, giving the update). Raises
+    :class:`RecordLayoutError` naming the first key that does not match.
     """
     lay = layout or layout_of(record)
+    if out is not None:
+        return _flatten_into(record, lay, out, minus), [], lay
     if tuple(record.keys()) != lay.keys:
         raise RecordLayoutError(f"array keys {sorted(record.keys())} differ from the global "
                                 f"model's {sorted(lay.keys)}")
@@ -72,6 +77,28 @@ def flatten_arrays(record: ArrayRecord, layout: Layout | None = None
             others.append(a)
     vec = np.concatenate(parts) if parts else np.zeros(0, lay.vector_dtype)
     return vec, others, lay
+
+
+def _flatten_into(record: ArrayRecord, lay: Layout, out: np.ndarray,
+                  minus: np.ndarray | None) -> np.ndarray:
+    if tuple(record.keys()) != lay.keys:
+        raise RecordLayoutError(f"array keys {sorted(record.keys())} differ from the global "
+                                f"model's {sorted(lay.keys)}")
+    at = 0
+    for key, shape, dtype, fl in zip(lay.keys, lay.shapes, lay.dtypes, lay.floating,
+                                     strict=True):
+        a = record[key].numpy()
+        if tuple(a.shape) != shape or a.dtype != dtype:
+            raise RecordLayoutError(f"array {key!r} is {a.dtype}{list(a.shape)}, the global "
+                                    f"model's is {dtype}{list(shape)}")
+        if fl:
+            size = a.size
+            if minus is None:
+                out[at:at + size] = a.reshape(-1)
+            else:
+                np.subtract(a.reshape(-1), minus[at:at + size], out=out[at:at + size])
+            at += size
+    return out
 
 
 def unflatten_arrays(vec: np.ndarray, others: list[np.ndarray], layout: Layout) -> ArrayRecord:

@@ -99,8 +99,13 @@ class RobustStrategy(FedAvg):
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
-        self._global = arrays  # the model the replies are updates of
+        self.expect_updates_of(arrays)
         return super().configure_train(server_round, arrays, config, grid)
+
+    def expect_updates_of(self, arrays: ArrayRecord) -> None:
+        """Set the global model the next replies are updates of (``configure_train`` does it;
+        call it yourself when you drive ``aggregate_train`` outside ``Strategy.start``)."""
+        self._global = arrays
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
@@ -110,13 +115,15 @@ class RobustStrategy(FedAvg):
                                "the updates need the global model that was sent")
         layout = layout_of(self._global)
         base, base_other, _ = flatten_arrays(self._global, layout)
-        accepted, rejected = self._accept(list(replies), layout)
+        replies = list(replies)
+        updates = np.empty((len(replies), base.size), dtype=layout.vector_dtype)
+        accepted, rejected = self._accept(replies, layout, base, updates)
         if not accepted:
             log(WARNING, "verde: no usable reply in round %d (%d rejected)", server_round,
                 len(rejected))
             return None, None
         ids = [node for node, *_ in accepted]
-        updates = np.stack([vec - base for _, vec, _, _ in accepted])
+        updates = updates[: len(accepted)]  # rows of the accepted replies, in order
         counts = np.array([count for *_, count, _ in accepted], dtype=np.float64)
         try:
             aggregate, weighted = self._run_rule(server_round, updates, counts,
@@ -141,9 +148,13 @@ class RobustStrategy(FedAvg):
         return unflatten_arrays(new_vec.astype(layout.vector_dtype, copy=False), base_other,
                                 layout), metrics
 
-    def _accept(self, replies: list[Message], layout: Layout
-                ) -> tuple[list[tuple[int, np.ndarray, float, RecordDict]], dict[int, str]]:
-        accepted, rejected = [], {}
+    def _accept(self, replies: list[Message], layout: Layout, base: np.ndarray,
+                updates: np.ndarray
+                ) -> tuple[list[tuple[int, None, float, RecordDict]], dict[int, str]]:
+        """Usable replies (their updates written to ``updates`` rows 0, 1, ...) and the
+        rejected ones with the reason."""
+        accepted: list[tuple[int, None, float, RecordDict]] = []
+        rejected: dict[int, str] = {}
         for msg in replies:
             node = int(msg.metadata.src_node_id)
             if msg.has_error():
@@ -154,12 +165,12 @@ class RobustStrategy(FedAvg):
                 records = list(content.array_records.values())
                 if len(records) != 1:
                     raise RecordLayoutError(f"{len(records)} ArrayRecords, expected one")
-                vec, _, _ = flatten_arrays(records[0], layout)
                 count = self._count(content)
+                flatten_arrays(records[0], layout, out=updates[len(accepted)], minus=base)
             except (RecordLayoutError, ValueError, TypeError) as exc:
                 rejected[node] = str(exc)
                 continue
-            accepted.append((node, vec, count, content))
+            accepted.append((node, None, count, content))
         return accepted, rejected
 
     def _count(self, content: RecordDict) -> float:

@@ -32,7 +32,7 @@ def _reply(node: int, record: ArrayRecord, count: float, **extra) -> Message:
 
 
 def _round(strategy, base: np.ndarray, replies: list[Message]):
-    strategy._global = _record(base)  # what configure_train records: the model sent
+    strategy.expect_updates_of(_record(base))  # what configure_train records: the model sent
     return strategy.aggregate_train(1, replies)
 
 

@@ -1,0 +1,1 @@
+"""Flower test app: digits, numpy logistic regression, verde's strategy and attack mods."""
