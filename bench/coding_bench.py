@@ -189,6 +189,9 @@ def main() -> None:
     for name, row in ratios.items():
         print(f"{name:18s} " + "  ".join(f"{k}={v:.3f}" for k, v in row.items()), file=sys.stderr)
     result["heatmap"] = _plot_time_to_decode(ratios)
+    from _machine import machine  # beside this file; _plot_time_to_decode put it on the path
+
+    result.update(machine())
     print(json.dumps(result))
 
 
