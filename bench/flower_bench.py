@@ -22,13 +22,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine
+from _timing import best_time
 
 SHAPES = {"conv1": (32, 1, 3, 3), "conv2": (64, 32, 3, 3), "fc": (10, 8_000), "bias": (10,)}
 COORDINATEWISE = ("mean", "median", "trimmed_mean", "meamed")
@@ -54,16 +54,6 @@ def _replies(n: int, seed: int = 0) -> tuple[object, list[object]]:
     return glob, replies
 
 
-def _best(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -80,7 +70,7 @@ def main() -> None:
     seconds: dict[str, dict[str, float]] = {}
     for n in (10, 100):
         glob, replies = _replies(n)
-        fedavg = _best(lambda r=replies: FedAvg().aggregate_train(1, r), args.repeats)
+        fedavg = best_time(lambda r=replies: FedAvg().aggregate_train(1, r), args.repeats)
         row, secs = {}, {"fedavg": round(fedavg, 5)}
         for rule in COORDINATEWISE + OTHERS:
             strategy = RobustStrategy(rule, f=n // 5 if rule != "mean" else 0)
@@ -89,7 +79,7 @@ def main() -> None:
                 s.expect_updates_of(g)
                 s.aggregate_train(1, r)
 
-            t = _best(step, args.repeats)
+            t = best_time(step, args.repeats)
             row[rule], secs[rule] = round(t / fedavg, 3), round(t, 5)
             print(f"n={n:4d} {rule:18s} {t * 1e3:9.2f} ms  {t / fedavg:6.2f}x FedAvg "
                   f"({fedavg * 1e3:.2f} ms)", file=sys.stderr)

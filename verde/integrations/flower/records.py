@@ -8,6 +8,7 @@ step counters) are carried separately.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,20 @@ def layout_of(record: ArrayRecord) -> Layout:
                   tuple(a.dtype for a in arrays), floating, np.dtype(vector_dtype))
 
 
+def _checked(record: ArrayRecord, lay: Layout) -> Iterator[tuple[np.ndarray, bool]]:
+    """Each array of ``record`` (as numpy) with its floating flag, checked against ``lay``."""
+    if tuple(record.keys()) != lay.keys:
+        raise RecordLayoutError(f"array keys {sorted(record.keys())} differ from the global "
+                                f"model's {sorted(lay.keys)}")
+    for key, shape, dtype, fl in zip(lay.keys, lay.shapes, lay.dtypes, lay.floating,
+                                     strict=True):
+        a = record[key].numpy()
+        if tuple(a.shape) != shape or a.dtype != dtype:
+            raise RecordLayoutError(f"array {key!r} is {a.dtype}{list(a.shape)}, the global "
+                                    f"model's is {dtype}{list(shape)}")
+        yield a, fl
+
+
 def flatten_arrays(record: ArrayRecord, layout: Layout | None = None, *,
                    out: np.ndarray | None = None, minus: np.ndarray | None = None
                    ) -> tuple[np.ndarray, list[np.ndarray], Layout]:
@@ -58,47 +73,28 @@ def flatten_arrays(record: ArrayRecord, layout: Layout | None = None, *,
     :class:`RecordLayoutError` naming the first key that does not match.
     """
     lay = layout or layout_of(record)
-    if out is not None:
-        return _flatten_into(record, lay, out, minus), [], lay
-    if tuple(record.keys()) != lay.keys:
-        raise RecordLayoutError(f"array keys {sorted(record.keys())} differ from the global "
-                                f"model's {sorted(lay.keys)}")
-    parts: list[np.ndarray] = []
     others: list[np.ndarray] = []
-    for key, shape, dtype, fl in zip(lay.keys, lay.shapes, lay.dtypes, lay.floating,
-                                     strict=True):
-        a = record[key].numpy()
-        if tuple(a.shape) != shape or a.dtype != dtype:
-            raise RecordLayoutError(f"array {key!r} is {a.dtype}{list(a.shape)}, the global "
-                                    f"model's is {dtype}{list(shape)}")
-        if fl:
-            parts.append(a.reshape(-1).astype(lay.vector_dtype, copy=False))
-        else:
-            others.append(a)
-    vec = np.concatenate(parts) if parts else np.zeros(0, lay.vector_dtype)
-    return vec, others, lay
-
-
-def _flatten_into(record: ArrayRecord, lay: Layout, out: np.ndarray,
-                  minus: np.ndarray | None) -> np.ndarray:
-    if tuple(record.keys()) != lay.keys:
-        raise RecordLayoutError(f"array keys {sorted(record.keys())} differ from the global "
-                                f"model's {sorted(lay.keys)}")
-    at = 0
-    for key, shape, dtype, fl in zip(lay.keys, lay.shapes, lay.dtypes, lay.floating,
-                                     strict=True):
-        a = record[key].numpy()
-        if tuple(a.shape) != shape or a.dtype != dtype:
-            raise RecordLayoutError(f"array {key!r} is {a.dtype}{list(a.shape)}, the global "
-                                    f"model's is {dtype}{list(shape)}")
-        if fl:
-            size = a.size
-            if minus is None:
-                out[at:at + size] = a.reshape(-1)
+    if out is None:
+        parts = []
+        for a, fl in _checked(record, lay):
+            if fl:
+                parts.append(a.reshape(-1).astype(lay.vector_dtype, copy=False))
             else:
-                np.subtract(a.reshape(-1), minus[at:at + size], out=out[at:at + size])
-            at += size
-    return out
+                others.append(a)
+        vec = np.concatenate(parts) if parts else np.zeros(0, lay.vector_dtype)
+        return (vec if minus is None else vec - minus), others, lay
+    at = 0
+    for a, fl in _checked(record, lay):
+        if not fl:
+            others.append(a)
+            continue
+        dst = out[at:at + a.size]
+        if minus is None:
+            dst[:] = a.reshape(-1)
+        else:
+            np.subtract(a.reshape(-1), minus[at:at + a.size], out=dst)
+        at += a.size
+    return out, others, lay
 
 
 def unflatten_arrays(vec: np.ndarray, others: list[np.ndarray], layout: Layout) -> ArrayRecord:
