@@ -40,7 +40,7 @@ def rank_main(rank: int, port: int, out: str) -> None:
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from verde.integrations.torch_distributed import robust_comm_hook, robust_state
+    from verde.engines.torch_distributed import robust_comm_hook, robust_state
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,

@@ -61,7 +61,7 @@ def main() -> None:
     import torch
     from flwr.serverapp.strategy import FedAvg
 
-    from verde.integrations.flower import RobustStrategy
+    from verde.engines.flower import RobustStrategy
 
     torch.set_num_threads(1)
     out: dict[str, object] = {"bench": "flower_strategy", **machine(),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import verde.robust as R
-from verde.integrations.torch_distributed import ByzantineHookState, RobustHookState, robust_state
+from verde.engines.torch_distributed import ByzantineHookState, RobustHookState, robust_state
 
 HERE = Path(__file__).parent
 _spec = importlib.util.spec_from_file_location("gloo_ranks", HERE.parents[1] / "gloo_ranks.py")

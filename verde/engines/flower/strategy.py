@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from verde.integrations.flower.records import (
+from verde.engines.flower.records import (
     Layout,
     RecordLayoutError,
     flatten_arrays,
     layout_of,
     unflatten_arrays,
 )
-from verde.integrations.flower.report import AggregationReport, build_report
+from verde.engines.flower.report import AggregationReport, build_report
 from verde.robust import (
     Aggregator,
     BreakdownConditionError,
@@ -44,7 +44,7 @@ try:
     from flwr.serverapp.strategy import FedAvg
     from flwr.supercore import log
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("verde.integrations.flower needs Flower: pip install 'verde[flower]'"
+    raise ImportError("verde.engines.flower needs Flower: pip install 'verde[flower]'"
                       ) from exc
 
 ReferenceFn = Callable[[int, ArrayRecord], ArrayRecord]

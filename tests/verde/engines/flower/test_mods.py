@@ -20,7 +20,7 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 
-from verde.integrations.flower import attack_mod
+from verde.engines.flower import attack_mod
 
 STEP = np.array([0.5, -1.0, 2.0, 0.25], dtype=np.float32)
 ROOT = Path(__file__).resolve().parents[4]
@@ -98,9 +98,9 @@ def test_bad_claimed_count_is_refused():
 
 def test_verde_imports_without_flower():
     code = ("import sys; sys.modules['flwr'] = None\n"
-            "import verde, verde.robust, verde.integrations, verde.integrations.flower as F\n"
+            "import verde, verde.robust, verde.engines, verde.engines.flower as F\n"
             "try:\n    F.RobustStrategy\nexcept ImportError as e:\n    print('refused:', e)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=120, check=True)
-    assert "refused: verde.integrations.flower needs Flower" in out.stdout
+    assert "refused: verde.engines.flower needs Flower" in out.stdout

@@ -24,7 +24,7 @@ def train(rank: int, world: int, opts: dict) -> dict:
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from verde.integrations.torch_distributed import (
+    from verde.engines.torch_distributed import (
         ByzantineHookState,
         byzantine_comm_hook,
         robust_comm_hook,

@@ -16,7 +16,7 @@ import numpy as np
 try:
     from flwr.app import Array, ArrayRecord
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("verde.integrations.flower needs Flower: pip install 'verde[flower]'"
+    raise ImportError("verde.engines.flower needs Flower: pip install 'verde[flower]'"
                       ) from exc
 
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from verde.integrations.flower.records import RecordLayoutError, flatten_arrays, unflatten_arrays
+from verde.engines.flower.records import RecordLayoutError, flatten_arrays, unflatten_arrays
 
 try:
     from flwr.app import Context, Message, MessageType
     from flwr.clientapp.typing import ClientAppCallable, Mod
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("verde.integrations.flower needs Flower: pip install 'verde[flower]'"
+    raise ImportError("verde.engines.flower needs Flower: pip install 'verde[flower]'"
                       ) from exc
 
 #: Attacks that work from the client's own update alone.

@@ -8,7 +8,7 @@ from flwr.app import Array, ArrayRecord, Message, MessageType, MetricRecord, Rec
 from flwr.serverapp.strategy import FedAvg
 
 import verde.robust as R
-from verde.integrations.flower import RobustStrategy
+from verde.engines.flower import RobustStrategy
 
 SHAPES = {"w": (4, 3), "b": (3,)}
 

@@ -1,1 +1,0 @@
-"""Flower test app: digits, numpy logistic regression, verde's strategy and attack mods."""
