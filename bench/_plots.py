@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 
@@ -17,7 +18,7 @@ def heatmap(path: Path, rows: list[str], cols: list[str], values: list[list[floa
     import numpy as np
 
     data = np.array(values, dtype=float)
-    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 3, 0.42 * len(rows) + 1.8))
+    fig, ax = plt.subplots(figsize=(max(1.6 * len(cols) + 3, 7.5), 0.42 * len(rows) + 1.8))
     finite = data[np.isfinite(data)]
     lo = min(0.0, float(finite.min())) if finite.size else 0.0
     hi = max(1.0, float(finite.max())) if finite.size else 1.0
@@ -31,7 +32,7 @@ def heatmap(path: Path, rows: list[str], cols: list[str], values: list[list[floa
                         fontsize=6,
                         color="white" if data[i, j] < lo + 0.6 * (hi - lo) else "black")
     fig.colorbar(im, ax=ax, fraction=0.03)
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
