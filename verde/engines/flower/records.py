@@ -3,7 +3,7 @@
 A model travels in Flower as an ``ArrayRecord`` (named arrays). Robust rules compare whole
 update vectors (distances, norms), so every client's record is laid end to end in the global
 record's key order. Only floating arrays are aggregated; the others (e.g. BatchNorm's integer
-step counters) are carried separately.
+step counters) are carried separately (the strategy keeps the global model's).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ server_lr = 1 this is exactly FedAvg (Flower's own strategies aggregate full wei
 
 Replies a rule could not use (missing arrays, other keys/shapes/dtypes, a missing, negative or
 non-finite example count) are rejected and counted as faulty (f shrinks by their number),
-where FedAvg would fail the whole round. A non-finite aggregate is not applied.
+where FedAvg would fail the whole round. A non-finite aggregate is not applied. Arrays that
+are not floating point (e.g. BatchNorm's step counters) are not aggregated: the global model's
+are kept.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ class RobustStrategy(FedAvg):
             return None, None
         ids = [node for node, *_ in accepted]
         updates = updates[: len(accepted)]  # rows of the accepted replies, in order
-        counts = np.array([count for *_, count, _ in accepted], dtype=np.float64)
+        counts = np.array([count for _, count, _ in accepted], dtype=np.float64)
         try:
             aggregate, weighted = self._run_rule(server_round, updates, counts,
                                                  n_rejected=len(rejected), layout=layout,
@@ -138,7 +140,7 @@ class RobustStrategy(FedAvg):
         report = build_report(ids, updates, aggregate if applied else np.zeros_like(base),
                               counts, weighted=weighted, rejected=rejected, applied=applied)
         self.last_report = report
-        kept = [content for (node, _, _, content) in accepted if node not in report.excluded]
+        kept = [content for node, _, content in accepted if node not in report.excluded]
         metrics = self._client_metrics(kept)
         for key, value in report.metrics().items():
             metrics[key] = value
@@ -150,10 +152,10 @@ class RobustStrategy(FedAvg):
 
     def _accept(self, replies: list[Message], layout: Layout, base: np.ndarray,
                 updates: np.ndarray
-                ) -> tuple[list[tuple[int, None, float, RecordDict]], dict[int, str]]:
-        """Usable replies (their updates written to ``updates`` rows 0, 1, ...) and the
-        rejected ones with the reason."""
-        accepted: list[tuple[int, None, float, RecordDict]] = []
+                ) -> tuple[list[tuple[int, float, RecordDict]], dict[int, str]]:
+        """Usable replies as (node, example count, content), their updates written to
+        ``updates`` rows 0, 1, ...; and the rejected ones with the reason."""
+        accepted: list[tuple[int, float, RecordDict]] = []
         rejected: dict[int, str] = {}
         for msg in replies:
             node = int(msg.metadata.src_node_id)
@@ -170,7 +172,7 @@ class RobustStrategy(FedAvg):
             except (RecordLayoutError, ValueError, TypeError) as exc:
                 rejected[node] = str(exc)
                 continue
-            accepted.append((node, None, count, content))
+            accepted.append((node, count, content))
         return accepted, rejected
 
     def _count(self, content: RecordDict) -> float:
