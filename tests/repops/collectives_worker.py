@@ -1,12 +1,13 @@
-"""One rank of the reproducible all-reduce test (see tests/gloo_ranks.py)."""
+"""One rank of the reproducible all-reduce test (see tests/gloo_ranks.py).
+
+The test module also loads this file for ``partition``: nothing here may change the test
+process at import (tests/gloo_ranks.py gives the ranks OMP_NUM_THREADS=1).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
 import torch.distributed as dist
