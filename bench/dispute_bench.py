@@ -113,7 +113,7 @@ def main() -> None:
     job_flops = sum(per_node) * args.steps
     arbiter_flops = per_node[verdict.ruling["node"]] if verdict.reason == "recomputed_operator" \
         else 0
-    from machine import machine_info
+    from _machine import machine_info
 
     result = {
         "bench": "dispute",
