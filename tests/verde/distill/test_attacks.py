@@ -23,6 +23,8 @@ bench's JSON line: 99.8%, 99.8% and 100% for the three label-changing attacks):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from scipy import stats
 
@@ -31,12 +33,6 @@ from verde.distill.digits import DigitsSetup
 from verde.distill.evaluation import AttackReport, evaluate_attack
 
 LABEL_CHANGING_RATES = {"top2_swap": 0.98, "top2_average": 0.98, "random_label_switch": 0.99}
-CONFIDENCE = 0.999
-
-
-def _allowed_misses(requests: int, rate: float) -> int:
-    """The CONFIDENCE quantile of the misses of a detector that flags with probability rate."""
-    return int(stats.binom.ppf(CONFIDENCE, requests, 1.0 - rate))
 
 
 def _report(digits: DigitsSetup, attack: Attack) -> AttackReport:
@@ -52,20 +48,27 @@ def _report(digits: DigitsSetup, attack: Attack) -> AttackReport:
 
 
 @pytest.mark.parametrize("name", sorted(LABEL_CHANGING_RATES))
-def test_label_changing_attacks_are_detected(digits: DigitsSetup, attacks: dict, name: str) -> None:
+def test_label_changing_attacks_are_detected(
+    digits: DigitsSetup,
+    attacks: dict,
+    name: str,
+    allowed_misses: Callable[[int, float], int],
+) -> None:
     report = _report(digits, attacks[name])
     assert report.changed == report.requests
     missed = report.changed - round(report.detection_rate * report.changed)
-    assert missed <= _allowed_misses(report.changed, LABEL_CHANGING_RATES[name]), report
+    assert missed <= allowed_misses(report.changed, LABEL_CHANGING_RATES[name]), report
     assert report.reclassification_accuracy >= 0.94, report
 
 
-def test_allowed_misses_still_catch_a_weaker_detector() -> None:
+def test_allowed_misses_still_catch_a_weaker_detector(
+    allowed_misses: Callable[[int, float], int],
+) -> None:
     # What the bound admits on 450 requests: 19 misses at a stated 98%, 12 at 99%; a detector
     # that flags only 93% of label-changing answers (about 32 misses) fails with probability
     # above 99%.
-    assert [_allowed_misses(450, r) for r in (0.98, 0.99)] == [19, 12]
-    assert stats.binom.cdf(_allowed_misses(450, 0.98), 450, 0.07) < 0.01
+    assert [allowed_misses(450, r) for r in (0.98, 0.99)] == [19, 12]
+    assert stats.binom.cdf(allowed_misses(450, 0.98), 450, 0.07) < 0.01
 
 
 def test_substitute_model_is_detected(digits: DigitsSetup, attacks: dict) -> None:
