@@ -210,8 +210,38 @@ class Store:
             seq = (s.scalar(select(func.max(DisputeEventRow.seq))
                             .where(DisputeEventRow.dispute_id == record.dispute_id)) or 0) + 1
             s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=event_kind,
-                                  payload_json=event_payload_json))
+                                  payload_json=event_payload_json, owner=owner))
         return self.dispute(record.dispute_id)
+
+    def release(self, record: DisputeRecord, owner: str) -> DisputeRecord:
+        """Give the lease back now (a draining arbiter): any process may claim it at once.
+
+        The dispute stays ``running`` with its committed events; LeaseLost if fenced out.
+        """
+        with self.db.sessions.begin() as s:
+            res = s.execute(
+                update(DisputeRow)
+                .where(DisputeRow.dispute_id == record.dispute_id,
+                       DisputeRow.version == record.version, DisputeRow.owner == owner)
+                .values(owner=None, lease_until=None, version=DisputeRow.version + 1,
+                        updated_at=utcnow()))
+            if res.rowcount != 1:
+                raise LeaseLost(f"dispute {record.dispute_id} was taken over by another arbiter")
+        return self.dispute(record.dispute_id)
+
+    def dispute_counts(self) -> dict[str, int]:
+        """How many disputes the database holds in each status (for dashboards)."""
+        with self.db.sessions() as s:
+            rows = s.execute(select(DisputeRow.status, func.count()).group_by(DisputeRow.status))
+            return {str(status): int(n) for status, n in rows}
+
+    def waiting_count(self) -> int:
+        """Active disputes that no arbiter holds (lease free or expired): the queue depth."""
+        now = time.time()
+        with self.db.sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(DisputeRow).where(
+                DisputeRow.status.in_(ACTIVE),
+                or_(DisputeRow.owner.is_(None), DisputeRow.lease_until < now))) or 0)
 
     def finish(self, record: DisputeRecord, owner: str, *, verdict_json: str,
                certificate_json: str | None, winners: Sequence[str], losers: Sequence[str],
@@ -237,7 +267,7 @@ class Store:
             seq = (s.scalar(select(func.max(DisputeEventRow.seq))
                             .where(DisputeEventRow.dispute_id == record.dispute_id)) or 0) + 1
             s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=status,
-                                  payload_json=verdict_json))
+                                  payload_json=verdict_json, owner=owner))
         return self.dispute(record.dispute_id)
 
 
