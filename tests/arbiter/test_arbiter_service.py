@@ -31,18 +31,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # type
     servers = []
     addrs = {}
     for name, fault in (("honest", None), ("cheat", "compute=corrupt_op,step=4")):
-        server, port, host = start_provider(_key(tmp, name), "127.0.0.1:0", fault=fault)
-        servers.append((server, host))
-        addrs[name] = f"127.0.0.1:{port}"
+        running = start_provider(_key(tmp, name), "127.0.0.1:0", fault=fault)
+        servers.append(running)
+        addrs[name] = f"127.0.0.1:{running.port}"
     arb: RunningArbiter = start_arbiter(_key(tmp, "arbiter"), "127.0.0.1:0",
                                         f"sqlite:///{tmp / 'arbiter.db'}", workers=2)
     client = ArbiterClient(f"127.0.0.1:{arb.port}")
     yield {"addrs": addrs, "client": client, "arbiter": arb}
     client.close()
     arb.shutdown()
-    for server, host in servers:
-        server.stop(0)
-        host.close()
+    for running in servers:
+        running.close(0)
 
 
 def _results(addrs: dict[str, str]) -> dict[str, str]:
