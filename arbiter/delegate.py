@@ -22,9 +22,9 @@ from verde.protocol.jobs.spec import JobSpec
 
 Report = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
-#: (dispute id, "a vs b", phase, rounds) each time a dispute is polled.
+#: (dispute id, short label, phase, rounds) each time a dispute is polled.
 Rounds = Callable[[str, str, str, int], None]
-#: (dispute id, verdict in words) when a dispute ends.
+#: (dispute id, outcome in a few words) when a dispute ends.
 Verdicts = Callable[[str, str], None]
 
 
@@ -122,7 +122,7 @@ def arbiter_dispute_runner(spec: JobSpec, results: Mapping[str, SignedMessage],
         did = arbiter.open_dispute(spec.to_dict(), [
             (a, json.dumps(results[a].to_json(), sort_keys=True)),
             (b, json.dumps(results[b].to_json(), sort_keys=True))])
-        label = f"{did[:12]} ({a} vs {b})"
+        label = did[:12]
         status = arbiter.wait(did, timeout_s=timeout_s, progress=lambda st: show_round(
             did, label, st.phase, int(st.rounds)))
         if status.status != "decided":
@@ -134,9 +134,8 @@ def arbiter_dispute_runner(spec: JobSpec, results: Mapping[str, SignedMessage],
         summary = (f"verdict: {({'a': a, 'b': b}).get(verdict.winner or '', 'both lost')} "
                    f"({verdict.reason})")
         if verdicts is not None:
-            verdicts(did, f"{label}: {summary}")
-        else:
-            say(f"  {summary}")
+            verdicts(did, f"{label} decided")
+        say(f"  {summary}")
         return DisputeRecord(a, b, verdict, certificate=certificate, dispute_id=did)
 
     return run

@@ -45,7 +45,7 @@ class ProgressView:
         """A dispute (``key``: its id) reached round ``rounds`` in ``phase``."""
 
     def finished(self, key: str, summary: str) -> None:
-        """The dispute ``key`` ended (``summary``: the verdict in words)."""
+        """The dispute ``key`` ended (``summary``: its label and outcome, in a few words)."""
 
     def transfer(self, label: str, done_bytes: int, total_bytes: int | None = None) -> None:
         """``done_bytes`` of a transfer (cumulative) went through."""
@@ -80,7 +80,7 @@ class RichView(ProgressView):
 
     def __init__(self, console: Console) -> None:
         self.bars = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                             BarColumn(bar_width=28), _Detail(), TimeElapsedColumn(),
+                             BarColumn(bar_width=20), _Detail(), TimeElapsedColumn(),
                              console=console, refresh_per_second=8)
         self.tasks: dict[tuple[str, str], Any] = {}
         self._rounds: dict[str, int] = {}
@@ -105,7 +105,7 @@ class RichView(ProgressView):
     def rounds(self, key: str, label: str, phase: str, rounds: int) -> None:
         task = self._task("dispute", key, f"dispute {label}", "rounds", None)
         self._rounds[key] = rounds
-        self.bars.update(task, completed=rounds, description=f"dispute {label}: {phase}")
+        self.bars.update(task, completed=rounds, description=f"dispute {label} {phase}")
 
     def finished(self, key: str, summary: str) -> None:
         task = self._task("dispute", key, "dispute", "rounds", None)
@@ -155,7 +155,7 @@ class PlainView(ProgressView):
             self._line(f"  dispute {label}: round {rounds} ({phase})")
 
     def finished(self, key: str, summary: str) -> None:
-        self._line(f"  dispute {summary}")
+        """Nothing: the verdict comes as a note."""
 
     def transfer(self, label: str, done_bytes: int, total_bytes: int | None = None) -> None:
         final = total_bytes is not None and done_bytes >= total_bytes
