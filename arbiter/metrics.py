@@ -249,7 +249,7 @@ class DisputeMetrics(DisputeObserver):
     def advanced(self, dispute_id: str, event: Mapping[str, Any], phase_before: str,
                  phase: str, rounds: int) -> None:
         self.events_total.labels(phase_before, str(event.get("type"))).inc()
-        if phase != phase_before:
+        if phase not in (phase_before, "done"):  # "done": finished() takes it off the gauge
             self._move(dispute_id, phase)
 
     def round_done(self, dispute_id: str, phase: str, round_: int, seconds: float) -> None:

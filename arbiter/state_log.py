@@ -50,8 +50,10 @@ class DisputeLog(DisputeObserver):
     def finished(self, dispute_id: str, status: str, verdict: Mapping[str, Any] | None,
                  error: str | None) -> None:
         if status == "decided" and verdict is not None:
+            winner = verdict.get("winner")
             log_event(self.log, logging.INFO, "dispute.decided", "dispute decided",
-                      dispute_id=dispute_id, phase="done", winner=verdict.get("winner"),
+                      dispute_id=dispute_id, phase="done", winner=winner,
+                      winner_key=dict(verdict.get("keys", {})).get(winner or ""),
                       losers=list(verdict.get("losers", ())), reason=verdict.get("reason"))
         else:
             log_event(self.log, logging.ERROR, "dispute.failed", "dispute failed",

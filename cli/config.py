@@ -147,7 +147,8 @@ def _envvars(param: click.Parameter) -> list[str]:
 
 
 def _defaults(command: click.Command) -> dict[str, Any]:
-    return {str(p.name): p.default for p in command.params if isinstance(p, click.Option)}
+    """What the command's options are without a file: defaults and environment variables."""
+    return dict(command.make_context(command.name or "serve", [], resilient_parsing=True).params)
 
 
 def _has_password(url: str) -> bool:

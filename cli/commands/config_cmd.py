@@ -10,6 +10,7 @@ import click
 from cli import exit_codes
 from cli.commands import arbiter_cmd, provider
 from cli.config import ConfigError, SettingsCheck, check_table, read_toml, settings_of
+from cli.options import DatabaseUrl
 from cli.output import emit
 
 #: The services a file may configure: table name -> (serve command, cross-field check).
@@ -73,8 +74,9 @@ def check_file(path: Path, *, check_files: bool = False) -> dict[str, Any]:
         result["sections"].append(name)
         result["problems"].extend(report.problems)
         result["warnings"].extend(report.warnings)
-        names = {str(p.name): key for key, p in settings_of(command).items()}
-        result["settings"][name] = {names[k]: _plain(v) for k, v in report.values.items()}
+        params = {str(p.name): (key, p) for key, p in settings_of(command).items()}
+        result["settings"][name] = {params[k][0]: _plain(v, params[k][1])
+                                    for k, v in report.values.items()}
     return result
 
 
@@ -82,9 +84,14 @@ def _expected() -> str:
     return " or ".join(f"[{s}]" for s in SERVICES)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, param: click.Parameter) -> Any:
+    """A setting as JSON shows it: paths as text, database URLs without their password."""
+    if isinstance(param.type, DatabaseUrl):
+        from arbiter.storage.db import safe_url
+
+        return safe_url(str(value))
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, param) for v in value]
     return value

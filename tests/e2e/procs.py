@@ -247,3 +247,24 @@ def check_event_log(events: list[Event]) -> None:
     assert events[0].kind == "opened"
     ends = [e for e in events if e.kind in ("decided", "failed")]
     assert len(ends) <= 1 and (not ends or ends[0] is events[-1]), [e.kind for e in events]
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(address: str, timeout_s: float = 10.0) -> Samples:
+    """Every sample of ``http://ADDRESS/metrics``: (name, labels) -> value."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=timeout_s) as reply:
+        text = reply.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels`` (0 if none)."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
