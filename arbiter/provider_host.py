@@ -81,8 +81,9 @@ class ProviderHost:
                 return spec.job_id
             self._progress[spec.job_id] = JobProgress("queued", 0, spec.steps,
                                                       queued_at=time.monotonic())
+            # Before the runner can start it: "accepted" always precedes "running".
+            notify(self.observers, "accepted", spec.job_id, spec.program, spec.steps)
             self._futures[spec.job_id] = self._runner.submit(self._run, spec)
-        notify(self.observers, "accepted", spec.job_id, spec.program, spec.steps)
         return spec.job_id
 
     def _run(self, spec: JobSpec) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from proofs import SigningKey
 
 LISTENING = re.compile(r"listening on (127\.0\.0\.1):(\d+)")
+METRICS = re.compile(r"metrics (127\.0\.0\.1:\d+)")
 START_TIMEOUT_S = 240.0  # two busy cores: importing torch alone can take tens of seconds
 
 
@@ -63,6 +64,18 @@ class Service:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    @property
+    def metrics(self) -> str:
+        """HOST:PORT of the service's Prometheus endpoint (started with --metrics)."""
+        match = METRICS.search(self.log())
+        if match is None:
+            raise AssertionError(f"{self.name} serves no metrics:\n{self.log()[-1000:]}")
+        return match.group(1)
+
+    def terminate(self) -> None:
+        """SIGTERM, once (a graceful drain); the caller waits for the exit."""
+        _signal_group(self.proc, signal.SIGTERM)
+
     def kill_hard(self) -> None:
         """SIGKILL the whole process group at once (a crash: nothing is flushed or closed)."""
         _signal_group(self.proc, signal.SIGKILL)
@@ -83,11 +96,12 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)  # start_new_session=True: the group id is the child's pid
 
 
-def _start(name: str, argv: Sequence[str], log_path: Path) -> Service:
+def _start(name: str, argv: Sequence[str], log_path: Path,
+           command: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Service:
     log_file = log_path.open("wb")
-    proc = subprocess.Popen([*verde_command(), *argv], stdin=subprocess.DEVNULL,
-                            stdout=log_file, stderr=subprocess.STDOUT, env=child_env(),
-                            start_new_session=True)
+    proc = subprocess.Popen([*(command or verde_command()), *argv], stdin=subprocess.DEVNULL,
+                            stdout=log_file, stderr=subprocess.STDOUT,
+                            env={**child_env(), **(env or {})}, start_new_session=True)
     log_file.close()
     return Service(name, proc, log_path, argv=list(argv))
 
@@ -123,11 +137,16 @@ class Cluster:
     def public_key(self, name: str) -> str:
         return SigningKey.load(self.key(name)).public_key.hex()
 
-    def start_many(self, specs: Sequence[tuple[str, Sequence[str]]]) -> list[Service]:
-        """Start several services at once (their imports overlap) and wait for their ports."""
+    def start_many(self, specs: Sequence[tuple[str, Sequence[str]]], *,
+                   command: Sequence[str] | None = None,
+                   env: dict[str, str] | None = None) -> list[Service]:
+        """Start several services at once (their imports overlap) and wait for their ports.
+
+        ``command`` replaces the ``verde`` command (e.g. a previous release's code).
+        """
         started = []
         for name, argv in specs:
-            svc = _start(name, argv, self.workdir / f"{name}.log")
+            svc = _start(name, argv, self.workdir / f"{name}.log", command, env)
             self.services.append(svc)
             started.append(svc)
         for svc in started:
@@ -166,6 +185,58 @@ def run_verde(args: Sequence[str], *, timeout_s: float = 600.0,
         if proc.poll() is None:  # pragma: no cover - interrupted
             _signal_group(proc, signal.SIGKILL)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def write_config(path: Path, section: str, **settings: object) -> Path:
+    """A service config file: ``[section]`` with ``settings`` (keys are flag names)."""
+    import json
+
+    lines = [f"[{section}]"] + [f"{key.replace('_', '-')} = {json.dumps(value)}"
+                                for key, value in settings.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_in_pty(args: Sequence[str], *, timeout_s: float = 600.0, columns: int = 120
+               ) -> tuple[int, str]:
+    """Run ``verde ARGS`` on a pseudo-terminal (stdout and stderr both): what a user sees."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {**child_env(), "TERM": "xterm-256color", "COLUMNS": str(columns)}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([*verde_command(), *args], stdin=follower, stdout=follower,
+                            stderr=follower, env=env, start_new_session=True)
+    os.close(follower)
+    chunks = []
+    end = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(leader, 1 << 16)
+                except OSError:  # the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        else:
+            raise AssertionError(f"verde {' '.join(args)} ran past {timeout_s:g}s")
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait(timeout=30)
+        os.close(leader)
+    return code, b"".join(chunks).decode(errors="replace")
 
 
 def job_toml(path: Path, *, seed: int, steps: int = 8, batch_size: int = 8,
