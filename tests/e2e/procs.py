@@ -10,6 +10,7 @@ SIGKILL of the whole group), whatever the test did.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -189,8 +190,6 @@ def run_verde(args: Sequence[str], *, timeout_s: float = 600.0,
 
 def write_config(path: Path, section: str, **settings: object) -> Path:
     """A service config file: ``[section]`` with ``settings`` (keys are flag names)."""
-    import json
-
     lines = [f"[{section}]"] + [f"{key.replace('_', '-')} = {json.dumps(value)}"
                                 for key, value in settings.items()]
     path.write_text("\n".join(lines) + "\n")
@@ -275,22 +274,24 @@ class Event:
 
 
 def read_events(db_url: str, dispute_id: str | None = None) -> dict[str, list[Event]]:
-    """Every dispute's event log straight from the database (SQLAlchemy, the service models)."""
+    """Every dispute's event log straight from the database (SQLAlchemy, the service models).
+
+    Only the columns every schema revision has are read, so older databases read too.
+    """
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
-    from arbiter.storage.models import DisputeEventRow
+    from arbiter.storage.models import DisputeEventRow as E
 
     engine = create_engine(db_url)
     try:
         with Session(engine) as s:
-            q = select(DisputeEventRow).order_by(DisputeEventRow.dispute_id, DisputeEventRow.id)
+            q = select(E.dispute_id, E.seq, E.kind, E.payload_json).order_by(E.dispute_id, E.id)
             if dispute_id is not None:
-                q = q.where(DisputeEventRow.dispute_id == dispute_id)
+                q = q.where(E.dispute_id == dispute_id)
             out: dict[str, list[Event]] = {}
-            for row in s.scalars(q):
-                out.setdefault(row.dispute_id, []).append(
-                    Event(row.seq, row.kind, row.payload_json))
+            for did, seq, kind, payload in s.execute(q):
+                out.setdefault(did, []).append(Event(seq, kind, payload))
             return out
     finally:
         engine.dispose()
@@ -339,3 +340,31 @@ def sample(samples: Samples, name: str, **labels: str) -> float:
     """The sum of ``name``'s samples whose labels include ``labels`` (0 if none)."""
     want = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
+
+
+def check_no_double_processing(events: list[Event]) -> None:
+    """seq strictly increasing from 0; one answer per (party, round) unless byte-identical."""
+    check_event_log(events)
+    answers: dict[tuple[str, int], str] = {}
+    for e in events:
+        if e.kind in ("answer", "timeout"):
+            doc = json.loads(e.payload)
+            key = (doc["party"], doc["round"])
+            if key in answers:
+                assert answers[key] == e.payload, f"two different events for {key}"
+            answers[key] = e.payload
+
+
+def fresh_database(postgres_url: str, name: str) -> str:
+    """A new, empty database on the test server (so no other arbiter sees our disputes)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{name}_{time.time_ns()}"
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
