@@ -9,14 +9,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health
-
 from arbiter.arbiter_service import ArbiterServicer
-from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, build_server
+from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
 from arbiter.engine import ArbiterEngine
-from arbiter.interceptors import CallObserver, DrainGate
-from arbiter.lifecycle import stop_serving
+from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import DisputeObserver
 from arbiter.proto import verde_pb2_grpc as rpc
@@ -32,21 +28,17 @@ NEW_WORK = ("OpenDispute",)
 
 
 @dataclass
-class RunningArbiter:
-    server: grpc.Server
-    port: int
+class RunningArbiter(RunningService):
+    endpoint: Endpoint
     engine: ArbiterEngine
     stop: threading.Event
     workers: list[threading.Thread] = field(default_factory=list)
-    gate: DrainGate = field(default_factory=lambda: DrainGate(NEW_WORK))
-    health: health.HealthServicer = field(default_factory=health.HealthServicer)
     metrics: Metrics | None = None
     name: str = "arbiter"
 
     def drain(self, timeout_s: float) -> bool:
         """Refuse new disputes; every worker finishes its round, releases its dispute, stops."""
-        self.gate.close()
-        stop_serving(self.health)
+        self.endpoint.refuse_new_work()
         self.engine.drain()
         self.stop.set()
         end = time.monotonic() + timeout_s
@@ -55,11 +47,9 @@ class RunningArbiter:
         return not any(w.is_alive() for w in self.workers)
 
     def close(self, grace_s: float = 2.0) -> None:
-        self.server.stop(grace_s).wait()
+        self.stop_serving(grace_s)
         self.engine.close()
         self.engine.store.db.close()
-        if self.metrics is not None:
-            self.metrics.close()
 
     def shutdown(self) -> None:
         self.drain(10.0)
@@ -86,33 +76,27 @@ def start_arbiter(key_path: Path, listen: str, db_url: str, *, workers: int = 4,
         raise
     store = Store(db)
     observers: list[DisputeObserver] = [DisputeLog()]
-    gate = DrainGate(NEW_WORK)
-    interceptors: list[grpc.ServerInterceptor] = [gate]
     if registry is not None:
         registry.instrument_database(db.engine)
         registry.watch_store(store)
         observers.append(registry.dispute_observer())
-        interceptors.insert(0, CallObserver(registry.observe_call))  # sees the gate's refusals
     engine = ArbiterEngine(store, key, lambda addr: GrpcProviderPeer(addr, tls=tls),
                            owner=owner, lease_s=lease_s, deadline_s=deadline_s,
                            certify=issue_verdict_certificate, observers=observers)
-    health_servicer = health.HealthServicer()
-    try:
-        server, port = build_server(
-            listen, lambda s: rpc.add_ArbiterServicer_to_server(ArbiterServicer(engine), s),
-            tls=tls, max_message=max_message, interceptors=interceptors,
-            health_servicer=health_servicer)
-    except Exception:
+
+    def cleanup() -> None:
         db.close()
         if registry is not None:
             registry.close()
-        raise
-    stop = threading.Event()
-    running = RunningArbiter(server, port, engine, stop, gate=gate, health=health_servicer,
-                             metrics=registry)
+
+    endpoint = open_endpoint(
+        listen, lambda s: rpc.add_ArbiterServicer_to_server(ArbiterServicer(engine), s),
+        new_work=NEW_WORK, observe_call=registry.observe_call if registry else None,
+        tls=tls, max_message=max_message, cleanup=cleanup)
+    running = RunningArbiter(endpoint, engine, threading.Event(), metrics=registry)
     for i in range(workers):
-        t = threading.Thread(target=engine.run, args=(stop,), name=f"arbiter-worker-{i}",
-                             daemon=True)
+        t = threading.Thread(target=engine.run, args=(running.stop,),
+                             name=f"arbiter-worker-{i}", daemon=True)
         t.start()
         running.workers.append(t)
     return running

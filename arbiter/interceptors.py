@@ -11,12 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
 
 #: (service, method, status code name, seconds) of one finished call.
-CallReport = Callable[[str, str, str, float], None]
+ObservedCall = Callable[[str, str, str, float], None]
 
 
 def _split(full_method: str) -> tuple[str, str]:
@@ -55,7 +56,7 @@ class CallObserver(grpc.ServerInterceptor):
     Streaming replies are timed until the last message is sent (or the stream fails).
     """
 
-    def __init__(self, report: CallReport) -> None:
+    def __init__(self, report: ObservedCall) -> None:
         self.report = report
 
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
@@ -69,30 +70,30 @@ class CallObserver(grpc.ServerInterceptor):
 
         if handler.response_streaming:
             def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                start, raised = time.perf_counter(), False
-                try:
+                with _timed(report, service, method, context):
                     yield from inner(request, context)
-                except BaseException:
-                    raised = True
-                    raise
-                finally:
-                    report(service, method, _code_name(context, raised),
-                           time.perf_counter() - start)
 
             return _rebuild(handler, streaming)
 
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
-            start, raised = time.perf_counter(), False
-            try:
+            with _timed(report, service, method, context):
                 return inner(request, context)
-            except BaseException:
-                raised = True
-                raise
-            finally:
-                report(service, method, _code_name(context, raised),
-                       time.perf_counter() - start)
 
         return _rebuild(handler, unary)
+
+
+@contextmanager
+def _timed(report: ObservedCall, service: str, method: str,
+           context: grpc.ServicerContext) -> Iterator[None]:
+    """Report the call's status code and duration when it ends, however it ends."""
+    start, raised = time.perf_counter(), False
+    try:
+        yield
+    except BaseException:
+        raised = True
+        raise
+    finally:
+        report(service, method, _code_name(context, raised), time.perf_counter() - start)
 
 
 class DrainGate(grpc.ServerInterceptor):

@@ -13,11 +13,17 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+import grpc
 from grpc_health.v1 import health
 
+from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, build_server
+from arbiter.interceptors import CallObserver, DrainGate, ObservedCall
 from arbiter.logs import log_event
+from arbiter.metrics import Metrics
 
 log = logging.getLogger("verde.service")
 
@@ -34,9 +40,60 @@ class Service(Protocol):
         """Stop serving and release every resource."""
 
 
-def stop_serving(health_servicer: health.HealthServicer) -> None:
-    """Report NOT_SERVING for every service name (the server keeps answering calls)."""
-    health_servicer.enter_graceful_shutdown()
+@dataclass
+class Endpoint:
+    """A service's started gRPC server, with the gate and health status draining flips."""
+
+    server: grpc.Server
+    port: int
+    gate: DrainGate
+    health: health.HealthServicer
+
+    def refuse_new_work(self) -> None:
+        """New work gets UNAVAILABLE, health checks NOT_SERVING; everything else is served."""
+        self.gate.close()
+        self.health.enter_graceful_shutdown()
+
+
+class RunningService:
+    """What a running provider and a running arbiter share: the endpoint and the metrics."""
+
+    endpoint: Endpoint
+    metrics: Metrics | None
+
+    @property
+    def server(self) -> grpc.Server:
+        return self.endpoint.server
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+    def stop_serving(self, grace_s: float) -> None:
+        """Stop the gRPC server (calls in flight get ``grace_s``) and the metrics endpoint."""
+        self.endpoint.server.stop(grace_s).wait()
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+def open_endpoint(listen: str, register: Callable[[grpc.Server], None], *,
+                  new_work: Sequence[str], observe_call: ObservedCall | None = None,
+                  tls: TlsFiles | None = None, max_message: int = DEFAULT_MAX_MESSAGE,
+                  cleanup: Callable[[], None] = lambda: None) -> Endpoint:
+    """Start the server: ``new_work`` methods behind a drain gate, every call reported to
+    ``observe_call`` (metrics); ``cleanup`` runs if it cannot start."""
+    gate = DrainGate(new_work)
+    interceptors: list[grpc.ServerInterceptor] = [gate]
+    if observe_call is not None:
+        interceptors.insert(0, CallObserver(observe_call))  # it sees the gate's refusals too
+    health_servicer = health.HealthServicer()
+    try:
+        server, port = build_server(listen, register, tls=tls, max_message=max_message,
+                                    interceptors=interceptors, health_servicer=health_servicer)
+    except Exception:
+        cleanup()
+        raise
+    return Endpoint(server, port, gate, health_servicer)
 
 
 def serve_until_signalled(service: Service, drain_timeout_s: float) -> None:

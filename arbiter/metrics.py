@@ -120,7 +120,7 @@ class Metrics:
 
     # -- gRPC calls -----------------------------------------------------------------------
     def observe_call(self, service: str, method: str, code: str, seconds: float) -> None:
-        """The :data:`arbiter.interceptors.CallReport` of this registry."""
+        """The :data:`arbiter.interceptors.ObservedCall` of this registry."""
         self.calls.labels(service, method, code).inc()
         self.call_seconds.labels(service, method).observe(seconds)
         if code == "RESOURCE_EXHAUSTED":

@@ -7,12 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health
-
-from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, build_server
-from arbiter.interceptors import CallObserver, DrainGate
-from arbiter.lifecycle import stop_serving
+from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
+from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import JobObserver
 from arbiter.proto import verde_pb2_grpc as rpc
@@ -56,12 +52,9 @@ NEW_WORK = ("SubmitJob", "PutState")
 
 
 @dataclass
-class RunningProvider:
-    server: grpc.Server
-    port: int
+class RunningProvider(RunningService):
+    endpoint: Endpoint
     host: ProviderHost
-    gate: DrainGate
-    health: health.HealthServicer
     metrics: Metrics | None = None
     name: str = "provider"
 
@@ -70,15 +63,12 @@ class RunningProvider:
 
         Dispute answers and downloads are still served until :meth:`close`.
         """
-        self.gate.close()
-        stop_serving(self.health)
+        self.endpoint.refuse_new_work()
         return self.host.drain(timeout_s)
 
     def close(self, grace_s: float = 2.0) -> None:
-        self.server.stop(grace_s).wait()
+        self.stop_serving(grace_s)
         self.host.close()
-        if self.metrics is not None:
-            self.metrics.close()
 
 
 def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None = None,
@@ -94,22 +84,18 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
     provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault)
     registry = start_metrics(metrics, "provider") if metrics else None
     observers: list[JobObserver] = [JobLog()]
-    gate = DrainGate(NEW_WORK)
-    interceptors: list[grpc.ServerInterceptor] = [gate]
     if registry is not None:
         observers.append(registry.job_observer())
-        interceptors.insert(0, CallObserver(registry.observe_call))  # sees the gate's refusals
     host = ProviderHost(provider, observers)
-    health_servicer = health.HealthServicer()
-    try:
-        server, port = build_server(
-            listen, lambda s: rpc.add_ProviderServicer_to_server(
-                ProviderServicer(host, max_state_bytes=max_state_bytes), s),
-            tls=tls, max_message=max_message, interceptors=interceptors,
-            health_servicer=health_servicer)
-    except Exception:
+
+    def cleanup() -> None:
         host.close()
         if registry is not None:
             registry.close()
-        raise
-    return RunningProvider(server, port, host, gate, health_servicer, registry)
+
+    endpoint = open_endpoint(
+        listen, lambda s: rpc.add_ProviderServicer_to_server(
+            ProviderServicer(host, max_state_bytes=max_state_bytes), s),
+        new_work=NEW_WORK, observe_call=registry.observe_call if registry else None,
+        tls=tls, max_message=max_message, cleanup=cleanup)
+    return RunningProvider(endpoint, host, registry)

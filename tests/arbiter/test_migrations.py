@@ -33,6 +33,16 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return int(info.value.code or 0), capsys.readouterr().err
 
 
+def _sql(url: str, *statements: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
 def _at_revision(path: Path, revision: str) -> str:
     url = f"sqlite:///{path}"
     engine = create_engine(url)
@@ -65,10 +75,7 @@ def test_a_service_creates_an_empty_database_but_refuses_an_old_one(tmp_path: Pa
     old = _at_revision(tmp_path / "old.db", PREVIOUS)
     with pytest.raises(SchemaOutdated, match=f"revision {PREVIOUS}.*verde arbiter migrate"):
         open_database(old, schema="require")
-    engine = create_engine(old)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    engine.dispose()
+    _sql(old, "UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(SchemaUnknown, match="9999, which this release does not know"):
         open_database(old, schema="require")
 
@@ -77,10 +84,7 @@ def test_a_database_that_verde_did_not_make_is_refused(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]
                                                        ) -> None:
     url = f"sqlite:///{tmp_path / 'foreign.db'}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE people (name TEXT)"))
-    engine.dispose()
+    _sql(url, "CREATE TABLE people (name TEXT)")
     with pytest.raises(SchemaUnknown, match="no verde schema revision"):
         open_database(url, schema="require")
     code, err = _run(["arbiter", "migrate", "--db", url], capsys)
@@ -90,15 +94,12 @@ def test_a_database_that_verde_did_not_make_is_refused(tmp_path: Path,
 
 def test_migrate_upgrades_keeps_the_data_and_reports(tmp_path: Path) -> None:
     url = _at_revision(tmp_path / "old.db", PREVIOUS)
-    engine = create_engine(url)
-    with engine.begin() as conn:  # rows as the previous release wrote them
-        conn.execute(text("INSERT INTO jobs (job_id, spec_json) VALUES ('j', '{}')"))
-        conn.execute(text("INSERT INTO disputes (dispute_id, job_id, status, state_json, "
-                          "phase, rounds, version) VALUES ('d', 'j', 'running', '{}', "
-                          "'graph_descent', 7, 9)"))
-        conn.execute(text("INSERT INTO dispute_events (dispute_id, seq, kind, payload_json) "
-                          "VALUES ('d', 0, 'opened', '{}'), ('d', 1, 'answer', '{\"x\": 1}')"))
-    engine.dispose()
+    _sql(url,  # rows as the previous release wrote them
+         "INSERT INTO jobs (job_id, spec_json) VALUES ('j', '{}')",
+         "INSERT INTO disputes (dispute_id, job_id, status, state_json, phase, rounds, "
+         "version) VALUES ('d', 'j', 'running', '{}', 'graph_descent', 7, 9)",
+         "INSERT INTO dispute_events (dispute_id, seq, kind, payload_json) VALUES "
+         "('d', 0, 'opened', '{}'), ('d', 1, 'answer', '{\"x\": 1}')")
     runner = CliRunner()
     check = runner.invoke(cli, ["arbiter", "migrate", "--db", url, "--check", "--json"])
     assert check.exit_code == exit_codes.FALSE
