@@ -38,8 +38,6 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
     arbiter = ArbiterClient(arbiter_addr, tls=tls) if arbiter_addr else None  # type: ignore[arg-type]
     try:
         with progress_view(as_json) as view:
-            view.note(f"job {spec.job_id[:16]}: {spec.program}, {spec.steps} steps on "
-                      f"{len(providers)} providers")
             outcome = run_delegation(
                 spec, list(providers), arbiter, report=view.note, progress=view.steps,
                 rounds=view.rounds, verdicts=view.finished,
