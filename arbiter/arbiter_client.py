@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from arbiter.channels import TlsFiles, call_with_retry, open_channel
+from arbiter.codec import dump_json
 from arbiter.errors import ArbiterError
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
@@ -36,7 +37,7 @@ class ArbiterClient:
     def open_dispute(self, spec: Mapping[str, Any],
                      entries: Sequence[tuple[str, str]]) -> str:
         req = pb.OpenDisputeRequest(
-            spec_json=json.dumps(dict(spec), sort_keys=True),
+            spec_json=dump_json(dict(spec)),
             providers=[pb.ProviderEntry(address=a, signed_result_json=r) for a, r in entries])
         return str(self._call("open dispute", lambda: self.stub.OpenDispute(
             req, timeout=self.call_timeout_s)).dispute_id)

@@ -17,6 +17,7 @@ from typing import TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from arbiter.errors import ArbiterInputError
 from arbiter.status import remote_error
 
 DEFAULT_MAX_MESSAGE = 16 << 20
@@ -33,7 +34,7 @@ class TlsFiles:
 
     def server_credentials(self) -> grpc.ServerCredentials:
         if self.cert is None or self.key is None:
-            raise ValueError("TLS for a server needs both --tls-cert and --tls-key")
+            raise ArbiterInputError("TLS for a server needs both --tls-cert and --tls-key")
         return grpc.ssl_server_credentials([(self.key.read_bytes(), self.cert.read_bytes())])
 
     def channel_credentials(self) -> grpc.ChannelCredentials:

@@ -13,9 +13,10 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from arbiter.errors import ArbiterInputError
 from arbiter.proto import verde_pb2 as pb
-from proofs import SignedMessage
-from verde.protocol.peers.errors import PeerError
+from proofs import SignedMessage, canonical_json
+from verde.protocol.peers.errors import MalformedMessage, PeerError
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.peers.state import StateEntries
 from verde.protocol.provider.errors import StateTooLarge
@@ -27,10 +28,10 @@ _ITEMSIZE = {"bool": 1, "uint8": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 
 
 
 def query_to_pb(query: Query) -> pb.QueryRequest:
-    return pb.QueryRequest(query_json=json.dumps(query.to_json(), sort_keys=True))
+    return pb.QueryRequest(query_json=dump_json(query.to_json()))
 
 
-class MalformedRequest(ValueError):
+class MalformedRequest(ArbiterInputError):
     """A request's envelope cannot be decoded (maps to INVALID_ARGUMENT)."""
 
 
@@ -49,15 +50,18 @@ def parse_json(text: str, what: str) -> Any:
 def query_from_pb(msg: pb.QueryRequest) -> Query:
     data = parse_json(msg.query_json, "query")
     try:
-        if not isinstance(data, dict):
-            raise TypeError("a query is a JSON object")
         return Query.from_json(data)
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise MalformedRequest(f"malformed query: {type(exc).__name__}: {exc}") from None
+    except MalformedMessage as exc:
+        raise MalformedRequest(f"malformed query: {exc}") from None
+
+
+def dump_json(doc: Any) -> str:
+    """The one JSON text form of protocol documents on the wire and in the database."""
+    return canonical_json(doc).decode("utf-8")
 
 
 def signed_to_json(message: SignedMessage) -> str:
-    return json.dumps(message.to_json(), sort_keys=True)
+    return dump_json(message.to_json())
 
 
 def signed_from_json(text: str) -> SignedMessage:
@@ -171,7 +175,7 @@ def state_from_chunks(chunks: Iterable[pb.StateChunk], max_bytes: int) -> dict[s
 
 def entries_to_chunks(entries: StateEntries,
                       chunk_size: int = DEFAULT_CHUNK) -> Iterator[pb.StateEntriesChunk]:
-    yield pb.StateEntriesChunk(payload_json=json.dumps(entries.payload, sort_keys=True),
+    yield pb.StateEntriesChunk(payload_json=dump_json(entries.payload),
                                tensors=_headers(entries.blobs))
     yield from _data_chunks(entries.blobs, chunk_size,
                             lambda b: pb.StateEntriesChunk(data=b))

@@ -13,6 +13,7 @@ from typing import Any
 
 from arbiter.arbiter_client import ArbiterClient
 from arbiter.delegate import Report, Rounds, Verdicts, arbiter_dispute_runner
+from arbiter.errors import ArbiterInputError
 from arbiter.provider_client import GrpcProviderPeer
 from proofs import SignedMessage
 from verde.coding import (
@@ -38,13 +39,17 @@ Transfer = Callable[[str, int, int | None], None]
 
 def build_code(name: str, n_workers: int, *, stragglers: int = 0, replication: int = 0,
                byzantine: int = 0, detect_only: bool = False) -> GradientCode:
-    """The code named on the command line, for ``n_workers`` providers."""
-    if name == "fractional":
-        return FractionalRepetitionCode(n_workers, stragglers)
-    if name == "replicated":
-        return ReplicatedGroups(n_workers, replication, byzantine, stragglers,
-                                "detect" if detect_only else "correct")  # fmt: skip
-    raise ValueError(f"code must be one of {CODES}, got {name!r}")
+    """The code named on the command line, for ``n_workers`` providers (parameters that do
+    not make a code are the caller's input error, named by the code's own message)."""
+    try:
+        if name == "fractional":
+            return FractionalRepetitionCode(n_workers, stragglers)
+        if name == "replicated":
+            return ReplicatedGroups(n_workers, replication, byzantine, stragglers,
+                                    "detect" if detect_only else "correct")  # fmt: skip
+    except ValueError as exc:
+        raise ArbiterInputError(f"{name} code for {n_workers} providers: {exc}") from exc
+    raise ArbiterInputError(f"code must be one of {CODES}, got {name!r}")
 
 
 def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
@@ -62,9 +67,9 @@ def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
     ``verdicts`` the disputes' (see :func:`arbiter.delegate.delegate`).
     """
     if len(set(providers)) != len(providers) or not providers:
-        raise ValueError("give one or more distinct provider addresses")
+        raise ArbiterInputError("give one or more distinct provider addresses")
     if len(providers) != code.n_workers:
-        raise ValueError(f"the code needs {code.n_workers} providers, got {len(providers)}")
+        raise ArbiterInputError(f"the code needs {code.n_workers} providers, got {len(providers)}")
     job = CodedJob(spec, code.n_partitions)
     say = report or (lambda _msg: None)
 

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from arbiter.arbiter_client import ArbiterClient
-from arbiter.errors import ArbiterError
+from arbiter.codec import dump_json
+from arbiter.errors import ArbiterError, ArbiterInputError
 from arbiter.provider_client import GrpcProviderPeer
 from proofs import SignedMessage
 from verde.protocol.dispute.multi import DisputeRecord, DisputeRunner, Resolution, settle
@@ -84,7 +85,7 @@ def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | N
     ``verdicts`` each dispute's rounds and outcome (default: lines through ``report``).
     """
     if len(set(providers)) != len(providers) or not providers:
-        raise ValueError("give one or more distinct provider addresses")
+        raise ArbiterInputError("give one or more distinct provider addresses")
     say = report or (lambda _msg: None)
     peers = {addr: peer_factory(addr) for addr in providers}
     try:
@@ -93,7 +94,7 @@ def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | N
     finally:
         for peer in peers.values():
             peer.close()
-    distinct = {json.dumps(r.payload, sort_keys=True) for r in results.values()}
+    distinct = {dump_json(r.payload) for r in results.values()}
     say(f"{len(results)} results, {len(distinct)} distinct")
 
     def no_arbiter(a: str, b: str) -> DisputeRecord:
@@ -120,8 +121,8 @@ def arbiter_dispute_runner(spec: JobSpec, results: Mapping[str, SignedMessage],
     def run(a: str, b: str) -> DisputeRecord:
         say(f"dispute: {a} vs {b}")
         did = arbiter.open_dispute(spec.to_dict(), [
-            (a, json.dumps(results[a].to_json(), sort_keys=True)),
-            (b, json.dumps(results[b].to_json(), sort_keys=True))])
+            (a, dump_json(results[a].to_json())),
+            (b, dump_json(results[b].to_json()))])
         label = did[:12]
         status = arbiter.wait(did, timeout_s=timeout_s, progress=lambda st: show_round(
             did, label, st.phase, int(st.rounds)))

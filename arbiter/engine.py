@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arbiter.codec import parse_json
-from arbiter.errors import ArbiterError, LeaseLost
+from arbiter.codec import dump_json, parse_json
+from arbiter.errors import ArbiterError, ArbiterInputError, LeaseLost
 from arbiter.observers import DisputeObserver, notify
 from arbiter.state_log import DisputeLog
 from arbiter.storage.store import DisputeRecord, Store
@@ -38,7 +38,7 @@ from verde.protocol.dispute.state import DisputeState
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.errors import PeerError
 from verde.protocol.peers.protocol import ProviderPeer
-from verde.protocol.provider.result import check_result
+from verde.protocol.peers.result import check_result
 
 log = logging.getLogger("verde.arbiter")
 
@@ -49,8 +49,9 @@ Certifier = Callable[[DisputeState, SigningKey], dict[str, Any]]
 def check_timing(deadline_s: float, lease_s: float) -> None:
     """A provider's deadline must fit in the lease, or a slow answer would cost the lease."""
     if not 0 < deadline_s < lease_s:
-        raise ValueError(f"need 0 < deadline ({deadline_s:g}s) < lease ({lease_s:g}s): an "
-                         "answer must arrive before the arbiter's lease on the dispute expires")
+        raise ArbiterInputError(f"need 0 < deadline ({deadline_s:g}s) < lease ({lease_s:g}s): "
+                                "an answer must arrive before the arbiter's lease on the "
+                                "dispute expires")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class ArbiterEngine:
                      entries: Sequence[tuple[str, str]]) -> OpenedDispute:
         """Open a dispute between two (address, signed result JSON) entries."""
         if len(entries) != 2:
-            raise ValueError(f"a dispute is between exactly two providers, got {len(entries)}")
+            raise ArbiterInputError(
+                f"a dispute is between exactly two providers, got {len(entries)}")
         job = JobSpec.from_mapping(spec)
         results = []
         for address, text in entries:
@@ -228,7 +230,7 @@ class ArbiterEngine:
                 rec = self.store.advance(rec, self.owner, lease_s=self.lease_s,
                                          phase=state.phase, rounds=state.rounds,
                                          event_kind=event["type"],
-                                         event_payload_json=json.dumps(event, sort_keys=True))
+                                         event_payload_json=dump_json(event))
                 notify(self.observers, "advanced", rec.dispute_id, event, before, state.phase,
                        state.rounds)
             notify(self.observers, "round_done", rec.dispute_id, phase, round_,
@@ -250,8 +252,8 @@ class ArbiterEngine:
         doc = {**verdict.to_json(), "keys": keys}
         self.store.finish(
             rec, self.owner,
-            verdict_json=json.dumps(doc, sort_keys=True),
-            certificate_json=json.dumps(certificate, sort_keys=True) if certificate else None,
+            verdict_json=dump_json(doc),
+            certificate_json=dump_json(certificate) if certificate else None,
             winners=[keys[verdict.winner]] if verdict.winner else [],
             losers=[keys[p] for p in verdict.losers])
         notify(self.observers, "finished", rec.dispute_id, "decided", doc, None)

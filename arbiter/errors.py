@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from verde.errors import VerdeError
+from verde.errors import VerdeError, VerdeInputError
 
 
 class ArbiterError(VerdeError):
     """Root of every error the arbiter and provider services raise on purpose."""
+
+
+class ArbiterInputError(ArbiterError, VerdeInputError):
+    """A request, flag or setting of the services is malformed (INVALID_ARGUMENT, exit 3)."""
 
 
 class StorageError(ArbiterError):

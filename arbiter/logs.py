@@ -17,6 +17,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from arbiter.errors import ArbiterInputError
+
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _FIELDS = "verde_fields"
@@ -80,10 +82,11 @@ def configure_logging(log_format: str = "text", level: str = "info",
     returns the handler (tests remove it again).
     """
     if log_format not in LOG_FORMATS:
-        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, "
-                         f"got {log_format!r}")
+        raise ArbiterInputError(f"log format must be one of {', '.join(LOG_FORMATS)}, "
+                                f"got {log_format!r}")
     if level.lower() not in LOG_LEVELS:
-        raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        raise ArbiterInputError(f"log level must be one of {', '.join(LOG_LEVELS)}, "
+                                f"got {level!r}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonLinesFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()

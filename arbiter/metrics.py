@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from arbiter.errors import ArbiterError
+from arbiter.errors import ArbiterError, ArbiterInputError
 from arbiter.observers import DisputeObserver, JobObserver
 from arbiter.storage.store import Store
 from verde.version import PROTOCOL_VERSION, release
@@ -58,10 +58,12 @@ def _prometheus() -> Any:
 
 
 def parse_address(address: str, what: str = "--metrics") -> tuple[str, int]:
-    """``HOST:PORT`` (port 0: any free port) -> (host, port); ValueError naming ``what``."""
+    """``HOST:PORT`` (port 0: any free port) -> (host, port); ArbiterInputError naming
+    ``what``."""
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{what}: expected HOST:PORT (e.g. 127.0.0.1:9100), got {address!r}")
+        raise ArbiterInputError(f"{what}: expected HOST:PORT (e.g. 127.0.0.1:9100), "
+                                f"got {address!r}")
     return host.strip("[]"), int(port)
 
 

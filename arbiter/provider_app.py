@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
+from arbiter.errors import ArbiterInputError
 from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import JobObserver
@@ -25,17 +26,25 @@ def fault_names() -> list[str]:
 
 
 def parse_fault_plan(text: str) -> FaultPlan:
-    """``corrupt_op`` or ``compute=corrupt_op,answer=refuse,step=3,node=5,seed=1,query=...``."""
+    """``corrupt_op`` or ``compute=corrupt_op,answer=refuse,step=3,node=5,seed=1,query=...``
+    (``op=aten.bernoulli_.float`` picks the op ``corrupt_op`` hits by name)."""
     if "=" not in text:
         return FaultPlan(compute=text)
     fields: dict[str, object] = {"compute": None}
     for part in text.split(","):
         name, sep, value = part.partition("=")
         name = name.strip()
-        if not sep or name not in ("compute", "answer", "step", "node", "seed", "query"):
-            raise ValueError(f"fault plan {text!r}: expected key=value pairs with keys compute, "
-                             "answer, step, node, seed, query")
-        fields[name] = int(value) if name in ("step", "node", "seed") else value.strip()
+        if not sep or name not in ("compute", "answer", "step", "node", "seed", "query", "op"):
+            raise ArbiterInputError(f"fault plan {text!r}: expected key=value pairs with keys "
+                                    "compute, answer, step, node, seed, query, op")
+        if name in ("step", "node", "seed"):
+            try:
+                fields[name] = int(value)
+            except ValueError:
+                raise ArbiterInputError(f"fault plan {text!r}: {name} must be an integer, "
+                                        f"got {value!r}") from None
+        else:
+            fields[name] = value.strip()
     return FaultPlan(**fields)  # type: ignore[arg-type]
 
 
@@ -79,7 +88,7 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
     """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state and
     ``metrics`` (HOST:PORT) serves Prometheus metrics there."""
     if max_state_bytes <= 0:
-        raise ValueError(f"the upload limit must be positive, got {max_state_bytes} bytes")
+        raise ArbiterInputError(f"the upload limit must be positive, got {max_state_bytes} bytes")
     key = SigningKey.load(key_path)
     provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault)
     registry = start_metrics(metrics, "provider") if metrics else None

@@ -7,7 +7,6 @@ provider silent past it raises ``PeerTimeout`` (it forfeits).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, call_with_retry, ope
 from arbiter.codec import (
     DEFAULT_CHUNK,
     answer_from_chunks,
+    dump_json,
     entries_from_chunks,
     query_to_pb,
     signed_from_json,
@@ -75,7 +75,7 @@ class GrpcProviderPeer:
 
     def submit(self, spec: Mapping[str, Any]) -> str:
         reply = self._call("submit", lambda: self.stub.SubmitJob(
-            pb.JobRequest(spec_json=json.dumps(dict(spec), sort_keys=True)),
+            pb.JobRequest(spec_json=dump_json(dict(spec))),
             timeout=self.call_timeout_s))
         return str(reply.job_id)
 

@@ -21,7 +21,7 @@ from arbiter.errors import ArbiterError, NotFound
 from arbiter.observers import JobObserver, notify
 from arbiter.state_log import JobLog
 from proofs import SignedMessage, VerifyKey
-from verde.protocol.jobs.admission import admit_job
+from verde.protocol.graph.admission import admit_job
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.messages import Answer, Query
 from verde.protocol.peers.state import StateEntries

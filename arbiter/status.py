@@ -1,22 +1,27 @@
 """The one place where errors become gRPC status codes (servers) and back (clients).
 
 Servicers never catch exceptions themselves: they are wrapped by :func:`grpc_errors`, which
-maps the domain error hierarchy to a status code and a one-line detail. Unexpected exceptions
-become INTERNAL with a generic message (the traceback is logged on the server, never sent).
+maps the domain error hierarchy to a status code and a one-line detail. Only errors raised on
+purpose -- the package roots (``VerdeError``, ``ProofError``, ``RepopsError``) -- get a status
+of their own, and only their input-error subclasses (``VerdeInputError``, ``MalformedInput``)
+say INVALID_ARGUMENT. Anything else (a bare ``ValueError`` or ``KeyError`` from deep inside) is
+a bug, not the caller's fault: INTERNAL with a generic message (the traceback is logged on the
+server, never sent).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
 
 from arbiter.errors import ArbiterError, Conflict, LeaseLost, NotFound, StorageError
-from proofs import InvalidSignature, ProofError, VerificationError
-from verde.errors import VerdeError
+from proofs import InvalidSignature, MalformedInput, ProofError, VerificationError
+from verde.errors import VerdeError, VerdeInputError
 from verde.protocol.peers.errors import PeerError, PeerTimeout
 from verde.protocol.provider.errors import MissingInitialState, StateTooLarge
 
@@ -30,14 +35,14 @@ STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (LeaseLost, grpc.StatusCode.ABORTED),
     (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
     (StorageError, grpc.StatusCode.UNAVAILABLE),
+    (VerdeInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (PeerTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
     (PeerError, grpc.StatusCode.UNAVAILABLE),
     (InvalidSignature, grpc.StatusCode.UNAUTHENTICATED),
     (VerificationError, grpc.StatusCode.FAILED_PRECONDITION),
+    (MalformedInput, grpc.StatusCode.INVALID_ARGUMENT),
     (ProofError, grpc.StatusCode.INVALID_ARGUMENT),
     (ArbiterError, grpc.StatusCode.FAILED_PRECONDITION),
-    (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
-    (KeyError, grpc.StatusCode.INVALID_ARGUMENT),
     (VerdeError, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
@@ -48,7 +53,16 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     for cls, code in STATUS_OF:
         if isinstance(exc, cls):
             return code
+    if is_repops_error(exc):  # an op or input repops refuses: the caller's program or data
+        return grpc.StatusCode.INVALID_ARGUMENT
     return grpc.StatusCode.INTERNAL
+
+
+def is_repops_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a RepopsError, without importing repops (and torch) to find out:
+    if repops was never imported, nothing could have raised one."""
+    errors = sys.modules.get("repops.errors")
+    return errors is not None and isinstance(exc, errors.RepopsError)
 
 
 def _abort(context: grpc.ServicerContext, exc: Exception) -> None:

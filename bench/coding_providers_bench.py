@@ -36,10 +36,10 @@ from verde.coding import Coordinator, FractionalRepetitionCode, HeavyTailed, Rep
 from verde.integration.coded_training import CodedJob, provider_workers, train_on_providers
 from verde.protocol.faults.plan import FaultPlan
 from verde.protocol.faults.provider import CheatingProvider
+from verde.protocol.graph.execution import run_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.local import LocalPeer
-from verde.protocol.provider.execution import run_step
 from verde.protocol.provider.provider import Provider
 
 BASE_DELAY_S = 0.05

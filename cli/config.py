@@ -26,13 +26,14 @@ from typing import Any
 import click
 
 from cli.options import DatabaseUrl
+from verde.errors import VerdeInputError
 
 #: A cross-field check of a service's converted settings: returns problems (or none).
 SettingsCheck = Callable[[Mapping[str, Any]], list[str]]
 
 
-class ConfigError(ValueError):
-    """A configuration file cannot be used (every problem, in one line)."""
+class ConfigError(VerdeInputError):
+    """A configuration file cannot be used (every problem, in one line; exit 3)."""
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Entry point of the ``verde`` command (console script ``verde = cli.main:main``).
 
 Every failure a user can cause ends as one line on stderr and a documented exit code
-(cli/exit_codes.py); tracebacks are reserved for bugs, and even then the user sees one line
-first (set VERDE_DEBUG=1 to get the traceback).
+(cli/exit_codes.py): errors raised on purpose by our packages (``VerdeError``, ``ProofError``,
+``RepopsError``) and file-system errors. Anything else is a bug: one line naming it and exit
+code 5 (set VERDE_DEBUG=1 to get the traceback).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import traceback
 
 import click
 
+from arbiter.status import is_repops_error
 from cli import exit_codes
 from cli.commands.arbiter_cmd import arbiter_group
 from cli.commands.coded import train_coded
@@ -44,13 +46,6 @@ for command in (demo, keys, provider, arbiter_group, config_group, delegate, tra
     cli.add_command(command)
 
 
-def _is_repops_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a RepopsError, without importing repops (and torch) to find out:
-    if repops was never imported, nothing could have raised one."""
-    errors = sys.modules.get("repops.errors")
-    return errors is not None and isinstance(exc, errors.RepopsError)
-
-
 def _code_for(exc: BaseException) -> int:
     from proofs import VerificationError
 
@@ -70,15 +65,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (VerdeError, ProofError, ValueError, OSError) as exc:
+    except (VerdeError, ProofError, OSError) as exc:
         error_line(str(exc))
         sys.exit(_code_for(exc))
     except Exception as exc:
-        if _is_repops_error(exc):
+        if is_repops_error(exc):
             error_line(str(exc))
             sys.exit(exit_codes.BAD_INPUT)
         if os.environ.get("VERDE_DEBUG"):
             traceback.print_exc()
-        error_line("internal error (a bug in verde; rerun with VERDE_DEBUG=1 and report it)")
+        error_line(f"internal error: {type(exc).__name__}: {exc} (a bug in verde; rerun with "
+                   "VERDE_DEBUG=1 for the traceback and report it)")
         sys.exit(exit_codes.INTERNAL)
     sys.exit(rv if isinstance(rv, int) else exit_codes.OK)

@@ -135,7 +135,7 @@ def verify_committee(
 
 def _scheme() -> Any:
     """py_ecc's PoP ciphersuite, imported on first use (the import alone takes ~0.5 s)."""
-    from py_ecc.bls import G2ProofOfPossession
+    from py_ecc.bls.ciphersuites import G2ProofOfPossession
 
     return G2ProofOfPossession
 

@@ -67,7 +67,9 @@ _FORMATS: dict[str, tuple[np.dtype, int | None]] = {
     "float32": (np.dtype("<f4"), 0x7FC00000),
     "float64": (np.dtype("<f8"), 0x7FF8000000000000),
 }
-_UINT_OF_SIZE = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+_UINT_OF_SIZE: dict[int, np.dtype[Any]] = {
+    2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8"),
+}
 _TORCH_NAMES = (
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
     "float16", "bfloat16", "float32", "float64",
@@ -91,7 +93,7 @@ def tensor_digest(x: Any) -> bytes:
         if nan_bits is not None:
             flat = _canonical_nans(name, flat, nan_bits)
         hasher = hashlib.sha256(header)
-        hasher.update(memoryview(flat).cast("B"))  # no copy of the data, unlike header + data
+        hasher.update(flat.data.cast("B"))  # no copy of the data, unlike header + data
         return hasher.digest()
     hasher = hashlib.sha256(header)
     for chunk in _canonical_chunks(name, array):
@@ -197,15 +199,15 @@ def _canonical_chunks(name: str, array: np.ndarray) -> Iterator[memoryview]:
         if name == "bool":
             # A bool byte other than 0/1 (made through a uint8 view) still means True.
             raw = flat.view(np.uint8)
-            yield memoryview(raw if raw.max() <= 1 else (raw != 0).view(np.uint8)).cast("B")
+            yield (raw if raw.max() <= 1 else (raw != 0).view(np.uint8)).data.cast("B")
             continue
         if nan_bits is None:
-            yield memoryview(flat).cast("B")
+            yield flat.data.cast("B")
             continue
         step = max(1, _CHUNK_BYTES // flat.itemsize)
         for start in range(0, flat.size, step):
             part = flat[start : start + step]
-            yield memoryview(_canonical_nans(name, part, nan_bits)).cast("B")
+            yield _canonical_nans(name, part, nan_bits).data.cast("B")
 
 
 def _contiguous_blocks(array: np.ndarray, storage: np.dtype) -> Iterator[np.ndarray]:
@@ -246,6 +248,6 @@ def _canonical_nans(name: str, part: np.ndarray, nan_bits: int) -> np.ndarray:
     if not math.isnan(part.max()):  # max propagates NaN; math.isnan is the cheap scalar test
         return part
     bits = part.view(_UINT_OF_SIZE[part.itemsize])
-    fixed = bits.copy()
-    fixed[np.isnan(part)] = nan_bits
-    return fixed
+    canonical: np.ndarray = bits.copy()
+    canonical[np.isnan(part)] = nan_bits
+    return canonical

@@ -31,13 +31,14 @@ from repops.dispatch import (
     reproducible,
     tracing,
 )
-from repops.errors import RepopsError, UnsupportedInputError, UnsupportedOpError
+from repops.errors import RepopsError, RepopsInputError, UnsupportedInputError, UnsupportedOpError
 
 __all__ = [
     "KeptValueChanged",
     "NestedModeError",
     "NonReproducibleWarning",
     "RepopsError",
+    "RepopsInputError",
     "ReproducibleMode",
     "ScalarResultError",
     "TraceEncodingError",

@@ -7,6 +7,11 @@ class RepopsError(Exception):
     """Root of every error repops raises on purpose."""
 
 
+class RepopsInputError(RepopsError, ValueError):
+    """An op was called with arguments that do not fit each other (shapes, ranks): the
+    caller's mistake, named in the message."""
+
+
 class UnsupportedOpError(RepopsError):
     """An aten op reached strict mode with no reproducible kernel and no place on the exact list.
 

@@ -100,7 +100,7 @@ def _alpha_is_one(args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
 def _round_without_decimals(args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
     """round(x) is exact (half to even); round(x, decimals=d) multiplies and divides by 10^d."""
     decimals = kwargs.get("decimals", args[1] if len(args) > 1 else 0)
-    return decimals == 0
+    return bool(decimals == 0)
 
 
 def _scatter_without_reduce(args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
@@ -149,7 +149,7 @@ _NEVER_INTEGER_RULE_PREFIXES: tuple[str, ...] = ("_foreach_",)
 
 def packet_name(func: torch._ops.OpOverload) -> str:
     """The overload packet name without an in-place underscore: aten.mul_.Tensor -> 'mul'."""
-    name = func.overloadpacket.__name__
+    name: str = func.overloadpacket.__name__
     if name.endswith("_") and not name.endswith("__"):
         name = name[:-1]
     return name

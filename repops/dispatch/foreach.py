@@ -47,7 +47,7 @@ def per_tensor_overload(func: torch._ops.OpOverload) -> torch._ops.OpOverload:
     if target_packet is None:
         raise UnsupportedOpError(name, f"no single-tensor op aten.{base} to split it into")
     for overload_name in target_packet.overloads():
-        candidate = getattr(target_packet, overload_name)
+        candidate: torch._ops.OpOverload = getattr(target_packet, overload_name)
         targs = candidate._schema.arguments
         if any(a.kwarg_only and a.alias_info is not None for a in targs):
             continue  # an out= overload

@@ -93,7 +93,7 @@ class ReproducibleMode(TorchDispatchMode):
     def __init__(
         self, strict: bool = True, tracer: Tracer | None = None, seed: Any = None
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # torch's own, unannotated
         if not isinstance(strict, bool):
             raise ValueError(f"strict must be a bool, got {strict!r}")
         if tracer is not None and not isinstance(tracer, Tracer):
@@ -130,7 +130,7 @@ class ReproducibleMode(TorchDispatchMode):
                 self.tracer._attach(self)
             self._active = True
         try:
-            super().__enter__()
+            super().__enter__()  # type: ignore[no-untyped-call]
         except BaseException:
             self._release()
             raise
@@ -138,7 +138,7 @@ class ReproducibleMode(TorchDispatchMode):
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            super().__exit__(exc_type, exc, tb)
+            super().__exit__(exc_type, exc, tb)  # type: ignore[no-untyped-call]
         finally:
             self._release()
 

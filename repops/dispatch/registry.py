@@ -59,7 +59,9 @@ def resolve_overload(name: str) -> torch._ops.OpOverload:
         raise ValueError(f"aten overload names look like 'aten.mm.default', got {name!r}")
     namespace, packet, overload = parts
     try:
-        return getattr(getattr(getattr(torch.ops, namespace), packet), overload)
+        found: torch._ops.OpOverload = getattr(getattr(getattr(torch.ops, namespace), packet),
+                                               overload)
+        return found
     except (AttributeError, RuntimeError):
         raise ValueError(f"{name!r} is not a registered torch operator overload") from None
 

@@ -123,7 +123,7 @@ def route_for(func: torch._ops.OpOverload) -> Route:
         # add/sub with alpha == 1 etc.: the exact case runs the vendor op even when a kernel
         # exists for the general case (same bits by IEEE; faster, covers every dtype).
         exact_case = predicate if listed else None
-        twin = None
+        twin: tuple[RouteKind, Callable[..., Any], tuple[str, ...]] | None = None
         if func in table:
             twin = (RouteKind.KERNEL, table[func], ())
         elif func.namespace == "aten":

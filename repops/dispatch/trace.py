@@ -355,8 +355,8 @@ class Tracer:
         if digest is None or not self._wants(key):
             return
         storage = t.untyped_storage()
-        self._kept[key] = _Kept(storage, t.storage_offset(), tuple(t.shape), tuple(t.stride()),
-                                t.dtype, digest)
+        self._kept[key] = _Kept(storage, int(t.storage_offset()), tuple(t.shape),
+                                tuple(t.stride()), t.dtype, digest)
         self._kept_by_storage.setdefault(storage._cdata, []).append(key)
 
     def value(self, key: RefKey) -> torch.Tensor:

@@ -46,7 +46,7 @@ def default_digest(t: torch.Tensor) -> bytes:
         data = torch.where(torch.isnan(data), torch.full((), float("nan"), dtype=data.dtype), data)
     header = json.dumps([dtype_name(t.dtype), list(t.shape)], separators=(",", ":")).encode()
     h = hashlib.sha256(_DIGEST_DOMAIN + header + b"\x00")
-    h.update(memoryview(data.reshape(-1).view(torch.uint8).numpy()))
+    h.update(data.reshape(-1).view(torch.uint8).numpy().data)
     return h.digest()
 
 

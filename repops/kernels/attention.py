@@ -23,7 +23,7 @@ import torch
 
 from repops._numba import fma, pjit
 from repops._tensor import from_compute, to_compute
-from repops.errors import UnsupportedInputError
+from repops.errors import RepopsInputError, UnsupportedInputError
 from repops.kernels._lanes import lane_sum
 from repops.kernels.matmul_core import gemm
 from repops.math.exp import exp_f32
@@ -34,7 +34,7 @@ _FLOAT_MASK = 1
 _BOOL_MASK = 2
 
 
-class AttentionShapeError(ValueError):
+class AttentionShapeError(RepopsInputError):
     """query/key/value/mask/gradient shapes or dtypes do not fit together."""
 
 

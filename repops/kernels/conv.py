@@ -18,14 +18,14 @@ import torch
 
 from repops._numba import pjit
 from repops._tensor import from_compute, to_compute
-from repops.errors import UnsupportedInputError
+from repops.errors import RepopsInputError, UnsupportedInputError
 from repops.kernels._lanes import lane_sum
 from repops.kernels.matmul_core import gemm
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-class ConvShapeError(ValueError):
+class ConvShapeError(RepopsInputError):
     """A convolution argument has the wrong rank, sizes, groups or hyper-parameters."""
 
 

@@ -22,11 +22,11 @@ import torch
 
 from repops._numba import fma, pjit
 from repops._tensor import from_compute, to_compute
-from repops.errors import UnsupportedInputError
+from repops.errors import RepopsInputError, UnsupportedInputError
 from repops.kernels.matmul_core import gemm
 
 
-class MatmulShapeError(ValueError):
+class MatmulShapeError(RepopsInputError):
     """A matrix-product argument has the wrong number of dims or mismatched sizes."""
 
 

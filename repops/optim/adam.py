@@ -79,7 +79,7 @@ class _AdamBase(torch.optim.Optimizer):
         return int(step)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter with a gradient, in the order of the module docstring."""
         loss = None
         if closure is not None:

@@ -147,8 +147,8 @@ def native_dropout(
     ct = np.float64 if input.dtype == torch.float64 else np.float32
     scale = ct(0.0 if keep == 0 else 1.0 / keep)
     x = input.detach().to(torch.float64 if ct is np.float64 else torch.float32)
-    x = x.contiguous().numpy().reshape(-1)
-    out = (x * mask.astype(ct)) * scale
+    flat = x.contiguous().numpy().reshape(-1)
+    out = (flat * mask.astype(ct)) * scale
     out_t = torch.from_numpy(out).reshape(input.shape).to(input.dtype)
     return out_t, torch.from_numpy(mask).reshape(input.shape)
 

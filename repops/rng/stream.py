@@ -26,10 +26,10 @@ class RngStateError(RepopsError):
 def _u64(name: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int | np.integer):
         raise ValueError(f"{name} must be an int, got {type(v).__name__}")
-    v = int(v)
-    if not 0 <= v < U64:
-        raise ValueError(f"{name} must be in [0, 2**64), got {v}")
-    return v
+    value = int(v)
+    if not 0 <= value < U64:
+        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
+    return value
 
 
 class PhiloxStream:

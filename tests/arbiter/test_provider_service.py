@@ -15,8 +15,8 @@ from arbiter.provider_host import ProviderHost
 from arbiter.provider_service import ProviderServicer
 from proofs import SigningKey, verify_message
 from verde.protocol.peers.errors import PeerError, PeerTimeout
-from verde.protocol.peers.kinds import STEP_CHILDREN
 from verde.protocol.peers.messages import Query
+from verde.protocol.peers.payloads import StepChildrenQuery
 from verde.protocol.provider.provider import Provider
 
 SPEC = {"program": "mlp", "dataset": {"name": "digits"}, "optimizer": {"name": "sgd", "lr": 0.1},
@@ -53,7 +53,7 @@ def test_query_answer_round_trips_signed_and_identical(served) -> None:  # type:
     host, peer = served
     job_id = peer.submit(SPEC)
     peer.wait(job_id, timeout_s=120)
-    query = Query(job_id, "d" * 16, 1, STEP_CHILDREN, {"position": [0, 5]}, deadline_s=10)
+    query = Query(job_id, "d" * 16, 1, StepChildrenQuery.KIND, {"position": [0, 5]}, deadline_s=10)
     remote = peer.answer(query)
     local = host.provider.answer(query)
     assert remote.signed.to_json() == local.signed.to_json()
@@ -67,7 +67,7 @@ def test_bad_input_gets_clear_status_codes(served) -> None:  # type: ignore[no-u
     assert getattr(info.value, "code", None) is grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(Exception, match="no job") as info:
         peer.result("0" * 64)
-    q = Query("0" * 64, "d", 1, STEP_CHILDREN, {"position": [0, 2]}, deadline_s=5)
+    q = Query("0" * 64, "d", 1, StepChildrenQuery.KIND, {"position": [0, 2]}, deadline_s=5)
     with pytest.raises(Exception, match="no job"):
         peer.answer(q)
 
@@ -78,10 +78,11 @@ def test_truncated_or_oversized_answer_streams_are_rejected(served) -> None:  # 
     peer.wait(job_id, timeout_s=120)
     import torch
 
-    from verde.protocol.peers.kinds import STEP_LEAVES
     from verde.protocol.peers.messages import Answer, TensorBlob
+    from verde.protocol.peers.payloads import StepLeavesQuery
 
-    signed = host.provider.answer(Query(job_id, "d", 1, STEP_LEAVES, {"indices": [1]})).signed
+    query = Query(job_id, "d", 1, StepLeavesQuery.KIND, {"indices": [1]})
+    signed = host.provider.answer(query).signed
     answer = Answer(signed, {"t": TensorBlob.from_tensor(torch.arange(10.0))})
     chunks = list(answer_to_chunks(answer, chunk_size=7))
     assert len(chunks) == 1 + 6  # header + 40 bytes in chunks of 7
@@ -108,7 +109,7 @@ def test_a_silent_provider_times_out(served, monkeypatch) -> None:  # type: igno
         raise RefusedQuery("fault plan: silent")
 
     monkeypatch.setattr(host.provider, "answer", refuse)
-    q = Query(job_id, "d", 1, STEP_CHILDREN, {"position": [0, 5]}, deadline_s=0.5)
+    q = Query(job_id, "d", 1, StepChildrenQuery.KIND, {"position": [0, 5]}, deadline_s=0.5)
     with pytest.raises(PeerTimeout):
         peer.answer(q)
 
@@ -120,7 +121,8 @@ def test_a_job_that_could_not_be_disputed_is_refused_at_submit(served) -> None: 
 
     import torch
 
-    from verde.protocol.jobs.programs import Program, register_program
+    from verde.protocol.jobs.programs import Program
+    from verde.protocol.jobs.registry import register_program
 
     class ValueDependent(Program):
         name = "test-service-value-dependent"

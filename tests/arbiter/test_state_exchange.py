@@ -22,8 +22,8 @@ from tests.verde.protocol.init_jobs import init_spec, perturbed_state
 from verde.protocol.jobs.context import PARAM, RNG, JobContext
 from verde.protocol.peers import StateExchangePeer
 from verde.protocol.peers.errors import InvalidStateEntries, PeerError, StateRootMismatch
+from verde.protocol.peers.fetch import fetch_final_state
 from verde.protocol.peers.state import (
-    fetch_final_state,
     state_root_hex,
     state_to_blobs,
     verify_state_entries,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from repops.optim import functional
 from verde.coding.base import ordered_sum
 from verde.coding.coordinator import Coordinator, StepOutcome
 
@@ -64,13 +65,14 @@ class PartitionedObjective:
 
 
 def sgd_update(params: Params, flat_grad: torch.Tensor, lr: float) -> Params:
-    """``θ - lr * g`` per tensor: one multiply and one subtract per element (exact IEEE ops)."""
+    """Plain SGD of every tensor from one flat gradient, with repops.optim's one update
+    (``repops.optim.functional.sgd_update``: ``θ - g*lr``, exact IEEE ops)."""
     out: Params = {}
     offset = 0
     for name, value in params.items():
         n = value.numel()
         g = flat_grad[offset: offset + n].reshape(value.shape)
-        out[name] = value - g * lr
+        out[name], _ = functional.sgd_update(value, g, None, lr=lr)
         offset += n
     return out
 

@@ -8,14 +8,14 @@ subclasses of :class:`verde.errors.VerdeError`.
 
 from __future__ import annotations
 
-from verde.errors import VerdeError
+from verde.errors import VerdeError, VerdeInputError
 
 
 class DistillError(VerdeError):
     """Root of every error ``verde.distill`` raises on purpose."""
 
 
-class DistillArgumentError(DistillError, ValueError):
+class DistillArgumentError(DistillError, VerdeInputError):
     """An argument is out of range or of the wrong kind; the message names it."""
 
 

@@ -21,7 +21,7 @@ from proofs import SigningKey
 from verde.protocol.dispute.multi import Resolution, resolve
 from verde.protocol.dispute.verify import verify_verdict_certificate
 from verde.protocol.faults import CheatingProvider, FaultPlan
-from verde.protocol.jobs.admission import admit_job
+from verde.protocol.graph.admission import admit_job
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers import LocalPeer, Query
 from verde.protocol.provider.provider import Provider
@@ -123,15 +123,17 @@ def run_demo(
     seconds["disputes"] = time.perf_counter() - t1
     certificate = None
     for record in resolution.disputes:
-        v = record.verdict
+        v, stats = record.verdict, record.stats
+        if stats is None:  # in-process disputes always keep their stats
+            raise AssertionError("an in-process dispute without stats")
         winner = {"a": record.a, "b": record.b}.get(v.winner or "", "nobody")
         detail = v.reason
         if v.ruling.get("op"):
             detail += (f": step {v.ruling['step']}, node {v.ruling['node']} ({v.ruling['op']}), "
                        f"recomputed {v.ruling['recomputed'][0][:16]}…")
-        emit(DemoEvent("verdict", f"verdict: {winner} wins ({detail}); {record.stats.rounds} "
-                                  f"rounds, {record.stats.bytes_moved} bytes",
-                       {"verdict": v.to_json(), "rounds": record.stats.rounds}))  # fmt: skip
+        emit(DemoEvent("verdict", f"verdict: {winner} wins ({detail}); {stats.rounds} "
+                                  f"rounds, {stats.bytes_moved} bytes",
+                       {"verdict": v.to_json(), "rounds": stats.rounds}))  # fmt: skip
         certificate = record.certificate
     verified = tampered_rejected = False
     if certificate is not None:

@@ -20,7 +20,6 @@ from verde.robust.attacks import (
     gaussian,
     inf_attack,
     ipm,
-    make_attack,
     mimic,
     min_max,
     min_sum,
@@ -35,8 +34,6 @@ from verde.robust.base import (
     Composed,
     PreAggregator,
     compose,
-    make_aggregator,
-    make_pre_aggregator,
 )
 from verde.robust.bucketing import Bucketing, bucketing
 from verde.robust.clipping import (
@@ -70,6 +67,7 @@ from verde.robust.fltrust import FLTrust, fltrust
 from verde.robust.geometric import GeometricMedian, geometric_median
 from verde.robust.krum import Bulyan, Krum, MultiKrum, bulyan, krum, multi_krum
 from verde.robust.neighbours import NNM, MoNNA, monna, nnm
+from verde.robust.registry import make_aggregator, make_attack, make_pre_aggregator
 from verde.robust.signguard import SignGuard, signguard
 from verde.robust.spectral import CAF, DnC, caf, dnc
 from verde.robust.subsets import MDA, SMEA, mda, smea

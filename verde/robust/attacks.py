@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from verde.robust._core import Array, Stack, as_stack, check_f, to_numpy
-from verde.robust.errors import UnknownNameError
 
 ATTACKS: dict[str, type[Attack]] = {}
 
@@ -236,15 +235,6 @@ class Attack:
 def register_attack(cls: type[Attack]) -> type[Attack]:
     ATTACKS[cls.name] = cls
     return cls
-
-
-def make_attack(name: str, **params: Any) -> Attack:
-    """Build a registered attack by name: ``make_attack("alie")``."""
-    import verde.robust  # noqa: F401  (registers every attack)
-
-    if name not in ATTACKS:
-        raise UnknownNameError(f"unknown attack {name!r}; known: {sorted(ATTACKS)}")
-    return ATTACKS[name](**params)
 
 
 def _simple(name: str, func: Any, doc: str) -> type[Attack]:

@@ -7,18 +7,18 @@ to tolerate more faults than it can is passing a bad argument.
 
 from __future__ import annotations
 
-from verde.errors import VerdeError
+from verde.errors import VerdeError, VerdeInputError
 
 
 class RobustError(VerdeError):
     """Root of every error ``verde.robust`` raises on purpose."""
 
 
-class RobustInputError(RobustError, ValueError):
+class RobustInputError(RobustError, VerdeInputError):
     """The worker vectors themselves are unusable (empty, ragged, mixed types, not floating)."""
 
 
-class BreakdownConditionError(RobustError, ValueError):
+class BreakdownConditionError(RobustError, VerdeInputError):
     """``n`` and ``f`` violate the condition under which a rule is robust (e.g. Krum n >= 2f+3)."""
 
 

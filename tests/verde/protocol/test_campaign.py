@@ -12,9 +12,9 @@ from verde.protocol.dispute.recompute import OPS_EXECUTED
 from verde.protocol.dispute.rules import max_rounds
 from verde.protocol.dispute.state import DisputeState
 from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
+from verde.protocol.graph.execution import expected_structure
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.peers import LocalPeer
-from verde.protocol.provider.execution import expected_structure
 from verde.protocol.provider.provider import Provider
 
 from .conftest import key, tiny_spec

@@ -13,9 +13,9 @@ from verde.protocol.dispute.recompute import OPS_EXECUTED
 from verde.protocol.dispute.rules import max_rounds
 from verde.protocol.dispute.state import DisputeState
 from verde.protocol.faults import CheatingProvider, FaultPlan
+from verde.protocol.graph.execution import expected_structure
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.peers import LocalPeer
-from verde.protocol.provider.execution import expected_structure
 
 from .conftest import key
 

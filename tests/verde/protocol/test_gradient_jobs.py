@@ -11,11 +11,11 @@ from proofs.state import StateCommitment
 from verde.protocol.dispute.multi import resolve
 from verde.protocol.faults.plan import FaultPlan
 from verde.protocol.faults.provider import CheatingProvider
+from verde.protocol.graph.execution import run_step
 from verde.protocol.jobs.context import GRAD, PARAM, RNG, JobContext
 from verde.protocol.jobs.errors import JobSpecError
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.local import LocalPeer
-from verde.protocol.provider.execution import run_step
 
 from .conftest import key
 from .init_jobs import BASE, init_spec, perturbed_state

@@ -9,10 +9,10 @@ from proofs import NodePosition, node_hash
 from proofs.merkle import InclusionProof, verify_inclusion
 from verde.protocol.peers import LocalPeer, Query, TensorBlob
 from verde.protocol.peers.errors import PeerError
+from verde.protocol.peers.result import InvalidResult, check_result
 from verde.protocol.provider.checkpoints import CheckpointStore
 from verde.protocol.provider.errors import UnknownQueryError
 from verde.protocol.provider.provider import Provider
-from verde.protocol.provider.result import InvalidResult, check_result
 
 from .conftest import key
 
@@ -55,7 +55,7 @@ def test_answers_verify_against_commitments(honest: Provider, spec) -> None:
                      InclusionProof.from_json(leaf["proof"]))
     q = Query(spec.job_id, "d", 3, "graph_commit", {"step": 4}, "a")
     commit = peer.answer(q).signed.payload
-    assert commit["final"]["node"]["out"] == [record.step_roots[4].hex()]
+    assert commit["final"]["node"]["output_digests"] == [record.step_roots[4].hex()]
     q = Query(spec.job_id, "d", 4, "node_inputs", {"step": 4, "node": 1}, "a")
     answer = peer.answer(q)
     assert answer.blobs and peer.bytes_received > 0

@@ -33,7 +33,9 @@ def test_toml_and_json_give_the_same_job_id(tmp_path: Path) -> None:
     b = load_job_spec(tmp_path / "job.json")
     assert a.job_id == b.job_id
     assert len(a.job_id) == 64
-    assert a.optimizer == {"name": "sgd", "lr": 0.05, "momentum": 0.0, "weight_decay": 0.0}
+    assert a.optimizer == {"name": "sgd", "lr": 0.05, "momentum": 0.0, "weight_decay": 0.0,
+                           "dampening": 0.0, "nesterov": False, "maximize": False,
+                           "clip_grad_norm": 0.0}
     assert a.backend == "repops"
 
 

@@ -16,17 +16,17 @@ from verde.protocol.jobs.context import GRAD, PARAM, RNG, JobContext
 from verde.protocol.jobs.errors import JobSpecError
 from verde.protocol.peers import LocalPeer, StateExchangePeer
 from verde.protocol.peers.errors import InvalidStateEntries, StateRootMismatch
+from verde.protocol.peers.fetch import fetch_final_state
 from verde.protocol.peers.messages import TensorBlob
+from verde.protocol.peers.result import InvalidResult, check_result
 from verde.protocol.peers.state import (
     StateEntries,
-    fetch_final_state,
     state_root_hex,
     state_to_blobs,
     verify_state_entries,
 )
 from verde.protocol.provider.errors import MissingInitialState, StateTooLarge, UnknownQueryError
 from verde.protocol.provider.provider import Provider
-from verde.protocol.provider.result import InvalidResult, check_result
 from verde.protocol.provider.uploads import StateStore
 
 from .conftest import key

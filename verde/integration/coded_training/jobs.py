@@ -27,14 +27,19 @@ from typing import Any
 import torch
 
 from proofs.state import StateCommitment
+from verde.errors import VerdeInputError
+from verde.protocol.graph.execution import execution_context
 from verde.protocol.jobs.context import GRAD, PARAM, JobContext
 from verde.protocol.jobs.optimizers import init_optimizer_state, optimizer_update
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.messages import TensorBlob
-from verde.protocol.provider.execution import execution_context
 
 Params = dict[str, torch.Tensor]
 
+
+
+class CodedJobError(VerdeInputError):
+    """A job spec and a code that cannot make coded training (kind, batch, partitions)."""
 
 @dataclass(frozen=True)
 class GradientRound:
@@ -55,16 +60,16 @@ class CodedJob:
 
     def __post_init__(self) -> None:
         if self.base.kind != "train":
-            raise ValueError(f"coded training needs a train job spec, got kind "
+            raise CodedJobError(f"coded training needs a train job spec, got kind "
                              f"{self.base.kind!r}")
         if self.base.init:
-            raise ValueError("coded training starts from the program's seeded parameters; "
+            raise CodedJobError("coded training starts from the program's seeded parameters; "
                              "a base spec with init is not supported")
         p = self.n_partitions
         if not isinstance(p, int) or isinstance(p, bool) or p < 1:
-            raise ValueError(f"n_partitions must be a positive int, got {p!r}")
+            raise CodedJobError(f"n_partitions must be a positive int, got {p!r}")
         if self.base.batch_size % p:
-            raise ValueError(f"batch_size {self.base.batch_size} is not divisible into "
+            raise CodedJobError(f"batch_size {self.base.batch_size} is not divisible into "
                              f"{p} equal partitions")
 
     @functools.cached_property
@@ -78,7 +83,7 @@ class CodedJob:
     def partition_samples(self, step: int, partition: int) -> list[int]:
         """Dataset indices of partition ``partition`` of the batch of ``step`` (1-based)."""
         if not 0 <= partition < self.n_partitions:
-            raise ValueError(f"partition must be in [0, {self.n_partitions}), got {partition!r}")
+            raise CodedJobError(f"partition must be in [0, {self.n_partitions}), got {partition!r}")
         size = self.base.batch_size // self.n_partitions
         batch = self.context.batch_indices(step)
         return batch[partition * size: (partition + 1) * size]
@@ -125,7 +130,7 @@ class CodedJob:
             grads[n] = mean[offset: offset + count].reshape(params[n].shape)
             offset += count
         if offset != mean.numel():
-            raise ValueError(f"decoded gradient has {mean.numel()} elements, the parameters "
+            raise CodedJobError(f"decoded gradient has {mean.numel()} elements, the parameters "
                              f"{offset}")
         with execution_context(self.base.backend):
             new_params, new_opt = optimizer_update(self.base.optimizer, params, grads,

@@ -32,13 +32,13 @@ from verde.coding.coordinator import Cancelled, Coordinator, StepOutcome, Worker
 from verde.coding.errors import CodingError
 from verde.integration.coded_training.jobs import CodedJob, GradientRound, Params, state_digest
 from verde.protocol.dispute.multi import DisputeRunner, Resolution, local_dispute_runner, settle
+from verde.protocol.graph.execution import run_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.errors import InvalidStateEntries
+from verde.protocol.peers.fetch import fetch_final_state
 from verde.protocol.peers.protocol import StateExchangePeer
-from verde.protocol.peers.state import fetch_final_state
-from verde.protocol.provider.execution import run_step
-from verde.protocol.provider.result import InvalidResult
+from verde.protocol.peers.result import InvalidResult
 
 #: Builds the dispute runner for one gradient job from its signed results (keyed by worker
 #: name) and the peers that produced them.

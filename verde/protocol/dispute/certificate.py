@@ -21,10 +21,10 @@ from typing import Any
 from proofs import SigningKey, issue_certificate, register_certificate_checker
 from proofs.certificate import registered_certificate_kinds
 from verde.protocol.dispute.errors import DisputeFinished, InvalidVerdictCertificate
-from verde.protocol.dispute.state import DisputeState
+from verde.protocol.dispute.state import STATE_VERSION, DisputeState
 
 VERDICT_KIND = "verde.dispute-verdict"
-BODY_VERSION = 1
+BODY_VERSION = 2
 
 
 def certificate_body(state: DisputeState, *, bundle_inputs: bool = True) -> dict[str, Any]:
@@ -43,6 +43,7 @@ def certificate_body(state: DisputeState, *, bundle_inputs: bool = True) -> dict
         "transcript": transcript,
         "bundled_inputs": bundle_inputs,
         "verdict": doc["verdict"],
+        **({"committee": doc["committee"]} if "committee" in doc else {}),
     }
 
 
@@ -58,9 +59,9 @@ def replay_body(body: dict[str, Any], *, recompute: bool = True) -> DisputeState
     """Replay a certificate body; raise ``InvalidVerdictCertificate`` unless it reproduces."""
     expected_keys = {"version", "spec", "dispute_id", "results", "transcript", "bundled_inputs",
                      "verdict"}  # fmt: skip
-    if set(body) != expected_keys or body["version"] != BODY_VERSION:
+    if set(body) - {"committee"} != expected_keys or body["version"] != BODY_VERSION:
         raise InvalidVerdictCertificate(
-            f"body must have exactly the fields {sorted(expected_keys)}"
+            f"body must have exactly the fields {sorted(expected_keys)} (and a committee)"
         )
     bundled = body["bundled_inputs"]
     if not isinstance(bundled, bool):
@@ -70,8 +71,9 @@ def replay_body(body: dict[str, Any], *, recompute: bool = True) -> DisputeState
         raise InvalidVerdictCertificate("verdict must be an object")
     use_blobs = bundled and recompute
     trusted = None if use_blobs else verdict.get("ruling", {}).get("recomputed")
-    doc = {"version": 1, "spec": body["spec"], "results": body["results"],
-           "dispute_id": body["dispute_id"], "deadline_s": 60.0, "transcript": []}  # fmt: skip
+    doc = {"version": STATE_VERSION, "spec": body["spec"], "results": body["results"],
+           "dispute_id": body["dispute_id"], "deadline_s": 60.0, "transcript": [],
+           **({"committee": body["committee"]} if "committee" in body else {})}  # fmt: skip
     state = DisputeState.from_json(doc, blobs_available=use_blobs,
                                    trusted_recomputation=trusted)  # fmt: skip
     for i, event in enumerate(body["transcript"]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from verde.errors import VerdeError
+from verde.errors import VerdeError, VerdeInputError
 
 
 class DisputeError(VerdeError):
@@ -19,7 +19,7 @@ class DisputeFinished(DisputeError):
     """An event arrived for a dispute that already has a verdict."""
 
 
-class InvalidEvent(DisputeError, ValueError):
+class InvalidEvent(DisputeError, VerdeInputError):
     """An event is malformed or does not belong to this dispute's current state."""
 
 
@@ -40,3 +40,7 @@ class Fault(DisputeError):
         self.code = code
         self.detail = detail
         self.evidence = evidence
+
+    def to_json(self) -> dict[str, Any]:
+        """The fault as a verdict records it."""
+        return {"code": self.code, "detail": self.detail, "evidence": self.evidence}

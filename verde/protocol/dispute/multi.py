@@ -21,7 +21,7 @@ from verde.protocol.dispute.state import DisputeState
 from verde.protocol.dispute.verdict import Verdict
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.protocol import ProviderPeer
-from verde.protocol.provider.result import InvalidResult, check_result
+from verde.protocol.peers.result import InvalidResult, check_result
 
 
 @dataclass

@@ -14,32 +14,28 @@ import torch
 
 from proofs.digest import tensor_digest
 from proofs.state import StateCommitment
-from verde.protocol.jobs.context import RNG, JobContext
-from verde.protocol.provider.execution import execution_context
-from verde.protocol.provider.tracing import execute_node, ref_key
+from repops.dispatch.encoding import RefKey, ref_key
+from verde.protocol.graph.execution import recompute_node
+from verde.protocol.graph.nodes import RNG_ENTRY
+from verde.protocol.jobs.context import JobContext
 
 OPS_EXECUTED = {"count": 0}
 
 
-def recompute_operator(
-    backend: str, op: str, args: Any, inputs: Mapping[str, torch.Tensor]
-) -> list[str]:
-    """Run one recorded op on verified inputs; the hex digests of its outputs ("" for None)."""
+def recompute_operator(backend: str, op: str, args: Mapping[str, Any],
+                       inputs: Mapping[RefKey, torch.Tensor]) -> tuple[bytes, ...]:
+    """Run one recorded op on verified inputs; the digests of its outputs."""
     OPS_EXECUTED["count"] += 1
-    with execution_context(backend):
-        outputs = execute_node(op, args, inputs)
-    return [tensor_digest(o).hex() if isinstance(o, torch.Tensor) else "" for o in outputs]
+    return recompute_node(backend, op, args, inputs)
 
 
 def recompute_state_root(ctx: JobContext, entries: Mapping[str, Any], step: int,
-                         digests: Mapping[str, str]) -> list[str]:  # fmt: skip
+                         digests: Mapping[RefKey, str]) -> tuple[bytes, ...]:
     """The state root a ``verde.commit_state`` node must output, from agreed digests."""
     resolved: dict[str, bytes] = {}
     for name, ref in entries.items():
-        if name == RNG:
-            if ref != {"rng_step": step}:
-                return ["<rng entry is not this step's>"]
+        if name == RNG_ENTRY:
             resolved[name] = tensor_digest(ctx.rng_state(step))
         else:
             resolved[name] = bytes.fromhex(digests[ref_key(ref)])
-    return [StateCommitment(resolved).root.hex()]
+    return (StateCommitment(resolved).root,)

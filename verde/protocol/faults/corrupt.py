@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+
+from repops import Tracer
+from repops.dispatch.encoding import RefKey
+from repops.dispatch.registry import resolve_overload
+from verde.protocol.graph.execution import graph_tracer_options
 
 
-def eligible(func: Any, result: Any) -> bool:
-    """Ops whose output is a fresh floating tensor (corrupting a view would corrupt its base)."""
-    schema = func._schema
-    if any(r.alias_info is not None for r in schema.returns):
+def eligible(op: str, outputs: list[torch.Tensor], *, in_place: bool = False) -> bool:
+    """Ops whose first output is a fresh float32 tensor: corrupting a view would corrupt its
+    base as well, and so would an in-place result unless ``in_place`` (an op asked for by name,
+    such as the ``bernoulli_`` that fills a dropout mask)."""
+    if not op.startswith("aten.") or not outputs:
         return False
-    if any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments):
+    schema = resolve_overload(op)._schema
+    writes = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
+    if writes and not in_place:
         return False
-    first = result[0] if isinstance(result, tuple | list) and result else result
-    return (isinstance(first, torch.Tensor) and first.dtype == torch.float32
-            and first.numel() > 0 and first.device.type != "meta")  # fmt: skip
+    if not writes and any(r.alias_info is not None for r in schema.returns):
+        return False
+    first = outputs[0]
+    return first.dtype == torch.float32 and first.numel() > 0 and first.device.type != "meta"
 
 
 def flip_largest_sign(t: torch.Tensor) -> None:
@@ -29,23 +38,25 @@ def flip_largest_sign(t: torch.Tensor) -> None:
     bits[index] = bits[index] ^ torch.tensor(-(2**31), dtype=torch.int32)
 
 
-class OpCorrupter(TorchDispatchMode):
-    """Counts ops; corrupts the output of the first eligible op at index >= ``target``."""
+class CorruptingTracer(Tracer):
+    """The protocol's tracer, except that the output of the first eligible op (named ``op``,
+    when given) at index >= ``target`` gets one flipped bit before it is recorded -- and before
+    the program goes on with it: the cheater's run, its replays and its graph all agree."""
 
-    def __init__(self, target: int) -> None:
-        super().__init__()
+    def __init__(self, target: int, keep: bool | Collection[RefKey] = False,
+                 op: str | None = None) -> None:
+        super().__init__(**graph_tracer_options(keep))
         self.target = target
-        self.count = 0
-        self.done = False
+        self.op = op
         self.hit: int | None = None
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        result = func(*args, **(kwargs or {}))
-        index = self.count
-        self.count += 1
-        if not self.done and index >= self.target and eligible(func, result):
-            first = result[0] if isinstance(result, tuple | list) else result
-            flip_largest_sign(first)
-            self.done = True
+    def record(self, op: str, tree: dict[str, Any], outputs: list[torch.Tensor],
+               scalar: Any = None) -> Any:
+        index = len(self.nodes)
+        wanted = self.op is None or op == self.op
+        if (self.hit is None and index >= self.target and wanted
+                and eligible(op, outputs, in_place=self.op is not None)):
+            with torch.no_grad():
+                flip_largest_sign(outputs[0])
             self.hit = index
-        return result
+        return super().record(op, tree, outputs, scalar)

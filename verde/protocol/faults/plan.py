@@ -7,7 +7,9 @@ compute fault is an honest computation and can never be disputed.
 
 Compute faults:
 * ``corrupt_op``     — one flipped bit (the sign of the largest-magnitude element) in the output
-  of op ``node`` of step ``step``, applied consistently in the run and in replays;
+  of op ``node`` of step ``step`` (with ``op``: of the first op of that name from ``node`` on,
+  e.g. a dropout mask's ``aten.bernoulli_.float``), applied consistently in the run and in
+  replays;
 * ``corrupt_state``  — one flipped bit in a parameter after step ``step`` (graph left honest);
 * ``wrong_final``    — honest run, but the signed result reports another final digest;
 * ``skip_step``      — step ``step`` is not executed (its state is the previous one);
@@ -33,6 +35,8 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from verde.errors import VerdeInputError
+
 COMPUTE_FAULTS = ("corrupt_op", "corrupt_state", "wrong_final", "skip_step", "reorder_steps",
                   "wrong_data", "wrong_init")  # fmt: skip
 ANSWER_FAULTS = (
@@ -46,6 +50,10 @@ _DEFAULT_QUERY = {
 }
 
 
+class FaultPlanError(VerdeInputError):
+    """A fault plan names an unknown fault or an impossible step."""
+
+
 @dataclass(frozen=True)
 class FaultPlan:
     """What a cheating provider does differently. ``None`` fields are chosen from ``seed``."""
@@ -56,14 +64,18 @@ class FaultPlan:
     answer: str | None = None
     query: str | None = None
     seed: int = 0
+    op: str | None = None
 
     def __post_init__(self) -> None:
+        if self.op is not None and (self.compute != "corrupt_op" or not self.op):
+            raise FaultPlanError("a fault plan names an op only for compute=corrupt_op")
         if self.compute is not None and self.compute not in COMPUTE_FAULTS:
-            raise ValueError(f"unknown compute fault {self.compute!r}; known: {COMPUTE_FAULTS}")
+            raise FaultPlanError(f"unknown compute fault {self.compute!r}; "
+                                 f"known: {COMPUTE_FAULTS}")
         if self.answer is not None and self.answer not in ANSWER_FAULTS:
-            raise ValueError(f"unknown answer fault {self.answer!r}; known: {ANSWER_FAULTS}")
+            raise FaultPlanError(f"unknown answer fault {self.answer!r}; known: {ANSWER_FAULTS}")
         if self.step is not None and self.step < 1:
-            raise ValueError(f"fault step must be >= 1, got {self.step}")
+            raise FaultPlanError(f"fault step must be >= 1, got {self.step}")
 
     def resolved(self, n_steps: int) -> FaultPlan:
         """This plan with the step (and the node, as a fraction) fixed from the seed."""
@@ -73,7 +85,7 @@ class FaultPlan:
         node = self.node if self.node is not None else rng.randrange(1 << 30)
         query = self.query or _DEFAULT_QUERY.get(self.answer or "")
         return FaultPlan(self.compute, min(step, max(1, last)), node, self.answer, query,
-                         self.seed)  # fmt: skip
+                         self.seed, self.op)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

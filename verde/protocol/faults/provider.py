@@ -15,17 +15,19 @@ from typing import Any
 import torch
 
 from proofs import MerkleTree, SignedMessage, sign_message
-from verde.protocol.faults.corrupt import OpCorrupter, flip_largest_sign
+from repops.dispatch.encoding import RefKey
+from verde.protocol.faults.corrupt import CorruptingTracer, flip_largest_sign
 from verde.protocol.faults.plan import FaultPlan
+from verde.protocol.graph.execution import StepGraph, expected_structure, run_step, trace_step
+from verde.protocol.graph.nodes import node_leaf, ref_name
 from verde.protocol.jobs.context import PARAM, JobContext
 from verde.protocol.jobs.spec import JobSpec
-from verde.protocol.peers import kinds
+from verde.protocol.peers import payloads as p
 from verde.protocol.peers.errors import RefusedQuery
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
-from verde.protocol.provider.execution import StepGraph, expected_structure, run_step, trace_step
-from verde.protocol.provider.provider import JobRecord, Provider
-from verde.protocol.provider.result import result_context, result_payload
-from verde.protocol.provider.tracing import GraphNode
+from verde.protocol.peers.result import result_context, result_payload
+from verde.protocol.provider.provider import Provider
+from verde.protocol.provider.record import JobRecord
 
 
 class CheatingProvider(Provider):
@@ -49,6 +51,8 @@ class CheatingProvider(Provider):
 
     def _batch_for(self, ctx: JobContext, step: int) -> dict[str, torch.Tensor] | None:
         plan = self._plan(ctx)
+        if plan.step is None:  # resolved plans always name their step
+            return None
         if plan.compute == "reorder_steps" and step in (plan.step, plan.step + 1):
             return ctx.batch(plan.step + 1 if step == plan.step else plan.step)
         if plan.compute == "wrong_data" and step == plan.step:
@@ -76,8 +80,8 @@ class CheatingProvider(Provider):
         if plan.compute == "corrupt_op" and step == plan.step:
             # Traced, so the op sequence (and the op the corrupter hits) is exactly the one
             # its replays will show: a consistent cheater.
-            corrupter = OpCorrupter(plan.node or 0)
-            new_state = dict(trace_step(ctx, state, step, interceptor=corrupter).state)
+            corrupter = CorruptingTracer(plan.node or 0, op=plan.op)
+            new_state = dict(trace_step(ctx, state, step, tracer=corrupter).state)
         else:
             new_state = run_step(ctx, state, step, batch=self._batch_for(ctx, step))
         if plan.compute == "corrupt_state" and step == plan.step:
@@ -87,13 +91,14 @@ class CheatingProvider(Provider):
             new_state[name] = tensor
         return new_state
 
-    def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int) -> StepGraph:
+    def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
+              keep: bool | frozenset[RefKey] = False) -> StepGraph:
         plan = self._plan(ctx)
-        interceptor = None
+        tracer = None
         if plan.compute == "corrupt_op" and step == plan.step:
-            interceptor = OpCorrupter(plan.node or 0)
-        graph = trace_step(ctx, state, step, batch=self._batch_for(ctx, step),
-                           interceptor=interceptor)  # fmt: skip
+            tracer = CorruptingTracer(plan.node or 0, keep, plan.op)
+        graph = trace_step(ctx, state, step, batch=self._batch_for(ctx, step), keep=keep,
+                           tracer=tracer)  # fmt: skip
         return self._edit_graph(graph, plan)
 
     def _edit_graph(self, graph: StepGraph, plan: FaultPlan) -> StepGraph:
@@ -110,12 +115,11 @@ class CheatingProvider(Provider):
             nodes[k], nodes[k + 1] = nodes[k + 1], nodes[k]
         else:
             n = nodes[k]
-            nodes[k] = GraphNode(n.index, "aten.sub.Tensor" if n.op != "aten.sub.Tensor"
-                                 else "aten.add.Tensor", n.args, n.meta, n.out)  # fmt: skip
-        nodes = [GraphNode(i, n.op, n.args, n.meta, n.out) for i, n in enumerate(nodes)]
-        tensors = dict(graph.tensors)
-        return StepGraph(graph.step, nodes, graph.state, tensors,
-                         MerkleTree([n.leaf_data() for n in nodes]))  # fmt: skip
+            other = "aten.sub.Tensor" if n.op != "aten.sub.Tensor" else "aten.add.Tensor"
+            nodes[k] = dataclasses.replace(n, op=other)
+        nodes = [dataclasses.replace(n, index=i) for i, n in enumerate(nodes)]
+        return StepGraph(graph.step, nodes, graph.state,
+                         MerkleTree([node_leaf(n) for n in nodes]), graph.tracer)
 
     def sign_result(self, spec: JobSpec, tree: MerkleTree, roots: list[bytes]) -> SignedMessage:
         plan = self.plan
@@ -137,16 +141,18 @@ class CheatingProvider(Provider):
 
     def build_payload(
         self, record: JobRecord, query: Query
-    ) -> tuple[dict[str, Any], dict[str, TensorBlob]]:
-        payload, blobs = super().build_payload(record, query)
+    ) -> tuple[p.AnswerPayload, dict[str, TensorBlob]]:
+        answer, blobs = super().build_payload(record, query)
         plan = self._plan(record.ctx)
-        if plan.answer == "lie_children" and query.kind == plan.query:
-            payload["children"] = [bytes(32).hex(), payload["children"][1]]
-        elif plan.answer == "wrong_graph_count" and query.kind == kinds.GRAPH_COMMIT:
-            payload["n_nodes"] += 1
-        elif plan.answer in ("wrong_input", "substitute_input") and query.kind == kinds.NODE_INPUTS:
-            blobs, payload = _alter_input(blobs, payload, plan.answer == "substitute_input")
-        return payload, blobs
+        lie = plan.answer == "lie_children" and query.kind == plan.query
+        if lie and isinstance(answer, p.StepChildrenAnswer | p.GraphChildrenAnswer):
+            answer = dataclasses.replace(answer, children=(bytes(32), answer.children[1]))
+        elif plan.answer == "wrong_graph_count" and isinstance(answer, p.GraphCommitAnswer):
+            answer = dataclasses.replace(answer, n_nodes=answer.n_nodes + 1)
+        elif plan.answer in ("wrong_input", "substitute_input") and isinstance(
+                answer, p.NodeInputsAnswer):
+            answer, blobs = _alter_input(answer, blobs, plan.answer == "substitute_input")
+        return answer, blobs
 
     def sign_answer(self, query: Query, payload: dict[str, Any]) -> SignedMessage:
         plan = self._resolved.get(query.job_id, self.plan)
@@ -160,14 +166,11 @@ class CheatingProvider(Provider):
         return super().sign_answer(query, payload)
 
 
-def _alter_input(
-    blobs: dict[str, TensorBlob], payload: dict[str, Any], claim_new_digest: bool
-) -> tuple[dict[str, TensorBlob], dict[str, Any]]:
+def _alter_input(answer: p.NodeInputsAnswer, blobs: dict[str, TensorBlob],
+                 claim_new_digest: bool) -> tuple[p.NodeInputsAnswer, dict[str, TensorBlob]]:
     """Change one float input tensor; keep or update its claimed digest."""
-    for entry in payload.get("inputs", []):
-        from verde.protocol.provider.tracing import ref_key
-
-        key = ref_key(entry["ref"])
+    for i, entry in enumerate(answer.inputs):
+        key = ref_name(entry.ref)
         blob = blobs.get(key)
         if blob is None or blob.dtype != "float32":
             continue
@@ -175,10 +178,10 @@ def _alter_input(
         flip_largest_sign(tensor)
         new_blob = TensorBlob.from_tensor(tensor)
         blobs = {**blobs, key: new_blob}
-        if claim_new_digest:
-            entry["digest"] = new_blob.digest_hex()
-        return blobs, payload
-    return blobs, payload
-
-
-
+        if claim_new_digest and isinstance(entry, p.NodeOutputInput | p.StateInput):
+            digest = bytes.fromhex(new_blob.digest_hex())
+            inputs = list(answer.inputs)
+            inputs[i] = dataclasses.replace(entry, digest=digest)
+            answer = dataclasses.replace(answer, inputs=tuple(inputs))
+        return answer, blobs
+    return answer, blobs

@@ -3,8 +3,10 @@
 They are written so that the step graph is a pure function of shapes (Verde, Arun et al. 2025:
 the arbiter replays a step on meta tensors): attention is spelled out with matmul and softmax
 (``scaled_dot_product_attention`` picks a backend by device, which would change the graph),
-the causal mask and positions are built inside the step by factory ops, and there is no
-dropout.
+and the causal mask and positions are built inside the step by factory ops. The GPT takes
+``dropout`` (default 0): in training jobs its masks are drawn from the step's Philox stream
+(``verde.protocol.graph.execution.step_stream``), so they are part of the spec, the same on
+every machine, and a dropout op is disputed like any other; inference jobs run without it.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class MLP(Program):
         _check_labels(self.name, config, fields)
 
     def outputs(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return module(batch["x"])
+        out: torch.Tensor = module(batch["x"])
+        return out
 
     def loss(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(self.outputs(module, batch), batch["y"])
@@ -77,7 +80,8 @@ class _CNNModule(nn.Module):
         x = x.reshape(x.shape[0], *self.image)
         x = F.relu(self.conv1(x))
         x = F.relu(self.conv2(x))
-        return self.head(x.flatten(1))
+        logits: torch.Tensor = self.head(x.flatten(1))
+        return logits
 
 
 class CNN(Program):
@@ -102,16 +106,24 @@ class CNN(Program):
         _check_labels(self.name, config, fields)
 
     def outputs(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return module(batch["x"])
+        out: torch.Tensor = module(batch["x"])
+        return out
 
     def loss(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(self.outputs(module, batch), batch["y"])
 
 
+def _dropout(p: float) -> nn.Module:
+    """A dropout layer, or nothing at p = 0 (no random op in the graph at all)."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
 class _Block(nn.Module):
-    def __init__(self, d: int, heads: int) -> None:
+    def __init__(self, d: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.heads = heads
+        self.attn_drop = _dropout(dropout)
+        self.resid_drop = _dropout(dropout)
         self.ln1 = nn.LayerNorm(d)
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
@@ -129,37 +141,45 @@ class _Block(nn.Module):
         scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
         mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
         scores = scores.masked_fill(mask.logical_not(), -1e9)
-        att = torch.matmul(torch.softmax(scores, dim=-1), v)
-        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
-        return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+        att = torch.matmul(self.attn_drop(torch.softmax(scores, dim=-1)), v)
+        x = x + self.resid_drop(self.proj(att.transpose(1, 2).reshape(b, t, d)))
+        mlp = self.resid_drop(self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh")))
+        out: torch.Tensor = x + mlp
+        return out
 
 
 class _GPTModule(nn.Module):
-    def __init__(self, vocab: int, d: int, layers: int, heads: int, context: int) -> None:
+    def __init__(self, vocab: int, d: int, layers: int, heads: int, context: int, *,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.tok = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(context, d)
-        self.blocks = nn.ModuleList(_Block(d, heads) for _ in range(layers))
+        self.drop = _dropout(dropout)
+        self.blocks = nn.ModuleList(_Block(d, heads, dropout) for _ in range(layers))
         self.ln = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        x = self.tok(tokens) + self.pos(positions)
+        x = self.drop(self.tok(tokens) + self.pos(positions))
         for block in self.blocks:
             x = block(x)
-        return self.head(self.ln(x))
+        logits: torch.Tensor = self.head(self.ln(x))
+        return logits
 
 
 class GPT(Program):
     """A small decoder-only transformer trained on next-token prediction of ``tokens``."""
 
     name = "gpt"
-    defaults: ClassVar[dict[str, Any]] = {"vocab": 64, "d_model": 32, "layers": 2, "heads": 2}
+    defaults: ClassVar[dict[str, Any]] = {"vocab": 64, "d_model": 32, "layers": 2, "heads": 2,
+                                          "dropout": 0.0}
 
     def check_config(self, config: dict[str, Any]) -> None:
         if config["d_model"] % config["heads"]:
             raise JobSpecError("program gpt: d_model must be a multiple of heads")
+        if not 0.0 <= config["dropout"] < 1.0:
+            raise JobSpecError(f"program gpt: dropout must be in [0, 1), got {config['dropout']}")
 
     def build(self, config: Mapping[str, Any], fields: FieldShapes) -> nn.Module:
         shape, dtype = _field(fields, "tokens", self.name)
@@ -168,7 +188,7 @@ class GPT(Program):
                 f"program gpt: field tokens must be int64 [seq_len + 1], got {shape}"
             )
         return _GPTModule(config["vocab"], config["d_model"], config["layers"], config["heads"],
-                          shape[0] - 1)  # fmt: skip
+                          shape[0] - 1, dropout=float(config["dropout"]))  # fmt: skip
 
     def check_data(self, config: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
         tokens = fields.get("tokens")
@@ -184,7 +204,8 @@ class GPT(Program):
         return super().init_rule(name, shape)
 
     def outputs(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return module(batch["tokens"][:, :-1])
+        out: torch.Tensor = module(batch["tokens"][:, :-1])
+        return out
 
     def loss(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         logits = self.outputs(module, batch)

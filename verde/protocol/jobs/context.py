@@ -15,6 +15,7 @@ this is the whole RNG state).
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,12 +24,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from proofs import canonical_json
 from proofs.state import StateCommitment
 from verde.protocol.jobs.batching import batch_indices
 from verde.protocol.jobs.datasets import Dataset, load_dataset
 from verde.protocol.jobs.errors import JobSpecError
 from verde.protocol.jobs.optimizers import init_optimizer_state, optimizer_update
-from verde.protocol.jobs.programs import Program, get_program
+from verde.protocol.jobs.programs import Program
+from verde.protocol.jobs.registry import get_program
 from verde.protocol.jobs.spec import JobSpec
 
 PARAM = "param/"
@@ -165,10 +168,23 @@ class JobContext:
     # --- the step --------------------------------------------------------------------------
 
     def prepare_leaves(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Fresh leaf tensors for a step: parameters require grad in training jobs."""
+        """Fresh leaf tensors for a step: parameters require grad in training jobs.
+
+        Leaves are distinct tensors: a tracer knows a tensor by its storage and view, and two
+        state entries sharing one (say, an uploaded state whose slots alias) would otherwise
+        be recorded under one name in a real run but under two in the arbiter's shape-only
+        replay, where every entry is a fresh meta tensor.
+        """
         out = {}
+        seen: set[tuple[object, ...]] = set()
         for name, t in state.items():
             leaf = t.detach()
+            if not leaf.is_meta:
+                view = (leaf.untyped_storage()._cdata, leaf.storage_offset(),
+                        tuple(leaf.shape), tuple(leaf.stride()), leaf.dtype)
+                if view in seen:
+                    leaf = leaf.clone()
+                seen.add(view)
             if name.startswith(PARAM) and self.spec.kind in ("train", "gradient"):
                 leaf = leaf.requires_grad_(True)
             out[name] = leaf
@@ -215,13 +231,13 @@ class JobContext:
 
 @functools.lru_cache(maxsize=16)
 def _context_cached(spec_json: str) -> JobContext:
-    import json
-
     spec = JobSpec.from_mapping(json.loads(spec_json))
     program = get_program(spec.program)
     dataset = load_dataset(spec.dataset)
     with torch.device("meta"):
         module = program.build(spec.config, dataset.sample_shapes())
+    # Training-only behaviour (dropout) is on in training and gradient jobs, off in inference.
+    module.train(spec.kind != "infer")
     if list(module.buffers()):
         raise JobSpecError(f"program {spec.program}: modules with buffers are not supported")
     names = tuple(n for n, _ in module.named_parameters())
@@ -233,9 +249,7 @@ def _context_cached(spec_json: str) -> JobContext:
 
 
 def _context_for(spec: JobSpec) -> JobContext:
-    import json
-
-    return _context_cached(json.dumps(spec.to_dict(), sort_keys=True))
+    return _context_cached(canonical_json(spec.to_dict()).decode())
 
 
 def _output_meta(ctx: JobContext) -> tuple[tuple[int, ...], torch.dtype]:
@@ -243,7 +257,7 @@ def _output_meta(ctx: JobContext) -> tuple[tuple[int, ...], torch.dtype]:
         k[len(BATCH):]: torch.empty(shape, dtype=dtype, device="meta")
         for k, (shape, dtype) in ctx.batch_structure().items()
     }
-    params = {"inner." + n: p for n, p in ctx.module.named_parameters()}
+    params: dict[str, torch.Tensor] = {"inner." + n: p for n, p in ctx.module.named_parameters()}
     with torch.no_grad():
         out = torch.func.functional_call(_Wrapped(ctx.program, ctx.module, "outputs"), params,
                                          (fields,))  # fmt: skip

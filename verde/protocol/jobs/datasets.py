@@ -63,7 +63,7 @@ class Dataset:
 
     @property
     def n_samples(self) -> int:
-        return next(iter(self.fields.values())).shape[0]
+        return int(next(iter(self.fields.values())).shape[0])
 
     def sample(self, index: int) -> dict[str, np.ndarray]:
         if not 0 <= index < self.n_samples:

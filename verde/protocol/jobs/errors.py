@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from verde.errors import VerdeError
+from verde.errors import VerdeError, VerdeInputError
 
 
 class JobError(VerdeError):
     """Root of the errors raised by ``verde.protocol.jobs``."""
 
 
-class JobSpecError(JobError, ValueError):
+class JobSpecError(JobError, VerdeInputError):
     """A job spec is malformed or inconsistent; the message names the field and the problem."""
 
 
@@ -17,7 +17,7 @@ class UnknownProgramError(JobSpecError):
     """A job names a program that is not in the registry."""
 
 
-class DatasetError(JobError, ValueError):
+class DatasetError(JobError, VerdeInputError):
     """A dataset cannot be loaded, is malformed, or does not match its committed root."""
 
 

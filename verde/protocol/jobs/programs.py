@@ -6,7 +6,8 @@ identically everywhere (Verde, Arun et al. 2025: the arbiter derives the graph s
 itself). Register your own by subclassing ``Program`` and calling ``register_program``::
 
     import torch
-    from verde.protocol.jobs.programs import Program, register_program
+    from verde.protocol.jobs.programs import Program
+    from verde.protocol.jobs.registry import register_program
 
     class Linear(Program):
         name = "my-linear"
@@ -25,7 +26,8 @@ itself). Register your own by subclassing ``Program`` and calling ``register_pro
 
     register_program(Linear())
 
-Rules a program must follow (checked at submission by ``verde.protocol.jobs.admission.admit_job``):
+Rules a program must follow (checked at submission by
+``verde.protocol.graph.admission.admit_job``):
 control flow and shapes must not depend on tensor values (no ``.item()``, ``nonzero``, data
 dependent Python branches), every tensor the step uses must come from the parameters, the
 batch, or an op inside the step (no captured constant tensors), and no module buffers.
@@ -43,7 +45,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from verde.protocol.jobs.errors import JobSpecError, UnknownProgramError
+from verde.protocol.jobs.errors import JobSpecError
 
 FieldShapes = Mapping[str, tuple[tuple[int, ...], torch.dtype]]
 
@@ -73,8 +75,11 @@ class Program:
                     f"program {self.name}: config {key} must be {type(default).__name__}, "
                     f"got {value!r}"
                 )
-            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            if isinstance(default, int) and not isinstance(default, bool) and value <= 0:
                 raise JobSpecError(f"program {self.name}: config {key} must be positive")
+            if isinstance(default, float) and not (math.isfinite(value) and value >= 0):
+                raise JobSpecError(f"program {self.name}: config {key} must be a finite "
+                                   f"number >= 0, got {value!r}")
             out[key] = float(value) if isinstance(default, float) else value
         self.check_config(out)
         return out
@@ -140,43 +145,3 @@ class Program:
                 raise JobSpecError(f"program {self.name}: unknown init rule {rule!r} for {name}")
             params[name] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
         return params
-
-
-_REGISTRY: dict[str, Program] = {}
-
-
-def register_program(program: Program, *, replace: bool = False) -> Program:
-    """Add ``program`` to the registry under ``program.name``; returns it."""
-    if not isinstance(program, Program):
-        raise TypeError(f"expected a Program instance, got {type(program).__name__}")
-    if not program.name:
-        raise ValueError("a program needs a non-empty name")
-    _ensure_builtins()
-    if program.name in _REGISTRY and not replace:
-        raise ValueError(f"a program named {program.name!r} is already registered")
-    _REGISTRY[program.name] = program
-    return program
-
-
-def get_program(name: str) -> Program:
-    """The registered program called ``name``; ``UnknownProgramError`` if there is none."""
-    _ensure_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownProgramError(
-            f"unknown program {name!r}; registered: {sorted(_REGISTRY)}"
-        ) from None
-
-
-def program_names() -> list[str]:
-    _ensure_builtins()
-    return sorted(_REGISTRY)
-
-
-def _ensure_builtins() -> None:
-    if "mlp" not in _REGISTRY:
-        from verde.protocol.jobs.builtin import BUILTIN_PROGRAMS
-
-        for program in BUILTIN_PROGRAMS:
-            _REGISTRY.setdefault(program.name, program)

@@ -61,7 +61,7 @@ from verde.protocol.jobs.errors import JobSpecError
 
 JOB_KINDS = ("train", "infer", "gradient")
 BACKENDS = ("repops", "torch")
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 _FIELDS = {
     "version", "program", "kind", "config", "dataset", "optimizer", "steps", "batch_size",
     "seed", "checkpoint_interval", "backend", "init", "samples",
@@ -92,7 +92,7 @@ class JobSpec:
         """Validate ``data`` (a parsed TOML/JSON document) and fill in defaults."""
         from verde.protocol.jobs.datasets import normalize_dataset_spec
         from verde.protocol.jobs.optimizers import normalize_optimizer
-        from verde.protocol.jobs.programs import get_program
+        from verde.protocol.jobs.registry import get_program
 
         if not isinstance(data, Mapping):
             raise JobSpecError(f"job spec must be a table/object, got {type(data).__name__}")

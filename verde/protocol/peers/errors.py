@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from verde.errors import VerdeError
+from verde.errors import VerdeError, VerdeInputError
 
 
 class PeerError(VerdeError):
@@ -23,3 +23,7 @@ class InvalidStateEntries(PeerError):
 
 class StateRootMismatch(PeerError):
     """A provider acknowledged an uploaded state under another root than the uploader's."""
+
+
+class MalformedMessage(PeerError, VerdeInputError):
+    """A protocol message does not have the fields and types its kind prescribes."""

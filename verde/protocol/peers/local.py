@@ -10,12 +10,32 @@ as ``TensorBlob`` bytes and are rebuilt on the provider's side, as over a networ
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
+
+import torch
 
 from proofs import SignedMessage, VerifyKey, canonical_json
 from verde.protocol.peers.errors import PeerTimeout, RefusedQuery, StateRootMismatch
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.peers.state import StateEntries, blobs_to_state, state_root_hex
+
+
+class InProcessProvider(Protocol):
+    """What a provider object in this process offers (``verde.protocol.provider.Provider``
+    does; a test double only needs the calls it is asked)."""
+
+    @property
+    def identity(self) -> VerifyKey: ...
+
+    def submit(self, spec: Mapping[str, Any]) -> str: ...
+
+    def result(self, job_id: str) -> SignedMessage: ...
+
+    def answer(self, query: Query) -> Answer: ...
+
+    def put_state(self, state: Mapping[str, torch.Tensor]) -> str: ...
+
+    def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries: ...
 
 
 class LocalPeer:
@@ -24,7 +44,8 @@ class LocalPeer:
     has)."""
 
     def __init__(
-        self, provider: Any, name: str = "", delay: Callable[[Query], float] | None = None
+        self, provider: InProcessProvider, name: str = "",
+        delay: Callable[[Query], float] | None = None
     ) -> None:
         self.provider = provider
         self.delay = delay

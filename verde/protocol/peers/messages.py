@@ -21,7 +21,8 @@ import torch
 
 from proofs import MessageContext, SignedMessage, canonical_json
 from proofs.digest import tensor_digest
-from verde.protocol.peers.errors import PeerError
+from verde.protocol.peers.errors import MalformedMessage, PeerError
+from verde.protocol.peers.fields import exact_fields, integer, text
 
 _DTYPES = {
     "bool": (torch.bool, np.dtype("|b1")),
@@ -108,10 +109,22 @@ class Query:
                 "deadline_s": self.deadline_s}  # fmt: skip
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Query:
-        return cls(data["job_id"], data["dispute_id"], int(data["round"]), data["kind"],
-                   dict(data["params"]), data.get("party", ""),
-                   float(data.get("deadline_s", 60.0)))  # fmt: skip
+    def from_json(cls, data: Any) -> Query:
+        """Strict inverse of :meth:`to_json`; ``MalformedMessage`` names what is wrong."""
+        what = "query"
+        d = exact_fields(data, {"job_id", "dispute_id", "round", "kind", "params"}, what,
+                         {"party", "deadline_s"})
+        params, party, deadline = d["params"], d.get("party", ""), d.get("deadline_s", 60.0)
+        if not isinstance(params, Mapping):
+            raise MalformedMessage("query: params must be an object")
+        if not isinstance(party, str):
+            raise MalformedMessage("query: party must be a string")
+        if (isinstance(deadline, bool) or not isinstance(deadline, int | float)
+                or not math.isfinite(deadline) or deadline <= 0):
+            raise MalformedMessage(f"query: deadline_s must be a positive number, got {deadline!r}")
+        return cls(text(d, "job_id", what), text(d, "dispute_id", what),
+                   integer(d, "round", what, 1), text(d, "kind", what), dict(params), party,
+                   float(deadline))
 
     def size(self) -> int:
         return len(canonical_json(self.to_json()))

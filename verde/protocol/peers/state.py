@@ -6,7 +6,7 @@ tensors the client needs back (a partition's gradient). The state a job starts f
 in the job by its ``proofs.state.StateCommitment`` root (``init``), so uploading it needs no
 trust: the provider can only run the job on a state with that root. The tensors a job ends
 with are proven, entry by entry, against the final state root the provider signed in its
-result (``verde.protocol.provider.result``), so a client checks every fetched tensor without
+result (``verde.protocol.peers.result``), so a client checks every fetched tensor without
 trusting the transport or the provider (Verde, Arun et al. 2025, state commitments).
 
 ``StateEntries`` payload (JSON)::
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -32,10 +32,6 @@ from proofs.errors import ProofError
 from proofs.state import StateCommitment, verify_state_entry
 from verde.protocol.peers.errors import InvalidStateEntries, PeerError
 from verde.protocol.peers.messages import TensorBlob
-from verde.protocol.provider.result import InvalidResult, ResultClaim, check_result
-
-if TYPE_CHECKING:
-    from verde.protocol.peers.protocol import StateExchangePeer
 
 _PAYLOAD_FIELDS = {"job_id", "step", "root", "entries"}
 _ENTRY_FIELDS = {"name", "digest", "proof"}
@@ -157,26 +153,3 @@ def verify_state_entries(
                                           f"{list(shape)}")
         out[name] = tensor
     return out
-
-
-def fetch_final_state(
-    peer: StateExchangePeer,
-    job_id: str,
-    n_steps: int,
-    names: Sequence[str],
-    *,
-    structure: Mapping[str, tuple[tuple[int, ...], torch.dtype]] | None = None,
-) -> tuple[ResultClaim, dict[str, torch.Tensor]]:
-    """The peer's checked signed result and the verified entries ``names`` of its final state.
-
-    Raises ``InvalidResult`` if the result is not a valid one signed by this peer for
-    ``job_id`` with ``n_steps`` steps, ``InvalidStateEntries`` if an entry does not verify.
-    """
-    claim = check_result(peer.result(job_id), job_id, n_steps)
-    if claim.signer_hex != peer.identity.hex():
-        raise InvalidResult(f"result for job {job_id} is signed by {claim.signer_hex[:16]}, "
-                            f"not by the provider asked ({peer.identity.hex()[:16]})")
-    entries = peer.fetch_state(job_id, names)
-    tensors = verify_state_entries(entries, claim.final_state, names, job_id=job_id,
-                                   structure=structure)
-    return claim, tensors

@@ -1,173 +1,197 @@
-"""How an honest provider answers each dispute query (payload builders, one per kind).
+"""How an honest provider answers each dispute query: one builder per kind, typed answers.
 
-Each builder returns ``(payload, blobs)``: the JSON payload that gets signed and the tensors
-sent beside it. Tensors are always accompanied, inside the signed payload, by the digest they
-are claimed to have and by the Merkle proof that ties that digest to something the provider
-committed to earlier: a graph node (leaf of the step's graph tree), a state entry (leaf of the
-state commitment of step ``s - 1``) or a data sample (leaf of the dataset tree). The arbiter
-checks each of these (Verde, Arun et al. 2025).
+Each builder returns ``(answer, blobs)``: the typed answer (``verde.protocol.peers.payloads``)
+whose JSON gets signed, and the tensors sent beside it. A tensor is always accompanied, inside
+the signed answer, by the digest it is claimed to have and by the Merkle proof that ties that
+digest to something the provider committed to earlier: a graph node (leaf of the step's graph
+tree), a state entry (leaf of the state commitment of step ``s - 1``) or a data sample (leaf of
+the dataset tree). The arbiter checks each of these (Verde, Arun et al. 2025).
 
-``node_inputs`` payload: ``{step, node, inputs: [entry...]}``, one entry per distinct tensor
-reference of the node, in first-appearance order:
-
-* ``{ref, source: "node", node: <node json>, proof}`` plus ``digest`` when a tensor is sent
-  (blob key = ``ref_key(ref)``);
-* ``{ref, source: "state", name, digest, proof}`` (blob key = ``ref_key(ref)``);
-* ``{ref, source: "batch", field, samples: [{index, digests: {field: hex}, proof}]}`` with one
-  blob per sample position ``sample/<position>/<field>``.
-
-For the ``verde.commit_state`` node only digests are needed, so no tensors are sent.
+Graph answers need only digests, so the provider traces a step keeping no values; a
+``node_inputs`` answer needs the values of one node's inputs, so the provider replays the step
+once more keeping just those (the replay is deterministic: it is the same graph).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from proofs import NodePosition
+from proofs import MalformedInput
 from proofs.digest import tensor_digest
+from proofs.state import StateCommitment
+from repops.dispatch.encoding import RefKey
+from verde.protocol.graph.execution import StepGraph
+from verde.protocol.graph.nodes import COMMIT_OP, input_refs, ref_name
 from verde.protocol.jobs.context import BATCH
-from verde.protocol.peers import kinds
 from verde.protocol.peers.messages import TensorBlob
+from verde.protocol.peers.payloads import (
+    AnswerPayload,
+    BatchInput,
+    GraphChildrenAnswer,
+    GraphChildrenQuery,
+    GraphCommitAnswer,
+    GraphCommitQuery,
+    GraphLeavesAnswer,
+    GraphLeavesQuery,
+    InputEntry,
+    NodeInputsAnswer,
+    NodeInputsQuery,
+    NodeOutputInput,
+    ProvenNode,
+    QueryParams,
+    SampleEntry,
+    StateInput,
+    StepChildrenAnswer,
+    StepChildrenQuery,
+    StepLeaf,
+    StepLeavesAnswer,
+    StepLeavesQuery,
+)
 from verde.protocol.provider.errors import UnknownQueryError
-from verde.protocol.provider.tracing import COMMIT_OP, GraphNode, ref_key, tensor_refs
+from verde.protocol.provider.record import JobRecord
 
 if TYPE_CHECKING:
-    from verde.protocol.provider.provider import JobRecord, Provider
-
-Payload = tuple[dict[str, Any], dict[str, TensorBlob]]
+    from proofs import MerkleTree, NodePosition
 
 
-def _position(params: Mapping[str, Any], n_leaves: int) -> NodePosition:
+class Provider(Protocol):
+    """What the builders need from a provider: replays of the job's steps and states."""
+
+    def graph(self, record: JobRecord, step: int) -> StepGraph: ...
+
+    def graph_values(self, record: JobRecord, step: int, refs: Sequence[RefKey]) -> StepGraph: ...
+
+    def state_at(self, record: JobRecord, step: int) -> dict[str, torch.Tensor]: ...
+
+    def commitment_at(self, record: JobRecord, step: int) -> StateCommitment: ...
+
+Built = tuple[AnswerPayload, dict[str, TensorBlob]]
+
+
+def _children(tree: MerkleTree, position: NodePosition) -> tuple[bytes, bytes]:
     try:
-        position = NodePosition.from_json(params["position"])
-        position.check_in_tree(n_leaves)
-    except (KeyError, ValueError) as exc:
+        position.check_in_tree(tree.n_leaves)
+        return tree.children(position)
+    except MalformedInput as exc:
         raise UnknownQueryError(f"bad position in query: {exc}") from exc
-    return position
 
 
-def _step(params: Mapping[str, Any], record: JobRecord) -> int:
-    step = params.get("step")
-    if not isinstance(step, int) or not 1 <= step <= record.spec.steps:
-        raise UnknownQueryError(f"bad step {step!r} in query")
+def _step(step: int, record: JobRecord) -> int:
+    if not 1 <= step <= record.spec.steps:
+        raise UnknownQueryError(f"no step {step} in a job of {record.spec.steps} steps")
     return step
 
 
-def _indices(params: Mapping[str, Any], n: int) -> list[int]:
-    indices = params.get("indices")
-    if not isinstance(indices, list) or not all(isinstance(i, int) and 0 <= i < n for i in indices):
-        raise UnknownQueryError(f"bad indices {indices!r} in query")
+def _in_range(indices: tuple[int, ...], n: int, what: str) -> tuple[int, ...]:
+    bad = [i for i in indices if i >= n]
+    if bad:
+        raise UnknownQueryError(f"{what} {bad} are out of range (there are {n})")
     return indices
 
 
-def step_children(provider: Provider, record: JobRecord, params: Mapping[str, Any]) -> Payload:
-    position = _position(params, record.tree.n_leaves)
-    left, right = record.tree.children(position)
-    return {"position": position.to_json(), "children": [left.hex(), right.hex()]}, {}
+def step_children(provider: Provider, record: JobRecord, q: StepChildrenQuery) -> Built:
+    return StepChildrenAnswer(q.position, _children(record.tree, q.position)), {}
 
 
-def step_leaves(provider: Provider, record: JobRecord, params: Mapping[str, Any]) -> Payload:
-    leaves = [
-        {"index": i, "data": record.step_roots[i].hex(), "proof": record.tree.proof(i).to_json()}
-        for i in _indices(params, record.tree.n_leaves)
-    ]
-    return {"leaves": leaves}, {}
+def step_leaves(provider: Provider, record: JobRecord, q: StepLeavesQuery) -> Built:
+    indices = _in_range(q.indices, record.tree.n_leaves, "step leaves")
+    leaves = tuple(StepLeaf(i, record.step_roots[i], record.tree.proof(i)) for i in indices)
+    return StepLeavesAnswer(leaves), {}
 
 
-def graph_commit(provider: Provider, record: JobRecord, params: Mapping[str, Any]) -> Payload:
-    step = _step(params, record)
-    graph = provider.graph(record, step)
+def graph_commit(provider: Provider, record: JobRecord, q: GraphCommitQuery) -> Built:
+    graph = provider.graph(record, _step(q.step, record))
     last = len(graph.nodes) - 1
-    final = {"node": graph.nodes[last].to_json(), "proof": graph.tree.proof(last).to_json()}
-    payload = {"step": step, "root": graph.root.hex(), "n_nodes": len(graph.nodes),
-               "final": final}  # fmt: skip
-    return payload, {}
+    final = ProvenNode(graph.nodes[last], graph.tree.proof(last))
+    return GraphCommitAnswer(q.step, graph.root, len(graph.nodes), final), {}
 
 
-def graph_children(provider: Provider, record: JobRecord, params: Mapping[str, Any]) -> Payload:
-    step = _step(params, record)
+def graph_children(provider: Provider, record: JobRecord, q: GraphChildrenQuery) -> Built:
+    graph = provider.graph(record, _step(q.step, record))
+    return GraphChildrenAnswer(q.step, q.position, _children(graph.tree, q.position)), {}
+
+
+def graph_leaves(provider: Provider, record: JobRecord, q: GraphLeavesQuery) -> Built:
+    graph = provider.graph(record, _step(q.step, record))
+    indices = _in_range(q.indices, len(graph.nodes), "graph nodes")
+    return GraphLeavesAnswer(q.step, tuple(ProvenNode(graph.nodes[i], graph.tree.proof(i))
+                                           for i in indices)), {}
+
+
+def node_inputs(provider: Provider, record: JobRecord, q: NodeInputsQuery) -> Built:
+    step = _step(q.step, record)
     graph = provider.graph(record, step)
-    position = _position(params, graph.tree.n_leaves)
-    left, right = graph.tree.children(position)
-    return {"step": step, "position": position.to_json(),
-            "children": [left.hex(), right.hex()]}, {}  # fmt: skip
-
-
-def graph_leaves(provider: Provider, record: JobRecord, params: Mapping[str, Any]) -> Payload:
-    step = _step(params, record)
-    graph = provider.graph(record, step)
-    leaves = [
-        {"node": graph.nodes[i].to_json(), "proof": graph.tree.proof(i).to_json()}
-        for i in _indices(params, graph.tree.n_leaves)
-    ]
-    return {"step": step, "leaves": leaves}, {}
-
-
-def node_refs(node: GraphNode) -> list[dict[str, Any]]:
-    """The tensor references whose values (or digests) judging ``node`` needs."""
-    if node.op == COMMIT_OP:
-        entries = node.args.get("entries", {}) if isinstance(node.args, dict) else {}
-        return tensor_refs(list(entries.values()))
-    return tensor_refs(node.args)
-
-
-def node_inputs(provider: Provider, record: JobRecord, params: Mapping[str, Any]) -> Payload:
-    step = _step(params, record)
-    graph = provider.graph(record, step)
-    k = params.get("node")
-    if not isinstance(k, int) or not 0 <= k < len(graph.nodes):
-        raise UnknownQueryError(f"bad node {k!r} in query")
-    node = graph.nodes[k]
-    digests_only = node.op == COMMIT_OP
-    inputs: list[dict[str, Any]] = []
+    if q.node >= len(graph.nodes):
+        raise UnknownQueryError(f"no node {q.node} in a graph of {len(graph.nodes)} nodes")
+    node = graph.nodes[q.node]
+    refs = input_refs(node)
+    need_tensors = node.op != COMMIT_OP
+    produced = [r for r in refs if r[0] == "node"]
+    values = provider.graph_values(record, step, produced) if need_tensors and produced else None
+    entries: list[InputEntry] = []
     blobs: dict[str, TensorBlob] = {}
-    for ref in node_refs(node):
-        key = ref_key(ref)
-        if "node" in ref:
-            i, j = ref["node"], ref["out"]
-            if not 0 <= i < len(graph.nodes):
-                raise UnknownQueryError(f"node {k} references unknown node {i}")
-            entry: dict[str, Any] = {"ref": ref, "source": "node",
-                                     "node": graph.nodes[i].to_json(),
-                                     "proof": graph.tree.proof(i).to_json()}  # fmt: skip
-            if not digests_only:
-                tensor = graph.tensors[(i, j)]
-                entry["digest"] = tensor_digest(tensor).hex()
-                blobs[key] = TensorBlob.from_tensor(tensor)
-            inputs.append(entry)
-        elif ref["leaf"].startswith(BATCH):
-            field = ref["leaf"][len(BATCH):]
-            dataset = record.ctx.dataset
-            samples = []
-            for pos, index in enumerate(record.ctx.batch_indices(step)):
-                sample = dataset.sample(index)
-                samples.append({"index": index,
-                                "digests": {f: tensor_digest(v).hex() for f, v in sample.items()},
-                                "proof": dataset.proof(index).to_json()})  # fmt: skip
-                blobs[f"sample/{pos}/{field}"] = TensorBlob.from_tensor(
-                    torch.from_numpy(sample[field])
-                )
-            inputs.append({"ref": ref, "source": "batch", "field": field, "samples": samples})
+    for ref in refs:
+        if ref[0] == "node":
+            entries.append(_node_output(graph.nodes, graph.tree, ref, values, blobs))
+        elif str(ref[1]).startswith(BATCH):
+            entries.append(_batch_field(record, step, ref, blobs))
         else:
-            name = ref["leaf"]
-            commitment = provider.commitment_at(record, step - 1)
-            entry = {"ref": ref, "source": "state", "name": name,
-                     "digest": commitment.digest(name).hex(),
-                     "proof": commitment.proof(name).to_json()}  # fmt: skip
-            if not digests_only:
-                blobs[key] = TensorBlob.from_tensor(provider.state_at(record, step - 1)[name])
-            inputs.append(entry)
-    return {"step": step, "node": k, "inputs": inputs}, blobs
+            entries.append(_state_entry(provider, record, step, ref, need_tensors=need_tensors,
+                                        blobs=blobs))
+    return NodeInputsAnswer(step, q.node, tuple(entries)), blobs
 
 
-PAYLOAD_BUILDERS: dict[str, Callable[[Provider, JobRecord, Mapping[str, Any]], Payload]] = {
-    kinds.STEP_CHILDREN: step_children,
-    kinds.STEP_LEAVES: step_leaves,
-    kinds.GRAPH_COMMIT: graph_commit,
-    kinds.GRAPH_CHILDREN: graph_children,
-    kinds.GRAPH_LEAVES: graph_leaves,
-    kinds.NODE_INPUTS: node_inputs,
+def _node_output(nodes: list[Any], tree: MerkleTree, ref: RefKey, values: Any,
+                 blobs: dict[str, TensorBlob]) -> NodeOutputInput:
+    i = ref[1]
+    if not 0 <= i < len(nodes):
+        raise UnknownQueryError(f"an input references node {i}, which the graph lacks")
+    digest = None
+    if values is not None:
+        tensor = values.value(ref)
+        digest = tensor_digest(tensor)
+        blobs[ref_name(ref)] = TensorBlob.from_tensor(tensor)
+    return NodeOutputInput(ref, ProvenNode(nodes[i], tree.proof(i)), digest)
+
+
+def _batch_field(record: JobRecord, step: int, ref: RefKey,
+                 blobs: dict[str, TensorBlob]) -> BatchInput:
+    field = str(ref[1])[len(BATCH):]
+    dataset = record.ctx.dataset
+    samples = []
+    for pos, index in enumerate(record.ctx.batch_indices(step)):
+        sample = dataset.sample(index)
+        samples.append(SampleEntry(index, {f: tensor_digest(v) for f, v in sample.items()},
+                                   dataset.proof(index)))
+        blobs[f"sample/{pos}/{field}"] = TensorBlob.from_tensor(torch.from_numpy(sample[field]))
+    return BatchInput(ref, field, tuple(samples))
+
+
+def _state_entry(provider: Provider, record: JobRecord, step: int, ref: RefKey, *,
+                 need_tensors: bool, blobs: dict[str, TensorBlob]) -> StateInput:
+    name = str(ref[1])
+    commitment = provider.commitment_at(record, step - 1)
+    if name not in commitment.names:
+        raise UnknownQueryError(f"an input references state entry {name!r}, which state "
+                                f"{step - 1} lacks")
+    if need_tensors:
+        blobs[ref_name(ref)] = TensorBlob.from_tensor(provider.state_at(record, step - 1)[name])
+    return StateInput(ref, name, commitment.digest(name), commitment.proof(name))
+
+
+ANSWER_BUILDERS: dict[str, Callable[[Provider, JobRecord, Any], Built]] = {
+    StepChildrenQuery.KIND: step_children,
+    StepLeavesQuery.KIND: step_leaves,
+    GraphCommitQuery.KIND: graph_commit,
+    GraphChildrenQuery.KIND: graph_children,
+    GraphLeavesQuery.KIND: graph_leaves,
+    NodeInputsQuery.KIND: node_inputs,
 }
+
+
+def build_answer(provider: Provider, record: JobRecord, query: QueryParams) -> Built:
+    """The honest answer to one typed query (see the builders above)."""
+    return ANSWER_BUILDERS[query.KIND](provider, record, query)

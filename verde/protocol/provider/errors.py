@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from verde.errors import VerdeError
+from verde.errors import VerdeError, VerdeInputError
 
 
 class ProviderError(VerdeError):
     """Root of the errors raised by ``verde.protocol.provider``."""
 
 
-class TraceError(ProviderError):
-    """A step cannot be traced into a re-executable graph (the message says which op and why)."""
-
-
-class UnknownQueryError(ProviderError, ValueError):
+class UnknownQueryError(ProviderError, VerdeInputError):
     """A query names a kind, step or position this provider cannot answer."""
 
 
@@ -23,3 +19,7 @@ class MissingInitialState(ProviderError):
 
 class StateTooLarge(ProviderError):
     """An uploaded state is larger than the limit of the store or transport receiving it."""
+
+
+class InvalidUpload(ProviderError, VerdeInputError):
+    """An uploaded state is not a non-empty mapping of entry names to tensors."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,35 +29,29 @@ import torch
 
 from proofs import MerkleTree, SignedMessage, SigningKey, VerifyKey, sign_message
 from proofs.state import StateCommitment
-from verde.protocol.jobs.admission import admit_job
+from repops.dispatch.encoding import RefKey
+from verde.protocol.graph.admission import admit_job
+from verde.protocol.graph.budget import Budget, BudgetExceeded, estimate_cost
+from verde.protocol.graph.execution import StepGraph, run_step, trace_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.errors import MalformedMessage
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
+from verde.protocol.peers.payloads import AnswerPayload, parse_query
+from verde.protocol.peers.result import result_context, result_payload
 from verde.protocol.peers.state import StateEntries, state_entries
-from verde.protocol.provider.answers import PAYLOAD_BUILDERS
+from verde.protocol.provider.answers import build_answer
 from verde.protocol.provider.checkpoints import CheckpointStore
 from verde.protocol.provider.errors import MissingInitialState, UnknownQueryError
-from verde.protocol.provider.execution import StepGraph, run_step, trace_step
-from verde.protocol.provider.result import result_context, result_payload
+from verde.protocol.provider.record import JobRecord
+from verde.protocol.provider.recorder import StateRecorder
 from verde.protocol.provider.uploads import StateStore
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class JobRecord:
-    """What a provider keeps about one job."""
-
-    spec: JobSpec
-    ctx: JobContext
-    step_roots: list[bytes]
-    tree: MerkleTree
-    checkpoints: CheckpointStore
-    result: SignedMessage
-    timings: dict[str, float] = field(default_factory=dict)
-    graphs: dict[int, StepGraph] = field(default_factory=dict)
-    states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
-    commitments: dict[int, StateCommitment] = field(default_factory=dict)
+#: Jobs a provider holds by default (each with its commitments and checkpoints).
+DEFAULT_MAX_JOBS = 256
+#: States under 64 MiB: replaying a step keeps all its node outputs (cheaper than a second replay).
+DEFAULT_KEEP_VALUES_BELOW = 64 << 20
 
 
 class Provider:
@@ -71,8 +64,21 @@ class Provider:
         checkpoint_dir: str | Path | None = None,
         progress: Progress | None = None,
         uploads: StateStore | None = None,
+        *,
+        keep_values_below: int = DEFAULT_KEEP_VALUES_BELOW,
+        budget: Budget | None = None,
+        max_jobs: int = DEFAULT_MAX_JOBS,
     ) -> None:
+        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
+            raise ValueError(f"max_jobs must be a positive int, got {max_jobs!r}")
         self.key = key
+        #: Limits a job must fit before anything is allocated (``verde.protocol.graph.budget``).
+        self.budget = budget or Budget()
+        #: Jobs this provider holds (to answer disputes about them); more are refused.
+        self.max_jobs = max_jobs
+        #: A replayed step whose state is smaller than this (bytes) keeps every node output at
+        #: once; a larger one keeps only digests and replays again for the one node disputed.
+        self.keep_values_below = keep_values_below
         self.name = name or key.public_key.hex()[:8]
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.progress = progress
@@ -88,13 +94,24 @@ class Provider:
     # --- running a job --------------------------------------------------------------------
 
     def submit(self, spec: Mapping[str, Any] | JobSpec) -> str:
-        """Accept a job (refusing one that could not be disputed, ``admit_job``) and run it."""
+        """Admit a job (:meth:`admit`) and run it."""
         job = spec if isinstance(spec, JobSpec) else JobSpec.from_mapping(spec)
         if job.job_id not in self.jobs:
-            admit_job(job)
-            self.accept(job)
+            self.admit(job)
             self.run(job)
         return job.job_id
+
+    def admit(self, job: JobSpec, *, holding: int | None = None) -> None:
+        """Refuse, before anything is allocated, a job that would overflow this provider's job
+        store (``holding`` jobs, default those it ran) or break its budget (``BudgetExceeded``),
+        that could not be disputed (``admit_job``), or whose uploaded state 0 is missing or
+        does not fit (:meth:`accept`)."""
+        held = len(self.jobs) if holding is None else holding
+        if held >= self.max_jobs:
+            raise BudgetExceeded("jobs held", held + 1, self.max_jobs, job.job_id)
+        estimate_cost(job, self.budget)
+        admit_job(job)
+        self.accept(job)
 
     # --- states from and to the client ----------------------------------------------------
 
@@ -167,29 +184,22 @@ class Provider:
             self.checkpoint_dir / spec.job_id[:16] if self.checkpoint_dir else None
         )
         state = self.initial_state(ctx)
-        commit_s = 0.0
         step_s = 0.0
+        with StateRecorder(store) as recorder:
+            recorder.record(0, state, checkpoint=True)
+            for step in range(1, spec.steps + 1):
+                t0 = time.perf_counter()
+                state = self.compute_step(ctx, state, step)
+                step_s += time.perf_counter() - t0
+                checkpoint = step % spec.checkpoint_interval == 0 or step == spec.steps
+                recorder.record(step, state, checkpoint=checkpoint)
+                if self.progress is not None:
+                    self.progress(step, spec.steps)
+            commitment = recorder.finish()
         t0 = time.perf_counter()
-        commitment = StateCommitment.from_tensors(state)
-        roots = [commitment.root]
-        commit_s += time.perf_counter() - t0
-        store.save(0, state)
-        for step in range(1, spec.steps + 1):
-            t0 = time.perf_counter()
-            state = self.compute_step(ctx, state, step)
-            t1 = time.perf_counter()
-            commitment = StateCommitment.from_tensors(state)
-            roots.append(commitment.root)
-            t2 = time.perf_counter()
-            step_s += t1 - t0
-            commit_s += t2 - t1
-            if step % spec.checkpoint_interval == 0 or step == spec.steps:
-                store.save(step, state)
-            if self.progress is not None:
-                self.progress(step, spec.steps)
-        t0 = time.perf_counter()
+        roots = recorder.roots
         tree = MerkleTree(roots)
-        commit_s += time.perf_counter() - t0
+        commit_s = recorder.wait_s + time.perf_counter() - t0
         result = self.sign_result(spec, tree, roots)
         record = JobRecord(spec, ctx, roots, tree, store, result,
                            {"step_s": step_s, "commit_s": commit_s})  # fmt: skip
@@ -210,9 +220,11 @@ class Provider:
         """State ``step`` from state ``step - 1`` (hook: cheaters override this)."""
         return run_step(ctx, state, step)
 
-    def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int) -> StepGraph:
-        """The traced replay of ``step`` (hook: cheaters override this)."""
-        return trace_step(ctx, state, step)
+    def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
+              keep: bool | frozenset[RefKey] = False) -> StepGraph:
+        """The traced replay of ``step``, keeping the values of ``keep`` (all, none, or those
+        refs) (hook: cheaters override this)."""
+        return trace_step(ctx, state, step, keep=keep)
 
     def sign_result(self, spec: JobSpec, tree: MerkleTree, roots: list[bytes]) -> SignedMessage:
         payload = result_payload(spec.job_id, spec.steps, tree.root, roots[-1],
@@ -238,8 +250,9 @@ class Provider:
         state = record.checkpoints.load(start)
         for s in range(start + 1, step + 1):
             state = self.compute_step(record.ctx, state, s)
-        record.states = {step: state, record.spec.steps: record.states.get(record.spec.steps)}
-        record.states = {k: v for k, v in record.states.items() if v is not None}
+        final = record.states.get(record.spec.steps)
+        record.states = {step: state} if final is None else {step: state,
+                                                             record.spec.steps: final}
         return state
 
     def commitment_at(self, record: JobRecord, step: int) -> StateCommitment:
@@ -248,11 +261,29 @@ class Provider:
         return record.commitments[step]
 
     def graph(self, record: JobRecord, step: int) -> StepGraph:
+        """The graph of ``step`` (the last one asked for is cached). Small steps keep every
+        node output (see ``keep_values_below``), larger ones only digests."""
         if step not in record.graphs:
             if not 1 <= step <= record.spec.steps:
                 raise UnknownQueryError(f"no step {step} in a job of {record.spec.steps} steps")
-            record.graphs = {step: self.trace(record.ctx, self.state_at(record, step - 1), step)}
+            state = self.state_at(record, step - 1)
+            keep_all = sum(t.numel() * t.element_size() for t in state.values()) \
+                < self.keep_values_below
+            record.graphs = {step: self.trace(record.ctx, state, step, keep_all)}
+            record.valued_graphs = {}
         return record.graphs[step]
+
+    def graph_values(self, record: JobRecord, step: int, refs: Sequence[RefKey]) -> StepGraph:
+        """The graph of ``step`` with the values of ``refs``: the kept graph of a small step,
+        or a replay keeping just those (cached once)."""
+        graph = self.graph(record, step)
+        if graph.tracer.keep_outputs is True:
+            return graph
+        key = (step, frozenset(refs))
+        if key not in record.valued_graphs:
+            state = self.state_at(record, step - 1)
+            record.valued_graphs = {key: self.trace(record.ctx, state, step, key[1])}
+        return record.valued_graphs[key]
 
     # --- answering ------------------------------------------------------------------------
 
@@ -260,15 +291,16 @@ class Provider:
         """Answer one dispute query with a signed payload (and tensors where asked)."""
         record = self._record(query.job_id)
         payload, blobs = self.build_payload(record, query)
-        return Answer(self.sign_answer(query, payload), blobs)
+        return Answer(self.sign_answer(query, payload.to_json()), blobs)
 
-    def build_payload(
-        self, record: JobRecord, query: Query
-    ) -> tuple[dict[str, Any], dict[str, TensorBlob]]:
-        builder = PAYLOAD_BUILDERS.get(query.kind)
-        if builder is None:
-            raise UnknownQueryError(f"unknown query kind {query.kind!r}")
-        return builder(self, record, query.params)
+    def build_payload(self, record: JobRecord, query: Query
+                      ) -> tuple[AnswerPayload, dict[str, TensorBlob]]:
+        """The typed answer to ``query`` and the tensors sent with it (hook: cheaters)."""
+        try:
+            params = parse_query(query.kind, query.params)
+        except MalformedMessage as exc:
+            raise UnknownQueryError(str(exc)) from exc
+        return build_answer(self, record, params)
 
     def sign_answer(self, query: Query, payload: dict[str, Any]) -> SignedMessage:
         return sign_message(self.key, query.context, payload)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import torch
 
 from proofs.state import StateCommitment
-from verde.protocol.provider.errors import StateTooLarge
+from verde.protocol.provider.errors import InvalidUpload, StateTooLarge
 
 DEFAULT_MAX_STATES = 64
 DEFAULT_MAX_BYTES = 1 << 30
@@ -34,15 +34,16 @@ def _nbytes(state: Mapping[str, torch.Tensor]) -> int:
 def copy_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A detached, contiguous CPU copy of ``state``; refuses anything but ``str -> Tensor``."""
     if not isinstance(state, Mapping):
-        raise ValueError(f"state must be a mapping of name -> tensor, got {type(state).__name__}")
+        raise InvalidUpload(
+            f"state must be a mapping of name -> tensor, got {type(state).__name__}")
     if not state:
-        raise ValueError("state is empty: a job state has at least one entry")
+        raise InvalidUpload("state is empty: a job state has at least one entry")
     out: dict[str, torch.Tensor] = {}
     for name, t in state.items():
         if not isinstance(name, str) or not name:
-            raise ValueError(f"state entry names must be non-empty str, got {name!r}")
+            raise InvalidUpload(f"state entry names must be non-empty str, got {name!r}")
         if not isinstance(t, torch.Tensor):
-            raise ValueError(f"state entry {name!r}: expected a torch.Tensor, "
+            raise InvalidUpload(f"state entry {name!r}: expected a torch.Tensor, "
                              f"got {type(t).__name__}")
         out[name] = t.detach().to("cpu", copy=True).contiguous()
     return out

@@ -25,9 +25,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from verde.robust.attacks import Attack, LabelFlipping, make_attack
+from verde.robust.attacks import Attack, LabelFlipping
 from verde.robust.base import Aggregator
 from verde.robust.harness.data import ArrayDataset, dirichlet_split, iid_split
+from verde.robust.registry import make_attack
 
 ModelFactory = Callable[[ArrayDataset], nn.Module]
 

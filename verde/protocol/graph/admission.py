@@ -9,9 +9,11 @@ graph disagree with the arbiter's replay — so such jobs are refused before any
 
 from __future__ import annotations
 
-import json
 import threading
 
+from proofs import canonical_json
+from verde.protocol.graph.errors import TraceError
+from verde.protocol.graph.execution import expected_structure, trace_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.errors import JobSpecError, ProgramNotTraceableError
 from verde.protocol.jobs.spec import JobSpec
@@ -26,9 +28,6 @@ def admit_job(spec: JobSpec, *, thorough: bool = False) -> JobContext:
     ``thorough=True`` also runs step 1 for real under tracing and requires the same graph as
     the meta replay (one real step of compute).
     """
-    from verde.protocol.provider.errors import TraceError
-    from verde.protocol.provider.execution import expected_structure, trace_step
-
     try:
         ctx = JobContext.from_spec(spec)
     except (RuntimeError, TypeError) as exc:
@@ -74,4 +73,4 @@ def _shape_key(spec: JobSpec) -> str:
     doc = spec.to_dict()
     for name in ("seed", "samples", "init", "checkpoint_interval"):
         doc.pop(name, None)
-    return json.dumps(doc, sort_keys=True)
+    return canonical_json(doc).decode()

@@ -1,0 +1,67 @@
+"""Committing and checkpointing each step's state beside the next step (off the critical path).
+
+Why: a provider commits to the digest of every step's full state (Verde, Arun et al. 2025,
+phase 1), and hashing a state costs a few percent of a small model's step. Steps are pure
+functions ``state s-1 -> state s`` that never write into their input, so state ``s`` can be
+hashed (and checkpointed every k steps) on a worker thread while step ``s + 1`` computes:
+SHA-256 and the tensor copies release the GIL. At most one state is in flight, so memory
+stays at two states; the main thread only waits when hashing is slower than a step, and
+:attr:`wait_s` says how long that was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import torch
+
+from proofs.state import StateCommitment
+from verde.protocol.provider.checkpoints import CheckpointStore
+
+
+class StateRecorder:
+    """Commits states in step order on one worker thread; use as a context manager."""
+
+    def __init__(self, checkpoints: CheckpointStore) -> None:
+        self.checkpoints = checkpoints
+        self.roots: list[bytes] = []
+        self.last: StateCommitment | None = None
+        #: Seconds the caller spent waiting for commitments (the cost on the critical path).
+        self.wait_s = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verde-commit")
+        self._pending: Future[StateCommitment] | None = None
+
+    def __enter__(self) -> StateRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def record(self, step: int, state: Mapping[str, torch.Tensor], *, checkpoint: bool) -> None:
+        """Commit ``state`` (and checkpoint it) once the previous state is committed."""
+        self._collect()
+        self._pending = self._pool.submit(self._commit, step, dict(state), checkpoint)
+
+    def finish(self) -> StateCommitment:
+        """Wait for the last commitment; every root is then in :attr:`roots`."""
+        self._collect()
+        if self.last is None:
+            raise RuntimeError("no state was recorded")
+        return self.last
+
+    def _collect(self) -> None:
+        if self._pending is not None:
+            t0 = time.perf_counter()
+            self.last = self._pending.result()
+            self.wait_s += time.perf_counter() - t0
+            self.roots.append(self.last.root)
+            self._pending = None
+
+    def _commit(self, step: int, state: dict[str, torch.Tensor],
+                checkpoint: bool) -> StateCommitment:
+        commitment = StateCommitment.from_tensors(state)
+        if checkpoint:
+            self.checkpoints.save(step, state)
+        return commitment
