@@ -39,7 +39,7 @@ from tests.e2e.procs import (
 
 pytestmark = pytest.mark.slow
 #: main when revision 0002 was written: the last release whose schema is revision 0001.
-PREVIOUS_RELEASE = "d48d1fdd1839c822fa3ee38d7b7eaedffc5ecf9d"
+PREVIOUS_RELEASE = "e7b018a4f248ca20ead47d16cbbd746bd54139e5"
 REPO = Path(__file__).resolve().parents[2]
 LONG_LEASE = ("--lease", "600", "--deadline", "60")
 
