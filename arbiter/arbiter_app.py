@@ -1,59 +1,102 @@
-"""Assembling an arbiter process: key, database, engine with worker threads, gRPC server.
-The CLI's ``verde arbiter serve`` calls :func:`start_arbiter`."""
+"""Assembling an arbiter process: key, database, engine with worker threads, gRPC server,
+and (with ``metrics``) a Prometheus endpoint. ``verde arbiter serve`` calls
+:func:`start_arbiter` and then :func:`arbiter.lifecycle.serve_until_signalled`."""
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
 from arbiter.arbiter_service import ArbiterServicer
-from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, build_server
+from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
 from arbiter.engine import ArbiterEngine
+from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
+from arbiter.metrics import Metrics, start_metrics
+from arbiter.observers import DisputeObserver
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_client import GrpcProviderPeer
+from arbiter.state_log import DisputeLog
 from arbiter.storage import Store, open_database
+from arbiter.storage.db import SchemaPolicy
 from proofs import SigningKey
 from verde.protocol.dispute.certificate import issue_verdict_certificate
 
+#: Calls that start new work: refused while the arbiter drains.
+NEW_WORK = ("OpenDispute",)
+
 
 @dataclass
-class RunningArbiter:
-    server: grpc.Server
-    port: int
+class RunningArbiter(RunningService):
+    endpoint: Endpoint
     engine: ArbiterEngine
     stop: threading.Event
     workers: list[threading.Thread] = field(default_factory=list)
+    metrics: Metrics | None = None
+    name: str = "arbiter"
 
-    def shutdown(self) -> None:
+    def drain(self, timeout_s: float) -> bool:
+        """Refuse new disputes; every worker finishes its round, releases its dispute, stops."""
+        self.endpoint.refuse_new_work()
+        self.engine.drain()
         self.stop.set()
-        self.engine.wake()
+        end = time.monotonic() + timeout_s
         for w in self.workers:
-            w.join(timeout=10)
-        self.server.stop(1).wait()
+            w.join(timeout=max(0.0, end - time.monotonic()))
+        return not any(w.is_alive() for w in self.workers)
+
+    def close(self, grace_s: float = 2.0) -> None:
+        self.stop_serving(grace_s)
         self.engine.close()
         self.engine.store.db.close()
+
+    def shutdown(self) -> None:
+        self.drain(10.0)
+        self.close(1.0)
 
 
 def start_arbiter(key_path: Path, listen: str, db_url: str, *, workers: int = 4,
                   owner: str | None = None, lease_s: float = 60.0, deadline_s: float = 30.0,
-                  tls: TlsFiles | None = None, max_message: int = DEFAULT_MAX_MESSAGE
+                  tls: TlsFiles | None = None, max_message: int = DEFAULT_MAX_MESSAGE,
+                  metrics: str | None = None, schema: SchemaPolicy = "upgrade"
                   ) -> RunningArbiter:
+    """Start an arbiter; ``metrics`` (HOST:PORT) serves Prometheus metrics there.
+
+    ``schema`` is the database policy (arbiter.storage.db): the CLI passes ``require``, so a
+    database at an older revision is refused until ``verde arbiter migrate`` ran.
+    """
     key = SigningKey.load(key_path)
-    store = Store(open_database(db_url))
+    registry = start_metrics(metrics, "arbiter") if metrics else None
+    try:
+        db = open_database(db_url, schema=schema)
+    except Exception:
+        if registry is not None:
+            registry.close()
+        raise
+    store = Store(db)
+    observers: list[DisputeObserver] = [DisputeLog()]
+    if registry is not None:
+        registry.instrument_database(db.engine)
+        registry.watch_store(store)
+        observers.append(registry.dispute_observer())
     engine = ArbiterEngine(store, key, lambda addr: GrpcProviderPeer(addr, tls=tls),
                            owner=owner, lease_s=lease_s, deadline_s=deadline_s,
-                           certify=issue_verdict_certificate)
-    server, port = build_server(
+                           certify=issue_verdict_certificate, observers=observers)
+
+    def cleanup() -> None:
+        db.close()
+        if registry is not None:
+            registry.close()
+
+    endpoint = open_endpoint(
         listen, lambda s: rpc.add_ArbiterServicer_to_server(ArbiterServicer(engine), s),
-        tls=tls, max_message=max_message)
-    stop = threading.Event()
-    running = RunningArbiter(server, port, engine, stop)
+        new_work=NEW_WORK, observe_call=registry.observe_call if registry else None,
+        tls=tls, max_message=max_message, cleanup=cleanup)
+    running = RunningArbiter(endpoint, engine, threading.Event(), metrics=registry)
     for i in range(workers):
-        t = threading.Thread(target=engine.run, args=(stop,), name=f"arbiter-worker-{i}",
-                             daemon=True)
+        t = threading.Thread(target=engine.run, args=(running.stop,),
+                             name=f"arbiter-worker-{i}", daemon=True)
         t.start()
         running.workers.append(t)
     return running

@@ -8,7 +8,7 @@ TLS is used when certificates are given. Standard gRPC health checking is served
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +55,18 @@ def open_channel(address: str, *, tls: TlsFiles | None = None,
 
 def build_server(address: str, register: Callable[[grpc.Server], None], *,
                  tls: TlsFiles | None = None, max_message: int = DEFAULT_MAX_MESSAGE,
-                 workers: int = 16) -> tuple[grpc.Server, int]:
-    """A started server with ``register``'s services and health checking; returns the port."""
-    server = grpc.server(ThreadPoolExecutor(max_workers=workers), options=_options(max_message))
+                 workers: int = 16, interceptors: Sequence[grpc.ServerInterceptor] = (),
+                 health_servicer: health.HealthServicer | None = None
+                 ) -> tuple[grpc.Server, int]:
+    """A started server with ``register``'s services and health checking; returns the port.
+
+    ``interceptors`` wrap every call (metrics, draining); pass ``health_servicer`` to set the
+    server NOT_SERVING later (a draining service).
+    """
+    server = grpc.server(ThreadPoolExecutor(max_workers=workers), options=_options(max_message),
+                         interceptors=list(interceptors))
     register(server)
-    health_servicer = health.HealthServicer()
+    health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = (server.add_secure_port(address, tls.server_credentials()) if tls is not None
             else server.add_insecure_port(address))

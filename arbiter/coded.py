@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from arbiter.arbiter_client import ArbiterClient
-from arbiter.delegate import Report, arbiter_dispute_runner
+from arbiter.delegate import Report, Rounds, Verdicts, arbiter_dispute_runner
 from arbiter.errors import ArbiterInputError
 from arbiter.provider_client import GrpcProviderPeer
 from proofs import SignedMessage
@@ -33,6 +33,8 @@ from verde.protocol.dispute.multi import DisputeRunner
 from verde.protocol.jobs.spec import JobSpec
 
 CODES = ("fractional", "replicated")
+#: (what, bytes so far, bytes in all or None) of a transfer.
+Transfer = Callable[[str, int, int | None], None]
 
 
 def build_code(name: str, n_workers: int, *, stragglers: int = 0, replication: int = 0,
@@ -54,8 +56,16 @@ def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
                 arbiter: ArbiterClient | None, steps: int, *,
                 peer_factory: Callable[[str], GrpcProviderPeer] = GrpcProviderPeer,
                 report: Report | None = None, step_timeout_s: float | None = None,
-                dispute_timeout_s: float = 1800.0) -> tuple[CodedJob, ProviderTraining]:
-    """Train ``steps`` steps of ``spec`` coded over the providers at ``providers``."""
+                dispute_timeout_s: float = 1800.0,
+                progress: Callable[[int, int], None] | None = None,
+                transfer: Transfer | None = None, rounds: Rounds | None = None,
+                verdicts: Verdicts | None = None) -> tuple[CodedJob, ProviderTraining]:
+    """Train ``steps`` steps of ``spec`` coded over the providers at ``providers``.
+
+    ``report`` gets a line per step, ``progress`` (steps done, steps) and ``transfer``
+    (label, bytes so far) the training's progress after each step, ``rounds`` and
+    ``verdicts`` the disputes' (see :func:`arbiter.delegate.delegate`).
+    """
     if len(set(providers)) != len(providers) or not providers:
         raise ArbiterInputError("give one or more distinct provider addresses")
     if len(providers) != code.n_workers:
@@ -67,15 +77,24 @@ def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
     if arbiter is not None:
         def runner(gspec: JobSpec, results: Mapping[str, SignedMessage],
                    _peers: Mapping[str, Any]) -> DisputeRunner:
-            return arbiter_dispute_runner(gspec, results, arbiter, report=say,
-                                          timeout_s=dispute_timeout_s)
+            return arbiter_dispute_runner(gspec, results, arbiter, report=say, rounds=rounds,
+                                          verdicts=verdicts, timeout_s=dispute_timeout_s)
 
     peers = {addr: peer_factory(addr) for addr in providers}
+
+    def on_step(outcome: StepOutcome) -> None:
+        say(_step_line(outcome, providers))
+        if progress is not None:
+            progress(outcome.step, steps)
+        if transfer is not None:
+            transfer("sent to providers", sum(p.bytes_sent for p in peers.values()), None)
+            transfer("received from providers",
+                     sum(p.bytes_received for p in peers.values()), None)
+
     try:
         workers = provider_workers(job, peers)
         with Coordinator(code, workers, timeout_s=step_timeout_s) as coordinator:
-            run = train_on_providers(job, coordinator, steps, runner=runner,
-                                     on_step=lambda o: say(_step_line(o, providers)))
+            run = train_on_providers(job, coordinator, steps, runner=runner, on_step=on_step)
     finally:
         for peer in peers.values():
             peer.close()

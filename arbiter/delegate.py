@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from arbiter.arbiter_client import ArbiterClient
@@ -22,16 +23,20 @@ from verde.protocol.jobs.spec import JobSpec
 
 Report = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
+#: (dispute id, short label, phase, rounds) each time a dispute is polled.
+Rounds = Callable[[str, str, str, int], None]
+#: (dispute id, outcome in a few words) when a dispute ends.
+Verdicts = Callable[[str, str], None]
 
 
-def _round_printer(say: Report) -> Callable[[Any], None]:
+def _round_printer(say: Report) -> Rounds:
     """Print each (phase, round) of a dispute once, however often it is polled."""
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str, str, int]] = set()
 
-    def show(st: Any) -> None:
-        if (st.phase, st.rounds) not in seen:
-            seen.add((st.phase, st.rounds))
-            say(f"  round {st.rounds}: {st.phase}")
+    def show(dispute_id: str, _label: str, phase: str, rounds: int) -> None:
+        if (dispute_id, phase, rounds) not in seen:
+            seen.add((dispute_id, phase, rounds))
+            say(f"  round {rounds}: {phase}")
 
     return show
 
@@ -57,20 +62,28 @@ def collect_results(spec: JobSpec, peers: dict[str, GrpcProviderPeer], *,
         if job_id != spec.job_id:
             raise ArbiterError(f"provider {addr} computed job id {job_id}, expected "
                                f"{spec.job_id}: it runs an incompatible verde version")
-    results, identities = {}, {}
-    for addr, peer in peers.items():
+    def finish(addr: str) -> tuple[SignedMessage, str]:
+        peer = peers[addr]
         peer.wait(spec.job_id, timeout_s=timeout_s,
-                  progress=(lambda d, t, a=addr: progress(a, d, t)) if progress else None)
-        results[addr] = peer.result(spec.job_id)
-        identities[addr] = peer.identity.hex()
-    return results, identities
+                  progress=(lambda d, t: progress(addr, d, t)) if progress else None)
+        return peer.result(spec.job_id), peer.identity.hex()
+
+    # Every provider trains at once; wait for them side by side so progress moves for all.
+    with ThreadPoolExecutor(max_workers=len(peers), thread_name_prefix="wait") as pool:
+        done = dict(zip(peers, pool.map(finish, peers), strict=True))
+    return ({a: r for a, (r, _) in done.items()}, {a: k for a, (_, k) in done.items()})
 
 
 def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | None, *,
              peer_factory: Callable[[str], GrpcProviderPeer] = GrpcProviderPeer,
              report: Report | None = None, progress: Progress | None = None,
+             rounds: Rounds | None = None, verdicts: Verdicts | None = None,
              job_timeout_s: float = 3600.0, dispute_timeout_s: float = 1800.0) -> Resolution:
-    """Run ``spec`` on every provider and return the resolution of their results."""
+    """Run ``spec`` on every provider and return the resolution of their results.
+
+    ``report`` gets narrative lines, ``progress`` each provider's steps, ``rounds`` and
+    ``verdicts`` each dispute's rounds and outcome (default: lines through ``report``).
+    """
     if len(set(providers)) != len(providers) or not providers:
         raise ArbiterInputError("give one or more distinct provider addresses")
     say = report or (lambda _msg: None)
@@ -87,14 +100,15 @@ def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | N
     def no_arbiter(a: str, b: str) -> DisputeRecord:
         raise ArbiterError("providers disagree and no arbiter was given (--arbiter)")
 
-    run = (arbiter_dispute_runner(spec, results, arbiter, report=say,
-                                  timeout_s=dispute_timeout_s)
+    run = (arbiter_dispute_runner(spec, results, arbiter, report=say, rounds=rounds,
+                                  verdicts=verdicts, timeout_s=dispute_timeout_s)
            if arbiter is not None else no_arbiter)  # fmt: skip
     return settle(spec, results, identities, run)
 
 
 def arbiter_dispute_runner(spec: JobSpec, results: Mapping[str, SignedMessage],
                            arbiter: ArbiterClient, *, report: Report | None = None,
+                           rounds: Rounds | None = None, verdicts: Verdicts | None = None,
                            timeout_s: float = 1800.0) -> DisputeRunner:
     """A ``DisputeRunner`` that has an arbiter service referee each dispute.
 
@@ -102,21 +116,27 @@ def arbiter_dispute_runner(spec: JobSpec, results: Mapping[str, SignedMessage],
     never has to trust the client's copy of the answers.
     """
     say = report or (lambda _msg: None)
+    show_round = rounds or _round_printer(say)
 
     def run(a: str, b: str) -> DisputeRecord:
         say(f"dispute: {a} vs {b}")
         did = arbiter.open_dispute(spec.to_dict(), [
             (a, dump_json(results[a].to_json())),
             (b, dump_json(results[b].to_json()))])
-        status = arbiter.wait(did, timeout_s=timeout_s, progress=_round_printer(say))
+        label = did[:12]
+        status = arbiter.wait(did, timeout_s=timeout_s, progress=lambda st: show_round(
+            did, label, st.phase, int(st.rounds)))
         if status.status != "decided":
             raise ArbiterError(f"dispute {did} ended {status.status}: {status.error}")
         doc = json.loads(status.verdict_json)
         doc.pop("keys", None)
         verdict = Verdict.from_json(doc)
         certificate = arbiter.certificate(did)
-        say(f"  verdict: {({'a': a, 'b': b}).get(verdict.winner or '', 'both lost')} "
-            f"({verdict.reason})")
+        summary = (f"verdict: {({'a': a, 'b': b}).get(verdict.winner or '', 'both lost')} "
+                   f"({verdict.reason})")
+        if verdicts is not None:
+            verdicts(did, f"{label} decided")
+        say(f"  {summary}")
         return DisputeRecord(a, b, verdict, certificate=certificate, dispute_id=did)
 
     return run

@@ -47,9 +47,9 @@ def run_demo(say: Say, *, workdir: Path | None = None,
     try:
         for name in ("alice", "bob", "mallory"):
             fault = DEMO_FAULT if name == "mallory" else None
-            server, port, host = start_provider(keys[name], "127.0.0.1:0", fault=fault)
-            started.append((server, host))
-            addresses[name] = f"127.0.0.1:{port}"
+            running = start_provider(keys[name], "127.0.0.1:0", fault=fault)
+            started.append(running)
+            addresses[name] = f"127.0.0.1:{running.port}"
             say(f"provider {name:8s} on {addresses[name]}"
                 + (f"  (cheats: {DEMO_FAULT})" if fault else ""))
         db = tmp / "arbiter.db"
@@ -91,9 +91,8 @@ def run_demo(say: Say, *, workdir: Path | None = None,
                     say("certificate verified offline: " + verify(d.certificate))
         return outcome
     finally:
-        for server, host in started:
-            server.stop(0).wait()
-            host.close()
+        for running in started:
+            running.close(0)
 
 
 def _named(message: str, names: dict[str, str]) -> str:

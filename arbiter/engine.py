@@ -8,6 +8,11 @@ therefore loses at most the answers it had not committed; when it (or any other 
 process on the same database) claims the dispute again, it replays the log and re-asks the
 same queries, which honest providers answer with the same signed bytes (Ed25519 signatures
 are deterministic; a different answer is an equivocation).
+
+Draining (SIGTERM): the engine stops claiming, lets every dispute it drives finish the round in
+flight, commits it, and releases the lease at once, so another arbiter on the same database
+takes the dispute over without waiting for the lease to expire. Every state change is reported
+to the engine's observers (:mod:`arbiter.observers`: logs and metrics).
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from arbiter.codec import dump_json, parse_json
 from arbiter.errors import ArbiterError, ArbiterInputError, LeaseLost
+from arbiter.observers import DisputeObserver, notify
+from arbiter.state_log import DisputeLog
 from arbiter.storage.store import DisputeRecord, Store
 from proofs import ProofError, SignedMessage, SigningKey, canonical_json, verify_message
 from verde.errors import VerdeError
@@ -36,7 +44,14 @@ log = logging.getLogger("verde.arbiter")
 
 PeerFactory = Callable[[str], ProviderPeer]
 Certifier = Callable[[DisputeState, SigningKey], dict[str, Any]]
-ProgressHook = Callable[[str, DisputeState], None]
+
+
+def check_timing(deadline_s: float, lease_s: float) -> None:
+    """A provider's deadline must fit in the lease, or a slow answer would cost the lease."""
+    if not 0 < deadline_s < lease_s:
+        raise ArbiterInputError(f"need 0 < deadline ({deadline_s:g}s) < lease ({lease_s:g}s): "
+                                "an answer must arrive before the arbiter's lease on the "
+                                "dispute expires")
 
 
 @dataclass(frozen=True)
@@ -52,9 +67,8 @@ class ArbiterEngine:
     def __init__(self, store: Store, key: SigningKey, peer_factory: PeerFactory, *,
                  owner: str | None = None, lease_s: float = 60.0, deadline_s: float = 30.0,
                  certify: Certifier | None = None,
-                 on_event: ProgressHook | None = None) -> None:
-        if not 0 < deadline_s < lease_s:
-            raise ArbiterInputError(f"need 0 < deadline_s ({deadline_s}) < lease_s ({lease_s})")
+                 observers: Sequence[DisputeObserver] | None = None) -> None:
+        check_timing(deadline_s, lease_s)
         self.store = store
         self.key = key
         self.peer_factory = peer_factory
@@ -62,7 +76,9 @@ class ArbiterEngine:
         self.lease_s = lease_s
         self.deadline_s = deadline_s
         self.certify = certify
-        self.on_event = on_event
+        #: Told of every state change; by default the log lines of :mod:`arbiter.state_log`.
+        self.observers: tuple[DisputeObserver, ...] = (
+            tuple(observers) if observers is not None else (DisputeLog(),))
         self._peers: dict[str, ProviderPeer] = {}
         self._peers_lock = threading.Lock()
         self._active: set[str] = set()
@@ -74,6 +90,7 @@ class ArbiterEngine:
         # Set when this process opens a dispute, so an idle worker starts at once instead of
         # at its next poll (other processes' disputes are still found by polling).
         self._wake = threading.Event()
+        self._draining = threading.Event()
 
     # -- opening ------------------------------------------------------------------------
     def open_dispute(self, spec: Mapping[str, Any],
@@ -101,6 +118,7 @@ class ArbiterEngine:
             self.store.put_result(job.job_id, key_hex, text)
         rec = self.store.create_dispute(state.dispute_id, job.job_id,
                                         canonical_json(opening).decode())
+        notify(self.observers, "opened", rec.dispute_id, rec.job_id)
         self.wake()
         return OpenedDispute(rec.dispute_id, rec.job_id, rec.status)
 
@@ -118,21 +136,38 @@ class ArbiterEngine:
         """Wake idle workers now (a dispute was opened, or the process is stopping)."""
         self._wake.set()
 
+    def drain(self) -> None:
+        """Stop claiming; hand every driven dispute over once its round in flight is done."""
+        self._draining.set()
+        self.wake()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
+
+    @property
+    def active(self) -> int:
+        """Disputes this process is driving now."""
+        with self._claim_lock:
+            return len(self._active)
+
     def work_once(self, dispute_id: str | None = None) -> bool:
         """Claim one active dispute (or the given one) and drive it; False if none was free."""
         with self._claim_lock:
+            if self._draining.is_set():
+                return False
             rec = self.store.claim(self.owner, self.lease_s, dispute_id,
                                    exclude=frozenset(self._active))
             if rec is None:
                 return False
             self._active.add(rec.dispute_id)
+        notify(self.observers, "claimed", rec.dispute_id, rec.job_id, rec.phase, rec.rounds)
         try:
             self._drive(rec)
         except LeaseLost:
-            log.warning("dispute %s taken over by another arbiter", rec.dispute_id)
+            notify(self.observers, "lease_lost", rec.dispute_id)
         except (ArbiterError, VerdeError, ProofError, ValueError) as exc:
             # Not a provider's fault (those are events): the dispute cannot proceed.
-            log.error("dispute %s failed: %s", rec.dispute_id, exc)
             self._fail(rec.dispute_id, f"{type(exc).__name__}: {exc}")
         finally:
             with self._claim_lock:
@@ -141,7 +176,7 @@ class ArbiterEngine:
 
     def run(self, stop: threading.Event, poll_s: float = 0.2) -> None:
         """Worker loop: keep claiming and driving disputes until ``stop`` is set."""
-        while not stop.is_set():
+        while not stop.is_set() and not self._draining.is_set():
             try:
                 busy = self.work_once()
             except Exception:  # a worker thread must survive anything (storage outages...)
@@ -171,11 +206,16 @@ class ArbiterEngine:
         with contextlib.suppress(LeaseLost):  # someone else already finished it
             self.store.finish(rec, self.owner, verdict_json="{}", certificate_json=None,
                               winners=[], losers=[], status="failed", error=error)
+            notify(self.observers, "finished", dispute_id, "failed", None, error)
 
     def _drive(self, rec: DisputeRecord) -> None:
         with self._compute_lock:
             state, addresses = self.load_state(rec)
         while not state.done:
+            if self._draining.is_set():
+                self._release(rec)
+                return
+            phase, round_, started = state.phase, state.round, time.monotonic()
             for query in state.next_queries():
                 if state.done:
                     break
@@ -184,15 +224,23 @@ class ArbiterEngine:
                     event = answer_event(query, answer)
                 except PeerError:
                     event = {"type": "timeout", "party": query.party, "round": query.round}
+                before = state.phase
                 with self._compute_lock:
                     state.apply(event)
                 rec = self.store.advance(rec, self.owner, lease_s=self.lease_s,
                                          phase=state.phase, rounds=state.rounds,
                                          event_kind=event["type"],
                                          event_payload_json=dump_json(event))
-                if self.on_event is not None:
-                    self.on_event(rec.dispute_id, state)
+                notify(self.observers, "advanced", rec.dispute_id, event, before, state.phase,
+                       state.rounds)
+            notify(self.observers, "round_done", rec.dispute_id, phase, round_,
+                   time.monotonic() - started)
         self._finish(rec, state)
+
+    def _release(self, rec: DisputeRecord) -> None:
+        with contextlib.suppress(LeaseLost):  # already taken over: nothing to hand back
+            self.store.release(rec, self.owner)
+            notify(self.observers, "released", rec.dispute_id, rec.phase, rec.rounds)
 
     def _finish(self, rec: DisputeRecord, state: DisputeState) -> None:
         verdict = state.verdict
@@ -201,9 +249,11 @@ class ArbiterEngine:
         keys = {p: state.results[p].signer.hex() for p in ("a", "b")}
         with self._compute_lock:
             certificate = self.certify(state, self.key) if self.certify else None
+        doc = {**verdict.to_json(), "keys": keys}
         self.store.finish(
             rec, self.owner,
-            verdict_json=dump_json({**verdict.to_json(), "keys": keys}),
+            verdict_json=dump_json(doc),
             certificate_json=dump_json(certificate) if certificate else None,
             winners=[keys[verdict.winner]] if verdict.winner else [],
             losers=[keys[p] for p in verdict.losers])
+        notify(self.observers, "finished", rec.dispute_id, "decided", doc, None)

@@ -1,17 +1,21 @@
 """Assembling a provider process: key, domain provider (honest or following a fault plan),
-job host, gRPC server. The CLI's ``verde provider serve`` calls :func:`start_provider`."""
+job host, gRPC server, and (with ``metrics``) a Prometheus endpoint. ``verde provider serve``
+calls :func:`start_provider` and then :func:`arbiter.lifecycle.serve_until_signalled`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
-from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, build_server
+from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
 from arbiter.errors import ArbiterInputError
+from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
+from arbiter.metrics import Metrics, start_metrics
+from arbiter.observers import JobObserver
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_host import ProviderHost
 from arbiter.provider_service import DEFAULT_MAX_STATE_BYTES, ProviderServicer
+from arbiter.state_log import JobLog
 from proofs import SigningKey
 from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
 from verde.protocol.provider.provider import Provider
@@ -52,18 +56,55 @@ def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | No
     return Provider(key, name=name, checkpoint_dir=checkpoint_dir)
 
 
+#: Calls that start new work: refused while the provider drains.
+NEW_WORK = ("SubmitJob", "PutState")
+
+
+@dataclass
+class RunningProvider(RunningService):
+    endpoint: Endpoint
+    host: ProviderHost
+    metrics: Metrics | None = None
+    name: str = "provider"
+
+    def drain(self, timeout_s: float) -> bool:
+        """Refuse new jobs and uploads, cancel queued jobs, let the running one finish.
+
+        Dispute answers and downloads are still served until :meth:`close`.
+        """
+        self.endpoint.refuse_new_work()
+        return self.host.drain(timeout_s)
+
+    def close(self, grace_s: float = 2.0) -> None:
+        self.stop_serving(grace_s)
+        self.host.close()
+
+
 def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None = None,
                    fault: str | None = None, tls: TlsFiles | None = None,
                    max_message: int = DEFAULT_MAX_MESSAGE,
                    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
-                   ) -> tuple[grpc.Server, int, ProviderHost]:
-    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state."""
+                   metrics: str | None = None) -> RunningProvider:
+    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state and
+    ``metrics`` (HOST:PORT) serves Prometheus metrics there."""
     if max_state_bytes <= 0:
         raise ArbiterInputError(f"the upload limit must be positive, got {max_state_bytes} bytes")
     key = SigningKey.load(key_path)
-    host = ProviderHost(build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault))
-    server, port = build_server(
+    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault)
+    registry = start_metrics(metrics, "provider") if metrics else None
+    observers: list[JobObserver] = [JobLog()]
+    if registry is not None:
+        observers.append(registry.job_observer())
+    host = ProviderHost(provider, observers)
+
+    def cleanup() -> None:
+        host.close()
+        if registry is not None:
+            registry.close()
+
+    endpoint = open_endpoint(
         listen, lambda s: rpc.add_ProviderServicer_to_server(
             ProviderServicer(host, max_state_bytes=max_state_bytes), s),
-        tls=tls, max_message=max_message)
-    return server, port, host
+        new_work=NEW_WORK, observe_call=registry.observe_call if registry else None,
+        tls=tls, max_message=max_message, cleanup=cleanup)
+    return RunningProvider(endpoint, host, registry)

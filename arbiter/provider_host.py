@@ -2,12 +2,14 @@
 
 The protocol's :class:`verde.protocol.provider.Provider` runs a job synchronously; a service must
 accept the job, return at once, and report progress while it trains. Jobs run one at a time, in
-submission order, on one worker thread (training already uses every core).
+submission order, on one worker thread (training already uses every core). Every job state
+change goes to the host's observers (:mod:`arbiter.observers`: logs and metrics).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +17,9 @@ from typing import Any
 
 import torch
 
-from arbiter.errors import NotFound
+from arbiter.errors import ArbiterError, NotFound
+from arbiter.observers import JobObserver, notify
+from arbiter.state_log import JobLog
 from proofs import SignedMessage, VerifyKey
 from verde.protocol.graph.admission import admit_job
 from verde.protocol.jobs.spec import JobSpec
@@ -30,53 +34,76 @@ class JobProgress:
     steps_done: int
     steps_total: int
     error: str = ""
+    queued_at: float = 0.0
+
+
+class ProviderStopping(ArbiterError):
+    """The provider is draining (SIGTERM) and takes no new jobs or uploads."""
 
 
 class ProviderHost:
     """Owns a domain provider and runs its jobs in the background."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Provider, observers: Sequence[JobObserver] | None = None
+                 ) -> None:
         self.provider = provider
+        #: Told of every job state change; by default the log lines of arbiter.state_log.
+        self.observers: tuple[JobObserver, ...] = (
+            tuple(observers) if observers is not None else (JobLog(),))
         self._lock = threading.Lock()
         self._progress: dict[str, JobProgress] = {}
         self._futures: dict[str, Future[Any]] = {}
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
+        self._stopping = threading.Event()
 
     @property
     def identity(self) -> VerifyKey:
         return self.provider.identity
 
     def submit(self, spec_json: dict[str, Any]) -> str:
-        spec = JobSpec.from_mapping(spec_json)  # validation errors reach the caller at once
+        try:
+            if self._stopping.is_set():
+                raise ProviderStopping("this provider is shutting down and takes no new jobs")
+            spec = JobSpec.from_mapping(spec_json)  # validation errors reach the caller now
+            with self._lock:
+                if spec.job_id in self._progress:
+                    return spec.job_id
+            # A job that could not be disputed (admit_job), or one from an uploaded state
+            # that is missing or does not fit (MissingInitialState, JobSpecError), is refused
+            # now, not when it runs.
+            admit_job(spec)
+            self.provider.accept(spec)
+        except Exception as exc:
+            notify(self.observers, "refused", type(exc).__name__, str(exc))
+            raise
         with self._lock:
             if spec.job_id in self._progress:
                 return spec.job_id
-        # A job that could not be disputed (admit_job), or one from an uploaded state that is
-        # missing or does not fit (MissingInitialState, JobSpecError), is refused now, not
-        # when it runs.
-        admit_job(spec)
-        self.provider.accept(spec)
-        with self._lock:
-            if spec.job_id in self._progress:
-                return spec.job_id
-            self._progress[spec.job_id] = JobProgress("queued", 0, spec.steps)
+            self._progress[spec.job_id] = JobProgress("queued", 0, spec.steps,
+                                                      queued_at=time.monotonic())
+            # Before the runner can start it: "accepted" always precedes "running".
+            notify(self.observers, "accepted", spec.job_id, spec.program, spec.steps)
             self._futures[spec.job_id] = self._runner.submit(self._run, spec)
         return spec.job_id
 
     def _run(self, spec: JobSpec) -> None:
         record = self._progress[spec.job_id]
         record.state = "running"
+        notify(self.observers, "started", spec.job_id, time.monotonic() - record.queued_at)
 
         def progress(step: int, total: int) -> None:
             record.steps_done, record.steps_total = step, total
+            notify(self.observers, "stepped", spec.job_id, step, total)
 
         self.provider.progress = progress
         try:
-            self.provider.run(spec)
+            done = self.provider.run(spec)
         except Exception as exc:
             record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
+            notify(self.observers, "finished", spec.job_id, "failed", {}, record.error)
             return
         record.state = "done"
+        notify(self.observers, "finished", spec.job_id, "done", dict(done.timings), "")
 
     def status(self, job_id: str) -> JobProgress:
         try:
@@ -96,7 +123,12 @@ class ProviderHost:
         return self.provider.answer(query)
 
     def put_state(self, state: Mapping[str, torch.Tensor]) -> str:
-        return self.provider.put_state(state)
+        if self._stopping.is_set():
+            raise ProviderStopping("this provider is shutting down and takes no new uploads")
+        root = self.provider.put_state(state)
+        notify(self.observers, "uploaded", root,
+               sum(t.numel() * t.element_size() for t in state.values()))
+        return root
 
     def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries:
         self.result(job_id)  # only finished jobs have a final state
@@ -107,6 +139,32 @@ class ProviderHost:
         if fut is not None:
             fut.result(timeout)
 
+    def drain(self, timeout_s: float) -> bool:
+        """Stop taking jobs, cancel queued ones, give the running one ``timeout_s`` to finish.
+
+        Dispute answers keep being served meanwhile. Returns whether the running job (if any)
+        finished in time.
+        """
+        self._stopping.set()
+        with self._lock:
+            futures = dict(self._futures)
+        running = []
+        for job_id, fut in futures.items():
+            if fut.cancel():
+                record = self._progress[job_id]
+                record.state, record.error = "failed", "cancelled: the provider stopped"
+                notify(self.observers, "finished", job_id, "cancelled", {}, record.error)
+            elif not fut.done():
+                running.append(fut)
+        end = time.monotonic() + timeout_s
+        for fut in running:
+            try:
+                fut.result(max(0.0, end - time.monotonic()))
+            except TimeoutError:
+                return False
+        return True
+
     def close(self) -> None:
         """Stop taking jobs (queued ones are cancelled; a running one finishes)."""
+        self._stopping.set()
         self._runner.shutdown(wait=False, cancel_futures=True)

@@ -188,7 +188,29 @@ def main() -> None:
         for k in ("fractional", "cyclic", "m-sgc")}
     for name, row in ratios.items():
         print(f"{name:18s} " + "  ".join(f"{k}={v:.3f}" for k, v in row.items()), file=sys.stderr)
+    result["heatmap"] = _plot_time_to_decode(ratios)
+    from _machine import machine_info  # beside this file; _plot_time_to_decode put it on the path
+
+    result.update(machine_info())
     print(json.dumps(result))
+
+
+def _plot_time_to_decode(ratios: dict[str, dict[str, float]]) -> str:
+    """bench/out/coding_time_to_decode.png: each scheme's time until the step's gradient is
+    decoded, as a ratio to waiting for every worker, under each delay model."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _plots import heatmap
+
+    models = list(ratios)
+    schemes = sorted({k for row in ratios.values() for k in row})
+    values = [[ratios[m].get(k, float("nan")) for m in models] for k in schemes]
+    notes = [["inexact" if k in INEXACT else "" for _ in models] for k in schemes]
+    path = Path(__file__).parent / "out" / "coding_time_to_decode.png"
+    heatmap(path, schemes, models, values, notes,
+            f"time to decode a step / wait-for-all (n={N_WORKERS}, s={STRAGGLERS})")
+    return str(path.relative_to(Path(__file__).parents[1]))
 
 
 if __name__ == "__main__":

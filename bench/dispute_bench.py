@@ -18,40 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from typing import Any
-
-
-def node_flops(node: dict[str, Any], shapes: dict[tuple[Any, ...], list[int]]) -> int:
-    """FLOPs of one graph node: 2mkn (+mn) for matrix products, else one per element."""
-    from repops.dispatch.encoding import iter_refs
-
-    ins = [shapes.get(r, []) for r in dict.fromkeys(iter_refs(node["args"]))]
-    outs = [list(shape) for _, shape in node["output_meta"]]
-    op = node["op"]
-    if op in ("aten.mm.default", "aten.addmm.default") and len(ins) >= 2:
-        a, b = ins[-2], ins[-1]
-        flops = 2 * a[0] * a[1] * b[1]
-        return flops + (a[0] * b[1] if op == "aten.addmm.default" else 0)
-    sizes = [math.prod(s) for s in ins + outs]
-    return max(sizes, default=0)
-
-
-def graph_flops(ctx: Any, structure: list[dict[str, Any]]) -> list[int]:
-    shapes: dict[tuple[Any, ...], list[int]] = {}
-    for name, (shape, _) in {**ctx.state_structure(), **ctx.batch_structure()}.items():
-        shapes[("leaf", name)] = list(shape)
-    flops = []
-    for node in structure:
-        if node["op"] == "verde.commit_state":
-            flops.append(0)
-            continue
-        flops.append(node_flops(node, shapes))
-        for j, (_, shape) in enumerate(node["output_meta"]):
-            shapes[("node", node["index"], j)] = list(shape)
-    return flops
 
 
 def main() -> None:
@@ -72,6 +41,7 @@ def main() -> None:
     from verde.protocol.dispute.state import DisputeState
     from verde.protocol.faults import CheatingProvider, FaultPlan
     from verde.protocol.graph.admission import admit_job
+    from verde.protocol.graph.budget import node_flops
     from verde.protocol.graph.execution import expected_structure
     from verde.protocol.jobs.spec import JobSpec
     from verde.protocol.peers import LocalPeer
@@ -132,11 +102,18 @@ def main() -> None:
     merkle_per_step = (time.perf_counter() - t) / args.steps
 
     structure = expected_structure(ctx, cheat_step)
-    per_node = graph_flops(ctx, structure)
+    shapes: dict[tuple[Any, ...], Any] = {
+        ("leaf", name): shape
+        for name, (shape, _) in {**ctx.state_structure(), **ctx.batch_structure()}.items()}
+    per_node = []
+    for node in structure:
+        per_node.append(node_flops(node, shapes))
+        for j, (_, shape) in enumerate(node["output_meta"]):
+            shapes[("node", node["index"], j)] = shape
     job_flops = sum(per_node) * args.steps
     arbiter_flops = per_node[verdict.ruling["node"]] if verdict.reason == "recomputed_operator" \
         else 0
-    from machine import machine_info
+    from _machine import machine_info
 
     result = {
         "bench": "dispute",

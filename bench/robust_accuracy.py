@@ -1,18 +1,19 @@
-"""Worst-case accuracy of every defence over every attack on scikit-learn's digits.
+"""Worst-case accuracy of every defence over every attack on scikit-learn's digits: a sweep of
+rule x pre-aggregator x attack x f x heterogeneity over several seeds, with a heatmap.
 
-n=17 workers, f=4 Byzantine, i.i.d. and Dirichlet(0.5) splits, D-SGD with worker momentum on a
-logistic-regression model. For each defence (every registered aggregator, with and without
-NNM in front) the score is its *worst* final test accuracy over the attacks. Reference: the
-attack-free accuracy, i.e. the plain mean over the 13 honest workers alone (same shards, same
-batches). Also reported, per defence: its accuracy with no Byzantine worker at all ("f=0":
-the 13 honest workers, the defence still configured for f=4), i.e. what robustness costs.
+n=17 workers, D-SGD with worker momentum on a logistic-regression model (verde.robust.harness).
+Each cell (rule, pre-aggregator, f, heterogeneity) scores the rule by its *worst* attack: the
+attack with the lowest accuracy averaged over the seeds. Heterogeneity: i.i.d. shards, and
+Dirichlet(alpha) label shares (alpha 1.0 mild, 0.3 strong). Reference per (f, heterogeneity,
+seed): the attack-free accuracy, i.e. the plain mean over the n-f honest workers alone.
 
-Target: the best defence's worst case within 3 points of the attack-free accuracy.
+Target: in every column, the best defence's worst case within 3 points of attack-free.
 
-Prints a table on stderr and ONE JSON line on stdout. Default: 7 rule families x (with,
-without NNM) x 7 attacks x 2 splits, 60 rounds. ``--quick``: 30 rounds, 4 attacks. ``--full``:
-every registered aggregator against every registered attack. Runs on 2 processes (one torch
-and one BLAS thread each).
+Writes bench/out/robust_accuracy.png (rows: defences, columns: heterogeneity x f, colour: the
+worst-case accuracy, text: the worst attack), a table on stderr and ONE JSON line on stdout.
+Default: 7 rules x 3 pre-aggregators x 7 attacks x f in {2, 4} x 3 splits x 2 seeds, 40
+rounds (long on 2 cores); ``--quick``: 2 pre-aggregators, 4 attacks, f=4, 2 splits, 1 seed,
+20 rounds. Runs on 2 processes (one torch and one BLAS thread each).
 """
 
 from __future__ import annotations
@@ -32,57 +33,59 @@ import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
-N, F = 17, 4
-# The default set: the main rule families (each with and without NNM) against the attacks
-# that matter most (omniscient, adaptive, data, heterogeneity, non-finite). --full runs every
-# registered aggregator against every registered attack (much longer on 2 cores).
-DEFAULT_AGGREGATORS = ["median", "trimmed_mean", "multi_krum", "geometric_median",
-                       "centered_clipping", "mda", "caf"]
-DEFAULT_ATTACKS = ["sign_flipping", "ipm", "alie", "optimal_alie", "label_flipping", "mimic",
-                   "nan"]
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import machine_info
+from _plots import heatmap
+
+N = 17
+OUT = Path(__file__).parent / "out"
+AGGREGATORS = ["median", "trimmed_mean", "multi_krum", "geometric_median", "centered_clipping",
+               "mda", "caf"]
+PRE = ["none", "nnm", "bucketing"]
+ATTACKS = ["sign_flipping", "ipm", "alie", "optimal_alie", "label_flipping", "mimic", "nan"]
 QUICK_ATTACKS = ["sign_flipping", "alie", "label_flipping", "mimic"]
+SPLITS = {"iid": ("iid", 1.0), "dir1.0": ("dirichlet", 1.0), "dir0.3": ("dirichlet", 0.3)}
+Task = tuple[str, int, int, str, str, str | None, int]  # split, f, seed, rule, pre, attack, rounds
 
 
-def _config(split: str, rounds: int, n: int, f: int) -> Any:
-    from verde.robust.harness import SimulationConfig
-
-    return SimulationConfig(n=n, f=f, rounds=rounds, split=split, alpha=0.5, lr=1.0, seed=0)
-
-
-def _defence(name: str, nnm: bool) -> Any:
+def _defence(rule: str, pre: str, f: int) -> Any:
     import verde.robust as R
 
-    agg = R.make_aggregator(name, f=F)
-    return R.compose(R.NNM(F), agg) if nnm else agg
+    agg = R.make_aggregator(rule, f=f)
+    if pre == "none":
+        return agg
+    stage = R.Bucketing(f=f, s=2) if pre == "bucketing" else R.make_pre_aggregator(pre, f=f)
+    return R.compose(stage, agg)
 
 
-def _run(task: tuple[str, str, bool, str | None, int]) -> tuple[tuple[Any, ...], float]:
+def _run(task: Task) -> tuple[Task, float]:
     import torch
 
     torch.set_num_threads(1)
-    from verde.robust.harness import load_digits_dataset, simulate
+    from verde.robust.harness import SimulationConfig, load_digits_dataset, simulate
 
-    split, name, nnm, attack, rounds = task
-    ds = load_digits_dataset()
-    # no attack: no Byzantine worker at all, the 13 honest workers alone
-    cfg = _config(split, rounds, N - F, 0) if attack is None else _config(split, rounds, N, F)
+    split, f, seed, rule, pre, attack, rounds = task
+    kind, alpha = SPLITS[split]
+    n = N - f if attack is None else N  # attack-free: the honest workers alone
+    cfg = SimulationConfig(n=n, f=0 if attack is None else f, rounds=rounds, split=kind,
+                           alpha=alpha, lr=1.0, seed=seed)
     try:
-        res = simulate(ds, _defence(name, nnm), attack, cfg)
+        res = simulate(load_digits_dataset(), _defence(rule, pre, f), attack, cfg)
     except Exception as exc:  # a defence that crashes under an attack scores 0, and is listed
         print(f"ERROR {task}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return task, -1.0
     return task, res.accuracy
 
 
-def _applicable(name: str) -> bool:
+def _applicable(rule: str, pre: str, f: int) -> bool:
     import numpy as np
 
     try:
-        rule = _defence(name, False)
-        ref = {"reference": np.ones(2)} if rule.needs_reference else {}
-        rule(np.ones((N, 2)), **ref)
+        d = _defence(rule, pre, f)
+        d(np.ones((N, 2)), **({"reference": np.ones(2)} if d.needs_reference else {}))
         return True
     except ValueError:
         return False
@@ -90,79 +93,80 @@ def _applicable(name: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="30 rounds, 4 attacks")
-    parser.add_argument("--full", action="store_true",
-                        help="every registered aggregator and attack")
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    import verde.robust as R
-
     t0 = time.perf_counter()
-    rounds = args.rounds or (30 if args.quick else 60)
-    aggs = sorted(R.AGGREGATORS) if args.full else DEFAULT_AGGREGATORS
-    attacks = QUICK_ATTACKS if args.quick else DEFAULT_ATTACKS
-    attacks = sorted(R.ATTACKS) if args.full else attacks
-    skipped = [a for a in aggs if not _applicable(a)]
-    aggs = [a for a in aggs if a not in skipped]
-    splits = ["iid", "dirichlet"]
-    tasks: list[tuple[str, str, bool, str | None, int]] = []
-    for split in splits:
-        tasks.append((split, "mean", False, None, rounds))  # attack-free reference
-        for name in aggs:
-            for nnm in (False, True):
-                tasks.append((split, name, nnm, None, rounds))
-                tasks.extend((split, name, nnm, atk, rounds) for atk in attacks)
-    tasks = list(dict.fromkeys(tasks))
-    results: dict[tuple[Any, ...], float] = {}
+    rounds = args.rounds or (20 if args.quick else 40)
+    seeds = list(range(args.seeds or (1 if args.quick else 2)))
+    pres = PRE[:2] if args.quick else PRE
+    attacks = QUICK_ATTACKS if args.quick else ATTACKS
+    fs = [4] if args.quick else [2, 4]
+    splits = ["iid", "dir0.3"] if args.quick else list(SPLITS)
+    defences = [(r, p) for r in AGGREGATORS for p in pres]
+    columns = [(s, f) for s in splits for f in fs]
+    tasks: list[Task] = []
+    skipped: list[str] = []
+    for split, f in columns:
+        for seed in seeds:
+            tasks.append((split, f, seed, "mean", "none", None, rounds))
+            for rule, pre in defences:
+                if not _applicable(rule, pre, f):
+                    skipped.append(f"{pre}+{rule} f={f}")
+                    continue
+                tasks.extend((split, f, seed, rule, pre, a, rounds) for a in attacks)
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        for key, acc in pool.map(_run, tasks, chunksize=4):
-            results[key] = acc
-
+        results = dict(pool.map(_run, tasks, chunksize=4))
     errors = sorted(str(k) for k, v in results.items() if v < 0)
-    results = {k: max(v, 0.0) for k, v in results.items()}
+    rows = [rule if pre == "none" else f"{pre}+{rule}" for rule, pre in defences]
+    values: list[list[float]] = [[math.nan] * len(columns) for _ in rows]
+    notes: list[list[str]] = [[""] * len(columns) for _ in rows]
     report: dict[str, Any] = {}
     ok = True
-    for split in splits:
-        ref = results[(split, "mean", False, None, rounds)]
-        rows = {}
-        for name in aggs:
-            for nnm in (False, True):
-                label = f"nnm+{name}" if nnm else name
-                per = {a: results[(split, name, nnm, a, rounds)] for a in attacks}
-                worst_attack = min(per, key=lambda a: per[a])
-                rows[label] = {"worst": round(per[worst_attack], 4),
-                               "worst_attack": worst_attack,
-                               "no_byzantine": round(results[(split, name, nnm, None, rounds)],
-                                                     4),
-                               "per_attack": {a: round(v, 4) for a, v in per.items()}}
-        best = max(rows, key=lambda k: rows[k]["worst"])
-        gap = 100 * (ref - rows[best]["worst"])
+    for j, (split, f) in enumerate(columns):
+        ref = sum(max(results[(split, f, s, "mean", "none", None, rounds)], 0.0)
+                  for s in seeds) / len(seeds)
+        cells = {}
+        for i, (rule, pre) in enumerate(defences):
+            per = {a: [results.get((split, f, s, rule, pre, a, rounds)) for s in seeds]
+                   for a in attacks}
+            if any(v is None for vs in per.values() for v in vs):
+                continue
+            mean_acc = {a: sum(max(v, 0.0) for v in vs) / len(vs) for a, vs in per.items()}
+            worst = min(mean_acc, key=mean_acc.__getitem__)
+            values[i][j], notes[i][j] = mean_acc[worst], worst
+            cells[rows[i]] = {"worst": round(mean_acc[worst], 4), "worst_attack": worst}
+        best = max(cells, key=lambda k: cells[k]["worst"])
+        gap = 100 * (ref - cells[best]["worst"])
         ok = ok and gap <= 3.0
-        report[split] = {"attack_free": round(ref, 4), "best_defence": best,
-                         "best_worst_case": rows[best]["worst"], "gap_points": round(gap, 2),
-                         "defences": rows}
-        print(f"\n== {split}: attack-free accuracy {ref:.4f}; best worst-case {best} "
-              f"{rows[best]['worst']:.4f} (gap {gap:.2f} points)", file=sys.stderr)
-        print(f"{'defence':28s} {'worst':>7s} {'f=0':>7s}  worst attack", file=sys.stderr)
-        for label, row in sorted(rows.items(), key=lambda kv: -kv[1]["worst"]):
-            print(f"{label:28s} {row['worst']:7.4f} {row['no_byzantine']:7.4f}  "
-                  f"{row['worst_attack']}", file=sys.stderr)
-    out = {
-        "bench": "robust_accuracy", "dataset": "sklearn digits", "model": "logistic regression",
-        "n": N, "f": F, "rounds": rounds, "quick": args.quick, "full": args.full, "alpha": 0.5,
-        "attacks": attacks, "skipped_defences": {s: "n, f condition fails" for s in skipped},
-        "target": "best worst-case within 3 points of attack-free", "target_met": ok,
-        "seconds": round(time.perf_counter() - t0, 1), "cpus": os.cpu_count(),
-        "errors": errors,
+        report[f"{split}/f={f}"] = {"attack_free": round(ref, 4), "best_defence": best,
+                                    "best_worst_case": cells[best]["worst"],
+                                    "gap_points": round(gap, 2), "defences": cells}
+        print(f"\n== {split}, f={f}: attack-free {ref:.4f}; best worst case {best} "
+              f"{cells[best]['worst']:.4f} (gap {gap:.2f} points)", file=sys.stderr)
+        for name, c in sorted(cells.items(), key=lambda kv: -kv[1]["worst"]):
+            print(f"{name:30s} {c['worst']:7.4f}  {c['worst_attack']}", file=sys.stderr)
+    png = OUT / "robust_accuracy.png"
+    heatmap(png, rows, [f"{s} f={f}" for s, f in columns], values, notes,
+            f"worst-case accuracy over {len(attacks)} attacks (n={N}, {len(seeds)} seed(s), "
+            f"{rounds} rounds; text: worst attack)")
+    print(json.dumps({
+        "bench": "robust_accuracy", **machine_info(), "dataset": "sklearn digits",
+        "model": "logistic regression", "n": N, "fs": fs, "splits": splits,
+        "pre_aggregators": pres, "attacks": attacks, "seeds": len(seeds), "rounds": rounds,
+        "quick": args.quick, "target": "best worst-case within 3 points of attack-free",
+        "target_met": ok, "heatmap": str(png.relative_to(Path(__file__).parents[1])),
+        "skipped_defences": skipped, "errors": errors,
+        "seconds": round(time.perf_counter() - t0, 1),
         "results": {k: {kk: vv for kk, vv in v.items() if kk != "defences"}
                     for k, v in report.items()},
-        "worst_case": {k: {d: r["worst"] for d, r in v["defences"].items()}
+        "worst_case": {k: {d: c["worst"] for d, c in v["defences"].items()}
                        for k, v in report.items()},
-        "no_byzantine": {k: {d: r["no_byzantine"] for d, r in v["defences"].items()}
+        "worst_attack": {k: {d: c["worst_attack"] for d, c in v["defences"].items()}
                          for k, v in report.items()},
-    }
-    print(json.dumps(out, allow_nan=False, default=lambda x: None if math.isnan(x) else x))
+    }, allow_nan=False))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from arbiter.status import is_repops_error
 from cli import exit_codes
 from cli.commands.arbiter_cmd import arbiter_group
 from cli.commands.coded import train_coded
+from cli.commands.completion import completion
+from cli.commands.config_cmd import config_group
 from cli.commands.delegate import delegate
 from cli.commands.demo import demo
 from cli.commands.disputes import disputes, jobs
@@ -27,18 +29,20 @@ from cli.commands.verify import verify
 from cli.output import error_line
 from proofs import ProofError
 from verde import VerdeError
+from verde.version import PROTOCOL_VERSION
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Exit codes: 0 ok, 1 verification failed, 2 usage, 3 bad input, "
                     "4 unreachable, 5 internal error.")
-@click.version_option(package_name="verde")
+@click.version_option(package_name="verde",
+                      message=f"%(prog)s %(version)s (protocol {PROTOCOL_VERSION})")
 def cli() -> None:
     """verde: verified outsourced machine learning."""
 
 
-for command in (demo, keys, provider, arbiter_group, delegate, train_coded, verify, disputes,
-                jobs):
+for command in (demo, keys, provider, arbiter_group, config_group, delegate, train_coded, verify,
+                disputes, jobs, completion):
     cli.add_command(command)
 
 

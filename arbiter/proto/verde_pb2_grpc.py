@@ -5,7 +5,7 @@ import warnings
 
 from arbiter.proto import verde_pb2 as arbiter_dot_proto_dot_verde__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

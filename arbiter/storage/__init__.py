@@ -5,7 +5,13 @@ canonical JSON that verde produces, so the schema does not change when the proto
 Every dispute state change is committed before it is acted on (DESIGN.md section 6).
 """
 
-from arbiter.storage.db import Database, open_database
+from arbiter.storage.db import (
+    Database,
+    SchemaOutdated,
+    SchemaUnknown,
+    migrate_database,
+    open_database,
+)
 from arbiter.storage.models import Base, DisputeEventRow, DisputeRow, JobRow, ProviderRow, ResultRow
 from arbiter.storage.store import DisputeRecord, Store
 
@@ -18,6 +24,9 @@ __all__ = [
     "JobRow",
     "ProviderRow",
     "ResultRow",
+    "SchemaOutdated",
+    "SchemaUnknown",
     "Store",
+    "migrate_database",
     "open_database",
 ]

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -58,6 +67,8 @@ class DisputeRow(Base):
     """
 
     __tablename__ = "disputes"
+    # The claim query of every arbiter worker: active disputes whose lease is free or expired.
+    __table_args__ = (Index("ix_disputes_status_lease", "status", "lease_until"),)
     dispute_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id"), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -87,3 +98,6 @@ class DisputeEventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     payload_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The arbiter process (lease owner) that committed the event: which process did what when
+    # disputes are handed over. NULL for the opening and for events before revision 0002.
+    owner: Mapped[str | None] = mapped_column(String(64))

@@ -199,35 +199,45 @@ class Store:
                 rounds: int, event_kind: str, event_payload_json: str) -> DisputeRecord:
         """Commit one event (and the phase it led to) atomically; LeaseLost if fenced out."""
         with self.db.sessions.begin() as s:
-            res = s.execute(
-                update(DisputeRow)
-                .where(DisputeRow.dispute_id == record.dispute_id,
-                       DisputeRow.version == record.version, DisputeRow.owner == owner)
-                .values(phase=phase, rounds=rounds, version=DisputeRow.version + 1,
-                        lease_until=time.time() + lease_s, updated_at=utcnow()))
-            if res.rowcount != 1:
-                raise LeaseLost(f"dispute {record.dispute_id} was taken over by another arbiter")
+            _fenced_update(s, record, owner, phase=phase, rounds=rounds,
+                           lease_until=time.time() + lease_s)
             seq = (s.scalar(select(func.max(DisputeEventRow.seq))
                             .where(DisputeEventRow.dispute_id == record.dispute_id)) or 0) + 1
             s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=event_kind,
-                                  payload_json=event_payload_json))
+                                  payload_json=event_payload_json, owner=owner))
         return self.dispute(record.dispute_id)
+
+    def release(self, record: DisputeRecord, owner: str) -> DisputeRecord:
+        """Give the lease back now (a draining arbiter): any process may claim it at once.
+
+        The dispute stays ``running`` with its committed events; LeaseLost if fenced out.
+        """
+        with self.db.sessions.begin() as s:
+            _fenced_update(s, record, owner, owner=None, lease_until=None)
+        return self.dispute(record.dispute_id)
+
+    def dispute_counts(self) -> dict[str, int]:
+        """How many disputes the database holds in each status (for dashboards)."""
+        with self.db.sessions() as s:
+            rows = s.execute(select(DisputeRow.status, func.count()).group_by(DisputeRow.status))
+            return {str(status): int(n) for status, n in rows}
+
+    def waiting_count(self) -> int:
+        """Active disputes that no arbiter holds (lease free or expired): the queue depth."""
+        now = time.time()
+        with self.db.sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(DisputeRow).where(
+                DisputeRow.status.in_(ACTIVE),
+                or_(DisputeRow.owner.is_(None), DisputeRow.lease_until < now))) or 0)
 
     def finish(self, record: DisputeRecord, owner: str, *, verdict_json: str,
                certificate_json: str | None, winners: Sequence[str], losers: Sequence[str],
                status: str = "decided", error: str | None = None) -> DisputeRecord:
         """Record the verdict and update provider records in the same transaction."""
         with self.db.sessions.begin() as s:
-            res = s.execute(
-                update(DisputeRow)
-                .where(DisputeRow.dispute_id == record.dispute_id,
-                       DisputeRow.version == record.version, DisputeRow.owner == owner)
-                .values(status=status, phase="done", verdict_json=verdict_json,
-                        certificate_json=certificate_json, error=error,
-                        version=DisputeRow.version + 1, owner=None, lease_until=None,
-                        updated_at=utcnow()))
-            if res.rowcount != 1:
-                raise LeaseLost(f"dispute {record.dispute_id} was taken over by another arbiter")
+            _fenced_update(s, record, owner, status=status, phase="done",
+                           verdict_json=verdict_json, certificate_json=certificate_json,
+                           error=error, owner=None, lease_until=None)
             # Atomic increments: two arbiter processes finishing disputes of the same provider
             # at once must not lose an update (no read-modify-write in Python).
             for key in winners:
@@ -237,8 +247,21 @@ class Store:
             seq = (s.scalar(select(func.max(DisputeEventRow.seq))
                             .where(DisputeEventRow.dispute_id == record.dispute_id)) or 0) + 1
             s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=status,
-                                  payload_json=verdict_json))
+                                  payload_json=verdict_json, owner=owner))
         return self.dispute(record.dispute_id)
+
+
+def _fenced_update(s: Session, record: DisputeRecord, holder: str, **values: object) -> None:
+    """UPDATE the dispute only if ``holder`` holds its lease and nobody wrote since ``record``
+    was read (version bumped, updated_at set); LeaseLost otherwise. ``values`` may set
+    ``owner`` (None: the lease is given back)."""
+    res = s.execute(
+        update(DisputeRow)
+        .where(DisputeRow.dispute_id == record.dispute_id,
+               DisputeRow.version == record.version, DisputeRow.owner == holder)
+        .values(**values, version=DisputeRow.version + 1, updated_at=utcnow()))
+    if res.rowcount != 1:
+        raise LeaseLost(f"dispute {record.dispute_id} was taken over by another arbiter")
 
 
 def _insert_ignoring_duplicates(s: Session, model: type, **values: object) -> None:

@@ -9,6 +9,7 @@ import click
 
 from cli.options import tls_options
 from cli.output import emit
+from cli.progress import progress_view
 
 
 @click.command("train-coded")
@@ -57,12 +58,15 @@ def train_coded(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | No
     gcode = build_code(code, len(providers), stragglers=stragglers, replication=replication,
                        byzantine=byzantine, detect_only=detect_only)
     arbiter = ArbiterClient(arbiter_addr, tls=tls) if arbiter_addr else None  # type: ignore[arg-type]
-    say = (lambda _m: None) if as_json else (lambda m: click.echo(m, err=True))
+    total = steps or spec.steps
     try:
-        coded_job, run = run_training(
-            spec, gcode, list(providers), arbiter, steps or spec.steps, report=say,
-            step_timeout_s=step_timeout,
-            peer_factory=lambda a: GrpcProviderPeer(a, tls=tls))  # type: ignore[arg-type]
+        with progress_view(as_json) as view:
+            coded_job, run = run_training(
+                spec, gcode, list(providers), arbiter, total, report=view.note,
+                step_timeout_s=step_timeout,
+                progress=lambda done, n: view.steps("coded training", done, n),
+                transfer=view.transfer, rounds=view.rounds, verdicts=view.finished,
+                peer_factory=lambda a: GrpcProviderPeer(a, tls=tls))  # type: ignore[arg-type]
     finally:
         if arbiter is not None:
             arbiter.close()

@@ -9,6 +9,7 @@ import click
 
 from cli.options import tls_options
 from cli.output import emit
+from cli.progress import progress_view
 
 
 @click.command()
@@ -22,7 +23,11 @@ from cli.output import emit
 @tls_options
 def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
              out_dir: Path | None, as_json: bool, tls: object) -> None:
-    """Send JOB (.toml or .json spec) to every --provider and return the honest result."""
+    """Send JOB (.toml or .json spec) to every --provider and return the honest result.
+
+    Progress (training steps, dispute rounds) goes to stderr: live bars on a terminal, plain
+    lines otherwise, nothing with --json (stdout then holds the JSON document alone).
+    """
     from arbiter.arbiter_client import ArbiterClient
     from arbiter.delegate import delegate as run_delegation
     from arbiter.delegate import resolution_json
@@ -31,20 +36,12 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
 
     spec = load_job_spec(job)
     arbiter = ArbiterClient(arbiter_addr, tls=tls) if arbiter_addr else None  # type: ignore[arg-type]
-    say = (lambda _m: None) if as_json else (lambda m: click.echo(m, err=True))
-    bars: dict[str, int] = {}
-
-    def progress(addr: str, done: int, total: int) -> None:
-        if not as_json and bars.get(addr) != done:
-            bars[addr] = done
-            width = 30
-            fill = int(width * done / max(total, 1))
-            click.echo(f"\r{addr:>21} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}",
-                       err=True, nl=done >= total)
-
     try:
-        outcome = run_delegation(spec, list(providers), arbiter, report=say, progress=progress,
-                                 peer_factory=lambda a: GrpcProviderPeer(a, tls=tls))  # type: ignore[arg-type]
+        with progress_view(as_json) as view:
+            outcome = run_delegation(
+                spec, list(providers), arbiter, report=view.note, progress=view.steps,
+                rounds=view.rounds, verdicts=view.finished,
+                peer_factory=lambda a: GrpcProviderPeer(a, tls=tls))  # type: ignore[arg-type]
     finally:
         if arbiter is not None:
             arbiter.close()

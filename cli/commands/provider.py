@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
-from cli.options import tls_options
+from cli.config import config_option
+from cli.options import Address, key_option, service_options, tls_options, tls_pair_problems
 from cli.output import emit
+
+
+def check_serve_settings(values: Mapping[str, Any]) -> list[str]:
+    """Settings of ``serve`` that contradict each other (for --config and config check)."""
+    return tls_pair_problems(dict(values))
 
 
 @click.group()
@@ -16,28 +24,40 @@ def provider() -> None:
 
 
 @provider.command("serve")
-@click.option("--key", "key_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="Ed25519 key file.")
-@click.option("--listen", default="127.0.0.1:7001", show_default=True, help="host:port.")
+@config_option("provider", cross_check=check_serve_settings)
+@key_option
+@click.option("--listen", type=Address(), default="127.0.0.1:7001", show_default=True,
+              help="host:port of the gRPC service.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where full checkpoints go (default: kept in memory).")
 @click.option("--fault", default=None,
               help="Cheat on purpose, for demos and tests (see `verde provider faults`).")
 @click.option("--max-upload-mb", type=click.IntRange(min=1), default=256, show_default=True,
               help="Largest state a client may upload (jobs started from a checkpoint).")
+@service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
-          max_upload_mb: int, tls: object) -> None:
-    """Serve jobs and dispute queries until interrupted."""
-    from arbiter.daemon import serve_until_signalled
+          max_upload_mb: int, log_format: str, log_level: str, metrics_address: str | None,
+          drain_timeout_s: float, tls: object) -> None:
+    """Serve jobs and dispute queries until SIGTERM.
+
+    On SIGTERM the provider takes no new jobs or uploads, cancels queued jobs, lets the
+    running job finish (up to --drain-timeout) while still answering dispute queries, then
+    stops.
+    """
+    from arbiter.logs import configure_logging
+
+    configure_logging(log_format, log_level)
+    from arbiter.lifecycle import announce, serve_until_signalled
     from arbiter.provider_app import start_provider
 
-    server, port, host = start_provider(key_path, listen, checkpoint_dir=checkpoint_dir,
-                                        fault=fault, tls=tls,  # type: ignore[arg-type]
-                                        max_state_bytes=max_upload_mb << 20)
-    click.echo(f"provider {host.identity.hex()[:16]} listening on {listen.rsplit(':', 1)[0]}:"
-               f"{port}" + (f" (fault plan: {fault})" if fault else ""), err=True)
-    serve_until_signalled(server, on_stop=host.close)
+    running = start_provider(key_path, listen, checkpoint_dir=checkpoint_dir, fault=fault,
+                             tls=tls,  # type: ignore[arg-type]
+                             max_state_bytes=max_upload_mb << 20, metrics=metrics_address)
+    announce("provider", running.host.identity.hex(), listen, running.port,
+             metrics=running.metrics.address if running.metrics else None,
+             fault_plan=fault)
+    serve_until_signalled(running, drain_timeout_s)
 
 
 @provider.command("faults")

@@ -3,57 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 
-from arbiter.arbiter_app import RunningArbiter, start_arbiter
-from arbiter.arbiter_client import ArbiterClient
-from arbiter.provider_app import start_provider
-from arbiter.provider_client import GrpcProviderPeer
 from proofs import SigningKey, canonical_json
-
-SPEC = {"program": "mlp", "dataset": {"name": "digits"}, "optimizer": {"name": "sgd", "lr": 0.1},
-        "steps": 6, "batch_size": 8, "seed": 3, "checkpoint_interval": 2}
-
-
-def _key(tmp: Path, name: str) -> Path:
-    path = tmp / f"{name}.pem"
-    SigningKey.from_seed(name.encode().ljust(32, b"\0")).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # type: ignore[type-arg]
-    tmp = tmp_path_factory.mktemp("cluster")
-    servers = []
-    addrs = {}
-    for name, fault in (("honest", None), ("cheat", "compute=corrupt_op,step=4")):
-        server, port, host = start_provider(_key(tmp, name), "127.0.0.1:0", fault=fault)
-        servers.append((server, host))
-        addrs[name] = f"127.0.0.1:{port}"
-    arb: RunningArbiter = start_arbiter(_key(tmp, "arbiter"), "127.0.0.1:0",
-                                        f"sqlite:///{tmp / 'arbiter.db'}", workers=2)
-    client = ArbiterClient(f"127.0.0.1:{arb.port}")
-    yield {"addrs": addrs, "client": client, "arbiter": arb}
-    client.close()
-    arb.shutdown()
-    for server, host in servers:
-        server.stop(0)
-        host.close()
+from tests.arbiter.conftest import SPEC, signed_results
 
 
 def _results(addrs: dict[str, str]) -> dict[str, str]:
-    out = {}
-    for name, addr in addrs.items():
-        peer = GrpcProviderPeer(addr)
-        job = peer.submit(SPEC)
-        peer.wait(job, timeout_s=300)
-        out[name] = json.dumps(peer.result(job).to_json(), sort_keys=True)
-        peer.close()
-    return out
+    return signed_results(addrs, SPEC)
 
 
 def test_dispute_over_grpc_is_won_by_the_honest_provider(cluster) -> None:  # type: ignore[no-untyped-def]

@@ -112,3 +112,44 @@ def test_concurrent_provider_records_are_atomic_increments(store: Store) -> None
     for t in threads:
         t.join()
     assert store.provider_record(key) == (8, 0)
+
+
+def test_a_released_lease_is_claimed_at_once_by_another_arbiter(store: Store) -> None:
+    did = _new_dispute(store)
+    rec = store.claim("arbiter-a", lease_s=300, dispute_id=did)
+    assert rec is not None
+    rec = store.advance(rec, "arbiter-a", lease_s=300, phase="ops", rounds=1,
+                        event_kind="answer", event_payload_json='{"n": 1}')
+    assert store.claim("arbiter-b", lease_s=300, dispute_id=did) is None  # live lease
+    released = store.release(rec, "arbiter-a")
+    assert (released.status, released.owner, released.phase) == ("running", None, "ops")
+    taken = store.claim("arbiter-b", lease_s=300, dispute_id=did)
+    assert taken is not None and taken.owner == "arbiter-b"
+    with pytest.raises(LeaseLost):  # the old holder is fenced out, also from releasing
+        store.release(released, "arbiter-a")
+    store.advance(taken, "arbiter-b", lease_s=300, phase="ops", rounds=2,
+                  event_kind="answer", event_payload_json='{"n": 2}')
+    from sqlalchemy import select
+
+    from arbiter.storage import DisputeEventRow
+
+    with store.db.sessions() as s:
+        owners = [r.owner for r in s.scalars(select(DisputeEventRow).where(
+            DisputeEventRow.dispute_id == did).order_by(DisputeEventRow.seq))]
+    assert owners == [None, "arbiter-a", "arbiter-b"]  # the opening has no owner
+
+
+def test_dispute_counts_and_queue_depth(store: Store) -> None:
+    before, waiting = store.dispute_counts(), store.waiting_count()
+    free, held, done = (_new_dispute(store) for _ in range(3))
+    assert store.claim("arbiter-a", lease_s=300, dispute_id=held) is not None
+    rec = store.claim("arbiter-a", lease_s=300, dispute_id=done)
+    assert rec is not None
+    store.finish(rec, "arbiter-a", verdict_json="{}", certificate_json=None, winners=[],
+                 losers=[])
+    counts = store.dispute_counts()
+    assert counts.get("open", 0) == before.get("open", 0) + 1
+    assert counts.get("running", 0) == before.get("running", 0) + 1
+    assert counts.get("decided", 0) == before.get("decided", 0) + 1
+    assert store.waiting_count() == waiting + 1  # only the free one waits for a worker
+    assert free

@@ -45,7 +45,8 @@ def test_tls_provider_accepts_trusting_clients_only(tmp_path: Path) -> None:
     other_cert, _ = _self_signed(tmp_path, "other")
     ident = tmp_path / "p.pem"
     SigningKey.generate().save(ident)
-    server, port, host = start_provider(ident, "127.0.0.1:0", tls=TlsFiles(cert=cert, key=key))
+    running = start_provider(ident, "127.0.0.1:0", tls=TlsFiles(cert=cert, key=key))
+    port, host = running.port, running.host
     try:
         good = GrpcProviderPeer(f"localhost:{port}", tls=TlsFiles(root=cert), call_timeout_s=5)
         assert good.identity == host.identity
@@ -61,8 +62,7 @@ def test_tls_provider_accepts_trusting_clients_only(tmp_path: Path) -> None:
             _ = wrong_root.identity
         wrong_root.close()
     finally:
-        server.stop(0)
-        host.close()
+        running.close(0)
 
 
 def test_server_tls_needs_both_files(tmp_path: Path) -> None:

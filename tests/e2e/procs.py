@@ -10,6 +10,7 @@ SIGKILL of the whole group), whatever the test did.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 from proofs import SigningKey
 
 LISTENING = re.compile(r"listening on (127\.0\.0\.1):(\d+)")
+METRICS = re.compile(r"metrics (127\.0\.0\.1:\d+)")
 START_TIMEOUT_S = 240.0  # two busy cores: importing torch alone can take tens of seconds
 
 
@@ -63,6 +65,18 @@ class Service:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    @property
+    def metrics(self) -> str:
+        """HOST:PORT of the service's Prometheus endpoint (started with --metrics)."""
+        match = METRICS.search(self.log())
+        if match is None:
+            raise AssertionError(f"{self.name} serves no metrics:\n{self.log()[-1000:]}")
+        return match.group(1)
+
+    def terminate(self) -> None:
+        """SIGTERM, once (a graceful drain); the caller waits for the exit."""
+        _signal_group(self.proc, signal.SIGTERM)
+
     def kill_hard(self) -> None:
         """SIGKILL the whole process group at once (a crash: nothing is flushed or closed)."""
         _signal_group(self.proc, signal.SIGKILL)
@@ -83,11 +97,12 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)  # start_new_session=True: the group id is the child's pid
 
 
-def _start(name: str, argv: Sequence[str], log_path: Path) -> Service:
+def _start(name: str, argv: Sequence[str], log_path: Path,
+           command: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Service:
     log_file = log_path.open("wb")
-    proc = subprocess.Popen([*verde_command(), *argv], stdin=subprocess.DEVNULL,
-                            stdout=log_file, stderr=subprocess.STDOUT, env=child_env(),
-                            start_new_session=True)
+    proc = subprocess.Popen([*(command or verde_command()), *argv], stdin=subprocess.DEVNULL,
+                            stdout=log_file, stderr=subprocess.STDOUT,
+                            env={**child_env(), **(env or {})}, start_new_session=True)
     log_file.close()
     return Service(name, proc, log_path, argv=list(argv))
 
@@ -123,11 +138,16 @@ class Cluster:
     def public_key(self, name: str) -> str:
         return SigningKey.load(self.key(name)).public_key.hex()
 
-    def start_many(self, specs: Sequence[tuple[str, Sequence[str]]]) -> list[Service]:
-        """Start several services at once (their imports overlap) and wait for their ports."""
+    def start_many(self, specs: Sequence[tuple[str, Sequence[str]]], *,
+                   command: Sequence[str] | None = None,
+                   env: dict[str, str] | None = None) -> list[Service]:
+        """Start several services at once (their imports overlap) and wait for their ports.
+
+        ``command`` replaces the ``verde`` command (e.g. a previous release's code).
+        """
         started = []
         for name, argv in specs:
-            svc = _start(name, argv, self.workdir / f"{name}.log")
+            svc = _start(name, argv, self.workdir / f"{name}.log", command, env)
             self.services.append(svc)
             started.append(svc)
         for svc in started:
@@ -168,6 +188,56 @@ def run_verde(args: Sequence[str], *, timeout_s: float = 600.0,
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def write_config(path: Path, section: str, **settings: object) -> Path:
+    """A service config file: ``[section]`` with ``settings`` (keys are flag names)."""
+    lines = [f"[{section}]"] + [f"{key.replace('_', '-')} = {json.dumps(value)}"
+                                for key, value in settings.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_in_pty(args: Sequence[str], *, timeout_s: float = 600.0, columns: int = 120
+               ) -> tuple[int, str]:
+    """Run ``verde ARGS`` on a pseudo-terminal (stdout and stderr both): what a user sees."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {**child_env(), "TERM": "xterm-256color", "COLUMNS": str(columns)}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([*verde_command(), *args], stdin=follower, stdout=follower,
+                            stderr=follower, env=env, start_new_session=True)
+    os.close(follower)
+    chunks = []
+    end = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(leader, 1 << 16)
+                except OSError:  # the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        else:
+            raise AssertionError(f"verde {' '.join(args)} ran past {timeout_s:g}s")
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait(timeout=30)
+        os.close(leader)
+    return code, b"".join(chunks).decode(errors="replace")
+
+
 def job_toml(path: Path, *, seed: int, steps: int = 8, batch_size: int = 8,
              program: str = "mlp") -> Path:
     path.write_text(f'program = "{program}"\nsteps = {steps}\nbatch_size = {batch_size}\n'
@@ -204,22 +274,24 @@ class Event:
 
 
 def read_events(db_url: str, dispute_id: str | None = None) -> dict[str, list[Event]]:
-    """Every dispute's event log straight from the database (SQLAlchemy, the service models)."""
+    """Every dispute's event log straight from the database (SQLAlchemy, the service models).
+
+    Only the columns every schema revision has are read, so older databases read too.
+    """
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
-    from arbiter.storage.models import DisputeEventRow
+    from arbiter.storage.models import DisputeEventRow as E
 
     engine = create_engine(db_url)
     try:
         with Session(engine) as s:
-            q = select(DisputeEventRow).order_by(DisputeEventRow.dispute_id, DisputeEventRow.id)
+            q = select(E.dispute_id, E.seq, E.kind, E.payload_json).order_by(E.dispute_id, E.id)
             if dispute_id is not None:
-                q = q.where(DisputeEventRow.dispute_id == dispute_id)
+                q = q.where(E.dispute_id == dispute_id)
             out: dict[str, list[Event]] = {}
-            for row in s.scalars(q):
-                out.setdefault(row.dispute_id, []).append(
-                    Event(row.seq, row.kind, row.payload_json))
+            for did, seq, kind, payload in s.execute(q):
+                out.setdefault(did, []).append(Event(seq, kind, payload))
             return out
     finally:
         engine.dispose()
@@ -247,3 +319,52 @@ def check_event_log(events: list[Event]) -> None:
     assert events[0].kind == "opened"
     ends = [e for e in events if e.kind in ("decided", "failed")]
     assert len(ends) <= 1 and (not ends or ends[0] is events[-1]), [e.kind for e in events]
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(address: str, timeout_s: float = 10.0) -> Samples:
+    """Every sample of ``http://ADDRESS/metrics``: (name, labels) -> value."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=timeout_s) as reply:
+        text = reply.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels`` (0 if none)."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
+
+
+def check_no_double_processing(events: list[Event]) -> None:
+    """seq strictly increasing from 0; one answer per (party, round) unless byte-identical."""
+    check_event_log(events)
+    answers: dict[tuple[str, int], str] = {}
+    for e in events:
+        if e.kind in ("answer", "timeout"):
+            doc = json.loads(e.payload)
+            key = (doc["party"], doc["round"])
+            if key in answers:
+                assert answers[key] == e.payload, f"two different events for {key}"
+            answers[key] = e.payload
+
+
+def fresh_database(postgres_url: str, name: str) -> str:
+    """A new, empty database on the test server (so no other arbiter sees our disputes)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{name}_{time.time_ns()}"
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)

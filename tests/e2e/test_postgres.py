@@ -25,7 +25,8 @@ from arbiter.provider_client import GrpcProviderPeer
 from tests.e2e.procs import (
     Cluster,
     Event,
-    check_event_log,
+    check_no_double_processing,
+    fresh_database,
     job_spec,
     job_toml,
     read_disputes,
@@ -35,19 +36,6 @@ from tests.e2e.procs import (
 
 SEEDS = (21, 22, 23, 24)
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-def check_no_double_processing(events: list[Event]) -> None:
-    """seq strictly increasing from 0; one answer per (party, round) unless byte-identical."""
-    check_event_log(events)
-    answers: dict[tuple[str, int], str] = {}
-    for e in events:
-        if e.kind in ("answer", "timeout"):
-            doc = json.loads(e.payload)
-            key = (doc["party"], doc["round"])
-            if key in answers:
-                assert answers[key] == e.payload, f"two different events for {key}"
-            answers[key] = e.payload
 
 
 def test_the_checker_catches_a_dispute_processed_twice() -> None:
@@ -178,21 +166,6 @@ def test_provider_records_count_each_dispute_once(pg_env: dict[str, Any]) -> Non
     rec = _records(pg_env["url"])
     assert rec[cluster.public_key("pg-honest")] == (len(SEEDS), 0)
     assert rec[cluster.public_key("pg-cheat")] == (0, len(SEEDS))
-
-
-def fresh_database(postgres_url: str, name: str) -> str:
-    """A new, empty database on the test server (so no other arbiter sees our disputes)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"{name}_{time.time_ns()}"
-    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
-    return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
 
 
 def test_concurrent_finishes_keep_every_provider_record(postgres_url: str) -> None:

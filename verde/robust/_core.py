@@ -38,6 +38,7 @@ class Stack:
     item_shape: tuple[int, ...]
     work_dtype: Any  # dtype for Gram products and combinations (float64 unless deterministic)
     deterministic: bool = False  # running under repops.reproducible(): torch ops only
+    weights: np.ndarray | None = None  # per-row weights (example counts) for subset averages
     _work: Array | None = field(default=None, repr=False)
     _gram: np.ndarray | None = field(default=None, repr=False)
     _finite: np.ndarray | None = field(default=None, repr=False)
@@ -128,11 +129,25 @@ class Stack:
             out[self.index(tainted)] = float("nan")
         return out
 
+    def subset_average(self, chosen: np.ndarray) -> Array:
+        """The average of the rows ``chosen``: uniform, or by ``weights`` when the caller gave
+        them (example counts). A chosen set whose weights are all zero falls back to uniform.
+        """
+        idx = np.asarray(chosen, dtype=np.int64)
+        w = np.zeros(self.n)
+        share = None if self.weights is None else self.weights[idx]
+        if share is None or not share.sum() > 0:
+            w[idx] = 1.0 / idx.size
+        else:
+            w[idx] = share / share.sum()
+        return self.combine(w)
+
     def rows(self, idx: np.ndarray) -> Stack:
         """A new stack holding only the rows ``idx`` (a copy; the work copy is sliced too)."""
         sel = self.index(np.asarray(idx, dtype=np.int64))
         sub = Stack(self.data[sel], self.is_torch, self.item_shape, self.work_dtype,
-                    self.deterministic)
+                    self.deterministic,
+                    None if self.weights is None else self.weights[np.asarray(idx, np.int64)])
         if self._work is not None:
             sub._work = self._work[sel]
         if self._gram is not None:
@@ -263,6 +278,20 @@ def as_stack(inputs: Any, name: str = "inputs", deterministic: bool = False) -> 
         raise RobustInputError(f"{name}: worker vectors are empty (0 coordinates)")
     return Stack(data=data, is_torch=is_torch, item_shape=item_shape, work_dtype=work,
                  deterministic=deterministic)
+
+
+def check_weights(weights: Any, n: int) -> np.ndarray | None:
+    """``None``, or one finite non-negative weight per worker with a positive sum (float64)."""
+    if weights is None:
+        return None
+    w = np.asarray(to_numpy(weights) if isinstance(weights, torch.Tensor) else weights,
+                   dtype=np.float64).reshape(-1)
+    if w.shape[0] != n:
+        raise RobustInputError(f"weights: need one weight per worker vector ({n}), got "
+                               f"{w.shape[0]}")
+    if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise RobustInputError("weights: need finite, non-negative weights with a positive sum")
+    return w
 
 
 def check_f(f: int, name: str = "f") -> int:

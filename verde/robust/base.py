@@ -7,13 +7,14 @@ pre-aggregator and attack by name, so adding a rule means registering it once.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from verde.robust._core import Array, Stack, as_stack, check_f, to_numpy
+from verde.robust._core import Array, Stack, as_stack, check_f, check_weights, to_numpy
 from verde.robust.errors import DeterministicModeUnavailableError
 
 Kernel = Callable[..., Array]
@@ -47,7 +48,8 @@ def _deterministic_stack(inputs: Any, name: str) -> Iterator[tuple[Stack, Stack]
         yield caller, as_stack(t, name, deterministic=True)
 
 
-def run_rule(kernel: Kernel, inputs: Any, *, deterministic: bool = False, **params: Any) -> Array:
+def run_rule(kernel: Kernel, inputs: Any, *, deterministic: bool = False,
+             weights: Any = None, **params: Any) -> Array:
     """Normalise ``inputs``, run ``kernel(stack, **params)`` -> vector, restore the caller's type.
 
     With ``deterministic=True`` the kernel runs on a float32 CPU torch copy inside
@@ -58,12 +60,17 @@ def run_rule(kernel: Kernel, inputs: Any, *, deterministic: bool = False, **para
     correctly rounded IEEE operations, but numpy's reductions and LAPACK's ``eigh`` (CAF, DnC,
     Flag, SMEA, heuristic mimic) are not guaranteed to give the same bits on other CPUs, so for
     those rules a near-tie could resolve differently on another machine.
+
+    ``weights`` (rules with ``supports_weights``): one weight per input, used where the kernel
+    averages a subset it selected (:meth:`Stack.subset_average`).
     """
     if deterministic:
         with _deterministic_stack(inputs, "inputs") as (caller, stack):
+            stack.weights = check_weights(weights, stack.n)
             vec = kernel(stack, **params)
         return caller.restore(to_numpy(vec) if not caller.is_torch else vec)
     stack = as_stack(inputs)
+    stack.weights = check_weights(weights, stack.n)
     return stack.restore(kernel(stack, **params))
 
 
@@ -86,6 +93,13 @@ class Aggregator:
 
     name: ClassVar[str] = ""
     needs_reference: ClassVar[bool] = False  # FLTrust needs the server's reference gradient
+    #: The rule takes ``weights=`` (one non-negative weight per input, e.g. example counts):
+    #: its output is an average over a subset it selects, and the weighted form averages that
+    #: same subset with the given weights instead of uniformly.
+    supports_weights: ClassVar[bool] = False
+    #: Each output coordinate depends on that coordinate of the inputs only, so the rule may
+    #: run on any split of the coordinates (a DDP bucket) and give the same result.
+    coordinatewise: ClassVar[bool] = False
 
     def __init__(self, f: int = 0, *, deterministic: bool = False) -> None:
         self.f = check_f(f)
@@ -108,6 +122,8 @@ class PreAggregator:
     """Maps n worker vectors to m vectors (same type); composes in front of any aggregator."""
 
     name: ClassVar[str] = ""
+    #: Output i stands for input i (n in, n out), so per-input weights still apply after it.
+    keeps_workers: ClassVar[bool] = True
 
     def __init__(self, f: int = 0, *, deterministic: bool = False) -> None:
         self.f = check_f(f)
@@ -133,6 +149,9 @@ class Composed(Aggregator):
         self.pre = list(pre)
         self.aggregator = aggregator
         self.needs_reference = aggregator.needs_reference  # type: ignore[misc]
+        self.supports_weights = (  # type: ignore[misc]
+            aggregator.supports_weights and all(p.keeps_workers for p in self.pre))
+        self.coordinatewise = aggregator.coordinatewise and not self.pre  # type: ignore[misc]
 
     def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
         x = inputs
@@ -158,6 +177,75 @@ def compose(*stages: PreAggregator | Aggregator) -> Composed:
             raise ValueError(f"compose: {p!r} is not a PreAggregator; only the last stage may "
                              "be an aggregator")
     return Composed(pre, stages[-1])  # type: ignore[arg-type]
+
+
+_OWN_PARAMETERS = ("inputs", "honest", "f", "deterministic")
+
+
+def _wrapper_init(base: type[Any], params: dict[str, Any], fresh_seed: bool,
+                  label: str) -> Callable[..., None]:
+    def __init__(self: Any, f: int = 0, *, deterministic: bool = False, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(params) - ({"seed"} if fresh_seed else set()))
+        if unknown:
+            raise ValueError(f"{label}: unknown parameter(s) {unknown}; known: "
+                             f"{sorted(params) + (['seed'] if fresh_seed else [])}")
+        base.__init__(self, f, deterministic=deterministic)
+        self.params = {k: kwargs.get(k, default) for k, default in params.items()}
+        for k, v in self.params.items():
+            setattr(self, k, v)
+        if fresh_seed:
+            import numpy as np
+
+            self._rng = np.random.default_rng(kwargs.get("seed", 0))
+
+    return __init__
+
+
+def rule_class(name: str, func: Callable[..., Array], summary: str, *,
+               base: type[Aggregator] | type[PreAggregator] | None = None,
+               defaults: dict[str, Any] | None = None, call_kwargs: tuple[str, ...] = (),
+               fresh_seed: bool = False, **class_attrs: Any) -> type[Any]:
+    """Generate (and register) the class wrapping a pure rule function, as attacks are made.
+
+    The constructor takes ``f``, ``deterministic`` and, as keyword arguments, every other
+    parameter of ``func`` (default: the function's default, or ``defaults``); each one becomes
+    an attribute. ``call_kwargs`` are taken per call instead (FLTrust's ``reference``, the
+    strategy's ``weights``). ``fresh_seed``: a ``seed`` constructor argument seeds a generator
+    that draws a fresh ``seed`` for every call (rules that sample coordinates each round).
+    """
+    base = base or Aggregator
+    sig = inspect.signature(func)
+    takes_f = "f" in sig.parameters
+    params = {k: p.default for k, p in sig.parameters.items()
+              if k not in _OWN_PARAMETERS and k not in call_kwargs
+              and not (fresh_seed and k == "seed")}
+    params.update(defaults or {})
+    missing = [k for k, v in params.items() if v is inspect.Parameter.empty]
+    if missing:
+        raise TypeError(f"rule_class({name!r}): parameters {missing} need defaults")
+    method = "transform" if issubclass(base, PreAggregator) else "aggregate"
+
+    def run(self: Any, inputs: Any, **kwargs: Any) -> Array:
+        extra = {k: kwargs.get(k) for k in call_kwargs}
+        if fresh_seed:
+            extra["seed"] = int(self._rng.integers(2**63 - 1))
+        if takes_f:
+            extra["f"] = self.f
+        return func(inputs, **self.params, **extra, deterministic=self.deterministic)
+
+    def __repr__(self: Any) -> str:
+        shown = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}(f={self.f}{shown})"
+
+    class_name = class_attrs.pop("class_name", None) or name.title().replace("_", "")
+    cls = type(class_name, (base,), {
+        "name": name, "__doc__": f"{summary}; see :func:`{func.__name__}`.",
+        "__init__": _wrapper_init(base, params, fresh_seed, name), method: run,
+        "__repr__": __repr__, "__module__": func.__module__, **class_attrs,
+    })
+    if issubclass(cls, PreAggregator):
+        return register_pre_aggregator(cls)
+    return register_aggregator(cls)
 
 
 def register_aggregator(cls: type[Aggregator]) -> type[Aggregator]:

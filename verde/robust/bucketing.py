@@ -46,6 +46,7 @@ class Bucketing(PreAggregator):
     """Bucketing with a fresh permutation each call from a seeded generator."""
 
     name = "bucketing"
+    keeps_workers = False  # ceil(n/s) bucket means come out, not one vector per worker
 
     def __init__(self, f: int = 0, *, s: int = 2, seed: int = 0,
                  deterministic: bool = False) -> None:

@@ -33,7 +33,7 @@ from verde.robust.base import (
     Aggregator,
     PreAggregator,
     register_aggregator,
-    register_pre_aggregator,
+    rule_class,
     run_pre,
     run_rule,
 )
@@ -157,25 +157,7 @@ def arc(inputs: Any, f: int, *, deterministic: bool = False) -> Array:
     return run_pre(_arc_kernel, inputs, deterministic=deterministic, f=f)
 
 
-@register_pre_aggregator
-class StaticClipping(PreAggregator):
-    """Static clipping to norm ``threshold``; see :func:`static_clip`."""
-
-    name = "clipping"
-
-    def __init__(self, f: int = 0, *, threshold: float = 1.0, deterministic: bool = False) -> None:
-        super().__init__(f, deterministic=deterministic)
-        self.threshold = threshold
-
-    def transform(self, inputs: Any) -> Array:
-        return static_clip(inputs, self.threshold, deterministic=self.deterministic)
-
-
-@register_pre_aggregator
-class ARC(PreAggregator):
-    """Adaptive robust clipping; see :func:`arc`."""
-
-    name = "arc"
-
-    def transform(self, inputs: Any) -> Array:
-        return arc(inputs, self.f, deterministic=self.deterministic)
+StaticClipping = rule_class("clipping", static_clip, "Static clipping to norm ``threshold``",
+                            base=PreAggregator, class_name="StaticClipping",
+                            defaults={"threshold": 1.0})
+ARC = rule_class("arc", arc, "Adaptive robust clipping", base=PreAggregator, class_name="ARC")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from verde.robust._core import COORDINATE_CHUNK, Array, Stack, check_f, require, to_numpy
-from verde.robust.base import Aggregator, register_aggregator, run_rule
+from verde.robust.base import rule_class, run_rule
 from verde.robust.errors import RobustInputError
 
 SortedFn = Callable[[Array, int], Array]
@@ -81,7 +81,12 @@ def _median_sorted(s: Array, n: int) -> Array:
 
 
 def _mean_kernel(stack: Stack) -> Array:
-    """Native-dtype sum for float32/float64 (as np.mean does); float64 for half precision."""
+    """Native-dtype sum for float32/float64 (as np.mean does); float64 for half precision.
+
+    With weights (example counts) it is the weighted average, as FedAvg computes it.
+    """
+    if stack.weights is not None:
+        return stack.subset_average(np.arange(stack.n))
     x = stack.data
     if stack.is_torch:
         wide = x.dtype in (torch.float16, torch.bfloat16)
@@ -92,10 +97,13 @@ def _mean_kernel(stack: Stack) -> Array:
     return total
 
 
-def mean(inputs: Any, f: int = 0, *, deterministic: bool = False) -> Array:
-    """Plain average (not robust: one worker moves it arbitrarily). Baseline for every rule."""
+def mean(inputs: Any, f: int = 0, *, weights: Any = None, deterministic: bool = False) -> Array:
+    """Plain average (not robust: one worker moves it arbitrarily). Baseline for every rule.
+
+    ``weights``: one non-negative weight per worker (e.g. example counts, as in FedAvg).
+    """
     check_f(f)
-    return run_rule(_mean_kernel, inputs, deterministic=deterministic)
+    return run_rule(_mean_kernel, inputs, deterministic=deterministic, weights=weights)
 
 
 def _median_kernel(stack: Stack) -> Array:
@@ -207,41 +215,10 @@ def _count(inputs: Any) -> int:
     return n
 
 
-@register_aggregator
-class Mean(Aggregator):
-    """Plain average; see :func:`mean`."""
-
-    name = "mean"
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return mean(inputs, self.f, deterministic=self.deterministic)
-
-
-@register_aggregator
-class Median(Aggregator):
-    """Coordinate-wise median; see :func:`median`."""
-
-    name = "median"
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return median(inputs, self.f, deterministic=self.deterministic)
-
-
-@register_aggregator
-class TrimmedMean(Aggregator):
-    """Coordinate-wise trimmed mean; see :func:`trimmed_mean`."""
-
-    name = "trimmed_mean"
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return trimmed_mean(inputs, self.f, deterministic=self.deterministic)
-
-
-@register_aggregator
-class MeaMed(Aggregator):
-    """Mean around the median; see :func:`meamed`."""
-
-    name = "meamed"
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return meamed(inputs, self.f, deterministic=self.deterministic)
+Mean = rule_class("mean", mean, "Plain average", call_kwargs=("weights",),
+                  supports_weights=True, coordinatewise=True)
+Median = rule_class("median", median, "Coordinate-wise median", coordinatewise=True)
+TrimmedMean = rule_class("trimmed_mean", trimmed_mean, "Coordinate-wise trimmed mean",
+                         coordinatewise=True)
+MeaMed = rule_class("meamed", meamed, "Mean around the median", class_name="MeaMed",
+                    coordinatewise=True)

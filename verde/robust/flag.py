@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from verde.robust._core import Array, Stack, check_f, drop_nonfinite, require
-from verde.robust.base import Aggregator, register_aggregator, run_rule
+from verde.robust.base import rule_class, run_rule
 from verde.robust.coordinate import _count
 
 
@@ -88,17 +88,5 @@ def flag_aggregator(inputs: Any, f: int = 0, *, p: int | None = None, iterations
                     iterations=iterations, eps=eps)
 
 
-@register_aggregator
-class FlagAggregator(Aggregator):
-    """Flag Aggregator; see :func:`flag_aggregator`."""
-
-    name = "flag"
-
-    def __init__(self, f: int = 0, *, p: int | None = None, iterations: int = 20,
-                 deterministic: bool = False) -> None:
-        super().__init__(f, deterministic=deterministic)
-        self.p, self.iterations = p, iterations
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return flag_aggregator(inputs, self.f, p=self.p, iterations=self.iterations,
-                               deterministic=self.deterministic)
+FlagAggregator = rule_class("flag", flag_aggregator, "Flag Aggregator",
+                            class_name="FlagAggregator")

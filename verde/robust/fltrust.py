@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from verde.robust._core import Array, Stack, check_f, row_sq_norms, to_numpy
-from verde.robust.base import Aggregator, register_aggregator, run_rule
+from verde.robust.base import rule_class, run_rule
 
 
 def _fltrust_kernel(stack: Stack, reference: Array) -> Array:
@@ -56,12 +56,5 @@ def fltrust(inputs: Any, reference: Any, f: int = 0, *, deterministic: bool = Fa
     return run_rule(_fltrust_kernel, inputs, deterministic=deterministic, reference=reference)
 
 
-@register_aggregator
-class FLTrust(Aggregator):
-    """FLTrust; call as ``FLTrust()(inputs, reference=g0)``."""
-
-    name = "fltrust"
-    needs_reference = True
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return fltrust(inputs, kwargs.get("reference"), self.f, deterministic=self.deterministic)
+FLTrust = rule_class("fltrust", fltrust, "FLTrust; call as ``FLTrust()(inputs, reference=g0)``",
+                     class_name="FLTrust", call_kwargs=("reference",), needs_reference=True)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from verde.robust._core import Array, Stack, check_f, drop_nonfinite, require
-from verde.robust.base import Aggregator, register_aggregator, run_rule
+from verde.robust.base import rule_class, run_rule
 from verde.robust.coordinate import _count
 
 
@@ -62,17 +62,5 @@ def geometric_median(inputs: Any, f: int = 0, *, nu: float = 1e-6, tol: float = 
                     max_iter=max_iter)
 
 
-@register_aggregator
-class GeometricMedian(Aggregator):
-    """Smoothed-Weiszfeld geometric median; see :func:`geometric_median`."""
-
-    name = "geometric_median"
-
-    def __init__(self, f: int = 0, *, nu: float = 1e-6, tol: float = 1e-7, max_iter: int = 200,
-                 deterministic: bool = False) -> None:
-        super().__init__(f, deterministic=deterministic)
-        self.nu, self.tol, self.max_iter = nu, tol, max_iter
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return geometric_median(inputs, self.f, nu=self.nu, tol=self.tol, max_iter=self.max_iter,
-                                deterministic=self.deterministic)
+GeometricMedian = rule_class("geometric_median", geometric_median,
+                             "Smoothed-Weiszfeld geometric median")

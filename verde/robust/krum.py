@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from verde.robust._core import Array, Stack, check_f, pairwise_sq_distances, require
-from verde.robust.base import Aggregator, register_aggregator, run_rule
+from verde.robust.base import rule_class, run_rule
 from verde.robust.coordinate import _count, coordinatewise, meamed_sorted
 
 
@@ -52,16 +52,14 @@ def krum(inputs: Any, f: int, *, deterministic: bool = False) -> Array:
 
 def _multi_krum_kernel(stack: Stack, f: int, m: int) -> Array:
     scores = krum_scores(pairwise_sq_distances(stack), f)
-    chosen = np.argsort(scores, kind="stable")[:m]
-    w = np.zeros(stack.n)
-    w[chosen] = 1.0 / m
-    return stack.combine(w)
+    return stack.subset_average(np.argsort(scores, kind="stable")[:m])
 
 
-def multi_krum(inputs: Any, f: int, m: int | None = None, *,
+def multi_krum(inputs: Any, f: int, m: int | None = None, *, weights: Any = None,
                deterministic: bool = False) -> Array:
     """Multi-Krum (Blanchard et al. 2017; El Mhamdi et al. 2018): the average of the ``m``
     workers with the lowest Krum scores (default m = n - f). Needs n >= 2f+3 and 1 <= m <= n.
+    ``weights``: average the chosen workers by these weights (e.g. example counts).
     """
     f = check_f(f)
     n = _count(inputs)
@@ -69,7 +67,8 @@ def multi_krum(inputs: Any, f: int, m: int | None = None, *,
     m = n - f if m is None else m
     if not 1 <= m <= n:
         raise ValueError(f"multi_krum: m must be in [1, n={n}], got {m}")
-    return run_rule(_multi_krum_kernel, inputs, deterministic=deterministic, f=f, m=m)
+    return run_rule(_multi_krum_kernel, inputs, deterministic=deterministic, weights=weights,
+                    f=f, m=m)
 
 
 def bulyan_selection(dist: np.ndarray, f: int) -> np.ndarray:
@@ -103,35 +102,7 @@ def bulyan(inputs: Any, f: int, *, deterministic: bool = False) -> Array:
     return run_rule(_bulyan_kernel, inputs, deterministic=deterministic, f=f)
 
 
-@register_aggregator
-class Krum(Aggregator):
-    """Krum; see :func:`krum`."""
-
-    name = "krum"
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return krum(inputs, self.f, deterministic=self.deterministic)
-
-
-@register_aggregator
-class MultiKrum(Aggregator):
-    """Multi-Krum; see :func:`multi_krum`."""
-
-    name = "multi_krum"
-
-    def __init__(self, f: int = 0, *, m: int | None = None, deterministic: bool = False) -> None:
-        super().__init__(f, deterministic=deterministic)
-        self.m = m
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return multi_krum(inputs, self.f, self.m, deterministic=self.deterministic)
-
-
-@register_aggregator
-class Bulyan(Aggregator):
-    """Bulyan; see :func:`bulyan`."""
-
-    name = "bulyan"
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return bulyan(inputs, self.f, deterministic=self.deterministic)
+Krum = rule_class("krum", krum, "Krum")
+MultiKrum = rule_class("multi_krum", multi_krum, "Multi-Krum", call_kwargs=("weights",),
+                       supports_weights=True)
+Bulyan = rule_class("bulyan", bulyan, "Bulyan")

@@ -20,14 +20,7 @@ import numpy as np
 import torch
 
 from verde.robust._core import Array, Stack, check_f, pairwise_sq_distances, require, to_numpy
-from verde.robust.base import (
-    Aggregator,
-    PreAggregator,
-    register_aggregator,
-    register_pre_aggregator,
-    run_pre,
-    run_rule,
-)
+from verde.robust.base import PreAggregator, rule_class, run_pre, run_rule
 from verde.robust.coordinate import _count
 
 
@@ -76,43 +69,26 @@ def _monna_kernel(stack: Stack, f: int, reference: int) -> Array:
     dist[~stack.finite_rows()] = np.inf
     dist = np.where(np.isnan(dist), np.inf, dist)
     dist[reference] = -1.0
-    idx = np.argsort(dist, kind="stable")[: stack.n - f]
-    w = np.zeros(stack.n)
-    w[idx] = 1.0 / idx.size
-    return stack.combine(w)
+    return stack.subset_average(np.argsort(dist, kind="stable")[: stack.n - f])
 
 
-def monna(inputs: Any, f: int, *, reference: int = 0, deterministic: bool = False) -> Array:
+def monna(inputs: Any, f: int, *, reference: int = 0, weights: Any = None,
+          deterministic: bool = False) -> Array:
     """MoNNA (Farhadkhani et al. 2023): average of the n-f vectors nearest to the trusted
-    worker ``reference`` (itself included). Needs n > 2f.
+    worker ``reference`` (itself included). Needs n > 2f. ``weights``: average those n-f
+    vectors by these weights (e.g. example counts).
     """
     f = check_f(f)
     n = _count(inputs)
     require(n > 2 * f, "monna", n, f, "n > 2f")
     if not 0 <= reference < n:
         raise ValueError(f"monna: reference must index a worker in [0, {n}), got {reference}")
-    return run_rule(_monna_kernel, inputs, deterministic=deterministic, f=f, reference=reference)
+    return run_rule(_monna_kernel, inputs, deterministic=deterministic, weights=weights, f=f,
+                    reference=reference)
 
 
-@register_pre_aggregator
-class NNM(PreAggregator):
-    """Nearest-neighbour mixing; see :func:`nnm`."""
-
-    name = "nnm"
-
-    def transform(self, inputs: Any) -> Array:
-        return nnm(inputs, self.f, deterministic=self.deterministic)
-
-
-@register_aggregator
-class MoNNA(Aggregator):
-    """MoNNA; see :func:`monna`. The harness places an honest worker at ``reference``."""
-
-    name = "monna"
-
-    def __init__(self, f: int = 0, *, reference: int = 0, deterministic: bool = False) -> None:
-        super().__init__(f, deterministic=deterministic)
-        self.reference = reference
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return monna(inputs, self.f, reference=self.reference, deterministic=self.deterministic)
+NNM = rule_class("nnm", nnm, "Nearest-neighbour mixing", base=PreAggregator,
+                 class_name="NNM")
+MoNNA = rule_class("monna", monna, "MoNNA (the harness places an honest worker at "
+                   "``reference``)", class_name="MoNNA", call_kwargs=("weights",),
+                   supports_weights=True)

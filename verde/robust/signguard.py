@@ -24,7 +24,7 @@ from verde.robust._core import (
     row_sq_norms,
     to_numpy,
 )
-from verde.robust.base import Aggregator, register_aggregator, run_rule
+from verde.robust.base import rule_class, run_rule
 from verde.robust.coordinate import _count
 
 
@@ -104,16 +104,5 @@ def signguard(inputs: Any, f: int, *, lower: float = 0.1, upper: float = 3.0,
                     upper=upper, fraction=fraction, seed=seed)
 
 
-@register_aggregator
-class SignGuard(Aggregator):
-    """SignGuard with a fresh coordinate sample each round; see :func:`signguard`."""
-
-    name = "signguard"
-
-    def __init__(self, f: int = 0, *, seed: int = 0, deterministic: bool = False) -> None:
-        super().__init__(f, deterministic=deterministic)
-        self._rng = np.random.default_rng(seed)
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return signguard(inputs, self.f, seed=int(self._rng.integers(2**63 - 1)),
-                         deterministic=self.deterministic)
+SignGuard = rule_class("signguard", signguard, "SignGuard with a fresh coordinate sample each "
+                       "round", class_name="SignGuard", fresh_seed=True)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from verde.robust._core import Array, Stack, check_f, drop_nonfinite, require, to_numpy
-from verde.robust.base import Aggregator, register_aggregator, run_rule
+from verde.robust.base import rule_class, run_rule
 from verde.robust.coordinate import _count
 
 
@@ -93,14 +93,14 @@ def _dnc_kernel(stack: Stack, f: int, *, iterations: int, sub_dim: int, c: float
         good &= kept
     if not good.any():
         good[:] = True
-    w = good / good.sum()
-    return stack.combine(w)
+    return stack.subset_average(np.flatnonzero(good))
 
 
 def dnc(inputs: Any, f: int, *, iterations: int = 5, sub_dim: int = 10_000, c: float = 1.0,
-        seed: int = 0, deterministic: bool = False) -> Array:
+        seed: int = 0, weights: Any = None, deterministic: bool = False) -> Array:
     """DnC (Shejwalkar & Houmansadr 2021): spectral outlier removal on random coordinate
     subsets of size ``sub_dim``, ``iterations`` rounds, dropping ceil(c*f) each round. n > 2f.
+    ``weights``: average the kept workers by these weights (e.g. example counts).
     """
     f = check_f(f)
     n = _count(inputs)
@@ -108,32 +108,11 @@ def dnc(inputs: Any, f: int, *, iterations: int = 5, sub_dim: int = 10_000, c: f
     if iterations < 1 or sub_dim < 1 or c < 0:
         raise ValueError(f"dnc: need iterations >= 1, sub_dim >= 1, c >= 0; got {iterations}, "
                          f"{sub_dim}, {c}")
-    return run_rule(_dnc_kernel, inputs, deterministic=deterministic, f=f,
+    return run_rule(_dnc_kernel, inputs, deterministic=deterministic, weights=weights, f=f,
                     iterations=iterations, sub_dim=sub_dim, c=c, seed=seed)
 
 
-@register_aggregator
-class CAF(Aggregator):
-    """CAF; see :func:`caf`."""
-
-    name = "caf"
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return caf(inputs, self.f, deterministic=self.deterministic)
-
-
-@register_aggregator
-class DnC(Aggregator):
-    """DnC with a fresh seed each round from a seeded generator; see :func:`dnc`."""
-
-    name = "dnc"
-
-    def __init__(self, f: int = 0, *, iterations: int = 5, sub_dim: int = 10_000, c: float = 1.0,
-                 seed: int = 0, deterministic: bool = False) -> None:
-        super().__init__(f, deterministic=deterministic)
-        self.iterations, self.sub_dim, self.c = iterations, sub_dim, c
-        self._rng = np.random.default_rng(seed)
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return dnc(inputs, self.f, iterations=self.iterations, sub_dim=self.sub_dim, c=self.c,
-                   seed=int(self._rng.integers(2**63 - 1)), deterministic=self.deterministic)
+CAF = rule_class("caf", caf, "CAF", class_name="CAF")
+DnC = rule_class("dnc", dnc, "DnC with a fresh seed each round from a seeded generator",
+                 class_name="DnC", fresh_seed=True, call_kwargs=("weights",),
+                 supports_weights=True)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from verde.robust._core import Array, Stack, check_f, drop_nonfinite, pairwise_sq_distances, require
-from verde.robust.base import Aggregator, register_aggregator, run_rule
+from verde.robust.base import rule_class, run_rule
 from verde.robust.coordinate import _count
 from verde.robust.errors import ApproximationWarning
 
@@ -192,20 +192,21 @@ def _mda_kernel(stack: Stack, f: int, budget: int) -> Array:
         warnings.warn(f"mda: exact search exceeded {budget} nodes (n={stack.n}, f={f}); using "
                       "the greedy subset instead of the exact minimum-diameter one",
                       ApproximationWarning, stacklevel=4)
-    w = np.zeros(stack.n)
-    w[chosen] = 1.0 / chosen.size
-    return stack.combine(w)
+    return stack.subset_average(chosen)
 
 
-def mda(inputs: Any, f: int, *, budget: int = NODE_BUDGET, deterministic: bool = False) -> Array:
+def mda(inputs: Any, f: int, *, budget: int = NODE_BUDGET, weights: Any = None,
+        deterministic: bool = False) -> Array:
     """Minimum-diameter averaging (El Mhamdi et al. 2020), exact by vertex-cover search.
 
     Needs n > 2f. Ties between optimal subsets go to the lexicographically smallest index set.
+    ``weights``: average the chosen subset by these weights (e.g. example counts).
     """
     f = check_f(f)
     n = _count(inputs)
     require(n > 2 * f, "mda", n, f, "n > 2f")
-    return run_rule(_mda_kernel, inputs, deterministic=deterministic, f=f, budget=budget)
+    return run_rule(_mda_kernel, inputs, deterministic=deterministic, weights=weights, f=f,
+                    budget=budget)
 
 
 def _top_eig_centered(g: np.ndarray) -> float:
@@ -351,37 +352,23 @@ def _smea_kernel(stack: Stack, f: int, budget: int) -> Array:
         warnings.warn(f"smea: exact search exceeded {budget} nodes (n={stack.n}, f={f}); using "
                       "the greedy subset instead of the exact one", ApproximationWarning,
                       stacklevel=4)
-    w = np.zeros(stack.n)
-    w[chosen] = 1.0 / chosen.size
-    return stack.combine(w)
+    return stack.subset_average(chosen)
 
 
-def smea(inputs: Any, f: int, *, budget: int = SMEA_NODE_BUDGET,
+def smea(inputs: Any, f: int, *, budget: int = SMEA_NODE_BUDGET, weights: Any = None,
          deterministic: bool = False) -> Array:
     """Smallest maximum eigenvalue averaging (Allouah et al. 2023), exact by enumeration for
-    small C(n, f) and by branch and bound otherwise. Needs n > 2f.
+    small C(n, f) and by branch and bound otherwise. Needs n > 2f. ``weights``: average the
+    chosen subset by these weights (e.g. example counts).
     """
     f = check_f(f)
     n = _count(inputs)
     require(n > 2 * f, "smea", n, f, "n > 2f")
-    return run_rule(_smea_kernel, inputs, deterministic=deterministic, f=f, budget=budget)
+    return run_rule(_smea_kernel, inputs, deterministic=deterministic, weights=weights, f=f,
+                    budget=budget)
 
 
-@register_aggregator
-class MDA(Aggregator):
-    """Minimum-diameter averaging; see :func:`mda`."""
-
-    name = "mda"
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return mda(inputs, self.f, deterministic=self.deterministic)
-
-
-@register_aggregator
-class SMEA(Aggregator):
-    """Smallest maximum eigenvalue averaging; see :func:`smea`."""
-
-    name = "smea"
-
-    def aggregate(self, inputs: Any, **kwargs: Any) -> Array:
-        return smea(inputs, self.f, deterministic=self.deterministic)
+MDA = rule_class("mda", mda, "Minimum-diameter averaging", class_name="MDA",
+                 call_kwargs=("weights",), supports_weights=True)
+SMEA = rule_class("smea", smea, "Smallest maximum eigenvalue averaging", class_name="SMEA",
+                  call_kwargs=("weights",), supports_weights=True)

@@ -43,6 +43,7 @@ def certificate_body(state: DisputeState, *, bundle_inputs: bool = True) -> dict
         "transcript": transcript,
         "bundled_inputs": bundle_inputs,
         "verdict": doc["verdict"],
+        **({"committee": doc["committee"]} if "committee" in doc else {}),
     }
 
 
@@ -58,9 +59,9 @@ def replay_body(body: dict[str, Any], *, recompute: bool = True) -> DisputeState
     """Replay a certificate body; raise ``InvalidVerdictCertificate`` unless it reproduces."""
     expected_keys = {"version", "spec", "dispute_id", "results", "transcript", "bundled_inputs",
                      "verdict"}  # fmt: skip
-    if set(body) != expected_keys or body["version"] != BODY_VERSION:
+    if set(body) - {"committee"} != expected_keys or body["version"] != BODY_VERSION:
         raise InvalidVerdictCertificate(
-            f"body must have exactly the fields {sorted(expected_keys)}"
+            f"body must have exactly the fields {sorted(expected_keys)} (and a committee)"
         )
     bundled = body["bundled_inputs"]
     if not isinstance(bundled, bool):
@@ -71,7 +72,8 @@ def replay_body(body: dict[str, Any], *, recompute: bool = True) -> DisputeState
     use_blobs = bundled and recompute
     trusted = None if use_blobs else verdict.get("ruling", {}).get("recomputed")
     doc = {"version": STATE_VERSION, "spec": body["spec"], "results": body["results"],
-           "dispute_id": body["dispute_id"], "deadline_s": 60.0, "transcript": []}  # fmt: skip
+           "dispute_id": body["dispute_id"], "deadline_s": 60.0, "transcript": [],
+           **({"committee": body["committee"]} if "committee" in body else {})}  # fmt: skip
     state = DisputeState.from_json(doc, blobs_available=use_blobs,
                                    trusted_recomputation=trusted)  # fmt: skip
     for i, event in enumerate(body["transcript"]):

@@ -8,13 +8,17 @@ the same answer again (Ed25519 signatures are deterministic), an equivocating on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from verde.protocol.dispute.committee import SilenceStatement
 from verde.protocol.dispute.state import DisputeState
 from verde.protocol.dispute.verdict import Verdict
-from verde.protocol.peers.errors import PeerError, PeerTimeout
+from verde.protocol.dispute.witness import DisputeStalled, Witness, answer_or_attestation
+from verde.protocol.peers.endpoints import EndpointRecord
+from verde.protocol.peers.errors import PeerError
 from verde.protocol.peers.messages import Answer, Query
 from verde.protocol.peers.protocol import ProviderPeer
 
@@ -36,6 +40,33 @@ def answer_event(query: Query, answer: Answer) -> dict[str, Any]:
             "blobs": {k: b.to_json() for k, b in answer.blobs.items()}}  # fmt: skip
 
 
+def silence_event(state: DisputeState, query: Query,
+                  endpoints: Mapping[str, EndpointRecord] | None = None,
+                  witnesses: Sequence[Witness] = ()) -> dict[str, Any]:
+    """The event for a party that did not answer ``query`` by its deadline.
+
+    It names the party's endpoint record when known. Under a committee the committee is asked
+    first (``verde.protocol.dispute.witness``): a member's answer is applied instead, and a
+    timeout needs the committee's attestation (``DisputeStalled`` when neither comes).
+    """
+    event: dict[str, Any] = {"type": "timeout", "party": query.party, "round": query.round}
+    record = (endpoints or {}).get(query.party)
+    if record is not None:
+        event["endpoint"] = record.to_json()
+    if state.committee is None:
+        return event
+    if record is None:
+        raise DisputeStalled(f"party {query.party} has no endpoint record: its silence cannot "
+                             "be attested")
+    statement = SilenceStatement(query.context, state.progress.keys[query.party],
+                                 record.address, int(time.time()))
+    seen = answer_or_attestation(state.committee, witnesses, statement, query)
+    if isinstance(seen, Answer):
+        return answer_event(query, seen)
+    event["attestation"] = seen.to_json()
+    return event
+
+
 def run_dispute(
     state: DisputeState,
     peers: Mapping[str, ProviderPeer],
@@ -43,8 +74,12 @@ def run_dispute(
     retransmit: bool = False,
     observer: Observer | None = None,
     stats: DisputeStats | None = None,
+    endpoints: Mapping[str, EndpointRecord] | None = None,
+    witnesses: Sequence[Witness] = (),
 ) -> Verdict:
-    """Run the dispute to its verdict. ``peers`` maps "a"/"b" to the two providers."""
+    """Run the dispute to its verdict. ``peers`` maps "a"/"b" to the two providers;
+    ``endpoints`` and ``witnesses`` serve disputes under a committee (see :func:`silence_event`).
+    """
     stats = stats if stats is not None else DisputeStats()
     while not state.done:
         queries = state.next_queries()
@@ -57,10 +92,8 @@ def run_dispute(
                 stats.messages += 1
                 try:
                     answer = peers[query.party].answer(query)
-                except PeerTimeout:
-                    event = {"type": "timeout", "party": query.party, "round": query.round}
-                except PeerError:
-                    event = {"type": "timeout", "party": query.party, "round": query.round}
+                except PeerError:  # PeerTimeout included: silence, past the deadline
+                    event = silence_event(state, query, endpoints, witnesses)
                 else:
                     stats.bytes_moved += answer.size()
                     stats.messages += 1

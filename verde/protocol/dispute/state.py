@@ -19,6 +19,7 @@ the same state (every check runs again).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,11 +33,13 @@ from proofs import (
 )
 from proofs.errors import ProofError
 from verde.protocol.dispute import rules
+from verde.protocol.dispute.committee import Attestation, Committee, CommitteeError
 from verde.protocol.dispute.errors import DisputeFinished, Fault, InvalidEvent, NoDisputeError
 from verde.protocol.dispute.phases import PHASES, Phase
 from verde.protocol.dispute.progress import DisputeProgress
 from verde.protocol.dispute.verdict import Verdict
 from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.endpoints import EndpointRecord, InvalidEndpoint
 from verde.protocol.peers.errors import MalformedMessage
 from verde.protocol.peers.messages import Query
 from verde.protocol.peers.result import InvalidResult, check_result
@@ -73,8 +76,12 @@ class DisputeState:
         *,
         deadline_s: float = 60.0,
         dispute_id: str | None = None,
+        committee: Committee | None = None,
     ) -> None:
         self.spec = spec
+        #: With a committee, a timeout counts only with the committee's attestation of the
+        #: silence at the party's vouched address (``verde.protocol.dispute.committee``).
+        self.committee = committee
         self.results = {"a": result_a, "b": result_b}
         self.dispute_id = dispute_id or dispute_id_for(spec.job_id, result_a, result_b)
         self.deadline_s = float(deadline_s)
@@ -158,6 +165,7 @@ class DisputeState:
         if event["type"] == "timeout":
             if rnd != self.round or party in self.outcomes:
                 raise InvalidEvent(f"no query to party {party} is pending in round {rnd}")
+            self._check_silence(party, event)
             self.transcript.append(recorded)
             self._set_outcome(party, Fault("missed_deadline",
                                            f"no answer by the deadline of round {rnd}"))
@@ -191,6 +199,35 @@ class DisputeState:
             if fault.evidence is None:
                 fault.evidence = {"message": signed.to_json()}
             return fault
+
+    def _check_silence(self, party: str, event: Mapping[str, Any]) -> None:
+        """A timeout names where the party was silent (its own endpoint record, if given, must
+        cover the time); with a committee, the committee must attest the silence."""
+        record = None
+        if "endpoint" in event:
+            try:
+                record = EndpointRecord.from_json(event["endpoint"])
+            except InvalidEndpoint as exc:
+                raise InvalidEvent(f"timeout of party {party}: {exc}") from exc
+            if record.signer.hex() != self.progress.keys[party]:
+                raise InvalidEvent(f"timeout of party {party}: the endpoint record is not its")
+        if self.committee is None:
+            return
+        if record is None:
+            raise InvalidEvent(f"timeout of party {party}: a committee dispute names the "
+                               "party's endpoint record")
+        context = MessageContext(self.spec.job_id, self.dispute_id, self.round,
+                                 self._phase().answer_type.KIND)
+        try:
+            attestation = Attestation.from_json(event.get("attestation"))
+            attestation.check(self.committee, context, self.progress.keys[party])
+        except CommitteeError as exc:
+            raise InvalidEvent(f"timeout of party {party}: {exc}") from exc
+        seen = attestation.statement
+        if seen.address != record.address or not (
+                record.issued_at <= seen.observed_at < record.expires_at):
+            raise InvalidEvent(f"timeout of party {party}: the silence was not observed at an "
+                               "address it vouched for at that time")
 
     def _check_duplicate(self, party: str, rnd: int, first: SignedMessage,
                          signed: SignedMessage, recorded: dict[str, Any]) -> None:  # fmt: skip
@@ -259,6 +296,7 @@ class DisputeState:
             "deadline_s": self.deadline_s,
             "transcript": self.transcript,
             "verdict": verdict.to_json() if verdict else None,
+            **({"committee": self.committee.to_json()} if self.committee else {}),
         }
 
     @classmethod
@@ -268,10 +306,15 @@ class DisputeState:
         if data.get("version") != STATE_VERSION:
             raise InvalidEvent(f"dispute state version {data.get('version')!r} is not "
                                f"{STATE_VERSION}, the version this arbiter speaks")
+        try:
+            committee = Committee.from_json(data["committee"]) if "committee" in data else None
+        except CommitteeError as exc:
+            raise InvalidEvent(str(exc)) from exc
         state = cls(JobSpec.from_mapping(data["spec"]),
                     SignedMessage.from_json(data["results"]["a"]),
                     SignedMessage.from_json(data["results"]["b"]),
-                    deadline_s=data["deadline_s"], dispute_id=data["dispute_id"])  # fmt: skip
+                    deadline_s=data["deadline_s"], dispute_id=data["dispute_id"],
+                    committee=committee)  # fmt: skip
         if trusted_recomputation is not None:
             try:
                 state.progress.trusted_recomputation = tuple(

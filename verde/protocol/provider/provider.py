@@ -33,6 +33,7 @@ from proofs import MerkleTree, SignedMessage, SigningKey, VerifyKey, sign_messag
 from proofs.state import StateCommitment
 from repops.dispatch.encoding import RefKey
 from verde.protocol.graph.admission import admit_job
+from verde.protocol.graph.budget import Budget, BudgetExceeded, estimate_cost
 from verde.protocol.graph.execution import StepGraph, run_step, trace_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.initial import state_from_upload
@@ -50,6 +51,8 @@ from verde.protocol.provider.recorder import StateRecorder
 from verde.protocol.provider.uploads import StateStore
 
 Progress = Callable[[int, int], None]
+#: Jobs a provider holds by default (each with its commitments and checkpoints).
+DEFAULT_MAX_JOBS = 256
 #: States under 64 MiB: replaying a step keeps all its node outputs (cheaper than a second replay).
 DEFAULT_KEEP_VALUES_BELOW = 64 << 20
 
@@ -66,8 +69,16 @@ class Provider:
         uploads: StateStore | None = None,
         *,
         keep_values_below: int = DEFAULT_KEEP_VALUES_BELOW,
+        budget: Budget | None = None,
+        max_jobs: int = DEFAULT_MAX_JOBS,
     ) -> None:
+        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
+            raise ValueError(f"max_jobs must be a positive int, got {max_jobs!r}")
         self.key = key
+        #: Limits a job must fit before anything is allocated (``verde.protocol.graph.budget``).
+        self.budget = budget or Budget()
+        #: Jobs this provider holds (to answer disputes about them); more are refused.
+        self.max_jobs = max_jobs
         #: A replayed step whose state is smaller than this (bytes) keeps every node output at
         #: once; a larger one keeps only digests and replays again for the one node disputed.
         self.keep_values_below = keep_values_below
@@ -86,13 +97,24 @@ class Provider:
     # --- running a job --------------------------------------------------------------------
 
     def submit(self, spec: Mapping[str, Any] | JobSpec) -> str:
-        """Accept a job (refusing one that could not be disputed, ``admit_job``) and run it."""
+        """Admit a job (:meth:`admit`) and run it."""
         job = spec if isinstance(spec, JobSpec) else JobSpec.from_mapping(spec)
         if job.job_id not in self.jobs:
-            admit_job(job)
-            self.accept(job)
+            self.admit(job)
             self.run(job)
         return job.job_id
+
+    def admit(self, job: JobSpec, *, holding: int | None = None) -> None:
+        """Refuse, before anything is allocated, a job that would overflow this provider's job
+        store (``holding`` jobs, default those it ran) or break its budget (``BudgetExceeded``),
+        that could not be disputed (``admit_job``), or whose uploaded state 0 is missing or
+        does not fit (:meth:`accept`)."""
+        held = len(self.jobs) if holding is None else holding
+        if held >= self.max_jobs:
+            raise BudgetExceeded("jobs held", held + 1, self.max_jobs, job.job_id)
+        estimate_cost(job, self.budget)
+        admit_job(job)
+        self.accept(job)
 
     # --- states from and to the client ----------------------------------------------------
 

@@ -1,0 +1,230 @@
+"""RobustStrategy: Flower's FedAvg with a verde rule in place of the average of the weights.
+
+Why updates and not weights: robust rules compare the clients' contributions, and what a
+client contributes is its update u_i = w_i - w (its reply minus the global model it was
+sent). Weights share the large common part w, which hides the differences every rule looks
+at (and makes norm-based rules, clipping, FLTrust's cosine meaningless). The new global model
+is w + server_lr * rule(u_1..u_n); with the rule ``mean`` weighted by example counts and
+server_lr = 1 this is exactly FedAvg (Flower's own strategies aggregate full weights).
+
+Replies a rule could not use (missing arrays, other keys/shapes/dtypes, a missing, negative or
+non-finite example count) are rejected and counted as faulty (f shrinks by their number),
+where FedAvg would fail the whole round. A non-finite aggregate is not applied. Arrays that
+are not floating point (e.g. BatchNorm's step counters) are not aggregated: the global model's
+are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from logging import INFO, WARNING
+from typing import Any
+
+import numpy as np
+
+from verde.engines.flower.records import (
+    Layout,
+    RecordLayoutError,
+    flatten_arrays,
+    layout_of,
+    unflatten_arrays,
+)
+from verde.engines.flower.report import AggregationReport, build_report
+from verde.robust import (
+    Aggregator,
+    BreakdownConditionError,
+    PreAggregator,
+    compose,
+    make_aggregator,
+    make_pre_aggregator,
+)
+
+try:
+    from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+    from flwr.serverapp import Grid
+    from flwr.serverapp.strategy import FedAvg
+    from flwr.supercore import log
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("verde.engines.flower needs Flower: pip install 'verde[flower]'"
+                      ) from exc
+
+ReferenceFn = Callable[[int, ArrayRecord], ArrayRecord]
+
+
+class RobustStrategy(FedAvg):
+    """FedAvg whose aggregation step is a verde rule over client updates.
+
+    ``rule``: an aggregator (``verde.robust.Krum(f=3)``, ``compose(NNM(3), Krum(3))``) or a
+    registered name (``"trimmed_mean"``), built with ``f``, ``rule_params`` and the
+    pre-aggregators ``pre`` (instances or names, applied in order). ``weighted``: weight by the
+    clients' example counts (the ``weighted_by_key`` metric) when the rule supports weights
+    (mean and the subset-averaging rules, behind pre-aggregators that keep one vector per
+    client). ``reference_fn(round, global_arrays)`` gives the server's own trained model for
+    rules that need a reference (FLTrust). Any other keyword goes to ``FedAvg``.
+
+    Example counts are the clients' own claims: a Byzantine client can inflate its count, and
+    with ``weighted=True`` a rule that keeps it gives it that weight. Rules that select a subset
+    first (Multi-Krum, MDA, ...) only weight the clients they kept.
+    """
+
+    def __init__(self, rule: Aggregator | str = "median", f: int = 0, *,
+                 pre: Sequence[PreAggregator | str] = (), rule_params: dict[str, Any] | None
+                 = None, weighted: bool = True, server_lr: float = 1.0,
+                 reference_fn: ReferenceFn | None = None, **fedavg: Any) -> None:
+        super().__init__(**fedavg)
+        if not (isinstance(server_lr, int | float) and math.isfinite(server_lr)
+                and server_lr > 0):
+            raise ValueError(f"RobustStrategy: server_lr must be a positive number, got "
+                             f"{server_lr!r}")
+        agg = make_aggregator(rule, f=f, **(rule_params or {})) if isinstance(rule, str) \
+            else rule
+        if not isinstance(agg, Aggregator):
+            raise ValueError(f"RobustStrategy: rule must be a verde aggregator or its name, got "
+                             f"{type(rule).__name__}")
+        stages = [make_pre_aggregator(p, f=f) if isinstance(p, str) else p for p in pre]
+        self.rule: Aggregator = compose(*stages, agg) if stages else agg
+        if self.rule.needs_reference and reference_fn is None:
+            raise ValueError(f"RobustStrategy: {self.rule!r} needs the server's reference "
+                             "update; pass reference_fn=(round, arrays) -> trained arrays")
+        self.f = agg.f
+        self.weighted = weighted
+        self.server_lr = float(server_lr)
+        self.reference_fn = reference_fn
+        self.last_report: AggregationReport | None = None
+        self._global: ArrayRecord | None = None
+
+    def summary(self) -> None:
+        log(INFO, "\t├──> verde rule: %r on client updates (f=%d, weighted=%s, server_lr=%g)",
+            self.rule, self.f, self.weighted, self.server_lr)
+        super().summary()
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        self.expect_updates_of(arrays)
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def expect_updates_of(self, arrays: ArrayRecord) -> None:
+        """Set the global model the next replies are updates of (``configure_train`` does it;
+        call it yourself when you drive ``aggregate_train`` outside ``Strategy.start``)."""
+        self._global = arrays
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Aggregate the replies' updates with the rule; see the class docstring."""
+        if self._global is None:
+            raise RuntimeError("RobustStrategy.aggregate_train ran before configure_train: "
+                               "the updates need the global model that was sent")
+        layout = layout_of(self._global)
+        base, base_other, _ = flatten_arrays(self._global, layout)
+        replies = list(replies)
+        updates = np.empty((len(replies), base.size), dtype=layout.vector_dtype)
+        accepted, rejected = self._accept(replies, layout, base, updates)
+        if not accepted:
+            log(WARNING, "verde: no usable reply in round %d (%d rejected)", server_round,
+                len(rejected))
+            return None, None
+        ids = [node for node, *_ in accepted]
+        updates = updates[: len(accepted)]  # rows of the accepted replies, in order
+        counts = np.array([count for _, count, _ in accepted], dtype=np.float64)
+        try:
+            aggregate, weighted = self._run_rule(server_round, updates, counts,
+                                                 n_rejected=len(rejected), layout=layout,
+                                                 base=base)
+        except BreakdownConditionError as exc:
+            log(WARNING, "verde: round %d not aggregated, too few usable replies: %s",
+                server_round, exc)
+            return None, None
+        applied = bool(np.isfinite(aggregate).all())
+        new_vec = base + self.server_lr * aggregate if applied else base
+        report = build_report(ids, updates, aggregate if applied else np.zeros_like(base),
+                              counts, weighted=weighted, rejected=rejected, applied=applied)
+        self.last_report = report
+        kept = [content for node, _, content in accepted if node not in report.excluded]
+        metrics = self._client_metrics(kept)
+        for key, value in report.metrics().items():
+            metrics[key] = value
+        log(INFO, "verde: %d excluded, %d down-weighted, %d rejected of %d replies",
+            len(report.excluded), len(report.downweighted), len(rejected),
+            len(accepted) + len(rejected))
+        return unflatten_arrays(new_vec.astype(layout.vector_dtype, copy=False), base_other,
+                                layout), metrics
+
+    def _accept(self, replies: list[Message], layout: Layout, base: np.ndarray,
+                updates: np.ndarray
+                ) -> tuple[list[tuple[int, float, RecordDict]], dict[int, str]]:
+        """Usable replies as (node, example count, content), their updates written to
+        ``updates`` rows 0, 1, ...; and the rejected ones with the reason."""
+        accepted: list[tuple[int, float, RecordDict]] = []
+        rejected: dict[int, str] = {}
+        for msg in replies:
+            node = int(msg.metadata.src_node_id)
+            if msg.has_error():
+                rejected[node] = f"error reply: {msg.error.reason}"
+                continue
+            content = msg.content
+            try:
+                records = list(content.array_records.values())
+                if len(records) != 1:
+                    raise RecordLayoutError(f"{len(records)} ArrayRecords, expected one")
+                count = self._count(content)
+                flatten_arrays(records[0], layout, out=updates[len(accepted)], minus=base)
+            except (RecordLayoutError, ValueError, TypeError) as exc:
+                rejected[node] = str(exc)
+                continue
+            accepted.append((node, count, content))
+        return accepted, rejected
+
+    def _count(self, content: RecordDict) -> float:
+        metrics = list(content.metric_records.values())
+        if not self.weighted:
+            return 1.0
+        if len(metrics) != 1 or self.weighted_by_key not in metrics[0]:
+            raise ValueError(f"no {self.weighted_by_key!r} in a single MetricRecord")
+        value = metrics[0][self.weighted_by_key]
+        if isinstance(value, list) or not math.isfinite(float(value)) or float(value) < 0:
+            raise ValueError(f"{self.weighted_by_key!r} must be a finite count >= 0, got "
+                             f"{value!r}")
+        return float(value)
+
+    def _run_rule(self, server_round: int, updates: np.ndarray, counts: np.ndarray, *,
+                  n_rejected: int, layout: Layout, base: np.ndarray
+                  ) -> tuple[np.ndarray, bool]:
+        kwargs: dict[str, Any] = {}
+        weighted = self.weighted and self.rule.supports_weights and counts.sum() > 0
+        if weighted:
+            kwargs["weights"] = counts
+        if self.rule.needs_reference and self.reference_fn is not None \
+                and self._global is not None:
+            ref, _, _ = flatten_arrays(self.reference_fn(server_round, self._global), layout)
+            kwargs["reference"] = ref - base
+        # A rejected reply is certainly faulty: the rule need tolerate that many fewer.
+        rule = self.rule
+        saved = _set_f(rule, max(self.f - n_rejected, 0))
+        try:
+            with np.errstate(all="ignore"):
+                out = np.asarray(rule(updates, **kwargs), dtype=updates.dtype)
+        finally:
+            _set_f(rule, saved)
+        return out, weighted
+
+    def _client_metrics(self, kept: list[RecordDict]) -> MetricRecord:
+        if not kept:
+            return MetricRecord()
+        try:
+            return self.train_metrics_aggr_fn(kept, self.weighted_by_key)
+        except Exception as exc:  # a Byzantine client's odd metrics must not fail the round
+            log(WARNING, "verde: client metrics not aggregated: %s", exc)
+            return MetricRecord()
+
+
+def _set_f(rule: Aggregator, f: int) -> int:
+    """Set f on a rule and the stages of a composition; returns the old value."""
+    old = rule.f
+    rule.f = f
+    for stage in getattr(rule, "pre", ()):
+        stage.f = f
+    inner = getattr(rule, "aggregator", None)
+    if inner is not None:
+        inner.f = f
+    return old
