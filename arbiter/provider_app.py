@@ -18,7 +18,9 @@ from arbiter.provider_service import DEFAULT_MAX_STATE_BYTES, ProviderServicer
 from arbiter.state_log import JobLog
 from proofs import SigningKey
 from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
+from verde.protocol.jobs.uploaded_datasets import DEFAULT_MAX_DATASETS, uploaded_datasets
 from verde.protocol.provider.provider import Provider
+from verde.protocol.provider.uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_STATES, StateStore
 
 
 def fault_names() -> list[str]:
@@ -49,11 +51,11 @@ def parse_fault_plan(text: str) -> FaultPlan:
 
 
 def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | None = None,
-                   fault: str | None = None) -> Provider:
+                   fault: str | None = None, uploads: StateStore | None = None) -> Provider:
     if fault:
         return CheatingProvider(key, name=name, checkpoint_dir=checkpoint_dir,
-                                plan=parse_fault_plan(fault))
-    return Provider(key, name=name, checkpoint_dir=checkpoint_dir)
+                                uploads=uploads, plan=parse_fault_plan(fault))
+    return Provider(key, name=name, checkpoint_dir=checkpoint_dir, uploads=uploads)
 
 
 #: Calls that start new work: refused while the provider drains.
@@ -84,13 +86,22 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    fault: str | None = None, tls: TlsFiles | None = None,
                    max_message: int = DEFAULT_MAX_MESSAGE,
                    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
+                   max_stored_bytes: int = DEFAULT_MAX_BYTES,
+                   max_stored_uploads: int = DEFAULT_MAX_STATES,
                    metrics: str | None = None) -> RunningProvider:
-    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state and
-    ``metrics`` (HOST:PORT) serves Prometheus metrics there."""
-    if max_state_bytes <= 0:
-        raise ArbiterInputError(f"the upload limit must be positive, got {max_state_bytes} bytes")
+    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state,
+    ``max_stored_bytes`` and ``max_stored_uploads`` the uploaded states (and, in bytes,
+    datasets) it keeps, and ``metrics`` (HOST:PORT) serves Prometheus metrics there."""
+    for what, value in (("the upload limit", max_state_bytes),
+                        ("the stored uploads' byte limit", max_stored_bytes),
+                        ("the stored uploads' count limit", max_stored_uploads)):
+        if value <= 0:
+            raise ArbiterInputError(f"{what} must be positive, got {value}")
     key = SigningKey.load(key_path)
-    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault)
+    uploaded_datasets().configure(min(max_stored_uploads, DEFAULT_MAX_DATASETS),
+                                  max_stored_bytes)
+    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault,
+                              uploads=StateStore(max_stored_uploads, max_stored_bytes))
     registry = start_metrics(metrics, "provider") if metrics else None
     observers: list[JobObserver] = [JobLog()]
     if registry is not None:

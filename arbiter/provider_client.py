@@ -37,7 +37,7 @@ class GrpcProviderPeer:
     """Client of one provider's gRPC service (a ``verde.protocol.peers.StateExchangePeer``)."""
 
     def __init__(self, address: str, *, tls: TlsFiles | None = None,
-                 call_timeout_s: float = 30.0, max_tensor_bytes: int = 256 << 20,
+                 call_timeout_s: float = 30.0, max_tensor_bytes: int = 2 << 30,
                  max_message: int = DEFAULT_MAX_MESSAGE, chunk_size: int = DEFAULT_CHUNK,
                  transfer_timeout_s: float = 300.0) -> None:
         self.address = address

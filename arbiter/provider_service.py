@@ -28,8 +28,9 @@ from arbiter.status import grpc_errors
 from verde.protocol.peers.errors import RefusedQuery
 from verde.protocol.peers.state import blobs_to_state
 
-#: Largest state a client may upload in one PutState call (tensor bytes).
-DEFAULT_MAX_STATE_BYTES = 256 << 20
+#: Largest state a client may upload in one PutState call (tensor bytes): sized for real
+#: models (a 0.5B-parameter float32 model's parameters) and their datasets.
+DEFAULT_MAX_STATE_BYTES = 2 << 30
 
 
 class ProviderServicer(rpc.ProviderServicer):

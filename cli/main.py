@@ -20,6 +20,7 @@ from cli.commands.arbiter_cmd import arbiter_group
 from cli.commands.coded import train_coded
 from cli.commands.completion import completion
 from cli.commands.config_cmd import config_group
+from cli.commands.data import data
 from cli.commands.delegate import delegate
 from cli.commands.demo import demo
 from cli.commands.disputes import disputes, jobs
@@ -42,7 +43,7 @@ def cli() -> None:
 
 
 for command in (demo, keys, provider, arbiter_group, config_group, delegate, train_coded, verify,
-                disputes, jobs, completion):
+                disputes, jobs, data, completion):
     cli.add_command(command)
 
 

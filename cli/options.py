@@ -102,3 +102,26 @@ def service_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def programs_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--programs MODULE|PATH`` (repeatable), loaded with $VERDE_PROGRAMS and installed
+    ``verde.programs`` entry points through the one loader every verde process uses, before
+    the command runs (a job binds its program's code, so all parties must load the same)."""
+
+    def load(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+        from verde.protocol.jobs.loading import ENV_VAR, load_configured_programs
+
+        del ctx, param
+        try:
+            load_configured_programs(value)
+        except ValueError as exc:
+            raise click.BadParameter(f"{exc} (from --programs or ${ENV_VAR})",
+                                     param_hint="--programs") from None
+        return value
+
+    option = click.option("--programs", "programs", multiple=True, callback=load,
+                          expose_value=False, metavar="MODULE|PATH",
+                          help="Load user programs from a module or a .py file (repeat); also "
+                               "$VERDE_PROGRAMS and installed verde.programs entry points.")
+    return option(fn)

@@ -15,6 +15,7 @@ from cli.options import (
     Address,
     DatabaseUrl,
     key_option,
+    programs_option,
     service_options,
     tls_options,
     tls_pair_problems,
@@ -64,6 +65,7 @@ def arbiter_group() -> None:
 @click.option("--deadline", "deadline_s", default=30.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
               help="Seconds a provider has to answer one query before it forfeits.")
+@programs_option
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, db_url: str, workers: int, owner: str | None,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import tls_options
+from cli.options import programs_option, tls_options
 from cli.output import emit
 from cli.progress import progress_view
 
@@ -37,6 +37,7 @@ from cli.progress import progress_view
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the final parameters (safetensors) and the report.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@programs_option
 @tls_options
 def train_coded(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None, code: str,
                 stragglers: int, replication: int, byzantine: int, detect_only: bool,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import tls_options
+from cli.options import programs_option, tls_options
 from cli.output import emit
 from cli.progress import progress_view
 
@@ -18,30 +18,48 @@ from cli.progress import progress_view
               help="Provider address host:port (repeat for each provider).")
 @click.option("--arbiter", "arbiter_addr", default=None, help="Arbiter address host:port.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for verdict certificates and the accepted result.")
+              help="Directory for what the job made, verified against the signed final "
+                   "state (model.safetensors, for hf jobs with config.json; outputs.safetensors "
+                   "for inference), result.json, job.json and verdict certificates.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@programs_option
 @tls_options
 def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
              out_dir: Path | None, as_json: bool, tls: object) -> None:
     """Send JOB (.toml or .json spec) to every --provider and return the honest result.
 
-    Progress (training steps, dispute rounds) goes to stderr: live bars on a terminal, plain
-    lines otherwise, nothing with --json (stdout then holds the JSON document alone).
+    The local files JOB names (a file dataset, a Hugging Face model directory's config and
+    weights) are uploaded to every provider first, content-addressed; the job that is sent
+    names none of them, so providers, the arbiter and `verde verify` need no copies.
+
+    Progress (uploads, training steps, dispute rounds, fetches) goes to stderr: live bars on a
+    terminal, plain lines otherwise, nothing with --json (stdout then holds the JSON document
+    alone).
     """
     from arbiter.arbiter_client import ArbiterClient
     from arbiter.delegate import delegate as run_delegation
     from arbiter.delegate import resolution_json
     from arbiter.provider_client import GrpcProviderPeer
+    from arbiter.transfer import fetch_results, upload_inputs
+    from verde.protocol.jobs.portable import portable_job
     from verde.protocol.jobs.spec import load_job_spec
 
-    spec = load_job_spec(job)
+    portable = portable_job(load_job_spec(job))
+    spec = portable.spec
+
+    def peer(addr: str) -> GrpcProviderPeer:
+        return GrpcProviderPeer(addr, tls=tls)  # type: ignore[arg-type]
+
     arbiter = ArbiterClient(arbiter_addr, tls=tls) if arbiter_addr else None  # type: ignore[arg-type]
+    written: list[str] = []
     try:
         with progress_view(as_json) as view:
+            upload_inputs(portable, list(providers), peer, progress=view.transfer)
             outcome = run_delegation(
                 spec, list(providers), arbiter, report=view.note, progress=view.steps,
-                rounds=view.rounds, verdicts=view.finished,
-                peer_factory=lambda a: GrpcProviderPeer(a, tls=tls))  # type: ignore[arg-type]
+                rounds=view.rounds, verdicts=view.finished, peer_factory=peer)
+            if out_dir is not None and outcome.honest:
+                written = fetch_results(spec, outcome, peer, out_dir, progress=view.transfer)
     finally:
         if arbiter is not None:
             arbiter.close()
@@ -52,12 +70,16 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
             if d.certificate is not None:
                 (out_dir / f"verdict-{d.dispute_id[:16]}.json").write_text(
                     json.dumps(d.certificate, indent=2, sort_keys=True))
+        (out_dir / "job.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
         if doc["result"] is not None:
             (out_dir / "result.json").write_text(
                 json.dumps(doc["result"], indent=2, sort_keys=True))
+        doc["files"] = sorted(written + ["job.json"]
+                              + (["result.json"] if doc["result"] is not None else []))
     human = (f"job {spec.job_id}\nhonest providers: {', '.join(outcome.honest) or 'none'}\n"
              f"dishonest providers: {', '.join(outcome.cheaters) or 'none'}\n"
-             f"disputes: {len(outcome.disputes)}")
+             f"disputes: {len(outcome.disputes)}"
+             + (f"\nwritten to {out_dir}: {', '.join(doc['files'])}" if out_dir else ""))
     emit(doc, as_json=as_json, human=human)
     if not outcome.honest:
         raise click.exceptions.Exit(1)

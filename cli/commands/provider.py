@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from cli.config import config_option
-from cli.options import Address, key_option, service_options, tls_options, tls_pair_problems
+from cli.options import (
+    Address,
+    key_option,
+    programs_option,
+    service_options,
+    tls_options,
+    tls_pair_problems,
+)
 from cli.output import emit
 
 
@@ -32,13 +39,20 @@ def provider() -> None:
               help="Where full checkpoints go (default: kept in memory).")
 @click.option("--fault", default=None,
               help="Cheat on purpose, for demos and tests (see `verde provider faults`).")
-@click.option("--max-upload-mb", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Largest state a client may upload (jobs started from a checkpoint).")
+@click.option("--max-upload-mb", type=click.IntRange(min=1), default=2048, show_default=True,
+              help="Largest single upload a client may send (a dataset, a model's "
+                   "parameters, a checkpoint).")
+@click.option("--upload-store-mb", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Uploaded states kept for jobs to start from (least recently used "
+                   "evicted first); the same bound for uploaded datasets.")
+@click.option("--max-uploads", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Uploaded states kept at most.")
+@programs_option
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
-          max_upload_mb: int, log_format: str, log_level: str, metrics_address: str | None,
-          drain_timeout_s: float, tls: object) -> None:
+          max_upload_mb: int, upload_store_mb: int, max_uploads: int, log_format: str,
+          log_level: str, metrics_address: str | None, drain_timeout_s: float, tls: object) -> None:
     """Serve jobs and dispute queries until SIGTERM.
 
     On SIGTERM the provider takes no new jobs or uploads, cancels queued jobs, lets the
@@ -53,7 +67,9 @@ def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: st
 
     running = start_provider(key_path, listen, checkpoint_dir=checkpoint_dir, fault=fault,
                              tls=tls,  # type: ignore[arg-type]
-                             max_state_bytes=max_upload_mb << 20, metrics=metrics_address)
+                             max_state_bytes=max_upload_mb << 20,
+                             max_stored_bytes=upload_store_mb << 20,
+                             max_stored_uploads=max_uploads, metrics=metrics_address)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              fault_plan=fault)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from cli.options import programs_option
 from cli.output import emit
 
 
@@ -17,6 +18,7 @@ from cli.output import emit
 @click.option("--no-recompute", is_flag=True,
               help="Skip re-executing the disputed operator (signatures and proofs only).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@programs_option
 def verify(cert: Path, arbiter_keys: tuple[str, ...], no_recompute: bool, as_json: bool) -> None:
     """Replay a verdict certificate's dispute and check every signature, proof and the verdict."""
     from verde.protocol.dispute.verify import verify_verdict_certificate

@@ -120,19 +120,72 @@ def normalize_dataset_spec(spec: dict[str, Any]) -> dict[str, Any]:
             raise JobSpecError("dataset tokens: n_sequences * (seq_len + 1) is too large")
         return out
     if name == "file":
-        _no_extra(spec, {"name", "location", "root"})
-        location, root = spec.get("location"), spec.get("root")
-        if not isinstance(location, str) or not location:
-            raise JobSpecError("dataset file: 'location' (path of a .npz/.safetensors) is missing")
-        if not isinstance(root, str) or len(root) != 64 or not _is_hex(root):
-            raise JobSpecError(
-                "dataset file: 'root' must be the 64-hex-digit sample Merkle root "
-                "(see verde.protocol.jobs.datasets.file_dataset_root)"
-            )
-        if not Path(location).is_file():
-            raise JobSpecError(f"dataset file: {location} does not exist")
-        return {"name": "file", "location": location, "root": root}
+        return _normalize_file_spec(spec)
     raise JobSpecError(f"dataset: name must be 'digits', 'tokens' or 'file', got {name!r}")
+
+
+def _normalize_file_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A user file: ``root`` always; ``location`` (where this machine finds it) and/or its
+    description ``n_samples`` + ``fields`` (what a machine without the file needs)."""
+    _no_extra(spec, {"name", "location", "root", "n_samples", "fields"})
+    location, root = spec.get("location"), spec.get("root")
+    if not isinstance(root, str) or len(root) != 64 or not _is_hex(root):
+        raise JobSpecError(
+            "dataset file: 'root' must be the 64-hex-digit sample Merkle root "
+            "(`verde data root FILE` prints it)"
+        )
+    out: dict[str, Any] = {"name": "file", "root": root}
+    described = "n_samples" in spec or "fields" in spec
+    if described:
+        out.update(_description(spec))
+    if location is None and not described:
+        raise JobSpecError("dataset file: give 'location' (path of a .npz/.safetensors) or the "
+                           "dataset's description 'n_samples' and 'fields' (verde delegate "
+                           "fills them in and uploads the samples)")
+    if location is not None:
+        if not isinstance(location, str) or not location:
+            raise JobSpecError("dataset file: 'location' must be a non-empty path")
+        if not described and not Path(location).is_file():
+            raise JobSpecError(f"dataset file: {location} does not exist")
+        out["location"] = location
+    return out
+
+
+#: dtypes a dataset field may have (names as torch spells them without the prefix).
+FIELD_DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
+                "uint8", "bool")
+
+
+def _description(spec: Mapping[str, Any]) -> dict[str, Any]:
+    n, fields = spec.get("n_samples"), spec.get("fields")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise JobSpecError(f"dataset file: n_samples must be a positive integer, got {n!r}")
+    if not isinstance(fields, Mapping) or not fields:
+        raise JobSpecError("dataset file: fields must be a table field -> {dtype, shape}")
+    out = {}
+    for key, entry in fields.items():
+        ok = (isinstance(key, str) and key and isinstance(entry, Mapping)
+              and set(entry) == {"dtype", "shape"} and entry["dtype"] in FIELD_DTYPES
+              and isinstance(entry["shape"], list | tuple)
+              and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                      for d in entry["shape"]))
+        if not ok:
+            raise JobSpecError(f"dataset file: field {key!r} must be {{dtype, shape}} with dtype "
+                               f"one of {FIELD_DTYPES} and shape a list of sizes, got {entry!r}")
+        out[key] = {"dtype": entry["dtype"], "shape": list(entry["shape"])}
+    return {"n_samples": n, "fields": out}
+
+
+def describe_dataset(dataset: Dataset) -> dict[str, Any]:
+    """``n_samples`` and ``fields`` of a dataset, as a job spec describes a file dataset."""
+    return {"n_samples": dataset.n_samples,
+            "fields": {k: {"dtype": str(dtype).removeprefix("torch."), "shape": list(shape)}
+                       for k, (shape, dtype) in dataset.sample_shapes().items()}}
+
+
+def _declared_shapes(spec: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    return {k: (tuple(v["shape"]), getattr(torch, v["dtype"]))
+            for k, v in spec["fields"].items()}
 
 
 def _no_extra(spec: Mapping[str, Any], allowed: set[str]) -> None:
@@ -160,12 +213,22 @@ def _load_cached(key: str) -> Dataset:
         return digits_dataset()
     if spec["name"] == "tokens":
         return token_dataset(spec["n_sequences"], spec["seq_len"], spec["vocab"], spec["seed"])
-    dataset = read_dataset_file(spec["location"])
+    location = spec.get("location")
+    if location is None or (not Path(location).is_file() and "fields" in spec):
+        # No file here: the samples come from this process's uploads, when they are needed.
+        from verde.protocol.jobs.uploaded_datasets import DeclaredDataset
+
+        return DeclaredDataset(spec["root"], spec["n_samples"], _declared_shapes(spec))
+    dataset = read_dataset_file(location)
     if dataset.root.hex() != spec["root"]:
         raise DatasetError(
-            f"dataset file {spec['location']}: its sample root {dataset.root.hex()} does not "
+            f"dataset file {location}: its sample root {dataset.root.hex()} does not "
             f"match the job's root {spec['root']}"
         )
+    if "fields" in spec and describe_dataset(dataset) != {
+            "n_samples": spec["n_samples"], "fields": spec["fields"]}:
+        raise DatasetError(f"dataset file {location}: its samples differ from the job's "
+                           "description (n_samples, fields)")
     return dataset
 
 

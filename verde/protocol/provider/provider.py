@@ -38,6 +38,7 @@ from verde.protocol.graph.execution import StepGraph, run_step, trace_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.initial import state_from_upload
 from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.jobs.uploaded_datasets import is_dataset_upload, put_dataset_upload
 from verde.protocol.peers.errors import MalformedMessage
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.peers.payloads import AnswerPayload, parse_query
@@ -121,9 +122,15 @@ class Provider:
     def put_state(self, state: Mapping[str, torch.Tensor]) -> str:
         """Keep a detached copy of ``state`` for jobs that start from it; return its root hex.
 
-        The store is bounded (``StateStore``: 64 states, 1 GiB by default, least recently
+        The store is bounded (``StateStore``: 64 states, 4 GiB by default, least recently
         used evicted first); upload shortly before submitting the job that needs it.
+        A state whose entries are all ``dataset/<field>`` is a dataset
+        (``verde.protocol.jobs.uploaded_datasets``): it is kept under its sample root for the
+        jobs that name it, and its state root is returned like any upload's.
         """
+        if is_dataset_upload(state):
+            put_dataset_upload(state)
+            return StateCommitment.from_tensors(dict(state)).root.hex()
         return self.uploads.put(state)
 
     def accept(self, job: JobSpec) -> None:

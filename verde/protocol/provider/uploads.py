@@ -6,7 +6,8 @@ that root and nothing else needs to be trusted: whoever uploads, the job runs on
 state its spec commits to.
 
 Why bounded: uploads come from other parties before any job exists, so the store keeps at
-most ``max_states`` states (default 64) and ``max_bytes`` tensor bytes (default 1 GiB),
+most ``max_states`` states (default 64) and ``max_bytes`` tensor bytes (default 4 GiB: a
+real model's parameters and a dataset beside them),
 evicting the least recently put or used first. A state larger than ``max_bytes`` on its own is
 refused with ``StateTooLarge``. Once a job is accepted, the provider pins its state outside
 this store (``Provider.accept``), so an eviction cannot strand an accepted job.
@@ -24,7 +25,7 @@ from proofs.state import StateCommitment
 from verde.protocol.provider.errors import InvalidUpload, StateTooLarge
 
 DEFAULT_MAX_STATES = 64
-DEFAULT_MAX_BYTES = 1 << 30
+DEFAULT_MAX_BYTES = 4 << 30
 
 
 def _nbytes(state: Mapping[str, torch.Tensor]) -> int:

@@ -141,6 +141,16 @@ class HFProgram(Program):
     def identity_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in config.items() if k != "model"}
 
+    def portable_config(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """A model directory's config inlined (``hf_config``); its weights, if the job starts
+        from them, become the parameters the client uploads."""
+        if "model" not in config:
+            return dict(config), False
+        out = {k: v for k, v in config.items()
+               if k not in ("model", "config_digest", "weights_digest")}
+        out["hf_config"] = self.hf_config(config)
+        return out, bool(config.get("weights_digest"))
+
     def hf_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The model's HF config dict (inline, or the directory's ``config.json``, checked
         against ``config_digest``)."""
