@@ -14,8 +14,12 @@ Prints ONE JSON line with, per model, measured against the obvious alternative i
 * ``provider_peak_over_plain`` -- peak RSS of a process running the provider's job and
   answering for one traced step, over a process running plain torch steps.
 
-Each phase runs in its own process so that peak memory is its own. Upload and fetch MB/s need
-the gRPC services and are not measured here. The machine is on the line.
+* ``upload_mb_s``, ``fetch_mb_s`` -- the model's parameters uploaded to a provider's gRPC
+  service on 127.0.0.1 (``init.params``, what ``verde delegate`` sends for a model directory's
+  weights, root checked) and the trained parameters fetched back with their Merkle proofs
+  checked against the signed final root (``verde delegate --out``), over a one-step job.
+
+Each phase runs in its own process so that peak memory is its own. The machine is on the line.
 
 Usage: python bench/hf_bench.py [--models minilm,gpt2] [--batch 8] [--seq 16] [--steps 2]
 """
@@ -158,6 +162,49 @@ def phase_dispute(spec: Any) -> dict[str, Any]:
             "honest_won": verdict.winner == "a", "verdict": verdict.reason}
 
 
+def phase_transfer(spec: Any) -> dict[str, Any]:
+    """Upload the parameters to a provider over gRPC, run one step, fetch them back verified."""
+    from arbiter.channels import build_server
+    from arbiter.proto import verde_pb2_grpc as rpc
+    from arbiter.provider_client import GrpcProviderPeer
+    from arbiter.provider_host import ProviderHost
+    from arbiter.provider_service import ProviderServicer
+    from proofs import SigningKey
+    from verde.protocol.jobs.context import PARAM, JobContext
+    from verde.protocol.jobs.initial import with_initial_parameters
+    from verde.protocol.peers.fetch import fetch_final_state
+    from verde.protocol.peers.state import state_to_blobs
+    from verde.protocol.provider.provider import Provider
+
+    one = spec.with_changes(steps=1, checkpoint_interval=1)
+    ctx = JobContext.from_spec(one)
+    one, upload = with_initial_parameters(
+        one, ctx.program.initial_parameters(ctx.module, one.seed))
+    nbytes = sum(t.numel() * t.element_size() for t in upload.values())
+    host = ProviderHost(Provider(SigningKey.generate(), "transfer", keep_values_below=0))
+    server, port = build_server("127.0.0.1:0", lambda s: rpc.add_ProviderServicer_to_server(
+        ProviderServicer(host), s))
+    try:
+        with GrpcProviderPeer(f"127.0.0.1:{port}") as peer:
+            blobs = state_to_blobs(upload)
+            t = time.perf_counter()
+            peer.put_state(blobs)
+            upload_s = time.perf_counter() - t
+            peer.submit(one.to_dict())
+            peer.wait(one.job_id, timeout_s=3600)
+            names = [PARAM + n for n in ctx.param_names]
+            structure = JobContext.from_spec(one).state_structure()
+            t = time.perf_counter()
+            fetch_final_state(peer, one.job_id, 1, names,
+                              structure={n: structure[n] for n in names})
+            fetch_s = time.perf_counter() - t
+    finally:
+        server.stop(0)
+        host.close()
+    mb = nbytes / 2**20
+    return {"transfer_mb": mb, "upload_mb_s": mb / upload_s, "fetch_mb_s": mb / fetch_s}
+
+
 def _run_phase(name: str, model: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--phase", name, "--models", model, "--batch",
            str(args.batch), "--seq", str(args.seq), "--steps", str(args.steps)]
@@ -178,7 +225,7 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=16)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--phase", choices=("plain", "provider", "dispute"))
+    parser.add_argument("--phase", choices=("plain", "provider", "dispute", "transfer"))
     args = parser.parse_args()
 
     from repops import _numba
@@ -194,6 +241,8 @@ def main() -> None:
                 out = phase_plain(spec, args.repeats)
             elif args.phase == "provider":
                 out = phase_provider(spec, args.repeats)
+            elif args.phase == "transfer":
+                out = phase_transfer(spec)
             else:
                 out = phase_dispute(spec)
         print(json.dumps(out))
@@ -207,6 +256,7 @@ def main() -> None:
         plain = _run_phase("plain", model, args)
         provider = _run_phase("provider", model, args)
         dispute = _run_phase("dispute", model, args)
+        transfer = _run_phase("transfer", model, args)
         step, commit = provider["provider_step_s"], provider["commit_s"]
         result[model] = {
             "plain_step_s": round(plain["plain_step_s"], 4),
@@ -219,7 +269,7 @@ def main() -> None:
             "provider_peak_rss_mb": round(provider["peak_rss_mb"]),
             "plain_peak_rss_mb": round(plain["peak_rss_mb"]),
             "provider_peak_over_plain": round(provider["peak_rss_mb"] / plain["peak_rss_mb"], 2),
-            "upload_mb_s": None, "fetch_mb_s": None,  # need the gRPC path (arbiter/)
+            **{k: round(v, 1) for k, v in transfer.items()},
         }
     result.update(machine_info())
     print(json.dumps(result))
