@@ -68,7 +68,7 @@ def fetch_results(spec: JobSpec, outcome: Resolution,
     with peer_factory(addr) as peer:
         if spec.kind == "infer":
             claim, outputs, indices = fetch_outputs(peer, spec)
-            _same_root(claim.final_state, accepted.final_state, addr)
+            check_same_root(claim.final_state, accepted.final_state, addr)
             _save({"outputs": outputs, "indices": torch.tensor(indices, dtype=torch.int64)},
                   out_dir / OUTPUTS_FILE)
             written = [OUTPUTS_FILE]
@@ -77,7 +77,7 @@ def fetch_results(spec: JobSpec, outcome: Resolution,
             structure = ctx.state_structure()
             claim, tensors = fetch_final_state(peer, spec.job_id, spec.steps, names,
                                                structure={n: structure[n] for n in names})
-            _same_root(claim.final_state, accepted.final_state, addr)
+            check_same_root(claim.final_state, accepted.final_state, addr)
             if spec.program == "hf":
                 from verde.protocol.jobs.hf.export import export_model_directory
 
@@ -91,7 +91,8 @@ def fetch_results(spec: JobSpec, outcome: Resolution,
     return written
 
 
-def _same_root(got: bytes, accepted: bytes, addr: str) -> None:
+def check_same_root(got: bytes, accepted: bytes, addr: str) -> None:
+    """The fetched result must be the one the resolution accepted (same final state root)."""
     if got != accepted:
         raise ArbiterError(f"provider {addr} now signs final state {got.hex()[:16]}, not the "
                            f"accepted {accepted.hex()[:16]}")

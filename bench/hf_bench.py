@@ -248,7 +248,7 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    from machine import machine_info
+    from _machine import machine_info
 
     result: dict[str, Any] = {"bench": "hf", "batch": args.batch, "seq": args.seq,
                               "steps": args.steps}

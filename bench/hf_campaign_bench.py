@@ -69,7 +69,7 @@ def main() -> None:
                 counts["reason"][outcome["reason"]] += 1
             else:
                 settled_without += 1
-    from machine import machine_info
+    from _machine import machine_info
 
     result = {
         "bench": "hf_campaign",
