@@ -162,6 +162,15 @@ class Cluster:
         return ["arbiter", "serve", "--key", str(self.key(name)), "--listen", "127.0.0.1:0",
                 "--db", db_url, *extra]
 
+    def start_three_providers_and_arbiter(self, fault: str) -> list[Service]:
+        """p1 and p2 honest, p3 following ``fault``, and an arbiter on SQLite (``arb``)."""
+        return self.start_many([
+            ("p1", self.provider_argv("p1")),
+            ("p2", self.provider_argv("p2")),
+            ("p3", self.provider_argv("p3", fault)),
+            ("arb", self.arbiter_argv("arb", f"sqlite:///{self.workdir / 'arb.db'}")),
+        ])
+
     def stop_all(self) -> None:
         for svc in self.services:
             _signal_group(svc.proc, signal.SIGTERM)

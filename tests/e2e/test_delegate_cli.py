@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from cli import exit_codes
 from tests.e2e.procs import Cluster, assert_one_error_line, job_toml, run_verde
@@ -26,12 +27,7 @@ STEPS = 8
 def cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cluster = Cluster(tmp_path_factory.mktemp("delegate-cli"))
     try:
-        p1, p2, p3, arb = cluster.start_many([
-            ("p1", cluster.provider_argv("p1")),
-            ("p2", cluster.provider_argv("p2")),
-            ("p3", cluster.provider_argv("p3", FAULT)),
-            ("arb", cluster.arbiter_argv("arb", f"sqlite:///{cluster.workdir / 'arb.db'}")),
-        ])
+        p1, p2, p3, arb = cluster.start_three_providers_and_arbiter(FAULT)
         job = job_toml(cluster.workdir / "job.toml", seed=7, steps=STEPS, batch_size=8)
         out = cluster.workdir / "out"
         res = run_verde(["delegate", str(job), "--provider", p1.address, "--provider",
@@ -80,6 +76,22 @@ def test_delegate_returns_the_honest_providers_and_result(cli_cluster: dict[str,
     assert finals["p3"] != finals["p1"]
     saved = json.loads((cli_cluster["out"] / "result.json").read_text())
     assert saved == result
+    # The trained parameters came back under their names, equal to an honest provider's.
+    from safetensors.torch import load_file
+
+    from verde.protocol.jobs.context import PARAM
+
+    assert {"model.safetensors", "job.json", "result.json"} <= set(doc["files"])
+    weights = load_file(str(cli_cluster["out"] / "model.safetensors"))
+    peer = GrpcProviderPeer(p1.address)
+    try:
+        entries = peer.fetch_state(doc["job_id"], [PARAM + n for n in weights])
+    finally:
+        peer.close()
+    from verde.protocol.peers.state import blobs_to_state
+
+    honest = blobs_to_state(entries.blobs)
+    assert all(torch.equal(weights[n], honest[PARAM + n]) for n in weights)
 
 
 def test_delegate_between_agreeing_providers_needs_no_dispute(

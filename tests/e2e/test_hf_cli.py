@@ -111,12 +111,7 @@ def hf_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     work = cluster.workdir / "user"
     work.mkdir()
     try:
-        p1, p2, p3, arb = cluster.start_many([
-            ("p1", cluster.provider_argv("p1")),
-            ("p2", cluster.provider_argv("p2")),
-            ("p3", cluster.provider_argv("p3", FAULT)),
-            ("arb", cluster.arbiter_argv("arb", f"sqlite:///{cluster.workdir / 'arb.db'}")),
-        ])
+        p1, p2, p3, arb = cluster.start_three_providers_and_arbiter(FAULT)
         ctx: dict[str, Any] = {"cluster": cluster, "p": (p1, p2, p3), "arb": arb, "work": work}
         bert = _write_bert(work / "minilm")
         text = _sentences(work / "sentences.txt")

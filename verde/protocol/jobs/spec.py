@@ -32,7 +32,10 @@ binds that platform (``platform``: torch version, CPU architecture, kernel ISA; 
 
 A user file dataset is ``{name = "file", location = "data.npz", root = "<hex>"}``: ``root`` is
 the Merkle root over the samples and is part of the job's identity, ``location`` is only where
-this machine finds the file and is not.
+this machine finds the file and is not. A spec meant for other machines (what ``verde
+delegate`` sends, ``verde.protocol.jobs.portable``) leaves ``location`` out and describes the
+dataset instead (``n_samples``, ``fields``: part of the identity); providers then read the
+samples uploaded under ``root`` (``verde.protocol.jobs.uploaded_datasets``).
 
 ``init = {root = "<hex>"}`` starts the job from an explicit state 0 instead of the program's
 seeded initialisation — fine-tuning from a checkpoint, or the parameters of step t of a larger

@@ -138,8 +138,8 @@ class DeclaredDataset(Dataset):
             self._resolved = found
         return self._resolved
 
-    @property  # type: ignore[override]
-    def fields(self) -> dict[str, np.ndarray]:
+    @property
+    def fields(self) -> dict[str, np.ndarray]:  # type: ignore[override]
         return self._data().fields
 
     @property
