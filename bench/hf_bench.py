@@ -271,11 +271,10 @@ def main() -> None:
             "provider_peak_over_plain": round(provider["peak_rss_mb"] / plain["peak_rss_mb"], 2),
             **{k: round(v, 1) for k, v in transfer.items()},
         }
+        for k, v in result[model].items():  # as each model ends: long runs show progress
+            print(f"{model:>7} {k:>26}  {v}", file=sys.stderr, flush=True)
     result.update(machine_info())
     print(json.dumps(result))
-    for model in args.models.split(","):
-        for k, v in result[model].items():
-            print(f"{model:>7} {k:>26}  {v}", file=sys.stderr)
 
 
 if __name__ == "__main__":
