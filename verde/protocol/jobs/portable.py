@@ -49,7 +49,11 @@ def portable_job(local: JobSpec) -> PortableJob:
                           **describe_dataset(dataset)}
         uploads.append(("dataset", dataset_upload(dataset)))
     program = get_program(local.program)
-    doc["config"], local_weights = program.portable_config(local.config)
+    # A program whose config names local files says how it travels (the hf program: a model
+    # directory); the others travel as they are, from seeded parameters.
+    hook = getattr(program, "portable_config", None)
+    doc["config"], local_weights = (hook(local.config) if hook is not None
+                                    else (dict(local.config), False))
     spec = JobSpec.from_mapping(doc)
     if local_weights and not local.init:
         ctx = JobContext.from_spec(local)

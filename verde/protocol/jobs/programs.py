@@ -101,12 +101,6 @@ class Program:
         this machine finds local files (as a dataset's ``location``)."""
         return dict(config)
 
-    def portable_config(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        """The config a machine without this one's local files can run, and whether the job's
-        initial parameters come from those files (then the client uploads them as the job's
-        ``init.params``). Default: the config as is, seeded parameters."""
-        return dict(config), False
-
     def step_buffers(self, module: torch.nn.Module, batch: Mapping[str, torch.Tensor],
                      ) -> dict[str, torch.Tensor]:
         """Values of the module's buffers, computed inside the step from factory ops (so they

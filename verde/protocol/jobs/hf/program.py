@@ -142,8 +142,10 @@ class HFProgram(Program):
         return {k: v for k, v in config.items() if k != "model"}
 
     def portable_config(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        """A model directory's config inlined (``hf_config``); its weights, if the job starts
-        from them, become the parameters the client uploads."""
+        """The config a machine without this one's files can run (a model directory's config
+        inlined as ``hf_config``) and whether the job's initial parameters come from local files
+        (its weights: the client uploads them as ``init.params``;
+        ``verde.protocol.jobs.portable``)."""
         if "model" not in config:
             return dict(config), False
         out = {k: v for k, v in config.items()
