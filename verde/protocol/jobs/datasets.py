@@ -26,6 +26,7 @@ import torch
 from proofs import canonical_json
 from proofs.digest import tensor_digest
 from proofs.merkle import InclusionProof, MerkleTree, verify_inclusion
+from verde.protocol.jobs.dataset_store import uploaded_datasets
 from verde.protocol.jobs.errors import DatasetError, JobSpecError
 
 SAMPLE_DOMAIN = b"verde/sample/v1\x00"
@@ -216,8 +217,6 @@ def _load_cached(key: str) -> Dataset:
     location = spec.get("location")
     if location is None or (not Path(location).is_file() and "fields" in spec):
         # No file here: the samples come from this process's uploads, when they are needed.
-        from verde.protocol.jobs.uploaded_datasets import DeclaredDataset
-
         return DeclaredDataset(spec["root"], spec["n_samples"], _declared_shapes(spec))
     dataset = read_dataset_file(location)
     if dataset.root.hex() != spec["root"]:
@@ -278,3 +277,61 @@ def read_dataset_file(location: str | Path) -> Dataset:
 def file_dataset_root(location: str | Path) -> str:
     """The hex sample root to put in a job spec for a user dataset file."""
     return read_dataset_file(location).root.hex()
+
+
+class DeclaredDataset(Dataset):
+    """A dataset known by its spec (root, sample count, field shapes) whose samples come from
+    this process's uploads on first use; a process that never reads samples (an arbiter, a
+    verifier) never needs them."""
+
+    def __init__(self, root: str, n_samples: int,
+                 shapes: Mapping[str, tuple[tuple[int, ...], torch.dtype]]) -> None:
+        self._declared_root = root
+        self._declared_n = n_samples
+        self._shapes = dict(shapes)
+        self._resolved: Dataset | None = None
+
+    def _data(self) -> Dataset:
+        if self._resolved is None:
+            found = uploaded_datasets().get(self._declared_root)
+            if found is None:
+                raise DatasetError(
+                    f"dataset {self._declared_root}: its samples are not on this machine; "
+                    "upload them first (verde delegate uploads the files a job names)")
+            if found.n_samples != self._declared_n or found.sample_shapes() != self._shapes:
+                raise DatasetError(
+                    f"dataset {self._declared_root}: the uploaded samples "
+                    f"({found.n_samples}, {_describe(found.sample_shapes())}) differ from the "
+                    f"job's description ({self._declared_n}, {_describe(self._shapes)})")
+            self._resolved = found
+        return self._resolved
+
+    @property
+    def fields(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        return self._data().fields
+
+    @property
+    def n_samples(self) -> int:
+        return self._declared_n
+
+    def sample(self, index: int) -> dict[str, np.ndarray]:
+        return self._data().sample(index)
+
+    @property
+    def tree(self) -> Any:
+        return self._data().tree
+
+    @property
+    def root(self) -> bytes:
+        return bytes.fromhex(self._declared_root)
+
+    def proof(self, index: int) -> Any:
+        return self._data().proof(index)
+
+    def sample_shapes(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        return dict(self._shapes)
+
+
+def _describe(shapes: Mapping[str, tuple[tuple[int, ...], torch.dtype]]) -> str:
+    return ", ".join(f"{k}: {str(d).removeprefix('torch.')} {list(s)}"
+                     for k, (s, d) in sorted(shapes.items()))
