@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from repops._numba import fma, pjit
-from repops._tensor import from_compute, to_compute
+from repops._tensor import compute_dtype, from_compute, to_compute
 from repops.errors import UnsupportedInputError
 from repops.kernels.matmul_core import gemm
 
@@ -67,14 +67,22 @@ def _same_dtype(op: str, *named: tuple[str, torch.Tensor]) -> torch.dtype:
     return named[0][1].dtype
 
 
+def _strided_compute(t: torch.Tensor) -> np.ndarray:
+    """``t`` widened to its compute dtype as a numpy array with ``t``'s strides (no copy for
+    float32/float64): the blocked core packs any layout itself, in the logical order (C3)."""
+    if t.device.type != "cpu":
+        raise UnsupportedInputError(f"the numba backend runs on CPU tensors, got device {t.device}")
+    return t.detach().to(compute_dtype(t.dtype)).resolve_neg().resolve_conj().numpy()
+
+
 def product(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     """C5 product of (batch, M, K) and (batch, K, N) tensors as a compute-dtype array.
 
-    Any strides are accepted; the exact copies of ``to_compute`` bring them to one layout, so a
-    transposed view (as in the backward of ``linear``) gives the same bits as its copy.
+    Any strides are accepted: the core reads them in logical order, so a transposed view (as in
+    the backward of ``linear``) gives the same bits as its contiguous copy.
     """
-    an = to_compute(a)
-    bn = to_compute(b)
+    an = _strided_compute(a)
+    bn = _strided_compute(b)
     if b.shape[2] == 1 and a.shape[0] == 1:
         return _row_dots(an[0], np.ascontiguousarray(bn[0, :, 0])).reshape(1, a.shape[1], 1)
     return gemm(an, bn)

@@ -2,249 +2,256 @@
 
 Why this shape: SPEC.md C5 fixes each element as one fma chain over k increasing, starting from
 +0.0. That leaves the *schedule* free as long as every element's chain is untouched, so this is
-the classic GotoBLAS layering (Goto & van de Geijn, "Anatomy of High-Performance Matrix
-Multiplication", ACM TOMS 2008) reduced to what the order allows:
+the GotoBLAS/BLIS layering (Goto & van de Geijn, "Anatomy of High-Performance Matrix
+Multiplication", ACM TOMS 2008; Low et al., "Analytical Modeling Is Enough for High-Performance
+BLIS", ACM TOMS 2016) reduced to what the order allows:
 
-* A is packed into micro-panels of ``MR`` rows (k-major), B into micro-panels of ``NR`` columns
-  (``NR_NARROW`` when N is small), k-major; the padding is zeros and padded rows/columns are
-  never stored.
-* The micro-kernel keeps an ``MR x NR`` tile of running accumulators in a private stack buffer,
-  which LLVM promotes to vector registers for the whole k loop, and applies, for each k, one
-  ``fma`` per element. The loop over the ``NR`` columns is what LLVM vectorises; the vector
-  width only decides how many *independent* elements one instruction handles, never the order
-  within one element (with ``NUMBA_CPU_NAME=generic`` the same loop is SSE2 code calling a
-  correctly rounded software fma: slower, same bits).
-* k is blocked by ``KC`` so a B micro-panel stays in cache while all the row tiles of a work
-  item stream past it. Between k-blocks the running
-  accumulator of every element is parked in C (a float store/load is exact) and resumed, so
-  the bits equal the unblocked chain. K is never split across threads.
-* ``prange`` runs over A tiles and B panels (packing), then over work items (batch, block of
-  MC rows, block of NB column panels), each computing its own C tiles: independent output
-  elements only.
+* The register tile (:mod:`repops.kernels._gemm_tile`, ``MR x NR`` sized per ISA) keeps its
+  accumulators in vector registers for a whole k-block; A is broadcast, B is loaded as vectors.
+* B is packed once per product into panels of ``NR`` columns, k-major, zero padded, unless the
+  product has few rows and B's rows are contiguous: then B is read in place (packing would
+  cost more than it saves) and only a ragged last panel is packed. A micro-panels are read in
+  place when A's rows or columns are contiguous, and packed (``MR`` rows, k-major, zero
+  padded) otherwise and for the ragged last rows.
+* Loop order inside a work item (BLIS's, with the roles of A and B swapped because C is
+  row-major): for each k-block, for each A micro-panel (``MR x KC``, resident in L1), for each
+  B panel of the item (the ``KC x NB`` block, resident in L2): one tile.
+* k is blocked only when K is long (``KC`` bounded by L1): between k-blocks each accumulator is
+  parked in C and reloaded — a float store and load are exact, so the bits equal the unblocked
+  chain. The chain of one element is never split across threads.
+* Work items are (batch, block of rows, block of B panels); ``prange`` runs over items, so
+  threads only ever own disjoint output elements.
+
+Operands arrive as flat views with element strides (any layout, no copy); edge tiles run on a
+private ``MR x NR`` scratch tile (padded rows and columns compute on zeros and are dropped), so
+no tile reads or writes outside its arrays.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numba
 import numpy as np
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numpy.lib.stride_tricks import as_strided
 
-from repops._numba import fma, jit, pjit
+from repops._numba import jit
+from repops.kernels._gemm_tile import NARROW, WIDE, micro_tile, tile_dims, tile_shape
+from repops.kernels._rows import RowKernel
+from repops.kernels._target import numba_target
 
-#: Rows of C per micro-tile (6 x 4 vectors of accumulators + 4 B vectors fit 32 registers).
-MR = 6
-#: Columns of C per micro-tile (4 AVX-512 vectors of binary32; any width gives the same bits).
-NR = 64
-#: k-block length (a KC x NR binary32 B micro-panel is 64 KiB, streamed from L2).
-KC = 256
-#: Rows per parallel work item (a multiple of MR; an MC x KC block of packed A stays in L2).
-MC = 48
-#: Column panels (of NR) per parallel work item: items are (batch, MC rows, NB*NR columns).
-NB = 8
-#: Accumulators per micro-tile.
-TILE = MR * NR
-#: Column width of the narrow micro-tile, used when N <= NARROW_MAX (less zero padding).
-NR_NARROW = 16
-NARROW_MAX = 32
-TILE_NARROW = MR * NR_NARROW
-
-
-@intrinsic
-def _stack_tile(typingctx: Any, like: Any, n: Any) -> Any:  # pragma: no cover - compiled
-    """A pointer to ``n`` (a literal) stack slots of ``like``'s dtype.
-
-    Why: an accumulator tile that LLVM can see is private (an ``alloca``) is kept in vector
-    registers across the whole k loop; a heap array is not, because LLVM cannot prove that the
-    packed B loads do not alias it. Pure code generation: the values are the same either way.
-    """
-    if not isinstance(n, types.IntegerLiteral) or not isinstance(like, types.Array):
-        return None
-    size = n.literal_value
-    dtype = like.dtype
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return cgutils.alloca_once(builder, context.get_value_type(dtype), size=size)
-
-    return types.CPointer(dtype)(like, n), codegen
-
-
-@jit
-def _micro(kc, ap, aoff, bp, boff, c, b, i0, j0, mr, nr, resume):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """One MR x NR tile over ``kc`` steps of k; ``resume`` reloads the parked accumulators."""
-    acc = numba.carray(_stack_tile(c, TILE), (TILE,))
-    for j in range(TILE):
-        acc[j] = 0.0  # +0.0: the C5 starting value
-    if resume:
-        for r in range(mr):
-            for j in range(nr):
-                acc[r * NR + j] = c[b, i0 + r, j0 + j]
-    # Unsigned offsets: numba then emits no negative-index wraparound, which would otherwise
-    # turn the contiguous B loads into gathers.
-    u_nr = np.uint64(NR)
-    u_mr = np.uint64(MR)
-    for k in range(np.uint64(kc)):
-        pa = np.uint64(aoff) + k * u_mr
-        a0 = ap[pa]
-        a1 = ap[pa + np.uint64(1)]
-        a2 = ap[pa + np.uint64(2)]
-        a3 = ap[pa + np.uint64(3)]
-        a4 = ap[pa + np.uint64(4)]
-        a5 = ap[pa + np.uint64(5)]
-        pb = np.uint64(boff) + k * u_nr
-        for j in range(u_nr):
-            bv = bp[pb + j]
-            acc[j] = fma(a0, bv, acc[j])
-            acc[u_nr + j] = fma(a1, bv, acc[u_nr + j])
-            acc[np.uint64(2 * NR) + j] = fma(a2, bv, acc[np.uint64(2 * NR) + j])
-            acc[np.uint64(3 * NR) + j] = fma(a3, bv, acc[np.uint64(3 * NR) + j])
-            acc[np.uint64(4 * NR) + j] = fma(a4, bv, acc[np.uint64(4 * NR) + j])
-            acc[np.uint64(5 * NR) + j] = fma(a5, bv, acc[np.uint64(5 * NR) + j])
-    for r in range(mr):
-        for j in range(nr):
-            c[b, i0 + r, j0 + j] = acc[r * NR + j]
-
-
-@jit
-def _micro_narrow(kc, ap, aoff, bp, boff, c, b, i0, j0, mr, nr, resume):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """As :func:`_micro`, for an MR x NR_NARROW tile (products with few columns).
-
-    A copy on purpose, not a shared body with the width as an argument: the tile width must be
-    a compile-time constant of each function, so that LLVM sizes the private accumulator tile,
-    unrolls the column loop and keeps the whole tile in vector registers across the k loop.
-    The fma chain of every element is the same in both (C5), so the bits are too.
-    """
-    acc = numba.carray(_stack_tile(c, TILE_NARROW), (TILE_NARROW,))
-    for j in range(TILE_NARROW):
-        acc[j] = 0.0  # +0.0: the C5 starting value
-    if resume:
-        for r in range(mr):
-            for j in range(nr):
-                acc[r * NR_NARROW + j] = c[b, i0 + r, j0 + j]
-    u_nr = np.uint64(NR_NARROW)
-    u_mr = np.uint64(MR)
-    for k in range(np.uint64(kc)):
-        pa = np.uint64(aoff) + k * u_mr
-        a0 = ap[pa]
-        a1 = ap[pa + np.uint64(1)]
-        a2 = ap[pa + np.uint64(2)]
-        a3 = ap[pa + np.uint64(3)]
-        a4 = ap[pa + np.uint64(4)]
-        a5 = ap[pa + np.uint64(5)]
-        pb = np.uint64(boff) + k * u_nr
-        for j in range(u_nr):
-            bv = bp[pb + j]
-            acc[j] = fma(a0, bv, acc[j])
-            acc[u_nr + j] = fma(a1, bv, acc[u_nr + j])
-            acc[np.uint64(2 * NR_NARROW) + j] = fma(a2, bv, acc[np.uint64(2 * NR_NARROW) + j])
-            acc[np.uint64(3 * NR_NARROW) + j] = fma(a3, bv, acc[np.uint64(3 * NR_NARROW) + j])
-            acc[np.uint64(4 * NR_NARROW) + j] = fma(a4, bv, acc[np.uint64(4 * NR_NARROW) + j])
-            acc[np.uint64(5 * NR_NARROW) + j] = fma(a5, bv, acc[np.uint64(5 * NR_NARROW) + j])
-    for r in range(mr):
-        for j in range(nr):
-            c[b, i0 + r, j0 + j] = acc[r * NR_NARROW + j]
-
-
-@jit
-def _pack_a_tile(a, ap, w, nmt):  # type: ignore[no-untyped-def]
-    """Tile ``w`` = (batch b, row tile it) of A into ``ap``: (K, MR) k-major, zero padded."""
-    m, kk = a.shape[1], a.shape[2]
-    b = w // nmt
-    i0 = (w - b * nmt) * MR
-    base = w * kk * MR
-    for r in range(min(MR, m - i0)):
-        for k in range(kk):
-            ap[base + k * MR + r] = a[b, i0 + r, k]
-
-
-@jit
-def _pack_b_panel(bm, bp, w, nnt, pw):  # type: ignore[no-untyped-def]
-    """Panel ``w`` = (batch b, column tile jt) of B into ``bp``: (K, pw) k-major, zero padded."""
-    kk, n = bm.shape[1], bm.shape[2]
-    b = w // nnt
-    j0 = (w - b * nnt) * pw
-    nr = min(pw, n - j0)
-    base = w * kk * pw
-    for k in range(kk):
-        bp[base + k * pw:base + k * pw + nr] = bm[b, k, j0:j0 + nr]
-
-
-@jit
-def _item(ap, bp, c, kk, w, nib, njb, pw):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Work item ``w`` = (batch b, block of MC rows, block of panels of width pw): its C tiles."""
-    m, n = c.shape[1], c.shape[2]
-    nmt = (m + MR - 1) // MR
-    nnt = (n + pw - 1) // pw
-    panels = NB * NR // pw
-    b = w // (nib * njb)
-    rest = w - b * nib * njb
-    ib = rest // njb
-    jb = rest - ib * njb
-    t_lo = ib * (MC // MR)
-    t_hi = min(nmt, t_lo + MC // MR)
-    p_lo = jb * panels
-    p_hi = min(nnt, p_lo + panels)
-    if kk == 0:
-        for i in range(t_lo * MR, min(m, t_hi * MR)):
-            for j in range(p_lo * pw, min(n, p_hi * pw)):
-                c[b, i, j] = 0.0
-        return
-    for jt in range(p_lo, p_hi):
-        j0 = jt * pw
-        nr = min(pw, n - j0)
-        bbase = (b * nnt + jt) * kk * pw
-        for k0 in range(0, kk, KC):
-            kc = min(KC, kk - k0)
-            for it in range(t_lo, t_hi):
-                i0 = it * MR
-                abase = ((b * nmt + it) * kk + k0) * MR
-                if pw == NR_NARROW:
-                    _micro_narrow(kc, ap, abase, bp, bbase + k0 * pw, c, b, i0, j0,
-                                  min(MR, m - i0), nr, k0 > 0)
-                else:
-                    _micro(kc, ap, abase, bp, bbase + k0 * pw, c, b, i0, j0,
-                           min(MR, m - i0), nr, k0 > 0)
-
-
-@pjit
-def _pack_parallel(a, bm, ap, bp, pw):  # type: ignore[no-untyped-def]
-    nb, m = a.shape[0], a.shape[1]
-    n = bm.shape[2]
-    nmt = (m + MR - 1) // MR
-    nnt = (n + pw - 1) // pw
-    for w in numba.prange(nb * (nmt + nnt)):
-        if w < nb * nmt:
-            _pack_a_tile(a, ap, w, nmt)
-        else:
-            _pack_b_panel(bm, bp, w - nb * nmt, nnt, pw)
-
-
-@pjit
-def _items_parallel(ap, bp, c, kk, nib, njb, pw):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    for w in numba.prange(c.shape[0] * nib * njb):
-        _item(ap, bp, c, kk, w, nib, njb, pw)
-
-
-@jit
-def _gemm_serial(a, bm, ap, bp, c, nib, njb, pw):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    nb, m, kk = a.shape
-    n = bm.shape[2]
-    nmt = (m + MR - 1) // MR
-    nnt = (n + pw - 1) // pw
-    for w in range(nb * nmt):
-        _pack_a_tile(a, ap, w, nmt)
-    for w in range(nb * nnt):
-        _pack_b_panel(bm, bp, w, nnt, pw)
-    for w in range(nb * nib * njb):
-        _item(ap, bp, c, kk, w, nib, njb, pw)
-
-
+#: Bytes of one packed A micro-panel (``MR x KC``): it stays in L1 while the tile sweeps B.
+A_PANEL_BYTES = 16 * 1024
+#: Bytes of the B block one work item sweeps per k-block (``KC x NB``): stays in L2.
+B_BLOCK_BYTES = 512 * 1024
+#: A micro-panels (of MR rows) per work item when there is enough work for every thread.
+ROW_PANELS = 8
+#: Work items per thread to aim for (load balance on a busy machine).
+ITEMS_PER_THREAD = 4
+#: B is read in place (not packed) when it has contiguous rows and the product has at most
+#: this many rows: each B element then feeds too few multiply-adds to pay for its copy.
+DIRECT_B_ROWS = 48
 #: Below this many multiply-adds one thread does the whole product: starting a parallel region
 #: costs more than it saves (and far more on a busy machine). Changes no bit.
 SERIAL_BELOW = 1 << 21
+
+# Fields of the int64 ``plan`` array handed to the compiled code.
+_M, _N, _K, _SA0, _SA1, _SA2, _SB0, _SB1, _SB2 = range(9)
+_NIB, _NJB, _MB, _PB, _KCB, _PACK_A, _PACK_B = range(9, 16)
+_PLAN_FIELDS = 16
+
+
+@jit
+def _pack_b_panel(bf, plan, bi, jp, nr, bp, dst):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Columns ``jp*nr ..`` of B[bi], all of k, into ``bp[dst + k*nr + j]``, zero padded.
+
+    Index arithmetic is unsigned throughout: numba then emits no negative-index wraparound,
+    which would keep LLVM from vectorising the copies (20x slower).
+    """
+    u = np.uint64
+    kk, n = u(plan[_K]), u(plan[_N])
+    s1, s2 = u(plan[_SB1]), u(plan[_SB2])
+    unr, udst = u(nr), u(dst)
+    j0 = u(jp) * unr
+    cols = min(unr, n - j0)
+    src = u(bi) * u(plan[_SB0]) + j0 * s2
+    if s2 == 1:  # rows of B contiguous: copy row slices
+        for k in range(kk):
+            o = udst + k * unr
+            row = src + k * s1
+            for jj in range(cols):
+                bp[o + jj] = bf[row + jj]
+            for jj in range(cols, unr):
+                bp[o + jj] = 0.0
+    else:  # e.g. a transposed operand: read down each column
+        for jj in range(cols):
+            col = src + jj * s2
+            for k in range(kk):
+                bp[udst + k * unr + jj] = bf[col + k * s1]
+        for jj in range(cols, unr):
+            for k in range(kk):
+                bp[udst + k * unr + jj] = 0.0
+
+
+@jit
+def _pack_a_panel(af, plan, bi, r0, rows, k0, kc, mr, ap, dst):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Rows ``r0:r0+rows`` x k ``k0:k0+kc`` of A[bi] into ``ap[dst + k*mr + r]``; rows past
+    ``rows`` are zero. Unsigned index arithmetic, as in :func:`_pack_b_panel`."""
+    u = np.uint64
+    s1, s2 = u(plan[_SA1]), u(plan[_SA2])
+    umr, ukc, urows, udst = u(mr), u(kc), u(rows), u(dst)
+    src = u(bi) * u(plan[_SA0]) + u(r0) * s1 + u(k0) * s2
+    if s2 == 1:  # row-major A: read along k
+        for r in range(urows):
+            row = src + r * s1
+            for k in range(ukc):
+                ap[udst + k * umr + r] = af[row + k]
+    else:  # e.g. a transposed operand: read down the rows
+        for k in range(ukc):
+            col = src + k * s2
+            o = udst + k * umr
+            for r in range(urows):
+                ap[o + r] = af[col + r * s1]
+    for r in range(urows, umr):
+        for k in range(ukc):
+            ap[udst + k * umr + r] = 0.0
+
+
+@jit
+def _edge_tile(kind, kc, asrc, aoff, ars, acs, bsrc, boff, brs, c, coff, ldc, rows, cols,  # type: ignore[no-untyped-def] # noqa: PLR0917
+               resume, tile):
+    """A tile cut by the edge of C: computed on the scratch ``tile``, its valid part copied."""
+    u = np.uint64
+    nr = tile.shape[0] // tile_dims(kind, tile)[0]
+    unr, uc, ul = u(nr), u(coff), u(ldc)
+    if resume:
+        for r in range(u(rows)):
+            for j in range(u(cols)):
+                tile[r * unr + j] = c[uc + r * ul + j]
+    micro_tile(kind, kc, asrc, aoff, ars, acs, bsrc, boff, brs, tile, 0, nr, resume)
+    for r in range(u(rows)):
+        for j in range(u(cols)):
+            c[uc + r * ul + j] = tile[r * unr + j]
+
+
+@jit
+def _item(kind, af, bf, bp, cf, plan, w):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Work item ``w``: its rows of A and its B panels, every tile over all of k."""
+    m, n, kk = plan[_M], plan[_N], plan[_K]
+    nib, njb, mb, pb, kcb = plan[_NIB], plan[_NJB], plan[_MB], plan[_PB], plan[_KCB]
+    pack_a, pack_b = plan[_PACK_A] != 0, plan[_PACK_B] != 0
+    mr, nr = tile_dims(kind, cf)
+    npan = (n + nr - 1) // nr
+    bi = w // (nib * njb)
+    rest = w - bi * nib * njb
+    ib = rest // njb
+    jb = rest - ib * njb
+    i0 = ib * mb
+    i1 = min(m, i0 + mb)
+    p0 = jb * pb
+    p1 = min(npan, p0 + pb)
+    if kk == 0:
+        for i in range(i0, i1):
+            for j in range(p0 * nr, min(n, p1 * nr)):
+                cf[(bi * m + i) * n + j] = 0.0  # +0.0: the C5 value of an empty chain
+        return
+    # Private to the item: one packed A micro-panel (under A_PANEL_BYTES, so a heap block
+    # rather than fresh pages) and the scratch tile of the edges.
+    ap = np.empty(mr * kcb, dtype=cf.dtype)
+    tile = np.empty(mr * nr, dtype=cf.dtype)
+    ragged = n - (npan - 1) * nr < nr
+    for k0 in range(0, kk, kcb):
+        kc = min(kcb, kk - k0)
+        for ir in range(i0, i1, mr):
+            rows = min(mr, i1 - ir)
+            # The A micro-panel: packed (zero padded) or read in place.
+            if pack_a or rows < mr:
+                _pack_a_panel(af, plan, bi, ir, rows, k0, kc, mr, ap, 0)
+                aoff = 0
+                asrc, ars, acs = ap, 1, mr
+            else:
+                aoff = bi * plan[_SA0] + ir * plan[_SA1] + k0 * plan[_SA2]
+                asrc, ars, acs = af, plan[_SA1], plan[_SA2]
+            for jp in range(p0, p1):
+                j0 = jp * nr
+                cols = min(nr, n - j0)
+                # The B panel: packed, or read in place (its ragged last panel is packed).
+                if pack_b:
+                    bsrc, boff, brs = bp, ((bi * npan + jp) * kk + k0) * nr, nr
+                elif ragged and jp == npan - 1:
+                    bsrc, boff, brs = bp, (bi * kk + k0) * nr, nr
+                else:
+                    bsrc, boff, brs = bf, bi * plan[_SB0] + k0 * plan[_SB1] + j0, plan[_SB1]
+                coff = (bi * m + ir) * n + j0
+                if rows == mr and cols == nr:
+                    micro_tile(kind, kc, asrc, aoff, ars, acs, bsrc, boff, brs, cf, coff, n,
+                               k0 > 0)
+                else:
+                    _edge_tile(kind, kc, asrc, aoff, ars, acs, bsrc, boff, brs, cf, coff, n,
+                               rows, cols, k0 > 0, tile)
+
+
+def _gemm_body(kind, af, bf, bp, cf, plan, nbatch):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Pack B (all panels, or only the ragged last one), then run every work item (``prange``
+    in the parallel twin)."""
+    nr = tile_dims(kind, cf)[1]
+    n, kk = plan[_N], plan[_K]
+    npan = (n + nr - 1) // nr
+    if plan[_PACK_B] != 0:
+        for t in numba.prange(nbatch * npan):
+            bi = t // npan
+            _pack_b_panel(bf, plan, bi, t - bi * npan, nr, bp, t * kk * nr)
+    elif n - (npan - 1) * nr < nr:
+        for bi in numba.prange(nbatch):
+            _pack_b_panel(bf, plan, bi, npan - 1, nr, bp, bi * kk * nr)
+    for w in numba.prange(nbatch * plan[_NIB] * plan[_NJB]):
+        _item(kind, af, bf, bp, cf, plan, w)
+
+
+_GEMM = RowKernel(_gemm_body)
+
+
+def _flat(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """A 1-D view from ``x``'s first element over every element it reaches, and its strides
+    in elements (torch strides are whole elements and never negative)."""
+    strides = [s // x.itemsize for s in x.strides]
+    span = 1 + sum((d - 1) * s for d, s in zip(x.shape, strides, strict=True))
+    return as_strided(x, shape=(span,), strides=(x.itemsize,)), strides
+
+
+def _tile(kind: int, dtype: np.dtype) -> tuple[int, int]:
+    """``(MR, NR)`` of tile ``kind``, as the compiled micro-kernel has them."""
+    mr, nv, w = tile_shape(kind, numba_target(), np.dtype(dtype).itemsize * 8)
+    return mr, nv * w
+
+
+def _plan(kind: int, a: np.ndarray, b: np.ndarray,
+          threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat operands and the blocking of one product — cache sizes and load balance only, no
+    value depends on it."""
+    nb, m, kk = a.shape
+    n = b.shape[2]
+    mr, nr = _tile(kind, a.dtype)
+    size = a.itemsize
+    af, sa = _flat(a)
+    bf, sb = _flat(b)
+    kc_max = max(16, A_PANEL_BYTES // (mr * size))
+    nkb = max(1, -(-kk // kc_max))
+    kcb = max(1, -(-kk // nkb))
+    npan = -(-n // nr)
+    pb = max(1, min(npan, B_BLOCK_BYTES // (kcb * nr * size)))
+    njb = -(-npan // pb)
+    pb = -(-npan // njb)
+    mpan = -(-m // mr)
+    per = min(ROW_PANELS, mpan)
+    while per > 1 and -(-mpan // per) * njb * nb < threads * ITEMS_PER_THREAD:
+        per -= 1
+    nib = -(-mpan // per)
+    pack_b = not (sb[2] == 1 and m <= DIRECT_B_ROWS)
+    # A micro-panels are read in place when A's rows or columns are contiguous (then a tile's
+    # k-step touches one or MR cache lines that stay in L1 while it sweeps the B panels).
+    pack_a = not (sa[2] == 1 or sa[1] == 1)
+    plan = np.array([m, n, kk, *sa, *sb, nib, njb, per * mr, pb, kcb, pack_a, pack_b],
+                    dtype=np.int64)
+    return plan, af, bf
 
 
 def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -252,19 +259,15 @@ def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     nb, m, kk = a.shape
     n = b.shape[2]
     c = np.empty((nb, m, n), dtype=a.dtype)
-    if nb == 0 or m == 0 or n == 0:
+    if c.size == 0:
         return c
-    pw = NR_NARROW if n <= NARROW_MAX else NR  # panel width; changes no bit
-    nmt = (m + MR - 1) // MR
-    nnt = (n + pw - 1) // pw
-    nib = (nmt + MC // MR - 1) // (MC // MR)
-    panels = NB * NR // pw
-    njb = (nnt + panels - 1) // panels
-    ap = np.zeros(nb * nmt * kk * MR, dtype=a.dtype)
-    bp = np.zeros(nb * nnt * kk * pw, dtype=a.dtype)
-    if nb * m * n * kk < SERIAL_BELOW:
-        _gemm_serial(a, b, ap, bp, c, nib, njb, pw)
-    else:
-        _pack_parallel(a, b, ap, bp, pw)
-        _items_parallel(ap, bp, c, kk, nib, njb, pw)
+    kind = NARROW if n <= _tile(NARROW, a.dtype)[1] else WIDE
+    serial = nb * m * n * kk < SERIAL_BELOW
+    threads = 1 if serial else numba.get_num_threads()
+    plan, af, bf = _plan(kind, a, b, threads)
+    nr = _tile(kind, a.dtype)[1]
+    npan = -(-n // nr)
+    bp = np.empty((nb * npan if plan[_PACK_B] else nb) * kk * nr, dtype=a.dtype)
+    run = _GEMM.serial if serial else _GEMM.parallel
+    run(kind, af, bf, bp, c.reshape(-1), plan, nb)
     return c

@@ -83,6 +83,59 @@ def test_narrow_products_on_the_parallel_path_match_reference(
     assert_same_bits(K.mm(a[:7], b), got[:7])  # serial path, same bits
 
 
+def _layout(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """The same logical matrix in another memory layout (C3: no bit may change)."""
+    if layout == "transposed":
+        return t.t().contiguous().t()
+    if layout == "strided":  # neither dim contiguous
+        big = torch.zeros(t.shape[0] * 2, t.shape[1] * 3, dtype=t.dtype)
+        big[::2, ::3] = t
+        return big[::2, ::3]
+    return t
+
+
+@pytest.mark.parametrize("layout_a", ["rows", "transposed", "strided"])
+@pytest.mark.parametrize("layout_b", ["rows", "transposed", "strided"])
+@pytest.mark.parametrize(
+    ("m", "k", "n"),
+    [(20, 64, 100), (97, 30, 45), (61, 700, 33), (130, 170, 9)],
+    ids=["few-rows", "ragged", "k-blocks", "narrow"],
+)
+def test_every_path_of_the_core_matches_reference(
+    layout_a: str, layout_b: str, m: int, k: int, n: int, rand: Rand,
+    assert_same_bits: AssertSameBits,
+) -> None:
+    # A read in place (rows or columns contiguous) or packed (strided); B packed or read in
+    # place (few rows, contiguous rows) with a packed ragged last panel; K over several
+    # k-blocks (parked accumulators); wide and narrow tiles.
+    a, b = rand(m, k, seed=m), rand(k, n, seed=n)
+    want = R.mm_reference(a, b)
+    assert_same_bits(K.mm(_layout(a, layout_a), _layout(b, layout_b)), want)
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(40, 300, 50), (50, 20, 6)])
+def test_float64_paths_match_reference(
+    m: int, k: int, n: int, rand: Rand, assert_same_bits: AssertSameBits
+) -> None:
+    # binary64 tiles have half the lanes of binary32 ones; the chains are the same.
+    a, b = rand(m, k, dtype=torch.float64, seed=32), rand(k, n, dtype=torch.float64, seed=33)
+    assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
+    assert_same_bits(K.mm(a.t().contiguous().t(), b), R.mm_reference(a, b))
+
+
+def test_batched_products_on_every_path_match_reference(
+    rand: Rand, assert_same_bits: AssertSameBits
+) -> None:
+    # Attention-like batches: each batch entry has its own panels and offsets.
+    a, b = rand(6, 37, 24, seed=34), rand(6, 24, 50, seed=35)
+    assert_same_bits(K.bmm(a, b), R.bmm_reference(a, b))
+    at = a.transpose(1, 2).contiguous().transpose(1, 2)
+    bt = b.transpose(1, 2).contiguous().transpose(1, 2)
+    assert_same_bits(K.bmm(at, bt), R.bmm_reference(a, b))
+    big, wide = rand(6, 300, 40, seed=36), rand(6, 40, 70, seed=37)  # B packed per entry
+    assert_same_bits(K.bmm(big, wide), R.bmm_reference(big, wide))
+
+
 def test_reference_detects_a_different_order(rand: Rand, same_bits: SameBits) -> None:
     # The bit-exact comparison can fail: reversing k gives other bits for this data.
     a, b = rand(4, 64, seed=7), rand(64, 4, seed=8)
