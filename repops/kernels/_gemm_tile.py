@@ -49,9 +49,9 @@ def _dims(context: Any, kind: int, dtype: Any) -> tuple[int, int, int]:
 
 @intrinsic
 def tile_dims(typingctx: Any, kind: Any, like: Any) -> Any:  # pragma: no cover - compiled
-    """``(MR, NR)`` of tile ``kind`` (runtime int) for the dtype of array ``like``, as the
-    micro-kernel compiled in the same function uses them."""
-    if not isinstance(kind, types.Integer) or not isinstance(like, types.Array):
+    """``(MR, NR)`` of tile ``kind`` (runtime int) for the dtype of ``like`` (an array or a
+    typed pointer), as the micro-kernel compiled in the same function uses them."""
+    if not isinstance(kind, types.Integer) or not isinstance(like, (types.Array, types.CPointer)):
         return None
     pair = types.UniTuple(types.intp, 2)
 
@@ -167,14 +167,17 @@ def micro_tile(  # noqa: PLR0917 - one argument per pointer, offset and stride
 ) -> Any:  # pragma: no cover - compiled
     """One tile ``C[0:MR, 0:NR] (+)= A[0:MR, 0:kc] B[0:kc, 0:NR]`` in the C5 order.
 
-    Element ``(r, k)`` of A is ``a.data[aoff + r*ars + k*acs]``; row k of B is the ``NR``
-    contiguous values at ``bp.data[boff + k*brs]``; element ``(r, j)`` of C is
-    ``c.data[coff + r*ldc + j]`` (all offsets and strides in elements). ``resume`` false starts
-    every chain at +0.0, true continues the chains parked in C. The caller guarantees that
-    every address in the tile is inside its array (it pads edge tiles itself).
+    ``a``, ``bp``, ``c`` are typed pointers (:func:`repops.kernels._raw.ptr`). Element
+    ``(r, k)`` of A is ``a[aoff + r*ars + k*acs]``; row k of B is the ``NR`` contiguous values
+    at ``bp[boff + k*brs]``; element ``(r, j)`` of C is ``c[coff + r*ldc + j]`` (offsets and
+    strides in elements). ``resume`` false starts every chain at +0.0, true continues the
+    chains parked in C. The caller guarantees that every address in the tile is inside its
+    array (it pads edge tiles itself).
     """
-    arrays = (a, bp, c)
-    if not all(isinstance(x, types.Array) for x in arrays) or len({x.dtype for x in arrays}) != 1:
+    pointers = (a, bp, c)
+    if not all(isinstance(x, types.CPointer) for x in pointers):
+        return None
+    if len({x.dtype for x in pointers}) != 1:
         return None
     if a.dtype not in (types.float32, types.float64):
         return None
@@ -187,8 +190,7 @@ def micro_tile(  # noqa: PLR0917 - one argument per pointer, offset and stride
             return context.cast(builder, llargs[i], sig_args[i], types.int64)
 
         def base(i: int, off: int) -> Any:
-            data = context.make_array(sig_args[i])(context, builder, llargs[i]).data
-            return builder.gep(data, [i64(off)])
+            return builder.gep(llargs[i], [i64(off)])
 
         ptr_a, ptr_b, ptr_c = base(2, 3), base(6, 7), base(9, 10)
         resume_bit = context.cast(builder, llargs[12], sig_args[12], types.boolean)

@@ -22,19 +22,24 @@ BLIS", ACM TOMS 2016) reduced to what the order allows:
 * Work items are (batch, block of rows, block of B panels); ``prange`` runs over items, so
   threads only ever own disjoint output elements.
 
-Operands arrive as flat views with element strides (any layout, no copy); edge tiles run on a
-private ``MR x NR`` scratch tile (padded rows and columns compute on zeros and are dropped), so
-no tile reads or writes outside its arrays.
+Operands arrive with their own strides (any layout, no copy) and are read through typed
+pointers at element offsets (:mod:`repops.kernels._raw`); edge tiles run on a private
+``MR x NR`` scratch tile (padded rows and columns compute on zeros and are dropped), so no tile
+reads or writes outside its arrays. The bias of addmm/baddbmm (and alpha, beta) is applied to
+each tile right after its last k-block, while it is in cache.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
 import numba
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from repops._numba import jit
 from repops.kernels._gemm_tile import NARROW, WIDE, micro_tile, tile_dims, tile_shape
+from repops.kernels._raw import at_address, keep, load, ptr, store
 from repops.kernels._rows import RowKernel
 from repops.kernels._target import numba_target
 
@@ -49,22 +54,62 @@ ITEMS_PER_THREAD = 4
 #: B is read in place (not packed) when it has contiguous rows and the product has at most
 #: this many rows: each B element then feeds too few multiply-adds to pay for its copy.
 DIRECT_B_ROWS = 48
-#: Below this many multiply-adds one thread does the whole product: starting a parallel region
-#: costs more than it saves (and far more on a busy machine). Changes no bit.
-SERIAL_BELOW = 1 << 21
+#: Below this many multiply-adds (~0.1 ms of one core's work) the calling thread does the whole
+#: product: waking the thread pool costs more than it saves, and on a busy machine it can cost
+#: milliseconds. Changes no bit.
+SERIAL_BELOW = 1 << 23
 
-# Fields of the int64 ``plan`` array handed to the compiled code.
+# Fields of the int64 ``plan`` array: the product (set by Python), then its blocking (set by
+# the compiled code). Strides are in elements; addresses are the operands' first elements.
 _M, _N, _K, _SA0, _SA1, _SA2, _SB0, _SB1, _SB2 = range(9)
 _NIB, _NJB, _MB, _PB, _KCB, _PACK_A, _PACK_B = range(9, 16)
-_PLAN_FIELDS = 16
+_SE0, _SE1, _SE2, _EPI = range(16, 20)
+_NBATCH, _ADDR_A, _ADDR_B, _ADDR_C, _ADDR_E, _THREADS = range(20, 26)
+_PLAN_FIELDS = 26
+
+#: Epilogue flags: scale by alpha; add the bias; add beta times the bias.
+EPI_ALPHA = 1
+EPI_BIAS = 2
+EPI_BETA_BIAS = 4
+
+#: An operand handed to the core: the address of its first element and its three strides
+#: in elements (any layout; 0 for a broadcast dim).
+Operand = tuple[int, Sequence[int]]
 
 
 @jit
-def _pack_b_panel(bf, plan, bi, jp, nr, bp, dst):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Columns ``jp*nr ..`` of B[bi], all of k, into ``bp[dst + k*nr + j]``, zero padded.
+def _block(kind, plan, scal):  # type: ignore[no-untyped-def]
+    """Fill the blocking fields of ``plan`` — cache sizes and load balance only; no value
+    depends on the blocking."""
+    nb, m, n, kk = plan[_NBATCH], plan[_M], plan[_N], plan[_K]
+    mr, nr = tile_dims(kind, scal)
+    size = scal.itemsize
+    kc_max = max(16, A_PANEL_BYTES // (mr * size))
+    nkb = max(1, (kk + kc_max - 1) // kc_max)
+    kcb = max(1, (kk + nkb - 1) // nkb)
+    npan = (n + nr - 1) // nr
+    pb = max(1, min(npan, B_BLOCK_BYTES // (kcb * nr * size)))
+    njb = (npan + pb - 1) // pb
+    pb = (npan + njb - 1) // njb
+    mpan = (m + mr - 1) // mr
+    per = min(ROW_PANELS, mpan)
+    threads = plan[_THREADS]
+    want = threads * ITEMS_PER_THREAD if threads > 1 else 1
+    while per > 1 and ((mpan + per - 1) // per) * njb * nb < want:
+        per -= 1
+    plan[_NIB] = (mpan + per - 1) // per
+    plan[_NJB], plan[_MB], plan[_PB], plan[_KCB] = njb, per * mr, pb, kcb
+    # A micro-panels are read in place when A's rows or columns are contiguous (a tile's
+    # k-step then touches one or MR cache lines that stay in L1 while it sweeps the B panels).
+    plan[_PACK_A] = not (plan[_SA2] == 1 or plan[_SA1] == 1)
+    plan[_PACK_B] = not (plan[_SB2] == 1 and m <= DIRECT_B_ROWS)
 
-    Index arithmetic is unsigned throughout: numba then emits no negative-index wraparound,
-    which would keep LLVM from vectorising the copies (20x slower).
+
+@jit
+def _pack_b_panel(pbm, plan, bi, jp, nr, pdst, dst):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Columns ``jp*nr ..`` of B[bi], all of k, into ``pdst[dst + k*nr + j]``, zero padded.
+
+    Unsigned index arithmetic: no negative-index wraparound, so the copies vectorise.
     """
     u = np.uint64
     kk, n = u(plan[_K]), u(plan[_N])
@@ -78,67 +123,92 @@ def _pack_b_panel(bf, plan, bi, jp, nr, bp, dst):  # type: ignore[no-untyped-def
             o = udst + k * unr
             row = src + k * s1
             for jj in range(cols):
-                bp[o + jj] = bf[row + jj]
+                store(pdst, o + jj, load(pbm, row + jj))
             for jj in range(cols, unr):
-                bp[o + jj] = 0.0
+                store(pdst, o + jj, 0.0)
     else:  # e.g. a transposed operand: read down each column
         for jj in range(cols):
             col = src + jj * s2
             for k in range(kk):
-                bp[udst + k * unr + jj] = bf[col + k * s1]
+                store(pdst, udst + k * unr + jj, load(pbm, col + k * s1))
         for jj in range(cols, unr):
             for k in range(kk):
-                bp[udst + k * unr + jj] = 0.0
+                store(pdst, udst + k * unr + jj, 0.0)
 
 
 @jit
-def _pack_a_panel(af, plan, bi, r0, rows, k0, kc, mr, ap, dst):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Rows ``r0:r0+rows`` x k ``k0:k0+kc`` of A[bi] into ``ap[dst + k*mr + r]``; rows past
-    ``rows`` are zero. Unsigned index arithmetic, as in :func:`_pack_b_panel`."""
+def _pack_a_panel(pa, plan, bi, r0, rows, k0, kc, mr, pap):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Rows ``r0:r0+rows`` x k ``k0:k0+kc`` of A[bi] into the micro-panel ``pap[k*mr + r]``;
+    rows past ``rows`` are zero."""
     u = np.uint64
     s1, s2 = u(plan[_SA1]), u(plan[_SA2])
-    umr, ukc, urows, udst = u(mr), u(kc), u(rows), u(dst)
+    umr, ukc, urows = u(mr), u(kc), u(rows)
     src = u(bi) * u(plan[_SA0]) + u(r0) * s1 + u(k0) * s2
     if s2 == 1:  # row-major A: read along k
         for r in range(urows):
             row = src + r * s1
             for k in range(ukc):
-                ap[udst + k * umr + r] = af[row + k]
+                store(pap, k * umr + r, load(pa, row + k))
     else:  # e.g. a transposed operand: read down the rows
         for k in range(ukc):
             col = src + k * s2
-            o = udst + k * umr
             for r in range(urows):
-                ap[o + r] = af[col + r * s1]
+                store(pap, k * umr + r, load(pa, col + r * s1))
     for r in range(urows, umr):
         for k in range(ukc):
-            ap[udst + k * umr + r] = 0.0
+            store(pap, k * umr + r, 0.0)
 
 
 @jit
-def _edge_tile(kind, kc, asrc, aoff, ars, acs, bsrc, boff, brs, c, coff, ldc, rows, cols,  # type: ignore[no-untyped-def] # noqa: PLR0917
-               resume, tile):
-    """A tile cut by the edge of C: computed on the scratch ``tile``, its valid part copied."""
+def _edge_tile(kind, kc, a_src, b_src, pc, coff, ldc, rows, cols, resume, ptile, nr):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """A tile cut by the edge of C: computed on the scratch tile, its valid part copied.
+    ``a_src`` is (pointer, offset, row stride, k stride), ``b_src`` (pointer, offset, k stride).
+    """
     u = np.uint64
-    nr = tile.shape[0] // tile_dims(kind, tile)[0]
     unr, uc, ul = u(nr), u(coff), u(ldc)
     if resume:
         for r in range(u(rows)):
             for j in range(u(cols)):
-                tile[r * unr + j] = c[uc + r * ul + j]
-    micro_tile(kind, kc, asrc, aoff, ars, acs, bsrc, boff, brs, tile, 0, nr, resume)
+                store(ptile, r * unr + j, load(pc, uc + r * ul + j))
+    micro_tile(kind, kc, a_src[0], a_src[1], a_src[2], a_src[3], b_src[0], b_src[1], b_src[2],
+               ptile, 0, nr, resume)
     for r in range(u(rows)):
         for j in range(u(cols)):
-            c[uc + r * ul + j] = tile[r * unr + j]
+            store(pc, uc + r * ul + j, load(ptile, r * unr + j))
 
 
 @jit
-def _item(kind, af, bf, bp, cf, plan, w):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Work item ``w``: its rows of A and its B panels, every tile over all of k."""
+def _epilogue(pc, coff, ldc, rows, cols, pe, eoff, plan, scal):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """spec/linalg.md §2 addmm steps 2-4 on a finished block of C: ``p = alpha * p`` (one
+    rounding), then ``out = bias + p`` or ``out = (beta * bias) + p`` (one rounding each).
+    ``pe[eoff + r*se1 + j*se2]`` is the bias element of row r, column j (broadcast strides)."""
+    u = np.uint64
+    flags = plan[_EPI]
+    alpha, beta = scal[0], scal[1]
+    se1, se2, ul, uc, ue = u(plan[_SE1]), u(plan[_SE2]), u(ldc), u(coff), u(eoff)
+    for r in range(u(rows)):
+        o = uc + r * ul
+        e = ue + r * se1
+        for j in range(u(cols)):
+            p = load(pc, o + j)
+            if flags & EPI_ALPHA:
+                p = alpha * p
+            if flags & EPI_BIAS:
+                p = load(pe, e + j * se2) + p
+            elif flags & EPI_BETA_BIAS:
+                q = beta * load(pe, e + j * se2)
+                p = q + p
+            store(pc, o + j, p)
+
+
+@jit
+def _item(kind, plan, w, ppk, scal):  # type: ignore[no-untyped-def]
+    """Work item ``w``: its rows of A and its B panels, every tile over all of k, then the
+    epilogue (bias, alpha, beta) while the tile is still in cache. ``ppk``: packed B."""
     m, n, kk = plan[_M], plan[_N], plan[_K]
     nib, njb, mb, pb, kcb = plan[_NIB], plan[_NJB], plan[_MB], plan[_PB], plan[_KCB]
     pack_a, pack_b = plan[_PACK_A] != 0, plan[_PACK_B] != 0
-    mr, nr = tile_dims(kind, cf)
+    mr, nr = tile_dims(kind, scal)
     npan = (n + nr - 1) // nr
     bi = w // (nib * njb)
     rest = w - bi * nib * njb
@@ -148,15 +218,23 @@ def _item(kind, af, bf, bp, cf, plan, w):  # type: ignore[no-untyped-def] # noqa
     i1 = min(m, i0 + mb)
     p0 = jb * pb
     p1 = min(npan, p0 + pb)
+    epi = plan[_EPI] != 0
+    pa, pbm = at_address(plan[_ADDR_A], scal), at_address(plan[_ADDR_B], scal)
+    pc, pe = at_address(plan[_ADDR_C], scal), at_address(plan[_ADDR_E], scal)
     if kk == 0:
+        j1 = min(n, p1 * nr)
         for i in range(i0, i1):
-            for j in range(p0 * nr, min(n, p1 * nr)):
-                cf[(bi * m + i) * n + j] = 0.0  # +0.0: the C5 value of an empty chain
+            for j in range(p0 * nr, j1):
+                store(pc, (bi * m + i) * n + j, 0.0)  # +0.0: the C5 value of an empty chain
+        if epi:
+            _epilogue(pc, (bi * m + i0) * n + p0 * nr, n, i1 - i0, j1 - p0 * nr, pe,
+                      bi * plan[_SE0] + i0 * plan[_SE1] + p0 * nr * plan[_SE2], plan, scal)
         return
     # Private to the item: one packed A micro-panel (under A_PANEL_BYTES, so a heap block
     # rather than fresh pages) and the scratch tile of the edges.
-    ap = np.empty(mr * kcb, dtype=cf.dtype)
-    tile = np.empty(mr * nr, dtype=cf.dtype)
+    ap = np.empty(mr * kcb, dtype=scal.dtype)
+    tile = np.empty(mr * nr, dtype=scal.dtype)
+    pap, ptile = ptr(ap), ptr(tile)
     ragged = n - (npan - 1) * nr < nr
     for k0 in range(0, kk, kcb):
         kc = min(kcb, kk - k0)
@@ -164,110 +242,169 @@ def _item(kind, af, bf, bp, cf, plan, w):  # type: ignore[no-untyped-def] # noqa
             rows = min(mr, i1 - ir)
             # The A micro-panel: packed (zero padded) or read in place.
             if pack_a or rows < mr:
-                _pack_a_panel(af, plan, bi, ir, rows, k0, kc, mr, ap, 0)
-                aoff = 0
-                asrc, ars, acs = ap, 1, mr
+                _pack_a_panel(pa, plan, bi, ir, rows, k0, kc, mr, pap)
+                a_src = (pap, 0, 1, mr)
             else:
-                aoff = bi * plan[_SA0] + ir * plan[_SA1] + k0 * plan[_SA2]
-                asrc, ars, acs = af, plan[_SA1], plan[_SA2]
+                a_src = (pa, bi * plan[_SA0] + ir * plan[_SA1] + k0 * plan[_SA2],
+                         plan[_SA1], plan[_SA2])
             for jp in range(p0, p1):
                 j0 = jp * nr
                 cols = min(nr, n - j0)
                 # The B panel: packed, or read in place (its ragged last panel is packed).
                 if pack_b:
-                    bsrc, boff, brs = bp, ((bi * npan + jp) * kk + k0) * nr, nr
+                    b_src = (ppk, ((bi * npan + jp) * kk + k0) * nr, nr)
                 elif ragged and jp == npan - 1:
-                    bsrc, boff, brs = bp, (bi * kk + k0) * nr, nr
+                    b_src = (ppk, (bi * kk + k0) * nr, nr)
                 else:
-                    bsrc, boff, brs = bf, bi * plan[_SB0] + k0 * plan[_SB1] + j0, plan[_SB1]
+                    b_src = (pbm, bi * plan[_SB0] + k0 * plan[_SB1] + j0, plan[_SB1])
                 coff = (bi * m + ir) * n + j0
                 if rows == mr and cols == nr:
-                    micro_tile(kind, kc, asrc, aoff, ars, acs, bsrc, boff, brs, cf, coff, n,
-                               k0 > 0)
+                    micro_tile(kind, kc, a_src[0], a_src[1], a_src[2], a_src[3],
+                               b_src[0], b_src[1], b_src[2], pc, coff, n, k0 > 0)
                 else:
-                    _edge_tile(kind, kc, asrc, aoff, ars, acs, bsrc, boff, brs, cf, coff, n,
-                               rows, cols, k0 > 0, tile)
+                    _edge_tile(kind, kc, a_src, b_src, pc, coff, n, rows, cols, k0 > 0,
+                               ptile, nr)
+                if epi and k0 + kc == kk:
+                    eoff = bi * plan[_SE0] + ir * plan[_SE1] + j0 * plan[_SE2]
+                    _epilogue(pc, coff, n, rows, cols, pe, eoff, plan, scal)
+    keep(ap, tile)
 
 
-def _gemm_body(kind, af, bf, bp, cf, plan, nbatch):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Pack B (all panels, or only the ragged last one), then run every work item (``prange``
-    in the parallel twin)."""
-    nr = tile_dims(kind, cf)[1]
-    n, kk = plan[_N], plan[_K]
+def _gemm_body(kind, plan, scal):  # type: ignore[no-untyped-def]
+    """Block, pack B (all panels, or only the ragged last one), then run every work item
+    (``prange`` in the parallel twin). Operands are read by address: one compiled body per
+    dtype serves every layout."""
+    _block(kind, plan, scal)
+    nbatch, n, kk = plan[_NBATCH], plan[_N], plan[_K]
+    nr = tile_dims(kind, scal)[1]
     npan = (n + nr - 1) // nr
+    bp = np.empty((nbatch * npan if plan[_PACK_B] != 0 else nbatch) * kk * nr, dtype=scal.dtype)
+    pbm, ppk = at_address(plan[_ADDR_B], scal), ptr(bp)
     if plan[_PACK_B] != 0:
         for t in numba.prange(nbatch * npan):
             bi = t // npan
-            _pack_b_panel(bf, plan, bi, t - bi * npan, nr, bp, t * kk * nr)
+            _pack_b_panel(pbm, plan, bi, t - bi * npan, nr, ppk, t * kk * nr)
     elif n - (npan - 1) * nr < nr:
         for bi in numba.prange(nbatch):
-            _pack_b_panel(bf, plan, bi, npan - 1, nr, bp, bi * kk * nr)
+            _pack_b_panel(pbm, plan, bi, npan - 1, nr, ppk, bi * kk * nr)
     for w in numba.prange(nbatch * plan[_NIB] * plan[_NJB]):
-        _item(kind, af, bf, bp, cf, plan, w)
+        _item(kind, plan, w, ppk, scal)
+    keep(bp, scal)
 
 
 _GEMM = RowKernel(_gemm_body)
 
 
-def _flat(x: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """A 1-D view from ``x``'s first element over every element it reaches, and its strides
-    in elements (torch strides are whole elements and never negative)."""
-    strides = [s // x.itemsize for s in x.strides]
-    span = 1 + sum((d - 1) * s for d, s in zip(x.shape, strides, strict=True))
-    return as_strided(x, shape=(span,), strides=(x.itemsize,)), strides
-
-
+@functools.cache
 def _tile(kind: int, dtype: np.dtype) -> tuple[int, int]:
     """``(MR, NR)`` of tile ``kind``, as the compiled micro-kernel has them."""
     mr, nv, w = tile_shape(kind, numba_target(), np.dtype(dtype).itemsize * 8)
     return mr, nv * w
 
 
-def _plan(kind: int, a: np.ndarray, b: np.ndarray,
-          threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat operands and the blocking of one product — cache sizes and load balance only, no
-    value depends on it."""
-    nb, m, kk = a.shape
-    n = b.shape[2]
-    mr, nr = _tile(kind, a.dtype)
-    size = a.itemsize
-    af, sa = _flat(a)
-    bf, sb = _flat(b)
-    kc_max = max(16, A_PANEL_BYTES // (mr * size))
-    nkb = max(1, -(-kk // kc_max))
-    kcb = max(1, -(-kk // nkb))
-    npan = -(-n // nr)
-    pb = max(1, min(npan, B_BLOCK_BYTES // (kcb * nr * size)))
-    njb = -(-npan // pb)
-    pb = -(-npan // njb)
-    mpan = -(-m // mr)
-    per = min(ROW_PANELS, mpan)
-    while per > 1 and -(-mpan // per) * njb * nb < threads * ITEMS_PER_THREAD:
-        per -= 1
-    nib = -(-mpan // per)
-    pack_b = not (sb[2] == 1 and m <= DIRECT_B_ROWS)
-    # A micro-panels are read in place when A's rows or columns are contiguous (then a tile's
-    # k-step touches one or MR cache lines that stay in L1 while it sweeps the B panels).
-    pack_a = not (sa[2] == 1 or sa[1] == 1)
-    plan = np.array([m, n, kk, *sa, *sb, nib, njb, per * mr, pb, kcb, pack_a, pack_b],
-                    dtype=np.int64)
-    return plan, af, bf
+def _epilogue_flags(has_bias: bool, beta: float, alpha: float) -> int:
+    """The epilogue of ``beta * bias + alpha * p`` (spec/linalg.md §2). Multiplications by 1
+    are the identity bit for bit and skipped; ``beta == 0`` never reads the bias."""
+    flags = EPI_ALPHA if alpha != 1 else 0
+    if has_bias and beta != 0:
+        flags |= EPI_BIAS if beta == 1 else EPI_BETA_BIAS
+    return flags
 
 
-def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for (batch, M, K) x (batch, K, N) arrays of one float dtype (any strides)."""
+def _plan(shape: tuple[int, int, int, int], c_address: int, bias: Operand | None,
+          flags: int) -> np.ndarray:
+    nb, m, kk, n = shape
+    plan = np.zeros(_PLAN_FIELDS, dtype=np.int64)
+    plan[_M], plan[_N], plan[_K], plan[_NBATCH] = m, n, kk, nb
+    plan[_ADDR_C], plan[_EPI] = c_address, flags
+    if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS):
+        plan[_ADDR_E], plan[_SE0:_SE2 + 1] = bias[0], bias[1]
+    return plan
+
+
+def product_into(
+    c_address: int,
+    shape: tuple[int, int, int, int],
+    a: Operand,
+    b: Operand,
+    bias: Operand | None,
+    *,
+    dtype: np.dtype,
+    beta: float = 1.0,
+    alpha: float = 1.0,
+) -> None:
+    """``C = beta * bias + alpha * (A @ B)`` (spec/linalg.md §2) written to the C-contiguous
+    (batch, M, N) array at ``c_address``; ``shape`` is (batch, M, K, N). A, B and the bias are
+    given by address and element strides (:data:`Operand`; a broadcast bias dim has stride 0);
+    the caller keeps all four alive for the call. Without a bias and with ``alpha == 1`` this
+    is the C5 product.
+
+    Why addresses: one compiled body per dtype then serves every layout and every caller
+    (numpy arrays, torch tensors), instead of one per combination of operand layouts.
+    """
+    nb, m, kk, n = shape
+    if nb * m * n == 0:
+        return
+    kind = NARROW if n <= _tile(NARROW, dtype)[1] else WIDE
+    plan = _plan(shape, c_address, bias, _epilogue_flags(bias is not None, beta, alpha))
+    plan[_ADDR_A], plan[_SA0:_SA2 + 1] = a[0], a[1]
+    plan[_ADDR_B], plan[_SB0:_SB2 + 1] = b[0], b[1]
+    scal = np.array([alpha, beta], dtype=dtype)  # T(alpha), T(beta): one rounding each
+    if nb * m * n * kk < SERIAL_BELOW:
+        plan[_THREADS] = 1
+        _GEMM.serial(kind, plan, scal)
+    else:
+        plan[_THREADS] = numba.get_num_threads()
+        _GEMM.parallel(kind, plan, scal)
+
+
+def array_operand(x: np.ndarray, shape: tuple[int, int, int] | None = None) -> Operand:
+    """A numpy array as an :data:`Operand`; with ``shape``, broadcast to it (numpy's rules)."""
+    if shape is not None:
+        x = np.broadcast_to(x, shape)
+    return x.ctypes.data, [s // x.itemsize for s in x.strides]
+
+
+def gemm(
+    a: np.ndarray,
+    b: np.ndarray,
+    bias: np.ndarray | None = None,
+    beta: float = 1.0,
+    alpha: float = 1.0,
+) -> np.ndarray:
+    """``beta * bias + alpha * (a @ b)`` in the order of spec/linalg.md §2, for (batch, M, K) x
+    (batch, K, N) numpy arrays of one float dtype (any strides); ``bias`` (optional, same dtype)
+    broadcasts to (batch, M, N). Without a bias and with ``alpha == 1`` it is the C5 product."""
     nb, m, kk = a.shape
     n = b.shape[2]
     c = np.empty((nb, m, n), dtype=a.dtype)
-    if c.size == 0:
-        return c
-    kind = NARROW if n <= _tile(NARROW, a.dtype)[1] else WIDE
-    serial = nb * m * n * kk < SERIAL_BELOW
-    threads = 1 if serial else numba.get_num_threads()
-    plan, af, bf = _plan(kind, a, b, threads)
-    nr = _tile(kind, a.dtype)[1]
-    npan = -(-n // nr)
-    bp = np.empty((nb * npan if plan[_PACK_B] else nb) * kk * nr, dtype=a.dtype)
-    run = _GEMM.serial if serial else _GEMM.parallel
-    run(kind, af, bf, bp, c.reshape(-1), plan, nb)
+    bias_op = None if bias is None or beta == 0 else array_operand(bias, (nb, m, n))
+    product_into(c.ctypes.data, (nb, m, kk, n), array_operand(a), array_operand(b), bias_op,
+                 dtype=a.dtype, beta=beta, alpha=alpha)
     return c
+
+
+@jit
+def _epilogue_all(plan, scal):  # type: ignore[no-untyped-def]
+    m, n = plan[_M], plan[_N]
+    pc, pe = at_address(plan[_ADDR_C], scal), at_address(plan[_ADDR_E], scal)
+    for bi in range(plan[_NBATCH]):
+        _epilogue(pc, bi * m * n, n, m, n, pe, bi * plan[_SE0], plan, scal)
+
+
+def epilogue_into(
+    c_address: int,
+    shape: tuple[int, int, int],
+    bias: Operand | None,
+    *,
+    dtype: np.dtype,
+    beta: float = 1.0,
+    alpha: float = 1.0,
+) -> None:
+    """The epilogue of :func:`product_into` applied in place to a finished C-contiguous
+    (batch, M, N) product computed elsewhere (single-column products run one chain per row)."""
+    nb, m, n = shape
+    flags = _epilogue_flags(bias is not None, beta, alpha)
+    if flags and nb * m * n:
+        _epilogue_all(_plan((nb, m, 0, n), c_address, bias, flags),
+                      np.array([alpha, beta], dtype=dtype))

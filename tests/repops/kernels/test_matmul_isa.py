@@ -38,26 +38,29 @@ def rand(*shape, seed, dtype=torch.float32):
     return torch.randn(*shape, generator=g).to(dtype)
 
 strided = rand(80, 270, seed=20)[::2, ::3]  # neither dim contiguous: A is packed
-outs = [
-    mm(rand(13, 300, seed=1), rand(300, 70, seed=2)),  # serial path, ragged tiles
-    mm(rand(130, 300, seed=14), rand(300, 70, seed=15)),  # parallel path
-    mm(rand(400, 300, seed=16), rand(300, 20, seed=17)),  # parallel path, narrow tiles
-    mm(rand(300, 50, seed=18).t(), rand(300, 40, seed=19)),  # transposed A (read in place)
-    mm(rand(60, 80, seed=21), rand(70, 80, seed=22).t()),  # transposed B (packed)
-    mm(strided, rand(90, 45, seed=23)),  # strided A (packed)
-    mm(rand(20, 64, seed=24), rand(64, 100, seed=25)),  # few rows: B read in place
-    mm(rand(30, 1100, seed=26), rand(1100, 40, seed=27)),  # several k-blocks
-    mm(rand(30, 40, seed=28, dtype=torch.float64), rand(40, 50, seed=29, dtype=torch.float64)),
-    addmm(rand(70, seed=3), rand(13, 30, seed=4), rand(30, 70, seed=5), beta=0.5, alpha=2.0),
-    bmm(rand(3, 5, 9, seed=6), rand(3, 9, 4, seed=7)),
-    bmm(rand(8, 40, 24, seed=30), rand(8, 24, 50, seed=31)),
-    convolution(rand(2, 4, 7, 6, seed=8), rand(6, 2, 3, 2, seed=9), rand(6, seed=10),
-                [2, 1], [1, 2], [1, 2], False, [0, 0], 2),
-    flash_attention_for_cpu(rand(1, 2, 5, 8, seed=11), rand(1, 2, 6, 8, seed=12),
-                            rand(1, 2, 6, 8, seed=13), 0.0, True)[0],
-]
-for t in outs:
-    print(hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest())
+def products():
+    return [
+        mm(rand(13, 300, seed=1), rand(300, 70, seed=2)),  # ragged tiles
+        mm(rand(130, 300, seed=14), rand(300, 70, seed=15)),
+        mm(rand(400, 300, seed=16), rand(300, 13, seed=17)),  # narrow tiles
+        mm(rand(300, 50, seed=18).t(), rand(300, 40, seed=19)),  # transposed A (read in place)
+        mm(rand(60, 80, seed=21), rand(70, 80, seed=22).t()),  # transposed B (packed)
+        mm(strided, rand(90, 45, seed=23)),  # strided A (packed)
+        mm(rand(20, 64, seed=24), rand(64, 100, seed=25)),  # few rows: B read in place
+        mm(rand(30, 1100, seed=26), rand(1100, 40, seed=27)),  # several k-blocks
+        mm(rand(30, 40, seed=28, dtype=torch.float64), rand(40, 50, seed=29, dtype=torch.float64)),
+        addmm(rand(70, seed=3), rand(13, 30, seed=4), rand(30, 70, seed=5), beta=0.5, alpha=2.0),
+        bmm(rand(3, 5, 9, seed=6), rand(3, 9, 4, seed=7)),
+        bmm(rand(8, 40, 24, seed=30), rand(8, 24, 50, seed=31)),
+        convolution(rand(2, 4, 7, 6, seed=8), rand(6, 2, 3, 2, seed=9), rand(6, seed=10),
+                    [2, 1], [1, 2], [1, 2], False, [0, 0], 2),
+        flash_attention_for_cpu(rand(1, 2, 5, 8, seed=11), rand(1, 2, 6, 8, seed=12),
+                                rand(1, 2, 6, 8, seed=13), 0.0, True)[0],
+    ]
+for threshold in (1 << 62, 0):  # every product on the serial path, then on the parallel one
+    core.SERIAL_BELOW = threshold
+    for t in products():
+        print(hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest())
 asm = ""
 for fn in (core._GEMM.serial, core._GEMM.parallel):
     for sig in fn.signatures:
@@ -67,7 +70,7 @@ print("VFMA", len(re.findall(r"vfmadd\d+ps", asm)))
 print("ZMM", len(re.findall(r"vfmadd\d+ps[^\n]*zmm", asm)))
 """
 
-N_OUTPUTS = 14
+N_OUTPUTS = 14  # per path
 
 
 def _digests(out: str) -> list[str]:
@@ -94,7 +97,8 @@ def test_every_isa_build_gives_the_same_bits(tmp_path: Path, run_compiled: RunCo
                    for name, env in builds.items()}
         runs = {name: f.result() for name, f in futures.items()}
     digests = {name: _digests(out) for name, out in runs.items()}
-    assert len(digests["host"]) == N_OUTPUTS, runs["host"]
+    assert len(digests["host"]) == 2 * N_OUTPUTS, runs["host"]
+    assert digests["host"][:N_OUTPUTS] == digests["host"][N_OUTPUTS:]  # serial == parallel
     for name in builds:
         assert digests[name] == digests["host"], name
     # Each build multiplies-adds on the vector unit it was compiled for.
