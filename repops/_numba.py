@@ -179,6 +179,18 @@ def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     return _repops_dispatcher(fn)
 
 
+def inline_jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile a scalar function that numba splices into every compiled caller.
+
+    Why: a loop over an array vectorises only if the function applied to each element is
+    inlined, and LLVM's inliner gives up on functions past a size threshold (a GELU with its
+    exp and Mills-ratio parts is past it), leaving a scalar call per element, 5-20x slower.
+    numba's ``inline="always"`` inlines at its own IR level, before LLVM sees the loop. Same
+    operations, same bits; called from Python it compiles like :func:`jit`.
+    """
+    return _repops_dispatcher(fn, inline="always")
+
+
 def pjit(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Compile a kernel whose ``numba.prange`` loops run across *independent output elements*.
 

@@ -65,3 +65,17 @@ def ieee_div(typingctx: Any, a: Any, b: Any) -> Any:  # pragma: no cover - compi
         return builder.fdiv(args[0], args[1])
 
     return a(a, b), codegen
+
+
+@intrinsic
+def select(typingctx: Any, cond: Any, a: Any, b: Any) -> Any:  # pragma: no cover - compiled
+    """``a if cond else b`` as one LLVM ``select``: both operands are already computed, and no
+    branch is left for the vectoriser to remove (numba lowers ``x if c else y`` to branches,
+    which LLVM does not always flatten inside a long function)."""
+    if not isinstance(cond, types.Boolean) or a != b:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.select(args[0], args[1], args[2])
+
+    return a(cond, a, b), codegen
