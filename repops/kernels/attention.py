@@ -26,6 +26,7 @@ from repops._tensor import from_compute, to_compute
 from repops.errors import UnsupportedInputError
 from repops.kernels._lanes import lane_sum
 from repops.kernels.matmul_core import gemm
+from repops.math._bits import maximum
 from repops.math.exp import exp_f32
 from repops.math.log import log_f32
 
@@ -43,8 +44,8 @@ def _softmax_rows(s, c, mode, maskf, maskb, causal):  # type: ignore[no-untyped-
     """Steps 3-10 and 12 of spec §4 for every query row: (p, logsumexp).
 
     Each row works in its own row of ``p`` (t, then e, then p in place): no allocation per
-    row, and the exp and division loops vectorise. The max stays a sequential scan (its
-    first-wins order fixes the sign of a zero maximum, which reaches logsumexp).
+    row, and every loop vectorises (the maximum is an IEEE ``maximum`` chain: NaN-propagating,
+    -0 < +0, the same in any grouping).
     """
     nbh, nl, ns = s.shape
     p = np.empty((nbh, nl, ns), dtype=np.float32)
@@ -70,15 +71,8 @@ def _softmax_rows(s, c, mode, maskf, maskb, causal):  # type: ignore[no-untyped-
             for j in range(i + 1, ns):
                 pr[j] = ninf
         m = ninf
-        has_nan = False
         for j in range(ns):
-            tj = pr[j]
-            if np.isnan(tj):
-                has_nan = True
-            elif tj > m:
-                m = tj
-        if has_nan:
-            m = np.float32(np.nan)
+            m = maximum(m, pr[j])
         if m == ninf:
             lse[b, i] = ninf  # every position masked: p is +0.0
             for j in range(ns):
