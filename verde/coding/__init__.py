@@ -23,12 +23,12 @@ from verde.coding.coordinator import (
     WorkerTask,
 )
 from verde.coding.cyclic import CyclicRepetitionCode, DecodeReport
-from verde.coding.delays import Bursty, HeavyTailed, ShiftedExponential
+from verde.coding.delays import Bursty, ConformingBursty, HeavyTailed, ShiftedExponential
 from verde.coding.errors import CodingError, NumericallyUnsafe, ReplicaMismatch, TooManyStragglers
 from verde.coding.fractional import FractionalRepetitionCode
 from verde.coding.sequential import Multiplexed, SelectiveRepetition
 from verde.coding.sequential_base import DeadlineMissed, Task
-from verde.coding.sequential_model import BurstyStragglerModel, ConformingBursty
+from verde.coding.sequential_model import BurstyStragglerModel
 from verde.coding.sequential_multiplexed import MultiplexedSGC
 from verde.coding.sequential_selective import PerRoundGC, SelectiveRepeatSGC
 from verde.coding.sequential_timing import time_schedule
