@@ -13,7 +13,9 @@ protocol).
 
 Coded computation beyond gradients: :class:`BACC` (Berrut approximated coded computing: any
 function, any number of stragglers, approximately) and :class:`SBACC` (BACC whose DCT code
-locates and drops wrong workers).
+locates and drops wrong workers); the fault-tolerant Strassen-like matmul
+(:class:`FaultTolerantStrassen`, 16 nodes, against :class:`ReplicatedStrassen`, 21); and
+:mod:`verde.coding.coded_compute` to run either over a pool of workers.
 """
 
 from verde.coding.approximate import IgnoreStragglers
@@ -46,6 +48,7 @@ from verde.coding.sequential_multiplexed import MultiplexedSGC
 from verde.coding.sequential_selective import PerRoundGC, SelectiveRepeatSGC
 from verde.coding.sequential_timing import time_schedule
 from verde.coding.sequential_verify import check_every_admitted_pattern, decode_stream
+from verde.coding.strassen_ft import FaultTolerantStrassen, MatmulDecoding, ReplicatedStrassen
 
 __all__ = [
     "BACC",
@@ -59,12 +62,14 @@ __all__ = [
     "DCTCode",
     "DeadlineMissed",
     "DecodeReport",
+    "FaultTolerantStrassen",
     "FractionalRepetitionCode",
     "GradientCode",
     "GroupDecision",
     "HeavyTailed",
     "IgnoreStragglers",
     "InProcessWorker",
+    "MatmulDecoding",
     "Multiplexed",
     "MultiplexedSGC",
     "NumericallyUnsafe",
@@ -72,6 +77,7 @@ __all__ = [
     "RecomputingReferee",
     "ReplicaMismatch",
     "ReplicatedGroups",
+    "ReplicatedStrassen",
     "SBACCReport",
     "SelectiveRepeatSGC",
     "SelectiveRepetition",
