@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from verde.coding._checks import check_int, check_number
 from verde.coding.arrays import Array, check_same_kind, combine, to_numpy64
 from verde.coding.berrut import (
     berrut_error_bound,
@@ -52,10 +53,8 @@ class BACC:
     evaluation_points: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("n_workers", "n_inputs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("n_workers", self.n_workers, 1)
+        check_int("n_inputs", self.n_inputs, 1)
         if self.evaluation not in ("first", "second"):
             raise ValueError(f"evaluation must be 'first' or 'second' (Chebyshev kind), got "
                              f"{self.evaluation!r}")
@@ -119,8 +118,7 @@ class BACC:
         fine grid is close; scale up by a margin when the result must be safe.
         """
         self._check_inputs(inputs)
-        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 3:
-            raise ValueError(f"grid must be an int >= 3, got {grid!r}")
+        check_int("grid", grid, 3)
         flat = np.stack([to_numpy64(x).reshape(-1) for x in inputs])
         gram = flat @ flat.T
         step = 1e-4
@@ -145,9 +143,7 @@ class BACC:
         return workers
 
     def _check_worker(self, worker: int) -> None:
-        if isinstance(worker, bool) or not isinstance(worker, int | np.integer) \
-                or not 0 <= worker < self.n_workers:
-            raise ValueError(f"worker must be an int in [0, {self.n_workers}), got {worker!r}")
+        check_int("worker", worker, 0, self.n_workers)
 
     def _check_inputs(self, inputs: Sequence[Array]) -> None:
         if len(inputs) != self.n_inputs:
@@ -165,7 +161,5 @@ def composed_derivative_bounds(u1: float, u2: float, *, gradient_bound: float,
     """
     for name, value in (("u1", u1), ("u2", u2), ("gradient_bound", gradient_bound),
                         ("hessian_bound", hessian_bound)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 \
-                or not np.isfinite(value):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_number(name, value)
     return gradient_bound * u1, hessian_bound * u1**2 + gradient_bound * u2

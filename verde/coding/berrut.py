@@ -33,16 +33,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from verde.coding._checks import check_int, check_number
+
 
 def chebyshev_first_kind(n: int) -> np.ndarray:
     """``cos((2i+1) pi / (2n))``, ``i = 0..n-1``: the n zeros of T_n (decreasing, in (-1, 1))."""
-    _check_count("n", n, 1)
+    check_int("n", n, 1)
     return np.cos((2 * np.arange(n) + 1) * np.pi / (2 * n))
 
 
 def chebyshev_second_kind(n: int) -> np.ndarray:
     """``cos(i pi / (n-1))``, ``i = 0..n-1``: the extrema of T_(n-1), both ends included."""
-    _check_count("n", n, 2)
+    check_int("n", n, 2)
     return np.cos(np.arange(n) * np.pi / (n - 1))
 
 
@@ -94,8 +96,8 @@ def berrut_error_bound(nodes: Sequence[float] | np.ndarray,
     being interpolated (for BACC, ``f`` composed with the encoder); the bound holds for every
     coordinate whose derivatives obey ``m1``, ``m2`` on the hull of nodes and targets.
     """
-    _check_nonnegative("m1", m1)
-    _check_nonnegative("m2", m2)
+    check_number("m1", m1)
+    check_number("m2", m2)
     x = np.sort(_distinct_nodes(nodes))
     n = len(x)
     if n % 2 == 0:
@@ -116,13 +118,12 @@ def worst_case_berrut_bound(nodes: Sequence[float] | np.ndarray,
     Enumerates all ``C(n, missing)`` patterns (vectorised, in chunks); refuses (ValueError)
     beyond ``max_patterns`` rather than return a bound that is not a bound.
     """
-    _check_nonnegative("m1", m1)
-    _check_nonnegative("m2", m2)
+    check_number("m1", m1)
+    check_number("m2", m2)
     x = np.sort(_distinct_nodes(nodes))
     t = _points("targets", targets)
     n = len(x)
-    if isinstance(missing, bool) or not isinstance(missing, int) or not 0 <= missing < n:
-        raise ValueError(f"missing must be an int in [0, {n}), got {missing!r}")
+    check_int("missing", missing, 0, n)
     count = math.comb(n, missing)
     if count > max_patterns:
         raise ValueError(f"{count} patterns of {missing} missing nodes exceed "
@@ -171,14 +172,3 @@ def _points(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite")
     return arr
-
-
-def _check_count(name: str, value: int, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-
-
-def _check_nonnegative(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 \
-            or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
+from verde.coding._checks import check_int
 from verde.coding.arrays import Array, is_torch, stack
 from verde.coding.bacc import BACC
 from verde.coding.gather import Cancelled, Gathered, gather, pause
@@ -152,9 +153,7 @@ def _run_arguments(arguments: Sequence[tuple[Array, ...]], workers: Sequence[Sha
                    n: int, wait_for: int | None, timeout_s: float | None) -> Gathered:
     if len(workers) != n:
         raise ValueError(f"need {n} workers, got {len(workers)}")
-    needed = n if wait_for is None else wait_for
-    if isinstance(needed, bool) or not isinstance(needed, int) or not 1 <= needed <= n:
-        raise ValueError(f"wait_for must be an int in [1, {n}], got {wait_for!r}")
+    needed = n if wait_for is None else check_int("wait_for", wait_for, 1, n + 1)
     pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="coded-share")
     try:
         return gather(pool, {i: partial(workers[i].compute, Share(i, tuple(args)))

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.polynomial import chebyshev
 
+from verde.coding._checks import check_int, check_number
 from verde.coding.berrut import chebyshev_first_kind
 from verde.coding.errors import TooManyFaults
 
@@ -65,10 +66,8 @@ class DCTCode:
     nodes: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("length", "dimension"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("length", self.length, 1)
+        check_int("dimension", self.dimension, 1)
         if self.dimension > self.length:
             raise ValueError(f"dimension {self.dimension} exceeds length {self.length}")
         object.__setattr__(self, "nodes", chebyshev_first_kind(self.length))
@@ -148,18 +147,12 @@ class DCTCode:
         too (a robustness step of my own, not the paper's). Two different sets that both fit
         make the answer ambiguous: refused rather than guessed.
         """
-        if not tolerance >= 0 or not math.isfinite(tolerance):
-            raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
-        if isinstance(search_budget, bool) or not isinstance(search_budget, int) \
-                or search_budget < 0:
-            raise ValueError(f"search_budget must be an int >= 0, got {search_budget!r}")
+        check_number("tolerance", tolerance)
+        check_int("search_budget", search_budget, 0)
         gone = self._erased(erased)
         limit = self.correctable(len(gone))
         if max_errors is not None:
-            if isinstance(max_errors, bool) or not isinstance(max_errors, int) \
-                    or max_errors < 0:
-                raise ValueError(f"max_errors must be an int >= 0, got {max_errors!r}")
-            limit = min(limit, max_errors)
+            limit = min(limit, check_int("max_errors", max_errors, 0))
         v = self._values(values)
         present = [i for i in range(self.length) if i not in gone]
         if len(present) < self.dimension:
@@ -245,9 +238,7 @@ class DCTCode:
     def _erased(self, erased: Sequence[int]) -> list[int]:
         gone = sorted(set(erased))
         for i in gone:
-            if isinstance(i, bool) or not isinstance(i, int | np.integer) \
-                    or not 0 <= i < self.length:
-                raise ValueError(f"erased positions must be ints in [0, {self.length}), got {i!r}")
+            check_int("erased position", i, 0, self.length)
         return gone
 
 
@@ -265,10 +256,9 @@ def dct_tail_bound(length: int, dimension: int, *, rho: float, bound: float) -> 
     high-frequency part over all ``n`` samples: ``sqrt(n / 2) * ||(c_m)_(m >= dimension)||_2``.
     """
     code = DCTCode(length, dimension)
-    if not rho > 1 or not math.isfinite(rho):
+    if check_number("rho", rho) <= 1:
         raise ValueError(f"rho must be a finite number > 1, got {rho!r}")
-    if not bound >= 0 or not math.isfinite(bound):
-        raise ValueError(f"bound must be a finite number >= 0, got {bound!r}")
+    check_number("bound", bound)
     m = np.arange(code.dimension, code.length, dtype=np.float64)
     far = rho ** (-2.0 * code.length) / (1 - rho ** (-2.0 * code.length))
     coeffs = 2 * bound * (rho**-m + (rho**m + rho**-m) * far)

@@ -73,12 +73,9 @@ class HeavyTailed:
 
 
 @dataclass(frozen=True)
-class Bursty:
-    """(B, W, lambda)-bursty stragglers: bursts of <= B rounds, <= lam workers per W-window.
-
-    A worker starts at most one burst in any window of W rounds (Krishnan, Ebrahimi, Khisti,
-    ICLR 2023), so every sampled pattern lies inside the model the sequential schemes assume.
-    """
+class _BurstyParameters:
+    """What both bursty samplers are parameterised by: the model (B, W, lambda), how much slower
+    a straggler is, how often a burst starts, and everyone's jitter."""
 
     burst: int = 2
     window: int = 4
@@ -86,6 +83,16 @@ class Bursty:
     slowdown: float = 8.0
     start_prob: float = 0.3
     jitter: float = 0.05
+
+
+@dataclass(frozen=True)
+class Bursty(_BurstyParameters):
+    """(B, W, lambda)-bursty stragglers: bursts of <= B rounds, <= lam workers per W-window.
+
+    A worker starts at most one burst in any window of W rounds (Krishnan, Ebrahimi, Khisti,
+    ICLR 2023), so every sampled pattern lies inside the model the sequential schemes assume.
+    """
+
     name: str = "bursty"
 
     def sample(self, rounds: int, workers: int, rng: np.random.Generator) -> np.ndarray:
@@ -110,7 +117,7 @@ class Bursty:
 
 
 @dataclass(frozen=True)
-class ConformingBursty:
+class ConformingBursty(_BurstyParameters):
     """A delay model whose straggler pattern always conforms to the paper's (B, W, lambda) model.
 
     Each round a worker not straggling starts a burst with probability ``start_prob`` if that
@@ -121,12 +128,7 @@ class ConformingBursty:
     round is checked against :class:`~verde.coding.sequential_model.BurstyStragglerModel`.
     """
 
-    burst: int = 2
-    window: int = 4
-    lam: int = 2
-    slowdown: float = 8.0
     start_prob: float = 0.05
-    jitter: float = 0.05
     name: str = "bursty-conforming"
 
     def sample(self, rounds: int, workers: int, rng: np.random.Generator) -> np.ndarray:

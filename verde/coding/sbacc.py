@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from verde.coding._checks import check_int, check_number
 from verde.coding.arrays import Array, check_same_kind, to_numpy64
 from verde.coding.bacc import BACC
 from verde.coding.berrut import lebesgue_function, worst_case_berrut_bound
@@ -76,13 +77,8 @@ class SBACC:
 
     def __post_init__(self) -> None:
         bacc = BACC(self.n_workers, self.n_inputs, "first")
-        if isinstance(self.redundancy, bool) or not isinstance(self.redundancy, int) \
-                or not 0 <= self.redundancy < self.n_workers:
-            raise ValueError(f"redundancy must be an int in [0, {self.n_workers}), got "
-                             f"{self.redundancy!r}")
-        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, int | float) \
-                or not self.tolerance >= 0 or not math.isfinite(self.tolerance):
-            raise ValueError(f"tolerance must be a finite number >= 0, got {self.tolerance!r}")
+        check_int("redundancy", self.redundancy, 0, self.n_workers)
+        check_number("tolerance", self.tolerance)
         object.__setattr__(self, "bacc", bacc)
         object.__setattr__(self, "code", DCTCode(self.n_workers,
                                                  self.n_workers - self.redundancy))
@@ -174,14 +170,10 @@ def sbacc_tradeoff(n_workers: int, n_inputs: int, stragglers: int, *, m1: float,
     bound is not monotone in the node count, since an odd count pays the ``m1`` term).
     """
     code_check = BACC(n_workers, n_inputs, "first")
-    if isinstance(stragglers, bool) or not isinstance(stragglers, int) \
-            or not 0 <= stragglers < n_workers:
-        raise ValueError(f"stragglers must be an int in [0, {n_workers}), got {stragglers!r}")
+    check_int("stragglers", stragglers, 0, n_workers)
     chosen = list(range(stragglers, n_workers)) if redundancies is None else list(redundancies)
     for r in chosen:
-        if isinstance(r, bool) or not isinstance(r, int) or not stragglers <= r < n_workers:
-            raise ValueError(f"each redundancy must be an int in [{stragglers}, {n_workers}), "
-                             f"got {r!r}")
+        check_int("each redundancy", r, stragglers, n_workers)
     worst: dict[int, float] = {}
 
     def worst_missing(missing: int) -> float:

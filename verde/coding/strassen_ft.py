@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verde.coding._checks import check_int, check_number
 from verde.coding.arrays import Array, narrow, to_numpy64
 from verde.coding.bilinear import (
     SubProduct,
@@ -92,12 +93,17 @@ class _BlockScheme:
         inner = int(a.shape[1]) // 2
         gamma = _gamma(inner + 6, _unit_roundoff(a)) * self.tolerance_scale
         out = []
+        rows: dict[tuple[int, ...], np.ndarray] = {}
+        cols: dict[tuple[int, ...], np.ndarray] = {}
         for node in self.nodes:
-            x = sum(abs(c) * blk for c, blk in zip(node.product.left, abs_a, strict=True))
-            y = sum(abs(c) * blk for c, blk in zip(node.product.right, abs_b, strict=True))
-            rows = np.sqrt((np.asarray(x) ** 2).sum(axis=1))
-            cols = np.sqrt((np.asarray(y) ** 2).sum(axis=0))
-            out.append(gamma * np.outer(rows, cols).reshape(-1))
+            left, right = node.product.left, node.product.right
+            if left not in rows:
+                x = sum(abs(c) * blk for c, blk in zip(left, abs_a, strict=True) if c)
+                rows[left] = np.sqrt((np.asarray(x) ** 2).sum(axis=1))
+            if right not in cols:
+                y = sum(abs(c) * blk for c, blk in zip(right, abs_b, strict=True) if c)
+                cols[right] = np.sqrt((np.asarray(y) ** 2).sum(axis=0))
+            out.append(gamma * np.outer(rows[left], cols[right]).reshape(-1))
         return np.array(out)
 
     def _values(self, a: Array, b: Array, results: Mapping[int, Array]
@@ -117,9 +123,7 @@ class _BlockScheme:
         return values, sorted(results), shape
 
     def _check_node(self, node: int) -> None:
-        if isinstance(node, bool) or not isinstance(node, int | np.integer) \
-                or not 0 <= node < self.n_nodes:
-            raise ValueError(f"node must be an int in [0, {self.n_nodes}), got {node!r}")
+        check_int("node", node, 0, self.n_nodes)
 
 
 class FaultTolerantStrassen(_BlockScheme):
@@ -136,7 +140,7 @@ class FaultTolerantStrassen(_BlockScheme):
 
         if not isinstance(with_psmms, bool):
             raise ValueError(f"with_psmms must be a bool, got {with_psmms!r}")
-        _check_scale(tolerance_scale)
+        check_number("tolerance_scale", tolerance_scale, positive=True)
         second = [SubProduct(tuple(left), tuple(right)) for left, right in data.SECOND_PRODUCTS]
         psmms = [SubProduct(tuple(left), tuple(right)) for left, right in data.PSMMS]
         products = [*strassen().products, *second, *(psmms if with_psmms else [])]
@@ -148,7 +152,7 @@ class FaultTolerantStrassen(_BlockScheme):
         relations = np.array(data.CHECK_RELATIONS, dtype=np.float64)
         if not with_psmms:  # relations with no PSMM term are exactly the 14 nodes' relations
             relations = _punctured_relations(relations, [14, 15])[:, :14]
-        self.relations = relations
+        self.relations = _sparsest_basis(relations)
         self.tolerance_scale = float(tolerance_scale)
         self.allow_unchecked = allow_unchecked
 
@@ -185,9 +189,8 @@ class ReplicatedStrassen(_BlockScheme):
     """``copies`` copies of Strassen's 7 sub-products; majority vote per sub-product."""
 
     def __init__(self, copies: int = 3, *, tolerance_scale: float = 1.0) -> None:
-        if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
-            raise ValueError(f"copies must be a positive int, got {copies!r}")
-        _check_scale(tolerance_scale)
+        check_int("copies", copies, 1)
+        check_number("tolerance_scale", tolerance_scale, positive=True)
         self.copies = copies
         self.nodes = tuple(MatmulNode(c * 7 + k, f"copy{c + 1}.strassen.{k + 1}", p)
                            for c in range(copies) for k, p in enumerate(strassen().products))
@@ -269,6 +272,20 @@ def _explains(columns: np.ndarray, syndrome: np.ndarray, limit: float) -> bool:
     return bool(np.all(np.linalg.norm(residual, axis=0) <= limit))
 
 
+def _sparsest_basis(relations: np.ndarray) -> np.ndarray:
+    """Independent relations that span them all, sparsest first: the fewest syndromes to
+    compute per element, each reading as few nodes as possible (local checks)."""
+    order = sorted(range(len(relations)),
+                   key=lambda i: (int(np.sum(np.abs(relations[i]) > 1e-12)),
+                                  float(np.abs(relations[i]).max()), i))
+    chosen: list[np.ndarray] = []
+    for i in order:
+        trial = [*chosen, relations[i]]
+        if np.linalg.matrix_rank(np.array(trial)) == len(trial):
+            chosen = trial
+    return np.array(chosen).reshape(-1, relations.shape[1])
+
+
 def _punctured_relations(relations: np.ndarray, missing: Sequence[int]) -> np.ndarray:
     """Combinations of the relations that do not read the ``missing`` nodes."""
     h = relations.astype(np.float64)
@@ -316,10 +333,4 @@ def _gamma(m: int, u: float) -> float:
     if m * u >= 1:
         raise ValueError(f"inner dimension too large for a rounding bound at unit roundoff {u}")
     return m * u / (1 - m * u)
-
-
-def _check_scale(value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 \
-            or not np.isfinite(value):
-        raise ValueError(f"tolerance_scale must be a finite number > 0, got {value!r}")
 

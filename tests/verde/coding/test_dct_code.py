@@ -96,7 +96,7 @@ def test_bad_decode_arguments_are_refused() -> None:
     values = np.zeros((10, 2))
     with pytest.raises(ValueError, match="tolerance"):
         code.decode(values, [], tolerance=-1.0)
-    with pytest.raises(ValueError, match="erased positions"):
+    with pytest.raises(ValueError, match="erased position"):
         code.decode(values, [10], tolerance=0.1)
     with pytest.raises(ValueError, match="max_errors"):
         code.decode(values, [], tolerance=0.1, max_errors=-1)
