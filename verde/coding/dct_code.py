@@ -88,14 +88,15 @@ class DCTCode:
         """Least-squares misfit of ``values[kept]`` to a polynomial of degree < dimension."""
         v = self._values(values)
         rows = list(kept)
-        return v[rows] - self.predict(v, rows, rows)
+        q, _ = np.linalg.qr(_chebyshev_basis(self.nodes[rows], self.dimension))
+        return v[rows] - q @ (q.T @ v[rows])
 
     def predict(self, values: np.ndarray, kept: Sequence[int], at: Sequence[int]) -> np.ndarray:
         """What the least-squares codeword through ``values[kept]`` says at positions ``at``."""
         v = self._values(values)
         rows = list(kept)
-        basis = _chebyshev_basis(self.nodes[rows], self.dimension)
-        coeffs, *_ = np.linalg.lstsq(basis, v[rows], rcond=None)
+        q, r = np.linalg.qr(_chebyshev_basis(self.nodes[rows], self.dimension))
+        coeffs = np.linalg.solve(r, q.T @ v[rows])
         return _chebyshev_basis(self.nodes[list(at)], self.dimension) @ coeffs
 
     def locate(self, values: np.ndarray, erased: Sequence[int], errors: int

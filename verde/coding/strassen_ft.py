@@ -6,10 +6,16 @@ and its search are reconstructed in :mod:`verde.coding.strassen_search`; the sto
 two block combinations:
 
 * :class:`FaultTolerantStrassen` — Strassen's 7 sub-products, the 7 of a second, distinct
-  Strassen-like algorithm, and (by default) 2 parity sub-products: 16 nodes. Check relations
-  between them locate and correct any single faulty node, and most pairs and triples.
+  Strassen-like algorithm, and (by default) 2 parity sub-products: 16 nodes, 6 independent
+  check relations. Decoding finds the fewest nodes whose errors explain the syndromes (each
+  syndrome column must lie in the span of those nodes' check columns). With the stored scheme:
+  any single faulty node is located and corrected whatever it returns; any two faulty nodes
+  are located (all 120 pairs) when their errors are not aligned, and refused — never decoded
+  wrongly — when they are; 392 of the 560 triples are located for generic errors, but three or
+  more nodes *colluding* on aligned errors can mimic a smaller fault set and be miscorrected.
 * :class:`ReplicatedStrassen` — the baseline: ``copies`` copies of Strassen's 7 sub-products,
-  3 copies = 21 nodes, majority vote per sub-product; 2 copies only detect.
+  3 copies = 21 nodes, majority vote per sub-product (two copies agreeing on the same wrong
+  value out-vote the honest one); 2 copies only detect.
 
 Both decoders take the node results that arrived (missing ones are erasures) and either return
 C with the faulty nodes they removed, or raise :class:`~verde.coding.errors.TooManyFaults`.
@@ -24,8 +30,10 @@ job whose result is committed and, under repops, settled bit for bit by a disput
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -39,6 +47,9 @@ from verde.coding.bilinear import (
     strassen,
 )
 from verde.coding.errors import TooManyFaults
+
+Rounding = Literal["rigorous", "probabilistic"]
+PROBABILISTIC_LAMBDA = 12.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,7 @@ class _BlockScheme:
 
     nodes: tuple[MatmulNode, ...]
     tolerance_scale: float
+    rounding: Rounding
 
     @property
     def n_nodes(self) -> int:
@@ -86,12 +98,16 @@ class _BlockScheme:
         return out
 
     def rounding_bounds(self, a: Array, b: Array) -> np.ndarray:
-        """``(n_nodes, block elements)``: how far an honest node's result may be from exact."""
+        """``(n_nodes, block elements)``: how far an honest node's result may be from exact.
+
+        ``gamma * rownorm(|X|) * colnorm(|Y|)`` per element (Cauchy-Schwarz on
+        ``|fl(XY) - XY| <= gamma |X||Y|``), with ``gamma`` from :func:`rounding_gamma`.
+        """
         a_blocks, b_blocks = split_blocks(a, b)
         abs_a = [np.abs(to_numpy64(x)) for x in a_blocks]
         abs_b = [np.abs(to_numpy64(y)) for y in b_blocks]
         inner = int(a.shape[1]) // 2
-        gamma = _gamma(inner + 6, _unit_roundoff(a)) * self.tolerance_scale
+        gamma = rounding_gamma(inner, _unit_roundoff(a), self.rounding) * self.tolerance_scale
         out = []
         rows: dict[tuple[int, ...], np.ndarray] = {}
         cols: dict[tuple[int, ...], np.ndarray] = {}
@@ -129,13 +145,17 @@ class _BlockScheme:
 class FaultTolerantStrassen(_BlockScheme):
     """Two distinct Strassen-like algorithms plus (optionally) two PSMMs, with check relations.
 
-    ``tolerance_scale`` multiplies the rounding bound used to tell faults from rounding (1.0 is
-    the rigorous bound; smaller catches smaller deviations at the risk of false alarms).
+    ``rounding`` chooses the allowance for honest rounding (:func:`rounding_gamma`):
+    ``"rigorous"`` never flags an honest node but lets deviations below the worst-case bound
+    pass (for float32 at inner dimension 1024 that is roughly 1e-3 of an output's scale);
+    ``"probabilistic"`` is several times tighter and assumes random rounding errors.
+    ``tolerance_scale`` multiplies either (smaller catches smaller deviations, at the risk of
+    false alarms — which here only remove an honest node's value, not the result).
     ``allow_unchecked`` lets :meth:`decode` return C when erasures left no check relation.
     """
 
-    def __init__(self, *, with_psmms: bool = True, tolerance_scale: float = 1.0,
-                 allow_unchecked: bool = False) -> None:
+    def __init__(self, *, with_psmms: bool = True, rounding: Rounding = "rigorous",
+                 tolerance_scale: float = 1.0, allow_unchecked: bool = False) -> None:
         from verde.coding import strassen_checks as data
 
         if not isinstance(with_psmms, bool):
@@ -154,7 +174,22 @@ class FaultTolerantStrassen(_BlockScheme):
             relations = _punctured_relations(relations, [14, 15])[:, :14]
         self.relations = _sparsest_basis(relations)
         self.tolerance_scale = float(tolerance_scale)
+        self.rounding = _check_rounding(rounding)
         self.allow_unchecked = allow_unchecked
+
+    def honest_margin(self, a: Array, b: Array, results: Mapping[int, Array]) -> float:
+        """How close results known to be honest came to an alarm: the largest normalised
+        syndrome over the alarm level (below 1: no alarm). Calibrate on a trusted product of
+        the same shape and kind of data, then ``tolerance_scale = margin * safety`` narrows
+        the allowance from the rounding bound to what honest rounding actually does."""
+        values, answered, _ = self._values(a, b, results)
+        missing = [i for i in range(self.n_nodes) if i not in results]
+        checks = _punctured_relations(self.relations, missing)[:, answered]
+        if checks.shape[0] == 0:
+            raise TooManyFaults("fault-tolerant Strassen", (), "no check relation left")
+        syndrome, limit = _normalised_syndrome(checks, values[answered],
+                                               self.rounding_bounds(a, b)[answered])
+        return float(np.linalg.norm(syndrome, axis=0).max() / limit)
 
     def decode(self, a: Array, b: Array, results: Mapping[int, Array]) -> MatmulDecoding:
         """C from the results that arrived: locate faulty nodes by the check relations (the
@@ -188,13 +223,15 @@ class FaultTolerantStrassen(_BlockScheme):
 class ReplicatedStrassen(_BlockScheme):
     """``copies`` copies of Strassen's 7 sub-products; majority vote per sub-product."""
 
-    def __init__(self, copies: int = 3, *, tolerance_scale: float = 1.0) -> None:
+    def __init__(self, copies: int = 3, *, rounding: Rounding = "rigorous",
+                 tolerance_scale: float = 1.0) -> None:
         check_int("copies", copies, 1)
         check_number("tolerance_scale", tolerance_scale, positive=True)
         self.copies = copies
         self.nodes = tuple(MatmulNode(c * 7 + k, f"copy{c + 1}.strassen.{k + 1}", p)
                            for c in range(copies) for k, p in enumerate(strassen().products))
         self.tolerance_scale = float(tolerance_scale)
+        self.rounding = _check_rounding(rounding)
 
     def decode(self, a: Array, b: Array, results: Mapping[int, Array]) -> MatmulDecoding:
         """Per sub-product: copies that agree within rounding form factions; a faction with a
@@ -237,12 +274,8 @@ def _locate(checks: np.ndarray, values: np.ndarray, bounds: np.ndarray) -> tuple
     """Fewest nodes (local indices) whose errors explain the syndromes; TooManyFaults if none
     or if two explanations give different results."""
     h = checks.astype(np.float64)
-    # Honest |syndrome_j| <= sum_m |h_jm| bound_m per element; scale rows so that bound is 1.
-    scale = (np.abs(h) @ bounds).max(axis=1)
-    scale = np.where(scale > 0, scale, np.finfo(np.float64).tiny)
-    hs = h / scale[:, None]
-    syndrome = hs @ values
-    limit = np.sqrt(h.shape[0])
+    hs = h / np.abs(h).sum(axis=1)[:, None]
+    syndrome, limit = _normalised_syndrome(h, values, bounds)
     norms = np.linalg.norm(syndrome, axis=0)
     flagged = np.flatnonzero(norms > limit)
     if flagged.size == 0:
@@ -261,6 +294,21 @@ def _locate(checks: np.ndarray, values: np.ndarray, bounds: np.ndarray) -> tuple
                                 f"faults detected; node sets {found} explain them equally")
     raise TooManyFaults("fault-tolerant Strassen", (),
                         f"faults detected that no set of fewer than {rank} nodes explains")
+
+
+def _normalised_syndrome(checks: np.ndarray, values: np.ndarray, bounds: np.ndarray
+                         ) -> tuple[np.ndarray, float]:
+    """Syndromes scaled so that honest rounding keeps every column's 2-norm within ``limit``.
+
+    Honest ``|syndrome_jc| <= sum_m |h_jm| bound_mc``: dividing column c by
+    ``w_c = max_m bound_mc`` (which keeps every column's span) and row j by ``sum_m |h_jm|``
+    makes each entry at most 1, so each column's norm at most ``sqrt(rows)``.
+    """
+    h = checks.astype(np.float64)
+    weight = bounds.max(axis=0)
+    weight = np.where(weight > 0, weight, np.finfo(np.float64).tiny)
+    hs = h / np.abs(h).sum(axis=1)[:, None]
+    return (hs @ values) / weight, float(np.sqrt(h.shape[0]))
 
 
 def _explains(columns: np.ndarray, syndrome: np.ndarray, limit: float) -> bool:
@@ -321,6 +369,12 @@ def _like(block: np.ndarray, first: Array) -> Array:
     return block
 
 
+def _check_rounding(rounding: object) -> Rounding:
+    if rounding not in ("rigorous", "probabilistic"):
+        raise ValueError(f"rounding must be 'rigorous' or 'probabilistic', got {rounding!r}")
+    return rounding  # type: ignore[return-value]
+
+
 def _unit_roundoff(a: Array) -> float:
     if type(a).__module__.startswith("torch"):
         import torch
@@ -329,8 +383,29 @@ def _unit_roundoff(a: Array) -> float:
     return float(np.finfo(np.asarray(a).dtype).eps) / 2
 
 
-def _gamma(m: int, u: float) -> float:
-    if m * u >= 1:
-        raise ValueError(f"inner dimension too large for a rounding bound at unit roundoff {u}")
-    return m * u / (1 - m * u)
+def rounding_gamma(inner: int, u: float, rounding: Rounding = "rigorous",
+                   confidence: float = PROBABILISTIC_LAMBDA) -> float:
+    """Relative error allowance of one node: operands summed from up to 4 blocks (3 roundings
+    each side), then an inner product of length ``inner``.
+
+    ``"rigorous"``: ``gamma_(inner+6) = m u / (1 - m u)``, the worst case of any summation order
+    (Higham, *Accuracy and Stability of Numerical Algorithms*, 3.1). ``"probabilistic"``: the
+    inner product's share becomes ``exp(lambda sqrt(inner) u + inner u^2 / (1 - u)) - 1``
+    (Higham and Mary, SIAM J. Sci. Comput. 2019, Thm 3.1: holds with probability at least
+    ``1 - 2 exp(-lambda^2 (1-u)^2 / 2)`` per rounding chain if rounding errors are independent
+    and mean zero); ``lambda = 12`` makes a false alarm on a 4096 x 4096 product less likely
+    than 1e-20.
+    """
+    def worst(m: int) -> float:
+        if m * u >= 1:
+            raise ValueError(f"inner dimension too large for a rounding bound at unit roundoff "
+                             f"{u}")
+        return m * u / (1 - m * u)
+
+    if rounding == "rigorous":
+        return worst(inner + 6)
+    if rounding != "probabilistic":
+        raise ValueError(f"rounding must be 'rigorous' or 'probabilistic', got {rounding!r}")
+    inner_share = math.expm1(confidence * math.sqrt(inner) * u + inner * u * u / (1 - u))
+    return (1 + inner_share) * (1 + worst(6)) - 1
 

@@ -178,6 +178,30 @@ def test_unchecked_results_are_refused_unless_allowed() -> None:
     np.testing.assert_allclose(out.product, a @ b, atol=1e-12)
 
 
+def test_calibrated_tolerance_catches_what_the_rigorous_bound_lets_pass() -> None:
+    """float32, inner dimension 128: honest rounding sits far below the worst-case bound, so a
+    deviation of 1e-3 (outputs are ~10 in size) passes the rigorous check; calibrating the
+    allowance on another honest product of the same kind catches and locates it."""
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.randn(64, 256, generator=gen), torch.randn(256, 64, generator=gen)
+    a2, b2 = torch.randn(64, 256, generator=gen), torch.randn(256, 64, generator=gen)
+    rigorous = FaultTolerantStrassen()
+    margin = rigorous.honest_margin(a2, b2, rigorous.compute_all(a2, b2))
+    assert 0 < margin < 0.1
+    calibrated = FaultTolerantStrassen(tolerance_scale=10 * margin)
+    honest = calibrated.compute_all(a, b)
+    assert calibrated.decode(a, b, honest).faulty == ()
+    assert FaultTolerantStrassen(rounding="probabilistic").decode(a, b, honest).faulty == ()
+    for node in (2, 9, 15):
+        results = dict(honest)
+        results[node] = results[node].clone()
+        results[node][5, 6] += 1e-3
+        assert rigorous.decode(a, b, results).faulty == ()
+        out = calibrated.decode(a, b, results)
+        assert out.faulty == (node,)
+        torch.testing.assert_close(out.product, a @ b, rtol=1e-4, atol=1e-4)
+
+
 def test_bad_arguments_are_refused() -> None:
     a, b = _matrices(18)
     scheme = FaultTolerantStrassen()
@@ -194,6 +218,10 @@ def test_bad_arguments_are_refused() -> None:
         FaultTolerantStrassen(with_psmms=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="copies"):
         ReplicatedStrassen(0)
+    with pytest.raises(ValueError, match="rounding"):
+        FaultTolerantStrassen(rounding="exact")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rounding"):
+        ReplicatedStrassen(rounding="loose")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="node must be an int"):
         scheme.operands(a, b, -1)
     with pytest.raises(ValueError, match="even dimensions"):
