@@ -137,7 +137,7 @@ class DCTCode:
         return float(np.linalg.norm(r, axis=0).max(initial=0.0))
 
     def decode(self, values: np.ndarray, erased: Sequence[int], *, tolerance: float,
-               max_errors: int | None = None, search_budget: int = 5000) -> DCTDecoding:
+               max_errors: int | None = None, search_budget: int = 50_000) -> DCTDecoding:
         """Find the fewest wrong answers whose removal leaves a :meth:`misfit` within
         ``tolerance``.
 
