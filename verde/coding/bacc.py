@@ -82,16 +82,16 @@ class BACC:
 
     def can_decode(self, answered: Sequence[int]) -> bool:
         """Any non-empty set of distinct workers decodes (with an accuracy that depends on it)."""
-        return len(self._answered(answered, check=False)) >= 1
+        return len(self.answering_set(answered, check=False)) >= 1
 
     def decoding_matrix(self, answered: Sequence[int]) -> np.ndarray:
         """``(n_inputs, len(answered))`` weights on the answers, in sorted worker order."""
-        workers = self._answered(answered)
+        workers = self.answering_set(answered)
         return berrut_matrix(self.evaluation_points[list(workers)], self.data_points)
 
     def decode(self, answers: Mapping[int, Array]) -> list[Array]:
         """Estimates of ``f(X_0) .. f(X_(K-1))`` from the answers of any set of workers."""
-        workers = self._answered(list(answers))
+        workers = self.answering_set(list(answers))
         values = [answers[w] for w in workers]
         check_same_kind("answers", values)
         return combine(self.decoding_matrix(workers), values)
@@ -100,7 +100,7 @@ class BACC:
         """Per-input bound on ``|estimate - f(X_j)|`` for this answering set (rigorous, given
         ``|h'| <= m1`` and ``|h''| <= m2`` on [-1, 1] for each output coordinate of
         ``h = f o u``; see :func:`composed_derivative_bounds`)."""
-        workers = self._answered(answered)
+        workers = self.answering_set(answered)
         return berrut_error_bound(self.evaluation_points[list(workers)], self.data_points,
                                   m1=m1, m2=m2)
 
@@ -132,7 +132,9 @@ class BACC:
         norm2 = np.sqrt(np.maximum(np.einsum("gi,ij,gj->g", d2, gram, d2), 0.0))
         return float(norm1.max()), float(norm2.max())
 
-    def _answered(self, answered: Sequence[int], *, check: bool = True) -> tuple[int, ...]:
+    def answering_set(self, answered: Sequence[int], *, check: bool = True) -> tuple[int, ...]:
+        """The answering workers, validated (ints in range, distinct) and sorted; with
+        ``check``, TooManyStragglers when there is none."""
         workers = tuple(sorted(set(answered)))
         for w in workers:
             self._check_worker(w)

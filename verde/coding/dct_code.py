@@ -21,8 +21,11 @@ not available to me):
 * All output coordinates share the locator, so the equations of every coordinate are stacked
   (least squares: approximation noise averages out), ``Lambda``'s roots are mapped to the
   nearest workers, and the result is *verified*: the answers left after dropping erasures and
-  located workers must fit a polynomial of degree < k within ``tolerance``. The smallest ``t``
-  that passes wins; none passing raises :class:`~verde.coding.errors.TooManyFaults`.
+  located workers must fit a polynomial of degree < k within ``tolerance``. When the sets of
+  ``t`` workers are few enough, every set is also scored (my robustness step: noise can blur
+  the locator's roots near the ends of [-1, 1]); two different sets that both fit are an
+  ambiguity and are refused. The smallest ``t`` with a fit wins; none raises
+  :class:`~verde.coding.errors.TooManyFaults`.
 
 Guarantees (exact arithmetic, errors well above the tolerance): up to ``(r - s) // 2`` wrong
 answers are located and removed (``r = n - k`` the redundancy, ``s`` the erasures); more wrong

@@ -7,8 +7,11 @@ workers' evaluation points are Chebyshev points of the *first* kind too,
 to a codeword of a DCT code (:mod:`verde.coding.dct_code`): their high DCT frequencies are
 syndromes, which locate wrong answers. With redundancy ``r`` (high frequencies used as
 syndromes) and ``s`` stragglers, up to ``(r - s) // 2`` wrong workers are located and dropped;
-more are refused with :class:`~verde.coding.errors.TooManyFaults`. The estimate is then BACC's
-Berrut decode from the workers that remain.
+more are refused with :class:`~verde.coding.errors.TooManyFaults`, and so is a pattern that the
+approximation noise leaves ambiguous (two different worker sets fit). Deviations below what the
+tolerance can see (:attr:`SBACCReport.undetectable_below`) pass unnoticed, and with few spare
+answers a wrong set can occasionally be mistaken for a smaller one — the bench counts how
+often. The estimate is then BACC's Berrut decode from the workers that remain.
 
 The trade-off the paper studies, as callable bounds (:func:`sbacc_tradeoff`, my formulation): a
 larger ``r`` corrects more workers, but (i) the code's dimension ``N - r`` is smaller, so the
@@ -115,7 +118,7 @@ class SBACC:
         Raises :class:`TooManyFaults` when no set of at most ``correctable(stragglers)`` workers
         explains the answers within the tolerance.
         """
-        answered = self.bacc._answered(list(answers))
+        answered = self.bacc.answering_set(list(answers))
         check_same_kind("answers", [answers[w] for w in answered])
         stragglers = tuple(w for w in range(self.n_workers) if w not in answers)
         values = self._matrix(answers)
