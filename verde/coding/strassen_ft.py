@@ -103,12 +103,25 @@ class _BlockScheme:
         ``gamma * rownorm(|X|) * colnorm(|Y|)`` per element (Cauchy-Schwarz on
         ``|fl(XY) - XY| <= gamma |X||Y|``), with ``gamma`` from :func:`rounding_gamma`.
         """
+        gamma, rows, cols = self._rounding_factors(a, b)
+        return np.array([gamma * np.outer(r, c).reshape(-1) for r, c in zip(rows, cols,
+                                                                             strict=True)])
+
+    def rounding_envelope(self, a: Array, b: Array, nodes: Sequence[int]) -> np.ndarray:
+        """One bound per block element that covers every node in ``nodes``:
+        ``gamma * max_m rownorm_m(i) * max_m colnorm_m(j)`` (an outer product, cheap)."""
+        gamma, rows, cols = self._rounding_factors(a, b)
+        return gamma * np.outer(np.max([rows[m] for m in nodes], axis=0),
+                                np.max([cols[m] for m in nodes], axis=0)).reshape(-1)
+
+    def _rounding_factors(self, a: Array, b: Array
+                          ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+        """``gamma`` and each node's row norms of ``|X|`` and column norms of ``|Y|``."""
         a_blocks, b_blocks = split_blocks(a, b)
         abs_a = [np.abs(to_numpy64(x)) for x in a_blocks]
         abs_b = [np.abs(to_numpy64(y)) for y in b_blocks]
         inner = int(a.shape[1]) // 2
         gamma = rounding_gamma(inner, _unit_roundoff(a), self.rounding) * self.tolerance_scale
-        out = []
         rows: dict[tuple[int, ...], np.ndarray] = {}
         cols: dict[tuple[int, ...], np.ndarray] = {}
         for node in self.nodes:
@@ -119,8 +132,8 @@ class _BlockScheme:
             if right not in cols:
                 y = sum(abs(c) * blk for c, blk in zip(right, abs_b, strict=True) if c)
                 cols[right] = np.sqrt((np.asarray(y) ** 2).sum(axis=0))
-            out.append(gamma * np.outer(rows[left], cols[right]).reshape(-1))
-        return np.array(out)
+        return (gamma, [rows[n.product.left] for n in self.nodes],
+                [cols[n.product.right] for n in self.nodes])
 
     def _values(self, a: Array, b: Array, results: Mapping[int, Array]
                 ) -> tuple[np.ndarray, list[int], tuple[int, int]]:
@@ -188,7 +201,7 @@ class FaultTolerantStrassen(_BlockScheme):
         if checks.shape[0] == 0:
             raise TooManyFaults("fault-tolerant Strassen", (), "no check relation left")
         syndrome, limit = _normalised_syndrome(checks, values[answered],
-                                               self.rounding_bounds(a, b)[answered])
+                                               self.rounding_envelope(a, b, answered))
         return float(np.linalg.norm(syndrome, axis=0).max() / limit)
 
     def decode(self, a: Array, b: Array, results: Mapping[int, Array]) -> MatmulDecoding:
@@ -197,14 +210,14 @@ class FaultTolerantStrassen(_BlockScheme):
         values, answered, shape = self._values(a, b, results)
         missing = tuple(i for i in range(self.n_nodes) if i not in results)
         checks = _punctured_relations(self.relations, missing)[:, answered]
-        bounds = self.rounding_bounds(a, b)[answered]
+        envelope = self.rounding_envelope(a, b, answered)
         faulty: tuple[int, ...] = ()
         if checks.shape[0] == 0:
             if not self.allow_unchecked:
                 raise TooManyFaults("fault-tolerant Strassen", (), f"nodes {list(missing)} are "
                                     "missing and no check relation is left to vouch for C")
         else:
-            local = _locate(checks, values[answered], bounds)
+            local = _locate(checks, values[answered], envelope)
             faulty = tuple(answered[i] for i in local)
         usable = [i for i in answered if i not in faulty]
         products = [n.product for n in self.nodes]
@@ -270,12 +283,12 @@ class ReplicatedStrassen(_BlockScheme):
         return MatmulDecoding(product, tuple(sorted(faulty)), missing, self.copies - 1)
 
 
-def _locate(checks: np.ndarray, values: np.ndarray, bounds: np.ndarray) -> tuple[int, ...]:
+def _locate(checks: np.ndarray, values: np.ndarray, envelope: np.ndarray) -> tuple[int, ...]:
     """Fewest nodes (local indices) whose errors explain the syndromes; TooManyFaults if none
     or if two explanations give different results."""
     h = checks.astype(np.float64)
     hs = h / np.abs(h).sum(axis=1)[:, None]
-    syndrome, limit = _normalised_syndrome(h, values, bounds)
+    syndrome, limit = _normalised_syndrome(h, values, envelope)
     norms = np.linalg.norm(syndrome, axis=0)
     flagged = np.flatnonzero(norms > limit)
     if flagged.size == 0:
@@ -296,16 +309,17 @@ def _locate(checks: np.ndarray, values: np.ndarray, bounds: np.ndarray) -> tuple
                         f"faults detected that no set of fewer than {rank} nodes explains")
 
 
-def _normalised_syndrome(checks: np.ndarray, values: np.ndarray, bounds: np.ndarray
+def _normalised_syndrome(checks: np.ndarray, values: np.ndarray, envelope: np.ndarray
                          ) -> tuple[np.ndarray, float]:
     """Syndromes scaled so that honest rounding keeps every column's 2-norm within ``limit``.
 
-    Honest ``|syndrome_jc| <= sum_m |h_jm| bound_mc``: dividing column c by
-    ``w_c = max_m bound_mc`` (which keeps every column's span) and row j by ``sum_m |h_jm|``
-    makes each entry at most 1, so each column's norm at most ``sqrt(rows)``.
+    Honest ``|syndrome_jc| <= sum_m |h_jm| bound_mc <= sum_m |h_jm| w_c`` with ``w`` the
+    envelope of all nodes' bounds: dividing column c by ``w_c`` (which keeps every column's
+    span) and row j by ``sum_m |h_jm|`` makes each entry at most 1, so each column's norm at
+    most ``sqrt(rows)``.
     """
     h = checks.astype(np.float64)
-    weight = bounds.max(axis=0)
+    weight = envelope
     weight = np.where(weight > 0, weight, np.finfo(np.float64).tiny)
     hs = h / np.abs(h).sum(axis=1)[:, None]
     return (hs @ values) / weight, float(np.sqrt(h.shape[0]))
