@@ -13,12 +13,12 @@ Workload for BACC/SBACC: f = tanh(x W + b), a 64 -> 256 layer, on K = 3 inputs o
   often the wrong workers were located exactly / refused (ambiguous or beyond the bound) /
   decoded with a wrong set, and the largest error of the located decodes; ``correctable`` is
   (r - s) // 2;
-* decode time (BACC, and SBACC's median over the trials) against the time one worker needs for
-  its share;
+* decode time (BACC, and SBACC's fastest over the trials; bench/_timing.best_time otherwise)
+  against the time one worker needs for its share;
 * the fault-tolerant Strassen-like scheme at n x n float32 (n = 2048 by default): compute
   nodes 16 (two algorithms + 2 PSMMs) against 21 (three copies of Strassen) and 14 (two
   copies); wall time of computing every node in turn on this machine plus decoding, against
-  three-copy replication and one plain matmul (median of 3); one element of node 2 (Strassen)
+  three-copy replication and one plain matmul (best of repeats); one element of node 2 (Strassen)
   or 9 (second algorithm) off by 1e-3 .. 1 (outputs ~45 in size), decoded with the rigorous
   rounding allowance, the probabilistic one, and one calibrated to 10x the honest margin of
   another random product (``honest_flagged`` must stay empty); and, per fault model, the fraction
@@ -35,11 +35,8 @@ import argparse
 import itertools
 import json
 import math
-import statistics
 import sys
 import time
-import timeit
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +44,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._machine import machine
+from bench._machine import machine_info
+from bench._timing import best_time
 from verde.coding import (
     BACC,
     SBACC,
@@ -63,12 +61,6 @@ FEATURES, WIDTH, ROWS, SCALE = 64, 256, 32, 0.3
 WRONG_BY = 0.05  # how far a wrong worker's answer is off, per output (outputs ~0.24 in size)
 PROBABILITIES = (0.01, 0.05, 0.1)
 MAX_TANH_SECOND = 0.7699  # max |tanh''| = 4 / (3 sqrt 3)
-
-
-def median_time(fn: Callable[[], object], runs: int) -> float:
-    """Median of ``runs`` timed calls after one warm-up call."""
-    fn()
-    return statistics.median(timeit.repeat(fn, repeat=runs, number=1))
 
 
 def _max_error(estimates: list[torch.Tensor], truth: list[torch.Tensor]) -> float:
@@ -125,9 +117,9 @@ def bacc_section() -> dict[str, object]:
         bound = code.worst_case_error_bound(s, m1=m1, m2=m2)
         rows[str(s)] = {"max_error": round(worst, 6), "worst_case_bound": round(bound, 6),
                         "bound_holds": worst <= bound}
-    decode_s = median_time(lambda: code.decode(answers), 15)
+    decode_s = best_time(lambda: code.decode(answers))
     share = code.encode(inputs)[0]
-    worker_s = median_time(lambda: f(share), 15)
+    worker_s = best_time(lambda: f(share))
     return {"workers": N, "inputs": K, "rows_per_input": ROWS, "layer": [FEATURES, WIDTH],
             "mean_abs_output": round(float(torch.stack(truth).abs().mean()), 4),
             "error_vs_stragglers": rows,
@@ -179,8 +171,8 @@ def sbacc_section() -> dict[str, object]:
                                          "max_error_located": round(worst, 6)}
     share = probe.encode(_inputs(0))[0]
     weight, bias = _layer(0)
-    worker_s = median_time(lambda: torch.tanh(share @ weight + bias), 15)
-    decode_s = statistics.median(decode_times)
+    worker_s = best_time(lambda: torch.tanh(share @ weight + bias))
+    decode_s = min(decode_times)
     return {"workers": N, "inputs": K, "redundancy": R,
             "tolerance_range": [min(tolerances), max(tolerances)],
             "wrong_by": WRONG_BY, "trials_per_cell": 20,
@@ -223,11 +215,11 @@ def strassen_section(n: int) -> dict[str, object]:
     def run(scheme: FaultTolerantStrassen | ReplicatedStrassen) -> object:
         return scheme.decode(a, b, scheme.compute_all(a, b))
 
-    t_ft = median_time(lambda: run(ft), 3)
-    t_three = median_time(lambda: run(three), 3)
-    t_plain = median_time(lambda: a @ b, 3)
+    t_ft = best_time(lambda: run(ft))
+    t_three = best_time(lambda: run(three))
+    t_plain = best_time(lambda: a @ b)
     nodes_ft = ft.compute_all(a, b)
-    t_decode = median_time(lambda: ft.decode(a, b, nodes_ft), 3)
+    t_decode = best_time(lambda: ft.decode(a, b, nodes_ft))
     calibration = (torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen))
     margin = ft.honest_margin(*calibration, ft.compute_all(*calibration))
     exact = a.double() @ b.double()
@@ -286,8 +278,7 @@ def main() -> None:
     if args.n < 2 or args.n % 2:
         parser.error("--n must be an even int >= 2")
     torch.set_num_threads(args.threads)
-    result: dict[str, object] = {"bench": "coded_computing", **machine(),
-                                 "torch_threads": args.threads}
+    result: dict[str, object] = {"bench": "coded_computing", **machine_info()}
     result["bacc"] = bacc_section()
     result["sbacc"] = sbacc_section()
     result["strassen"] = strassen_section(args.n)

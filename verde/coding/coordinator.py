@@ -29,6 +29,10 @@ from verde.coding.byzantine import GroupDecision, PartitionReferee, ReplicatedGr
 from verde.coding.errors import TooManyStragglers
 from verde.coding.gather import Cancelled, gather, pause
 
+# Cancelled lives in verde.coding.gather; workers (here and in the integration) raise it.
+__all__ = ["Cancelled", "Coordinator", "InProcessWorker", "OnInsufficient", "StepOutcome",
+           "StragglerHistory", "Worker", "WorkerTask"]
+
 OnInsufficient = Literal["raise", "approximate"]
 
 
