@@ -89,12 +89,9 @@ def _check_leaf(descent: Descent, party: str, leaf: bytes) -> None:
         raise Fault("inconsistent_answer", str(exc)) from exc
 
 
-class StepDescent(Phase):
-    name = "step_descent"
-    answer_type = p.StepChildrenAnswer
-
-    def query(self, state: DisputeProgress) -> p.QueryParams:
-        return p.StepChildrenQuery(_descent(state).position)
+class _Descent(Phase):
+    """A Merkle descent: both parties reveal the children of the current node; each pair must
+    hash to the party's committed parent; the descent goes left where they agree."""
 
     def check(self, state: DisputeProgress, party: str, answer: Any, blobs: Any,
               blobs_available: bool) -> Any:
@@ -106,7 +103,22 @@ class StepDescent(Phase):
         descent = _descent(state)
         descent.record(ok["a"], ok["b"])
         if descent.done:
-            state.phase = StepLeaves.name
+            self.found(state, descent.leaf_index)
+
+    @abstractmethod
+    def found(self, state: DisputeProgress, leaf: int) -> None:
+        """The descent reached the first differing leaf."""
+
+
+class StepDescent(_Descent):
+    name = "step_descent"
+    answer_type = p.StepChildrenAnswer
+
+    def query(self, state: DisputeProgress) -> p.QueryParams:
+        return p.StepChildrenQuery(_descent(state).position)
+
+    def found(self, state: DisputeProgress, leaf: int) -> None:
+        state.phase = StepLeaves.name
 
 
 class StepLeaves(Phase):
@@ -162,7 +174,7 @@ class GraphOpen(Phase):
         state.phase = GraphDescent.name
 
 
-class GraphDescent(Phase):
+class GraphDescent(_Descent):
     name = "graph_descent"
     answer_type = p.GraphChildrenAnswer
 
@@ -172,16 +184,11 @@ class GraphDescent(Phase):
     def check(self, state: DisputeProgress, party: str, answer: Any, blobs: Any,
               blobs_available: bool) -> Any:
         _same_step(answer.step, state)
-        descent = _descent(state)
-        return checks.check_children(answer.position, answer.children, descent.position,
-                                     descent.current_hashes[PARTIES.index(party)])
+        return super().check(state, party, answer, blobs, blobs_available)
 
-    def advance(self, state: DisputeProgress, ok: Mapping[str, Any]) -> None:
-        descent = _descent(state)
-        descent.record(ok["a"], ok["b"])
-        if descent.done:
-            state.node = descent.leaf_index
-            state.phase = GraphLeaf.name
+    def found(self, state: DisputeProgress, leaf: int) -> None:
+        state.node = leaf
+        state.phase = GraphLeaf.name
 
 
 class GraphLeaf(Phase):

@@ -38,7 +38,21 @@ def _check_labels(program: str, config: Mapping[str, Any], fields: Mapping[str, 
         )
 
 
-class MLP(Program):
+class _Classifier(Program):
+    """A classifier of the ``x`` field into ``config["classes"]`` labels ``y`` (cross-entropy)."""
+
+    def check_data(self, config: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+        _check_labels(self.name, config, fields)
+
+    def outputs(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        out: torch.Tensor = module(batch["x"])
+        return out
+
+    def loss(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(self.outputs(module, batch), batch["y"])
+
+
+class MLP(_Classifier):
     """Multi-layer perceptron classifier on the ``x`` (features) and ``y`` (labels) fields."""
 
     name = "mlp"
@@ -55,16 +69,6 @@ class MLP(Program):
             width = config["hidden"]
         layers.append(nn.Linear(width, config["classes"]))
         return nn.Sequential(*layers)
-
-    def check_data(self, config: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
-        _check_labels(self.name, config, fields)
-
-    def outputs(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        out: torch.Tensor = module(batch["x"])
-        return out
-
-    def loss(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(self.outputs(module, batch), batch["y"])
 
 
 class _CNNModule(nn.Module):
@@ -84,7 +88,7 @@ class _CNNModule(nn.Module):
         return logits
 
 
-class CNN(Program):
+class CNN(_Classifier):
     """Two 3x3 convolutions and a linear head; ``x`` holds flattened square images."""
 
     name = "cnn"
@@ -101,16 +105,6 @@ class CNN(Program):
                 f"got shape {shape}"
             )
         return _CNNModule((c, side, side), config["channels"], config["classes"])
-
-    def check_data(self, config: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
-        _check_labels(self.name, config, fields)
-
-    def outputs(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        out: torch.Tensor = module(batch["x"])
-        return out
-
-    def loss(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(self.outputs(module, batch), batch["y"])
 
 
 def _dropout(p: float) -> nn.Module:
