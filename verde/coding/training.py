@@ -6,10 +6,17 @@ is the sum of partition gradients, added in partition order (:func:`ordered_sum`
 *defined* to be the step's gradient: an uncoded run that computes the same partitions and adds
 them in the same order gets the same bits as a fractional-repetition run, whichever replicas
 answered — which is what lets replicas be checked bit for bit.
+
+That needs each partition gradient itself to have the same bits wherever it is computed, so
+by default it runs under ``repops.reproducible()``. Plain torch (``reproducible=False``) gives
+the same bits only where every replica runs the same CPU kernels on the same thread count; even
+threads of one process can differ there (a worker thread keeps the OpenMP thread count the
+process started with, while the main thread's can change), and honest replicas then disagree.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import repops
 from repops.optim import functional
 from verde.coding.base import ordered_sum
 from verde.coding.coordinator import Coordinator, StepOutcome
@@ -36,6 +44,7 @@ class PartitionedObjective:
     batch_size: int
     n_partitions: int
     seed: int = 0
+    reproducible: bool = True
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -56,12 +65,13 @@ class PartitionedObjective:
         step, params = payload
         idx = torch.from_numpy(self.partition(step, p))
         leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        # functional_call swaps the module's parameters while it runs: one call at a time.
-        with self._lock:
-            out = torch.func.functional_call(self.model, leaves, (self.inputs[idx],))
-        loss = self.loss_fn(out, self.targets[idx]) / self.batch_size
-        grads = torch.autograd.grad(loss, list(leaves.values()))
-        return torch.cat([g.reshape(-1) for g in grads])
+        with repops.reproducible() if self.reproducible else contextlib.nullcontext():
+            # functional_call swaps the module's parameters while it runs: one call at a time.
+            with self._lock:
+                out = torch.func.functional_call(self.model, leaves, (self.inputs[idx],))
+            loss = self.loss_fn(out, self.targets[idx]) / self.batch_size
+            grads = torch.autograd.grad(loss, list(leaves.values()))
+            return torch.cat([g.reshape(-1) for g in grads])
 
 
 def sgd_update(params: Params, flat_grad: torch.Tensor, lr: float) -> Params:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -13,14 +15,19 @@ from verde.distill.errors import DistillArgumentError
 from verde.distill.models import predict_probs
 
 
-def test_learned_detector_detects_label_changes(digits: DigitsSetup, attacks: dict) -> None:
+def test_learned_detector_detects_label_changes(
+    digits: DigitsSetup, attacks: dict, allowed_misses: Callable[[int, float], int]
+) -> None:
+    # Stated rate: each label-changing answer is flagged with probability at least 95%
+    # (measured 95.8-100% over simulated machines and seeds), up to the sampling error of the
+    # 450 test requests (see the allowed_misses fixture).
     test = digits.splits.test
     honest = predict_probs(digits.service, test.x)
     verifier = digits.verifier.probs(test.x)
     for name in ("top2_swap", "top2_average", "random_label_switch"):
         served = attacks[name].serve(test.x, honest, torch.Generator().manual_seed(0))
-        rate = float(digits.learned_detector.flags(served, verifier).float().mean())
-        assert rate >= 0.95, (name, rate)
+        missed = int((~digits.learned_detector.flags(served, verifier)).sum())
+        assert missed <= allowed_misses(len(test), 0.95), (name, missed)
 
 
 @pytest.mark.usefixtures("one_thread")

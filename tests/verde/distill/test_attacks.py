@@ -4,9 +4,14 @@ Stated rates (the deployed detector, i.e. the combined cross-entropy/label-surpr
 conformal threshold at fpr = 0.01, 450 held-out digits; measured values at seed 0 are in the
 bench's JSON line: 99.8%, 99.8% and 100% for the three label-changing attacks):
 
-- label-changing output attacks (top-2 swap, top-2 averaging, random label switch): at least
-  98%, 98% and 99% of the tampered answers are flagged, and at least 94% of the flagged
-  ones are re-classified to their true label;
+- label-changing output attacks (top-2 swap, top-2 averaging, random label switch): each
+  tampered answer is flagged with probability at least 98%, 98% and 99%, and at least 94% of
+  the flagged ones are re-classified to their true label. The test allows the sampling error
+  of 450 requests: misses up to the 99.9% quantile of Binomial(450, 1 - rate), i.e. 19, 19
+  and 12, so a detector that meets its rate fails with probability at most 0.1%. The models are
+  trained with plain torch, whose last bits (and so the trained weights) differ between CPUs,
+  BLAS builds and thread counts; one such simulated machine flags 441 of 450 top-2 swaps
+  (98.0%), here 449;
 - model substitution (a small, briefly trained MLP): at least 90% of all answers are flagged;
 - backdoored service (trigger in the input): at least 90% of the answers the backdoor changed;
 - additive output noise and a 3-bit quantised service: they change few labels; at least 50% of
@@ -18,7 +23,10 @@ bench's JSON line: 99.8%, 99.8% and 100% for the three label-changing attacks):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from scipy import stats
 
 from verde.distill.attacks import Attack, OutputAttack
 from verde.distill.digits import DigitsSetup
@@ -40,11 +48,27 @@ def _report(digits: DigitsSetup, attack: Attack) -> AttackReport:
 
 
 @pytest.mark.parametrize("name", sorted(LABEL_CHANGING_RATES))
-def test_label_changing_attacks_are_detected(digits: DigitsSetup, attacks: dict, name: str) -> None:
+def test_label_changing_attacks_are_detected(
+    digits: DigitsSetup,
+    attacks: dict,
+    name: str,
+    allowed_misses: Callable[[int, float], int],
+) -> None:
     report = _report(digits, attacks[name])
     assert report.changed == report.requests
-    assert report.detection_rate >= LABEL_CHANGING_RATES[name], report
+    missed = report.changed - round(report.detection_rate * report.changed)
+    assert missed <= allowed_misses(report.changed, LABEL_CHANGING_RATES[name]), report
     assert report.reclassification_accuracy >= 0.94, report
+
+
+def test_allowed_misses_still_catch_a_weaker_detector(
+    allowed_misses: Callable[[int, float], int],
+) -> None:
+    # What the bound admits on 450 requests: 19 misses at a stated 98%, 12 at 99%; a detector
+    # that flags only 93% of label-changing answers (about 32 misses) fails with probability
+    # above 99%.
+    assert [allowed_misses(450, r) for r in (0.98, 0.99)] == [19, 12]
+    assert stats.binom.cdf(allowed_misses(450, 0.98), 450, 0.07) < 0.01
 
 
 def test_substitute_model_is_detected(digits: DigitsSetup, attacks: dict) -> None:

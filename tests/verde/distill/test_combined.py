@@ -45,13 +45,28 @@ def test_combined_score_is_the_largest_rescaled_statistic(digits: DigitsSetup) -
     assert float((rescaled > 1.0).double().mean()) <= 0.02
 
 
+def _fitted(combined: CombinedDivergence) -> torch.Tensor:
+    return torch.tensor([*combined.centres, *combined.scales], dtype=torch.float64)
+
+
+# The probabilities below are recomputed by plain torch on this test's thread count, not the
+# fixture's one thread; on some CPUs and BLAS builds that changes their last bits, and the
+# fitted quantiles move with them (by 2.5e-7 relative on the machine that showed it). The
+# training-split fit differs from the deployed one by 48-76% relative (measured over
+# simulated machines and seeds), far beyond this tolerance.
+_SAME_FIT_RTOL = 1e-3
+
+
 def test_digits_fits_the_combined_scales_on_the_validation_split(digits: DigitsSetup) -> None:
     # fresh clean data the verifier never trained on; refitting there gives the deployed scales,
     # refitting on the training inputs (which the verifier was distilled on) does not
     deployed = digits.detector.statistic
     assert isinstance(deployed, CombinedDivergence)
-    assert fit_combined_divergence(*_clean(digits, "val")) == deployed
-    assert fit_combined_divergence(*_clean(digits, "train")) != deployed
+    on_val = fit_combined_divergence(*_clean(digits, "val"))
+    on_train = fit_combined_divergence(*_clean(digits, "train"))
+    assert on_val.statistics == on_train.statistics == deployed.statistics
+    torch.testing.assert_close(_fitted(on_val), _fitted(deployed), rtol=_SAME_FIT_RTOL, atol=0)
+    assert not torch.allclose(_fitted(on_train), _fitted(deployed), rtol=_SAME_FIT_RTOL, atol=0)
 
 
 @pytest.mark.parametrize("fpr", [0.01, 0.05])

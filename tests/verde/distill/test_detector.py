@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from scipy import stats
 
 from verde.distill.detector import DivergenceDetector
 from verde.distill.digits import DigitsSetup
@@ -59,13 +60,49 @@ def test_bound_catches_a_miscalibrated_detector(digits: DigitsSetup) -> None:
     assert flagged > detector.held_out_bound(service.shape[0])
 
 
+def _clean_batch_alarm_bound(
+    detector: DivergenceDetector, batches: int, size: int, confidence: float = 0.999
+) -> int:
+    """The ``confidence`` quantile of the number of batch alarms among ``batches`` clean batches.
+
+    A batch of ``size`` alarms when its flag count reaches the binomial test's critical count at
+    the nominal rate (``decide_batch``, batch_alpha 0.01). Given the threshold's true clean flag
+    rate r, batches alarm independently, so their count is Binomial(batches, P(alarm | r)); r
+    itself follows the Beta law of split-conformal thresholds, integrated here over its
+    quantiles ``flag_rate_bound(u)``. The nominal test alone would allow one alarm per hundred
+    batches only when r is exactly the target; a calibration draw that landed high raises it.
+    """
+    critical = next(
+        f for f in range(size + 1) if stats.binom.sf(f - 1, size, detector.fpr) < 0.01
+    )
+    grid = 2000
+    rates = [detector.flag_rate_bound((i + 0.5) / grid) for i in range(grid)]
+    per_batch = stats.binom.sf(critical - 1, size, rates)
+    for alarms in range(batches + 1):
+        if float(stats.binom.sf(alarms, batches, per_batch).mean()) <= 1.0 - confidence:
+            return alarms
+    return batches
+
+
 def test_clean_batches_do_not_raise_batch_alarms(digits: DigitsSetup) -> None:
     service, verifier = _clean(digits, "test")
     alarms = [
         digits.detector.decide_batch(service[i : i + 50], verifier[i : i + 50]).alarm
         for i in range(0, service.shape[0], 50)
     ]
-    assert sum(alarms) == 0
+    # 9 batches of 50 against 449 calibration requests at 1%: the bound is 2 alarms (a correct
+    # calibration raises none with probability about 98%, two or more with about 0.1%)
+    assert sum(alarms) <= _clean_batch_alarm_bound(digits.detector, len(alarms), 50)
+
+
+def test_clean_batch_alarm_bound_allows_few_alarms() -> None:
+    # The bound the test above uses is not vacuous: 2 of 9 batches at 99.9%, 1 at 99%, none
+    # at 90% (it depends on the calibration set's size and target rate, not on its scores).
+    u = torch.rand(449, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    probs = torch.stack([u, 1.0 - u], dim=1)
+    detector = DivergenceDetector(_first_column).calibrate(probs, probs, 0.01)
+    bounds = [_clean_batch_alarm_bound(detector, 9, 50, c) for c in (0.999, 0.99, 0.9)]
+    assert bounds == [2, 1, 0]
 
 
 def test_cheating_batch_raises_batch_alarm(digits: DigitsSetup, attacks: dict) -> None:
