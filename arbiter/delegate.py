@@ -20,6 +20,7 @@ from proofs import SignedMessage
 from verde.protocol.dispute.multi import DisputeRecord, DisputeRunner, Resolution, settle
 from verde.protocol.dispute.verdict import Verdict
 from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.errors import PeerError
 
 Report = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
@@ -74,6 +75,20 @@ def collect_results(spec: JobSpec, peers: dict[str, GrpcProviderPeer], *,
     return ({a: r for a, (r, _) in done.items()}, {a: k for a, (_, k) in done.items()})
 
 
+def collect_endpoints(peers: Mapping[str, GrpcProviderPeer],
+                      results: Mapping[str, SignedMessage]) -> dict[str, str]:
+    """Each provider's signed endpoint record (JSON), where it serves a valid one for the key
+    that signed its result; the arbiter reaches a party only where such a record says."""
+    records = {}
+    for addr, peer in peers.items():
+        try:
+            record = peer.endpoint().check(results[addr].signer)
+        except PeerError:  # none, or not this party's: the arbiter fetches from the hint
+            continue
+        records[addr] = dump_json(record.to_json())
+    return records
+
+
 def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | None, *,
              peer_factory: Callable[[str], GrpcProviderPeer] = GrpcProviderPeer,
              report: Report | None = None, progress: Progress | None = None,
@@ -91,6 +106,7 @@ def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | N
     try:
         results, identities = collect_results(spec, peers, progress=progress,
                                               timeout_s=job_timeout_s)
+        endpoints = collect_endpoints(peers, results)
     finally:
         for peer in peers.values():
             peer.close()
@@ -101,7 +117,8 @@ def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | N
         raise ArbiterError("providers disagree and no arbiter was given (--arbiter)")
 
     run = (arbiter_dispute_runner(spec, results, arbiter, report=say, rounds=rounds,
-                                  verdicts=verdicts, timeout_s=dispute_timeout_s)
+                                  verdicts=verdicts, timeout_s=dispute_timeout_s,
+                                  endpoints=endpoints)
            if arbiter is not None else no_arbiter)  # fmt: skip
     return settle(spec, results, identities, run)
 
@@ -109,20 +126,24 @@ def delegate(spec: JobSpec, providers: Sequence[str], arbiter: ArbiterClient | N
 def arbiter_dispute_runner(spec: JobSpec, results: Mapping[str, SignedMessage],
                            arbiter: ArbiterClient, *, report: Report | None = None,
                            rounds: Rounds | None = None, verdicts: Verdicts | None = None,
-                           timeout_s: float = 1800.0) -> DisputeRunner:
+                           timeout_s: float = 1800.0,
+                           endpoints: Mapping[str, str] | None = None) -> DisputeRunner:
     """A ``DisputeRunner`` that has an arbiter service referee each dispute.
 
-    The parties are named by their provider addresses: the arbiter dials them itself, so it
-    never has to trust the client's copy of the answers.
+    The parties are named by their provider addresses and, where known, their signed endpoint
+    records (``endpoints``): the arbiter dials them itself, so it never has to trust the
+    client's copy of the answers. Opening the dispute again (as a client does after someone
+    else opened it first) adds our records to it.
     """
+    records = dict(endpoints or {})
     say = report or (lambda _msg: None)
     show_round = rounds or _round_printer(say)
 
     def run(a: str, b: str) -> DisputeRecord:
         say(f"dispute: {a} vs {b}")
         did = arbiter.open_dispute(spec.to_dict(), [
-            (a, dump_json(results[a].to_json())),
-            (b, dump_json(results[b].to_json()))])
+            (a, dump_json(results[a].to_json()), records.get(a, "")),
+            (b, dump_json(results[b].to_json()), records.get(b, ""))])
         label = did[:12]
         status = arbiter.wait(did, timeout_s=timeout_s, progress=lambda st: show_round(
             did, label, st.phase, int(st.rounds)))

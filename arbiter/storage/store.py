@@ -139,6 +139,29 @@ class Store:
                 raise StorageError(f"cannot create dispute {dispute_id}: {exc.orig}") from None
         return self.dispute(dispute_id)
 
+    def update_opening(self, dispute_id: str, seen_json: str, new_json: str) -> bool:
+        """Replace a dispute's opening if it is still ``seen_json`` (compare and set).
+
+        The lease fence (``version``) is left alone: adding vouched endpoint records to an
+        opening never conflicts with the arbiter driving the dispute.
+        """
+        with self.db.sessions.begin() as s:
+            res = s.execute(update(DisputeRow).where(DisputeRow.dispute_id == dispute_id,
+                                                     DisputeRow.state_json == seen_json)
+                            .values(state_json=new_json))
+            return bool(res.rowcount == 1)
+
+    def reopen_unreachable(self, dispute_id: str) -> bool:
+        """Make a dispute that ended ``unreachable`` active again (new records may reach the
+        party now); False if it is in any other status."""
+        with self.db.sessions.begin() as s:
+            res = s.execute(update(DisputeRow).where(DisputeRow.dispute_id == dispute_id,
+                                                     DisputeRow.status == "unreachable")
+                            .values(status="open", phase="open", error=None, owner=None,
+                                    lease_until=None, version=DisputeRow.version + 1,
+                                    updated_at=utcnow()))
+            return bool(res.rowcount == 1)
+
     def dispute(self, dispute_id: str) -> DisputeRecord:
         with self.db.sessions() as s:
             row = s.get(DisputeRow, dispute_id)

@@ -17,9 +17,10 @@ from dataclasses import replace
 import grpc
 
 from arbiter.channels import build_server
-from arbiter.codec import answer_to_chunks
+from arbiter.codec import answer_to_chunks, signed_to_json
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
+from arbiter.provider_endpoint import ProviderEndpoint
 from proofs import MessageContext, SignedMessage, SigningKey, sign_message
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.provider.provider import Provider
@@ -56,12 +57,23 @@ class HostileProvider(rpc.ProviderServicer):
         self.mode = mode
         self.target = MODES[mode]
         self.mangled = 0
+        # A hostile provider still vouches for its own address, like any provider: its
+        # silence and its mangled answers count against it there.
+        self.vouched = ProviderEndpoint(key)
 
     def result(self, job_id: str) -> SignedMessage:
         return resign(self.key, self.inner.result(job_id))
 
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
         return pb.IdentityReply(public_key=self.key.public_key.hex())
+
+    def Endpoint(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.SignedEnvelope:
+        return pb.SignedEnvelope(message_json=signed_to_json(self.vouched.record().signed))
+
+    def Challenge(self, request: pb.ChallengeRequest, context: grpc.ServicerContext
+                  ) -> pb.SignedEnvelope:
+        answer = self.vouched.answer(request.nonce, request.address)
+        return pb.SignedEnvelope(message_json=signed_to_json(answer))
 
     def Answer(self, request: pb.QueryRequest, context: grpc.ServicerContext
                ) -> Iterator[pb.AnswerChunk]:
@@ -147,4 +159,5 @@ def serve_hostile(inner: Provider, key: SigningKey, mode: str
     server, port = build_server("127.0.0.1:0",
                                 lambda s: rpc.add_ProviderServicer_to_server(servicer, s),
                                 max_message=64 << 20, workers=4)
+    servicer.vouched.advertise(f"127.0.0.1:{port}")
     return server, f"127.0.0.1:{port}", servicer
