@@ -23,6 +23,7 @@ from proofs import SignedMessage, SigningKey
 from verde.protocol.peers.endpoints import (
     DEFAULT_ENDPOINT_TTL_S,
     EndpointRecord,
+    InvalidEndpoint,
     answer_challenge,
     check_address,
     sign_endpoint,
@@ -60,7 +61,7 @@ class ProviderEndpoint:
         """Vouch for ``address`` from now on (a new record is signed at the next request)."""
         try:
             check_address(address)
-        except ValueError as exc:
+        except InvalidEndpoint as exc:
             raise ArbiterInputError(f"--advertise: {exc}") from None
         with self._lock:
             self._address = address
