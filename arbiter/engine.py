@@ -144,11 +144,11 @@ class ArbiterEngine:
         opening = merge_opening({"state": state.to_json(), "addresses": dict(hints)}, keys,
                                 records, hints)
         self.store.put_job(job.job_id, canonical_json(job.to_dict()).decode())
-        for party, (_, text, *_rest), result in zip(("a", "b"), entries, results, strict=True):
+        for party, result in zip(("a", "b"), results, strict=True):
             key_hex = result.signer.hex()
             vouched = records.get(party)
             self.store.upsert_provider(key_hex, vouched.address if vouched else None)
-            self.store.put_result(job.job_id, key_hex, text)
+            self.store.put_result(job.job_id, key_hex, dump_json(result.to_json()))
         try:
             self.store.dispute(state.dispute_id)
             existed = True

@@ -10,6 +10,7 @@ one) claims the dispute and resumes from the last committed state.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,7 +94,8 @@ class Store:
                                         signed_result_json=signed_json, created_at=utcnow())
             existing = s.scalar(select(ResultRow).where(ResultRow.job_id == job_id,
                                                         ResultRow.provider_key == provider_key))
-            if existing is not None and existing.signed_result_json != signed_json:
+            if existing is not None and existing.signed_result_json != signed_json and (
+                    _parsed(existing.signed_result_json) != _parsed(signed_json)):
                 raise ConflictingResult(
                     f"provider {provider_key[:16]} already has a different result for job {job_id}")
 
@@ -272,6 +274,15 @@ class Store:
             s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=status,
                                   payload_json=verdict_json, owner=owner))
         return self.dispute(record.dispute_id)
+
+
+def _parsed(text: str) -> object:
+    """JSON text as a value, so the same result written in another key order or spacing
+    (an earlier release stored the opener's text verbatim) is not a conflict."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _fenced_update(s: Session, record: DisputeRecord, holder: str, **values: object) -> None:

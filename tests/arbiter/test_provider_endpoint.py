@@ -64,11 +64,10 @@ def test_a_challenge_answer_does_not_pass_for_another_nonce_or_key(provider) -> 
 def test_bad_challenges_are_invalid_argument(provider, nonce, address_of) -> None:  # type: ignore[no-untyped-def]
     running, _ = provider
     address = f"127.0.0.1:{running.port}"
-    with grpc.insecure_channel(address) as ch:
-        with pytest.raises(grpc.RpcError) as info:
-            rpc.ProviderStub(ch).Challenge(pb.ChallengeRequest(nonce=nonce,
-                                                               address=address_of(address)),
-                                           timeout=10)
+    with grpc.insecure_channel(address) as ch, pytest.raises(grpc.RpcError) as info:
+        rpc.ProviderStub(ch).Challenge(pb.ChallengeRequest(nonce=nonce,
+                                                           address=address_of(address)),
+                                       timeout=10)
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
 
 

@@ -4,8 +4,9 @@ It wraps an in-process cheating provider (``verde.protocol.faults.CheatingProvid
 result and every answer with its own key (so each hostile server is a distinct party and its
 disputes are distinct), and mangles the answers to one query kind according to ``mode``:
 truncated tensor streams, wrong dtypes or shapes, overflowing shapes, garbage signed JSON,
-answers replayed from another dispute, answers signed by a stranger, error statuses, and
-messages beyond the maximum message size. The arbiter must rule against it, never crash.
+answers replayed from another dispute or another job, answers signed by a stranger, error
+statuses, and messages beyond the maximum message size. The arbiter must rule against it,
+never crash.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ MODES = {
     "truncated_stream": "step_children",
     "garbage_signed_json": "step_children",
     "replayed_from_other_dispute": "step_children",
+    "replayed_from_other_job": "graph_children",
     "signed_by_stranger": "step_children",
     "announces_huge_tensor": "step_children",
     "wrong_dtype": "node_inputs",
@@ -107,6 +109,14 @@ class HostileProvider(rpc.ProviderServicer):
         other = MessageContext(ctx.job_id, "0" * 64, ctx.round, ctx.kind)
         yield from answer_to_chunks(Answer(sign_message(self.key, other,
                                                         dict(answer.signed.payload))))
+
+    def _replayed_from_other_job(self, answer: Answer, context: grpc.ServicerContext
+                                 ) -> Iterator[pb.AnswerChunk]:
+        ctx = answer.signed.context
+        other = MessageContext("1" * 64, ctx.dispute_id, ctx.round, ctx.kind)
+        yield from answer_to_chunks(Answer(sign_message(self.key, other,
+                                                        dict(answer.signed.payload)),
+                                           dict(answer.blobs)))
 
     def _signed_by_stranger(self, answer: Answer, context: grpc.ServicerContext
                             ) -> Iterator[pb.AnswerChunk]:
