@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from arbiter.errors import ArbiterInputError
+from arbiter.codec import MalformedRequest
 
 #: (service, method, status code name, seconds) of one finished call.
 ObservedCall = Callable[[str, str, str, float], None]
@@ -139,10 +139,6 @@ class DrainGate(grpc.ServerInterceptor):
                           "this service is shutting down and takes no new work: try another")
 
         return _rebuild(handler, refuse)
-
-
-class MalformedRequest(ArbiterInputError):
-    """A request (or one message of a request stream) does not decode as its message type."""
 
 
 class MalformedRequests(grpc.ServerInterceptor):

@@ -4,12 +4,14 @@ calls :func:`start_provider` and then :func:`arbiter.lifecycle.serve_until_signa
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
 from arbiter.errors import ArbiterInputError
 from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
+from arbiter.logs import log_event
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import JobObserver
 from arbiter.proto import verde_pb2_grpc as rpc
@@ -57,6 +59,8 @@ def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | No
                                 plan=parse_fault_plan(fault))
     return Provider(key, name=name, checkpoint_dir=checkpoint_dir)
 
+
+log = logging.getLogger("verde.service")
 
 #: Calls that start new work: refused while the provider drains.
 NEW_WORK = ("SubmitJob", "PutState")
@@ -121,5 +125,10 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
         new_work=NEW_WORK, observe_call=registry.observe_call if registry else None,
         tls=tls, max_message=max_message, cleanup=cleanup)
     if advertise is None:
-        vouched.advertise(f"{listen.rsplit(':', 1)[0]}:{endpoint.port}")
+        listen_host = listen.rsplit(":", 1)[0]
+        vouched.advertise(f"{listen_host}:{endpoint.port}")
+        if listen_host in ("0.0.0.0", "[::]"):
+            log_event(log, logging.WARNING, "provider.advertise",
+                      f"vouching for {vouched.address}, which arbiters on other machines "
+                      "cannot dial: pass --advertise HOST:PORT", address=vouched.address)
     return RunningProvider(endpoint, host, registry, vouched=vouched)

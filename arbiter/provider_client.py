@@ -98,7 +98,11 @@ class GrpcProviderPeer:
             reply = self.stub.Challenge(pb.ChallengeRequest(nonce=nonce, address=address),
                                         timeout=timeout_s or self.call_timeout_s)
         except grpc.RpcError as err:
-            raise PeerError(str(remote_error(what, err))) from None
+            mapped = remote_error(what, err)
+            if getattr(mapped, "unreachable", False) or isinstance(mapped, PeerError):
+                raise PeerError(str(mapped)) from None  # nobody answered
+            # Someone answered, but would not or could not sign for this address.
+            raise InvalidEndpoint(str(mapped)) from None
         try:
             return SignedMessage.from_json(json.loads(reply.message_json))
         except (ProofError, TypeError, ValueError) as exc:

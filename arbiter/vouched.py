@@ -5,10 +5,11 @@ the opener's word, and the opener may be the other party. So the arbiter uses th
 *hints*: places to fetch the party's signed endpoint record (``Provider.Endpoint``), which it
 then checks against the key that signed the party's result. It queries a party only at the
 address of its newest valid record, and only after the party answering there proved, by
-signing a fresh challenge for that address, that it holds the key. A party that misses a
-deadline there and still proves its key afterwards was silent on purpose: that counts against
-it (the timeout event carries its record). Anything else -- no valid record, nothing listening,
-a challenge answered by another key, replayed or for another address -- is "could not reach",
+signing a fresh challenge for that address, that it holds the key. A party that, once proved
+there, misses a deadline -- still proving its key, or no longer answering at all -- was
+silent at its own address: that counts against it (the timeout event carries its record).
+Anything else -- no valid record, nothing listening before the party ever proved itself, a
+challenge answered by another key, replayed or for another address -- is "could not reach",
 :class:`Unreachable`, and never a loss.
 
 What a dispute stores beside its two signed results is therefore only what the parties signed
@@ -154,18 +155,25 @@ class PartyReach:
             delay = min(delay * 2, 2.0)
 
     def confirm_silence(self, party: str) -> EndpointRecord:
-        """After a missed deadline: the record the silence counts at, if the party still
-        proves its key there; :class:`Unreachable` (no loss) if it does not."""
-        record = self._proved.pop(party, None)
+        """After a missed deadline: the record the silence counts at.
+
+        The party proved its key at this address earlier in this drive; the address is
+        challenged again. If someone else answers there now (another key, a replayed or
+        refused challenge), the silence is not the party's: :class:`Unreachable`. If the
+        party proves its key again, or nobody answers at all (it went silent, or down, after
+        proving itself), the silence counts.
+        """
+        record = self._proved.get(party)
         if record is None:
             raise Unreachable(f"party {party} was never reached")
         try:
             self._challenge(party, record)
-        except PeerError as exc:
-            raise Unreachable(f"party {party} ({self.keys[party][:16]}) did not answer and "
-                              f"could not be reached at {record.address} to confirm it: "
-                              f"{exc}") from None
-        self._proved[party] = record
+        except InvalidEndpoint as exc:
+            self._proved.pop(party, None)
+            raise Unreachable(f"party {party} ({self.keys[party][:16]}) did not answer, and "
+                              f"at {record.address} someone else does now: {exc}") from None
+        except PeerError:
+            pass  # nobody answers at its own proved address: silence
         return record
 
     def _resolve(self, party: str, problems: list[str]) -> EndpointRecord | None:

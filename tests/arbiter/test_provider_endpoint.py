@@ -91,3 +91,20 @@ def test_no_address_means_no_record_and_no_challenge() -> None:
         endpoint.advertise("nowhere")
     with pytest.raises(ArbiterInputError, match="lifetime"):
         ProviderEndpoint(SigningKey.generate(), ttl_s=0)
+
+
+def test_a_wildcard_listen_address_is_vouched_for_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="verde.service"):
+        running = start_provider(key_file(tmp_path, "wild"), "0.0.0.0:0")
+    try:
+        assert running.advertised == f"0.0.0.0:{running.port}"
+        assert any("--advertise" in r.getMessage() for r in caplog.records)
+    finally:
+        running.close(0)
+    explicit = start_provider(key_file(tmp_path, "named"), "127.0.0.1:0",
+                              advertise="verde.example.org:7001")
+    try:
+        assert explicit.advertised == "verde.example.org:7001"
+    finally:
+        explicit.close(0)

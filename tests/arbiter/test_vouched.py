@@ -157,3 +157,24 @@ def test_the_newest_valid_record_wins_and_hints_stay_bounded() -> None:
     assert hints_of(opening, "a")[0] == "127.0.0.1:109"
     assert len(hints_of(opening, "a")) == MAX_HINTS
     assert hints_of({"addresses": {"a": "h:1"}}, "a") == ["h:1"]  # openings of old releases
+
+
+def test_silence_after_proof_counts_unless_someone_else_answers_there(world) -> None:  # type: ignore[no-untyped-def]
+    impostor = Impostor()
+    server, port = build_server("127.0.0.1:0",
+                                lambda s: rpc.add_ProviderServicer_to_server(impostor, s))
+    address = f"127.0.0.1:{port}"
+    try:
+        impostor.record, impostor.key = sign_endpoint(HONEST, address), HONEST
+        reach, _ = _reach(world, {"endpoints": {"a": impostor.record.to_json()}})
+        reach.contact("a")
+        assert reach.confirm_silence("a").address == address  # still proves its key
+        impostor.key = OTHER  # the address changed hands after the party proved itself
+        with pytest.raises(Unreachable, match="someone else"):
+            reach.confirm_silence("a")
+        impostor.key = HONEST
+        reach.contact("a")
+    finally:
+        server.stop(0).wait()
+    # The party proved itself, then went down: its silence counts.
+    assert reach.confirm_silence("a").address == address
