@@ -91,15 +91,21 @@ def mutate_fields(rng: random.Random, message: Any) -> Any:
     for _ in range(rng.randint(1, 2)):
         field = rng.choice(fields)
         name = field.name
-        if field.label == field.LABEL_REPEATED:
+        if _repeated(field):
             items = getattr(out, name)
             if field.type == field.TYPE_MESSAGE:
                 if len(items) and rng.random() < 0.5:
                     del items[rng.randrange(len(items))]
                 elif len(items):
                     items.add().CopyFrom(mutate_fields(rng, items[rng.randrange(len(items))]))
-            else:
+            elif field.type == field.TYPE_STRING:
                 items.append(rng.choice(["", "x" * 300, "../../etc", "\u2603"]))
+            elif field.type == field.TYPE_BYTES:
+                items.append(rng.randbytes(rng.randrange(64)))
+            elif field.type in (field.TYPE_UINT32, field.TYPE_UINT64, field.TYPE_FIXED64):
+                items.append(rng.choice([0, 1, 2**32 - 1]))
+            elif field.type != field.TYPE_BOOL and field.cpp_type != field.CPPTYPE_ENUM:
+                items.append(rng.choice([0, -1, 2**31 - 1, 3]))
         elif field.type == field.TYPE_STRING:
             setattr(out, name, mutate_text(rng, getattr(out, name)))
         elif field.type == field.TYPE_BYTES:
@@ -117,6 +123,11 @@ def mutate_fields(rng: random.Random, message: Any) -> Any:
         elif field.type == field.TYPE_BOOL:
             setattr(out, name, not getattr(out, name))
     return out
+
+
+def _repeated(field: Any) -> bool:
+    flag = getattr(field, "is_repeated", None)  # protobuf >= 6; label() is deprecated there
+    return bool(flag) if flag is not None else field.label == field.LABEL_REPEATED
 
 
 def mutated(rng: random.Random, message: Any) -> bytes:
