@@ -169,13 +169,11 @@ class World:
         return doc["keys"].get(doc["winner"] or "")
 
     def serve(self, servicer: Any) -> str:
-        from arbiter.channels import build_server
-        from arbiter.proto import verde_pb2_grpc as rpc
+        from tests.e2e.hostile import serve_servicer
 
-        server, port = build_server("127.0.0.1:0",
-                                    lambda s: rpc.add_ProviderServicer_to_server(servicer, s))
+        server, address = serve_servicer(servicer)
         self.servers.append(server)
-        return f"127.0.0.1:{port}"
+        return address
 
 
 Outcome = dict[str, Any]
@@ -221,36 +219,15 @@ def address_hijack(w: World, seed: int) -> Outcome:
             "disputes": 1}
 
 
-class _Impostor:
-    """Serves a fixed endpoint record, and a fixed (replayed) challenge answer."""
-
-    def __init__(self, record: Any, answer: Any) -> None:
-        self.record, self.answer = record, answer
-
-    def Endpoint(self, request: Any, context: Any) -> Any:
-        from arbiter.codec import signed_to_json
-        from arbiter.proto import verde_pb2 as pb
-
-        return pb.SignedEnvelope(message_json=signed_to_json(self.record.signed))
-
-    def Challenge(self, request: Any, context: Any) -> Any:
-        from arbiter.codec import signed_to_json
-        from arbiter.proto import verde_pb2 as pb
-
-        if self.answer is None:
-            context.abort(__import__("grpc").StatusCode.UNIMPLEMENTED, "relay")
-        return pb.SignedEnvelope(message_json=signed_to_json(self.answer))
-
-
 def relayed_record(w: World, seed: int) -> Outcome:
     """The cheater names its own server as the honest party's address; it serves the honest
     party's genuine record, which points the arbiter to the honest provider itself."""
-    from arbiter.proto import verde_pb2_grpc as rpc
     from arbiter.provider_client import GrpcProviderPeer
+    from tests.e2e.hostile import EndpointImpostor
 
     with GrpcProviderPeer(w.honest) as peer:
         genuine = peer.endpoint()
-    relay = w.serve(type("Relay", (_Impostor, rpc.ProviderServicer), {})(genuine, None))
+    relay = w.serve(EndpointImpostor(genuine))
     spec = spec_for(seed)
     rh, rc = w.result(w.honest, spec), w.result(w.cheat, spec)
     did = w.client.open_dispute(spec, [(w.cheat, rc), (relay, rh)])
@@ -260,13 +237,13 @@ def relayed_record(w: World, seed: int) -> Outcome:
 def replayed_challenge(w: World, seed: int) -> Outcome:
     """The party once vouched for an address now held by someone who replays the party's
     captured challenge answer."""
-    from arbiter.proto import verde_pb2_grpc as rpc
+    from tests.e2e.hostile import EndpointImpostor
     from verde.protocol.peers.endpoints import answer_challenge, sign_endpoint
 
-    impostor = type("Replayer", (_Impostor, rpc.ProviderServicer), {})(None, None)
+    impostor = EndpointImpostor()
     address = w.serve(impostor)
     impostor.record = sign_endpoint(w.key("honest"), address)
-    impostor.answer = answer_challenge(w.key("honest"), "ab" * 16, address)
+    impostor.replayed = answer_challenge(w.key("honest"), "ab" * 16, address)
     spec = spec_for(seed)
     rh, rc = w.result(w.honest, spec), w.result(w.cheat, spec)
     did = w.client.open_dispute(spec, [(w.cheat, rc),
@@ -317,32 +294,12 @@ def reopen_spam(w: World, seed: int) -> Outcome:
     return {"ok": w.winner_key(did) == w.key("honest").public_key.hex(), "disputes": 1}
 
 
-class _Withholder:
-    """Takes any job, reports it done, never hands over a result."""
-
-    def SubmitJob(self, request: Any, context: Any) -> Any:
-        from arbiter.proto import verde_pb2 as pb
-        from verde.protocol.jobs.spec import JobSpec
-
-        return pb.JobRef(job_id=JobSpec.from_mapping(json.loads(request.spec_json)).job_id)
-
-    def GetStatus(self, request: Any, context: Any) -> Any:
-        from arbiter.proto import verde_pb2 as pb
-
-        return pb.JobStatus(job_id=request.job_id, state="done", steps_done=1, steps_total=1)
-
-    def GetResult(self, request: Any, context: Any) -> Any:
-        import grpc
-
-        context.abort(grpc.StatusCode.NOT_FOUND, "no result for you")
-
-
 def withheld_result(w: World, seed: int) -> Outcome:
     from arbiter.delegate import delegate
-    from arbiter.proto import verde_pb2_grpc as rpc
+    from tests.e2e.hostile import Withholder
     from verde.protocol.jobs.spec import JobSpec
 
-    withholder = w.serve(type("Withholder", (_Withholder, rpc.ProviderServicer), {})())
+    withholder = w.serve(Withholder())
     res = delegate(JobSpec.from_mapping(spec_for(seed)), [w.honest, withholder, w.cheat],
                    w.client)
     return {"ok": res.honest == [w.honest] and res.withheld == [withholder]

@@ -13,18 +13,16 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import pytest
 
 from arbiter.channels import build_server
-from arbiter.codec import signed_to_json
-from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_app import RunningProvider, start_provider
 from arbiter.provider_client import GrpcProviderPeer
 from arbiter.vouched import MAX_HINTS, PartyReach, Unreachable, hints_of, merge_opening
-from proofs import SignedMessage, SigningKey
+from proofs import SigningKey
 from tests.arbiter.conftest import key_file
+from tests.e2e.hostile import EndpointImpostor
 from verde.protocol.peers.endpoints import (
     EndpointRecord,
     answer_challenge,
@@ -35,32 +33,13 @@ HONEST = SigningKey.from_seed(b"reach-honest".ljust(32, b"\0"))
 OTHER = SigningKey.from_seed(b"reach-other".ljust(32, b"\0"))
 
 
-class Impostor(rpc.ProviderServicer):
-    """Serves a fixed record and a fixed (or freshly signed by ``key``) challenge answer."""
-
-    def __init__(self) -> None:
-        self.record: EndpointRecord | None = None
-        self.key: SigningKey | None = None
-        self.replayed: SignedMessage | None = None
-
-    def Endpoint(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.SignedEnvelope:
-        assert self.record is not None
-        return pb.SignedEnvelope(message_json=signed_to_json(self.record.signed))
-
-    def Challenge(self, request: pb.ChallengeRequest, context: grpc.ServicerContext
-                  ) -> pb.SignedEnvelope:
-        answer = self.replayed or answer_challenge(self.key or OTHER, request.nonce,
-                                                   request.address)
-        return pb.SignedEnvelope(message_json=signed_to_json(answer))
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("reach")
     path = key_file(tmp, "reach-honest")
     assert SigningKey.load(path).public_key.hex() == HONEST.public_key.hex()
     running: RunningProvider = start_provider(path, "127.0.0.1:0")
-    impostor = Impostor()
+    impostor = EndpointImpostor(key=OTHER)
     server, port = build_server("127.0.0.1:0",
                                 lambda s: rpc.add_ProviderServicer_to_server(impostor, s))
     peers: dict[str, GrpcProviderPeer] = {}
@@ -105,7 +84,7 @@ def test_nothing_listening_at_the_hint_is_unreachable_not_silence(world) -> None
 
 
 def test_an_unknown_key_vouching_for_the_hint_does_not_count(world) -> None:  # type: ignore[no-untyped-def]
-    imp: Impostor = world["impostor"]
+    imp: EndpointImpostor = world["impostor"]
     imp.record, imp.key, imp.replayed = sign_endpoint(OTHER, world["impostor_at"]), OTHER, None
     reach, saved = _reach(world, {"hints": {"a": [world["impostor_at"]]}})
     with pytest.raises(Unreachable, match="not by the party"):
@@ -115,7 +94,7 @@ def test_an_unknown_key_vouching_for_the_hint_does_not_count(world) -> None:  # 
 
 def test_another_key_answering_at_the_vouched_address_is_unreachable(world) -> None:  # type: ignore[no-untyped-def]
     """Address hijack: the party signed for the address, someone else answers there."""
-    imp: Impostor = world["impostor"]
+    imp: EndpointImpostor = world["impostor"]
     imp.record, imp.key, imp.replayed = sign_endpoint(HONEST, world["impostor_at"]), OTHER, None
     reach, _ = _reach(world, {"endpoints": {"a": imp.record.to_json()}})
     with pytest.raises(Unreachable, match="holds key"):
@@ -123,7 +102,7 @@ def test_another_key_answering_at_the_vouched_address_is_unreachable(world) -> N
 
 
 def test_a_replayed_challenge_answer_is_unreachable(world) -> None:  # type: ignore[no-untyped-def]
-    imp: Impostor = world["impostor"]
+    imp: EndpointImpostor = world["impostor"]
     imp.record = sign_endpoint(HONEST, world["impostor_at"])
     imp.replayed = answer_challenge(HONEST, "ab" * 16, world["impostor_at"])  # captured once
     reach, _ = _reach(world, {"endpoints": {"a": imp.record.to_json()}})
@@ -132,7 +111,7 @@ def test_a_replayed_challenge_answer_is_unreachable(world) -> None:  # type: ign
 
 
 def test_an_expired_record_is_not_used(world) -> None:  # type: ignore[no-untyped-def]
-    imp: Impostor = world["impostor"]
+    imp: EndpointImpostor = world["impostor"]
     old = sign_endpoint(HONEST, world["impostor_at"], ttl_s=60, now=time.time() - 3600)
     imp.record, imp.key, imp.replayed = old, HONEST, None  # would pass the challenge
     reach, _ = _reach(world, {"endpoints": {"a": old.to_json()}})
@@ -160,7 +139,7 @@ def test_the_newest_valid_record_wins_and_hints_stay_bounded() -> None:
 
 
 def test_silence_after_proof_counts_unless_someone_else_answers_there(world) -> None:  # type: ignore[no-untyped-def]
-    impostor = Impostor()
+    impostor = EndpointImpostor(key=OTHER)
     server, port = build_server("127.0.0.1:0",
                                 lambda s: rpc.add_ProviderServicer_to_server(impostor, s))
     address = f"127.0.0.1:{port}"

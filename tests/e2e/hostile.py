@@ -23,6 +23,8 @@ from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_endpoint import ProviderEndpoint
 from proofs import MessageContext, SignedMessage, SigningKey, sign_message
+from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.endpoints import EndpointRecord, answer_challenge
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.provider.provider import Provider
 
@@ -171,3 +173,52 @@ def serve_hostile(inner: Provider, key: SigningKey, mode: str
                                 max_message=64 << 20, workers=4)
     servicer.vouched.advertise(f"127.0.0.1:{port}")
     return server, f"127.0.0.1:{port}", servicer
+
+
+class EndpointImpostor(rpc.ProviderServicer):
+    """Serves only ``Endpoint`` and ``Challenge``: a fixed record (``None``: none), and either a
+    fixed (replayed) challenge answer or a fresh one signed by ``key`` (``None``: refuses).
+
+    It plays whoever holds an address that is not theirs: a hijacker answering with its own
+    key, a replayer of a captured answer, a relay serving someone else's genuine record.
+    """
+
+    def __init__(self, record: EndpointRecord | None = None, key: SigningKey | None = None,
+                 replayed: SignedMessage | None = None) -> None:
+        self.record, self.key, self.replayed = record, key, replayed
+
+    def Endpoint(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.SignedEnvelope:
+        if self.record is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no record here")
+        return pb.SignedEnvelope(message_json=signed_to_json(self.record.signed))
+
+    def Challenge(self, request: pb.ChallengeRequest, context: grpc.ServicerContext
+                  ) -> pb.SignedEnvelope:
+        if self.replayed is not None:
+            return pb.SignedEnvelope(message_json=signed_to_json(self.replayed))
+        if self.key is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server signs no challenges")
+        answer = answer_challenge(self.key, request.nonce, request.address)
+        return pb.SignedEnvelope(message_json=signed_to_json(answer))
+
+
+class Withholder(rpc.ProviderServicer):
+    """Takes any job, reports it done, and never hands over a result."""
+
+    def SubmitJob(self, request: pb.JobRequest, context: grpc.ServicerContext) -> pb.JobRef:
+        return pb.JobRef(job_id=JobSpec.from_mapping(json.loads(request.spec_json)).job_id)
+
+    def GetStatus(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.JobStatus:
+        return pb.JobStatus(job_id=request.job_id, state="done", steps_done=1, steps_total=1)
+
+    def GetResult(self, request: pb.JobRef, context: grpc.ServicerContext
+                  ) -> pb.SignedEnvelope:
+        context.abort(grpc.StatusCode.NOT_FOUND, "no result for you")
+        raise AssertionError("unreachable")  # pragma: no cover - abort raises
+
+
+def serve_servicer(servicer: rpc.ProviderServicer) -> tuple[grpc.Server, str]:
+    """Start ``servicer`` as a Provider service on 127.0.0.1 (OS-chosen port)."""
+    server, port = build_server("127.0.0.1:0",
+                                lambda s: rpc.add_ProviderServicer_to_server(servicer, s))
+    return server, f"127.0.0.1:{port}"
