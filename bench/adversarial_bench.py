@@ -12,6 +12,10 @@ Three parts, each with the honest outcome checked (issue 15, "Disputes nobody ca
   client, a hijacked address, relayed records, replayed challenge answers, foreign / expired /
   forged endpoint records, forged results, re-open spam, a withheld result). The honest side
   must never lose; where a dispute cannot be decided it must end ``unreachable`` or be refused.
+  ``honest_wins`` counts the disputes whose outcome was the honest one: decided for the
+  honest provider, or (hijacked address, replayed challenge) ended ``unreachable`` with no
+  loss recorded; ``service_outcomes`` counts the strategies by which of those (or a refusal
+  at open) they ended with.
 * ``fuzz``: N seeded mutations of real requests (``bench/_fuzz_messages.py``) sent as raw bytes
   to the provider and the arbiter: zero INTERNAL/UNKNOWN statuses, both processes alive, and
   their resident memory before and after.
@@ -306,6 +310,13 @@ def withheld_result(w: World, seed: int) -> Outcome:
             and res.cheaters == [w.cheat], "disputes": len(res.disputes)}
 
 
+#: The honest outcome each strategy must end with (besides no loss of the honest side).
+EXPECTED = {"address_hijack": "unreachable", "replayed_challenge_answer": "unreachable",
+            "foreign_endpoint_record": "refused_at_open",
+            "expired_endpoint_record": "refused_at_open",
+            "forged_endpoint_record": "refused_at_open",
+            "forged_result_naming_the_honest_provider": "refused_at_open"}
+
 NETWORK: dict[str, Callable[[World, int], Outcome]] = {
     "framing_with_a_made_up_address": framing,
     "front_running_the_client": front_running,
@@ -465,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "honest_outcome_all": not protocol["losses"] and all(o["ok"] for o in network.values()),
         "honest_losses_recorded": honest_losses,
         "failed_strategies": sorted(k for k, o in network.items() if not o["ok"]),
+        "service_outcomes": dict(Counter(EXPECTED.get(k, "decided_for_honest")
+                                         for k, o in network.items() if o["ok"])),
         "protocol_losses": protocol["losses"][:5],
         "fuzz": fuzzed,
         "seconds": round(time.perf_counter() - t0, 1),
