@@ -32,7 +32,8 @@ class ArbiterServicer(rpc.ArbiterServicer):
     def OpenDispute(self, request: pb.OpenDisputeRequest, context: grpc.ServicerContext
                     ) -> pb.DisputeRef:
         spec = parse_json(request.spec_json, "job spec")
-        entries = [(p.address, p.signed_result_json) for p in request.providers]
+        entries = [(p.address, p.signed_result_json, p.endpoint_json)
+                   for p in request.providers]
         opened = self.engine.open_dispute(spec, entries)
         return pb.DisputeRef(dispute_id=opened.dispute_id)
 

@@ -4,20 +4,24 @@ calls :func:`start_provider` and then :func:`arbiter.lifecycle.serve_until_signa
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
 from arbiter.errors import ArbiterInputError
 from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
+from arbiter.logs import log_event
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import JobObserver
 from arbiter.proto import verde_pb2_grpc as rpc
+from arbiter.provider_endpoint import ProviderEndpoint
 from arbiter.provider_host import ProviderHost
 from arbiter.provider_service import DEFAULT_MAX_STATE_BYTES, ProviderServicer
 from arbiter.state_log import JobLog
 from proofs import SigningKey
 from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
+from verde.protocol.peers.endpoints import DEFAULT_ENDPOINT_TTL_S
 from verde.protocol.provider.provider import Provider
 
 
@@ -56,6 +60,8 @@ def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | No
     return Provider(key, name=name, checkpoint_dir=checkpoint_dir)
 
 
+log = logging.getLogger("verde.service")
+
 #: Calls that start new work: refused while the provider drains.
 NEW_WORK = ("SubmitJob", "PutState")
 
@@ -66,6 +72,13 @@ class RunningProvider(RunningService):
     host: ProviderHost
     metrics: Metrics | None = None
     name: str = "provider"
+    #: The address this provider signs endpoint records for (``verde provider serve
+    #: --advertise``, or the listening host with the bound port).
+    vouched: ProviderEndpoint | None = None
+
+    @property
+    def advertised(self) -> str | None:
+        return self.vouched.address if self.vouched is not None else None
 
     def drain(self, timeout_s: float) -> bool:
         """Refuse new jobs and uploads, cancel queued jobs, let the running one finish.
@@ -84,12 +97,16 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    fault: str | None = None, tls: TlsFiles | None = None,
                    max_message: int = DEFAULT_MAX_MESSAGE,
                    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
-                   metrics: str | None = None) -> RunningProvider:
+                   metrics: str | None = None, advertise: str | None = None,
+                   endpoint_ttl_s: int = DEFAULT_ENDPOINT_TTL_S) -> RunningProvider:
     """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state and
-    ``metrics`` (HOST:PORT) serves Prometheus metrics there."""
+    ``metrics`` (HOST:PORT) serves Prometheus metrics there. The provider vouches for
+    ``advertise`` (default: the listening host with the bound port) in endpoint records valid
+    ``endpoint_ttl_s`` seconds and renewed as they age."""
     if max_state_bytes <= 0:
         raise ArbiterInputError(f"the upload limit must be positive, got {max_state_bytes} bytes")
     key = SigningKey.load(key_path)
+    vouched = ProviderEndpoint(key, advertise, ttl_s=endpoint_ttl_s)
     provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault)
     registry = start_metrics(metrics, "provider") if metrics else None
     observers: list[JobObserver] = [JobLog()]
@@ -104,7 +121,14 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
 
     endpoint = open_endpoint(
         listen, lambda s: rpc.add_ProviderServicer_to_server(
-            ProviderServicer(host, max_state_bytes=max_state_bytes), s),
+            ProviderServicer(host, max_state_bytes=max_state_bytes, endpoint=vouched), s),
         new_work=NEW_WORK, observe_call=registry.observe_call if registry else None,
         tls=tls, max_message=max_message, cleanup=cleanup)
-    return RunningProvider(endpoint, host, registry)
+    if advertise is None:
+        listen_host = listen.rsplit(":", 1)[0]
+        vouched.advertise(f"{listen_host}:{endpoint.port}")
+        if listen_host in ("0.0.0.0", "[::]"):
+            log_event(log, logging.WARNING, "provider.advertise",
+                      f"vouching for {vouched.address}, which arbiters on other machines "
+                      "cannot dial: pass --advertise HOST:PORT", address=vouched.address)
+    return RunningProvider(endpoint, host, registry, vouched=vouched)

@@ -7,6 +7,7 @@ provider silent past it raises ``PeerTimeout`` (it forfeits).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -27,7 +28,8 @@ from arbiter.errors import ArbiterError
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.status import remote_error
-from proofs import SignedMessage, VerifyKey
+from proofs import ProofError, SignedMessage, VerifyKey
+from verde.protocol.peers.endpoints import EndpointRecord, InvalidEndpoint
 from verde.protocol.peers.errors import PeerError, PeerTimeout, StateRootMismatch
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.peers.state import StateEntries, blobs_to_state, state_root_hex
@@ -72,6 +74,39 @@ class GrpcProviderPeer:
                 pb.Empty(), timeout=self.call_timeout_s))
             self._identity = VerifyKey.from_hex(reply.public_key)
         return self._identity
+
+    def endpoint(self, timeout_s: float | None = None) -> EndpointRecord:
+        """The endpoint record served here: signature and fields checked, not its signer or
+        validity window (the caller checks those against the party it expects)."""
+        what = f"provider {self.address}: endpoint record"
+        try:
+            reply = self.stub.Endpoint(pb.Empty(), timeout=timeout_s or self.call_timeout_s)
+        except grpc.RpcError as err:
+            raise PeerError(str(remote_error(what, err))) from None
+        try:
+            doc = json.loads(reply.message_json)
+        except ValueError:
+            raise InvalidEndpoint(f"{what}: not JSON") from None
+        return EndpointRecord.from_json(doc)
+
+    def challenge(self, nonce: str, address: str, timeout_s: float | None = None
+                  ) -> SignedMessage:
+        """The signed answer of whoever answers here to ``nonce`` for ``address`` (unchecked:
+        see ``verde.protocol.peers.endpoints.check_challenge``)."""
+        what = f"provider {self.address}: challenge"
+        try:
+            reply = self.stub.Challenge(pb.ChallengeRequest(nonce=nonce, address=address),
+                                        timeout=timeout_s or self.call_timeout_s)
+        except grpc.RpcError as err:
+            mapped = remote_error(what, err)
+            if getattr(mapped, "unreachable", False) or isinstance(mapped, PeerError):
+                raise PeerError(str(mapped)) from None  # nobody answered
+            # Someone answered, but would not or could not sign for this address.
+            raise InvalidEndpoint(str(mapped)) from None
+        try:
+            return SignedMessage.from_json(json.loads(reply.message_json))
+        except (ProofError, TypeError, ValueError) as exc:
+            raise InvalidEndpoint(f"{what}: not a signed message: {exc}") from None
 
     def submit(self, spec: Mapping[str, Any]) -> str:
         reply = self._call("submit", lambda: self.stub.SubmitJob(

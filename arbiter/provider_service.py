@@ -23,6 +23,7 @@ from arbiter.codec import (
 )
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
+from arbiter.provider_endpoint import NoEndpoint, ProviderEndpoint
 from arbiter.provider_host import ProviderHost
 from arbiter.status import grpc_errors
 from verde.protocol.peers.errors import RefusedQuery
@@ -34,14 +35,33 @@ DEFAULT_MAX_STATE_BYTES = 256 << 20
 
 class ProviderServicer(rpc.ProviderServicer):
     def __init__(self, host: ProviderHost, chunk_size: int = DEFAULT_CHUNK,
-                 max_state_bytes: int = DEFAULT_MAX_STATE_BYTES) -> None:
+                 max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
+                 endpoint: ProviderEndpoint | None = None) -> None:
         self.host = host
+        #: Where this provider vouches it answers (None: it vouches for nothing, and an
+        #: arbiter will not count its silence against it -- nor reach it).
+        self.endpoint = endpoint
         self.chunk_size = chunk_size
         self.max_state_bytes = max_state_bytes
 
     @grpc_errors
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
         return pb.IdentityReply(public_key=self.host.identity.hex())
+
+    @grpc_errors
+    def Endpoint(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.SignedEnvelope:
+        return pb.SignedEnvelope(message_json=signed_to_json(self._endpoint().record().signed))
+
+    @grpc_errors
+    def Challenge(self, request: pb.ChallengeRequest, context: grpc.ServicerContext
+                  ) -> pb.SignedEnvelope:
+        answer = self._endpoint().answer(request.nonce, request.address)
+        return pb.SignedEnvelope(message_json=signed_to_json(answer))
+
+    def _endpoint(self) -> ProviderEndpoint:
+        if self.endpoint is None:
+            raise NoEndpoint("this provider advertises no address")
+        return self.endpoint
 
     @grpc_errors
     def SubmitJob(self, request: pb.JobRequest, context: grpc.ServicerContext) -> pb.JobRef:

@@ -28,6 +28,12 @@ def provider() -> None:
 @key_option
 @click.option("--listen", type=Address(), default="127.0.0.1:7001", show_default=True,
               help="host:port of the gRPC service.")
+@click.option("--advertise", type=Address(), default=None,
+              help="host:port this provider signs endpoint records for: the only address "
+                   "where an arbiter counts its silence (default: --listen's host, bound port).")
+@click.option("--endpoint-ttl", "endpoint_ttl_s", type=click.IntRange(min=60),
+              default=24 * 3600, show_default=True,
+              help="Seconds an endpoint record is valid (re-signed at half its lifetime).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where full checkpoints go (default: kept in memory).")
 @click.option("--fault", default=None,
@@ -36,7 +42,8 @@ def provider() -> None:
               help="Largest state a client may upload (jobs started from a checkpoint).")
 @service_options
 @tls_options
-def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
+def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s: int,
+          checkpoint_dir: Path | None, fault: str | None,
           max_upload_mb: int, log_format: str, log_level: str, metrics_address: str | None,
           drain_timeout_s: float, tls: object) -> None:
     """Serve jobs and dispute queries until SIGTERM.
@@ -53,10 +60,11 @@ def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: st
 
     running = start_provider(key_path, listen, checkpoint_dir=checkpoint_dir, fault=fault,
                              tls=tls,  # type: ignore[arg-type]
-                             max_state_bytes=max_upload_mb << 20, metrics=metrics_address)
+                             max_state_bytes=max_upload_mb << 20, metrics=metrics_address,
+                             advertise=advertise, endpoint_ttl_s=endpoint_ttl_s)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
-             fault_plan=fault)
+             fault_plan=fault, vouched_for=running.advertised)
     serve_until_signalled(running, drain_timeout_s)
 
 

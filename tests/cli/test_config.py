@@ -30,7 +30,8 @@ def _sample(param: click.Option, tmp: Path) -> tuple[Any, Any]:
         choice = next(c for c in t.choices if c != param.default)
         return choice, choice
     if isinstance(t, click.IntRange):
-        return 3, 3
+        value = max(3, t.min if t.min is not None else 3)
+        return value, value
     if isinstance(t, click.FloatRange):
         return 7.5, 7.5
     if isinstance(t, click.Path):
