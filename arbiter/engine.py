@@ -27,15 +27,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from arbiter.codec import dump_json, parse_json
+from arbiter.committee import CommitteeSeat
 from arbiter.errors import ArbiterError, ArbiterInputError, LeaseLost
 from arbiter.observers import DisputeObserver, notify
 from arbiter.state_log import DisputeLog
 from arbiter.storage.store import DisputeRecord, Store
 from proofs import ProofError, SignedMessage, SigningKey, canonical_json, verify_message
 from verde.errors import VerdeError
-from verde.protocol.dispute.driver import answer_event
+from verde.protocol.dispute.driver import answer_event, silence_event
 from verde.protocol.dispute.state import DisputeState
+from verde.protocol.dispute.witness import DisputeStalled
 from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.endpoints import EndpointRecord, InvalidEndpoint
 from verde.protocol.peers.errors import PeerError
 from verde.protocol.peers.protocol import ProviderPeer
 from verde.protocol.peers.result import check_result
@@ -67,8 +70,13 @@ class ArbiterEngine:
     def __init__(self, store: Store, key: SigningKey, peer_factory: PeerFactory, *,
                  owner: str | None = None, lease_s: float = 60.0, deadline_s: float = 30.0,
                  certify: Certifier | None = None,
-                 observers: Sequence[DisputeObserver] | None = None) -> None:
+                 observers: Sequence[DisputeObserver] | None = None,
+                 committee: CommitteeSeat | None = None) -> None:
         check_timing(deadline_s, lease_s)
+        if committee is not None and not 2 * deadline_s < lease_s:
+            raise ArbiterInputError(f"under a committee a silence costs two deadlines (the "
+                                    f"arbiter's, then the witnesses'): need 2 x deadline "
+                                    f"({deadline_s:g}s) < lease ({lease_s:g}s)")
         self.store = store
         self.key = key
         self.peer_factory = peer_factory
@@ -76,6 +84,11 @@ class ArbiterEngine:
         self.lease_s = lease_s
         self.deadline_s = deadline_s
         self.certify = certify
+        #: This arbiter's seat on a committee: its disputes are run and co-signed by it.
+        self.committee = committee
+        # Disputes whose silence or co-signatures the committee could not establish yet:
+        # retried after a pause (dispute id -> monotonic time), nobody loses meanwhile.
+        self._stalled: dict[str, float] = {}
         #: Told of every state change; by default the log lines of :mod:`arbiter.state_log`.
         self.observers: tuple[DisputeObserver, ...] = (
             tuple(observers) if observers is not None else (DisputeLog(),))
@@ -87,15 +100,18 @@ class ArbiterEngine:
         # recomputation: CPU work on shared torch modules, done one dispute at a time; the
         # waits for providers' answers run concurrently.
         self._compute_lock = threading.Lock()
+        if committee is not None:
+            committee.compute_lock = self._compute_lock
         # Set when this process opens a dispute, so an idle worker starts at once instead of
         # at its next poll (other processes' disputes are still found by polling).
         self._wake = threading.Event()
         self._draining = threading.Event()
 
     # -- opening ------------------------------------------------------------------------
-    def open_dispute(self, spec: Mapping[str, Any],
-                     entries: Sequence[tuple[str, str]]) -> OpenedDispute:
-        """Open a dispute between two (address, signed result JSON) entries."""
+    def open_dispute(self, spec: Mapping[str, Any], entries: Sequence[tuple[str, str]], *,
+                     endpoints: Sequence[str] = ()) -> OpenedDispute:
+        """Open a dispute between two (address, signed result JSON) entries; ``endpoints``
+        are the providers' signed endpoint records (JSON, "" for none), in the same order."""
         if len(entries) != 2:
             raise ArbiterInputError(
                 f"a dispute is between exactly two providers, got {len(entries)}")
@@ -108,9 +124,12 @@ class ArbiterEngine:
             verify_message(message)
             check_result(message, job.job_id, job.steps)
             results.append(message)
-        state = DisputeState(job, results[0], results[1], deadline_s=self.deadline_s)
+        records = _endpoint_records(endpoints, results)
+        state = DisputeState(job, results[0], results[1], deadline_s=self.deadline_s,
+                             committee=self.committee.committee if self.committee else None)
         opening = {"state": state.to_json(),
-                   "addresses": {"a": entries[0][0], "b": entries[1][0]}}
+                   "addresses": {"a": entries[0][0], "b": entries[1][0]},
+                   **({"endpoints": records} if records else {})}
         self.store.put_job(job.job_id, canonical_json(job.to_dict()).decode())
         for (address, text), result in zip(entries, results, strict=True):
             key_hex = result.signer.hex()
@@ -156,8 +175,10 @@ class ArbiterEngine:
         with self._claim_lock:
             if self._draining.is_set():
                 return False
+            now = time.monotonic()
+            self._stalled = {d: t for d, t in self._stalled.items() if t > now}
             rec = self.store.claim(self.owner, self.lease_s, dispute_id,
-                                   exclude=frozenset(self._active))
+                                   exclude=frozenset(self._active | set(self._stalled)))
             if rec is None:
                 return False
             self._active.add(rec.dispute_id)
@@ -166,6 +187,11 @@ class ArbiterEngine:
             self._drive(rec)
         except LeaseLost:
             notify(self.observers, "lease_lost", rec.dispute_id)
+        except DisputeStalled as exc:  # nobody loses for what could not be established
+            log.warning("dispute %s waits for the committee: %s", rec.dispute_id, exc,
+                        extra={"event": "stalled", "dispute_id": rec.dispute_id})
+            with self._claim_lock:
+                self._stalled[rec.dispute_id] = time.monotonic() + 2 * self.deadline_s
         except (ArbiterError, VerdeError, ProofError, ValueError) as exc:
             # Not a provider's fault (those are events): the dispute cannot proceed.
             self._fail(rec.dispute_id, f"{type(exc).__name__}: {exc}")
@@ -223,7 +249,7 @@ class ArbiterEngine:
                     answer = self._peer(addresses[query.party]).answer(query)
                     event = answer_event(query, answer)
                 except PeerError:
-                    event = {"type": "timeout", "party": query.party, "round": query.round}
+                    event = self._silence(state, query, rec)
                 before = state.phase
                 with self._compute_lock:
                     state.apply(event)
@@ -237,6 +263,15 @@ class ArbiterEngine:
                    time.monotonic() - started)
         self._finish(rec, state)
 
+    def _silence(self, state: DisputeState, query: Any, rec: DisputeRecord) -> dict[str, Any]:
+        """The event for a party silent past its deadline: under a committee, the members'
+        attestation of the silence (or an answer one of them got instead)."""
+        opening = json.loads(rec.state_json)
+        endpoints = {p: EndpointRecord.from_json(doc)
+                     for p, doc in opening.get("endpoints", {}).items()}
+        witnesses = self.committee.witnesses(self._peer) if self.committee else ()
+        return silence_event(state, query, endpoints, witnesses)
+
     def _release(self, rec: DisputeRecord) -> None:
         with contextlib.suppress(LeaseLost):  # already taken over: nothing to hand back
             self.store.release(rec, self.owner)
@@ -249,6 +284,9 @@ class ArbiterEngine:
         keys = {p: state.results[p].signer.hex() for p in ("a", "b")}
         with self._compute_lock:
             certificate = self.certify(state, self.key) if self.certify else None
+        if certificate is not None and self.committee is not None:
+            certificate = self.committee.cosigned(certificate)  # not under the lock: members
+            # that co-sign may be asking us to co-sign their disputes at the same time
         doc = {**verdict.to_json(), "keys": keys}
         self.store.finish(
             rec, self.owner,
@@ -257,3 +295,22 @@ class ArbiterEngine:
             winners=[keys[verdict.winner]] if verdict.winner else [],
             losers=[keys[p] for p in verdict.losers])
         notify(self.observers, "finished", rec.dispute_id, "decided", doc, None)
+
+
+def _endpoint_records(endpoints: Sequence[str],
+                      results: Sequence[SignedMessage]) -> dict[str, Any]:
+    """The parties' endpoint records given at opening (party -> record JSON), each checked to
+    be its party's and valid now."""
+    if len(endpoints) not in (0, len(results)):
+        raise ArbiterInputError(f"{len(endpoints)} endpoint records for {len(results)} results")
+    records: dict[str, Any] = {}
+    for party, text, result in zip(("a", "b"), endpoints, results, strict=False):
+        if not text:
+            continue
+        try:
+            record = EndpointRecord.from_json(parse_json(text, f"endpoint record of {party}"))
+            record.check(result.signer)
+        except InvalidEndpoint as exc:
+            raise ArbiterInputError(f"provider {party}: {exc}") from None
+        records[party] = record.to_json()
+    return records

@@ -117,24 +117,7 @@ class SigningKey:
         Raises ``KeyFileExistsError`` if ``path`` exists and ``overwrite`` is false. With
         ``overwrite`` the file is replaced atomically (written beside it, then renamed).
         """
-        path = Path(path)
-        data = self.to_pem()
-        if not overwrite:
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError as exc:
-                raise KeyFileExistsError(
-                    f"{path} exists; pass overwrite=True to replace it"
-                ) from exc
-            _write_private(fd, data)
-            return
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            _write_private(fd, data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_secret_file(path, self.to_pem(), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SigningKey:
@@ -157,6 +140,30 @@ class SigningKey:
 
     def __repr__(self) -> str:
         return f"SigningKey(public={self._public.hex()})"
+
+
+def write_secret_file(path: str | os.PathLike[str], data: bytes, *,
+                      overwrite: bool = False) -> None:
+    """Write a secret (a key file) with mode 0600.
+
+    Raises ``KeyFileExistsError`` if ``path`` exists and ``overwrite`` is false. With
+    ``overwrite`` the file is replaced atomically (written beside it, then renamed).
+    """
+    path = Path(path)
+    if not overwrite:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError as exc:
+            raise KeyFileExistsError(f"{path} exists; pass overwrite=True to replace it") from exc
+        _write_private(fd, data)
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        _write_private(fd, data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _write_private(fd: int, data: bytes) -> None:
