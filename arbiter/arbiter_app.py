@@ -13,7 +13,7 @@ from arbiter.arbiter_service import ArbiterServicer
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
 from arbiter.committee import CommitteeFileError, CommitteeRoster, CommitteeSeat
 from arbiter.committee_client import GrpcCommitteeMember
-from arbiter.engine import ArbiterEngine
+from arbiter.engine import ArbiterEngine, check_committee_timing
 from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import DisputeObserver
@@ -76,6 +76,12 @@ def start_arbiter(key_path: Path, listen: str, db_url: str, *, workers: int = 4,
     """
     key = SigningKey.load(key_path)
     seat = committee_seat(committee, bls_key, deadline_s, tls) if committee or bls_key else None
+    if seat is not None:
+        try:
+            check_committee_timing(deadline_s, lease_s)
+        except ValueError:
+            seat.close()
+            raise
     registry = start_metrics(metrics, "arbiter") if metrics else None
     try:
         db = open_database(db_url, schema=schema)

@@ -57,6 +57,15 @@ def check_timing(deadline_s: float, lease_s: float) -> None:
                                 "dispute expires")
 
 
+def check_committee_timing(deadline_s: float, lease_s: float) -> None:
+    """Under a committee a silence costs two deadlines (the arbiter's own wait, then the
+    witnesses', who ask at the same time), and both must fit in the lease."""
+    if not 2 * deadline_s < lease_s:
+        raise ArbiterInputError(f"under a committee a silence costs two deadlines (the "
+                                f"arbiter's, then the witnesses'): need 2 x deadline "
+                                f"({deadline_s:g}s) < lease ({lease_s:g}s)")
+
+
 @dataclass(frozen=True)
 class OpenedDispute:
     dispute_id: str
@@ -73,10 +82,8 @@ class ArbiterEngine:
                  observers: Sequence[DisputeObserver] | None = None,
                  committee: CommitteeSeat | None = None) -> None:
         check_timing(deadline_s, lease_s)
-        if committee is not None and not 2 * deadline_s < lease_s:
-            raise ArbiterInputError(f"under a committee a silence costs two deadlines (the "
-                                    f"arbiter's, then the witnesses'): need 2 x deadline "
-                                    f"({deadline_s:g}s) < lease ({lease_s:g}s)")
+        if committee is not None:
+            check_committee_timing(deadline_s, lease_s)
         self.store = store
         self.key = key
         self.peer_factory = peer_factory

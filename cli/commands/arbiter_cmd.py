@@ -33,12 +33,17 @@ def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def check_serve_settings(values: Mapping[str, Any]) -> list[str]:
     """Settings of ``serve`` that contradict each other (for --config and config check)."""
-    from arbiter.engine import check_timing
+    from arbiter.engine import check_committee_timing, check_timing
 
     problems = tls_pair_problems(dict(values))
     if bool(values.get("committee_path")) != bool(values.get("bls_key_path")):
         problems.append("committee and bls-key go together: a committee member needs the "
                         "committee file and its own BLS key")
+    elif values.get("committee_path"):
+        try:
+            check_committee_timing(float(values["deadline_s"]), float(values["lease_s"]))
+        except ValueError as exc:
+            problems.append(f"deadline/lease: {exc}")
     try:
         check_timing(float(values["deadline_s"]), float(values["lease_s"]))
     except ValueError as exc:
