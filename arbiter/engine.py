@@ -276,8 +276,17 @@ class ArbiterEngine:
         opening = json.loads(rec.state_json)
         endpoints = {p: EndpointRecord.from_json(doc)
                      for p, doc in opening.get("endpoints", {}).items()}
-        witnesses = self.committee.witnesses(self._peer) if self.committee else ()
+        witnesses = (self._seat_of(state).witnesses(self._peer)
+                     if state.committee is not None else ())
         return silence_event(state, query, endpoints, witnesses)
+
+    def _seat_of(self, state: DisputeState) -> CommitteeSeat:
+        """This arbiter's seat on the committee of ``state`` (a dispute opened under another
+        committee, or resumed by an arbiter on none, waits for one of its members)."""
+        if self.committee is None or self.committee.committee != state.committee:
+            raise DisputeStalled(f"dispute {state.dispute_id} runs under a committee this "
+                                 "arbiter does not sit on")
+        return self.committee
 
     def _release(self, rec: DisputeRecord) -> None:
         with contextlib.suppress(LeaseLost):  # already taken over: nothing to hand back
@@ -291,9 +300,10 @@ class ArbiterEngine:
         keys = {p: state.results[p].signer.hex() for p in ("a", "b")}
         with self._compute_lock:
             certificate = self.certify(state, self.key) if self.certify else None
-        if certificate is not None and self.committee is not None:
-            certificate = self.committee.cosigned(certificate)  # not under the lock: members
-            # that co-sign may be asking us to co-sign their disputes at the same time
+        if certificate is not None and state.committee is not None:
+            # Not under the compute lock: the members asked to co-sign may be asking this
+            # arbiter to co-sign their own disputes at the same time.
+            certificate = self._seat_of(state).cosigned(certificate)
         doc = {**verdict.to_json(), "keys": keys}
         self.store.finish(
             rec, self.owner,

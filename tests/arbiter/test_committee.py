@@ -7,6 +7,8 @@ in tests/e2e/test_committee.py.
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +23,15 @@ from arbiter.committee import CommitteeFileError, CommitteeRoster
 from arbiter.committee_client import GrpcCommitteeMember
 from arbiter.errors import ArbiterInputError
 from arbiter.proto import verde_pb2 as pb
-from proofs import MessageContext, bls
+from arbiter.provider_app import start_provider
+from proofs import MessageContext, SigningKey, bls
 from proofs.bls_keys import save_bls_key
 from verde.protocol.dispute.committee import CommitteeMember, SilenceStatement
+from verde.protocol.dispute.verify import verify_verdict_certificate
+from verde.protocol.peers.endpoints import sign_endpoint
 from verde.protocol.peers.messages import Query
 
-from .conftest import key_file
+from .conftest import CHEAT, SPEC, key_file, signed_results
 
 KEYS = [bls.keygen(bytes([90 + i]) * 32) for i in range(3)]
 
@@ -160,3 +165,67 @@ def test_committee_settings_are_checked_at_start(member: dict[str, Any], tmp_pat
     with pytest.raises(ArbiterInputError, match="two deadlines"):
         start_arbiter(key_file(tmp_path, "x"), "127.0.0.1:0", db, committee=tmp / "c.json",
                       bls_key=tmp / "m.bls", deadline_s=30.0, lease_s=60.0)
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.slow
+def test_a_verdict_waits_until_the_threshold_of_members_cosigned_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    providers = {name: start_provider(key_file(tmp_path, name), "127.0.0.1:0", fault=fault)
+                 for name, fault in (("honest", None), ("cheat", CHEAT))}
+    addrs = {n: f"127.0.0.1:{p.port}" for n, p in providers.items()}
+    ports = _free_ports(3)
+    roster = {"threshold": 2, "members": [_entry(k, p) for k, p in zip(KEYS, ports, strict=True)]}
+    (tmp_path / "c.json").write_text(json.dumps(roster))
+    for i, k in enumerate(KEYS):
+        save_bls_key(k, tmp_path / f"m{i}.bls")
+    arbiters = []
+
+    def member(i: int) -> None:
+        arbiters.append(start_arbiter(
+            key_file(tmp_path, f"arb{i}"), f"127.0.0.1:{ports[i]}",
+            f"sqlite:///{tmp_path / f'a{i}.db'}", workers=1, deadline_s=2.0, lease_s=30.0,
+            committee=tmp_path / "c.json", bls_key=tmp_path / f"m{i}.bls"))
+
+    try:
+        results = signed_results(addrs)
+        member(0)  # the leader alone: one co-signature of the two needed
+        entries = [pb.ProviderEntry(
+            address=addrs[n], signed_result_json=results[n],
+            endpoint_json=json.dumps(sign_endpoint(
+                SigningKey.load(tmp_path / f"{n}.pem"), addrs[n]).to_json()))
+            for n in ("cheat", "honest")]
+        with ArbiterClient(f"127.0.0.1:{ports[0]}") as client, \
+                caplog.at_level(logging.WARNING, logger="verde.arbiter"):
+            did = client.stub.OpenDispute(pb.OpenDisputeRequest(
+                spec_json=json.dumps(SPEC), providers=entries), timeout=60).dispute_id
+            end = time.monotonic() + 300
+            while "co-signed the verdict, 2 must" not in caplog.text:
+                assert time.monotonic() < end, caplog.text
+                time.sleep(0.2)
+            assert client.status(did).status == "running"  # no verdict: nobody decided
+            with pytest.raises(Exception, match="no certificate"):
+                client.certificate(did)
+            member(1)  # a second member comes up: the retried verdict reaches the threshold
+            assert client.wait(did, timeout_s=300, poll_s=0.5).status == "decided"
+            cert = client.certificate(did)
+        committee = CommitteeRoster.from_json(roster).committee
+        checked = verify_verdict_certificate(cert, trusted_committee=committee, recompute=False)
+        assert checked.winner == SigningKey.load(tmp_path / "honest.pem").public_key.hex()
+        assert set(checked.committee_signers) == {KEYS[0].public_key.hex(),
+                                                  KEYS[1].public_key.hex()}
+    finally:
+        for arb in arbiters:
+            arb.shutdown()
+        for running in providers.values():
+            running.close(0)
