@@ -18,11 +18,10 @@ from pathlib import Path
 
 from proofs import bls
 from proofs.errors import KeyFileError, MalformedInput
-from proofs.identity import write_secret_file
+from proofs.identity import read_secret_file, write_secret_file
 
 BLS_KEY_FORMAT = "verde-bls-secret-key"
 BLS_KEY_VERSION = 1
-_MAX_FILE_BYTES = 4096
 
 
 def generate_bls_key() -> bls.BlsSecretKey:
@@ -43,13 +42,7 @@ def save_bls_key(key: bls.BlsSecretKey, path: str | os.PathLike[str], *,
 def load_bls_key(path: str | os.PathLike[str]) -> bls.BlsSecretKey:
     """Read a key written by :func:`save_bls_key`; ``KeyFileError`` says what is wrong."""
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(_MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read BLS key file {path}: {exc.strerror or exc}") from exc
-    if len(data) > _MAX_FILE_BYTES:
-        raise KeyFileError(f"{path} is too large to be a BLS key file")
+    data = read_secret_file(path)
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):

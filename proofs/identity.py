@@ -123,13 +123,7 @@ class SigningKey:
     def load(cls, path: str | os.PathLike[str]) -> SigningKey:
         """Read a key written by ``save``; ``KeyFileError`` says what is wrong otherwise."""
         path = Path(path)
-        try:
-            with path.open("rb") as fh:
-                data = fh.read(_MAX_KEY_FILE_BYTES + 1)
-        except OSError as exc:
-            raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
-        if len(data) > _MAX_KEY_FILE_BYTES:
-            raise KeyFileError(f"{path} is too large to be a key file")
+        data = read_secret_file(path)
         try:
             key: Any = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -140,6 +134,18 @@ class SigningKey:
 
     def __repr__(self) -> str:
         return f"SigningKey(public={self._public.hex()})"
+
+
+def read_secret_file(path: Path) -> bytes:
+    """The bytes of a key file (at most 64 KiB); ``KeyFileError`` if it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+    if len(data) > _MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"{path} is too large to be a key file")
+    return data
 
 
 def write_secret_file(path: str | os.PathLike[str], data: bytes, *,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from arbiter.proto import verde_pb2 as pb
 from arbiter.provider_app import start_provider
 from proofs import MessageContext, SigningKey, bls
 from proofs.bls_keys import save_bls_key
+from tests.e2e.procs import free_ports
 from verde.protocol.dispute.committee import CommitteeMember, SilenceStatement
 from verde.protocol.dispute.verify import verify_verdict_certificate
 from verde.protocol.peers.endpoints import sign_endpoint
@@ -167,24 +167,13 @@ def test_committee_settings_are_checked_at_start(member: dict[str, Any], tmp_pat
                       bls_key=tmp / "m.bls", deadline_s=30.0, lease_s=60.0)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @pytest.mark.slow
 def test_a_verdict_waits_until_the_threshold_of_members_cosigned_it(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     providers = {name: start_provider(key_file(tmp_path, name), "127.0.0.1:0", fault=fault)
                  for name, fault in (("honest", None), ("cheat", CHEAT))}
     addrs = {n: f"127.0.0.1:{p.port}" for n, p in providers.items()}
-    ports = _free_ports(3)
+    ports = free_ports(3)
     roster = {"threshold": 2, "members": [_entry(k, p) for k, p in zip(KEYS, ports, strict=True)]}
     (tmp_path / "c.json").write_text(json.dumps(roster))
     for i, k in enumerate(KEYS):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +22,7 @@ import grpc
 import pytest
 
 from cli import exit_codes
-from tests.e2e.procs import Cluster, assert_one_error_line, job_spec, run_verde
+from tests.e2e.procs import Cluster, assert_one_error_line, free_ports, job_spec, run_verde
 
 pytestmark = pytest.mark.slow  # five services, two disputes, BLS in pure Python
 
@@ -31,18 +30,6 @@ THRESHOLD = 2
 MEMBERS = 3
 CORRUPT = "compute=corrupt_op,step=5"
 SILENT = "compute=corrupt_op,step=5,answer=refuse"
-
-
-def _free_ports(n: int) -> list[int]:
-    """Ports the committee file can name before the arbiters start (the OS picks them)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _entries(cluster: Cluster, spec: dict[str, Any], names: list[str],
@@ -95,7 +82,7 @@ def committee(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             save_bls_key(key, work / f"m{i}.bls")
             members.append({"public_key": key.public_key.hex(),
                             "pop": bls.prove_possession(key).hex()})
-        ports = _free_ports(MEMBERS)
+        ports = free_ports(MEMBERS)
         roster = {"threshold": THRESHOLD, "members": [
             {"address": f"127.0.0.1:{port}", "public_key": m["public_key"], "pop": m["pop"]}
             for port, m in zip(ports, members, strict=True)]}
