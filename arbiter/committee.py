@@ -166,6 +166,11 @@ class CommitteeSeat:
             if close is not None:
                 close()
 
+    def sits_on(self, committee: Committee | None) -> bool:
+        """Whether ``committee`` is this seat's committee (members in any order)."""
+        return committee is not None and committee.threshold == self.committee.threshold \
+            and set(committee.members) == set(self.committee.members)
+
     @property
     def me(self) -> CommitteeMember:
         """This arbiter's entry in the committee (public key and proof of possession)."""
@@ -175,7 +180,12 @@ class CommitteeSeat:
         """Our co-signature of ``certificate``, after checking that our committee ran its
         dispute and that it replays to its verdict; ``CoSignRefused`` otherwise."""
         body = certificate.get("body") if isinstance(certificate, Mapping) else None
-        if not isinstance(body, Mapping) or body.get("committee") != self.committee.to_json():
+        try:
+            theirs = Committee.from_json(body["committee"]) if isinstance(body, Mapping) \
+                and "committee" in body else None
+        except CommitteeError:
+            theirs = None
+        if theirs is None or not self.sits_on(theirs):
             raise CoSignRefused("this member does not co-sign: the certificate's dispute was not "
                                 "run by this member's committee")
         try:

@@ -283,7 +283,7 @@ class ArbiterEngine:
     def _seat_of(self, state: DisputeState) -> CommitteeSeat:
         """This arbiter's seat on the committee of ``state`` (a dispute opened under another
         committee, or resumed by an arbiter on none, waits for one of its members)."""
-        if self.committee is None or self.committee.committee != state.committee:
+        if self.committee is None or not self.committee.sits_on(state.committee):
             raise DisputeStalled(f"dispute {state.dispute_id} runs under a committee this "
                                  "arbiter does not sit on")
         return self.committee
