@@ -29,6 +29,7 @@ from typing import Any
 from arbiter.codec import dump_json, parse_json
 from arbiter.committee import CommitteeSeat
 from arbiter.errors import ArbiterError, ArbiterInputError, LeaseLost
+from arbiter.logs import log_event
 from arbiter.observers import DisputeObserver, notify
 from arbiter.state_log import DisputeLog
 from arbiter.storage.store import DisputeRecord, Store
@@ -195,8 +196,8 @@ class ArbiterEngine:
         except LeaseLost:
             notify(self.observers, "lease_lost", rec.dispute_id)
         except DisputeStalled as exc:  # nobody loses for what could not be established
-            log.warning("dispute %s waits for the committee: %s", rec.dispute_id, exc,
-                        extra={"event": "stalled", "dispute_id": rec.dispute_id})
+            log_event(log, logging.WARNING, "dispute.stalled",
+                      f"dispute waits for the committee: {exc}", dispute_id=rec.dispute_id)
             with self._claim_lock:
                 self._stalled[rec.dispute_id] = time.monotonic() + 2 * self.deadline_s
         except (ArbiterError, VerdeError, ProofError, ValueError) as exc:
