@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from arbiter.codec import parse_json
+from arbiter.committee_service import CommitteeCalls
 from arbiter.engine import ArbiterEngine
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
@@ -20,9 +21,10 @@ def _status(rec: DisputeRecord) -> pb.DisputeStatus:
                             verdict_json=rec.verdict_json or "", error=rec.error or "")
 
 
-class ArbiterServicer(rpc.ArbiterServicer):
+class ArbiterServicer(CommitteeCalls, rpc.ArbiterServicer):
     def __init__(self, engine: ArbiterEngine) -> None:
         self.engine = engine
+        self.seat = engine.committee
 
     @grpc_errors
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from arbiter.codec import dump_json, parse_json
+from arbiter.committee import CommitteeSeat
 from arbiter.errors import ArbiterError, ArbiterInputError, LeaseLost, NotFound
+from arbiter.logs import log_event
 from arbiter.observers import DisputeObserver, notify
 from arbiter.state_log import DisputeLog
 from arbiter.storage.store import DisputeRecord, Store
@@ -44,6 +46,7 @@ from proofs import ProofError, SignedMessage, SigningKey, canonical_json, verify
 from verde.errors import VerdeError
 from verde.protocol.dispute.driver import answer_event, silence_event
 from verde.protocol.dispute.state import DisputeState
+from verde.protocol.dispute.witness import DisputeStalled
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.endpoints import EndpointRecord, InvalidEndpoint
 from verde.protocol.peers.errors import PeerError
@@ -64,6 +67,15 @@ def check_timing(deadline_s: float, lease_s: float) -> None:
                                 "dispute expires")
 
 
+def check_committee_timing(deadline_s: float, lease_s: float) -> None:
+    """Under a committee a silence costs two deadlines (the arbiter's own wait, then the
+    witnesses', who ask at the same time), and both must fit in the lease."""
+    if not 2 * deadline_s < lease_s:
+        raise ArbiterInputError(f"under a committee a silence costs two deadlines (the "
+                                f"arbiter's, then the witnesses'): need 2 x deadline "
+                                f"({deadline_s:g}s) < lease ({lease_s:g}s)")
+
+
 @dataclass(frozen=True)
 class OpenedDispute:
     dispute_id: str
@@ -77,8 +89,11 @@ class ArbiterEngine:
     def __init__(self, store: Store, key: SigningKey, peer_factory: PeerFactory, *,
                  owner: str | None = None, lease_s: float = 60.0, deadline_s: float = 30.0,
                  certify: Certifier | None = None,
-                 observers: Sequence[DisputeObserver] | None = None) -> None:
+                 observers: Sequence[DisputeObserver] | None = None,
+                 committee: CommitteeSeat | None = None) -> None:
         check_timing(deadline_s, lease_s)
+        if committee is not None:
+            check_committee_timing(deadline_s, lease_s)
         self.store = store
         self.key = key
         self.peer_factory = peer_factory
@@ -86,6 +101,11 @@ class ArbiterEngine:
         self.lease_s = lease_s
         self.deadline_s = deadline_s
         self.certify = certify
+        #: This arbiter's seat on a committee: its disputes are run and co-signed by it.
+        self.committee = committee
+        # Disputes whose silence or co-signatures the committee could not establish yet:
+        # retried after a pause (dispute id -> monotonic time), nobody loses meanwhile.
+        self._stalled: dict[str, float] = {}
         #: Told of every state change; by default the log lines of :mod:`arbiter.state_log`.
         self.observers: tuple[DisputeObserver, ...] = (
             tuple(observers) if observers is not None else (DisputeLog(),))
@@ -97,6 +117,8 @@ class ArbiterEngine:
         # recomputation: CPU work on shared torch modules, done one dispute at a time; the
         # waits for providers' answers run concurrently.
         self._compute_lock = threading.Lock()
+        if committee is not None:
+            committee.compute_lock = self._compute_lock
         # Set when this process opens a dispute, so an idle worker starts at once instead of
         # at its next poll (other processes' disputes are still found by polling).
         self._wake = threading.Event()
@@ -139,7 +161,8 @@ class ArbiterEngine:
                         entry[2], f"endpoint record of provider {party}")).check(message.signer)
                 except InvalidEndpoint as exc:
                     raise ArbiterInputError(f"provider {party}: {exc}") from None
-        state = DisputeState(job, results[0], results[1], deadline_s=self.deadline_s)
+        state = DisputeState(job, results[0], results[1], deadline_s=self.deadline_s,
+                             committee=self.committee.committee if self.committee else None)
         keys = {p: r.signer.hex() for p, r in zip(("a", "b"), results, strict=True)}
         opening = merge_opening({"state": state.to_json(), "addresses": dict(hints)}, keys,
                                 records, hints)
@@ -212,8 +235,10 @@ class ArbiterEngine:
         with self._claim_lock:
             if self._draining.is_set():
                 return False
+            now = time.monotonic()
+            self._stalled = {d: t for d, t in self._stalled.items() if t > now}
             rec = self.store.claim(self.owner, self.lease_s, dispute_id,
-                                   exclude=frozenset(self._active))
+                                   exclude=frozenset(self._active | set(self._stalled)))
             if rec is None:
                 return False
             self._active.add(rec.dispute_id)
@@ -222,6 +247,11 @@ class ArbiterEngine:
             self._drive(rec)
         except LeaseLost:
             notify(self.observers, "lease_lost", rec.dispute_id)
+        except DisputeStalled as exc:  # nobody loses for what could not be established
+            log_event(log, logging.WARNING, "dispute.stalled",
+                      f"dispute waits for the committee: {exc}", dispute_id=rec.dispute_id)
+            with self._claim_lock:
+                self._stalled[rec.dispute_id] = time.monotonic() + 2 * self.deadline_s
         except (ArbiterError, VerdeError, ProofError, ValueError) as exc:
             # Not a provider's fault (those are events): the dispute cannot proceed.
             self._fail(rec.dispute_id, f"{type(exc).__name__}: {exc}")
@@ -306,7 +336,11 @@ class ArbiterEngine:
             return answer_event(query, peer.answer(query))
         except PeerError:
             record = reach.confirm_silence(query.party)
-            return silence_event(state, query, {query.party: record})
+            # Under a committee the members witness the silence themselves at the vouched
+            # address (an answer one of them gets is applied instead).
+            witnesses = (self._seat_of(state).witnesses(self._peer)
+                         if state.committee is not None else ())
+            return silence_event(state, query, {query.party: record}, witnesses)
 
     def _end_unreachable(self, rec: DisputeRecord, error: str) -> None:
         """No verdict: a party could not be reached where it vouched. Opening the dispute
@@ -315,6 +349,14 @@ class ArbiterEngine:
             self.store.finish(rec, self.owner, verdict_json="{}", certificate_json=None,
                               winners=[], losers=[], status="unreachable", error=error)
             notify(self.observers, "finished", rec.dispute_id, "unreachable", None, error)
+
+    def _seat_of(self, state: DisputeState) -> CommitteeSeat:
+        """This arbiter's seat on the committee of ``state`` (a dispute opened under another
+        committee, or resumed by an arbiter on none, waits for one of its members)."""
+        if self.committee is None or not self.committee.sits_on(state.committee):
+            raise DisputeStalled(f"dispute {state.dispute_id} runs under a committee this "
+                                 "arbiter does not sit on")
+        return self.committee
 
     def _release(self, rec: DisputeRecord) -> None:
         with contextlib.suppress(LeaseLost):  # already taken over: nothing to hand back
@@ -328,6 +370,10 @@ class ArbiterEngine:
         keys = {p: state.results[p].signer.hex() for p in ("a", "b")}
         with self._compute_lock:
             certificate = self.certify(state, self.key) if self.certify else None
+        if certificate is not None and state.committee is not None:
+            # Not under the compute lock: the members asked to co-sign may be asking this
+            # arbiter to co-sign their own disputes at the same time.
+            certificate = self._seat_of(state).cosigned(certificate)
         doc = {**verdict.to_json(), "keys": keys}
         self.store.finish(
             rec, self.owner,
@@ -336,3 +382,4 @@ class ArbiterEngine:
             winners=[keys[verdict.winner]] if verdict.winner else [],
             losers=[keys[p] for p in verdict.losers])
         notify(self.observers, "finished", rec.dispute_id, "decided", doc, None)
+

@@ -13,6 +13,7 @@ import click
 ENV_KEY = "VERDE_KEY"
 ENV_DB_URL = "VERDE_DB_URL"
 ENV_TLS_KEY = "VERDE_TLS_KEY"
+ENV_BLS_KEY = "VERDE_BLS_KEY"
 
 
 class Address(click.ParamType):

@@ -28,6 +28,21 @@ METRICS = re.compile(r"metrics (127\.0\.0\.1:\d+)")
 START_TIMEOUT_S = 240.0  # two busy cores: importing torch alone can take tens of seconds
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` ports free on 127.0.0.1 now, for files that must name addresses before the
+    services start (a committee file); the OS picks them."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def verde_command() -> list[str]:
     """The ``verde`` console script of this interpreter's environment (or ``python -c``)."""
     script = Path(sys.executable).parent / "verde"
