@@ -49,11 +49,11 @@ def parse_fault_plan(text: str) -> FaultPlan:
 
 
 def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | None = None,
-                   fault: str | None = None) -> Provider:
+                   fault: str | None = None, workers: int = 1) -> Provider:
     if fault:
         return CheatingProvider(key, name=name, checkpoint_dir=checkpoint_dir,
-                                plan=parse_fault_plan(fault))
-    return Provider(key, name=name, checkpoint_dir=checkpoint_dir)
+                                plan=parse_fault_plan(fault), workers=workers)
+    return Provider(key, name=name, checkpoint_dir=checkpoint_dir, workers=workers)
 
 
 #: Calls that start new work: refused while the provider drains.
@@ -84,13 +84,14 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    fault: str | None = None, tls: TlsFiles | None = None,
                    max_message: int = DEFAULT_MAX_MESSAGE,
                    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
-                   metrics: str | None = None) -> RunningProvider:
-    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state and
-    ``metrics`` (HOST:PORT) serves Prometheus metrics there."""
+                   metrics: str | None = None, workers: int = 1) -> RunningProvider:
+    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state,
+    ``metrics`` (HOST:PORT) serves Prometheus metrics there and ``workers`` processes compute
+    the partitions of jobs that set ``partitions``."""
     if max_state_bytes <= 0:
         raise ArbiterInputError(f"the upload limit must be positive, got {max_state_bytes} bytes")
     key = SigningKey.load(key_path)
-    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault)
+    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault, workers=workers)
     registry = start_metrics(metrics, "provider") if metrics else None
     observers: list[JobObserver] = [JobLog()]
     if registry is not None:
@@ -99,6 +100,7 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
 
     def cleanup() -> None:
         host.close()
+        provider.close()
         if registry is not None:
             registry.close()
 

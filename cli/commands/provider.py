@@ -34,10 +34,13 @@ def provider() -> None:
               help="Cheat on purpose, for demos and tests (see `verde provider faults`).")
 @click.option("--max-upload-mb", type=click.IntRange(min=1), default=256, show_default=True,
               help="Largest state a client may upload (jobs started from a checkpoint).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes computing the partitions of a job's steps (jobs with "
+                   "`partitions`); the commitments are those of one process.")
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
-          max_upload_mb: int, log_format: str, log_level: str, metrics_address: str | None,
+          max_upload_mb: int, workers: int, log_format: str, log_level: str, metrics_address: str | None,
           drain_timeout_s: float, tls: object) -> None:
     """Serve jobs and dispute queries until SIGTERM.
 
@@ -53,7 +56,8 @@ def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: st
 
     running = start_provider(key_path, listen, checkpoint_dir=checkpoint_dir, fault=fault,
                              tls=tls,  # type: ignore[arg-type]
-                             max_state_bytes=max_upload_mb << 20, metrics=metrics_address)
+                             max_state_bytes=max_upload_mb << 20, metrics=metrics_address,
+                             workers=workers)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              fault_plan=fault)
