@@ -1,12 +1,15 @@
 """Scale-out provider: step time with the partitions of a step on 1, 2 and 4 worker processes.
 
-The job: an MLP (64 -> 512 -> 512 -> 10, ~300k parameters) on digits, batch 512, AdamW, under
-repops. Timed, each the minimum over repeats of one step from the same state (bench/_timing):
+The job: an MLP (64 -> 512 -> 512 -> 10, ~300k parameters) on digits, batch 2048, AdamW, under
+repops. Timed: one step from the same state, the minimum over 9 round-robin rounds (so a load
+spike on a shared machine hits every variant alike), after one untimed warm-up step each:
 
-* ``plain``: the job without partitions, one process (``execution.run_step``) -- the obvious
-  alternative, and what a one-process provider runs today;
+* ``plain``: the job without partitions, one process with one thread
+  (``execution.run_step``) -- the obvious alternative, what a one-process provider runs today;
 * ``partitions_1_worker``: the job with ``partitions = 4``, computed sequentially in one process
   (what a provider with ``--workers 1`` does, and what every dispute answer replays);
+* ``one_worker_process``: all four partitions on one worker process (a provider never does
+  this; minus ``partitions_1_worker`` it is the cost of the frames and process hops);
 * ``workers_2`` / ``workers_4``: the same job on ``PartitionWorkers(W)`` (W worker processes,
   one numba thread each; parameters out, gradients back as safetensors frames, sum and
   optimizer step in the provider).
@@ -19,9 +22,16 @@ in the step times. Prints a table on stderr and ONE JSON line on stdout.
 
 from __future__ import annotations
 
-import json
 import os
+
+# One thread per process, as each worker runs: on a shared 2-core machine a second (OpenMP or
+# numba) thread per process only contends, and the comparison is per core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,11 +39,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine_info
-from _timing import best_time
 
 PARTITIONS = 4
+ROUNDS = 9
 JOB = {"program": "mlp", "config": {"hidden": 512, "layers": 2}, "dataset": {"name": "digits"},
-       "optimizer": {"name": "adamw", "lr": 0.001}, "steps": 10, "batch_size": 512, "seed": 1}
+       "optimizer": {"name": "adamw", "lr": 0.001}, "steps": 10, "batch_size": 2048, "seed": 1}
 
 
 def main() -> None:
@@ -44,24 +54,25 @@ def main() -> None:
     from verde.protocol.jobs.spec import JobSpec
     from verde.protocol.provider.workers import PartitionWorkers
 
-    _numba.set_num_threads(1)  # as each worker runs; the plain run gets the same one core
+    _numba.set_num_threads(1)  # as each worker runs
     plain = JobContext.from_spec(JobSpec.from_mapping(JOB))
     cut = JobContext.from_spec(JobSpec.from_mapping({**JOB, "partitions": PARTITIONS}))
     state = cut.initial_state()
-    secs: dict[str, float] = {}
-    roots: dict[str, bytes] = {}
-
-    def timed(name: str, fn: Callable[[], dict[str, torch.Tensor]]) -> None:
-        box: dict[str, dict[str, torch.Tensor]] = {}
-        secs[name] = best_time(lambda: box.__setitem__("s", fn()), repeats=5)
-        roots[name] = StateCommitment.from_tensors(box["s"]).root
-
-    timed("plain", lambda: run_step(plain, state, 1))
-    timed("partitions_1_worker", lambda: run_step(cut, state, 1))
-    for workers in (2, 4):
-        with PartitionWorkers(workers) as pool:
-            pool.run_step(cut, state, 1)  # start the processes and warm their kernels
-            timed(f"workers_{workers}", lambda pool=pool: pool.run_step(cut, state, 1))
+    with PartitionWorkers(1) as one, PartitionWorkers(2) as two, PartitionWorkers(4) as four:
+        variants: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
+            "plain": lambda: run_step(plain, state, 1),
+            "partitions_1_worker": lambda: run_step(cut, state, 1),
+            "one_worker_process": lambda: one.run_step(cut, state, 1),
+            "workers_2": lambda: two.run_step(cut, state, 1),
+            "workers_4": lambda: four.run_step(cut, state, 1),
+        }
+        roots = {k: StateCommitment.from_tensors(fn()).root for k, fn in variants.items()}
+        secs = dict.fromkeys(variants, float("inf"))
+        for _ in range(ROUNDS):  # round robin: a load spike on the shared machine hits all
+            for k, fn in variants.items():
+                t = time.perf_counter()
+                fn()
+                secs[k] = min(secs[k], time.perf_counter() - t)
     partitioned = [r for k, r in roots.items() if k != "plain"]
     base = secs["plain"]
     for k, v in secs.items():
