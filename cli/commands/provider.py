@@ -40,8 +40,8 @@ def provider() -> None:
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
-          max_upload_mb: int, workers: int, log_format: str, log_level: str, metrics_address: str | None,
-          drain_timeout_s: float, tls: object) -> None:
+          max_upload_mb: int, workers: int, log_format: str, log_level: str,
+          metrics_address: str | None, drain_timeout_s: float, tls: object) -> None:
     """Serve jobs and dispute queries until SIGTERM.
 
     On SIGTERM the provider takes no new jobs or uploads, cancels queued jobs, lets the

@@ -13,6 +13,8 @@ import torch
 
 from proofs import SigningKey
 from proofs.state import StateCommitment
+from tests.verde.protocol.test_dropout import DROPOUT_OP
+from tests.verde.protocol.test_dropout import gpt_doc as dropout_doc
 from verde.protocol.dispute.driver import run_dispute
 from verde.protocol.dispute.state import DisputeState
 from verde.protocol.faults import CheatingProvider, FaultPlan
@@ -34,20 +36,11 @@ from verde.protocol.provider.partition_worker import FrameError, answer, read_fr
 from verde.protocol.provider.provider import Provider
 from verde.protocol.provider.workers import PartitionWorkers, WorkerError
 
-DROPOUT_OP = "aten.bernoulli_.float"
-
 
 def gpt_doc(**changes: Any) -> dict[str, Any]:
-    """A GPT with dropout: partitions must draw exactly what the sequential step draws."""
-    doc: dict[str, Any] = {
-        "program": "gpt",
-        "config": {"vocab": 16, "d_model": 16, "layers": 1, "heads": 2, "dropout": 0.2},
-        "dataset": {"name": "tokens", "vocab": 16, "seq_len": 8},
-        "optimizer": {"name": "adamw", "lr": 0.01},
-        "steps": 3, "batch_size": 8, "seed": 5, "checkpoint_interval": 2, "partitions": 4,
-    }  # fmt: skip
-    doc.update(changes)
-    return doc
+    """A GPT with dropout (test_dropout's job) whose steps are cut into 4 partitions:
+    partitions must draw exactly what the sequential step draws."""
+    return dropout_doc(**{"steps": 3, "batch_size": 8, "partitions": 4, **changes})
 
 
 def key(label: str) -> SigningKey:
