@@ -137,6 +137,27 @@ def test_frames_round_trip_and_broken_ones_are_refused() -> None:
     assert "nope" in header["error"] and tensors == {}
 
 
+def test_a_worker_imports_the_module_of_a_registered_program_or_says_why_not() -> None:
+    doc = {"program": "scaleout-wide-mlp", "dataset": {"name": "digits"},
+           "optimizer": {"name": "sgd"}, "steps": 2, "batch_size": 8, "seed": 1,
+           "partitions": 2}  # fmt: skip
+    header = {"spec": doc, "step": 1, "first": 1, "stop": 2}
+    from_main, _ = answer({**header, "program_module": "__main__"}, {})
+    assert "defined in the provider's __main__ script" in from_main["error"]
+    module = "tests.verde.protocol.scaleout_program"
+    # the first request imports the module; it sent no parameters, and the answer says so
+    missing, _ = answer({**header, "program_module": module}, {})
+    assert "param/0.weight" in missing["error"]
+    reply, grads = answer({**header, "program_module": module}, initial_params(doc))
+    assert reply == {"ok": True}
+    assert sorted(grads) == ["1/0.bias", "1/0.weight", "1/2.bias", "1/2.weight"]
+
+
+def initial_params(doc: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """State 0 of ``doc``, built here after the worker side imported its program."""
+    return JobContext.from_spec(JobSpec.from_mapping(doc)).initial_state()
+
+
 # --- real worker processes -----------------------------------------------------------------
 
 

@@ -157,6 +157,8 @@ def partition_draws(ctx: JobContext) -> int:
         stream = PhiloxStream(ctx.spec.seed, stream=1)
         with execution_context(ctx.spec.backend, stream=stream):
             ctx.partition_gradients(ctx.prepare_leaves(meta_state), meta_batch, range(1))
+        if len(_DRAWS) >= 1024:
+            _DRAWS.pop(next(iter(_DRAWS)))
         _DRAWS[job] = stream.offset
     return _DRAWS[job]
 

@@ -11,7 +11,9 @@ tensors as safetensors bytes (raw little-endian data with dtype and shape, never
 
     u64 header length | u64 payload length | header (UTF-8 JSON) | payload (safetensors)
 
-A request's header is ``{"spec": <job spec>, "step": s, "first": a, "stop": b}`` and its
+A request's header is ``{"spec": <job spec>, "step": s, "first": a, "stop": b,
+"program_module": <module defining the program>}`` (imported for programs that are not built
+in, so a registered program must live in an importable module) and its
 tensors the parameters of state ``s - 1`` (``param/<name>``); the answer's header is
 ``{"ok": true}`` (tensors ``<p>/<name>``, the gradient of partition ``p``) or
 ``{"error": "<message>"}``. The worker reads its batch itself (it is a function of the spec
@@ -21,6 +23,7 @@ stdin closes.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import struct
@@ -85,6 +88,7 @@ def answer(header: Mapping[str, Any], tensors: Mapping[str, torch.Tensor],
     from verde.protocol.jobs.spec import JobSpec
 
     try:
+        _import_program(header)
         ctx = JobContext.from_spec(JobSpec.from_mapping(header["spec"]))
         first, stop = int(header["first"]), int(header["stop"])
         parts = run_partitions(ctx, tensors, int(header["step"]), range(first, stop))
@@ -92,6 +96,20 @@ def answer(header: Mapping[str, Any], tensors: Mapping[str, torch.Tensor],
         return {"error": f"{type(exc).__name__}: {exc}"}, {}
     out = {f"{first + i}/{n}": g for i, part in enumerate(parts) for n, g in part.items()}
     return {"ok": True}, out
+
+
+def _import_program(header: Mapping[str, Any]) -> None:
+    """Import the module that registers the job's program, for programs that are not built in
+    (``program_module``: the provider's own module name for it, never a client's)."""
+    from verde.protocol.jobs.registry import program_names
+
+    module = header.get("program_module")
+    if module and header["spec"].get("program") not in program_names():
+        if module == "__main__":
+            raise ValueError(f"program {header['spec'].get('program')!r} is defined in the "
+                             "provider's __main__ script, which worker processes cannot "
+                             "import; define it in an importable module")
+        importlib.import_module(module)
 
 
 def main() -> None:

@@ -87,13 +87,14 @@ class PartitionWorkers:
         used = min(self.count, total)
         ranges = [partition_range(r, used, total) for r in range(used)]
         params = {k: v for k, v in state.items() if k.startswith(PARAM)}
-        spec = ctx.spec.to_dict()
+        head = {"spec": ctx.spec.to_dict(), "step": step,
+                "program_module": type(ctx.program).__module__}
         with self._lock:
             procs = self._start()[:used]
             try:
                 for proc, part in zip(procs, ranges, strict=True):
-                    write_frame(_pipe(proc.stdin), {"spec": spec, "step": step, "first": part.start,
-                                             "stop": part.stop}, params)  # fmt: skip
+                    write_frame(_pipe(proc.stdin),
+                                {**head, "first": part.start, "stop": part.stop}, params)
                 grads = [self._collect(proc, part) for proc, part in zip(procs, ranges,
                                                                           strict=True)]
             except (OSError, FrameError) as exc:
