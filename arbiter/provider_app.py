@@ -53,11 +53,11 @@ def parse_fault_plan(text: str) -> FaultPlan:
 
 
 def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | None = None,
-                   fault: str | None = None) -> Provider:
+                   fault: str | None = None, workers: int = 1) -> Provider:
     if fault:
         return CheatingProvider(key, name=name, checkpoint_dir=checkpoint_dir,
-                                plan=parse_fault_plan(fault))
-    return Provider(key, name=name, checkpoint_dir=checkpoint_dir)
+                                plan=parse_fault_plan(fault), workers=workers)
+    return Provider(key, name=name, checkpoint_dir=checkpoint_dir, workers=workers)
 
 
 log = logging.getLogger("verde.service")
@@ -98,16 +98,18 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    max_message: int = DEFAULT_MAX_MESSAGE,
                    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
                    metrics: str | None = None, advertise: str | None = None,
-                   endpoint_ttl_s: int = DEFAULT_ENDPOINT_TTL_S) -> RunningProvider:
+                   endpoint_ttl_s: int = DEFAULT_ENDPOINT_TTL_S,
+                   workers: int = 1) -> RunningProvider:
     """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state and
     ``metrics`` (HOST:PORT) serves Prometheus metrics there. The provider vouches for
     ``advertise`` (default: the listening host with the bound port) in endpoint records valid
-    ``endpoint_ttl_s`` seconds and renewed as they age."""
+    ``endpoint_ttl_s`` seconds and renewed as they age; ``workers`` processes compute the
+    partitions of jobs that set ``partitions``."""
     if max_state_bytes <= 0:
         raise ArbiterInputError(f"the upload limit must be positive, got {max_state_bytes} bytes")
     key = SigningKey.load(key_path)
     vouched = ProviderEndpoint(key, advertise, ttl_s=endpoint_ttl_s)
-    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault)
+    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault, workers=workers)
     registry = start_metrics(metrics, "provider") if metrics else None
     observers: list[JobObserver] = [JobLog()]
     if registry is not None:
@@ -116,6 +118,7 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
 
     def cleanup() -> None:
         host.close()
+        provider.close()
         if registry is not None:
             registry.close()
 

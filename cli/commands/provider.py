@@ -40,12 +40,15 @@ def provider() -> None:
               help="Cheat on purpose, for demos and tests (see `verde provider faults`).")
 @click.option("--max-upload-mb", type=click.IntRange(min=1), default=256, show_default=True,
               help="Largest state a client may upload (jobs started from a checkpoint).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes computing the partitions of a job's steps (jobs with "
+                   "`partitions`); the commitments are those of one process.")
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s: int,
           checkpoint_dir: Path | None, fault: str | None,
-          max_upload_mb: int, log_format: str, log_level: str, metrics_address: str | None,
-          drain_timeout_s: float, tls: object) -> None:
+          max_upload_mb: int, workers: int, log_format: str, log_level: str,
+          metrics_address: str | None, drain_timeout_s: float, tls: object) -> None:
     """Serve jobs and dispute queries until SIGTERM.
 
     On SIGTERM the provider takes no new jobs or uploads, cancels queued jobs, lets the
@@ -61,7 +64,8 @@ def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s:
     running = start_provider(key_path, listen, checkpoint_dir=checkpoint_dir, fault=fault,
                              tls=tls,  # type: ignore[arg-type]
                              max_state_bytes=max_upload_mb << 20, metrics=metrics_address,
-                             advertise=advertise, endpoint_ttl_s=endpoint_ttl_s)
+                             advertise=advertise, endpoint_ttl_s=endpoint_ttl_s,
+                             workers=workers)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              fault_plan=fault, vouched_for=running.advertised)
