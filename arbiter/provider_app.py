@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from arbiter.access import AccessGuards, AccessPolicy
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
 from arbiter.errors import ArbiterInputError
 from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
@@ -18,7 +19,8 @@ from arbiter.provider_service import DEFAULT_MAX_STATE_BYTES, ProviderServicer
 from arbiter.state_log import JobLog
 from proofs import SigningKey
 from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
-from verde.protocol.provider.provider import Provider
+from verde.protocol.graph.budget import Budget
+from verde.protocol.provider.provider import DEFAULT_MAX_JOBS, Provider
 
 
 def fault_names() -> list[str]:
@@ -49,15 +51,20 @@ def parse_fault_plan(text: str) -> FaultPlan:
 
 
 def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | None = None,
-                   fault: str | None = None) -> Provider:
+                   fault: str | None = None, budget: Budget | None = None,
+                   max_jobs: int = DEFAULT_MAX_JOBS) -> Provider:
     if fault:
         return CheatingProvider(key, name=name, checkpoint_dir=checkpoint_dir,
-                                plan=parse_fault_plan(fault))
-    return Provider(key, name=name, checkpoint_dir=checkpoint_dir)
+                                plan=parse_fault_plan(fault), budget=budget, max_jobs=max_jobs)
+    return Provider(key, name=name, checkpoint_dir=checkpoint_dir, budget=budget,
+                    max_jobs=max_jobs)
 
 
-#: Calls that start new work: refused while the provider drains.
+#: Calls that start new work: refused while the provider drains, taken only from allowed
+#: clients (``AccessPolicy``).
 NEW_WORK = ("SubmitJob", "PutState")
+#: Client-streaming calls, bounded in time and number (``arbiter.stream_guard``).
+UPLOADS = ("PutState",)
 
 
 @dataclass
@@ -66,6 +73,8 @@ class RunningProvider(RunningService):
     host: ProviderHost
     metrics: Metrics | None = None
     name: str = "provider"
+    #: Who may start work here; ``serve`` logs its line after the service announced itself.
+    access: AccessGuards | None = None
 
     def drain(self, timeout_s: float) -> bool:
         """Refuse new jobs and uploads, cancel queued jobs, let the running one finish.
@@ -84,18 +93,24 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    fault: str | None = None, tls: TlsFiles | None = None,
                    max_message: int = DEFAULT_MAX_MESSAGE,
                    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
-                   metrics: str | None = None) -> RunningProvider:
-    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state and
-    ``metrics`` (HOST:PORT) serves Prometheus metrics there."""
+                   metrics: str | None = None, access: AccessPolicy | None = None,
+                   max_jobs: int = DEFAULT_MAX_JOBS) -> RunningProvider:
+    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state,
+    ``access`` says who may submit and what a job may cost, ``max_jobs`` how many jobs
+    (with their commitments and checkpoints) it keeps, and ``metrics`` (HOST:PORT) serves
+    Prometheus metrics there."""
     if max_state_bytes <= 0:
         raise ArbiterInputError(f"the upload limit must be positive, got {max_state_bytes} bytes")
+    access = access or AccessPolicy()
+    guards = access.guards("provider", NEW_WORK, UPLOADS)
     key = SigningKey.load(key_path)
-    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault)
+    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault,
+                              budget=access.budget, max_jobs=max_jobs)
     registry = start_metrics(metrics, "provider") if metrics else None
     observers: list[JobObserver] = [JobLog()]
     if registry is not None:
         observers.append(registry.job_observer())
-    host = ProviderHost(provider, observers)
+    host = ProviderHost(provider, observers, quotas=access.quotas)
 
     def cleanup() -> None:
         host.close()
@@ -106,5 +121,6 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
         listen, lambda s: rpc.add_ProviderServicer_to_server(
             ProviderServicer(host, max_state_bytes=max_state_bytes), s),
         new_work=NEW_WORK, observe_call=registry.observe_call if registry else None,
-        tls=tls, max_message=max_message, cleanup=cleanup)
-    return RunningProvider(endpoint, host, registry)
+        tls=tls, max_message=max_message, cleanup=cleanup,
+        guards=guards.interceptors)
+    return RunningProvider(endpoint, host, registry, access=guards)

@@ -14,6 +14,7 @@ from cli.options import (
     ENV_DB_URL,
     Address,
     DatabaseUrl,
+    access_options,
     key_option,
     service_options,
     tls_options,
@@ -64,11 +65,16 @@ def arbiter_group() -> None:
 @click.option("--deadline", "deadline_s", default=30.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
               help="Seconds a provider has to answer one query before it forfeits.")
+@click.option("--max-open-disputes", type=click.IntRange(min=1), default=1000,
+              show_default=True,
+              help="Disputes the database may hold open at once; more are refused.")
+@access_options("--max-client-disputes", "disputes")
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, db_url: str, workers: int, owner: str | None,
-          lease_s: float, deadline_s: float, log_format: str, log_level: str,
-          metrics_address: str | None, drain_timeout_s: float, tls: object) -> None:
+          lease_s: float, deadline_s: float, max_open_disputes: int, log_format: str,
+          log_level: str, metrics_address: str | None, drain_timeout_s: float, tls: object,
+          access: object) -> None:
     """Serve disputes until SIGTERM; resumes unfinished disputes from the database.
 
     An empty database gets the schema; one written by an older release must be upgraded
@@ -85,10 +91,14 @@ def serve(*, key_path: Path, listen: str, db_url: str, workers: int, owner: str 
 
     running = start_arbiter(key_path, listen, db_url, workers=workers, owner=owner,
                             lease_s=lease_s, deadline_s=deadline_s, tls=tls,  # type: ignore[arg-type]
-                            metrics=metrics_address, schema="require")
+                            metrics=metrics_address, schema="require",
+                            access=access,  # type: ignore[arg-type]
+                            max_open_disputes=max_open_disputes)
     announce("arbiter", running.engine.key.public_key.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              db=safe_url(db_url), owner=running.engine.owner)
+    if running.access is not None:
+        running.access.log_started()
     serve_until_signalled(running, drain_timeout_s)
 
 

@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from cli.config import config_option
-from cli.options import Address, key_option, service_options, tls_options, tls_pair_problems
+from cli.options import (
+    Address,
+    access_options,
+    key_option,
+    service_options,
+    tls_options,
+    tls_pair_problems,
+)
 from cli.output import emit
 
 
@@ -34,11 +41,16 @@ def provider() -> None:
               help="Cheat on purpose, for demos and tests (see `verde provider faults`).")
 @click.option("--max-upload-mb", type=click.IntRange(min=1), default=256, show_default=True,
               help="Largest state a client may upload (jobs started from a checkpoint).")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Jobs this provider keeps (with their commitments, to answer disputes); "
+                   "more are refused.")
+@access_options("--max-client-jobs", "jobs", uploads=True)
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
-          max_upload_mb: int, log_format: str, log_level: str, metrics_address: str | None,
-          drain_timeout_s: float, tls: object) -> None:
+          max_upload_mb: int, max_jobs: int, log_format: str, log_level: str,
+          metrics_address: str | None, drain_timeout_s: float, tls: object,
+          access: object) -> None:
     """Serve jobs and dispute queries until SIGTERM.
 
     On SIGTERM the provider takes no new jobs or uploads, cancels queued jobs, lets the
@@ -53,10 +65,13 @@ def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: st
 
     running = start_provider(key_path, listen, checkpoint_dir=checkpoint_dir, fault=fault,
                              tls=tls,  # type: ignore[arg-type]
-                             max_state_bytes=max_upload_mb << 20, metrics=metrics_address)
+                             max_state_bytes=max_upload_mb << 20, metrics=metrics_address,
+                             access=access, max_jobs=max_jobs)  # type: ignore[arg-type]
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              fault_plan=fault)
+    if running.access is not None:
+        running.access.log_started()
     serve_until_signalled(running, drain_timeout_s)
 
 
