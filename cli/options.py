@@ -105,10 +105,13 @@ def service_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-class Quantity(click.ParamType):
+class Quantity(click.IntRange):
     """A positive whole number, also written ``1e15`` (FLOPs and parameter counts are big)."""
 
     name = "count"
+
+    def __init__(self) -> None:
+        super().__init__(min=1)
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> int:
