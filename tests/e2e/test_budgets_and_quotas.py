@@ -22,7 +22,14 @@ from arbiter.caller_auth import signed_channel
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from proofs import SigningKey
-from tests.e2e.procs import Cluster, Service, job_spec
+from tests.e2e.procs import (
+    Cluster,
+    Service,
+    assert_one_error_line,
+    job_spec,
+    job_toml,
+    run_verde,
+)
 
 ABSURD = {**job_spec(seed=1), "config": {"hidden": 10**9, "layers": 1000}, "steps": 10**7}
 QUOTA = 3
@@ -132,3 +139,20 @@ def test_per_client_quotas_hold_under_twenty_concurrent_callers(cluster: Cluster
         for channel in channels.values():
             channel.close()
         svc.stop()
+
+
+def test_delegate_signs_with_its_key_and_an_allow_list_holds(cluster: Cluster) -> None:
+    alice = SigningKey.load(cluster.key("client-alice"))
+    allow = cluster.workdir / "delegate-clients.txt"
+    allow.write_text(f"{alice.public_key.hex()}  # alice\n")
+    argv = [*cluster.provider_argv("allow-prov"), "--allow-clients", str(allow)]
+    (svc,) = cluster.start_many([("allow-prov", argv)])
+    job = job_toml(cluster.workdir / "job.toml", seed=11, steps=3)
+    base = ["delegate", str(job), "--provider", svc.address]
+    ok = run_verde([*base, "--key", str(cluster.key("client-alice")), "--json"])
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["honest_providers"] == [svc.address]
+    assert f"from {alice.public_key.hex()[:16]}" in svc.log()  # who submitted is logged
+    anonymous = run_verde(base)  # a fresh key of its own: not on the list
+    assert_one_error_line(anonymous, 3, "not on this service's allow list", "PERMISSION_DENIED")
+    svc.stop()
