@@ -20,7 +20,13 @@ from arbiter.caller_auth import CallerGate
 from arbiter.client_quotas import QuotaLimits
 from arbiter.logs import log_event
 from arbiter.request_signing import DEFAULT_WINDOW_S, RequestVerifier, load_allow_list
-from arbiter.stream_guard import DEFAULT_IDLE_S, DEFAULT_MAX_S, DEFAULT_MAX_STREAMS, UploadGuard
+from arbiter.stream_guard import (
+    DEFAULT_IDLE_S,
+    DEFAULT_MAX_S,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_REPLY_MAX_S,
+    StreamGuard,
+)
 from verde.protocol.graph.budget import Budget
 
 log = logging.getLogger("verde.service")
@@ -37,20 +43,20 @@ class AccessPolicy:
     upload_idle_s: float = DEFAULT_IDLE_S
     upload_max_s: float = DEFAULT_MAX_S
     max_uploads: int = DEFAULT_MAX_STREAMS
+    reply_max_s: float = DEFAULT_REPLY_MAX_S
 
     def guards(self, service: str, gated: Collection[str],
                uploads: Collection[str] = ()) -> AccessGuards:
-        """The upload guard (outermost: it times the stream the gate reads) and the caller
-        gate for ``gated`` methods; reads the allow list now, so a bad one stops the start."""
+        """The stream guard (outermost: it times the upload the gate reads; ``uploads`` are
+        the client-streaming methods it bounds, streamed replies are bounded on every
+        service) and the caller gate for ``gated`` methods; reads the allow list now, so a
+        bad one stops the start."""
         allowed = load_allow_list(self.allow_clients) if self.allow_clients else None
         verifier = RequestVerifier(allowed, window_s=self.request_window_s)
-        interceptors: list[grpc.ServerInterceptor] = []
-        if uploads:
-            interceptors.append(UploadGuard(uploads, idle_s=self.upload_idle_s,
-                                            max_s=self.upload_max_s,
-                                            max_streams=self.max_uploads))
-        interceptors.append(CallerGate(gated, verifier))
-        return AccessGuards(service, tuple(sorted(gated)), allowed, interceptors)
+        return AccessGuards(service, tuple(sorted(gated)), allowed, [
+            StreamGuard(uploads, idle_s=self.upload_idle_s, max_s=self.upload_max_s,
+                        max_streams=self.max_uploads, reply_max_s=self.reply_max_s),
+            CallerGate(gated, verifier)])
 
 
 @dataclass(frozen=True)

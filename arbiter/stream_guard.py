@@ -10,7 +10,10 @@ worker, and dispute queries — where silence loses a dispute — would queue be
   always leaves workers for everything else;
 - an upload whose next message does not arrive within ``idle_s`` (a slow drip, or a stream
   opened and left silent), or that is still running after ``max_s``, ends with
-  DEADLINE_EXCEEDED naming the limit.
+  DEADLINE_EXCEEDED naming the limit;
+- a streamed reply (dispute answers, state downloads) still being sent after ``reply_max_s``
+  is cancelled: a client that stops reading blocks the sending worker in gRPC's flow control,
+  and a client without a deadline would hold it forever.
 
 How: gRPC's request iterator cannot time out a read, so a reader thread pulls the messages
 into a small queue and the servicer reads that queue with a timeout. When the call ends the
@@ -37,6 +40,8 @@ DEFAULT_IDLE_S = 30.0
 DEFAULT_MAX_S = 600.0
 #: Uploads served at once, by default (the server has 16 worker threads).
 DEFAULT_MAX_STREAMS = 4
+#: Seconds a streamed reply may take, by default.
+DEFAULT_REPLY_MAX_S = 600.0
 
 _END = object()
 
@@ -46,22 +51,30 @@ class _Failed:
         self.exc = exc
 
 
-class UploadGuard(grpc.ServerInterceptor):
-    """Bounds the client-streaming ``methods`` (see the module docstring)."""
+class StreamGuard(grpc.ServerInterceptor):
+    """Bounds the client-streaming ``methods`` and every streamed reply (see the module
+    docstring)."""
 
     def __init__(self, methods: Collection[str], *, idle_s: float = DEFAULT_IDLE_S,
-                 max_s: float = DEFAULT_MAX_S, max_streams: int = DEFAULT_MAX_STREAMS) -> None:
-        if idle_s <= 0 or max_s <= 0 or max_streams < 1:
-            raise ValueError("upload limits must be positive")
+                 max_s: float = DEFAULT_MAX_S, max_streams: int = DEFAULT_MAX_STREAMS,
+                 reply_max_s: float = DEFAULT_REPLY_MAX_S) -> None:
+        if idle_s <= 0 or max_s <= 0 or max_streams < 1 or reply_max_s <= 0:
+            raise ValueError("upload and reply limits must be positive")
         self.methods = frozenset(methods)
         self.idle_s, self.max_s, self.max_streams = idle_s, max_s, max_streams
+        self.reply_max_s = reply_max_s
         self._slots = threading.BoundedSemaphore(max_streams)
 
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
                           details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
-        if (handler is None or not handler.request_streaming
-                or _split(details.method)[1] not in self.methods):
+        if handler is None:
+            return None
+        if handler.response_streaming and not handler.request_streaming:
+            # verde's own replies only: a health Watch is meant to stay open.
+            ours = details.method.startswith("/verde.")
+            return self._limit_reply(handler) if ours else handler
+        if not handler.request_streaming or _split(details.method)[1] not in self.methods:
             return handler
         inner = _behaviour(handler)
 
@@ -80,6 +93,22 @@ class UploadGuard(grpc.ServerInterceptor):
                 self._slots.release()
 
         return _rebuild(handler, guarded)
+
+    def _limit_reply(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        inner = _behaviour(handler)
+        limit = self.reply_max_s
+
+        def limited(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            # cancel() ends a send blocked in flow control; the generator then stops.
+            timer = threading.Timer(limit, context.cancel)
+            timer.daemon = True
+            timer.start()
+            try:
+                yield from inner(request, context)
+            finally:
+                timer.cancel()
+
+        return _rebuild(handler, limited)
 
     def _timed(self, requests: Iterator[Any], done: threading.Event) -> Iterator[Any]:
         buffer: queue.Queue[Any] = queue.Queue(maxsize=4)

@@ -135,7 +135,12 @@ def access_options(concurrent_flag: str, what: str, *, uploads: bool = False
     (``--max-client-jobs``/jobs, ``--max-client-disputes``/disputes); ``uploads`` adds the
     upload stream limits."""
     from arbiter.request_signing import DEFAULT_WINDOW_S
-    from arbiter.stream_guard import DEFAULT_IDLE_S, DEFAULT_MAX_S, DEFAULT_MAX_STREAMS
+    from arbiter.stream_guard import (
+        DEFAULT_IDLE_S,
+        DEFAULT_MAX_S,
+        DEFAULT_MAX_STREAMS,
+        DEFAULT_REPLY_MAX_S,
+    )
 
     concurrent_name = concurrent_flag.lstrip("-").replace("-", "_")
     options = [
@@ -164,6 +169,10 @@ def access_options(concurrent_flag: str, what: str, *, uploads: bool = False
         click.option("--max-client-flops", type=Quantity(), default=None,
                      help=f"Estimated FLOPs of all the {what} one client may start "
                           "(since the service started; default: no limit)."),
+        click.option("--reply-max-seconds", "reply_max_s", default=DEFAULT_REPLY_MAX_S,
+                     show_default=True, type=click.FloatRange(min=0, min_open=True),
+                     help="A streamed reply (answers, downloads) still sending after this "
+                          "is cancelled."),
     ]
     if uploads:
         options += [
@@ -188,7 +197,8 @@ def access_options(concurrent_flag: str, what: str, *, uploads: bool = False
             from verde.protocol.graph.budget import Budget
 
             streams = {name: kwargs.pop(name) for name in
-                       ("upload_idle_s", "upload_max_s", "max_uploads") if name in kwargs}
+                       ("upload_idle_s", "upload_max_s", "max_uploads", "reply_max_s")
+                       if name in kwargs}
             budget = Budget(steps=max_steps, parameters=max_params,
                             state_bytes=max_state_mb << 20, step_bytes=max_step_mb << 20,
                             step_flops=max_step_flops, total_flops=max_total_flops)

@@ -146,3 +146,45 @@ def test_no_reader_thread_outlives_its_upload(provider: dict[str, Any]) -> None:
                                          for t in threading.enumerate()):
         time.sleep(0.1)
     assert not [t for t in threading.enumerate() if t.name == "upload-reader"]
+
+
+def test_a_reply_the_client_stops_reading_is_cancelled_at_its_limit() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from arbiter.stream_guard import StreamGuard
+
+    ended = threading.Event()
+    sent: list[int] = []
+
+    def stream(_request: bytes, _context: grpc.ServicerContext) -> Iterator[bytes]:
+        try:
+            for i in range(int(_request or b"1000")):
+                sent.append(i)
+                yield b"\0" * (1 << 20)
+        finally:
+            ended.set()
+
+    handler = grpc.method_handlers_generic_handler(
+        "verde.test.Slow", {"Stream": grpc.unary_stream_rpc_method_handler(stream)})
+    server = grpc.server(ThreadPoolExecutor(max_workers=4),
+                         interceptors=[StreamGuard((), reply_max_s=1.5)],
+                         options=[("grpc.max_send_message_length", 2 << 20)])
+    server.add_generic_rpc_handlers([handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}",
+                                    options=[("grpc.max_receive_message_length", 2 << 20)])
+    try:
+        call = channel.unary_stream("/verde.test.Slow/Stream")
+        assert len(list(call(b"20", timeout=30))) == 20  # a reader that reads gets it all
+        ended.clear()
+        sent.clear()
+        replies = call(b"", timeout=None)  # then reads one message and stops reading
+        next(replies)
+        start = time.monotonic()
+        assert ended.wait(15), "the blocked reply was never cancelled"
+        assert time.monotonic() - start < 10 and len(sent) < 1000
+        replies.cancel()
+    finally:
+        channel.close()
+        server.stop(0)
