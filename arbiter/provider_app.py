@@ -14,7 +14,7 @@ from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import JobObserver
 from arbiter.proto import verde_pb2_grpc as rpc
-from arbiter.provider_host import ProviderHost
+from arbiter.provider_host import DEFAULT_MAX_CHECKPOINT_BYTES, ProviderHost
 from arbiter.provider_service import DEFAULT_MAX_STATE_BYTES, ProviderServicer
 from arbiter.state_log import JobLog
 from proofs import SigningKey
@@ -94,10 +94,12 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    max_message: int = DEFAULT_MAX_MESSAGE,
                    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
                    metrics: str | None = None, access: AccessPolicy | None = None,
-                   max_jobs: int = DEFAULT_MAX_JOBS) -> RunningProvider:
+                   max_jobs: int = DEFAULT_MAX_JOBS,
+                   max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES) -> RunningProvider:
     """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state,
     ``access`` says who may submit and what a job may cost, ``max_jobs`` how many jobs
-    (with their commitments and checkpoints) it keeps, and ``metrics`` (HOST:PORT) serves
+    (with their commitments and checkpoints) it keeps, ``max_checkpoint_bytes`` how large
+    one job's checkpoints may be, and ``metrics`` (HOST:PORT) serves
     Prometheus metrics there."""
     if max_state_bytes <= 0:
         raise ArbiterInputError(f"the upload limit must be positive, got {max_state_bytes} bytes")
@@ -110,7 +112,8 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
     observers: list[JobObserver] = [JobLog()]
     if registry is not None:
         observers.append(registry.job_observer())
-    host = ProviderHost(provider, observers, quotas=access.quotas)
+    host = ProviderHost(provider, observers, quotas=access.quotas,
+                        max_checkpoint_bytes=max_checkpoint_bytes)
 
     def cleanup() -> None:
         host.close()

@@ -24,13 +24,15 @@ from arbiter.logs import log_event
 from arbiter.observers import JobObserver, notify
 from arbiter.state_log import JobLog
 from proofs import SignedMessage, VerifyKey
-from verde.protocol.graph.budget import estimate_cost
+from verde.protocol.graph.budget import BudgetExceeded, estimate_cost
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.messages import Answer, Query
 from verde.protocol.peers.state import StateEntries
 from verde.protocol.provider.provider import Provider
 
 log = logging.getLogger("verde.provider")
+#: Checkpoint bytes one job may keep, by default (in memory, or under --checkpoint-dir).
+DEFAULT_MAX_CHECKPOINT_BYTES = 64 << 30
 
 
 @dataclass
@@ -50,8 +52,11 @@ class ProviderHost:
     """Owns a domain provider and runs its jobs in the background."""
 
     def __init__(self, provider: Provider, observers: Sequence[JobObserver] | None = None,
-                 *, quotas: QuotaLimits | None = None) -> None:
+                 *, quotas: QuotaLimits | None = None,
+                 max_checkpoint_bytes: int | None = DEFAULT_MAX_CHECKPOINT_BYTES) -> None:
         self.provider = provider
+        #: Bytes of checkpoints one job may keep (its state times its checkpoints).
+        self.max_checkpoint_bytes = max_checkpoint_bytes
         #: Per-client quotas of concurrent jobs and total FLOPs (None: not counted).
         self.quotas = (ClientQuotas(quotas, self.job_active, what="jobs",
                                     flags=("--max-client-jobs", "--max-client-flops"))
@@ -104,11 +109,17 @@ class ProviderHost:
         return spec.job_id
 
     def _admit(self, spec: JobSpec, client: str) -> None:
+        if self.quotas is not None:
+            self.quotas.check_room(client)
+        cost = estimate_cost(spec, self.provider.budget)  # refused here, nothing allocated
+        # Checkpoints: state 0, every checkpoint_interval-th step and the last one.
+        checkpoints = (spec.steps // spec.checkpoint_interval + 2) * cost.state_bytes
+        if self.max_checkpoint_bytes is not None and checkpoints > self.max_checkpoint_bytes:
+            raise BudgetExceeded("checkpoint_bytes", checkpoints, self.max_checkpoint_bytes,
+                                 spec.job_id)
         if self.quotas is None:
             self.provider.admit(spec, holding=len(self._progress))
             return
-        self.quotas.check_room(client)
-        cost = estimate_cost(spec, self.provider.budget)  # refused here, nothing allocated
         self.quotas.reserve(client, spec.job_id, cost.total_flops)
         try:
             self.provider.admit(spec, holding=len(self._progress))

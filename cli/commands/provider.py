@@ -11,6 +11,7 @@ import click
 from cli.config import config_option
 from cli.options import (
     Address,
+    Quantity,
     access_options,
     key_option,
     service_options,
@@ -44,11 +45,14 @@ def provider() -> None:
 @click.option("--max-jobs", type=click.IntRange(min=1), default=256, show_default=True,
               help="Jobs this provider keeps (with their commitments, to answer disputes); "
                    "more are refused.")
+@click.option("--max-checkpoint-mb", type=Quantity(), default=64 << 10, show_default=True,
+              help="Checkpoint MiB one job may keep (its state times its checkpoints).")
 @access_options("--max-client-jobs", "jobs", uploads=True)
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
-          max_upload_mb: int, max_jobs: int, log_format: str, log_level: str,
+          max_upload_mb: int, max_jobs: int, max_checkpoint_mb: int, log_format: str,
+          log_level: str,
           metrics_address: str | None, drain_timeout_s: float, tls: object,
           access: object) -> None:
     """Serve jobs and dispute queries until SIGTERM.
@@ -66,7 +70,8 @@ def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: st
     running = start_provider(key_path, listen, checkpoint_dir=checkpoint_dir, fault=fault,
                              tls=tls,  # type: ignore[arg-type]
                              max_state_bytes=max_upload_mb << 20, metrics=metrics_address,
-                             access=access, max_jobs=max_jobs)  # type: ignore[arg-type]
+                             access=access, max_jobs=max_jobs,  # type: ignore[arg-type]
+                             max_checkpoint_bytes=max_checkpoint_mb << 20)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              fault_plan=fault)
