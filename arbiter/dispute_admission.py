@@ -9,7 +9,7 @@ state bytes, bytes and FLOPs of one step), refuses with RESOURCE_EXHAUSTED namin
 and charges the opener one step's FLOPs (what its dispute costs this arbiter) against the
 opener's quota. Open disputes are bounded per client (``--max-client-disputes``) and in total
 (``--max-open-disputes``, counted in the shared database, so every arbiter process on it
-sees the same number).
+sees the same number). The first opener's name is stored with the dispute (``opened_by``).
 """
 
 from __future__ import annotations
@@ -73,4 +73,5 @@ class DisputeAdmission:
             self.quotas.cancel(client, token, cost.step_flops)
             raise
         self.quotas.confirm(client, token, opened.dispute_id)
+        self.engine.store.set_opener(opened.dispute_id, client)
         return opened

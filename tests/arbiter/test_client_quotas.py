@@ -134,11 +134,13 @@ def test_an_arbiter_bounds_disputes_per_client_and_in_all(
                             max_open_disputes=2)
     address = f"127.0.0.1:{running.port}"
     try:
-        assert len(_open(address, 3, results[3], ALICE)) == 64
+        first = _open(address, 3, results[3], ALICE)
+        assert running.engine.store.dispute(first).opened_by == ALICE.public_key.hex()
         with pytest.raises(RemoteError, match="quota of concurrent disputes is 1") as info:
             _open(address, 4, results[4], ALICE)
         assert info.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
-        _open(address, 4, results[4], BOB)  # bob has his own quota; now 2 disputes are open
+        second = _open(address, 4, results[4], BOB)  # bob has his own quota: 2 disputes open
+        assert running.engine.store.dispute(second).opened_by == BOB.public_key.hex()
         with pytest.raises(RemoteError, match="--max-open-disputes 2") as info:
             _open(address, 3, list(reversed(results[3])))  # a third (anonymous) one
         assert info.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
