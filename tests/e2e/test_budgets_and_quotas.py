@@ -31,6 +31,7 @@ from tests.e2e.procs import (
     run_verde,
 )
 
+pytestmark = pytest.mark.slow  # three provider processes and two `verde delegate` runs
 ABSURD = {**job_spec(seed=1), "config": {"hidden": 10**9, "layers": 1000}, "steps": 10**7}
 QUOTA = 3
 CALLERS = 20
