@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from arbiter.caller_auth import signed_channel
 from arbiter.channels import TlsFiles, call_with_retry, open_channel
 from arbiter.codec import dump_json
 from arbiter.errors import ArbiterError
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
+from proofs import SigningKey
 
 #: A dispute in one of these stays there (``unreachable`` until someone opens it again).
 FINAL_STATUSES = ("decided", "failed", "unreachable")
@@ -19,11 +21,13 @@ FINAL_STATUSES = ("decided", "failed", "unreachable")
 
 class ArbiterClient:
     def __init__(self, address: str, *, tls: TlsFiles | None = None,
-                 call_timeout_s: float = 30.0) -> None:
+                 call_timeout_s: float = 30.0, client_key: SigningKey | None = None) -> None:
+        """``client_key`` signs every call (``arbiter.request_signing``): an arbiter started
+        with an allow list opens disputes only for keys on it."""
         self.address = address
         self.call_timeout_s = call_timeout_s
         self.channel = open_channel(address, tls=tls)
-        self.stub = rpc.ArbiterStub(self.channel)
+        self.stub = rpc.ArbiterStub(signed_channel(self.channel, client_key))
 
     def close(self) -> None:
         self.channel.close()

@@ -31,15 +31,18 @@ def _split(full_method: str) -> tuple[str, str]:
     return service or "unknown", method or full_method
 
 
-def _rebuild(handler: grpc.RpcMethodHandler, behaviour: Callable[..., Any]
+def _rebuild(handler: grpc.RpcMethodHandler, behaviour: Callable[..., Any],
+             request_deserializer: Callable[[bytes], Any] | None = None
              ) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as ``handler`` with another behaviour."""
+    """A handler of the same kind as ``handler`` with another behaviour (and, if given,
+    another request deserializer)."""
     make = {(False, False): grpc.unary_unary_rpc_method_handler,
             (False, True): grpc.unary_stream_rpc_method_handler,
             (True, False): grpc.stream_unary_rpc_method_handler,
             (True, True): grpc.stream_stream_rpc_method_handler}[
         (handler.request_streaming, handler.response_streaming)]
-    return make(behaviour, request_deserializer=handler.request_deserializer,
+    return make(behaviour,
+                request_deserializer=request_deserializer or handler.request_deserializer,
                 response_serializer=handler.response_serializer)
 
 

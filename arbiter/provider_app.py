@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from arbiter.access import AccessGuards, AccessPolicy
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
 from arbiter.errors import ArbiterInputError
 from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
@@ -16,13 +17,14 @@ from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import JobObserver
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_endpoint import ProviderEndpoint
-from arbiter.provider_host import ProviderHost
+from arbiter.provider_host import DEFAULT_MAX_CHECKPOINT_BYTES, ProviderHost
 from arbiter.provider_service import DEFAULT_MAX_STATE_BYTES, ProviderServicer
 from arbiter.state_log import JobLog
 from proofs import SigningKey
 from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
+from verde.protocol.graph.budget import Budget
 from verde.protocol.peers.endpoints import DEFAULT_ENDPOINT_TTL_S
-from verde.protocol.provider.provider import Provider
+from verde.protocol.provider.provider import DEFAULT_MAX_JOBS, Provider
 
 
 def fault_names() -> list[str]:
@@ -53,17 +55,23 @@ def parse_fault_plan(text: str) -> FaultPlan:
 
 
 def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | None = None,
-                   fault: str | None = None, workers: int = 1) -> Provider:
+                   fault: str | None = None, budget: Budget | None = None,
+                   max_jobs: int = DEFAULT_MAX_JOBS, workers: int = 1) -> Provider:
     if fault:
         return CheatingProvider(key, name=name, checkpoint_dir=checkpoint_dir,
-                                plan=parse_fault_plan(fault), workers=workers)
-    return Provider(key, name=name, checkpoint_dir=checkpoint_dir, workers=workers)
+                                plan=parse_fault_plan(fault), budget=budget, max_jobs=max_jobs,
+                                workers=workers)
+    return Provider(key, name=name, checkpoint_dir=checkpoint_dir, budget=budget,
+                    max_jobs=max_jobs, workers=workers)
 
 
 log = logging.getLogger("verde.service")
 
-#: Calls that start new work: refused while the provider drains.
+#: Calls that start new work: refused while the provider drains, taken only from allowed
+#: clients (``AccessPolicy``).
 NEW_WORK = ("SubmitJob", "PutState")
+#: Client-streaming calls, bounded in time and number (``arbiter.stream_guard``).
+UPLOADS = ("PutState",)
 
 
 @dataclass
@@ -79,6 +87,8 @@ class RunningProvider(RunningService):
     @property
     def advertised(self) -> str | None:
         return self.vouched.address if self.vouched is not None else None
+    #: Who may start work here; ``serve`` logs its line after the service announced itself.
+    access: AccessGuards | None = None
 
     def drain(self, timeout_s: float) -> bool:
         """Refuse new jobs and uploads, cancel queued jobs, let the running one finish.
@@ -99,22 +109,30 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
                    metrics: str | None = None, advertise: str | None = None,
                    endpoint_ttl_s: int = DEFAULT_ENDPOINT_TTL_S,
-                   workers: int = 1) -> RunningProvider:
-    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state and
-    ``metrics`` (HOST:PORT) serves Prometheus metrics there. The provider vouches for
-    ``advertise`` (default: the listening host with the bound port) in endpoint records valid
-    ``endpoint_ttl_s`` seconds and renewed as they age; ``workers`` processes compute the
-    partitions of jobs that set ``partitions``."""
+                   workers: int = 1, access: AccessPolicy | None = None,
+                   max_jobs: int = DEFAULT_MAX_JOBS,
+                   max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES) -> RunningProvider:
+    """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state,
+    ``access`` says who may submit and what a job may cost, ``max_jobs`` how many jobs
+    (with their commitments and checkpoints) it keeps, ``max_checkpoint_bytes`` how large
+    one job's checkpoints may be, and ``metrics`` (HOST:PORT) serves Prometheus metrics there.
+    The provider vouches for ``advertise`` (default: the listening host with the bound port)
+    in endpoint records valid ``endpoint_ttl_s`` seconds and renewed as they age; ``workers``
+    processes compute the partitions of jobs that set ``partitions``."""
     if max_state_bytes <= 0:
         raise ArbiterInputError(f"the upload limit must be positive, got {max_state_bytes} bytes")
+    access = access or AccessPolicy()
+    guards = access.guards("provider", NEW_WORK, UPLOADS)
     key = SigningKey.load(key_path)
     vouched = ProviderEndpoint(key, advertise, ttl_s=endpoint_ttl_s)
-    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault, workers=workers)
+    provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault,
+                              budget=access.budget, max_jobs=max_jobs, workers=workers)
     registry = start_metrics(metrics, "provider") if metrics else None
     observers: list[JobObserver] = [JobLog()]
     if registry is not None:
         observers.append(registry.job_observer())
-    host = ProviderHost(provider, observers)
+    host = ProviderHost(provider, observers, quotas=access.quotas,
+                        max_checkpoint_bytes=max_checkpoint_bytes)
 
     def cleanup() -> None:
         host.close()
@@ -126,7 +144,8 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
         listen, lambda s: rpc.add_ProviderServicer_to_server(
             ProviderServicer(host, max_state_bytes=max_state_bytes, endpoint=vouched), s),
         new_work=NEW_WORK, observe_call=registry.observe_call if registry else None,
-        tls=tls, max_message=max_message, cleanup=cleanup)
+        tls=tls, max_message=max_message, cleanup=cleanup,
+        guards=guards.interceptors)
     if advertise is None:
         listen_host = listen.rsplit(":", 1)[0]
         vouched.advertise(f"{listen_host}:{endpoint.port}")
@@ -134,4 +153,4 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
             log_event(log, logging.WARNING, "provider.advertise",
                       f"vouching for {vouched.address}, which arbiters on other machines "
                       "cannot dial: pass --advertise HOST:PORT", address=vouched.address)
-    return RunningProvider(endpoint, host, registry, vouched=vouched)
+    return RunningProvider(endpoint, host, registry, vouched=vouched, access=guards)

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from arbiter.caller_auth import signed_channel
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, call_with_retry, open_channel
 from arbiter.codec import (
     DEFAULT_CHUNK,
@@ -28,7 +29,7 @@ from arbiter.errors import ArbiterError
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.status import remote_error
-from proofs import ProofError, SignedMessage, VerifyKey
+from proofs import ProofError, SignedMessage, SigningKey, VerifyKey
 from verde.protocol.peers.endpoints import EndpointRecord, InvalidEndpoint
 from verde.protocol.peers.errors import PeerError, PeerTimeout, StateRootMismatch
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
@@ -41,7 +42,10 @@ class GrpcProviderPeer:
     def __init__(self, address: str, *, tls: TlsFiles | None = None,
                  call_timeout_s: float = 30.0, max_tensor_bytes: int = 256 << 20,
                  max_message: int = DEFAULT_MAX_MESSAGE, chunk_size: int = DEFAULT_CHUNK,
-                 transfer_timeout_s: float = 300.0) -> None:
+                 transfer_timeout_s: float = 300.0,
+                 client_key: SigningKey | None = None) -> None:
+        """``client_key`` signs every call (``arbiter.request_signing``): a provider started
+        with an allow list takes jobs and uploads only from keys on it."""
         self.address = address
         self.name = address
         self.call_timeout_s = call_timeout_s
@@ -50,7 +54,7 @@ class GrpcProviderPeer:
         self.chunk_size = chunk_size
         self.bytes_sent = 0
         self.channel = open_channel(address, tls=tls, max_message=max_message)
-        self.stub = rpc.ProviderStub(self.channel)
+        self.stub = rpc.ProviderStub(signed_channel(self.channel, client_key))
         self._identity: VerifyKey | None = None
         self.bytes_received = 0
         self.messages = 0

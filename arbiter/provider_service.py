@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 
 import grpc
 
+from arbiter.caller_auth import caller_name
 from arbiter.codec import (
     DEFAULT_CHUNK,
     answer_to_chunks,
@@ -65,7 +66,8 @@ class ProviderServicer(rpc.ProviderServicer):
 
     @grpc_errors
     def SubmitJob(self, request: pb.JobRequest, context: grpc.ServicerContext) -> pb.JobRef:
-        return pb.JobRef(job_id=self.host.submit(parse_json(request.spec_json, "job spec")))
+        return pb.JobRef(job_id=self.host.submit(parse_json(request.spec_json, "job spec"),
+                                                 client=caller_name()))
 
     @grpc_errors
     def GetStatus(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.JobStatus:

@@ -48,11 +48,13 @@ class DisputeRecord:
     verdict_json: str | None
     certificate_json: str | None
     error: str | None
+    opened_by: str | None = None
 
     @classmethod
     def of(cls, row: DisputeRow) -> DisputeRecord:
         return cls(row.dispute_id, row.job_id, row.status, row.state_json, row.phase, row.rounds,
-                   row.version, row.owner, row.verdict_json, row.certificate_json, row.error)
+                   row.version, row.owner, row.verdict_json, row.certificate_json, row.error,
+                   row.opened_by)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,14 @@ class Store:
                                     lease_until=None, version=DisputeRow.version + 1,
                                     updated_at=utcnow()))
             return bool(res.rowcount == 1)
+
+    def set_opener(self, dispute_id: str, client: str) -> None:
+        """Record who asked for the dispute, unless someone already did (the first opener
+        stays; the dispute itself is the same whoever asks again)."""
+        with self.db.sessions.begin() as s:
+            s.execute(update(DisputeRow).where(DisputeRow.dispute_id == dispute_id,
+                                               DisputeRow.opened_by.is_(None))
+                      .values(opened_by=client[:200]))
 
     def dispute(self, dispute_id: str) -> DisputeRecord:
         with self.db.sessions() as s:

@@ -15,6 +15,7 @@ from cli.options import (
     ENV_DB_URL,
     Address,
     DatabaseUrl,
+    access_options,
     key_option,
     service_options,
     tls_options,
@@ -80,12 +81,17 @@ def arbiter_group() -> None:
 @click.option("--bls-key", "bls_key_path", default=None, envvar=ENV_BLS_KEY, show_envvar=True,
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="This arbiter's BLS committee key (`verde keys new --bls`).")
+@click.option("--max-open-disputes", type=click.IntRange(min=1), default=1000,
+              show_default=True,
+              help="Disputes the database may hold open at once; more are refused.")
+@access_options("--max-client-disputes", "disputes")
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, db_url: str, workers: int, owner: str | None,
           lease_s: float, deadline_s: float, committee_path: Path | None,
-          bls_key_path: Path | None, log_format: str, log_level: str,
-          metrics_address: str | None, drain_timeout_s: float, tls: object) -> None:
+          bls_key_path: Path | None, max_open_disputes: int, log_format: str,
+          log_level: str, metrics_address: str | None, drain_timeout_s: float, tls: object,
+          access: object) -> None:
     """Serve disputes until SIGTERM; resumes unfinished disputes from the database.
 
     An empty database gets the schema; one written by an older release must be upgraded
@@ -106,10 +112,14 @@ def serve(*, key_path: Path, listen: str, db_url: str, workers: int, owner: str 
     running = start_arbiter(key_path, listen, db_url, workers=workers, owner=owner,
                             lease_s=lease_s, deadline_s=deadline_s, tls=tls,  # type: ignore[arg-type]
                             metrics=metrics_address, schema="require",
-                            committee=committee_path, bls_key=bls_key_path)
+                            committee=committee_path, bls_key=bls_key_path,
+                            access=access,  # type: ignore[arg-type]
+                            max_open_disputes=max_open_disputes)
     announce("arbiter", running.engine.key.public_key.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              db=safe_url(db_url), owner=running.engine.owner)
+    if running.access is not None:
+        running.access.log_started()
     serve_until_signalled(running, drain_timeout_s)
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from cli.options import tls_options
+from cli.options import client_key_option, tls_options
 from cli.output import emit
 from cli.progress import progress_view
+
+if TYPE_CHECKING:
+    from proofs import SigningKey
 
 
 @click.command()
@@ -21,8 +25,10 @@ from cli.progress import progress_view
               help="Directory for verdict certificates and the accepted result.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @tls_options
+@client_key_option
 def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
-             out_dir: Path | None, as_json: bool, tls: object) -> None:
+             out_dir: Path | None, as_json: bool, tls: object,
+             client_key: SigningKey) -> None:
     """Send JOB (.toml or .json spec) to every --provider and return the honest result.
 
     Progress (training steps, dispute rounds) goes to stderr: live bars on a terminal, plain
@@ -35,13 +41,15 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
     from verde.protocol.jobs.spec import load_job_spec
 
     spec = load_job_spec(job)
-    arbiter = ArbiterClient(arbiter_addr, tls=tls) if arbiter_addr else None  # type: ignore[arg-type]
+    arbiter = (ArbiterClient(arbiter_addr, tls=tls, client_key=client_key)  # type: ignore[arg-type]
+               if arbiter_addr else None)
     try:
         with progress_view(as_json) as view:
             outcome = run_delegation(
                 spec, list(providers), arbiter, report=view.note, progress=view.steps,
                 rounds=view.rounds, verdicts=view.finished,
-                peer_factory=lambda a: GrpcProviderPeer(a, tls=tls))  # type: ignore[arg-type]
+                peer_factory=lambda a: GrpcProviderPeer(  # type: ignore[arg-type]
+                    a, tls=tls, client_key=client_key))
     finally:
         if arbiter is not None:
             arbiter.close()

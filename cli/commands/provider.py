@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from cli.config import config_option
-from cli.options import Address, key_option, service_options, tls_options, tls_pair_problems
+from cli.options import (
+    Address,
+    Quantity,
+    access_options,
+    key_option,
+    service_options,
+    tls_options,
+    tls_pair_problems,
+)
 from cli.output import emit
 
 
@@ -43,12 +51,19 @@ def provider() -> None:
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Worker processes computing the partitions of a job's steps (jobs with "
                    "`partitions`); the commitments are those of one process.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Jobs this provider keeps (with their commitments, to answer disputes); "
+                   "more are refused.")
+@click.option("--max-checkpoint-mb", type=Quantity(), default=64 << 10, show_default=True,
+              help="Checkpoint MiB one job may keep (its state times its checkpoints).")
+@access_options("--max-client-jobs", "jobs", uploads=True)
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s: int,
-          checkpoint_dir: Path | None, fault: str | None,
-          max_upload_mb: int, workers: int, log_format: str, log_level: str,
-          metrics_address: str | None, drain_timeout_s: float, tls: object) -> None:
+          checkpoint_dir: Path | None, fault: str | None, max_upload_mb: int, workers: int,
+          max_jobs: int, max_checkpoint_mb: int, log_format: str, log_level: str,
+          metrics_address: str | None, drain_timeout_s: float, tls: object,
+          access: object) -> None:
     """Serve jobs and dispute queries until SIGTERM.
 
     On SIGTERM the provider takes no new jobs or uploads, cancels queued jobs, lets the
@@ -65,10 +80,13 @@ def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s:
                              tls=tls,  # type: ignore[arg-type]
                              max_state_bytes=max_upload_mb << 20, metrics=metrics_address,
                              advertise=advertise, endpoint_ttl_s=endpoint_ttl_s,
-                             workers=workers)
+                             workers=workers, access=access,  # type: ignore[arg-type]
+                             max_jobs=max_jobs, max_checkpoint_bytes=max_checkpoint_mb << 20)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              fault_plan=fault, vouched_for=running.advertised)
+    if running.access is not None:
+        running.access.log_started()
     serve_until_signalled(running, drain_timeout_s)
 
 

@@ -313,7 +313,8 @@ def read_events(db_url: str, dispute_id: str | None = None) -> dict[str, list[Ev
 
 
 def read_disputes(db_url: str) -> dict[str, tuple[str, str | None, str | None]]:
-    """dispute id -> (status, owner, verdict JSON), straight from the database."""
+    """dispute id -> (status, owner, verdict JSON), straight from the database (only these
+    columns, so a database at an older schema revision reads too)."""
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
@@ -322,8 +323,9 @@ def read_disputes(db_url: str) -> dict[str, tuple[str, str | None, str | None]]:
     engine = create_engine(db_url)
     try:
         with Session(engine) as s:
-            return {r.dispute_id: (r.status, r.owner, r.verdict_json)
-                    for r in s.scalars(select(DisputeRow))}
+            rows = s.execute(select(DisputeRow.dispute_id, DisputeRow.status, DisputeRow.owner,
+                                    DisputeRow.verdict_json))
+            return {did: (status, owner, verdict) for did, status, owner, verdict in rows}
     finally:
         engine.dispose()
 
