@@ -7,20 +7,27 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from arbiter.caller_auth import signed_channel
 from arbiter.channels import TlsFiles, call_with_retry, open_channel
 from arbiter.codec import dump_json
 from arbiter.errors import ArbiterError
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
+from proofs import SigningKey
+
+#: A dispute in one of these stays there (``unreachable`` until someone opens it again).
+FINAL_STATUSES = ("decided", "failed", "unreachable")
 
 
 class ArbiterClient:
     def __init__(self, address: str, *, tls: TlsFiles | None = None,
-                 call_timeout_s: float = 30.0) -> None:
+                 call_timeout_s: float = 30.0, client_key: SigningKey | None = None) -> None:
+        """``client_key`` signs every call (``arbiter.request_signing``): an arbiter started
+        with an allow list opens disputes only for keys on it."""
         self.address = address
         self.call_timeout_s = call_timeout_s
         self.channel = open_channel(address, tls=tls)
-        self.stub = rpc.ArbiterStub(self.channel)
+        self.stub = rpc.ArbiterStub(signed_channel(self.channel, client_key))
 
     def close(self) -> None:
         self.channel.close()
@@ -35,10 +42,14 @@ class ArbiterClient:
         return call_with_retry(f"arbiter {self.address}: {what}", fn)
 
     def open_dispute(self, spec: Mapping[str, Any],
-                     entries: Sequence[tuple[str, str]]) -> str:
+                     entries: Sequence[tuple[str, ...]]) -> str:
+        """Open (or re-open) a dispute; each entry is (address hint, signed result JSON[,
+        the provider's signed endpoint record JSON])."""
         req = pb.OpenDisputeRequest(
             spec_json=dump_json(dict(spec)),
-            providers=[pb.ProviderEntry(address=a, signed_result_json=r) for a, r in entries])
+            providers=[pb.ProviderEntry(address=e[0], signed_result_json=e[1],
+                                        endpoint_json=e[2] if len(e) > 2 else "")
+                       for e in entries])
         return str(self._call("open dispute", lambda: self.stub.OpenDispute(
             req, timeout=self.call_timeout_s)).dispute_id)
 
@@ -63,7 +74,7 @@ class ArbiterClient:
             st = self.status(dispute_id)
             if progress is not None:
                 progress(st)
-            if st.status in ("decided", "failed"):
+            if st.status in FINAL_STATUSES:
                 return st
             if time.monotonic() > end:
                 raise ArbiterError(f"arbiter {self.address}: dispute {dispute_id} not decided "

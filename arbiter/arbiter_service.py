@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import grpc
 
+from arbiter.caller_auth import caller_name
 from arbiter.codec import parse_json
+from arbiter.committee_service import CommitteeCalls
+from arbiter.dispute_admission import DisputeAdmission
 from arbiter.engine import ArbiterEngine
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
@@ -20,9 +23,13 @@ def _status(rec: DisputeRecord) -> pb.DisputeStatus:
                             verdict_json=rec.verdict_json or "", error=rec.error or "")
 
 
-class ArbiterServicer(rpc.ArbiterServicer):
-    def __init__(self, engine: ArbiterEngine) -> None:
+class ArbiterServicer(CommitteeCalls, rpc.ArbiterServicer):
+    def __init__(self, engine: ArbiterEngine, admission: DisputeAdmission | None = None
+                 ) -> None:
         self.engine = engine
+        self.seat = engine.committee
+        #: Budget, store bound and per-client quotas checked before a dispute is opened.
+        self.admission = admission or DisputeAdmission(engine)
 
     @grpc_errors
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
@@ -32,8 +39,9 @@ class ArbiterServicer(rpc.ArbiterServicer):
     def OpenDispute(self, request: pb.OpenDisputeRequest, context: grpc.ServicerContext
                     ) -> pb.DisputeRef:
         spec = parse_json(request.spec_json, "job spec")
-        entries = [(p.address, p.signed_result_json) for p in request.providers]
-        opened = self.engine.open_dispute(spec, entries)
+        entries = [(p.address, p.signed_result_json, p.endpoint_json)
+                   for p in request.providers]
+        opened = self.admission.open(spec, entries, caller_name())
         return pb.DisputeRef(dispute_id=opened.dispute_id)
 
     @grpc_errors

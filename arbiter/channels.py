@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from arbiter.errors import ArbiterInputError
+from arbiter.interceptors import MalformedRequests
 from arbiter.status import remote_error
 
 DEFAULT_MAX_MESSAGE = 16 << 20
@@ -64,7 +65,7 @@ def build_server(address: str, register: Callable[[grpc.Server], None], *,
     server NOT_SERVING later (a draining service).
     """
     server = grpc.server(ThreadPoolExecutor(max_workers=workers), options=_options(max_message),
-                         interceptors=list(interceptors))
+                         interceptors=[*interceptors, MalformedRequests()])
     register(server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

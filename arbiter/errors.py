@@ -35,3 +35,23 @@ class ConflictingResult(Conflict):
 
 class ConflictingJob(Conflict):
     """A job id is already stored with a different spec."""
+
+
+class Unauthenticated(ArbiterError):
+    """A request's signature is missing, malformed, wrong, stale or replayed
+    (UNAUTHENTICATED)."""
+
+
+class NotAllowed(ArbiterError):
+    """A correctly signed request from a key that is not on the service's allow list
+    (PERMISSION_DENIED)."""
+
+
+class QuotaExceeded(ArbiterError):
+    """A client already holds as much of a service as its per-client quota allows
+    (RESOURCE_EXHAUSTED); the message names the quota."""
+
+
+class StreamTooSlow(ArbiterError):
+    """An upload stream stayed idle, or open, longer than the service allows
+    (DEADLINE_EXCEEDED)."""

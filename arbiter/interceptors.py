@@ -1,9 +1,12 @@
-"""gRPC server interceptors: every call timed with its status code, and a gate for draining.
+"""gRPC server interceptors: every call timed with its status code, a gate for draining, and
+INVALID_ARGUMENT for requests that are not messages at all.
 
 Interceptors wrap every method of a server in one place, so servicers stay thin: metrics see
-each call's latency and status code (:class:`CallObserver`), and a draining service refuses
+each call's latency and status code (:class:`CallObserver`), a draining service refuses
 new work with UNAVAILABLE — what a client's retry or load balancer expects from a stopping
-server — while it keeps answering everything else (:class:`DrainGate`).
+server — while it keeps answering everything else (:class:`DrainGate`), and bytes that do not
+decode as the method's request message are the caller's mistake, INVALID_ARGUMENT, where gRPC
+itself would answer INTERNAL (:class:`MalformedRequests`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 import grpc
 
+from arbiter.codec import MalformedRequest
+
 #: (service, method, status code name, seconds) of one finished call.
 ObservedCall = Callable[[str, str, str, float], None]
 
@@ -26,16 +31,26 @@ def _split(full_method: str) -> tuple[str, str]:
     return service or "unknown", method or full_method
 
 
-def _rebuild(handler: grpc.RpcMethodHandler, behaviour: Callable[..., Any]
+def _rebuild(handler: grpc.RpcMethodHandler, behaviour: Callable[..., Any],
+             request_deserializer: Callable[[bytes], Any] | None = None
              ) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as ``handler`` with another behaviour."""
+    """A handler of the same kind as ``handler`` with another behaviour (and, if given,
+    another request deserializer)."""
     make = {(False, False): grpc.unary_unary_rpc_method_handler,
             (False, True): grpc.unary_stream_rpc_method_handler,
             (True, False): grpc.stream_unary_rpc_method_handler,
             (True, True): grpc.stream_stream_rpc_method_handler}[
         (handler.request_streaming, handler.response_streaming)]
-    return make(behaviour, request_deserializer=handler.request_deserializer,
+    return make(behaviour,
+                request_deserializer=request_deserializer or handler.request_deserializer,
                 response_serializer=handler.response_serializer)
+
+
+def _rebuild_decoding(handler: grpc.RpcMethodHandler, behaviour: Callable[..., Any],
+                      decode: Callable[[bytes], Any]) -> grpc.RpcMethodHandler:
+    """Like :func:`_rebuild`, with another request deserializer."""
+    rebuilt = _rebuild(handler, behaviour)
+    return rebuilt._replace(request_deserializer=decode)  # type: ignore[attr-defined, no-any-return]
 
 
 def _behaviour(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
@@ -127,3 +142,51 @@ class DrainGate(grpc.ServerInterceptor):
                           "this service is shutting down and takes no new work: try another")
 
         return _rebuild(handler, refuse)
+
+
+class MalformedRequests(grpc.ServerInterceptor):
+    """Undecodable request bytes get INVALID_ARGUMENT naming the method, not INTERNAL.
+
+    The method's deserializer is wrapped so that a decoding error yields a marker instead of
+    failing inside gRPC; a unary request with the marker is refused before the servicer runs,
+    a request stream raises :class:`MalformedRequest` where the servicer reads the bad message
+    (its status mapping, :mod:`arbiter.status`, makes that INVALID_ARGUMENT).
+    """
+
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
+                          details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        decode = handler.request_deserializer
+        inner = _behaviour(handler)
+        method = _split(details.method)[1]
+        what = f"{method}: the request is not a valid protobuf message"
+
+        def safe_decode(data: bytes) -> Any:
+            try:
+                return decode(data)
+            except Exception:  # any decoding failure of untrusted bytes
+                return _UNDECODABLE
+
+        if handler.request_streaming:
+            def checked(requests: Iterator[Any]) -> Iterator[Any]:
+                for request in requests:
+                    if request is _UNDECODABLE:
+                        raise MalformedRequest(what)
+                    yield request
+
+            def streamed(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+                return inner(checked(requests), context)
+
+            return _rebuild_decoding(handler, streamed, safe_decode)
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            if request is _UNDECODABLE:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, what)
+            return inner(request, context)
+
+        return _rebuild_decoding(handler, unary, safe_decode)
+
+
+_UNDECODABLE = object()

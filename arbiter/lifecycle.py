@@ -79,11 +79,13 @@ class RunningService:
 def open_endpoint(listen: str, register: Callable[[grpc.Server], None], *,
                   new_work: Sequence[str], observe_call: ObservedCall | None = None,
                   tls: TlsFiles | None = None, max_message: int = DEFAULT_MAX_MESSAGE,
-                  cleanup: Callable[[], None] = lambda: None) -> Endpoint:
-    """Start the server: ``new_work`` methods behind a drain gate, every call reported to
-    ``observe_call`` (metrics); ``cleanup`` runs if it cannot start."""
+                  cleanup: Callable[[], None] = lambda: None,
+                  guards: Sequence[grpc.ServerInterceptor] = ()) -> Endpoint:
+    """Start the server: ``new_work`` methods behind a drain gate, then ``guards`` (caller
+    authentication, upload limits: :class:`arbiter.access.AccessPolicy`), every call reported
+    to ``observe_call`` (metrics); ``cleanup`` runs if it cannot start."""
     gate = DrainGate(new_work)
-    interceptors: list[grpc.ServerInterceptor] = [gate]
+    interceptors: list[grpc.ServerInterceptor] = [gate, *guards]
     if observe_call is not None:
         interceptors.insert(0, CallObserver(observe_call))  # it sees the gate's refusals too
     health_servicer = health.HealthServicer()

@@ -40,7 +40,7 @@ SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
            10.0, 30.0, 60.0)
 #: Per-job durations (training, commitments): seconds to hours.
 JOB_SECONDS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
-STATUSES = ("open", "running", "decided", "failed")
+STATUSES = ("open", "running", "decided", "failed", "unreachable")
 _SQL_VERBS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
 
 

@@ -4,22 +4,28 @@ calls :func:`start_provider` and then :func:`arbiter.lifecycle.serve_until_signa
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from arbiter.access import AccessGuards, AccessPolicy
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles
 from arbiter.errors import ArbiterInputError
 from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
+from arbiter.logs import log_event
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import JobObserver
 from arbiter.proto import verde_pb2_grpc as rpc
-from arbiter.provider_host import ProviderHost
+from arbiter.provider_endpoint import ProviderEndpoint
+from arbiter.provider_host import DEFAULT_MAX_CHECKPOINT_BYTES, ProviderHost
 from arbiter.provider_service import DEFAULT_MAX_STATE_BYTES, ProviderServicer
 from arbiter.state_log import JobLog
 from proofs import SigningKey
 from verde.protocol.faults import ANSWER_FAULTS, COMPUTE_FAULTS, CheatingProvider, FaultPlan
+from verde.protocol.graph.budget import Budget
 from verde.protocol.jobs.uploaded_datasets import DEFAULT_MAX_DATASETS, uploaded_datasets
-from verde.protocol.provider.provider import Provider
+from verde.protocol.peers.endpoints import DEFAULT_ENDPOINT_TTL_S
+from verde.protocol.provider.provider import DEFAULT_MAX_JOBS, Provider
 from verde.protocol.provider.uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_STATES, StateStore
 
 
@@ -51,15 +57,24 @@ def parse_fault_plan(text: str) -> FaultPlan:
 
 
 def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | None = None,
-                   fault: str | None = None, uploads: StateStore | None = None) -> Provider:
+                   fault: str | None = None, budget: Budget | None = None,
+                   max_jobs: int = DEFAULT_MAX_JOBS, workers: int = 1,
+                   uploads: StateStore | None = None) -> Provider:
     if fault:
-        return CheatingProvider(key, name=name, checkpoint_dir=checkpoint_dir,
-                                uploads=uploads, plan=parse_fault_plan(fault))
-    return Provider(key, name=name, checkpoint_dir=checkpoint_dir, uploads=uploads)
+        return CheatingProvider(key, name=name, checkpoint_dir=checkpoint_dir, uploads=uploads,
+                                plan=parse_fault_plan(fault), budget=budget, max_jobs=max_jobs,
+                                workers=workers)
+    return Provider(key, name=name, checkpoint_dir=checkpoint_dir, uploads=uploads,
+                    budget=budget, max_jobs=max_jobs, workers=workers)
 
 
-#: Calls that start new work: refused while the provider drains.
+log = logging.getLogger("verde.service")
+
+#: Calls that start new work: refused while the provider drains, taken only from allowed
+#: clients (``AccessPolicy``).
 NEW_WORK = ("SubmitJob", "PutState")
+#: Client-streaming calls, bounded in time and number (``arbiter.stream_guard``).
+UPLOADS = ("PutState",)
 
 
 @dataclass
@@ -68,6 +83,15 @@ class RunningProvider(RunningService):
     host: ProviderHost
     metrics: Metrics | None = None
     name: str = "provider"
+    #: The address this provider signs endpoint records for (``verde provider serve
+    #: --advertise``, or the listening host with the bound port).
+    vouched: ProviderEndpoint | None = None
+
+    @property
+    def advertised(self) -> str | None:
+        return self.vouched.address if self.vouched is not None else None
+    #: Who may start work here; ``serve`` logs its line after the service announced itself.
+    access: AccessGuards | None = None
 
     def drain(self, timeout_s: float) -> bool:
         """Refuse new jobs and uploads, cancel queued jobs, let the running one finish.
@@ -88,34 +112,57 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
                    max_stored_bytes: int = DEFAULT_MAX_BYTES,
                    max_stored_uploads: int = DEFAULT_MAX_STATES,
-                   metrics: str | None = None) -> RunningProvider:
+                   metrics: str | None = None, advertise: str | None = None,
+                   endpoint_ttl_s: int = DEFAULT_ENDPOINT_TTL_S,
+                   workers: int = 1, access: AccessPolicy | None = None,
+                   max_jobs: int = DEFAULT_MAX_JOBS,
+                   max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES) -> RunningProvider:
     """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state,
     ``max_stored_bytes`` and ``max_stored_uploads`` the uploaded states (and, in bytes,
-    datasets) it keeps, and ``metrics`` (HOST:PORT) serves Prometheus metrics there."""
+    datasets) it keeps, ``access`` says who may submit and what a job may cost, ``max_jobs``
+    how many jobs (with their commitments and checkpoints) it keeps, ``max_checkpoint_bytes``
+    how large one job's checkpoints may be, and ``metrics`` (HOST:PORT) serves Prometheus
+    metrics there. The provider vouches for ``advertise`` (default: the listening host with
+    the bound port) in endpoint records valid ``endpoint_ttl_s`` seconds and renewed as they
+    age; ``workers`` processes compute the partitions of jobs that set ``partitions``."""
     for what, value in (("the upload limit", max_state_bytes),
                         ("the stored uploads' byte limit", max_stored_bytes),
                         ("the stored uploads' count limit", max_stored_uploads)):
         if value <= 0:
             raise ArbiterInputError(f"{what} must be positive, got {value}")
+    access = access or AccessPolicy()
+    guards = access.guards("provider", NEW_WORK, UPLOADS)
     key = SigningKey.load(key_path)
+    vouched = ProviderEndpoint(key, advertise, ttl_s=endpoint_ttl_s)
     uploaded_datasets().configure(min(max_stored_uploads, DEFAULT_MAX_DATASETS),
                                   max_stored_bytes)
     provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault,
+                              budget=access.budget, max_jobs=max_jobs, workers=workers,
                               uploads=StateStore(max_stored_uploads, max_stored_bytes))
     registry = start_metrics(metrics, "provider") if metrics else None
     observers: list[JobObserver] = [JobLog()]
     if registry is not None:
         observers.append(registry.job_observer())
-    host = ProviderHost(provider, observers)
+    host = ProviderHost(provider, observers, quotas=access.quotas,
+                        max_checkpoint_bytes=max_checkpoint_bytes)
 
     def cleanup() -> None:
         host.close()
+        provider.close()
         if registry is not None:
             registry.close()
 
     endpoint = open_endpoint(
         listen, lambda s: rpc.add_ProviderServicer_to_server(
-            ProviderServicer(host, max_state_bytes=max_state_bytes), s),
+            ProviderServicer(host, max_state_bytes=max_state_bytes, endpoint=vouched), s),
         new_work=NEW_WORK, observe_call=registry.observe_call if registry else None,
-        tls=tls, max_message=max_message, cleanup=cleanup)
-    return RunningProvider(endpoint, host, registry)
+        tls=tls, max_message=max_message, cleanup=cleanup,
+        guards=guards.interceptors)
+    if advertise is None:
+        listen_host = listen.rsplit(":", 1)[0]
+        vouched.advertise(f"{listen_host}:{endpoint.port}")
+        if listen_host in ("0.0.0.0", "[::]"):
+            log_event(log, logging.WARNING, "provider.advertise",
+                      f"vouching for {vouched.address}, which arbiters on other machines "
+                      "cannot dial: pass --advertise HOST:PORT", address=vouched.address)
+    return RunningProvider(endpoint, host, registry, vouched=vouched, access=guards)

@@ -7,12 +7,14 @@ provider silent past it raises ``PeerTimeout`` (it forfeits).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
 
+from arbiter.caller_auth import signed_channel
 from arbiter.channels import DEFAULT_MAX_MESSAGE, TlsFiles, call_with_retry, open_channel
 from arbiter.codec import (
     DEFAULT_CHUNK,
@@ -27,7 +29,8 @@ from arbiter.errors import ArbiterError
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.status import remote_error
-from proofs import SignedMessage, VerifyKey
+from proofs import ProofError, SignedMessage, SigningKey, VerifyKey
+from verde.protocol.peers.endpoints import EndpointRecord, InvalidEndpoint
 from verde.protocol.peers.errors import PeerError, PeerTimeout, StateRootMismatch
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.peers.state import StateEntries, blobs_to_state, state_root_hex
@@ -39,7 +42,10 @@ class GrpcProviderPeer:
     def __init__(self, address: str, *, tls: TlsFiles | None = None,
                  call_timeout_s: float = 30.0, max_tensor_bytes: int = 2 << 30,
                  max_message: int = DEFAULT_MAX_MESSAGE, chunk_size: int = DEFAULT_CHUNK,
-                 transfer_timeout_s: float = 300.0) -> None:
+                 transfer_timeout_s: float = 300.0,
+                 client_key: SigningKey | None = None) -> None:
+        """``client_key`` signs every call (``arbiter.request_signing``): a provider started
+        with an allow list takes jobs and uploads only from keys on it."""
         self.address = address
         self.name = address
         self.call_timeout_s = call_timeout_s
@@ -48,7 +54,7 @@ class GrpcProviderPeer:
         self.chunk_size = chunk_size
         self.bytes_sent = 0
         self.channel = open_channel(address, tls=tls, max_message=max_message)
-        self.stub = rpc.ProviderStub(self.channel)
+        self.stub = rpc.ProviderStub(signed_channel(self.channel, client_key))
         self._identity: VerifyKey | None = None
         self.bytes_received = 0
         self.messages = 0
@@ -72,6 +78,39 @@ class GrpcProviderPeer:
                 pb.Empty(), timeout=self.call_timeout_s))
             self._identity = VerifyKey.from_hex(reply.public_key)
         return self._identity
+
+    def endpoint(self, timeout_s: float | None = None) -> EndpointRecord:
+        """The endpoint record served here: signature and fields checked, not its signer or
+        validity window (the caller checks those against the party it expects)."""
+        what = f"provider {self.address}: endpoint record"
+        try:
+            reply = self.stub.Endpoint(pb.Empty(), timeout=timeout_s or self.call_timeout_s)
+        except grpc.RpcError as err:
+            raise PeerError(str(remote_error(what, err))) from None
+        try:
+            doc = json.loads(reply.message_json)
+        except ValueError:
+            raise InvalidEndpoint(f"{what}: not JSON") from None
+        return EndpointRecord.from_json(doc)
+
+    def challenge(self, nonce: str, address: str, timeout_s: float | None = None
+                  ) -> SignedMessage:
+        """The signed answer of whoever answers here to ``nonce`` for ``address`` (unchecked:
+        see ``verde.protocol.peers.endpoints.check_challenge``)."""
+        what = f"provider {self.address}: challenge"
+        try:
+            reply = self.stub.Challenge(pb.ChallengeRequest(nonce=nonce, address=address),
+                                        timeout=timeout_s or self.call_timeout_s)
+        except grpc.RpcError as err:
+            mapped = remote_error(what, err)
+            if getattr(mapped, "unreachable", False) or isinstance(mapped, PeerError):
+                raise PeerError(str(mapped)) from None  # nobody answered
+            # Someone answered, but would not or could not sign for this address.
+            raise InvalidEndpoint(str(mapped)) from None
+        try:
+            return SignedMessage.from_json(json.loads(reply.message_json))
+        except (ProofError, TypeError, ValueError) as exc:
+            raise InvalidEndpoint(f"{what}: not a signed message: {exc}") from None
 
     def submit(self, spec: Mapping[str, Any]) -> str:
         reply = self._call("submit", lambda: self.stub.SubmitJob(

@@ -8,6 +8,7 @@ change goes to the host's observers (:mod:`arbiter.observers`: logs and metrics)
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -17,15 +18,21 @@ from typing import Any
 
 import torch
 
+from arbiter.client_quotas import ClientQuotas, QuotaLimits
 from arbiter.errors import ArbiterError, NotFound
+from arbiter.logs import log_event
 from arbiter.observers import JobObserver, notify
 from arbiter.state_log import JobLog
 from proofs import SignedMessage, VerifyKey
-from verde.protocol.graph.admission import admit_job
+from verde.protocol.graph.budget import BudgetExceeded, estimate_cost
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.messages import Answer, Query
 from verde.protocol.peers.state import StateEntries
 from verde.protocol.provider.provider import Provider
+
+log = logging.getLogger("verde.provider")
+#: Checkpoint bytes one job may keep, by default (in memory, or under --checkpoint-dir).
+DEFAULT_MAX_CHECKPOINT_BYTES = 64 << 30
 
 
 @dataclass
@@ -44,9 +51,16 @@ class ProviderStopping(ArbiterError):
 class ProviderHost:
     """Owns a domain provider and runs its jobs in the background."""
 
-    def __init__(self, provider: Provider, observers: Sequence[JobObserver] | None = None
-                 ) -> None:
+    def __init__(self, provider: Provider, observers: Sequence[JobObserver] | None = None,
+                 *, quotas: QuotaLimits | None = None,
+                 max_checkpoint_bytes: int | None = DEFAULT_MAX_CHECKPOINT_BYTES) -> None:
         self.provider = provider
+        #: Bytes of checkpoints one job may keep (its state times its checkpoints).
+        self.max_checkpoint_bytes = max_checkpoint_bytes
+        #: Per-client quotas of concurrent jobs and total FLOPs (None: not counted).
+        self.quotas = (ClientQuotas(quotas, self.job_active, what="jobs",
+                                    flags=("--max-client-jobs", "--max-client-flops"))
+                       if quotas is not None else None)
         #: Told of every job state change; by default the log lines of arbiter.state_log.
         self.observers: tuple[JobObserver, ...] = (
             tuple(observers) if observers is not None else (JobLog(),))
@@ -60,7 +74,14 @@ class ProviderHost:
     def identity(self) -> VerifyKey:
         return self.provider.identity
 
-    def submit(self, spec_json: dict[str, Any]) -> str:
+    def submit(self, spec_json: dict[str, Any], client: str = "local") -> str:
+        """Admit a job for ``client`` and queue it; returns its id.
+
+        Before anything is allocated the job must fit ``client``'s quota (concurrent jobs,
+        total FLOPs; ``QuotaExceeded``), the provider's budget (``BudgetExceeded``) and its
+        job store, be disputable (``admit_job``) and, when it starts from an uploaded state,
+        find that state (``MissingInitialState``, ``JobSpecError``).
+        """
         try:
             if self._stopping.is_set():
                 raise ProviderStopping("this provider is shutting down and takes no new jobs")
@@ -68,11 +89,7 @@ class ProviderHost:
             with self._lock:
                 if spec.job_id in self._progress:
                     return spec.job_id
-            # A job that could not be disputed (admit_job), or one from an uploaded state
-            # that is missing or does not fit (MissingInitialState, JobSpecError), is refused
-            # now, not when it runs.
-            admit_job(spec)
-            self.provider.accept(spec)
+            self._admit(spec, client)
         except Exception as exc:
             notify(self.observers, "refused", type(exc).__name__, str(exc))
             raise
@@ -84,7 +101,36 @@ class ProviderHost:
             # Before the runner can start it: "accepted" always precedes "running".
             notify(self.observers, "accepted", spec.job_id, spec.program, spec.steps)
             self._futures[spec.job_id] = self._runner.submit(self._run, spec)
+        if self.quotas is not None:
+            self.quotas.confirm(client, spec.job_id)
+        log_event(log, logging.INFO, "client.job",
+                  f"job {spec.job_id[:16]} submitted by {client[:16]}",
+                  job_id=spec.job_id, client=client)
         return spec.job_id
+
+    def _admit(self, spec: JobSpec, client: str) -> None:
+        if self.quotas is not None:
+            self.quotas.check_room(client)
+        cost = estimate_cost(spec, self.provider.budget)  # refused here, nothing allocated
+        # Checkpoints: state 0, every checkpoint_interval-th step and the last one.
+        checkpoints = (spec.steps // spec.checkpoint_interval + 2) * cost.state_bytes
+        if self.max_checkpoint_bytes is not None and checkpoints > self.max_checkpoint_bytes:
+            raise BudgetExceeded("checkpoint_bytes", checkpoints, self.max_checkpoint_bytes,
+                                 spec.job_id)
+        if self.quotas is None:
+            self.provider.admit(spec, holding=len(self._progress))
+            return
+        self.quotas.reserve(client, spec.job_id, cost.total_flops)
+        try:
+            self.provider.admit(spec, holding=len(self._progress))
+        except BaseException:
+            self.quotas.cancel(client, spec.job_id, cost.total_flops)
+            raise
+
+    def job_active(self, job_id: str) -> bool:
+        """Whether ``job_id`` is queued or running (it holds a slot of its client's quota)."""
+        record = self._progress.get(job_id)
+        return record is not None and record.state in ("queued", "running")
 
     def _run(self, spec: JobSpec) -> None:
         record = self._progress[spec.job_id]

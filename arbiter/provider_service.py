@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 
 import grpc
 
+from arbiter.caller_auth import caller_name
 from arbiter.codec import (
     DEFAULT_CHUNK,
     answer_to_chunks,
@@ -23,6 +24,7 @@ from arbiter.codec import (
 )
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
+from arbiter.provider_endpoint import NoEndpoint, ProviderEndpoint
 from arbiter.provider_host import ProviderHost
 from arbiter.status import grpc_errors
 from verde.protocol.peers.errors import RefusedQuery
@@ -35,8 +37,12 @@ DEFAULT_MAX_STATE_BYTES = 2 << 30
 
 class ProviderServicer(rpc.ProviderServicer):
     def __init__(self, host: ProviderHost, chunk_size: int = DEFAULT_CHUNK,
-                 max_state_bytes: int = DEFAULT_MAX_STATE_BYTES) -> None:
+                 max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
+                 endpoint: ProviderEndpoint | None = None) -> None:
         self.host = host
+        #: Where this provider vouches it answers (None: it vouches for nothing, and an
+        #: arbiter will not count its silence against it -- nor reach it).
+        self.endpoint = endpoint
         self.chunk_size = chunk_size
         self.max_state_bytes = max_state_bytes
 
@@ -45,8 +51,24 @@ class ProviderServicer(rpc.ProviderServicer):
         return pb.IdentityReply(public_key=self.host.identity.hex())
 
     @grpc_errors
+    def Endpoint(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.SignedEnvelope:
+        return pb.SignedEnvelope(message_json=signed_to_json(self._endpoint().record().signed))
+
+    @grpc_errors
+    def Challenge(self, request: pb.ChallengeRequest, context: grpc.ServicerContext
+                  ) -> pb.SignedEnvelope:
+        answer = self._endpoint().answer(request.nonce, request.address)
+        return pb.SignedEnvelope(message_json=signed_to_json(answer))
+
+    def _endpoint(self) -> ProviderEndpoint:
+        if self.endpoint is None:
+            raise NoEndpoint("this provider advertises no address")
+        return self.endpoint
+
+    @grpc_errors
     def SubmitJob(self, request: pb.JobRequest, context: grpc.ServicerContext) -> pb.JobRef:
-        return pb.JobRef(job_id=self.host.submit(parse_json(request.spec_json, "job spec")))
+        return pb.JobRef(job_id=self.host.submit(parse_json(request.spec_json, "job spec"),
+                                                 client=caller_name()))
 
     @grpc_errors
     def GetStatus(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.JobStatus:

@@ -55,6 +55,11 @@ class DisputeLog(DisputeObserver):
                       dispute_id=dispute_id, phase="done", winner=winner,
                       winner_key=dict(verdict.get("keys", {})).get(winner or ""),
                       losers=list(verdict.get("losers", ())), reason=verdict.get("reason"))
+        elif status == "unreachable":
+            log_event(self.log, logging.WARNING, "dispute.unreachable",
+                      "dispute stopped: a party could not be reached where it vouched "
+                      "(no verdict; opening it again resumes it)",
+                      dispute_id=dispute_id, error=error)
         else:
             log_event(self.log, logging.ERROR, "dispute.failed", "dispute failed",
                       dispute_id=dispute_id, error=error)

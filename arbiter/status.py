@@ -19,9 +19,20 @@ from typing import Any, TypeVar
 
 import grpc
 
-from arbiter.errors import ArbiterError, Conflict, LeaseLost, NotFound, StorageError
+from arbiter.errors import (
+    ArbiterError,
+    Conflict,
+    LeaseLost,
+    NotAllowed,
+    NotFound,
+    QuotaExceeded,
+    StorageError,
+    StreamTooSlow,
+    Unauthenticated,
+)
 from proofs import InvalidSignature, MalformedInput, ProofError, VerificationError
 from verde.errors import VerdeError, VerdeInputError
+from verde.protocol.graph.budget import BudgetExceeded
 from verde.protocol.peers.errors import PeerError, PeerTimeout
 from verde.protocol.provider.errors import MissingInitialState, StateTooLarge
 
@@ -30,6 +41,11 @@ log = logging.getLogger("verde.arbiter")
 # Most specific first: the first matching class decides.
 STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (NotAllowed, grpc.StatusCode.PERMISSION_DENIED),
+    (QuotaExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (BudgetExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (StreamTooSlow, grpc.StatusCode.DEADLINE_EXCEEDED),
     (StateTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (MissingInitialState, grpc.StatusCode.FAILED_PRECONDITION),
     (LeaseLost, grpc.StatusCode.ABORTED),
@@ -65,7 +81,8 @@ def is_repops_error(exc: BaseException) -> bool:
     return errors is not None and isinstance(exc, errors.RepopsError)
 
 
-def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
+def abort_with_status(context: grpc.ServicerContext, exc: Exception) -> None:
+    """End the call with ``exc``'s status and one-line detail (raises, as ``abort`` does)."""
     code = status_for(exc)
     if code is grpc.StatusCode.INTERNAL:
         log.exception("internal error in %s", type(exc).__name__)
@@ -82,14 +99,14 @@ def grpc_errors(method: F) -> F:
         try:
             return method(self, request, context)
         except Exception as exc:
-            _abort(context, exc)
+            abort_with_status(context, exc)
 
     @functools.wraps(method)
     def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from method(self, request, context)
         except Exception as exc:
-            _abort(context, exc)
+            abort_with_status(context, exc)
 
     import inspect
 

@@ -41,8 +41,9 @@ from verde.coding import (
     HeavyTailed,
     ShiftedExponential,
 )
+from verde.coding.delays import ConformingBursty
 from verde.coding.sequential_base import Task
-from verde.coding.sequential_model import BurstyStragglerModel, ConformingBursty
+from verde.coding.sequential_model import BurstyStragglerModel
 from verde.coding.sequential_multiplexed import MultiplexedSGC
 from verde.coding.sequential_selective import SelectiveRepeatSGC
 from verde.coding.sequential_timing import time_schedule

@@ -117,36 +117,13 @@ class SigningKey:
         Raises ``KeyFileExistsError`` if ``path`` exists and ``overwrite`` is false. With
         ``overwrite`` the file is replaced atomically (written beside it, then renamed).
         """
-        path = Path(path)
-        data = self.to_pem()
-        if not overwrite:
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError as exc:
-                raise KeyFileExistsError(
-                    f"{path} exists; pass overwrite=True to replace it"
-                ) from exc
-            _write_private(fd, data)
-            return
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            _write_private(fd, data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_secret_file(path, self.to_pem(), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SigningKey:
         """Read a key written by ``save``; ``KeyFileError`` says what is wrong otherwise."""
         path = Path(path)
-        try:
-            with path.open("rb") as fh:
-                data = fh.read(_MAX_KEY_FILE_BYTES + 1)
-        except OSError as exc:
-            raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
-        if len(data) > _MAX_KEY_FILE_BYTES:
-            raise KeyFileError(f"{path} is too large to be a key file")
+        data = read_secret_file(path)
         try:
             key: Any = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -157,6 +134,42 @@ class SigningKey:
 
     def __repr__(self) -> str:
         return f"SigningKey(public={self._public.hex()})"
+
+
+def read_secret_file(path: Path) -> bytes:
+    """The bytes of a key file (at most 64 KiB); ``KeyFileError`` if it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+    if len(data) > _MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"{path} is too large to be a key file")
+    return data
+
+
+def write_secret_file(path: str | os.PathLike[str], data: bytes, *,
+                      overwrite: bool = False) -> None:
+    """Write a secret (a key file) with mode 0600.
+
+    Raises ``KeyFileExistsError`` if ``path`` exists and ``overwrite`` is false. With
+    ``overwrite`` the file is replaced atomically (written beside it, then renamed).
+    """
+    path = Path(path)
+    if not overwrite:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError as exc:
+            raise KeyFileExistsError(f"{path} exists; pass overwrite=True to replace it") from exc
+        _write_private(fd, data)
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        _write_private(fd, data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _write_private(fd: int, data: bytes) -> None:

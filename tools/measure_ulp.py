@@ -25,10 +25,10 @@ import numba
 import numpy as np
 import scipy.special as sp
 
-from repops._numba import pjit
+from repops._numba import inline_jit, pjit
 from repops.math.erf import erf_f32
 from repops.math.exp import exp_f32, expm1_f32
-from repops.math.gelu import gelu_erf_f32, gelu_tanh_f32
+from repops.math.gelu import gelu_erf_backward_f32, gelu_erf_f32, gelu_tanh_f32
 from repops.math.log import log1p_f32, log_f32
 from repops.math.pow import pow_f32, rsqrt_f32
 from repops.math.sigmoid import sigmoid_f32, silu_f32
@@ -70,6 +70,16 @@ def _mp_gelu_tanh(x: mp.mpf) -> mp.mpf:
     return x / (1 + mp.exp(-2 * u))
 
 
+@inline_jit
+def gelu_erf_derivative_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """The erf-GELU backward at grad 1: Phi(x) + x phi(x)."""
+    return gelu_erf_backward_f32(np.float32(1.0), x)
+
+
+def _mp_gelu_derivative(x: mp.mpf) -> mp.mpf:
+    return mp.ncdf(x) + x * mp.npdf(x)
+
+
 @dataclass
 class Fn:
     name: str
@@ -90,6 +100,9 @@ FUNCS = [
     Fn("erf", erf_f32, sp.erf, mp.erf),
     Fn("gelu (erf)", gelu_erf_f32, lambda x: 0.5 * x * sp.erfc(-x / np.sqrt(2)),
        lambda x: x * mp.erfc(-x / mp.sqrt(2)) / 2),
+    Fn("gelu (erf) derivative", gelu_erf_derivative_f32,
+       lambda x: sp.ndtr(x) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi),
+       _mp_gelu_derivative),
     Fn("gelu (tanh)", gelu_tanh_f32, _gelu_tanh64, _mp_gelu_tanh),
     Fn("sin", sin_f32, np.sin, mp.sin),
     Fn("cos", cos_f32, np.cos, mp.cos),
@@ -127,6 +140,9 @@ def ranges(name: str, rng: np.random.Generator, n: int) -> list[tuple[str, tuple
         return [("[-pi, pi]", (_uniform(rng, -np.pi, np.pi, n),)),
                 ("[-1e4, 1e4]", (_uniform(rng, -1e4, 1e4, n),)),
                 ("all binary32 (random bits)", (allbits,))]
+    if name == "gelu (erf) derivative":  # zero at x = -0.75179...: no ulp bound around it
+        return [("[-10, -0.9]", (_uniform(rng, -10, -0.9, n),)),
+                ("[-0.6, 10]", (_uniform(rng, -0.6, 10, n),))]
     if name == "rsqrt":
         return [("all positive binary32 (random bits)", (np.abs(allbits),))]
     if name == "pow":

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61rbiter/proto/verde.proto\x12\x08verde.v1\"\x07\n\x05\x45mpty\"#\n\rIdentityReply\x12\x12\n\npublic_key\x18\x01 \x01(\t\"\x1f\n\nJobRequest\x12\x11\n\tspec_json\x18\x01 \x01(\t\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"b\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x12\n\nsteps_done\x18\x03 \x01(\x04\x12\x13\n\x0bsteps_total\x18\x04 \x01(\x04\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"&\n\x0eSignedEnvelope\x12\x14\n\x0cmessage_json\x18\x01 \x01(\t\"\"\n\x0cQueryRequest\x12\x12\n\nquery_json\x18\x01 \x01(\t\"J\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x0e\n\x06nbytes\x18\x04 \x01(\x04\"Y\n\x0b\x41nswerChunk\x12\x13\n\x0bsigned_json\x18\x01 \x01(\t\x12\'\n\x07tensors\x18\x02 \x03(\x0b\x32\x16.verde.v1.TensorHeader\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"C\n\nStateChunk\x12\'\n\x07tensors\x18\x01 \x03(\x0b\x32\x16.verde.v1.TensorHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x18\n\x08StateRef\x12\x0c\n\x04root\x18\x01 \x01(\t\"2\n\x11\x46\x65tchStateRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\"`\n\x11StateEntriesChunk\x12\x14\n\x0cpayload_json\x18\x01 \x01(\t\x12\'\n\x07tensors\x18\x02 \x03(\x0b\x32\x16.verde.v1.TensorHeader\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"<\n\rProviderEntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x1a\n\x12signed_result_json\x18\x02 \x01(\t\"S\n\x12OpenDisputeRequest\x12\x11\n\tspec_json\x18\x01 \x01(\t\x12*\n\tproviders\x18\x02 \x03(\x0b\x32\x17.verde.v1.ProviderEntry\" \n\nDisputeRef\x12\x12\n\ndispute_id\x18\x01 \x01(\t\"\x87\x01\n\rDisputeStatus\x12\x12\n\ndispute_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05phase\x18\x04 \x01(\t\x12\x0e\n\x06rounds\x18\x05 \x01(\r\x12\x14\n\x0cverdict_json\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\",\n\x10\x43\x65rtificateReply\x12\x18\n\x10\x63\x65rtificate_json\x18\x01 \x01(\t\",\n\x0bListRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"8\n\x0b\x44isputeList\x12)\n\x08\x64isputes\x18\x01 \x03(\x0b\x32\x17.verde.v1.DisputeStatus2\x9f\x03\n\x08Provider\x12\x34\n\x08Identity\x12\x0f.verde.v1.Empty\x1a\x17.verde.v1.IdentityReply\x12\x33\n\tSubmitJob\x12\x14.verde.v1.JobRequest\x1a\x10.verde.v1.JobRef\x12\x32\n\tGetStatus\x12\x10.verde.v1.JobRef\x1a\x13.verde.v1.JobStatus\x12\x37\n\tGetResult\x12\x10.verde.v1.JobRef\x1a\x18.verde.v1.SignedEnvelope\x12\x39\n\x06\x41nswer\x12\x16.verde.v1.QueryRequest\x1a\x15.verde.v1.AnswerChunk0\x01\x12\x36\n\x08PutState\x12\x14.verde.v1.StateChunk\x1a\x12.verde.v1.StateRef(\x01\x12H\n\nFetchState\x12\x1b.verde.v1.FetchStateRequest\x1a\x1b.verde.v1.StateEntriesChunk0\x01\x32\xc1\x02\n\x07\x41rbiter\x12\x34\n\x08Identity\x12\x0f.verde.v1.Empty\x1a\x17.verde.v1.IdentityReply\x12\x41\n\x0bOpenDispute\x12\x1c.verde.v1.OpenDisputeRequest\x1a\x14.verde.v1.DisputeRef\x12;\n\nGetDispute\x12\x14.verde.v1.DisputeRef\x1a\x17.verde.v1.DisputeStatus\x12\x42\n\x0eGetCertificate\x12\x14.verde.v1.DisputeRef\x1a\x1a.verde.v1.CertificateReply\x12<\n\x0cListDisputes\x12\x15.verde.v1.ListRequest\x1a\x15.verde.v1.DisputeListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61rbiter/proto/verde.proto\x12\x08verde.v1\"\x07\n\x05\x45mpty\"#\n\rIdentityReply\x12\x12\n\npublic_key\x18\x01 \x01(\t\"\x1f\n\nJobRequest\x12\x11\n\tspec_json\x18\x01 \x01(\t\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"b\n\tJobStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x12\n\nsteps_done\x18\x03 \x01(\x04\x12\x13\n\x0bsteps_total\x18\x04 \x01(\x04\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"&\n\x0eSignedEnvelope\x12\x14\n\x0cmessage_json\x18\x01 \x01(\t\"\"\n\x0cQueryRequest\x12\x12\n\nquery_json\x18\x01 \x01(\t\"J\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x0e\n\x06nbytes\x18\x04 \x01(\x04\"t\n\x0b\x41nswerChunk\x12\x13\n\x0bsigned_json\x18\x01 \x01(\t\x12\'\n\x07tensors\x18\x02 \x03(\x0b\x32\x16.verde.v1.TensorHeader\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x19\n\x11silence_signature\x18\x04 \x01(\x0c\"C\n\nStateChunk\x12\'\n\x07tensors\x18\x01 \x03(\x0b\x32\x16.verde.v1.TensorHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x18\n\x08StateRef\x12\x0c\n\x04root\x18\x01 \x01(\t\"2\n\x11\x46\x65tchStateRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\"`\n\x11StateEntriesChunk\x12\x14\n\x0cpayload_json\x18\x01 \x01(\t\x12\'\n\x07tensors\x18\x02 \x03(\x0b\x32\x16.verde.v1.TensorHeader\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"2\n\x10\x43hallengeRequest\x12\r\n\x05nonce\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"S\n\rProviderEntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x1a\n\x12signed_result_json\x18\x02 \x01(\t\x12\x15\n\rendpoint_json\x18\x03 \x01(\t\"S\n\x12OpenDisputeRequest\x12\x11\n\tspec_json\x18\x01 \x01(\t\x12*\n\tproviders\x18\x02 \x03(\x0b\x32\x17.verde.v1.ProviderEntry\" \n\nDisputeRef\x12\x12\n\ndispute_id\x18\x01 \x01(\t\"\x87\x01\n\rDisputeStatus\x12\x12\n\ndispute_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05phase\x18\x04 \x01(\t\x12\x0e\n\x06rounds\x18\x05 \x01(\r\x12\x14\n\x0cverdict_json\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\",\n\x10\x43\x65rtificateReply\x12\x18\n\x10\x63\x65rtificate_json\x18\x01 \x01(\t\",\n\x0bListRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"8\n\x0b\x44isputeList\x12)\n\x08\x64isputes\x18\x01 \x03(\x0b\x32\x17.verde.v1.DisputeStatus\"<\n\x0eWitnessRequest\x12\x16\n\x0estatement_json\x18\x01 \x01(\t\x12\x12\n\nquery_json\x18\x02 \x01(\t\"A\n\x0b\x43oSignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x0b\n\x03pop\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x32\x99\x04\n\x08Provider\x12\x34\n\x08Identity\x12\x0f.verde.v1.Empty\x1a\x17.verde.v1.IdentityReply\x12\x35\n\x08\x45ndpoint\x12\x0f.verde.v1.Empty\x1a\x18.verde.v1.SignedEnvelope\x12\x41\n\tChallenge\x12\x1a.verde.v1.ChallengeRequest\x1a\x18.verde.v1.SignedEnvelope\x12\x33\n\tSubmitJob\x12\x14.verde.v1.JobRequest\x1a\x10.verde.v1.JobRef\x12\x32\n\tGetStatus\x12\x10.verde.v1.JobRef\x1a\x13.verde.v1.JobStatus\x12\x37\n\tGetResult\x12\x10.verde.v1.JobRef\x1a\x18.verde.v1.SignedEnvelope\x12\x39\n\x06\x41nswer\x12\x16.verde.v1.QueryRequest\x1a\x15.verde.v1.AnswerChunk0\x01\x12\x36\n\x08PutState\x12\x14.verde.v1.StateChunk\x1a\x12.verde.v1.StateRef(\x01\x12H\n\nFetchState\x12\x1b.verde.v1.FetchStateRequest\x1a\x1b.verde.v1.StateEntriesChunk0\x01\x32\xbc\x03\n\x07\x41rbiter\x12\x34\n\x08Identity\x12\x0f.verde.v1.Empty\x1a\x17.verde.v1.IdentityReply\x12<\n\x07Witness\x12\x18.verde.v1.WitnessRequest\x1a\x15.verde.v1.AnswerChunk0\x01\x12;\n\x06\x43oSign\x12\x1a.verde.v1.CertificateReply\x1a\x15.verde.v1.CoSignature\x12\x41\n\x0bOpenDispute\x12\x1c.verde.v1.OpenDisputeRequest\x1a\x14.verde.v1.DisputeRef\x12;\n\nGetDispute\x12\x14.verde.v1.DisputeRef\x1a\x17.verde.v1.DisputeStatus\x12\x42\n\x0eGetCertificate\x12\x14.verde.v1.DisputeRef\x1a\x1a.verde.v1.CertificateReply\x12<\n\x0cListDisputes\x12\x15.verde.v1.ListRequest\x1a\x15.verde.v1.DisputeListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,31 +48,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENSORHEADER']._serialized_start=320
   _globals['_TENSORHEADER']._serialized_end=394
   _globals['_ANSWERCHUNK']._serialized_start=396
-  _globals['_ANSWERCHUNK']._serialized_end=485
-  _globals['_STATECHUNK']._serialized_start=487
-  _globals['_STATECHUNK']._serialized_end=554
-  _globals['_STATEREF']._serialized_start=556
-  _globals['_STATEREF']._serialized_end=580
-  _globals['_FETCHSTATEREQUEST']._serialized_start=582
-  _globals['_FETCHSTATEREQUEST']._serialized_end=632
-  _globals['_STATEENTRIESCHUNK']._serialized_start=634
-  _globals['_STATEENTRIESCHUNK']._serialized_end=730
-  _globals['_PROVIDERENTRY']._serialized_start=732
-  _globals['_PROVIDERENTRY']._serialized_end=792
-  _globals['_OPENDISPUTEREQUEST']._serialized_start=794
-  _globals['_OPENDISPUTEREQUEST']._serialized_end=877
-  _globals['_DISPUTEREF']._serialized_start=879
-  _globals['_DISPUTEREF']._serialized_end=911
-  _globals['_DISPUTESTATUS']._serialized_start=914
-  _globals['_DISPUTESTATUS']._serialized_end=1049
-  _globals['_CERTIFICATEREPLY']._serialized_start=1051
-  _globals['_CERTIFICATEREPLY']._serialized_end=1095
-  _globals['_LISTREQUEST']._serialized_start=1097
-  _globals['_LISTREQUEST']._serialized_end=1141
-  _globals['_DISPUTELIST']._serialized_start=1143
-  _globals['_DISPUTELIST']._serialized_end=1199
-  _globals['_PROVIDER']._serialized_start=1202
-  _globals['_PROVIDER']._serialized_end=1617
-  _globals['_ARBITER']._serialized_start=1620
-  _globals['_ARBITER']._serialized_end=1941
+  _globals['_ANSWERCHUNK']._serialized_end=512
+  _globals['_STATECHUNK']._serialized_start=514
+  _globals['_STATECHUNK']._serialized_end=581
+  _globals['_STATEREF']._serialized_start=583
+  _globals['_STATEREF']._serialized_end=607
+  _globals['_FETCHSTATEREQUEST']._serialized_start=609
+  _globals['_FETCHSTATEREQUEST']._serialized_end=659
+  _globals['_STATEENTRIESCHUNK']._serialized_start=661
+  _globals['_STATEENTRIESCHUNK']._serialized_end=757
+  _globals['_CHALLENGEREQUEST']._serialized_start=759
+  _globals['_CHALLENGEREQUEST']._serialized_end=809
+  _globals['_PROVIDERENTRY']._serialized_start=811
+  _globals['_PROVIDERENTRY']._serialized_end=894
+  _globals['_OPENDISPUTEREQUEST']._serialized_start=896
+  _globals['_OPENDISPUTEREQUEST']._serialized_end=979
+  _globals['_DISPUTEREF']._serialized_start=981
+  _globals['_DISPUTEREF']._serialized_end=1013
+  _globals['_DISPUTESTATUS']._serialized_start=1016
+  _globals['_DISPUTESTATUS']._serialized_end=1151
+  _globals['_CERTIFICATEREPLY']._serialized_start=1153
+  _globals['_CERTIFICATEREPLY']._serialized_end=1197
+  _globals['_LISTREQUEST']._serialized_start=1199
+  _globals['_LISTREQUEST']._serialized_end=1243
+  _globals['_DISPUTELIST']._serialized_start=1245
+  _globals['_DISPUTELIST']._serialized_end=1301
+  _globals['_WITNESSREQUEST']._serialized_start=1303
+  _globals['_WITNESSREQUEST']._serialized_end=1363
+  _globals['_COSIGNATURE']._serialized_start=1365
+  _globals['_COSIGNATURE']._serialized_end=1430
+  _globals['_PROVIDER']._serialized_start=1433
+  _globals['_PROVIDER']._serialized_end=1970
+  _globals['_ARBITER']._serialized_start=1973
+  _globals['_ARBITER']._serialized_end=2417
 # @@protoc_insertion_point(module_scope)

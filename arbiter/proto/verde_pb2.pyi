@@ -67,14 +67,16 @@ class TensorHeader(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., nbytes: _Optional[int] = ...) -> None: ...
 
 class AnswerChunk(_message.Message):
-    __slots__ = ("signed_json", "tensors", "data")
+    __slots__ = ("signed_json", "tensors", "data", "silence_signature")
     SIGNED_JSON_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    SILENCE_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     signed_json: str
     tensors: _containers.RepeatedCompositeFieldContainer[TensorHeader]
     data: bytes
-    def __init__(self, signed_json: _Optional[str] = ..., tensors: _Optional[_Iterable[_Union[TensorHeader, _Mapping]]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    silence_signature: bytes
+    def __init__(self, signed_json: _Optional[str] = ..., tensors: _Optional[_Iterable[_Union[TensorHeader, _Mapping]]] = ..., data: _Optional[bytes] = ..., silence_signature: _Optional[bytes] = ...) -> None: ...
 
 class StateChunk(_message.Message):
     __slots__ = ("tensors", "data")
@@ -108,13 +110,23 @@ class StateEntriesChunk(_message.Message):
     data: bytes
     def __init__(self, payload_json: _Optional[str] = ..., tensors: _Optional[_Iterable[_Union[TensorHeader, _Mapping]]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class ChallengeRequest(_message.Message):
+    __slots__ = ("nonce", "address")
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    nonce: str
+    address: str
+    def __init__(self, nonce: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
 class ProviderEntry(_message.Message):
-    __slots__ = ("address", "signed_result_json")
+    __slots__ = ("address", "signed_result_json", "endpoint_json")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SIGNED_RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
     address: str
     signed_result_json: str
-    def __init__(self, address: _Optional[str] = ..., signed_result_json: _Optional[str] = ...) -> None: ...
+    endpoint_json: str
+    def __init__(self, address: _Optional[str] = ..., signed_result_json: _Optional[str] = ..., endpoint_json: _Optional[str] = ...) -> None: ...
 
 class OpenDisputeRequest(_message.Message):
     __slots__ = ("spec_json", "providers")
@@ -167,3 +179,21 @@ class DisputeList(_message.Message):
     DISPUTES_FIELD_NUMBER: _ClassVar[int]
     disputes: _containers.RepeatedCompositeFieldContainer[DisputeStatus]
     def __init__(self, disputes: _Optional[_Iterable[_Union[DisputeStatus, _Mapping]]] = ...) -> None: ...
+
+class WitnessRequest(_message.Message):
+    __slots__ = ("statement_json", "query_json")
+    STATEMENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    QUERY_JSON_FIELD_NUMBER: _ClassVar[int]
+    statement_json: str
+    query_json: str
+    def __init__(self, statement_json: _Optional[str] = ..., query_json: _Optional[str] = ...) -> None: ...
+
+class CoSignature(_message.Message):
+    __slots__ = ("public_key", "pop", "signature")
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    POP_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    public_key: bytes
+    pop: bytes
+    signature: bytes
+    def __init__(self, public_key: _Optional[bytes] = ..., pop: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...

@@ -39,6 +39,16 @@ class ProviderStub:
                 request_serializer=arbiter_dot_proto_dot_verde__pb2.Empty.SerializeToString,
                 response_deserializer=arbiter_dot_proto_dot_verde__pb2.IdentityReply.FromString,
                 _registered_method=True)
+        self.Endpoint = channel.unary_unary(
+                '/verde.v1.Provider/Endpoint',
+                request_serializer=arbiter_dot_proto_dot_verde__pb2.Empty.SerializeToString,
+                response_deserializer=arbiter_dot_proto_dot_verde__pb2.SignedEnvelope.FromString,
+                _registered_method=True)
+        self.Challenge = channel.unary_unary(
+                '/verde.v1.Provider/Challenge',
+                request_serializer=arbiter_dot_proto_dot_verde__pb2.ChallengeRequest.SerializeToString,
+                response_deserializer=arbiter_dot_proto_dot_verde__pb2.SignedEnvelope.FromString,
+                _registered_method=True)
         self.SubmitJob = channel.unary_unary(
                 '/verde.v1.Provider/SubmitJob',
                 request_serializer=arbiter_dot_proto_dot_verde__pb2.JobRequest.SerializeToString,
@@ -75,6 +85,19 @@ class ProviderServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Identity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Endpoint(self, request, context):
+        """The provider's signed endpoint record (verde.protocol.peers.endpoints), renewed by it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Challenge(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,6 +146,16 @@ def add_ProviderServicer_to_server(servicer, server):
                     servicer.Identity,
                     request_deserializer=arbiter_dot_proto_dot_verde__pb2.Empty.FromString,
                     response_serializer=arbiter_dot_proto_dot_verde__pb2.IdentityReply.SerializeToString,
+            ),
+            'Endpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.Endpoint,
+                    request_deserializer=arbiter_dot_proto_dot_verde__pb2.Empty.FromString,
+                    response_serializer=arbiter_dot_proto_dot_verde__pb2.SignedEnvelope.SerializeToString,
+            ),
+            'Challenge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Challenge,
+                    request_deserializer=arbiter_dot_proto_dot_verde__pb2.ChallengeRequest.FromString,
+                    response_serializer=arbiter_dot_proto_dot_verde__pb2.SignedEnvelope.SerializeToString,
             ),
             'SubmitJob': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitJob,
@@ -182,6 +215,60 @@ class Provider:
             '/verde.v1.Provider/Identity',
             arbiter_dot_proto_dot_verde__pb2.Empty.SerializeToString,
             arbiter_dot_proto_dot_verde__pb2.IdentityReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Endpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verde.v1.Provider/Endpoint',
+            arbiter_dot_proto_dot_verde__pb2.Empty.SerializeToString,
+            arbiter_dot_proto_dot_verde__pb2.SignedEnvelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Challenge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verde.v1.Provider/Challenge',
+            arbiter_dot_proto_dot_verde__pb2.ChallengeRequest.SerializeToString,
+            arbiter_dot_proto_dot_verde__pb2.SignedEnvelope.FromString,
             options,
             channel_credentials,
             insecure,
@@ -369,6 +456,16 @@ class ArbiterStub:
                 request_serializer=arbiter_dot_proto_dot_verde__pb2.Empty.SerializeToString,
                 response_deserializer=arbiter_dot_proto_dot_verde__pb2.IdentityReply.FromString,
                 _registered_method=True)
+        self.Witness = channel.unary_stream(
+                '/verde.v1.Arbiter/Witness',
+                request_serializer=arbiter_dot_proto_dot_verde__pb2.WitnessRequest.SerializeToString,
+                response_deserializer=arbiter_dot_proto_dot_verde__pb2.AnswerChunk.FromString,
+                _registered_method=True)
+        self.CoSign = channel.unary_unary(
+                '/verde.v1.Arbiter/CoSign',
+                request_serializer=arbiter_dot_proto_dot_verde__pb2.CertificateReply.SerializeToString,
+                response_deserializer=arbiter_dot_proto_dot_verde__pb2.CoSignature.FromString,
+                _registered_method=True)
         self.OpenDispute = channel.unary_unary(
                 '/verde.v1.Arbiter/OpenDispute',
                 request_serializer=arbiter_dot_proto_dot_verde__pb2.OpenDisputeRequest.SerializeToString,
@@ -395,6 +492,19 @@ class ArbiterServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Identity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Witness(self, request, context):
+        """Committee members only: witness a silence, co-sign a verdict certificate after checking it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CoSign(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -431,6 +541,16 @@ def add_ArbiterServicer_to_server(servicer, server):
                     servicer.Identity,
                     request_deserializer=arbiter_dot_proto_dot_verde__pb2.Empty.FromString,
                     response_serializer=arbiter_dot_proto_dot_verde__pb2.IdentityReply.SerializeToString,
+            ),
+            'Witness': grpc.unary_stream_rpc_method_handler(
+                    servicer.Witness,
+                    request_deserializer=arbiter_dot_proto_dot_verde__pb2.WitnessRequest.FromString,
+                    response_serializer=arbiter_dot_proto_dot_verde__pb2.AnswerChunk.SerializeToString,
+            ),
+            'CoSign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CoSign,
+                    request_deserializer=arbiter_dot_proto_dot_verde__pb2.CertificateReply.FromString,
+                    response_serializer=arbiter_dot_proto_dot_verde__pb2.CoSignature.SerializeToString,
             ),
             'OpenDispute': grpc.unary_unary_rpc_method_handler(
                     servicer.OpenDispute,
@@ -480,6 +600,60 @@ class Arbiter:
             '/verde.v1.Arbiter/Identity',
             arbiter_dot_proto_dot_verde__pb2.Empty.SerializeToString,
             arbiter_dot_proto_dot_verde__pb2.IdentityReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Witness(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/verde.v1.Arbiter/Witness',
+            arbiter_dot_proto_dot_verde__pb2.WitnessRequest.SerializeToString,
+            arbiter_dot_proto_dot_verde__pb2.AnswerChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CoSign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verde.v1.Arbiter/CoSign',
+            arbiter_dot_proto_dot_verde__pb2.CertificateReply.SerializeToString,
+            arbiter_dot_proto_dot_verde__pb2.CoSignature.FromString,
             options,
             channel_credentials,
             insecure,

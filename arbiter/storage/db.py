@@ -104,6 +104,11 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         revision = MigrationContext.configure(conn).get_current_revision()
         if revision is None and inspect(conn).get_table_names():
+            # Each statement sees what is committed when it runs (READ COMMITTED): another
+            # process's first migration may have committed the tables and their revision
+            # between the two reads. Read the revision again before calling it foreign.
+            revision = MigrationContext.configure(conn).get_current_revision()
+        if revision is None and inspect(conn).get_table_names():
             raise SchemaUnknown("the database has tables but no verde schema revision "
                                 "(alembic_version): give verde a database of its own")
     return revision

@@ -83,6 +83,8 @@ class DisputeRow(Base):
     verdict_json: Mapped[str | None] = mapped_column(Text)
     certificate_json: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    # Who first asked for the dispute (a client key, or anonymous@HOST); NULL before 0003.
+    opened_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

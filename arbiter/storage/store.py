@@ -10,6 +10,7 @@ one) claims the dispute and resumes from the last committed state.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,11 +48,13 @@ class DisputeRecord:
     verdict_json: str | None
     certificate_json: str | None
     error: str | None
+    opened_by: str | None = None
 
     @classmethod
     def of(cls, row: DisputeRow) -> DisputeRecord:
         return cls(row.dispute_id, row.job_id, row.status, row.state_json, row.phase, row.rounds,
-                   row.version, row.owner, row.verdict_json, row.certificate_json, row.error)
+                   row.version, row.owner, row.verdict_json, row.certificate_json, row.error,
+                   row.opened_by)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,8 @@ class Store:
                                         signed_result_json=signed_json, created_at=utcnow())
             existing = s.scalar(select(ResultRow).where(ResultRow.job_id == job_id,
                                                         ResultRow.provider_key == provider_key))
-            if existing is not None and existing.signed_result_json != signed_json:
+            if existing is not None and existing.signed_result_json != signed_json and (
+                    _parsed(existing.signed_result_json) != _parsed(signed_json)):
                 raise ConflictingResult(
                     f"provider {provider_key[:16]} already has a different result for job {job_id}")
 
@@ -138,6 +142,37 @@ class Store:
             except NotFound:
                 raise StorageError(f"cannot create dispute {dispute_id}: {exc.orig}") from None
         return self.dispute(dispute_id)
+
+    def update_opening(self, dispute_id: str, seen_json: str, new_json: str) -> bool:
+        """Replace a dispute's opening if it is still ``seen_json`` (compare and set).
+
+        The lease fence (``version``) is left alone: adding vouched endpoint records to an
+        opening never conflicts with the arbiter driving the dispute.
+        """
+        with self.db.sessions.begin() as s:
+            res = s.execute(update(DisputeRow).where(DisputeRow.dispute_id == dispute_id,
+                                                     DisputeRow.state_json == seen_json)
+                            .values(state_json=new_json))
+            return bool(res.rowcount == 1)
+
+    def reopen_unreachable(self, dispute_id: str) -> bool:
+        """Make a dispute that ended ``unreachable`` active again (new records may reach the
+        party now); False if it is in any other status."""
+        with self.db.sessions.begin() as s:
+            res = s.execute(update(DisputeRow).where(DisputeRow.dispute_id == dispute_id,
+                                                     DisputeRow.status == "unreachable")
+                            .values(status="open", phase="open", error=None, owner=None,
+                                    lease_until=None, version=DisputeRow.version + 1,
+                                    updated_at=utcnow()))
+            return bool(res.rowcount == 1)
+
+    def set_opener(self, dispute_id: str, client: str) -> None:
+        """Record who asked for the dispute, unless someone already did (the first opener
+        stays; the dispute itself is the same whoever asks again)."""
+        with self.db.sessions.begin() as s:
+            s.execute(update(DisputeRow).where(DisputeRow.dispute_id == dispute_id,
+                                               DisputeRow.opened_by.is_(None))
+                      .values(opened_by=client[:200]))
 
     def dispute(self, dispute_id: str) -> DisputeRecord:
         with self.db.sessions() as s:
@@ -249,6 +284,15 @@ class Store:
             s.add(DisputeEventRow(dispute_id=record.dispute_id, seq=seq, kind=status,
                                   payload_json=verdict_json, owner=owner))
         return self.dispute(record.dispute_id)
+
+
+def _parsed(text: str) -> object:
+    """JSON text as a value, so the same result written in another key order or spacing
+    (an earlier release stored the opener's text verbatim) is not a conflict."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _fenced_update(s: Session, record: DisputeRecord, holder: str, **values: object) -> None:

@@ -11,9 +11,11 @@ import click
 from cli import exit_codes
 from cli.config import config_option
 from cli.options import (
+    ENV_BLS_KEY,
     ENV_DB_URL,
     Address,
     DatabaseUrl,
+    access_options,
     key_option,
     programs_option,
     service_options,
@@ -33,9 +35,17 @@ def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def check_serve_settings(values: Mapping[str, Any]) -> list[str]:
     """Settings of ``serve`` that contradict each other (for --config and config check)."""
-    from arbiter.engine import check_timing
+    from arbiter.engine import check_committee_timing, check_timing
 
     problems = tls_pair_problems(dict(values))
+    if bool(values.get("committee_path")) != bool(values.get("bls_key_path")):
+        problems.append("committee and bls-key go together: a committee member needs the "
+                        "committee file and its own BLS key")
+    elif values.get("committee_path"):
+        try:
+            check_committee_timing(float(values["deadline_s"]), float(values["lease_s"]))
+        except ValueError as exc:
+            problems.append(f"deadline/lease: {exc}")
     try:
         check_timing(float(values["deadline_s"]), float(values["lease_s"]))
     except ValueError as exc:
@@ -66,17 +76,33 @@ def arbiter_group() -> None:
               type=click.FloatRange(min=0, min_open=True),
               help="Seconds a provider has to answer one query before it forfeits.")
 @programs_option
+@click.option("--committee", "committee_path", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Committee file (members' BLS keys, proofs of possession and addresses, "
+                   "threshold): sit on that committee. Needs --bls-key.")
+@click.option("--bls-key", "bls_key_path", default=None, envvar=ENV_BLS_KEY, show_envvar=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="This arbiter's BLS committee key (`verde keys new --bls`).")
+@click.option("--max-open-disputes", type=click.IntRange(min=1), default=1000,
+              show_default=True,
+              help="Disputes the database may hold open at once; more are refused.")
+@access_options("--max-client-disputes", "disputes")
 @service_options
 @tls_options
 def serve(*, key_path: Path, listen: str, db_url: str, workers: int, owner: str | None,
-          lease_s: float, deadline_s: float, log_format: str, log_level: str,
-          metrics_address: str | None, drain_timeout_s: float, tls: object) -> None:
+          lease_s: float, deadline_s: float, committee_path: Path | None,
+          bls_key_path: Path | None, max_open_disputes: int, log_format: str,
+          log_level: str, metrics_address: str | None, drain_timeout_s: float, tls: object,
+          access: object) -> None:
     """Serve disputes until SIGTERM; resumes unfinished disputes from the database.
 
     An empty database gets the schema; one written by an older release must be upgraded
     first with `verde arbiter migrate`. On SIGTERM the arbiter takes no new disputes,
     finishes each dispute's round in flight and hands the dispute to the other arbiters on
     the database, then stops.
+
+    With --committee and --bls-key the arbiter sits on a committee: silences count only when
+    the committee attests them, and a verdict is stored with the members' co-signatures.
     """
     from arbiter.logs import configure_logging
 
@@ -87,10 +113,15 @@ def serve(*, key_path: Path, listen: str, db_url: str, workers: int, owner: str 
 
     running = start_arbiter(key_path, listen, db_url, workers=workers, owner=owner,
                             lease_s=lease_s, deadline_s=deadline_s, tls=tls,  # type: ignore[arg-type]
-                            metrics=metrics_address, schema="require")
+                            metrics=metrics_address, schema="require",
+                            committee=committee_path, bls_key=bls_key_path,
+                            access=access,  # type: ignore[arg-type]
+                            max_open_disputes=max_open_disputes)
     announce("arbiter", running.engine.key.public_key.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              db=safe_url(db_url), owner=running.engine.owner)
+    if running.access is not None:
+        running.access.log_started()
     serve_until_signalled(running, drain_timeout_s)
 
 

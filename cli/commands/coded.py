@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from cli.options import programs_option, tls_options
+from cli.options import client_key_option, programs_option, tls_options
 from cli.output import emit
 from cli.progress import progress_view
+
+if TYPE_CHECKING:
+    from proofs import SigningKey
 
 
 @click.command("train-coded")
@@ -39,10 +43,11 @@ from cli.progress import progress_view
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @programs_option
 @tls_options
+@client_key_option
 def train_coded(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None, code: str,
                 stragglers: int, replication: int, byzantine: int, detect_only: bool,
                 steps: int | None, step_timeout: float | None, out_dir: Path | None,
-                as_json: bool, tls: object) -> None:
+                as_json: bool, tls: object, client_key: SigningKey) -> None:
     """Train JOB (a train job spec) with gradient coding over every --provider.
 
     Each step's batch is cut into partitions; each partition's gradient is a one-step verde
@@ -58,7 +63,8 @@ def train_coded(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | No
     spec = load_job_spec(job)
     gcode = build_code(code, len(providers), stragglers=stragglers, replication=replication,
                        byzantine=byzantine, detect_only=detect_only)
-    arbiter = ArbiterClient(arbiter_addr, tls=tls) if arbiter_addr else None  # type: ignore[arg-type]
+    arbiter = (ArbiterClient(arbiter_addr, tls=tls, client_key=client_key)  # type: ignore[arg-type]
+               if arbiter_addr else None)
     total = steps or spec.steps
     try:
         with progress_view(as_json) as view:
@@ -67,7 +73,8 @@ def train_coded(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | No
                 step_timeout_s=step_timeout,
                 progress=lambda done, n: view.steps("coded training", done, n),
                 transfer=view.transfer, rounds=view.rounds, verdicts=view.finished,
-                peer_factory=lambda a: GrpcProviderPeer(a, tls=tls))  # type: ignore[arg-type]
+                peer_factory=lambda a: GrpcProviderPeer(  # type: ignore[arg-type]
+                    a, tls=tls, client_key=client_key))
     finally:
         if arbiter is not None:
             arbiter.close()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from cli.options import programs_option, tls_options
+from cli.options import client_key_option, programs_option, tls_options
 from cli.output import emit
 from cli.progress import progress_view
+
+if TYPE_CHECKING:
+    from proofs import SigningKey
 
 
 @click.command()
@@ -24,8 +28,10 @@ from cli.progress import progress_view
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @programs_option
 @tls_options
+@client_key_option
 def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
-             out_dir: Path | None, as_json: bool, tls: object) -> None:
+             out_dir: Path | None, as_json: bool, tls: object,
+             client_key: SigningKey) -> None:
     """Send JOB (.toml or .json spec) to every --provider and return the honest result.
 
     The local files JOB names (a file dataset, a Hugging Face model directory's config and
@@ -48,9 +54,10 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
     spec = portable.spec
 
     def peer(addr: str) -> GrpcProviderPeer:
-        return GrpcProviderPeer(addr, tls=tls)  # type: ignore[arg-type]
+        return GrpcProviderPeer(addr, tls=tls, client_key=client_key)  # type: ignore[arg-type]
 
-    arbiter = ArbiterClient(arbiter_addr, tls=tls) if arbiter_addr else None  # type: ignore[arg-type]
+    arbiter = (ArbiterClient(arbiter_addr, tls=tls, client_key=client_key)  # type: ignore[arg-type]
+               if arbiter_addr else None)
     written: list[str] = []
     try:
         with progress_view(as_json) as view:

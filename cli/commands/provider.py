@@ -11,6 +11,8 @@ import click
 from cli.config import config_option
 from cli.options import (
     Address,
+    Quantity,
+    access_options,
     key_option,
     programs_option,
     service_options,
@@ -35,6 +37,12 @@ def provider() -> None:
 @key_option
 @click.option("--listen", type=Address(), default="127.0.0.1:7001", show_default=True,
               help="host:port of the gRPC service.")
+@click.option("--advertise", type=Address(), default=None,
+              help="host:port this provider signs endpoint records for: the only address "
+                   "where an arbiter counts its silence (default: --listen's host, bound port).")
+@click.option("--endpoint-ttl", "endpoint_ttl_s", type=click.IntRange(min=60),
+              default=24 * 3600, show_default=True,
+              help="Seconds an endpoint record is valid (re-signed at half its lifetime).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where full checkpoints go (default: kept in memory).")
 @click.option("--fault", default=None,
@@ -45,14 +53,26 @@ def provider() -> None:
 @click.option("--upload-store-mb", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Uploaded states kept for jobs to start from (least recently used "
                    "evicted first); the same bound for uploaded datasets.")
-@click.option("--max-uploads", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Uploaded states kept at most.")
+@click.option("--max-stored-uploads", type=click.IntRange(min=1), default=64,
+              show_default=True, help="Uploaded states kept at most.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes computing the partitions of a job's steps (jobs with "
+                   "`partitions`); the commitments are those of one process.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Jobs this provider keeps (with their commitments, to answer disputes); "
+                   "more are refused.")
+@click.option("--max-checkpoint-mb", type=Quantity(), default=64 << 10, show_default=True,
+              help="Checkpoint MiB one job may keep (its state times its checkpoints).")
+@access_options("--max-client-jobs", "jobs", uploads=True)
 @programs_option
 @service_options
 @tls_options
-def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: str | None,
-          max_upload_mb: int, upload_store_mb: int, max_uploads: int, log_format: str,
-          log_level: str, metrics_address: str | None, drain_timeout_s: float, tls: object) -> None:
+def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s: int,
+          checkpoint_dir: Path | None, fault: str | None, max_upload_mb: int,
+          upload_store_mb: int, max_stored_uploads: int, workers: int,
+          max_jobs: int, max_checkpoint_mb: int, log_format: str, log_level: str,
+          metrics_address: str | None, drain_timeout_s: float, tls: object,
+          access: object) -> None:
     """Serve jobs and dispute queries until SIGTERM.
 
     On SIGTERM the provider takes no new jobs or uploads, cancels queued jobs, lets the
@@ -69,10 +89,15 @@ def serve(*, key_path: Path, listen: str, checkpoint_dir: Path | None, fault: st
                              tls=tls,  # type: ignore[arg-type]
                              max_state_bytes=max_upload_mb << 20,
                              max_stored_bytes=upload_store_mb << 20,
-                             max_stored_uploads=max_uploads, metrics=metrics_address)
+                             max_stored_uploads=max_stored_uploads, metrics=metrics_address,
+                             advertise=advertise, endpoint_ttl_s=endpoint_ttl_s,
+                             workers=workers, access=access,  # type: ignore[arg-type]
+                             max_jobs=max_jobs, max_checkpoint_bytes=max_checkpoint_mb << 20)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
-             fault_plan=fault)
+             fault_plan=fault, vouched_for=running.advertised)
+    if running.access is not None:
+        running.access.log_started()
     serve_until_signalled(running, drain_timeout_s)
 
 

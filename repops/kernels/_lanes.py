@@ -7,8 +7,8 @@ Why sixteen named accumulators instead of a loop over an array: the lanes are in
 ``s0 += x[i]; ...; s15 += x[i + 15]`` is sixteen isomorphic adds that LLVM's SLP vectorizer
 packs into one AVX-512 register (or two AVX2 / four SSE registers) without reassociating
 anything — lane l still only ever receives ``x[16*b + l]``. (numba ships with SLP
-vectorization off; ``NUMBA_SLP_VECTORIZE=1`` turns it on for the whole process. Either way the
-bits are the same: only the instruction selection differs.) Named scalars also stay in
+vectorization off; :mod:`repops._numba` turns it on while repops' own kernels compile. Either
+way the bits are the same: only the instruction selection differs.) Named scalars also stay in
 registers, which an accumulator array loaded and stored every step does not.
 
 A tail of ``r < 16`` elements goes to lanes ``0..r-1``; the other lanes are untouched (they are

@@ -26,6 +26,7 @@ from repops._tensor import from_compute, to_compute
 from repops.errors import RepopsInputError, UnsupportedInputError
 from repops.kernels._lanes import lane_sum
 from repops.kernels.matmul_core import gemm
+from repops.math._bits import maximum
 from repops.math.exp import exp_f32
 from repops.math.log import log_f32
 
@@ -40,43 +41,65 @@ class AttentionShapeError(RepopsInputError):
 
 @pjit
 def _softmax_rows(s, c, mode, maskf, maskb, causal):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Steps 3-10 and 12 of spec §4 for every query row: (p, logsumexp)."""
+    """Steps 3-10 and 12 of spec §4 for every query row: (p, logsumexp).
+
+    Each row works in its own row of ``p`` (t, then e, then p in place): no allocation per
+    row, and every loop vectorises (the maximum is an IEEE ``maximum`` chain: NaN-propagating,
+    -0 < +0, the same in any grouping).
+    """
     nbh, nl, ns = s.shape
-    p = np.zeros((nbh, nl, ns), dtype=np.float32)
+    p = np.empty((nbh, nl, ns), dtype=np.float32)
     lse = np.empty((nbh, nl), dtype=np.float32)
     ninf = np.float32(-np.inf)
     for row in numba.prange(nbh * nl):
         b = row // nl
         i = row - b * nl
-        t = np.empty(ns, dtype=np.float32)
+        pr = p[b, i]
+        sr = s[b, i]
+        for j in range(ns):
+            pr[j] = sr[j] * c
+        if mode == _FLOAT_MASK:
+            mr = maskf[b, i]
+            for j in range(ns):
+                pr[j] = pr[j] + mr[j]
+        elif mode == _BOOL_MASK:
+            br = maskb[b, i]
+            for j in range(ns):
+                if not br[j]:
+                    pr[j] = ninf
+        if causal:
+            for j in range(i + 1, ns):
+                pr[j] = ninf
         m = ninf
-        has_nan = False
         for j in range(ns):
-            tj = s[b, i, j] * c
-            if mode == _FLOAT_MASK:
-                tj = tj + maskf[b, i, j]
-            elif mode == _BOOL_MASK and not maskb[b, i, j]:
-                tj = ninf
-            if causal and j > i:
-                tj = ninf
-            t[j] = tj
-            if np.isnan(tj):
-                has_nan = True
-            elif tj > m:
-                m = tj
-        if has_nan:
-            m = np.float32(np.nan)
+            m = maximum(m, pr[j])
         if m == ninf:
-            lse[b, i] = ninf  # every position masked: p stays +0.0
+            lse[b, i] = ninf  # every position masked: p is +0.0
+            for j in range(ns):
+                pr[j] = 0.0
             continue
-        e = np.empty(ns, dtype=np.float32)
         for j in range(ns):
-            e[j] = exp_f32(np.float32(t[j] - m))
-        total = lane_sum(e)
+            pr[j] = exp_f32(np.float32(pr[j] - m))
+        total = lane_sum(pr)
         for j in range(ns):
-            p[b, i, j] = e[j] / total
+            pr[j] = pr[j] / total
         lse[b, i] = m + log_f32(total)
     return p, lse
+
+
+@pjit
+def _scaled_score_grads(p, dp, dd, c):  # type: ignore[no-untyped-def]
+    """``dt = (p * (dp - D)) * c`` per element (spec §4 backward: three roundings, in this
+    order), in one pass instead of three array temporaries."""
+    nbh, nl, ns = p.shape
+    dt = np.empty((nbh, nl, ns), dtype=np.float32)
+    for row in numba.prange(nbh * nl):
+        b = row // nl
+        i = row - b * nl
+        d = dd[b, i, 0]
+        for j in range(ns):
+            dt[b, i, j] = (p[b, i, j] * (dp[b, i, j] - d)) * c
+    return dt
 
 
 @pjit
@@ -178,8 +201,7 @@ class _Problem:
 
     def probabilities(self) -> tuple[np.ndarray, np.ndarray]:
         """Steps 1-10 and 12: ``p`` (B*H, L, S) and ``logsumexp`` (B*H, L)."""
-        kt = np.ascontiguousarray(self.k.transpose(0, 2, 1))
-        scores = gemm(self.q, kt)
+        scores = gemm(self.q, self.k.transpose(0, 2, 1))  # the core reads the transpose in place
         return _softmax_rows(scores, self.c, self.mode, self.maskf, self.maskb, self.causal)
 
 
@@ -232,14 +254,13 @@ def flash_attention_for_cpu_backward(  # noqa: PLR0917 - the aten signature
     p, _ = pr.probabilities()
     d_o = to_compute(grad_out).reshape(nbh, nl, nev)
     o = to_compute(out).reshape(nbh, nl, nev)
-    pt = np.ascontiguousarray(p.transpose(0, 2, 1))
-    dv = gemm(pt, d_o)
-    dp = gemm(d_o, np.ascontiguousarray(pr.v.transpose(0, 2, 1)))
+    # Transposed operands are views: the blocked core reads any layout in logical order.
+    dv = gemm(p.transpose(0, 2, 1), d_o)
+    dp = gemm(d_o, pr.v.transpose(0, 2, 1))
     dd = _paired_row_dots(d_o.reshape(nbh * nl, nev), o.reshape(nbh * nl, nev))
-    dd = dd.reshape(nbh, nl, 1)
-    dt = (p * (dp - dd)) * pr.c  # each numpy float32 op is one IEEE rounding, in this order
+    dt = _scaled_score_grads(p, dp, dd.reshape(nbh, nl, 1), pr.c)
     dq = gemm(dt, pr.k)
-    dk = gemm(np.ascontiguousarray(dt.transpose(0, 2, 1)), pr.q)
+    dk = gemm(dt.transpose(0, 2, 1), pr.q)
     return (
         from_compute(dq.reshape(bsz, heads, nl, ne), query.dtype),
         from_compute(dk.reshape(bsz, heads, ns, ne), key.dtype),

@@ -29,7 +29,7 @@ def map_axpy(x: np.ndarray, y: np.ndarray, alpha: float, out: np.ndarray) -> Non
     """out = fma(alpha, y, x) (add with alpha; sub passes -alpha)."""
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = fma(alpha, y[i], x[i])
 
 
@@ -40,7 +40,7 @@ def map_addcmul(  # pragma: no cover - compiled
     """out = fma(value * t1, t2, s)."""
     n = s.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = fma(value * t1[i], t2[i], s[i])
 
 
@@ -51,7 +51,7 @@ def map_addcdiv(  # pragma: no cover - compiled
     """out = fma(value, t1 / t2, s)."""
     n = s.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = fma(value, ieee_div(t1[i], t2[i]), s[i])
 
 
@@ -63,7 +63,7 @@ def map_lerp(  # pragma: no cover - compiled
     n = s.size
     wstep = 0 if w.size == 1 else 1
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             wi = w[i * wstep]
             d = e[i] - s[i]
             if np.abs(wi) < 0.5:  # exact comparison (0.5 is representable)
@@ -79,7 +79,7 @@ def map_sigmoid_backward(  # pragma: no cover - compiled
     """out = (g * (1 - y)) * y (PyTorch's order, no fma)."""
     n = g.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = (g[i] * (one - y[i])) * y[i]
 
 
@@ -90,7 +90,7 @@ def map_tanh_backward(  # pragma: no cover - compiled
     """out = g * fma(-y, y, 1)."""
     n = g.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = g[i] * fma(-y[i], y[i], one)
 
 
@@ -101,7 +101,7 @@ def map_leaky_relu(  # pragma: no cover - compiled
     """out = x if x > 0 else x * slope."""
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = x[i] if x[i] > 0 else x[i] * slope
 
 
@@ -112,7 +112,7 @@ def map_elu_f32(  # pragma: no cover - compiled
     """binary64 inside: x > 0: scale*x; else (scale*alpha) * expm1(x*input_scale)."""
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             xd = np.float64(x[i])
             if xd > 0:
                 out[i] = np.float32(scale * xd)
@@ -131,7 +131,7 @@ def map_softplus_f32(  # pragma: no cover - compiled
     """
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             xd = np.float64(x[i])
             z = beta * xd
             if z > threshold or z > SOFTPLUS_LINEAR_FROM or np.isnan(z):

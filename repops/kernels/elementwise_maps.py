@@ -3,7 +3,9 @@
 Why one small function per math function: each is compiled (and cached) on its own, with the
 scalar function inlined into a loop LLVM can vectorise. ``prange`` runs over chunks of
 ``CHUNK`` elements; every element is computed by exactly one call of the scalar function, so
-the partition (thread count, chunk size) cannot change a bit.
+the partition (thread count, chunk size) cannot change a bit. The element index runs over
+unsigned integers: numba then emits no negative-index wraparound, which would keep LLVM from
+vectorising the loop (4-5x slower).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ CHUNK = 4096
 def map_exp(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = exp_f32(x[i])
 
 
@@ -45,7 +47,7 @@ def map_exp(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
 def map_expm1(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = expm1_f32(x[i])
 
 
@@ -53,7 +55,7 @@ def map_expm1(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - com
 def map_log(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = log_f32(x[i])
 
 
@@ -61,7 +63,7 @@ def map_log(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
 def map_log1p(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = log1p_f32(x[i])
 
 
@@ -69,7 +71,7 @@ def map_log1p(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - com
 def map_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = tanh_f32(x[i])
 
 
@@ -77,7 +79,7 @@ def map_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - comp
 def map_sigmoid(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = sigmoid_f32(x[i])
 
 
@@ -85,7 +87,7 @@ def map_sigmoid(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - c
 def map_silu(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = silu_f32(x[i])
 
 
@@ -93,7 +95,7 @@ def map_silu(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - comp
 def map_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = erf_f32(x[i])
 
 
@@ -101,7 +103,7 @@ def map_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
 def map_gelu_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = gelu_erf_f32(x[i])
 
 
@@ -109,7 +111,7 @@ def map_gelu_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - 
 def map_gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = gelu_tanh_f32(x[i])
 
 
@@ -117,7 +119,7 @@ def map_gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover -
 def map_sin(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = sin_f32(x[i])
 
 
@@ -125,7 +127,7 @@ def map_sin(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
 def map_cos(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = cos_f32(x[i])
 
 
@@ -133,7 +135,7 @@ def map_cos(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
 def map_rsqrt(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = rsqrt_f32(x[i])
 
 
@@ -141,7 +143,7 @@ def map_rsqrt(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - com
 def map_pow(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = pow_f32(a[i], b[i])
 
 
@@ -149,7 +151,7 @@ def map_pow(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: n
 def map_silu_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = silu_backward_f32(a[i], b[i])
 
 
@@ -157,7 +159,7 @@ def map_silu_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  #
 def map_gelu_erf_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = gelu_erf_backward_f32(a[i], b[i])
 
 
@@ -165,7 +167,7 @@ def map_gelu_erf_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None
 def map_gelu_tanh_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = gelu_tanh_backward_f32(a[i], b[i])
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from repops._numba import fma, pjit
-from repops._tensor import from_compute, to_compute
+from repops._tensor import compute_dtype, from_compute, to_compute
 from repops.errors import RepopsInputError, UnsupportedInputError
-from repops.kernels.matmul_core import gemm
+from repops.kernels.matmul_core import epilogue_into, product_into
 
 
 class MatmulShapeError(RepopsInputError):
@@ -67,42 +67,70 @@ def _same_dtype(op: str, *named: tuple[str, torch.Tensor]) -> torch.dtype:
     return named[0][1].dtype
 
 
-def product(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """C5 product of (batch, M, K) and (batch, K, N) tensors as a compute-dtype array.
+_NUMPY_DTYPE = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 
-    Any strides are accepted; the exact copies of ``to_compute`` bring them to one layout, so a
-    transposed view (as in the backward of ``linear``) gives the same bits as its copy.
+
+def _compute(t: torch.Tensor) -> torch.Tensor:
+    """``t`` widened to its compute dtype, keeping its strides (no copy for float32/float64):
+    the blocked core reads any layout itself, in the logical order (C3)."""
+    if not t.is_cpu:
+        raise UnsupportedInputError(f"the numba backend runs on CPU tensors, got device {t.device}")
+    if t.dtype not in _NUMPY_DTYPE:  # the checks above allow floats only
+        t = t.to(compute_dtype(t.dtype))
+    return t.resolve_neg() if t.is_neg() else t
+
+
+def product(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    beta: float = 1.0,
+    alpha: float = 1.0,
+) -> torch.Tensor:
+    """``beta * bias + alpha * (a @ b)`` for (batch, M, K) and (batch, K, N) tensors as a
+    compute-dtype (batch, M, N) tensor, in the order of spec/linalg.md §2 (the C5 product when
+    there is no bias and ``alpha == 1``).
+
+    Any strides are accepted: the core reads them in logical order, so a transposed view (as in
+    the backward of ``linear``) gives the same bits as its contiguous copy. The bias is added
+    tile by tile while the product is in cache, never materialised at the product's shape.
     """
-    an = to_compute(a)
-    bn = to_compute(b)
-    if b.shape[2] == 1 and a.shape[0] == 1:
-        return _row_dots(an[0], np.ascontiguousarray(bn[0, :, 0])).reshape(1, a.shape[1], 1)
-    return gemm(an, bn)
+    a, b = _compute(a), _compute(b)
+    nb, m, kk = a.shape
+    n = b.shape[2]
+    c = torch.empty((nb, m, n), dtype=a.dtype)
+    bias_op = None
+    if bias is not None and beta != 0:  # beta == 0: torch never reads self (even NaN/inf)
+        e = _compute(bias).expand(nb, m, n)  # broadcast dims get stride 0
+        bias_op = (e.data_ptr(), e.stride())
+    dtype = _NUMPY_DTYPE[a.dtype]
+    if n == 1 and nb == 1 and m > 0:  # one chain per row, then the same epilogue
+        dots = _row_dots(a[0].detach().numpy(), b[0, :, 0].detach().contiguous().numpy())
+        c.view(-1).copy_(torch.from_numpy(dots))
+        epilogue_into(c.data_ptr(), (nb, m, n), bias_op, dtype=dtype, beta=beta, alpha=alpha)
+        return c
+    product_into(c.data_ptr(), (nb, m, kk, n), (a.data_ptr(), a.stride()),
+                 (b.data_ptr(), b.stride()), bias_op, dtype=dtype, beta=beta, alpha=alpha)
+    return c
 
 
-def _scale(x: np.ndarray, s: float) -> np.ndarray:
-    """``s * x`` with ``s`` rounded once to the compute type; ``s == 1`` is the identity."""
-    if s == 1:
-        return x  # 1 * x == x bit for bit (also for -0, inf, NaN)
-    return (x.dtype.type(s) * x).astype(x.dtype, copy=False)
+def _rounded(c: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The one rounding of C1 (RNE) from the compute dtype to the output dtype."""
+    return c if c.dtype == dtype else c.to(dtype)
 
 
-def _add_scaled_bias(
-    p: np.ndarray, bias: torch.Tensor, beta: float, alpha: float, out_shape: tuple[int, ...]
-) -> np.ndarray:
-    """spec: ``out = (beta * bias) + (alpha * p)``, each product rounded, then one add."""
-    p = _scale(p, alpha)
+def _check_bias(bias: torch.Tensor, beta: float, shape: tuple[int, ...]) -> None:
+    """``self`` of addmm/baddbmm must broadcast to the product's shape (unless beta == 0)."""
     if beta == 0:
-        return p  # torch semantics: beta == 0 ignores bias entirely (even NaN/inf in it)
+        return
     try:
-        bb = torch.broadcast_to(bias, out_shape)
+        fits = torch.broadcast_shapes(bias.shape, shape) == shape
     except RuntimeError:
+        fits = False
+    if not fits:
         raise MatmulShapeError(
-            f"self of shape {tuple(bias.shape)} does not broadcast to the product's shape "
-            f"{out_shape}"
-        ) from None
-    bn = _scale(to_compute(bb), beta)
-    return (bn + p).astype(p.dtype, copy=False)
+            f"self of shape {tuple(bias.shape)} does not broadcast to the product's shape {shape}"
+        )
 
 
 def _scalar(name: str, v: Any) -> float:
@@ -124,8 +152,7 @@ def mm(self: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
         raise MatmulShapeError(
             f"mm: self is {tuple(self.shape)} and mat2 is {tuple(mat2.shape)}; inner sizes differ"
         )
-    p = product(self.unsqueeze(0), mat2.unsqueeze(0))[0]
-    return from_compute(p, dtype)
+    return _rounded(product(self.unsqueeze(0), mat2.unsqueeze(0))[0], dtype)
 
 
 def addmm(
@@ -149,9 +176,8 @@ def addmm(
             "inner sizes differ"
         )
     b, a = _scalar("beta", beta), _scalar("alpha", alpha)
-    p = product(mat1.unsqueeze(0), mat2.unsqueeze(0))[0]
-    out = _add_scaled_bias(p, self, b, a, (mat1.shape[0], mat2.shape[1]))
-    return from_compute(out, dtype)
+    _check_bias(self, b, (mat1.shape[0], mat2.shape[1]))
+    return _rounded(product(mat1.unsqueeze(0), mat2.unsqueeze(0), self, b, a)[0], dtype)
 
 
 def bmm(self: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
@@ -166,7 +192,7 @@ def bmm(self: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
             f"bmm: self is {tuple(self.shape)} and mat2 is {tuple(mat2.shape)}; batch or inner "
             "sizes differ"
         )
-    return from_compute(product(self, mat2), dtype)
+    return _rounded(product(self, mat2), dtype)
 
 
 def baddbmm(
@@ -190,9 +216,8 @@ def baddbmm(
             "batch or inner sizes differ"
         )
     b, a = _scalar("beta", beta), _scalar("alpha", alpha)
-    p = product(batch1, batch2)
-    out = _add_scaled_bias(p, self, b, a, tuple(p.shape))
-    return from_compute(out, dtype)
+    _check_bias(self, b, (batch1.shape[0], batch1.shape[1], batch2.shape[2]))
+    return _rounded(product(batch1, batch2, self, b, a), dtype)
 
 
 def mv(self: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:

@@ -2,269 +2,409 @@
 
 Why this shape: SPEC.md C5 fixes each element as one fma chain over k increasing, starting from
 +0.0. That leaves the *schedule* free as long as every element's chain is untouched, so this is
-the classic GotoBLAS layering (Goto & van de Geijn, "Anatomy of High-Performance Matrix
-Multiplication", ACM TOMS 2008) reduced to what the order allows:
+the GotoBLAS/BLIS layering (Goto & van de Geijn, "Anatomy of High-Performance Matrix
+Multiplication", ACM TOMS 2008; Low et al., "Analytical Modeling Is Enough for High-Performance
+BLIS", ACM TOMS 2016) reduced to what the order allows:
 
-* A is packed into micro-panels of ``MR`` rows (k-major), B into micro-panels of ``NR`` columns
-  (``NR_NARROW`` when N is small), k-major; the padding is zeros and padded rows/columns are
-  never stored.
-* The micro-kernel keeps an ``MR x NR`` tile of running accumulators in a private stack buffer,
-  which LLVM promotes to vector registers for the whole k loop, and applies, for each k, one
-  ``fma`` per element. The loop over the ``NR`` columns is what LLVM vectorises; the vector
-  width only decides how many *independent* elements one instruction handles, never the order
-  within one element (with ``NUMBA_CPU_NAME=generic`` the same loop is SSE2 code calling a
-  correctly rounded software fma: slower, same bits).
-* k is blocked by ``KC`` so a B micro-panel stays in cache while all the row tiles of a work
-  item stream past it. Between k-blocks the running
-  accumulator of every element is parked in C (a float store/load is exact) and resumed, so
-  the bits equal the unblocked chain. K is never split across threads.
-* ``prange`` runs over A tiles and B panels (packing), then over work items (batch, block of
-  MC rows, block of NB column panels), each computing its own C tiles: independent output
-  elements only.
+* The register tile (:mod:`repops.kernels._gemm_tile`, ``MR x NR`` sized per ISA) keeps its
+  accumulators in vector registers for a whole k-block; A is broadcast, B is loaded as vectors.
+* B is packed once per product into panels of ``NR`` columns, k-major, zero padded, unless the
+  product has few rows and B's rows are contiguous: then B is read in place (packing would
+  cost more than it saves) and only a ragged last panel is packed. A micro-panels are read in
+  place when A's rows or columns are contiguous, and packed (``MR`` rows, k-major, zero
+  padded) otherwise and for the ragged last rows.
+* Loop order inside a work item (BLIS's, with the roles of A and B swapped because C is
+  row-major): for each k-block, for each A micro-panel (``MR x KC``, resident in L1), for each
+  B panel of the item (the ``KC x NB`` block, resident in L2): one tile.
+* k is blocked only when K is long (``KC`` bounded by L1): between k-blocks each accumulator is
+  parked in C and reloaded — a float store and load are exact, so the bits equal the unblocked
+  chain. The chain of one element is never split across threads.
+* Work items are (batch, block of rows, block of B panels); ``prange`` runs over items, so
+  threads only ever own disjoint output elements.
+
+Operands arrive with their own strides (any layout, no copy) and are read through typed
+pointers at element offsets (:mod:`repops.kernels._raw`); edge tiles run on a private
+``MR x NR`` scratch tile (padded rows and columns compute on zeros and are dropped), so no tile
+reads or writes outside its arrays. The bias of addmm/baddbmm (and alpha, beta) is applied to
+each tile right after its last k-block, while it is in cache.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Sequence
 
 import numba
 import numpy as np
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-from repops._numba import fma, jit, pjit
+from repops._numba import jit
+from repops.kernels._gemm_tile import NARROW, WIDE, micro_tile, tile_dims, tile_shape
+from repops.kernels._raw import at_address, keep, load, ptr, store
+from repops.kernels._rows import RowKernel
+from repops.kernels._target import numba_target
 
-#: Rows of C per micro-tile (6 x 4 vectors of accumulators + 4 B vectors fit 32 registers).
-MR = 6
-#: Columns of C per micro-tile (4 AVX-512 vectors of binary32; any width gives the same bits).
-NR = 64
-#: k-block length (a KC x NR binary32 B micro-panel is 64 KiB, streamed from L2).
-KC = 256
-#: Rows per parallel work item (a multiple of MR; an MC x KC block of packed A stays in L2).
-MC = 48
-#: Column panels (of NR) per parallel work item: items are (batch, MC rows, NB*NR columns).
-NB = 8
-#: Accumulators per micro-tile.
-TILE = MR * NR
-#: Column width of the narrow micro-tile, used when N <= NARROW_MAX (less zero padding).
-NR_NARROW = 16
-NARROW_MAX = 32
-TILE_NARROW = MR * NR_NARROW
+#: Bytes of one packed A micro-panel (``MR x KC``): it stays in L1 while the tile sweeps B.
+A_PANEL_BYTES = 16 * 1024
+#: Bytes of the B block one work item sweeps per k-block (``KC x NB``): stays in L2.
+B_BLOCK_BYTES = 512 * 1024
+#: A micro-panels (of MR rows) per work item when there is enough work for every thread.
+ROW_PANELS = 8
+#: Work items per thread to aim for (load balance on a busy machine).
+ITEMS_PER_THREAD = 4
+#: B is read in place (not packed) when it has contiguous rows and the product has at most
+#: this many rows: each B element then feeds too few multiply-adds to pay for its copy.
+DIRECT_B_ROWS = 48
+#: Below this many multiply-adds (~0.1 ms of one core's work) the calling thread does the whole
+#: product: waking the thread pool costs more than it saves, and on a busy machine it can cost
+#: milliseconds. Changes no bit.
+SERIAL_BELOW = 1 << 23
+
+# Fields of the int64 ``plan`` array: the product (set by Python), then its blocking (set by
+# the compiled code). Strides are in elements; addresses are the operands' first elements.
+_M, _N, _K, _SA0, _SA1, _SA2, _SB0, _SB1, _SB2 = range(9)
+_NIB, _NJB, _MB, _PB, _KCB, _PACK_A, _PACK_B = range(9, 16)
+_SE0, _SE1, _SE2, _EPI = range(16, 20)
+_NBATCH, _ADDR_A, _ADDR_B, _ADDR_C, _ADDR_E, _THREADS = range(20, 26)
+_PLAN_FIELDS = 26
+
+#: Epilogue flags: scale by alpha; add the bias; add beta times the bias.
+EPI_ALPHA = 1
+EPI_BIAS = 2
+EPI_BETA_BIAS = 4
+
+#: An operand handed to the core: the address of its first element and its three strides
+#: in elements (any layout; 0 for a broadcast dim).
+Operand = tuple[int, Sequence[int]]
 
 
-@intrinsic
-def _stack_tile(typingctx: Any, like: Any, n: Any) -> Any:  # pragma: no cover - compiled
-    """A pointer to ``n`` (a literal) stack slots of ``like``'s dtype.
+@jit
+def _block(kind, plan, scal):  # type: ignore[no-untyped-def]
+    """Fill the blocking fields of ``plan`` — cache sizes and load balance only; no value
+    depends on the blocking."""
+    nb, m, n, kk = plan[_NBATCH], plan[_M], plan[_N], plan[_K]
+    mr, nr = tile_dims(kind, scal)
+    size = scal.itemsize
+    kc_max = max(16, A_PANEL_BYTES // (mr * size))
+    nkb = max(1, (kk + kc_max - 1) // kc_max)
+    kcb = max(1, (kk + nkb - 1) // nkb)
+    npan = (n + nr - 1) // nr
+    pb = max(1, min(npan, B_BLOCK_BYTES // (kcb * nr * size)))
+    njb = (npan + pb - 1) // pb
+    pb = (npan + njb - 1) // njb
+    mpan = (m + mr - 1) // mr
+    per = min(ROW_PANELS, mpan)
+    threads = plan[_THREADS]
+    want = threads * ITEMS_PER_THREAD if threads > 1 else 1
+    while per > 1 and ((mpan + per - 1) // per) * njb * nb < want:
+        per -= 1
+    plan[_NIB] = (mpan + per - 1) // per
+    plan[_NJB], plan[_MB], plan[_PB], plan[_KCB] = njb, per * mr, pb, kcb
+    # A micro-panels are read in place when A's rows or columns are contiguous (a tile's
+    # k-step then touches one or MR cache lines that stay in L1 while it sweeps the B panels).
+    plan[_PACK_A] = not (plan[_SA2] == 1 or plan[_SA1] == 1)
+    plan[_PACK_B] = not (plan[_SB2] == 1 and m <= DIRECT_B_ROWS)
 
-    Why: an accumulator tile that LLVM can see is private (an ``alloca``) is kept in vector
-    registers across the whole k loop; a heap array is not, because LLVM cannot prove that the
-    packed B loads do not alias it. Pure code generation: the values are the same either way.
+
+@jit
+def _pack_b_panel(pbm, plan, bi, jp, nr, pdst, dst):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Columns ``jp*nr ..`` of B[bi], all of k, into ``pdst[dst + k*nr + j]``, zero padded.
+
+    Unsigned index arithmetic: no negative-index wraparound, so the copies vectorise.
     """
-    if not isinstance(n, types.IntegerLiteral) or not isinstance(like, types.Array):
-        return None
-    size = n.literal_value
-    dtype = like.dtype
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return cgutils.alloca_once(builder, context.get_value_type(dtype), size=size)
-
-    return types.CPointer(dtype)(like, n), codegen
-
-
-@jit
-def _micro(kc, ap, aoff, bp, boff, c, b, i0, j0, mr, nr, resume):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """One MR x NR tile over ``kc`` steps of k; ``resume`` reloads the parked accumulators."""
-    acc = numba.carray(_stack_tile(c, TILE), (TILE,))
-    for j in range(TILE):
-        acc[j] = 0.0  # +0.0: the C5 starting value
-    if resume:
-        for r in range(mr):
-            for j in range(nr):
-                acc[r * NR + j] = c[b, i0 + r, j0 + j]
-    # Unsigned offsets: numba then emits no negative-index wraparound, which would otherwise
-    # turn the contiguous B loads into gathers.
-    u_nr = np.uint64(NR)
-    u_mr = np.uint64(MR)
-    for k in range(np.uint64(kc)):
-        pa = np.uint64(aoff) + k * u_mr
-        a0 = ap[pa]
-        a1 = ap[pa + np.uint64(1)]
-        a2 = ap[pa + np.uint64(2)]
-        a3 = ap[pa + np.uint64(3)]
-        a4 = ap[pa + np.uint64(4)]
-        a5 = ap[pa + np.uint64(5)]
-        pb = np.uint64(boff) + k * u_nr
-        for j in range(u_nr):
-            bv = bp[pb + j]
-            acc[j] = fma(a0, bv, acc[j])
-            acc[u_nr + j] = fma(a1, bv, acc[u_nr + j])
-            acc[np.uint64(2 * NR) + j] = fma(a2, bv, acc[np.uint64(2 * NR) + j])
-            acc[np.uint64(3 * NR) + j] = fma(a3, bv, acc[np.uint64(3 * NR) + j])
-            acc[np.uint64(4 * NR) + j] = fma(a4, bv, acc[np.uint64(4 * NR) + j])
-            acc[np.uint64(5 * NR) + j] = fma(a5, bv, acc[np.uint64(5 * NR) + j])
-    for r in range(mr):
-        for j in range(nr):
-            c[b, i0 + r, j0 + j] = acc[r * NR + j]
-
-
-@jit
-def _micro_narrow(kc, ap, aoff, bp, boff, c, b, i0, j0, mr, nr, resume):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """As :func:`_micro`, for an MR x NR_NARROW tile (products with few columns).
-
-    A copy on purpose, not a shared body with the width as an argument: the tile width must be
-    a compile-time constant of each function, so that LLVM sizes the private accumulator tile,
-    unrolls the column loop and keeps the whole tile in vector registers across the k loop.
-    The fma chain of every element is the same in both (C5), so the bits are too.
-    """
-    acc = numba.carray(_stack_tile(c, TILE_NARROW), (TILE_NARROW,))
-    for j in range(TILE_NARROW):
-        acc[j] = 0.0  # +0.0: the C5 starting value
-    if resume:
-        for r in range(mr):
-            for j in range(nr):
-                acc[r * NR_NARROW + j] = c[b, i0 + r, j0 + j]
-    u_nr = np.uint64(NR_NARROW)
-    u_mr = np.uint64(MR)
-    for k in range(np.uint64(kc)):
-        pa = np.uint64(aoff) + k * u_mr
-        a0 = ap[pa]
-        a1 = ap[pa + np.uint64(1)]
-        a2 = ap[pa + np.uint64(2)]
-        a3 = ap[pa + np.uint64(3)]
-        a4 = ap[pa + np.uint64(4)]
-        a5 = ap[pa + np.uint64(5)]
-        pb = np.uint64(boff) + k * u_nr
-        for j in range(u_nr):
-            bv = bp[pb + j]
-            acc[j] = fma(a0, bv, acc[j])
-            acc[u_nr + j] = fma(a1, bv, acc[u_nr + j])
-            acc[np.uint64(2 * NR_NARROW) + j] = fma(a2, bv, acc[np.uint64(2 * NR_NARROW) + j])
-            acc[np.uint64(3 * NR_NARROW) + j] = fma(a3, bv, acc[np.uint64(3 * NR_NARROW) + j])
-            acc[np.uint64(4 * NR_NARROW) + j] = fma(a4, bv, acc[np.uint64(4 * NR_NARROW) + j])
-            acc[np.uint64(5 * NR_NARROW) + j] = fma(a5, bv, acc[np.uint64(5 * NR_NARROW) + j])
-    for r in range(mr):
-        for j in range(nr):
-            c[b, i0 + r, j0 + j] = acc[r * NR_NARROW + j]
-
-
-@jit
-def _pack_a_tile(a, ap, w, nmt):  # type: ignore[no-untyped-def]
-    """Tile ``w`` = (batch b, row tile it) of A into ``ap``: (K, MR) k-major, zero padded."""
-    m, kk = a.shape[1], a.shape[2]
-    b = w // nmt
-    i0 = (w - b * nmt) * MR
-    base = w * kk * MR
-    for r in range(min(MR, m - i0)):
+    u = np.uint64
+    kk, n = u(plan[_K]), u(plan[_N])
+    s1, s2 = u(plan[_SB1]), u(plan[_SB2])
+    unr, udst = u(nr), u(dst)
+    j0 = u(jp) * unr
+    cols = min(unr, n - j0)
+    src = u(bi) * u(plan[_SB0]) + j0 * s2
+    if s2 == 1:  # rows of B contiguous: copy row slices
         for k in range(kk):
-            ap[base + k * MR + r] = a[b, i0 + r, k]
+            o = udst + k * unr
+            row = src + k * s1
+            for jj in range(cols):
+                store(pdst, o + jj, load(pbm, row + jj))
+            for jj in range(cols, unr):
+                store(pdst, o + jj, 0.0)
+    else:  # e.g. a transposed operand: read down each column
+        for jj in range(cols):
+            col = src + jj * s2
+            for k in range(kk):
+                store(pdst, udst + k * unr + jj, load(pbm, col + k * s1))
+        for jj in range(cols, unr):
+            for k in range(kk):
+                store(pdst, udst + k * unr + jj, 0.0)
 
 
 @jit
-def _pack_b_panel(bm, bp, w, nnt, pw):  # type: ignore[no-untyped-def]
-    """Panel ``w`` = (batch b, column tile jt) of B into ``bp``: (K, pw) k-major, zero padded."""
-    kk, n = bm.shape[1], bm.shape[2]
-    b = w // nnt
-    j0 = (w - b * nnt) * pw
-    nr = min(pw, n - j0)
-    base = w * kk * pw
-    for k in range(kk):
-        bp[base + k * pw:base + k * pw + nr] = bm[b, k, j0:j0 + nr]
+def _pack_a_panel(pa, plan, bi, r0, rows, k0, kc, mr, pap):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Rows ``r0:r0+rows`` x k ``k0:k0+kc`` of A[bi] into the micro-panel ``pap[k*mr + r]``;
+    rows past ``rows`` are zero."""
+    u = np.uint64
+    s1, s2 = u(plan[_SA1]), u(plan[_SA2])
+    umr, ukc, urows = u(mr), u(kc), u(rows)
+    src = u(bi) * u(plan[_SA0]) + u(r0) * s1 + u(k0) * s2
+    if s2 == 1:  # row-major A: read along k
+        for r in range(urows):
+            row = src + r * s1
+            for k in range(ukc):
+                store(pap, k * umr + r, load(pa, row + k))
+    else:  # e.g. a transposed operand: read down the rows
+        for k in range(ukc):
+            col = src + k * s2
+            for r in range(urows):
+                store(pap, k * umr + r, load(pa, col + r * s1))
+    for r in range(urows, umr):
+        for k in range(ukc):
+            store(pap, k * umr + r, 0.0)
 
 
 @jit
-def _item(ap, bp, c, kk, w, nib, njb, pw):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Work item ``w`` = (batch b, block of MC rows, block of panels of width pw): its C tiles."""
-    m, n = c.shape[1], c.shape[2]
-    nmt = (m + MR - 1) // MR
-    nnt = (n + pw - 1) // pw
-    panels = NB * NR // pw
-    b = w // (nib * njb)
-    rest = w - b * nib * njb
+def _edge_tile(kind, kc, a_src, b_src, pc, coff, ldc, rows, cols, resume, ptile, nr):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """A tile cut by the edge of C: computed on the scratch tile, its valid part copied.
+    ``a_src`` is (pointer, offset, row stride, k stride), ``b_src`` (pointer, offset, k stride).
+    """
+    u = np.uint64
+    unr, uc, ul = u(nr), u(coff), u(ldc)
+    if resume:
+        for r in range(u(rows)):
+            for j in range(u(cols)):
+                store(ptile, r * unr + j, load(pc, uc + r * ul + j))
+    micro_tile(kind, kc, a_src[0], a_src[1], a_src[2], a_src[3], b_src[0], b_src[1], b_src[2],
+               ptile, 0, nr, resume)
+    for r in range(u(rows)):
+        for j in range(u(cols)):
+            store(pc, uc + r * ul + j, load(ptile, r * unr + j))
+
+
+@jit
+def _epilogue(pc, coff, ldc, rows, cols, pe, eoff, plan, scal):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """spec/linalg.md §2 addmm steps 2-4 on a finished block of C: ``p = alpha * p`` (one
+    rounding), then ``out = bias + p`` or ``out = (beta * bias) + p`` (one rounding each).
+    ``pe[eoff + r*se1 + j*se2]`` is the bias element of row r, column j (broadcast strides)."""
+    u = np.uint64
+    flags = plan[_EPI]
+    alpha, beta = scal[0], scal[1]
+    se1, se2, ul, uc, ue = u(plan[_SE1]), u(plan[_SE2]), u(ldc), u(coff), u(eoff)
+    for r in range(u(rows)):
+        o = uc + r * ul
+        e = ue + r * se1
+        for j in range(u(cols)):
+            p = load(pc, o + j)
+            if flags & EPI_ALPHA:
+                p = alpha * p
+            if flags & EPI_BIAS:
+                p = load(pe, e + j * se2) + p
+            elif flags & EPI_BETA_BIAS:
+                q = beta * load(pe, e + j * se2)
+                p = q + p
+            store(pc, o + j, p)
+
+
+@jit
+def _item(kind, plan, w, ppk, scal):  # type: ignore[no-untyped-def]
+    """Work item ``w``: its rows of A and its B panels, every tile over all of k, then the
+    epilogue (bias, alpha, beta) while the tile is still in cache. ``ppk``: packed B."""
+    m, n, kk = plan[_M], plan[_N], plan[_K]
+    nib, njb, mb, pb, kcb = plan[_NIB], plan[_NJB], plan[_MB], plan[_PB], plan[_KCB]
+    pack_a, pack_b = plan[_PACK_A] != 0, plan[_PACK_B] != 0
+    mr, nr = tile_dims(kind, scal)
+    npan = (n + nr - 1) // nr
+    bi = w // (nib * njb)
+    rest = w - bi * nib * njb
     ib = rest // njb
     jb = rest - ib * njb
-    t_lo = ib * (MC // MR)
-    t_hi = min(nmt, t_lo + MC // MR)
-    p_lo = jb * panels
-    p_hi = min(nnt, p_lo + panels)
+    i0 = ib * mb
+    i1 = min(m, i0 + mb)
+    p0 = jb * pb
+    p1 = min(npan, p0 + pb)
+    epi = plan[_EPI] != 0
+    pa, pbm = at_address(plan[_ADDR_A], scal), at_address(plan[_ADDR_B], scal)
+    pc, pe = at_address(plan[_ADDR_C], scal), at_address(plan[_ADDR_E], scal)
     if kk == 0:
-        for i in range(t_lo * MR, min(m, t_hi * MR)):
-            for j in range(p_lo * pw, min(n, p_hi * pw)):
-                c[b, i, j] = 0.0
+        j1 = min(n, p1 * nr)
+        for i in range(i0, i1):
+            for j in range(p0 * nr, j1):
+                store(pc, (bi * m + i) * n + j, 0.0)  # +0.0: the C5 value of an empty chain
+        if epi:
+            _epilogue(pc, (bi * m + i0) * n + p0 * nr, n, i1 - i0, j1 - p0 * nr, pe,
+                      bi * plan[_SE0] + i0 * plan[_SE1] + p0 * nr * plan[_SE2], plan, scal)
         return
-    for jt in range(p_lo, p_hi):
-        j0 = jt * pw
-        nr = min(pw, n - j0)
-        bbase = (b * nnt + jt) * kk * pw
-        for k0 in range(0, kk, KC):
-            kc = min(KC, kk - k0)
-            for it in range(t_lo, t_hi):
-                i0 = it * MR
-                abase = ((b * nmt + it) * kk + k0) * MR
-                if pw == NR_NARROW:
-                    _micro_narrow(kc, ap, abase, bp, bbase + k0 * pw, c, b, i0, j0,
-                                  min(MR, m - i0), nr, k0 > 0)
+    # Private to the item: one packed A micro-panel (under A_PANEL_BYTES, so a heap block
+    # rather than fresh pages) and the scratch tile of the edges.
+    ap = np.empty(mr * kcb, dtype=scal.dtype)
+    tile = np.empty(mr * nr, dtype=scal.dtype)
+    pap, ptile = ptr(ap), ptr(tile)
+    ragged = n - (npan - 1) * nr < nr
+    for k0 in range(0, kk, kcb):
+        kc = min(kcb, kk - k0)
+        for ir in range(i0, i1, mr):
+            rows = min(mr, i1 - ir)
+            # The A micro-panel: packed (zero padded) or read in place.
+            if pack_a or rows < mr:
+                _pack_a_panel(pa, plan, bi, ir, rows, k0, kc, mr, pap)
+                a_src = (pap, 0, 1, mr)
+            else:
+                a_src = (pa, bi * plan[_SA0] + ir * plan[_SA1] + k0 * plan[_SA2],
+                         plan[_SA1], plan[_SA2])
+            for jp in range(p0, p1):
+                j0 = jp * nr
+                cols = min(nr, n - j0)
+                # The B panel: packed, or read in place (its ragged last panel is packed).
+                if pack_b:
+                    b_src = (ppk, ((bi * npan + jp) * kk + k0) * nr, nr)
+                elif ragged and jp == npan - 1:
+                    b_src = (ppk, (bi * kk + k0) * nr, nr)
                 else:
-                    _micro(kc, ap, abase, bp, bbase + k0 * pw, c, b, i0, j0,
-                           min(MR, m - i0), nr, k0 > 0)
+                    b_src = (pbm, bi * plan[_SB0] + k0 * plan[_SB1] + j0, plan[_SB1])
+                coff = (bi * m + ir) * n + j0
+                if rows == mr and cols == nr:
+                    micro_tile(kind, kc, a_src[0], a_src[1], a_src[2], a_src[3],
+                               b_src[0], b_src[1], b_src[2], pc, coff, n, k0 > 0)
+                else:
+                    _edge_tile(kind, kc, a_src, b_src, pc, coff, n, rows, cols, k0 > 0,
+                               ptile, nr)
+                if epi and k0 + kc == kk:
+                    eoff = bi * plan[_SE0] + ir * plan[_SE1] + j0 * plan[_SE2]
+                    _epilogue(pc, coff, n, rows, cols, pe, eoff, plan, scal)
+    keep(ap, tile)
 
 
-@pjit
-def _pack_parallel(a, bm, ap, bp, pw):  # type: ignore[no-untyped-def]
-    nb, m = a.shape[0], a.shape[1]
-    n = bm.shape[2]
-    nmt = (m + MR - 1) // MR
-    nnt = (n + pw - 1) // pw
-    for w in numba.prange(nb * (nmt + nnt)):
-        if w < nb * nmt:
-            _pack_a_tile(a, ap, w, nmt)
-        else:
-            _pack_b_panel(bm, bp, w - nb * nmt, nnt, pw)
+def _gemm_body(kind, plan, scal):  # type: ignore[no-untyped-def]
+    """Block, pack B (all panels, or only the ragged last one), then run every work item
+    (``prange`` in the parallel twin). Operands are read by address: one compiled body per
+    dtype serves every layout."""
+    _block(kind, plan, scal)
+    nbatch, n, kk = plan[_NBATCH], plan[_N], plan[_K]
+    nr = tile_dims(kind, scal)[1]
+    npan = (n + nr - 1) // nr
+    bp = np.empty((nbatch * npan if plan[_PACK_B] != 0 else nbatch) * kk * nr, dtype=scal.dtype)
+    pbm, ppk = at_address(plan[_ADDR_B], scal), ptr(bp)
+    if plan[_PACK_B] != 0:
+        for t in numba.prange(nbatch * npan):
+            bi = t // npan
+            _pack_b_panel(pbm, plan, bi, t - bi * npan, nr, ppk, t * kk * nr)
+    elif n - (npan - 1) * nr < nr:
+        for bi in numba.prange(nbatch):
+            _pack_b_panel(pbm, plan, bi, npan - 1, nr, ppk, bi * kk * nr)
+    for w in numba.prange(nbatch * plan[_NIB] * plan[_NJB]):
+        _item(kind, plan, w, ppk, scal)
+    keep(bp, scal)
 
 
-@pjit
-def _items_parallel(ap, bp, c, kk, nib, njb, pw):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    for w in numba.prange(c.shape[0] * nib * njb):
-        _item(ap, bp, c, kk, w, nib, njb, pw)
+_GEMM = RowKernel(_gemm_body)
 
 
-@jit
-def _gemm_serial(a, bm, ap, bp, c, nib, njb, pw):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    nb, m, kk = a.shape
-    n = bm.shape[2]
-    nmt = (m + MR - 1) // MR
-    nnt = (n + pw - 1) // pw
-    for w in range(nb * nmt):
-        _pack_a_tile(a, ap, w, nmt)
-    for w in range(nb * nnt):
-        _pack_b_panel(bm, bp, w, nnt, pw)
-    for w in range(nb * nib * njb):
-        _item(ap, bp, c, kk, w, nib, njb, pw)
+@functools.cache
+def _tile(kind: int, dtype: np.dtype) -> tuple[int, int]:
+    """``(MR, NR)`` of tile ``kind``, as the compiled micro-kernel has them."""
+    mr, nv, w = tile_shape(kind, numba_target(), np.dtype(dtype).itemsize * 8)
+    return mr, nv * w
 
 
-#: Below this many multiply-adds one thread does the whole product: starting a parallel region
-#: costs more than it saves (and far more on a busy machine). Changes no bit.
-SERIAL_BELOW = 1 << 21
+def _epilogue_flags(has_bias: bool, beta: float, alpha: float) -> int:
+    """The epilogue of ``beta * bias + alpha * p`` (spec/linalg.md §2). Multiplications by 1
+    are the identity bit for bit and skipped; ``beta == 0`` never reads the bias."""
+    flags = EPI_ALPHA if alpha != 1 else 0
+    if has_bias and beta != 0:
+        flags |= EPI_BIAS if beta == 1 else EPI_BETA_BIAS
+    return flags
 
 
-def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for (batch, M, K) x (batch, K, N) arrays of one float dtype (any strides)."""
+def _plan(shape: tuple[int, int, int, int], c_address: int, bias: Operand | None,
+          flags: int) -> np.ndarray:
+    nb, m, kk, n = shape
+    plan = np.zeros(_PLAN_FIELDS, dtype=np.int64)
+    plan[_M], plan[_N], plan[_K], plan[_NBATCH] = m, n, kk, nb
+    plan[_ADDR_C], plan[_EPI] = c_address, flags
+    if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS):
+        plan[_ADDR_E], plan[_SE0:_SE2 + 1] = bias[0], bias[1]
+    return plan
+
+
+def product_into(
+    c_address: int,
+    shape: tuple[int, int, int, int],
+    a: Operand,
+    b: Operand,
+    bias: Operand | None,
+    *,
+    dtype: np.dtype,
+    beta: float = 1.0,
+    alpha: float = 1.0,
+) -> None:
+    """``C = beta * bias + alpha * (A @ B)`` (spec/linalg.md §2) written to the C-contiguous
+    (batch, M, N) array at ``c_address``; ``shape`` is (batch, M, K, N). A, B and the bias are
+    given by address and element strides (:data:`Operand`; a broadcast bias dim has stride 0);
+    the caller keeps all four alive for the call. Without a bias and with ``alpha == 1`` this
+    is the C5 product.
+
+    Why addresses: one compiled body per dtype then serves every layout and every caller
+    (numpy arrays, torch tensors), instead of one per combination of operand layouts.
+    """
+    nb, m, kk, n = shape
+    if nb * m * n == 0:
+        return
+    kind = NARROW if n <= _tile(NARROW, dtype)[1] else WIDE
+    plan = _plan(shape, c_address, bias, _epilogue_flags(bias is not None, beta, alpha))
+    plan[_ADDR_A], plan[_SA0:_SA2 + 1] = a[0], a[1]
+    plan[_ADDR_B], plan[_SB0:_SB2 + 1] = b[0], b[1]
+    scal = np.array([alpha, beta], dtype=dtype)  # T(alpha), T(beta): one rounding each
+    if nb * m * n * kk < SERIAL_BELOW:
+        plan[_THREADS] = 1
+        _GEMM.serial(kind, plan, scal)
+    else:
+        plan[_THREADS] = numba.get_num_threads()
+        _GEMM.parallel(kind, plan, scal)
+
+
+def array_operand(x: np.ndarray, shape: tuple[int, int, int] | None = None) -> Operand:
+    """A numpy array as an :data:`Operand`; with ``shape``, broadcast to it (numpy's rules)."""
+    if shape is not None:
+        x = np.broadcast_to(x, shape)
+    return x.ctypes.data, [s // x.itemsize for s in x.strides]
+
+
+def gemm(
+    a: np.ndarray,
+    b: np.ndarray,
+    bias: np.ndarray | None = None,
+    beta: float = 1.0,
+    alpha: float = 1.0,
+) -> np.ndarray:
+    """``beta * bias + alpha * (a @ b)`` in the order of spec/linalg.md §2, for (batch, M, K) x
+    (batch, K, N) numpy arrays of one float dtype (any strides); ``bias`` (optional, same dtype)
+    broadcasts to (batch, M, N). Without a bias and with ``alpha == 1`` it is the C5 product."""
     nb, m, kk = a.shape
     n = b.shape[2]
     c = np.empty((nb, m, n), dtype=a.dtype)
-    if nb == 0 or m == 0 or n == 0:
-        return c
-    pw = NR_NARROW if n <= NARROW_MAX else NR  # panel width; changes no bit
-    nmt = (m + MR - 1) // MR
-    nnt = (n + pw - 1) // pw
-    nib = (nmt + MC // MR - 1) // (MC // MR)
-    panels = NB * NR // pw
-    njb = (nnt + panels - 1) // panels
-    ap = np.zeros(nb * nmt * kk * MR, dtype=a.dtype)
-    bp = np.zeros(nb * nnt * kk * pw, dtype=a.dtype)
-    if nb * m * n * kk < SERIAL_BELOW:
-        _gemm_serial(a, b, ap, bp, c, nib, njb, pw)
-    else:
-        _pack_parallel(a, b, ap, bp, pw)
-        _items_parallel(ap, bp, c, kk, nib, njb, pw)
+    bias_op = None if bias is None or beta == 0 else array_operand(bias, (nb, m, n))
+    product_into(c.ctypes.data, (nb, m, kk, n), array_operand(a), array_operand(b), bias_op,
+                 dtype=a.dtype, beta=beta, alpha=alpha)
     return c
+
+
+@jit
+def _epilogue_all(plan, scal):  # type: ignore[no-untyped-def]
+    m, n = plan[_M], plan[_N]
+    pc, pe = at_address(plan[_ADDR_C], scal), at_address(plan[_ADDR_E], scal)
+    for bi in range(plan[_NBATCH]):
+        _epilogue(pc, bi * m * n, n, m, n, pe, bi * plan[_SE0], plan, scal)
+
+
+def epilogue_into(
+    c_address: int,
+    shape: tuple[int, int, int],
+    bias: Operand | None,
+    *,
+    dtype: np.dtype,
+    beta: float = 1.0,
+    alpha: float = 1.0,
+) -> None:
+    """The epilogue of :func:`product_into` applied in place to a finished C-contiguous
+    (batch, M, N) product computed elsewhere (single-column products run one chain per row)."""
+    nb, m, n = shape
+    flags = _epilogue_flags(bias is not None, beta, alpha)
+    if flags and nb * m * n:
+        _epilogue_all(_plan((nb, m, 0, n), c_address, bias, flags),
+                      np.array([alpha, beta], dtype=dtype))

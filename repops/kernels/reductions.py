@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from repops.errors import UnsupportedInputError
-from repops.kernels._lanes import lane_abs_sum, lane_dev_sq, lane_dot, lane_sum
+from repops.kernels._lanes import LANES, lane_abs_sum, lane_dev_sq, lane_dot, lane_sum, tree16
 from repops.kernels._rows import (
     float_compute,
     narrow,
@@ -25,6 +25,7 @@ from repops.kernels._rows import (
     out_shape,
     row_kernel,
     rows_last,
+    widen,
 )
 from repops.math._bits import ieee_div
 
@@ -35,6 +36,38 @@ from repops.math._bits import ieee_div
 def _sum_rows(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in numba.prange(x.shape[0]):
         out[i] = lane_sum(x[i])
+
+
+#: Columns per work item of :func:`_sum_columns` (16 lanes x 64 columns of accumulators).
+COLUMN_BLOCK = 64
+
+
+@row_kernel
+def _sum_columns(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``out[j] = LSUM(x[0, j], x[1, j], ...)`` for a C-contiguous (R, N) array: the rows of
+    the reduction run down the columns (reducing leading dims, as a bias gradient does).
+
+    Same lanes and tree as :func:`lane_sum` (element i goes to lane i mod 16, lanes start at
+    -0.0, a short tail leaves the other lanes untouched), but the lanes of a block of columns
+    are kept side by side and x is read once, row by row, so the adds vectorise across
+    columns and no transposed copy is made.
+    """
+    nrow, ncol = x.shape
+    for jb in numba.prange((ncol + COLUMN_BLOCK - 1) // COLUMN_BLOCK):
+        j0 = jb * COLUMN_BLOCK
+        w = min(COLUMN_BLOCK, ncol - j0)
+        acc = np.full((LANES, COLUMN_BLOCK), -0.0, dtype=x.dtype)
+        for i in range(nrow):
+            lane = acc[i % LANES]
+            row = x[i, j0:j0 + w]
+            for jj in range(w):
+                lane[jj] += row[jj]
+        for jj in range(w):
+            out[j0 + jj] = tree16(
+                acc[0, jj], acc[1, jj], acc[2, jj], acc[3, jj], acc[4, jj], acc[5, jj],
+                acc[6, jj], acc[7, jj], acc[8, jj], acc[9, jj], acc[10, jj], acc[11, jj],
+                acc[12, jj], acc[13, jj], acc[14, jj], acc[15, jj],
+            )
 
 
 @row_kernel
@@ -164,6 +197,15 @@ def sum_dim(
         out = np.empty(arr.shape[0], dtype=np.int64)
         _int_sum_rows(arr, out)
         return _finish(out, out_shape(x, dims, keepdim), torch.int64)
+    dims = normalize_dims(dim, x.dim())
+    lead = len(dims)
+    if 0 < lead < x.dim() and dims == list(range(lead)):
+        # Leading dims reduced: sum down the columns of the (R, N) view, no transposed copy.
+        ct = float_compute(x, "sum: self")
+        cols = widen(x, ct).reshape(math.prod(x.shape[:lead]), math.prod(x.shape[lead:]))
+        out = np.empty(cols.shape[1], dtype=cols.dtype)
+        _sum_columns(cols, out)
+        return _finish(out, out_shape(x, dims, keepdim), x.dtype)
     arr, _, shape, _ = _reduce(x, dim, keepdim, "sum")
     out = np.empty(arr.shape[0], dtype=arr.dtype)
     _sum_rows(arr, out)

@@ -6,7 +6,7 @@ only (``+ - * /``, ``sqrt`` and explicit ``fma``) with a fixed range reduction a
 Horner order; the exact definitions and measured ulp errors are in repops/spec/elementwise.md.
 
 One module per function family (``exp``, ``log``, ...); each exports numba-callable scalar
-functions decorated with :func:`repops._numba.jit`, usable inside other repops kernels. This
+functions decorated with :func:`repops._numba.inline_jit`, usable inside other repops kernels. This
 package docstring imports nothing on purpose: importing a family compiles nothing either
 (numba compiles lazily on first call).
 """

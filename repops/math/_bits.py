@@ -11,6 +11,7 @@ from typing import Any
 
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 
@@ -63,5 +64,41 @@ def ieee_div(typingctx: Any, a: Any, b: Any) -> Any:  # pragma: no cover - compi
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         return builder.fdiv(args[0], args[1])
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def select(typingctx: Any, cond: Any, a: Any, b: Any) -> Any:  # pragma: no cover - compiled
+    """``a if cond else b`` as one LLVM ``select``: both operands are already computed, and no
+    branch is left for the vectoriser to remove (numba lowers ``x if c else y`` to branches,
+    which LLVM does not always flatten inside a long function)."""
+    if not isinstance(cond, types.Boolean) or a != b:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.select(args[0], args[1], args[2])
+
+    return a(cond, a, b), codegen
+
+
+@intrinsic
+def maximum(typingctx: Any, a: Any, b: Any) -> Any:  # pragma: no cover - compiled
+    """IEEE 754-2019 ``maximum`` of two floats of one type (``llvm.maximum``): NaN if either
+    is NaN, and -0 < +0. The result of a chain of them is the same in any grouping.
+
+    Why: a running maximum written as ``m = x if x > m else m`` is a select chain LLVM will
+    not vectorise without fast-math (its result, for zeros of both signs, depends on the
+    order); a ``maximum`` chain is order-free, so LLVM vectorises it.
+    """
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        llty = context.get_value_type(signature.args[0])
+        name = "llvm.maximum.f32" if signature.args[0] == types.float32 else "llvm.maximum.f64"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(llty, [llty, llty]),
+                                            name)
+        return builder.call(fn, args)
 
     return a(a, b), codegen

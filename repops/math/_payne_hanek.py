@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repops._numba import jit
+from repops._numba import inline_jit
 from repops.math._bits import f32_as_i32
 
 #: Bits 0..255 of 2/pi (bit i has weight 2^-i), big-endian 32-bit limbs.
@@ -37,7 +37,7 @@ TWO_M62 = float.fromhex("0x1p-62")
 TWO_M126 = float.fromhex("0x1p-126")
 
 
-@jit
+@inline_jit
 def reduce_huge(x: np.float32) -> tuple[int, float]:  # pragma: no cover - compiled
     """(q, r) with |x| = (4j + q) pi/2 + r, q in 0..3, |r| <= pi/4 (for |x| >= 2^24, finite)."""
     ix = f32_as_i32(x) & 0x7FFFFFFF

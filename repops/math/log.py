@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repops._numba import fma, jit
+from repops._numba import fma, inline_jit
 from repops.math._bits import f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64, ieee_div
 
 _F = float.fromhex
@@ -41,7 +41,7 @@ INF = np.float32(np.inf)
 NAN = np.float32(np.nan)
 
 
-@jit
+@inline_jit
 def log1p_poly_f32(f: np.float32) -> np.float32:  # pragma: no cover - compiled
     """``q(f)`` with ``log1p(f) ~ f + f^2 q(f)`` for ``f`` in [sqrt2/2 - 1, sqrt2 - 1]."""
     q = fma(Q9, f, Q8)
@@ -55,7 +55,7 @@ def log1p_poly_f32(f: np.float32) -> np.float32:  # pragma: no cover - compiled
     return fma(q, f, Q0)
 
 
-@jit
+@inline_jit
 def log_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     """log(x) for a float32 ``x``: NaN for x < 0 or NaN, -inf for +-0, +inf for +inf."""
     if np.isnan(x):
@@ -92,7 +92,7 @@ LN2_64 = float.fromhex("0x1.62e42fefa39efp-1")
 LOG1P_TINY = float.fromhex("0x1p-29")
 
 
-@jit
+@inline_jit
 def log64_core(x: float) -> float:  # pragma: no cover - compiled
     """log(x) in binary64 for positive normal finite ``x`` (about 2^-50 relative error).
 
@@ -111,7 +111,7 @@ def log64_core(x: float) -> float:  # pragma: no cover - compiled
     return np.float64(e) * LN2_64 + (2.0 * s) * p
 
 
-@jit
+@inline_jit
 def log1p_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     """log(1 + x) for float32 ``x``, in binary64 (``1 + x`` is exact there for |x| >= 2^-29)."""
     if np.isnan(x):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repops._numba import jit
+from repops._numba import inline_jit
 from repops.math._bits import f32_as_i32, ieee_div
 from repops.math.exp import exp64_core
 from repops.math.log import log64_core
@@ -26,7 +26,7 @@ TWO = np.float32(2.0)
 EVEN_FROM = np.float32(16777216.0)
 
 
-@jit
+@inline_jit
 def pow_f32(x: np.float32, y: np.float32) -> np.float32:  # pragma: no cover - compiled
     """x ** y for float32 operands (IEEE special cases, see the module docstring)."""
     if y == 0:
@@ -67,7 +67,7 @@ def pow_f32(x: np.float32, y: np.float32) -> np.float32:  # pragma: no cover - c
     return np.float32(-r if (x_neg and y_odd) else r)
 
 
-@jit
+@inline_jit
 def rsqrt_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     """1/sqrt(x): binary64 sqrt and division (both correctly rounded), rounded once to binary32.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repops._numba import jit
+from repops._numba import inline_jit
 from repops.math._bits import ieee_div
 from repops.math.exp import expm1_64_core
 
@@ -17,7 +17,7 @@ from repops.math.exp import expm1_64_core
 SATURATE = 10.0
 
 
-@jit
+@inline_jit
 def tanh64_core(x: float) -> float:  # pragma: no cover - compiled
     """tanh(x) in binary64 (about 2^-50 relative), odd, tanh(+-0) = +-0."""
     if np.isnan(x) or x == 0.0:
@@ -31,7 +31,7 @@ def tanh64_core(x: float) -> float:  # pragma: no cover - compiled
     return t if x > 0 else -t
 
 
-@jit
+@inline_jit
 def tanh_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     """tanh(x) for float32 ``x``, rounded once from binary64."""
     return np.float32(tanh64_core(np.float64(x)))

@@ -17,7 +17,7 @@ from math import factorial
 
 import numpy as np
 
-from repops._numba import jit
+from repops._numba import inline_jit
 from repops.math._payne_hanek import reduce_huge
 
 TWO_OVER_PI = float.fromhex("0x1.45f306dc9c883p-1")
@@ -31,7 +31,7 @@ SIN_C = np.array([float(Fraction((-1) ** (j + 1), factorial(2 * j + 3))) for j i
 COS_C = np.array([float(Fraction((-1) ** j, factorial(2 * j + 4))) for j in range(8)])
 
 
-@jit
+@inline_jit
 def sin_poly(r: float) -> float:  # pragma: no cover - compiled
     """sin(r) for |r| <= pi/4 (+ a little)."""
     z = r * r
@@ -41,7 +41,7 @@ def sin_poly(r: float) -> float:  # pragma: no cover - compiled
     return r + (r * z) * p
 
 
-@jit
+@inline_jit
 def cos_poly(r: float) -> float:  # pragma: no cover - compiled
     """cos(r) for |r| <= pi/4 (+ a little)."""
     z = r * r
@@ -51,7 +51,7 @@ def cos_poly(r: float) -> float:  # pragma: no cover - compiled
     return (1.0 - 0.5 * z) + (z * z) * p
 
 
-@jit
+@inline_jit
 def reduce_pio2(x: np.float32) -> tuple[int, float]:  # pragma: no cover - compiled
     """(n, r): |x| = (4j + n) pi/2 + r, n in 0..3, for finite float32 ``x``."""
     a = np.abs(np.float64(x))
@@ -62,7 +62,7 @@ def reduce_pio2(x: np.float32) -> tuple[int, float]:  # pragma: no cover - compi
     return np.int64(kf) & 3, r
 
 
-@jit
+@inline_jit
 def sin_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     """sin(x) for float32 ``x``; NaN for +-inf and NaN; sin(+-0) = +-0."""
     if not np.isfinite(x):
@@ -81,7 +81,7 @@ def sin_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     return np.float32(s if x > 0 else -s)
 
 
-@jit
+@inline_jit
 def cos_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     """cos(x) for float32 ``x``; NaN for +-inf and NaN."""
     if not np.isfinite(x):

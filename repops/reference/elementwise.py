@@ -15,6 +15,7 @@ import numpy as np
 
 from repops.math import erf as _erf
 from repops.math import exp as _exp
+from repops.math import gauss as _gauss
 from repops.math import gelu as _gelu
 from repops.math import log as _log
 from repops.math import tanh as _tanh
@@ -160,42 +161,6 @@ def sigmoid64_core_reference(x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + exp64_core_reference(-np.asarray(x, dtype=np.float64)))
 
 
-def erf_small_core_reference(a: np.ndarray) -> np.ndarray:
-    return a * _horner(_erf.ERF_SMALL_C, a * a)
-
-
-def erfc_large_core_reference(a: np.ndarray) -> np.ndarray:
-    """For 1 <= a < 10.5 (other lanes give garbage the callers mask out)."""
-    with np.errstate(all="ignore"):
-        i = np.clip(np.nan_to_num((a - 1.0) * 2.0, posinf=18.0), 0, 18).astype(np.int64)
-        t = a - (1.25 + 0.5 * i.astype(np.float64))
-        rows = _erf.ERFC_SCALED[i]
-        p = rows[..., 10].copy()
-        for j in range(9, -1, -1):
-            p = p * t + rows[..., j]
-        return exp64_core_reference(-(a * a)) * p
-
-
-def erfc64_core_reference(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        a = np.abs(x)
-        e = erf_small_core_reference(a)
-        small = np.where(x >= 0, 1.0 - e, 1.0 + e)
-        c = np.where(a >= _erf.ERFC_ZERO_FROM, 0.0, erfc_large_core_reference(a))
-        large = np.where(x > 0, c, 2.0 - c)
-        return np.where(np.isnan(x), x, np.where(a < 1.0, small, large))
-
-
-def erf64_core_reference(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        a = np.abs(x)
-        v = np.where(a >= _erf.ERFC_ZERO_FROM, 1.0, 1.0 - erfc_large_core_reference(a))
-        large = np.where(x > 0, v, -v)
-        return np.where(np.isnan(x), x, np.where(a < 1.0, erf_small_core_reference(x), large))
-
-
 # --- binary32 functions computed in binary64 ---------------------------------------------
 
 
@@ -243,16 +208,6 @@ def silu_backward_f32_reference(g: Any, x: Any) -> Any:
         return _out(_f64(g) * (s * (1.0 + xd * (1.0 - s))), g, x)
 
 
-def erf_f32_reference(x: Any) -> Any:
-    return _out(erf64_core_reference(_f64(x)), x)
-
-
-def gelu_erf_f32_reference(x: Any) -> Any:
-    xd = _f64(x)
-    with np.errstate(all="ignore"):
-        return _out((0.5 * xd) * erfc64_core_reference(-(xd * _gelu.INV_SQRT2)), x)
-
-
 def _gelu_tanh_inner(xd: np.ndarray) -> np.ndarray:
     return _gelu.SQRT_2_OVER_PI * (xd + _gelu.KAPPA * ((xd * xd) * xd))
 
@@ -261,14 +216,6 @@ def gelu_tanh_f32_reference(x: Any) -> Any:
     xd = _f64(x)
     with np.errstate(all="ignore"):
         return _out(xd / (1.0 + exp64_core_reference(-2.0 * _gelu_tanh_inner(xd))), x)
-
-
-def gelu_erf_backward_f32_reference(g: Any, x: Any) -> Any:
-    xd = _f64(x)
-    with np.errstate(all="ignore"):
-        cdf = 0.5 * erfc64_core_reference(-(xd * _gelu.INV_SQRT2))
-        pdf = exp64_core_reference(-0.5 * (xd * xd)) * _gelu.INV_SQRT_2PI
-        return _out(_f64(g) * (cdf + xd * pdf), g, x)
 
 
 def gelu_tanh_backward_f32_reference(g: Any, x: Any) -> Any:
@@ -281,3 +228,95 @@ def gelu_tanh_backward_f32_reference(g: Any, x: Any) -> Any:
         left_d = 0.5 * right
         right_d = left * ((1.0 - t * t) * (k * (1.0 + 3.0 * _gelu.KAPPA * (xd * xd))))
         return _out(_f64(g) * (left_d + right_d), g, x)
+
+
+# --- the Gaussian tail family in binary32 (spec §5, §6) -------------------------------------
+
+
+def _hf(c: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """HF: ``c[-1]`` down to ``c[0]`` by fma Horner (coefficients may be per-element rows)."""
+    p = np.broadcast_to(c[..., -1], t.shape).astype(np.float32)
+    for j in range(c.shape[-1] - 2, -1, -1):
+        p = fma32(p, t, c[..., j])
+    return p
+
+
+def exp_neg_pair_f32_reference(h: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    e = _as_f32(exp_f32_reference(-_as_f32(h)))
+    return fma32(e, -_as_f32(lo), e)
+
+
+def mills_ratio_f32_reference(y: np.ndarray) -> np.ndarray:
+    """K(y) for y in [0.5, 16) (clamped), the row chosen by the binade of y."""
+    with np.errstate(invalid="ignore"):
+        yc = np.where(_as_f32(y) > _gauss.TAIL_LO, _as_f32(y), _gauss.TAIL_LO)
+        yc = np.where(yc < _gauss.TAIL_HI, yc, _gauss.TAIL_HI).astype(np.float32)
+    bits = yc.view(np.int32)
+    rows = _gauss.GAUSS_TAIL[(bits >> 23) - 126]
+    t = ((bits & 0x007FFFFF) | 0x3F800000).astype(np.int32).view(np.float32) - _gauss.ONE_HALF
+    p = _hf(rows[..., 2:], t)
+    return (rows[..., 0] + fma32(t, p, rows[..., 1])).astype(np.float32)
+
+
+def _square_pair(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hi = (y * y).astype(np.float32)
+    return hi, fma32(y, y, -hi)
+
+
+def erf_f32_reference(x: Any) -> Any:
+    """Spec §5 "erf_f32" (see repops/math/erf.py)."""
+    xa = _as_f32(x)
+    with np.errstate(all="ignore"):
+        a = np.abs(xa)
+        w = xa * xa
+        c = _erf.ERF_C
+        central = fma32(xa, c[0], xa * fma32(w, _hf(c[2:], w), c[1]))
+        h, lo = _square_pair(a)
+        q = exp_neg_pair_f32_reference(h, lo) * mills_ratio_f32_reference(a * _erf.SQRT2)
+        v = F32(1) - (q + q)
+        out = np.where(a < _erf.ERF_CENTRAL, central, np.where(xa > 0, v, -v))
+        out = np.where(a < _erf.ERF_ONE_FROM, out, np.where(xa > 0, F32(1), F32(-1)))
+        out = np.where(np.isnan(xa), xa + xa, out)
+    return _out(out, x)
+
+
+def _gelu_poly_reference(c: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return c[0] + fma32(z, _hf(c[2:], z), c[1])
+
+
+def _gelu_tail_reference(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore"):
+        yc = np.where(y < _gauss.TAIL_HI, y, _gauss.TAIL_HI).astype(np.float32)
+    h, lo = _square_pair(yc)
+    e = exp_neg_pair_f32_reference(_gelu.HALF * h, _gelu.HALF * lo)
+    return e, mills_ratio_f32_reference(yc)
+
+
+def gelu_erf_f32_reference(x: Any) -> Any:
+    """Spec §6, erf form (see repops/math/gelu.py)."""
+    xa = _as_f32(x)
+    with np.errstate(all="ignore"):
+        y = np.abs(xa)
+        z = xa * xa
+        central = np.where(z == 0, _gelu.HALF * xa,
+                           fma32(z, _gelu_poly_reference(_gelu.PHI_C, z), _gelu.HALF * xa))
+        e, k = _gelu_tail_reference(y)
+        tail = np.where(xa < 0, (xa * k) * e, fma32(-xa, e * k, xa))
+        out = np.where(y < _gelu.GELU_CENTRAL, central, tail)
+        out = np.where(xa < _gelu.GELU_IDENTITY_FROM, out, xa)
+        out = np.where(np.isnan(xa), xa + xa, out)
+    return _out(out, x)
+
+
+def gelu_erf_backward_f32_reference(g: Any, x: Any) -> Any:
+    """Spec §6, erf-form derivative: g * (Phi(x) + x phi(x))."""
+    xa, ga = _as_f32(x), _as_f32(g)
+    c = _gelu.INV_SQRT_2PI_F32
+    with np.errstate(all="ignore"):
+        y = np.abs(xa)
+        central = fma32(xa, _gelu_poly_reference(_gelu.GELU_D_C, xa * xa), _gelu.HALF)
+        e, k = _gelu_tail_reference(y)
+        left = e * fma32(xa, c, k)
+        right = fma32(e, fma32(xa, c, -k), F32(1))
+        d = np.where(y < _gelu.GELU_CENTRAL, central, np.where(xa < 0, left, right))
+        return _out(ga * d, g, x)

@@ -45,6 +45,8 @@ def _row_probabilities(
             t_j = F32(-np.inf)
         t[j] = t_j
     m = F32(np.nan) if np.isnan(t).any() else F32(np.max(t))  # 6
+    if m == 0:  # a zero maximum is +0 if any t_j is +0 (-0 < +0 in step 6)
+        m = F32(0.0) if (t == 0).any() and not np.signbit(t[t == 0]).all() else F32(-0.0)
     if m == -np.inf:  # 7
         return np.zeros(ns, dtype=F32), F32(-np.inf)
     e_ = np.array([exp(F32(t[j] - m)) for j in range(ns)], dtype=F32)  # 8

@@ -30,7 +30,8 @@ def _sample(param: click.Option, tmp: Path) -> tuple[Any, Any]:
         choice = next(c for c in t.choices if c != param.default)
         return choice, choice
     if isinstance(t, click.IntRange):
-        return 3, 3
+        value = max(3, t.min if t.min is not None else 3)
+        return value, value
     if isinstance(t, click.FloatRange):
         return 7.5, 7.5
     if isinstance(t, click.Path):
@@ -68,6 +69,8 @@ def test_every_flag_of_a_service_can_be_set_in_its_file(tmp_path: Path, section:
         raw, value = _sample(param, tmp_path)
         if name == "deadline":
             raw, value = 5.0, 5.0  # must stay below the lease
+        if name == "lease":
+            raw, value = 20.0, 20.0  # above two deadlines (a committee arbiter's rule)
         lines.append(f"{name} = {_toml_value(raw)}")
         if param.expose_value:
             expected[param.name] = value
@@ -122,6 +125,21 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     fixed = _arbiter_file(tmp_path, "lease = 10.0\ndeadline = 20.0\n")
     res = CliRunner().invoke(cli, ["config", "check", str(fixed)])
     assert res.exit_code == exit_codes.BAD_INPUT and "deadline (20s) < lease (10s)" in res.output
+
+
+def test_committee_settings_go_together_and_fit_the_lease(tmp_path: Path) -> None:
+    (tmp_path / "committee.json").write_text("{}")
+    (tmp_path / "member.bls").write_text("{}")
+    lone = _arbiter_file(tmp_path, 'committee = "committee.json"\n')
+    res = CliRunner().invoke(cli, ["config", "check", str(lone)])
+    assert res.exit_code == exit_codes.BAD_INPUT and "go together" in res.output
+    tight = _arbiter_file(tmp_path, 'committee = "committee.json"\nbls-key = "member.bls"\n'
+                                    'deadline = 30.0\nlease = 60.0\n')
+    res = CliRunner().invoke(cli, ["config", "check", str(tight)])
+    assert res.exit_code == exit_codes.BAD_INPUT and "two deadlines" in res.output
+    ok = _arbiter_file(tmp_path, 'committee = "committee.json"\nbls-key = "member.bls"\n'
+                                 'deadline = 20.0\nlease = 60.0\n')
+    assert CliRunner().invoke(cli, ["config", "check", str(ok)]).exit_code == 0
 
 
 def test_unknown_keys_get_a_suggestion_and_tables_are_checked(tmp_path: Path) -> None:

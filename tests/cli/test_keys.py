@@ -52,3 +52,23 @@ def test_corrupt_or_missing_key_file_is_one_clear_line(tmp_path: Path, capsys, c
     assert err.startswith("verde: error:") and err.count("\n") == 1 and str(bad) in err
     code, _, err = run(capsys, "keys", "show", str(tmp_path / "missing.pem"))
     assert code == exit_codes.BAD_INPUT and "cannot read key file" in err
+
+
+def test_bls_key_new_then_show_prints_the_committee_entry(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from proofs import bls
+    from proofs.bls_keys import load_bls_key
+
+    path = tmp_path / "member.bls"
+    code, out, _ = run(capsys, "keys", "new", "--bls", str(path), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    key = load_bls_key(path)
+    assert doc["public_key"] == key.public_key.hex()
+    bls.verify_possession(bytes.fromhex(doc["public_key"]), bytes.fromhex(doc["pop"]))
+    code, out, _ = run(capsys, "keys", "show", "--bls", str(path), "--json")
+    assert code == 0 and json.loads(out) == doc
+    code, _, err = run(capsys, "keys", "show", "--bls", str(tmp_path / "none.bls"))
+    assert code == exit_codes.BAD_INPUT and err.startswith("verde: error:")
+    code, _, err = run(capsys, "keys", "show", str(path))  # a BLS file is not an Ed25519 key
+    assert code == exit_codes.BAD_INPUT and "Traceback" not in err

@@ -4,8 +4,9 @@ It wraps an in-process cheating provider (``verde.protocol.faults.CheatingProvid
 result and every answer with its own key (so each hostile server is a distinct party and its
 disputes are distinct), and mangles the answers to one query kind according to ``mode``:
 truncated tensor streams, wrong dtypes or shapes, overflowing shapes, garbage signed JSON,
-answers replayed from another dispute, answers signed by a stranger, error statuses, and
-messages beyond the maximum message size. The arbiter must rule against it, never crash.
+answers replayed from another dispute or another job, answers signed by a stranger, error
+statuses, and messages beyond the maximum message size. The arbiter must rule against it,
+never crash.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from dataclasses import replace
 import grpc
 
 from arbiter.channels import build_server
-from arbiter.codec import answer_to_chunks
+from arbiter.codec import answer_to_chunks, signed_to_json
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
+from arbiter.provider_endpoint import ProviderEndpoint
 from proofs import MessageContext, SignedMessage, SigningKey, sign_message
+from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.peers.endpoints import EndpointRecord, answer_challenge
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.provider.provider import Provider
 
@@ -29,6 +33,7 @@ MODES = {
     "truncated_stream": "step_children",
     "garbage_signed_json": "step_children",
     "replayed_from_other_dispute": "step_children",
+    "replayed_from_other_job": "graph_children",
     "signed_by_stranger": "step_children",
     "announces_huge_tensor": "step_children",
     "wrong_dtype": "node_inputs",
@@ -56,12 +61,23 @@ class HostileProvider(rpc.ProviderServicer):
         self.mode = mode
         self.target = MODES[mode]
         self.mangled = 0
+        # A hostile provider still vouches for its own address, like any provider: its
+        # silence and its mangled answers count against it there.
+        self.vouched = ProviderEndpoint(key)
 
     def result(self, job_id: str) -> SignedMessage:
         return resign(self.key, self.inner.result(job_id))
 
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
         return pb.IdentityReply(public_key=self.key.public_key.hex())
+
+    def Endpoint(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.SignedEnvelope:
+        return pb.SignedEnvelope(message_json=signed_to_json(self.vouched.record().signed))
+
+    def Challenge(self, request: pb.ChallengeRequest, context: grpc.ServicerContext
+                  ) -> pb.SignedEnvelope:
+        answer = self.vouched.answer(request.nonce, request.address)
+        return pb.SignedEnvelope(message_json=signed_to_json(answer))
 
     def Answer(self, request: pb.QueryRequest, context: grpc.ServicerContext
                ) -> Iterator[pb.AnswerChunk]:
@@ -95,6 +111,14 @@ class HostileProvider(rpc.ProviderServicer):
         other = MessageContext(ctx.job_id, "0" * 64, ctx.round, ctx.kind)
         yield from answer_to_chunks(Answer(sign_message(self.key, other,
                                                         dict(answer.signed.payload))))
+
+    def _replayed_from_other_job(self, answer: Answer, context: grpc.ServicerContext
+                                 ) -> Iterator[pb.AnswerChunk]:
+        ctx = answer.signed.context
+        other = MessageContext("1" * 64, ctx.dispute_id, ctx.round, ctx.kind)
+        yield from answer_to_chunks(Answer(sign_message(self.key, other,
+                                                        dict(answer.signed.payload)),
+                                           dict(answer.blobs)))
 
     def _signed_by_stranger(self, answer: Answer, context: grpc.ServicerContext
                             ) -> Iterator[pb.AnswerChunk]:
@@ -147,4 +171,54 @@ def serve_hostile(inner: Provider, key: SigningKey, mode: str
     server, port = build_server("127.0.0.1:0",
                                 lambda s: rpc.add_ProviderServicer_to_server(servicer, s),
                                 max_message=64 << 20, workers=4)
+    servicer.vouched.advertise(f"127.0.0.1:{port}")
     return server, f"127.0.0.1:{port}", servicer
+
+
+class EndpointImpostor(rpc.ProviderServicer):
+    """Serves only ``Endpoint`` and ``Challenge``: a fixed record (``None``: none), and either a
+    fixed (replayed) challenge answer or a fresh one signed by ``key`` (``None``: refuses).
+
+    It plays whoever holds an address that is not theirs: a hijacker answering with its own
+    key, a replayer of a captured answer, a relay serving someone else's genuine record.
+    """
+
+    def __init__(self, record: EndpointRecord | None = None, key: SigningKey | None = None,
+                 replayed: SignedMessage | None = None) -> None:
+        self.record, self.key, self.replayed = record, key, replayed
+
+    def Endpoint(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.SignedEnvelope:
+        if self.record is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no record here")
+        return pb.SignedEnvelope(message_json=signed_to_json(self.record.signed))
+
+    def Challenge(self, request: pb.ChallengeRequest, context: grpc.ServicerContext
+                  ) -> pb.SignedEnvelope:
+        if self.replayed is not None:
+            return pb.SignedEnvelope(message_json=signed_to_json(self.replayed))
+        if self.key is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server signs no challenges")
+        answer = answer_challenge(self.key, request.nonce, request.address)
+        return pb.SignedEnvelope(message_json=signed_to_json(answer))
+
+
+class Withholder(rpc.ProviderServicer):
+    """Takes any job, reports it done, and never hands over a result."""
+
+    def SubmitJob(self, request: pb.JobRequest, context: grpc.ServicerContext) -> pb.JobRef:
+        return pb.JobRef(job_id=JobSpec.from_mapping(json.loads(request.spec_json)).job_id)
+
+    def GetStatus(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.JobStatus:
+        return pb.JobStatus(job_id=request.job_id, state="done", steps_done=1, steps_total=1)
+
+    def GetResult(self, request: pb.JobRef, context: grpc.ServicerContext
+                  ) -> pb.SignedEnvelope:
+        context.abort(grpc.StatusCode.NOT_FOUND, "no result for you")
+        raise AssertionError("unreachable")  # pragma: no cover - abort raises
+
+
+def serve_servicer(servicer: rpc.ProviderServicer) -> tuple[grpc.Server, str]:
+    """Start ``servicer`` as a Provider service on 127.0.0.1 (OS-chosen port)."""
+    server, port = build_server("127.0.0.1:0",
+                                lambda s: rpc.add_ProviderServicer_to_server(servicer, s))
+    return server, f"127.0.0.1:{port}"

@@ -28,6 +28,21 @@ METRICS = re.compile(r"metrics (127\.0\.0\.1:\d+)")
 START_TIMEOUT_S = 240.0  # two busy cores: importing torch alone can take tens of seconds
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` ports free on 127.0.0.1 now, for files that must name addresses before the
+    services start (a committee file); the OS picks them."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def verde_command() -> list[str]:
     """The ``verde`` console script of this interpreter's environment (or ``python -c``)."""
     script = Path(sys.executable).parent / "verde"
@@ -307,7 +322,8 @@ def read_events(db_url: str, dispute_id: str | None = None) -> dict[str, list[Ev
 
 
 def read_disputes(db_url: str) -> dict[str, tuple[str, str | None, str | None]]:
-    """dispute id -> (status, owner, verdict JSON), straight from the database."""
+    """dispute id -> (status, owner, verdict JSON), straight from the database (only these
+    columns, so a database at an older schema revision reads too)."""
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
@@ -316,8 +332,9 @@ def read_disputes(db_url: str) -> dict[str, tuple[str, str | None, str | None]]:
     engine = create_engine(db_url)
     try:
         with Session(engine) as s:
-            return {r.dispute_id: (r.status, r.owner, r.verdict_json)
-                    for r in s.scalars(select(DisputeRow))}
+            rows = s.execute(select(DisputeRow.dispute_id, DisputeRow.status, DisputeRow.owner,
+                                    DisputeRow.verdict_json))
+            return {did: (status, owner, verdict) for did, status, owner, verdict in rows}
     finally:
         engine.dispose()
 

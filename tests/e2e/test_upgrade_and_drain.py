@@ -109,7 +109,10 @@ def test_sigterm_mid_dispute_hands_it_to_the_other_arbiter(
             for owner in ("pg-a", "pg-b")])
         with ArbiterClient(arbiters[0].address) as client:
             did = client.open_dispute(job_spec(seed=seed), entries)
-        _await(lambda: len(read_events(url, did).get(did, [])) >= 4, "the first answers")
+        # Signal right after the first committed answer: the arbiter now does the shape-only
+        # work (the cost estimate) when the dispute is opened, so the rounds themselves are
+        # quick and a later signal can arrive in the last round.
+        _await(lambda: len(read_events(url, did).get(did, [])) >= 2, "the first answer")
         holder_name = read_disputes(url)[did][1]
         holder = next(a for a in arbiters if a.name == holder_name)
         other = next(a for a in arbiters if a is not holder)

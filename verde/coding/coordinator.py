@@ -19,13 +19,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from verde.coding.base import GradientCode, Vector, ordered_sum
 from verde.coding.byzantine import GroupDecision, PartitionReferee, ReplicatedGroups
-from verde.coding.errors import CodingError, TooManyStragglers
+from verde.coding.errors import TooManyStragglers
+from verde.coding.gather import Cancelled, gather, pause
+
+# Cancelled lives in verde.coding.gather; workers (here and in the integration) raise it.
+__all__ = ["Cancelled", "Coordinator", "InProcessWorker", "OnInsufficient", "StepOutcome",
+           "StragglerHistory", "Worker", "WorkerTask"]
 
 OnInsufficient = Literal["raise", "approximate"]
 
@@ -47,10 +53,6 @@ class Worker(Protocol):
     def compute(self, task: WorkerTask, cancel: threading.Event) -> Vector: ...
 
 
-class Cancelled(CodingError):
-    """Raised inside a worker whose task was cancelled because the step already decoded."""
-
-
 @dataclass
 class InProcessWorker:
     """A worker in this process: computes partition gradients with a given function.
@@ -66,11 +68,8 @@ class InProcessWorker:
     fault: Callable[[int, Vector], Vector] | None = None
 
     def compute(self, task: WorkerTask, cancel: threading.Event) -> Vector:
-        pause = self.delay(task.step) if self.delay else 0.0
-        end = time.monotonic() + pause
-        while (left := end - time.monotonic()) > 0:
-            if cancel.wait(min(left, 0.005)):
-                raise Cancelled(f"worker {task.worker}: step {task.step} already decoded")
+        if pause(self.delay(task.step) if self.delay else 0.0, cancel):
+            raise Cancelled(f"worker {task.worker}: step {task.step} already decoded")
         total = None
         for p, c in zip(task.partitions, task.coefficients, strict=True):
             if cancel.is_set():
@@ -166,38 +165,15 @@ class Coordinator:
 
     def run_step(self, step: int, payload: Any = None) -> StepOutcome:
         start = time.monotonic()
-        cancel = threading.Event()
-        futures: dict[Future[Vector], int] = {
-            self._pool.submit(self.workers[t.worker].compute, t, cancel): t.worker
-            for t in self.tasks(step, payload)
-        }
-        answers: dict[int, Vector] = {}
-        latency: dict[int, float] = {}
-        failed: dict[int, str] = {}
-        pending = set(futures)
-        deadline = None if self.timeout_s is None else start + self.timeout_s
-        while pending and not self._decodable(answers):
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
-            for fut in done:
-                w = futures[fut]
-                if fut.exception() is None:
-                    answers[w] = fut.result()
-                    latency[w] = time.monotonic() - start
-                else:
-                    failed[w] = f"{type(fut.exception()).__name__}: {fut.exception()}"
-        cancel.set()
-        for fut in pending:
-            fut.cancel()
-        stragglers = tuple(w for w in range(self.code.n_workers)
-                           if w not in answers and w not in failed)
+        got = gather(self._pool,
+                     {t.worker: partial(self.workers[t.worker].compute, t)
+                      for t in self.tasks(step, payload)},
+                     enough=self._decodable, timeout_s=self.timeout_s)
         for w in range(self.code.n_workers):
-            self.history.record(w, w in answers, latency.get(w))
-        gradient, decisions, approximate = self._decode(step, payload, answers, failed)
-        return StepOutcome(step, gradient, tuple(sorted(answers)), stragglers,
-                           tuple(sorted(failed)), decisions, approximate,
+            self.history.record(w, w in got.answers, got.latency.get(w))
+        gradient, decisions, approximate = self._decode(step, payload, got.answers, got.failed)
+        return StepOutcome(step, gradient, tuple(sorted(got.answers)), got.unanswered,
+                           tuple(sorted(got.failed)), decisions, approximate,
                            time.monotonic() - start)
 
     def _decodable(self, answers: Mapping[int, Vector]) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from verde.coding.arrays import narrow, widen
 from verde.coding.base import Vector, check_code_shape
 from verde.coding.errors import NumericallyUnsafe, TooManyStragglers
 
@@ -121,9 +122,9 @@ class CyclicRepetitionCode:
         first = answers[report.workers[0]]
         total = None
         for w, c in zip(report.workers, report.coefficients, strict=True):
-            term = _widen(answers[w]) * c
+            term = widen(answers[w]) * c
             total = term if total is None else total + term
-        return _narrow(total, first), report
+        return narrow(total, first), report
 
     def _check_worker(self, worker: int) -> None:
         if not isinstance(worker, int | np.integer) or not 0 <= worker < self.n_workers:
@@ -145,10 +146,3 @@ def _build_encoding(n: int, s: int, seed: int) -> np.ndarray:
         b[i, support] = np.linalg.solve(h[:, support], -h[:, i])
     return b
 
-
-def _widen(v: Vector) -> Vector:
-    return v.double() if hasattr(v, "double") else np.asarray(v, dtype=np.float64)
-
-
-def _narrow(v: Vector, like: Vector) -> Vector:
-    return v.to(like.dtype) if hasattr(v, "to") else v.astype(like.dtype)

@@ -8,7 +8,7 @@ from verde.errors import VerdeError
 
 
 class CodingError(VerdeError):
-    """Root of gradient-coding errors."""
+    """Root of the errors of verde.coding (gradient coding and coded computation)."""
 
 
 class TooManyStragglers(CodingError):
@@ -47,3 +47,17 @@ class ReplicaMismatch(CodingError):
         self.corrected = corrected
         desc = " vs ".join(str(list(f)) for f in self.factions)
         super().__init__(f"replicas of group {group} disagree bit for bit: workers {desc}")
+
+
+class TooManyFaults(CodingError):
+    """More wrong (or missing) answers than a code can locate and correct: the decoder refuses.
+
+    Raised by the error-correcting decoders of coded computation (the DCT code of SBACC, the
+    fault-tolerant Strassen-like scheme) instead of returning an estimate they cannot vouch
+    for. ``suspects`` lists the workers the decoder could already tell were wrong, if any.
+    """
+
+    def __init__(self, scheme: str, suspects: Sequence[int], why: str) -> None:
+        self.suspects = tuple(sorted(suspects))
+        self.why = why
+        super().__init__(f"{scheme}: too many faulty answers to correct: {why}")

@@ -17,7 +17,8 @@ must know, round by round, whether it may still give up on a slow worker (see
 :mod:`verde.coding.sequential_timing`). Note that :class:`verde.coding.delays.Bursty` bounds
 burst length and distinct stragglers per window but can restart a burst right after the previous
 one ended, which this (the paper's) temporal condition forbids; such rounds are handled by
-waiting, never by a wrong decode.
+waiting, never by a wrong decode. :class:`verde.coding.delays.ConformingBursty` samples patterns
+that always conform.
 """
 
 from __future__ import annotations
@@ -131,50 +132,3 @@ def _as_pattern(pattern: np.ndarray) -> np.ndarray:
     if arr.ndim != 2 or arr.dtype != bool:
         raise ValueError(f"a straggler pattern is a 2-d bool array, got {arr.dtype} {arr.shape}")
     return arr
-
-
-@dataclass(frozen=True)
-class ConformingBursty:
-    """A delay model whose straggler pattern always conforms to the paper's (B, W, lambda) model.
-
-    Each round a worker not straggling starts a burst with probability ``start_prob`` if that
-    keeps the pattern in the model (it has not straggled in the last W-1 rounds, and the window
-    keeps at most lambda distinct stragglers); a burst lasts a uniform 1..B rounds. Stragglers
-    are ``slowdown`` times slower; everyone jitters by ``1 + Exp(jitter)``. Unlike
-    :class:`verde.coding.delays.Bursty` (whose bursts always last B rounds), bursts here last
-    1..B rounds and every round is checked against :class:`BurstyStragglerModel`.
-    """
-
-    burst: int = 2
-    window: int = 4
-    lam: int = 2
-    slowdown: float = 8.0
-    start_prob: float = 0.05
-    jitter: float = 0.05
-    name: str = "bursty-conforming"
-
-    def sample(self, rounds: int, workers: int, rng: np.random.Generator) -> np.ndarray:
-        if rounds < 1 or workers < 1:
-            raise ValueError(f"rounds and workers must be >= 1, got {rounds}, {workers}")
-        model = BurstyStragglerModel(self.burst, self.window, self.lam)
-        if not 0 <= self.start_prob <= 1 or not self.slowdown >= 1:
-            raise ValueError("need 0 <= start_prob <= 1 and slowdown >= 1")
-        slow = np.zeros((rounds, workers), dtype=bool)
-        left = np.zeros(workers, dtype=np.int64)  # rounds left in the current burst
-        last = np.full(workers, -model.window)  # last round each worker straggled
-        for t in range(rounds):
-            lo = max(0, t - model.history_rounds)
-            in_window = set(np.flatnonzero(slow[lo:t].any(axis=0)).tolist())
-            for w in rng.permutation(workers).tolist():
-                if left[w] > 0:
-                    left[w] -= 1
-                elif (t - last[w] >= model.window and rng.random() < self.start_prob
-                      and len(in_window | {w}) <= model.lam):
-                    left[w] = int(rng.integers(1, model.burst + 1)) - 1
-                else:
-                    continue
-                slow[t, w] = True
-                last[w] = t
-                in_window.add(w)
-        base = 1.0 + rng.exponential(self.jitter, size=(rounds, workers))
-        return np.where(slow, base * self.slowdown, base)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from repops.errors import UnsupportedInputError
 from repops.kernels import matmul as K
+from repops.kernels import matmul_core as core
 from repops.kernels.matmul import MatmulShapeError
 from repops.reference import linalg as R
 
@@ -24,6 +25,23 @@ AssertSameBits = Callable[[torch.Tensor, torch.Tensor], None]  # conftest fixtur
 Rand = Callable[..., torch.Tensor]  # conftest fixture type
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+BothPaths = Callable[[Callable[[], torch.Tensor]], list[torch.Tensor]]
+
+
+@pytest.fixture
+def both_paths(monkeypatch: pytest.MonkeyPatch) -> BothPaths:
+    """``both_paths(fn)``: ``[fn()]`` with every product on the serial path, then on the
+    parallel path (the size threshold between them changes no bit; tests prove it)."""
+
+    def run(fn: Callable[[], torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for threshold in (1 << 62, 0):
+            with monkeypatch.context() as mp:
+                mp.setattr(core, "SERIAL_BELOW", threshold)
+                out.append(fn())
+        return out
+
+    return run
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -58,13 +76,16 @@ def test_mm_random_shapes_match_reference(
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
 
 
-@pytest.mark.parametrize(("m", "k", "n"), [(3, 5, 4), (2, 300, 3)])
+@pytest.mark.parametrize(("m", "k", "n"), [(3, 5, 4), (2, 300, 3), (40, 300, 50), (50, 20, 6)])
 def test_mm_float64_matches_reference(
     m: int, k: int, n: int, rand: Rand, assert_same_bits: AssertSameBits
 ) -> None:
-    # (2, 300, 3) crosses a k-block: binary64 accumulators are parked and resumed too.
+    # K = 300 crosses a k-block: binary64 accumulators are parked and resumed too. binary64
+    # tiles have half the lanes of binary32 ones (wide and narrow); the chains are the same.
     a, b = rand(m, k, dtype=torch.float64, seed=3), rand(k, n, dtype=torch.float64, seed=4)
-    assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
+    want = R.mm_reference(a, b)
+    assert_same_bits(K.mm(a, b), want)
+    assert_same_bits(K.mm(a.t().contiguous().t(), b), want)
 
 
 def test_mm_long_k_crosses_k_blocks(rand: Rand, assert_same_bits: AssertSameBits) -> None:
@@ -73,14 +94,59 @@ def test_mm_long_k_crosses_k_blocks(rand: Rand, assert_same_bits: AssertSameBits
     assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
 
 
-def test_narrow_products_on_the_parallel_path_match_reference(
+def test_narrow_products_on_both_paths_match_reference(
+    rand: Rand, assert_same_bits: AssertSameBits, both_paths: BothPaths
+) -> None:
+    # N <= 16 uses the narrow micro-tile.
+    a, b = rand(500, 170, seed=40), rand(170, 13, seed=41)
+    want = R.mm_reference(a, b)
+    for got in both_paths(lambda: K.mm(a, b)):
+        assert_same_bits(got, want)
+    assert_same_bits(K.mm(a[:7], b), want[:7])
+
+
+def _layout(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """The same logical matrix in another memory layout (C3: no bit may change)."""
+    if layout == "transposed":
+        return t.t().contiguous().t()
+    if layout == "strided":  # neither dim contiguous
+        big = torch.zeros(t.shape[0] * 2, t.shape[1] * 3, dtype=t.dtype)
+        big[::2, ::3] = t
+        return big[::2, ::3]
+    return t
+
+
+@pytest.mark.parametrize("layout_a", ["rows", "transposed", "strided"])
+@pytest.mark.parametrize("layout_b", ["rows", "transposed", "strided"])
+@pytest.mark.parametrize(
+    ("m", "k", "n"),
+    [(20, 64, 100), (97, 30, 45), (61, 700, 33), (130, 170, 9)],
+    ids=["few-rows", "ragged", "k-blocks", "narrow"],
+)
+def test_every_path_of_the_core_matches_reference(
+    layout_a: str, layout_b: str, m: int, k: int, n: int, rand: Rand,
+    assert_same_bits: AssertSameBits, both_paths: BothPaths,
+) -> None:
+    # A read in place (rows or columns contiguous) or packed (strided); B packed or read in
+    # place (few rows, contiguous rows) with a packed ragged last panel; K over several
+    # k-blocks (parked accumulators); wide and narrow tiles; serial and parallel.
+    a, b = rand(m, k, seed=m), rand(k, n, seed=n)
+    want = R.mm_reference(a, b)
+    for got in both_paths(lambda: K.mm(_layout(a, layout_a), _layout(b, layout_b))):
+        assert_same_bits(got, want)
+
+
+def test_batched_products_on_every_path_match_reference(
     rand: Rand, assert_same_bits: AssertSameBits
 ) -> None:
-    # N <= 32 uses the narrow micro-tile; 500 * 170 * 30 multiply-adds take the parallel path.
-    a, b = rand(500, 170, seed=40), rand(170, 30, seed=41)
-    got = K.mm(a, b)
-    assert_same_bits(got, R.mm_reference(a, b))
-    assert_same_bits(K.mm(a[:7], b), got[:7])  # serial path, same bits
+    # Attention-like batches: each batch entry has its own panels and offsets.
+    a, b = rand(6, 37, 24, seed=34), rand(6, 24, 50, seed=35)
+    assert_same_bits(K.bmm(a, b), R.bmm_reference(a, b))
+    at = a.transpose(1, 2).contiguous().transpose(1, 2)
+    bt = b.transpose(1, 2).contiguous().transpose(1, 2)
+    assert_same_bits(K.bmm(at, bt), R.bmm_reference(a, b))
+    big, wide = rand(6, 300, 40, seed=36), rand(6, 40, 70, seed=37)  # B packed per entry
+    assert_same_bits(K.bmm(big, wide), R.bmm_reference(big, wide))
 
 
 def test_reference_detects_a_different_order(rand: Rand, same_bits: SameBits) -> None:
@@ -99,6 +165,24 @@ def test_addmm_matches_reference(
         for beta, alpha in ((1, 1), (0.5, 2.0), (0.3, -1.7)):
             got = K.addmm(bias, a, b, beta=beta, alpha=alpha)
             assert_same_bits(got, R.addmm_reference(bias, a, b, beta, alpha))
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(150, 80, 200), (40, 30, 1), (9, 0, 5)],
+                         ids=["parallel", "one-column", "empty-k"])
+def test_addmm_epilogue_on_every_path_matches_reference(
+    m: int, k: int, n: int, rand: Rand, assert_same_bits: AssertSameBits, both_paths: BothPaths
+) -> None:
+    # The bias is added tile by tile inside the core (or after the one-chain-per-row path);
+    # row, column and full biases, bf16 inputs, and a K = 0 product (-0.0 after alpha < 0).
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = rand(m, k, dtype=dtype, seed=38), rand(k, n, dtype=dtype, seed=39)
+        for bias in (rand(n, dtype=dtype, seed=40), rand(m, 1, dtype=dtype, seed=41),
+                     rand(m, n, dtype=dtype, seed=42).t().contiguous().t()):
+            for beta, alpha in ((1, 1), (0.5, -2.0), (0, 3.0)):
+                want = R.addmm_reference(bias, a, b, beta, alpha)
+                at = a.t().contiguous().t()
+                for got in both_paths(lambda: K.addmm(bias, at, b, beta=beta, alpha=alpha)):  # noqa: B023
+                    assert_same_bits(got, want)
 
 
 def test_addmm_beta_zero_ignores_nan_bias(rand: Rand, assert_same_bits: AssertSameBits) -> None:
@@ -134,15 +218,17 @@ def test_empty_inner_dimension_gives_positive_zero(assert_same_bits: AssertSameB
 
 
 def test_thread_count_changes_no_bit(
-    rand: Rand, assert_same_bits: AssertSameBits, num_threads: Callable[[int], None]
+    rand: Rand, assert_same_bits: AssertSameBits, num_threads: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Large enough for the parallel path (more than SERIAL_BELOW multiply-adds).
+    monkeypatch.setattr(core, "SERIAL_BELOW", 0)  # the parallel path at any size
     a, b = rand(130, 170, seed=20), rand(170, 140, seed=21)
     num_threads(1)
     one = K.mm(a, b)
     num_threads(2)
     two = K.mm(a, b)
     assert_same_bits(one, two)
+    monkeypatch.undo()
     # The small-product serial path gives the bits of the parallel path, element by element.
     assert_same_bits(K.mm(a[:3, :20], b[:20, :5]), R.mm_reference(a[:3, :20], b[:20, :5]))
 
@@ -150,10 +236,12 @@ def test_thread_count_changes_no_bit(
 def test_row_independent_of_batch_size_and_position(
     rand: Rand, assert_same_bits: AssertSameBits
 ) -> None:
-    # 200 rows take the parallel path; one row, or seven, the serial one.
+    # The full product on the parallel path; one row, or seven, on the serial one.
     w = rand(120, 100, seed=22)
     x = rand(200, 120, seed=23)
-    full = K.mm(x, w)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(core, "SERIAL_BELOW", 0)
+        full = K.mm(x, w)
     assert_same_bits(K.mm(x[5:6], w), full[5:6])
     assert_same_bits(K.mm(x[:7], w), full[:7])
     perm = torch.randperm(200, generator=torch.Generator().manual_seed(0))

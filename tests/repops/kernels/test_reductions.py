@@ -59,6 +59,25 @@ def test_sum_mean_match_reference(
     assert same_bits_or_nan(R.mean_all(x), rounded(ref.mean_reference(xc, None), dtype))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize(("shape", "dims"), [
+    ((33, 70), [0]), ((5, 7, 130), [0, 1]), ((16, 64), [0]), ((0, 9), [0]), ((3, 2, 0), [0]),
+])
+def test_sums_over_leading_dims_match_reference(
+    shape: tuple[int, ...], dims: list[int], dtype: torch.dtype, same_bits_or_nan: SameBits,
+    on_all_paths: OnAllPaths, data: WideRandn,
+) -> None:
+    # The column kernel (bias gradients): lanes run down the columns, with tails of rows
+    # (not a multiple of 16) and of column blocks (not a multiple of 64), empty rows (-0.0).
+    x = data(shape, dtype, seed=len(shape))
+    want = rounded(ref.sum_reference(compute(x), dims), dtype)
+    for got in on_all_paths(lambda: R.sum_dim(x, dims)):
+        assert same_bits_or_nan(got, want)
+    keep = R.sum_dim(x, dims, True)
+    assert keep.shape == x.sum(dims, keepdim=True).shape
+    assert same_bits_or_nan(keep.reshape(want.shape), want)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 16, 17, 257])
 @pytest.mark.parametrize("correction", [0, 1, 2.5])

@@ -3,11 +3,8 @@
 import numpy as np
 import pytest
 
-from verde.coding.sequential_model import (
-    BurstyStragglerModel,
-    ConformingBursty,
-    slowest_admissible,
-)
+from verde.coding.delays import ConformingBursty
+from verde.coding.sequential_model import BurstyStragglerModel, slowest_admissible
 
 
 def _pattern(rounds: int, n: int, straggles: list[tuple[int, int]]) -> np.ndarray:

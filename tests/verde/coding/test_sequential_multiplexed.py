@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from verde.coding import CyclicRepetitionCode, FractionalRepetitionCode, TooManyStragglers
+from verde.coding.delays import ConformingBursty
 from verde.coding.sequential_base import DeadlineMissed, Task
-from verde.coding.sequential_model import BurstyStragglerModel, ConformingBursty
+from verde.coding.sequential_model import BurstyStragglerModel
 from verde.coding.sequential_multiplexed import CHUNK, CODED, MultiplexedRun, MultiplexedSGC
 from verde.coding.sequential_verify import check_every_admitted_pattern, decode_stream
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from verde.coding import FractionalRepetitionCode
+from verde.coding.delays import ConformingBursty
 from verde.coding.sequential_base import DeadlineMissed, Task
-from verde.coding.sequential_model import BurstyStragglerModel, ConformingBursty
+from verde.coding.sequential_model import BurstyStragglerModel
 from verde.coding.sequential_multiplexed import CODED
 from verde.coding.sequential_selective import OneCodePerJobRun, PerRoundGC, SelectiveRepeatSGC
 from verde.coding.sequential_verify import check_every_admitted_pattern, decode_stream

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from verde.coding import HeavyTailed
-from verde.coding.sequential_model import ConformingBursty
+from verde.coding.delays import ConformingBursty
 from verde.coding.sequential_multiplexed import MultiplexedSGC
 from verde.coding.sequential_selective import PerRoundGC, SelectiveRepeatSGC
 from verde.coding.sequential_timing import time_schedule

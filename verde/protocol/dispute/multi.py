@@ -52,6 +52,9 @@ class Resolution:
     disputes: list[DisputeRecord] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
     results: dict[str, SignedMessage] = field(default_factory=dict)
+    #: Providers that took the job but gave no result (a network client fills this in): they
+    #: cannot be disputed, so they are neither honest nor proven cheaters.
+    withheld: list[str] = field(default_factory=list)
 
 
 #: Runs one dispute between two named providers (a defends its group, b challenges).

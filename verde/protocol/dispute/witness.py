@@ -12,6 +12,7 @@ signatures; with fewer the dispute stalls rather than condemn anyone.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Protocol
 
 from proofs import bls, verify_message
@@ -75,17 +76,30 @@ class PeerWitness:
 
 def answer_or_attestation(committee: Committee, witnesses: Sequence[Witness],
                           statement: SilenceStatement, query: Query) -> Answer | Attestation:
-    """Ask the witnesses: the first answer one of them got, or the committee's attestation."""
+    """Ask the witnesses, all at once (a silence costs one deadline, not one per member): the
+    first answer one of them got, or the committee's attestation."""
     partials: dict[bytes, bytes] = {}
-    for witness in witnesses:
-        try:
-            seen = witness.observe(statement, query)
-        except (CommitteeError, PeerError) as exc:
-            del exc  # a member that cannot witness is just one signature fewer
-            continue
-        if isinstance(seen, Answer):
-            return seen
-        partials[witness.public_key] = seen
+    if not witnesses:
+        return _attest(committee, statement, partials)
+    pool = ThreadPoolExecutor(max_workers=len(witnesses), thread_name_prefix="witness")
+    try:
+        pending = {pool.submit(w.observe, statement, query): w for w in witnesses}
+        for done in as_completed(pending):
+            try:
+                seen = done.result()
+            except (CommitteeError, PeerError) as exc:
+                del exc  # a member that cannot witness is just one signature fewer
+                continue
+            if isinstance(seen, Answer):
+                return seen
+            partials[pending[done].public_key] = seen
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return _attest(committee, statement, partials)
+
+
+def _attest(committee: Committee, statement: SilenceStatement,
+            partials: dict[bytes, bytes]) -> Attestation:
     try:
         return attest_silence(committee, statement, partials)
     except CommitteeError as exc:

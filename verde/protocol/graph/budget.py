@@ -26,9 +26,11 @@ import torch
 from proofs import canonical_json
 from repops.dispatch.encoding import dtype_from_name, iter_refs
 from verde.errors import VerdeError
+from verde.protocol.graph.errors import TraceError
 from verde.protocol.graph.execution import expected_structure
 from verde.protocol.graph.nodes import COMMIT_OP
 from verde.protocol.jobs.context import JobContext
+from verde.protocol.jobs.errors import ProgramNotTraceableError
 from verde.protocol.jobs.spec import JobSpec
 
 _MATMULS = {"aten.mm.default": 0, "aten.addmm.default": 1, "aten.bmm.default": 0,
@@ -139,7 +141,12 @@ def estimate_cost(spec: JobSpec, budget: Budget | None = None) -> JobCost:
     key = _step_key(spec)
     known = _STEP_COSTS.get(key)
     if known is None:
-        known = step_cost(expected_structure(ctx, 1), {**state, **ctx.batch_structure()})
+        try:
+            structure = expected_structure(ctx, 1)
+        except TraceError as exc:  # the same refusal as admission's (verde.protocol.graph)
+            raise ProgramNotTraceableError(
+                f"program {spec.program} cannot be disputed: {exc}") from exc
+        known = step_cost(structure, {**state, **ctx.batch_structure()})
         with _STEP_COSTS_LOCK:
             if len(_STEP_COSTS) >= _STEP_COSTS_MAX:
                 _STEP_COSTS.clear()

@@ -19,7 +19,7 @@ with the same arguments. The graph ends with the ``verde.commit_state`` node
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from repops.dispatch.encoding import RefKey
 from repops.rng import PhiloxStream
 from verde.protocol.graph.errors import TraceError
 from verde.protocol.graph.nodes import RNG_ENTRY, commit_node, node_leaf
-from verde.protocol.jobs.context import JobContext
+from verde.protocol.jobs.context import PARAM, JobContext
 
 
 class _CanonicalLayout(TorchDispatchMode):
@@ -129,6 +129,64 @@ def run_step(
     leaves = ctx.prepare_leaves(state)
     with execution_context(ctx.spec.backend, stream=step_stream(ctx.spec.seed, step)):
         new_state = ctx.step(leaves, batch, step)
+    new_state = {k: v.detach() for k, v in new_state.items()}
+    new_state[RNG_ENTRY] = ctx.rng_state(step)
+    return new_state
+
+
+def partition_stream(ctx: JobContext, step: int, first: int) -> PhiloxStream:
+    """The step's stream positioned where partition ``first`` starts drawing in the sequential
+    step. Partitions are equal slices with the same shapes, so each draws the same number of
+    Philox blocks (:func:`partition_draws`) and partition ``p`` starts at ``p`` times that."""
+    return PhiloxStream(ctx.spec.seed, stream=step, offset=first * partition_draws(ctx))
+
+
+_DRAWS: dict[str, int] = {}
+
+
+def partition_draws(ctx: JobContext) -> int:
+    """Philox blocks one partition's forward and backward draw: a shape-only replay of one
+    partition (random ops advance the stream there exactly as in a real run), once per job."""
+    job = ctx.spec.job_id
+    if job not in _DRAWS:
+        meta_state = {name: torch.empty(shape, dtype=dtype, device="meta")
+                      for name, (shape, dtype) in ctx.state_structure().items()
+                      if name != RNG_ENTRY}  # fmt: skip
+        meta_batch = {name: torch.empty(shape, dtype=dtype, device="meta")
+                      for name, (shape, dtype) in ctx.batch_structure().items()}  # fmt: skip
+        stream = PhiloxStream(ctx.spec.seed, stream=1)
+        with execution_context(ctx.spec.backend, stream=stream):
+            ctx.partition_gradients(ctx.prepare_leaves(meta_state), meta_batch, range(1))
+        if len(_DRAWS) >= 1024:
+            _DRAWS.pop(next(iter(_DRAWS)))
+        _DRAWS[job] = stream.offset
+    return _DRAWS[job]
+
+
+def run_partitions(ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
+                   partitions: range) -> list[dict[str, torch.Tensor]]:
+    """The loss gradients of ``partitions`` of step ``step`` at state ``step - 1``, the bits
+    the sequential step computes for them: one worker's share of a scaled-out provider."""
+    if not partitions or partitions.step != 1 or not (
+            partitions.start >= 0 and partitions.stop <= ctx.spec.partitions):
+        raise ValueError(f"partitions {partitions} are not a contiguous run of the job's "
+                         f"{ctx.spec.partitions} partitions")
+    leaves = ctx.prepare_leaves({k: v for k, v in state.items() if k.startswith(PARAM)})
+    batch = ctx.batch(step)
+    with execution_context(ctx.spec.backend,
+                           stream=partition_stream(ctx, step, partitions.start)):
+        parts = ctx.partition_gradients(leaves, batch, partitions)
+    return [{n: g.detach() for n, g in part.items()} for part in parts]
+
+
+def run_step_from_partitions(ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
+                             parts: Sequence[Mapping[str, torch.Tensor]],
+                             ) -> dict[str, torch.Tensor]:
+    """State ``step`` from state ``step - 1`` and every partition's gradient (in partition
+    order, e.g. from :func:`run_partitions` on several workers): bit for bit :func:`run_step`."""
+    leaves = {k: v.detach() for k, v in state.items()}
+    with execution_context(ctx.spec.backend, stream=step_stream(ctx.spec.seed, step)):
+        new_state = ctx.apply_partition_gradients(leaves, parts, step)
     new_state = {k: v.detach() for k, v in new_state.items()}
     new_state[RNG_ENTRY] = ctx.rng_state(step)
     return new_state

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,17 +226,73 @@ class JobContext:
             new_state.update({k: v for k, v in state.items() if k.startswith(OUT)})
             new_state[output_entry(step)] = out
             return new_state
-        wrapped = _Wrapped(self.program, self.module, "loss")
-        loss = torch.func.functional_call(wrapped, inner, (fields,))
-        grads = torch.autograd.grad(loss, [params[n] for n in self.param_names])
-        grad_map = dict(zip(self.param_names, grads, strict=True))
+        if self.spec.partitions == 1:
+            grad_map = self._loss_gradients(params, fields)
+        else:
+            grad_map = self._mean_of_partitions(
+                [self._loss_gradients(params, self._partition_fields(fields, p))
+                 for p in range(self.spec.partitions)])
         if self.spec.kind == "gradient":
             new_state = {PARAM + n: params[n].detach() for n in self.param_names}
             new_state.update({GRAD + n: g for n, g in grad_map.items()})
             return new_state
+        return self._update(state, params, grad_map, step)
+
+    # --- a step cut into partitions (``JobSpec.partitions``) -------------------------------
+
+    def partition_gradients(self, state: Mapping[str, torch.Tensor],
+                            batch: Mapping[str, torch.Tensor], partitions: range,
+                            ) -> list[dict[str, torch.Tensor]]:
+        """The loss gradients of ``partitions`` of the step's batch, in order (leaves from
+        ``prepare_leaves``): what one worker of a scaled-out provider computes. Random ops
+        draw from the stream the caller's execution context holds, which must stand where
+        the first of them starts in the sequential step (see ``execution.partition_stream``)."""
+        fields = {k[len(BATCH):]: v for k, v in batch.items()}
+        params = {n: state[PARAM + n] for n in self.param_names}
+        with self._step_lock:
+            return [self._loss_gradients(params, self._partition_fields(fields, p))
+                    for p in partitions]
+
+    def apply_partition_gradients(self, state: Mapping[str, torch.Tensor],
+                                  parts: Sequence[Mapping[str, torch.Tensor]], step: int,
+                                  ) -> dict[str, torch.Tensor]:
+        """State ``step`` from state ``step - 1`` and the gradients of all its partitions (in
+        partition order): the same ops, on the same values, as the rest of :meth:`step`."""
+        if self.spec.kind != "train" or len(parts) != self.spec.partitions:
+            raise ValueError(f"job {self.spec.job_id[:16]}: expected the gradients of "
+                             f"{self.spec.partitions} partitions of a training step, got "
+                             f"{len(parts)} ({self.spec.kind} job)")
+        params = {n: state[PARAM + n] for n in self.param_names}
+        with self._step_lock:
+            return self._update(state, params, self._mean_of_partitions(parts), step)
+
+    def _partition_fields(self, fields: Mapping[str, torch.Tensor], partition: int,
+                          ) -> dict[str, torch.Tensor]:
+        size = self.spec.batch_size // self.spec.partitions
+        return {k: v[partition * size:(partition + 1) * size] for k, v in fields.items()}
+
+    def _mean_of_partitions(self, parts: Sequence[Mapping[str, torch.Tensor]],
+                            ) -> dict[str, torch.Tensor]:
+        """``(g_0 + g_1 + ... + g_{P-1}) / P``, added left to right (coded training's step
+        gradient, ``verde.integration.coded_training.jobs``)."""
+        total = dict(parts[0])
+        for part in parts[1:]:
+            total = {n: total[n] + part[n] for n in self.param_names}
+        return {n: total[n] / len(parts) for n in self.param_names}
+
+    def _loss_gradients(self, params: Mapping[str, torch.Tensor],
+                        fields: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inner = {"inner." + n: p for n, p in params.items()}
+        wrapped = _Wrapped(self.program, self.module, "loss")
+        loss = torch.func.functional_call(wrapped, inner, (dict(fields),))
+        grads = torch.autograd.grad(loss, [params[n] for n in self.param_names])
+        return dict(zip(self.param_names, grads, strict=True))
+
+    def _update(self, state: Mapping[str, torch.Tensor], params: Mapping[str, torch.Tensor],
+                grad_map: Mapping[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         opt_state = {k[len(OPT):]: v for k, v in state.items() if k.startswith(OPT)}
-        new_params, new_opt = optimizer_update(self.spec.optimizer, params, grad_map, opt_state,
-                                               step)  # fmt: skip
+        new_params, new_opt = optimizer_update(self.spec.optimizer, params, dict(grad_map),
+                                               opt_state, step)  # fmt: skip
         new_state = {PARAM + n: new_params[n].detach() for n in self.param_names}
         new_state.update({OPT + k: v for k, v in new_opt.items()})
         return new_state

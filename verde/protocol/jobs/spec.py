@@ -56,6 +56,13 @@ state 0. State 1 holds the unchanged parameters and ``grad/<name>`` for every pa
 gradient can be committed to, fetched with a proof, and disputed like any other step. Gradient
 coding (``verde.coding``) uses it for one partition of a training step: replicas that disagree
 are settled by a dispute over exactly this job.
+
+``partitions = P`` (training jobs; default 1) fixes how a step's gradient is computed: the batch
+is cut into P equal slices in order, each slice's mean-loss gradient is computed on its own, and
+the step gradient is ``(g_0 + g_1 + ... + g_{P-1}) / P`` (added in partition order, as coded
+training defines it, ``verde.integration.coded_training``). The job fixes the partitions, not
+the worker count, so a provider may compute them on any number of worker processes and still
+commit to the same states (``verde provider serve --workers W``).
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ SPEC_VERSION = 2
 _FIELDS = {
     "version", "program", "program_version", "kind", "config", "dataset", "optimizer", "steps",
     "batch_size", "seed", "checkpoint_interval", "backend", "init", "samples", "platform",
+    "partitions",
 }  # fmt: skip
 _MAX_SEED = 2**63 - 1
 
@@ -100,6 +108,7 @@ class JobSpec:
     samples: tuple[int, ...] = ()
     program_version: str = ""
     platform: str = ""
+    partitions: int = 1
     _id: str = field(default="", compare=False, repr=False)
 
     @classmethod
@@ -175,8 +184,10 @@ class JobSpec:
             raise JobSpecError(f"job spec: backend must be one of {BACKENDS}, got {backend!r}")
         init = _init(data.get("init"))
         platform = _platform(backend, data.get("platform"))
+        partitions = _partitions(data.get("partitions", 1), kind, batch_size)
         spec = cls(program_name, kind, config, dataset, optimizer, steps, batch_size, seed,
-                   interval, backend, init, samples, program_version, platform)  # fmt: skip
+                   interval, backend, init, samples, program_version, platform,
+                   partitions)  # fmt: skip
         object.__setattr__(spec, "_id", hashlib.sha256(canonical_json(spec.identity())).hexdigest())
         return spec
 
@@ -193,8 +204,8 @@ class JobSpec:
     def to_dict(self) -> dict[str, Any]:
         """The full spec as a JSON-able dict (defaults filled in).
 
-        ``init`` and ``samples`` appear only when set, so the ids of jobs that do not use them
-        are the same as before these fields existed.
+        ``init``, ``samples`` and ``partitions`` (when not 1) appear only when set, so the ids
+        of jobs that do not use them are the same as before these fields existed.
         """
         doc: dict[str, Any] = {
             "version": SPEC_VERSION,
@@ -216,6 +227,8 @@ class JobSpec:
             doc["samples"] = list(self.samples)
         if self.platform:
             doc["platform"] = self.platform
+        if self.partitions != 1:
+            doc["partitions"] = self.partitions
         return doc
 
     @property
@@ -273,6 +286,18 @@ def _samples(data: Mapping[str, Any], kind: str) -> tuple[int, ...]:
             raise JobSpecError(f"job spec: samples[{i}] must be a dataset index >= 0, got "
                                f"{index!r}")
     return tuple(raw)
+
+
+def _partitions(raw: Any, kind: str, batch_size: int) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 0 < raw <= batch_size:
+        raise JobSpecError(f"job spec: partitions must be an integer in [1, batch_size = "
+                           f"{batch_size}], got {raw!r}")
+    if raw != 1 and kind != "train":
+        raise JobSpecError(f"job spec: only training jobs take partitions, not {kind} jobs")
+    if batch_size % raw:
+        raise JobSpecError(f"job spec: partitions {raw} does not divide batch_size {batch_size} "
+                           "(every partition is an equal slice of the batch)")
+    return raw
 
 
 def _init(raw: Any) -> dict[str, Any]:

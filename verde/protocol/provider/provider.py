@@ -16,6 +16,10 @@ job at submission when that state is missing or does not fit the job. ``fetch_st
 entries of a job's final state with their proofs against the root the signed result names
 (``verde.protocol.peers.state``).
 
+A provider started with ``workers = W`` computes the partitions of a training step whose job
+sets ``partitions`` on W worker processes (``verde.protocol.provider.workers``), with the bits
+of one process; everything else, dispute answers included, runs here as before.
+
 ``verde.protocol.faults.CheatingProvider`` subclasses this and overrides the hooks
 ``initial_state``, ``compute_step``, ``trace``, ``build_payload`` and ``sign_answer``.
 """
@@ -50,6 +54,7 @@ from verde.protocol.provider.errors import MissingInitialState, UnknownQueryErro
 from verde.protocol.provider.record import JobRecord
 from verde.protocol.provider.recorder import StateRecorder
 from verde.protocol.provider.uploads import StateStore
+from verde.protocol.provider.workers import PartitionWorkers, check_worker_count
 
 Progress = Callable[[int, int], None]
 #: Jobs a provider holds by default (each with its commitments and checkpoints).
@@ -72,6 +77,7 @@ class Provider:
         keep_values_below: int = DEFAULT_KEEP_VALUES_BELOW,
         budget: Budget | None = None,
         max_jobs: int = DEFAULT_MAX_JOBS,
+        workers: int = 1,
     ) -> None:
         if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
             raise ValueError(f"max_jobs must be a positive int, got {max_jobs!r}")
@@ -80,6 +86,10 @@ class Provider:
         self.budget = budget or Budget()
         #: Jobs this provider holds (to answer disputes about them); more are refused.
         self.max_jobs = max_jobs
+        #: Processes computing the partitions of a training step (``JobSpec.partitions``);
+        #: 1 computes everything here. Started on first use, stopped by :meth:`close`.
+        self.workers = check_worker_count(workers)
+        self._partition_workers: PartitionWorkers | None = None
         #: A replayed step whose state is smaller than this (bytes) keeps every node output at
         #: once; a larger one keeps only digests and replays again for the one node disputed.
         self.keep_values_below = keep_values_below
@@ -237,8 +247,18 @@ class Provider:
     def compute_step(
         self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int
     ) -> dict[str, torch.Tensor]:
-        """State ``step`` from state ``step - 1`` (hook: cheaters override this)."""
+        """State ``step`` from state ``step - 1`` (hook: cheaters override this); on the
+        worker processes when the job cuts its steps into partitions and there are several."""
+        if self.workers > 1 and ctx.spec.partitions > 1:
+            if self._partition_workers is None:
+                self._partition_workers = PartitionWorkers(self.workers)
+            return self._partition_workers.run_step(ctx, state, step)
         return run_step(ctx, state, step)
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._partition_workers is not None:
+            self._partition_workers.close()
 
     def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
               keep: bool | frozenset[RefKey] = False) -> StepGraph:

@@ -1,0 +1,126 @@
+"""Coded computation over in-process workers: stragglers are skipped, cheaters located."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from verde.coding import (
+    BACC,
+    SBACC,
+    FaultTolerantStrassen,
+    ReplicatedStrassen,
+    TooManyFaults,
+    TooManyStragglers,
+)
+from verde.coding.coded_compute import (
+    InProcessShareWorker,
+    coded_evaluate,
+    coded_inference,
+    coded_matmul,
+)
+
+SLOW = 30.0  # seconds a straggler would take; never waited for
+
+
+def _layer() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 4), nn.Tanh())
+
+
+def test_bacc_skips_stragglers_and_counts_failures() -> None:
+    model = _layer()
+    code = BACC(12, 3)
+    workers = [InProcessShareWorker(model, delay=SLOW if i in (2, 9) else 0.0,
+                                    fail=(i == 5)) for i in range(12)]
+    inputs = [torch.randn(4, 6) for _ in range(3)]
+    run = coded_evaluate(code, inputs, workers, wait_for=9, timeout_s=SLOW / 2)
+    assert run.elapsed_s < SLOW / 2
+    assert 5 in run.failed and "worker failed" in run.failed[5]
+    assert set(run.stragglers) == {2, 9}
+    assert len(run.answered) == 9
+    expected = code.decode({i: model(s) for i, s in enumerate(code.encode(inputs))
+                            if i in run.answered})
+    for got, want in zip(run.result, expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_sbacc_locates_a_cheating_worker_next_to_a_straggler() -> None:
+    model = _layer()
+    inputs = [torch.randn(4, 6) for _ in range(3)]
+    probe = SBACC(16, 3, 6, tolerance=1.0)
+    honest = {i: model(s).detach() for i, s in enumerate(probe.encode(inputs))}
+    code = SBACC(16, 3, 6, tolerance=3 * probe.honest_misfit(honest))
+    workers = [InProcessShareWorker(model, delay=SLOW if i == 0 else 0.0,
+                                    fault=(lambda y: y + 3.0) if i == 7 else None)
+               for i in range(16)]
+    run = coded_evaluate(code, inputs, workers, wait_for=15)
+    assert run.stragglers == (0,)
+    assert run.faulty == (7,)
+    assert run.report is not None and run.report.deviation[7] > 2.0
+    expected = code.bacc.decode({i: honest[i] for i in range(1, 16) if i != 7})
+    for got, want in zip(run.result, expected, strict=True):
+        torch.testing.assert_close(got.detach(), want)
+
+
+def test_sbacc_refuses_too_many_cheaters() -> None:
+    model = _layer()
+    inputs = [torch.randn(4, 6) for _ in range(3)]
+    code = SBACC(16, 3, 4, tolerance=1e-3)
+    workers = [InProcessShareWorker(model, fault=(lambda y: y + 3.0) if i in (3, 8, 12)
+                                    else None) for i in range(16)]
+    with pytest.raises(TooManyFaults, match="SBACC"):
+        coded_evaluate(code, inputs, workers)
+
+
+def test_coded_inference_of_a_model_on_a_batch() -> None:
+    model = _layer()
+    batch = torch.randn(12, 6)
+    run = coded_inference(lambda x: model(x).detach(), batch, BACC(40, 4))
+    assert run.result.shape == (12, 4)
+    assert float((run.result - model(batch).detach()).abs().max()) < 0.1
+    np_run = coded_inference(np.tanh, batch.numpy().astype(np.float64), BACC(40, 4))
+    assert np_run.result.shape == (12, 6)
+    assert float(np.abs(np_run.result - np.tanh(batch.numpy())).max()) < 0.1
+
+
+def test_coded_matmul_with_a_cheating_and_a_missing_node() -> None:
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(8, 10, generator=gen), torch.randn(10, 6, generator=gen)
+    scheme = FaultTolerantStrassen()
+    workers = [InProcessShareWorker(lambda x, y: x @ y, delay=SLOW if i == 14 else 0.0,
+                                    fault=(lambda z: z + 0.25) if i == 3 else None)
+               for i in range(16)]
+    run = coded_matmul(a, b, scheme, workers, wait_for=15)
+    assert run.stragglers == (14,) and run.faulty == (3,)
+    torch.testing.assert_close(run.result, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_coded_matmul_replicated_baseline() -> None:
+    a = np.arange(16.0).reshape(4, 4)
+    run = coded_matmul(a, a, ReplicatedStrassen(3))
+    assert len(run.answered) == 21 and run.faulty == ()
+    np.testing.assert_allclose(run.result, a @ a)
+
+
+def test_bad_arguments_are_refused() -> None:
+    model = _layer()
+    inputs = [torch.randn(2, 6) for _ in range(3)]
+    workers = [InProcessShareWorker(model) for _ in range(5)]
+    with pytest.raises(ValueError, match="need 6 workers"):
+        coded_evaluate(BACC(6, 3), inputs, workers)
+    with pytest.raises(ValueError, match="wait_for"):
+        coded_evaluate(BACC(5, 3), inputs, workers, wait_for=0)
+    with pytest.raises(ValueError, match="wait_for"):
+        coded_evaluate(BACC(5, 3), inputs, workers, wait_for=6)
+    with pytest.raises(ValueError, match="BACC or SBACC"):
+        coded_evaluate("bacc", inputs, workers)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="equal groups"):
+        coded_inference(model, torch.randn(10, 6), BACC(5, 3))
+    with pytest.raises(ValueError, match="FaultTolerantStrassen or ReplicatedStrassen"):
+        coded_matmul(np.eye(2), np.eye(2), BACC(5, 3))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout_s"):
+        coded_evaluate(BACC(5, 3), inputs, workers, timeout_s=0)
+    failing = [InProcessShareWorker(model, fail=True) for _ in range(5)]
+    with pytest.raises(TooManyStragglers):
+        coded_evaluate(BACC(5, 3), inputs, failing)
