@@ -30,6 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from verde.protocol.jobs import program_table
 from verde.protocol.jobs.errors import JobSpecError
 from verde.protocol.jobs.programs import Program
 
@@ -56,15 +57,13 @@ def load_programs(spec: str) -> list[Program]:
         key = _source_key(spec)
         if key in _LOADED:
             return list(_LOADED[key])
-        from verde.protocol.jobs import registry
-
-        before = set(registry.registered_programs())
+        before = set(program_table.table_programs())
         module = _import(spec)
-        programs = [p for p in registry.registered_programs() if p not in before]
+        programs = [p for p in program_table.table_programs() if p not in before]
         listed = getattr(module, "PROGRAMS", ())
         for program in _as_programs(listed, f"{spec}: PROGRAMS"):
             if program not in programs:
-                programs.append(registry.register_program(program, replace_same_code=True))
+                programs.append(program_table.register_program(program, replace_same_code=True))
         if not programs:
             raise ProgramLoadError(
                 f"programs {spec}: defines no programs (call register_program(...) in it or "
@@ -126,8 +125,6 @@ def _as_programs(value: Any, where: str) -> list[Program]:
 
 def load_entry_point_programs() -> list[Program]:
     """Register the programs of every installed ``verde.programs`` entry point."""
-    from verde.protocol.jobs import registry
-
     loaded: list[Program] = []
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         where = f"entry point {ep.name} = {ep.value}"
@@ -147,7 +144,7 @@ def load_entry_point_programs() -> list[Program]:
                 if callable(target) and not isinstance(target, type) and not isinstance(
                         target, Program):
                     target = target()
-                programs = [registry.register_program(p, replace_same_code=True)
+                programs = [program_table.register_program(p, replace_same_code=True)
                             for p in _as_programs(target, where)]
             _LOADED[key] = programs
             loaded += programs
