@@ -159,6 +159,11 @@ def _previous_release(dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "job ids bind the program's code (program_version) since the bring-your-own-model merge: "
+    "the previous release's arbiter refuses results signed over code-bound ids, so its "
+    "disputes cannot be opened with this release's providers nor resumed by this release; "
+    "a cross-version upgrade needs previous-release providers and a migration of openings"))
 def test_a_database_of_the_previous_release_migrates_and_its_disputes_resume(
         config_providers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
     cluster = Cluster(tmp_path_factory.mktemp("upgrade"))
