@@ -215,10 +215,8 @@ class JobContext:
         """
         fields = {k[len(BATCH):]: v for k, v in batch.items()}
         params = {n: state[PARAM + n] for n in self.param_names}
-        inner = {"inner." + n: p for n, p in params.items()}
-        inner.update({"inner." + n: b
-                      for n, b in self.program.step_buffers(self.module, fields).items()})
         if self.spec.kind == "infer":
+            inner = self._inner(params, fields)
             wrapped = _Wrapped(self.program, self.module, "outputs")
             with torch.no_grad():
                 out = torch.func.functional_call(wrapped, inner, (fields,))
@@ -282,11 +280,20 @@ class JobContext:
 
     def _loss_gradients(self, params: Mapping[str, torch.Tensor],
                         fields: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        inner = {"inner." + n: p for n, p in params.items()}
+        inner = self._inner(params, fields)
         wrapped = _Wrapped(self.program, self.module, "loss")
         loss = torch.func.functional_call(wrapped, inner, (dict(fields),))
         grads = torch.autograd.grad(loss, [params[n] for n in self.param_names])
         return dict(zip(self.param_names, grads, strict=True))
+
+    def _inner(self, params: Mapping[str, torch.Tensor], fields: Mapping[str, torch.Tensor],
+               ) -> dict[str, torch.Tensor]:
+        """The wrapped module's parameters and its buffers, computed inside the step by the
+        program (``Program.step_buffers``), so they are traced like every other value."""
+        inner = {"inner." + n: p for n, p in params.items()}
+        inner.update({"inner." + n: b
+                      for n, b in self.program.step_buffers(self.module, fields).items()})
+        return inner
 
     def _update(self, state: Mapping[str, torch.Tensor], params: Mapping[str, torch.Tensor],
                 grad_map: Mapping[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
