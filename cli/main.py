@@ -1,4 +1,4 @@
-"""Entry point of the ``verde`` command (console script ``verde = cli.main:main``).
+"""The ``verde`` command line (run by the console script ``verde = cli.entry:main``).
 
 Every failure a user can cause ends as one line on stderr and a documented exit code
 (cli/exit_codes.py): errors raised on purpose by our packages (``VerdeError``, ``ProofError``,

@@ -48,7 +48,7 @@ def verde_command() -> list[str]:
     script = Path(sys.executable).parent / "verde"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from cli.main import main; main()"]
+    return [sys.executable, "-c", "from cli.entry import main; main()"]
 
 
 def child_env() -> dict[str, str]:

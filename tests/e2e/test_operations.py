@@ -2,8 +2,9 @@
 
 Both providers (tests/e2e/conftest.py) and the arbiter are started from TOML config files as
 real processes on 127.0.0.1 with JSON logs and Prometheus endpoints. ``verde delegate`` runs
-on a pseudo-terminal while a thread scrapes the arbiter's ``/metrics`` over HTTP every 50 ms:
-the counters must move as the dispute does and end equal to what the database recorded; every
+on a pseudo-terminal; the providers answer through relays (``tests.e2e.relay``) that scrape the
+arbiter's ``/metrics`` over HTTP before every answer they forward: the counters must move as
+the dispute does and end equal to what the database recorded; every
 log line must parse as JSON and the dispute id must follow the dispute through every phase;
 the terminal shows rich bars, ``--json`` prints the JSON document and nothing else, and a pipe
 gets plain lines.
@@ -12,7 +13,6 @@ gets plain lines.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from cli import exit_codes
+from tests.e2e.conftest import relayed_providers
 from tests.e2e.procs import (
     Cluster,
     Samples,
@@ -38,44 +39,47 @@ PHASES = ["step_leaves", "graph_open", "graph_descent", "graph_leaf", "inputs"]
 
 
 @pytest.fixture(scope="module")
-def ops_env(config_providers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[dict[str, Any]]:
+def ops_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cluster = Cluster(tmp_path_factory.mktemp("operations"))
-    honest, cheat = config_providers["honest"], config_providers["cheat"]
     db_url = f"sqlite:///{cluster.workdir / 'arbiter.db'}"
     cluster.key("ops-arbiter")
     config = write_config(cluster.workdir / "arbiter.toml", "arbiter", key="ops-arbiter.pem",
                           listen="127.0.0.1:0", db=db_url, metrics="127.0.0.1:0",
                           log_format="json", log_level="debug", workers=1)
+    samples: list[Samples] = []
     try:
         (arb,) = cluster.start_many([("ops-arbiter",
                                       ["arbiter", "serve", "--config", str(config)])])
-        job = job_toml(cluster.workdir / "job.toml", seed=SEED)
-        before = {svc.name: scrape(svc.metrics) for svc in (honest, cheat)}
-        samples: list[Samples] = []
-        stop = threading.Event()
-
-        def watch() -> None:
-            while not stop.is_set():
-                samples.append(scrape(arb.metrics))
-                stop.wait(0.05)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        argv = ["delegate", str(job), "--provider", honest.address, "--provider",
-                cheat.address, "--arbiter", arb.address]
-        code, screen = run_in_pty(argv)
-        time.sleep(0.2)
-        stop.set()
-        watcher.join(timeout=30)
-        samples.append(scrape(arb.metrics))
-        after = {svc.name: scrape(svc.metrics) for svc in (honest, cheat)}
-        yield {"cluster": cluster, "arbiter": arb, "honest": honest, "cheat": cheat,
-               "db": db_url, "argv": argv, "code": code, "screen": screen,
-               "samples": samples, "before": before, "after": after,
-               "honest_key": config_providers["cluster"].public_key("cfg-honest")}
+        # The arbiter waits for each answer while the relay scrapes: every sample is taken
+        # at a known point of the dispute, whatever the machine's load.
+        with relayed_providers(cluster, lambda _n: samples.append(scrape(arb.metrics))
+                               ) as (honest, cheat):
+            job = job_toml(cluster.workdir / "job.toml", seed=SEED)
+            before = {svc.name: scrape(svc.metrics) for svc in (honest, cheat)}
+            samples.append(scrape(arb.metrics))
+            argv = ["delegate", str(job), "--provider", honest.address, "--provider",
+                    cheat.address, "--arbiter", arb.address]
+            code, screen = run_in_pty(argv)
+            samples.append(_settled(arb.metrics))
+            after = {svc.name: scrape(svc.metrics) for svc in (honest, cheat)}
+            yield {"cluster": cluster, "arbiter": arb, "honest": honest, "cheat": cheat,
+                   "db": db_url, "argv": argv, "code": code, "screen": screen,
+                   "samples": samples, "before": before, "after": after,
+                   "honest_key": cluster.public_key("cfg-honest")}
     finally:
         cluster.stop_all()
+
+
+def _settled(metrics: str, timeout_s: float = 60.0) -> Samples:
+    """The arbiter's metrics once the verdict it stored is counted too (the client may read
+    the stored verdict a moment before the arbiter's observers ran)."""
+    end = time.monotonic() + timeout_s
+    while True:
+        now = scrape(metrics)
+        if sample(now, "verde_arbiter_disputes_finished_total") >= 1 or \
+                time.monotonic() > end:
+            return now
+        time.sleep(0.05)
 
 
 def _dispute(env: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -17,6 +17,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from arbiter.arbiter_client import ArbiterClient
-from tests.e2e.conftest import signed_entries
+from tests.e2e.conftest import relayed_providers, signed_entries
 from tests.e2e.procs import (
     Cluster,
     Event,
@@ -89,41 +90,69 @@ def _owners(db_url: str, did: str) -> list[str | None]:
         engine.dispose()
 
 
+class HeldAnswer:
+    """Once armed, holds the third dispute answer (round 2's first) until released.
+
+    The arbiter then waits for that answer with one round committed: the SIGTERM lands in
+    the middle of a round whatever the machine's speed, and the dispute cannot end before it.
+    """
+
+    HELD = 3
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.seen = 0
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, _n: int) -> None:
+        if not self.armed:
+            return
+        self.seen += 1
+        if self.seen == self.HELD:
+            self.reached.set()
+            # Well inside the arbiter's answer deadline (60 s): never a silence.
+            self.release.wait(timeout=45)
+
+
 @pytest.mark.postgres
 def test_sigterm_mid_dispute_hands_it_to_the_other_arbiter(
-        config_providers: dict[str, Any], postgres_url: str,
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+        postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     cluster = Cluster(tmp_path_factory.mktemp("drain"))
     url = fresh_database(postgres_url, "verde_e2e_drain")
     seed = 41
-    entries = signed_entries(config_providers, seed)
-    expected = baseline_verdict(cluster.workdir, seed, entries)
+    held = HeldAnswer()
     migrated = run_verde(["arbiter", "migrate", "--db", url])
     assert migrated.returncode == 0 and "migrated from revision none" in migrated.stdout, \
         migrated.stderr
     try:
-        arbiters = cluster.start_many([
-            (owner, cluster.arbiter_argv("drain-arb", url, "--owner", owner, "--workers", "1",
-                                         *LONG_LEASE, "--log-format", "json",
-                                         "--drain-timeout", "120"))
-            for owner in ("pg-a", "pg-b")])
-        with ArbiterClient(arbiters[0].address) as client:
-            did = client.open_dispute(job_spec(seed=seed), entries)
-        # Signal right after the first committed answer: the arbiter now does the shape-only
-        # work (the cost estimate) when the dispute is opened, so the rounds themselves are
-        # quick and a later signal can arrive in the last round.
-        _await(lambda: len(read_events(url, did).get(did, [])) >= 2, "the first answer")
-        holder_name = read_disputes(url)[did][1]
-        holder = next(a for a in arbiters if a.name == holder_name)
-        other = next(a for a in arbiters if a is not holder)
-        signalled = time.monotonic()
-        holder.terminate()
-        assert holder.proc.wait(timeout=150) == 0, holder.log()[-2000:]
-        _await(lambda: read_disputes(url)[did][0] == "decided", "the verdict", 300)
-        took = time.monotonic() - signalled
-        assert took < 300, f"the dispute waited {took:.0f}s: its lease was not released"
-        assert other.alive()
+        with relayed_providers(cluster, held) as (honest, cheat):
+            entries = signed_entries({"honest": honest, "cheat": cheat}, seed)
+            expected = baseline_verdict(cluster.workdir, seed, entries)
+            arbiters = cluster.start_many([
+                (owner, cluster.arbiter_argv("drain-arb", url, "--owner", owner, "--workers",
+                                             "1", *LONG_LEASE, "--log-format", "json",
+                                             "--drain-timeout", "120"))
+                for owner in ("pg-a", "pg-b")])
+            held.armed = True
+            with ArbiterClient(arbiters[0].address) as client:
+                did = client.open_dispute(job_spec(seed=seed), entries)
+            assert held.reached.wait(timeout=300), "the dispute never reached its second round"
+            holder_name = read_disputes(url)[did][1]
+            holder = next(a for a in arbiters if a.name == holder_name)
+            other = next(a for a in arbiters if a is not holder)
+            signalled = time.monotonic()
+            holder.terminate()
+            _await(lambda: '"service.draining"' in holder.log(), "the holder to drain", 60)
+            time.sleep(1.0)  # its engine stops claiming right after that line
+            held.release.set()
+            assert holder.proc.wait(timeout=150) == 0, holder.log()[-2000:]
+            _await(lambda: read_disputes(url)[did][0] == "decided", "the verdict", 300)
+            took = time.monotonic() - signalled
+            assert took < 300, f"the dispute waited {took:.0f}s: its lease was not released"
+            assert other.alive()
     finally:
+        held.release.set()
         cluster.stop_all()
     status, owner, verdict_json = read_disputes(url)[did]
     assert (status, owner) == ("decided", None)
@@ -132,11 +161,14 @@ def test_sigterm_mid_dispute_hands_it_to_the_other_arbiter(
     check_no_double_processing(events)
     owners = _owners(url, did)
     handed = owners.index(other.name)
+    # opened (no owner), round 1's two answers, round 2's two (the round in flight at the
+    # signal is finished, then released): the other arbiter starts at round 3.
     assert owners[0] is None and set(owners[1:handed]) == {holder.name}
-    assert set(owners[handed:]) == {other.name} and handed >= 4
-    held = [json.loads(line) for line in holder.log().splitlines()]
-    assert [d["event"] for d in held if d.get("dispute_id") == did][-1] == "dispute.released"
-    assert held[-1]["event"] == "service.stopped"
+    assert set(owners[handed:]) == {other.name} and handed == 5
+    held_log = [json.loads(line) for line in holder.log().splitlines()]
+    assert [d["event"] for d in held_log if d.get("dispute_id") == did][-1] == \
+        "dispute.released"
+    assert held_log[-1]["event"] == "service.stopped"
     resumed = [json.loads(line) for line in other.log().splitlines()]
     claims = [d for d in resumed if d["event"] == "dispute.claimed"]
     assert claims and claims[0]["dispute_id"] == did and claims[0]["round"] > 0
