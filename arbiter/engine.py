@@ -29,7 +29,7 @@ from typing import Any
 
 from arbiter.codec import dump_json, parse_json
 from arbiter.committee import CommitteeSeat
-from arbiter.errors import ArbiterError, ArbiterInputError, LeaseLost, NotFound
+from arbiter.errors import ArbiterError, ArbiterInputError, LeaseLost, NotFound, OtherProtocol
 from arbiter.logs import log_event
 from arbiter.observers import DisputeObserver, notify
 from arbiter.state_log import DisputeLog
@@ -47,7 +47,7 @@ from verde.errors import VerdeError
 from verde.protocol.dispute.driver import answer_event, silence_event
 from verde.protocol.dispute.state import DisputeState
 from verde.protocol.dispute.witness import DisputeStalled
-from verde.protocol.jobs.spec import JobSpec
+from verde.protocol.jobs.spec import SPEC_VERSION, JobSpec
 from verde.protocol.peers.endpoints import EndpointRecord, InvalidEndpoint
 from verde.protocol.peers.errors import PeerError
 from verde.protocol.peers.messages import Query
@@ -275,6 +275,13 @@ class ArbiterEngine:
     def load_state(self, rec: DisputeRecord) -> tuple[DisputeState, dict[str, str]]:
         """Rebuild a dispute's state from its opening and committed events."""
         opening = json.loads(rec.state_json)
+        version = opening["state"]["spec"].get("version")
+        if version != SPEC_VERSION:
+            raise OtherProtocol(
+                f"dispute opened under protocol version {version}; this arbiter speaks "
+                f"version {SPEC_VERSION} and cannot resume it (job ids and commitments "
+                "differ): it ends without a verdict and nobody loses; open it again with "
+                "parties of this release")
         events = [json.loads(e.payload_json) for e in self.store.events(rec.dispute_id)
                   if e.seq > 0 and e.kind in ("answer", "timeout")]
         data = dict(opening["state"])

@@ -17,6 +17,12 @@ class StorageError(ArbiterError):
     """The database could not be opened, migrated or written."""
 
 
+class OtherProtocol(ArbiterError):
+    """A stored dispute was opened under another protocol version than this release speaks
+    (a database carried across an upgrade that changed job ids or commitments): it cannot be
+    resumed, and it ends without a verdict, so nobody loses for the upgrade."""
+
+
 class NotFound(ArbiterError):
     """A job, result or dispute id that the store does not know."""
 

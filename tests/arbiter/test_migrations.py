@@ -1,7 +1,7 @@
 """Schema revisions: services refuse an old schema, ``verde arbiter migrate`` upgrades it.
 
 The end-to-end upgrade of a database written by the previous release, with disputes that
-then resume, is tests/e2e/test_upgrade_and_drain.py; these are the rules around it.
+then resume, is tests/e2e/test_upgrade.py; these are the rules around it.
 """
 
 from __future__ import annotations

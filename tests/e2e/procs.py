@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -394,3 +394,52 @@ def fresh_database(postgres_url: str, name: str) -> str:
     finally:
         engine.dispose()
     return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout_s: float = 600) -> None:
+    """Poll ``predicate`` every 20 ms until it is true; fail naming ``what`` after the time."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def event_owners(db_url: str, did: str) -> list[str | None]:
+    """Which arbiter committed each event of dispute ``did``, in order (None: written before
+    events recorded it, or the opening)."""
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from arbiter.storage.models import DisputeEventRow
+
+    engine = create_engine(db_url)
+    try:
+        with Session(engine) as s:
+            return list(s.scalars(select(DisputeEventRow.owner).where(
+                DisputeEventRow.dispute_id == did).order_by(DisputeEventRow.seq)))
+    finally:
+        engine.dispose()
+
+
+def baseline_verdict(workdir: Path, seed: int, entries: list[tuple[str, str]]
+                     ) -> dict[str, object]:
+    """The verdict of an uninterrupted arbiter (an engine in this process, on SQLite) over
+    the dispute of :func:`job_spec` ``seed`` between ``entries``."""
+    from arbiter.engine import ArbiterEngine
+    from arbiter.provider_client import GrpcProviderPeer
+    from arbiter.storage import Store, open_database
+
+    store = Store(open_database(f"sqlite:///{workdir / f'baseline-{seed}.db'}"))
+    engine = ArbiterEngine(store, SigningKey.generate(), GrpcProviderPeer, owner="baseline",
+                           lease_s=600, deadline_s=60, observers=())
+    try:
+        did = engine.open_dispute(job_spec(seed=seed), entries).dispute_id
+        assert engine.work_once(did)
+        rec = store.dispute(did)
+        assert rec.status == "decided", rec.error
+        return dict(json.loads(rec.verdict_json or "{}"))
+    finally:
+        engine.close()
+        store.db.close()

@@ -107,3 +107,29 @@ def _forward_stream(reply: Iterator[bytes], context: grpc.ServicerContext) -> It
         yield from reply
     except grpc.RpcError as exc:
         context.abort(exc.code(), exc.details() or "")
+
+
+class HeldAnswer:
+    """A ``before_answer`` hook: once armed, holds the ``held``-th answer until released.
+
+    With ``held=3`` the arbiter waits for round 2's first answer with round 1 committed: a
+    signal or a kill then lands in the middle of a dispute whatever the machine's speed, and
+    the dispute cannot end before it. The hold gives up after ``max_hold_s`` (keep it inside
+    the arbiter's answer deadline, so a forgotten release never becomes a silence).
+    """
+
+    def __init__(self, held: int = 3, max_hold_s: float = 45.0) -> None:
+        self.held = held
+        self.max_hold_s = max_hold_s
+        self.armed = False
+        self.seen = 0
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, _n: int) -> None:
+        if not self.armed:
+            return
+        self.seen += 1
+        if self.seen == self.held:
+            self.reached.set()
+            self.release.wait(timeout=self.max_hold_s)

@@ -81,7 +81,9 @@ from verde.protocol.jobs.errors import JobSpecError
 
 JOB_KINDS = ("train", "infer", "gradient")
 BACKENDS = ("repops", "torch")
-SPEC_VERSION = 2
+#: The protocol version (``verde.version.PROTOCOL_VERSION``). 3: job ids bind the program's
+#: code (``program_version``); 2: step-graph leaves are repops ``TraceNode`` records.
+SPEC_VERSION = 3
 _FIELDS = {
     "version", "program", "program_version", "kind", "config", "dataset", "optimizer", "steps",
     "batch_size", "seed", "checkpoint_interval", "backend", "init", "samples", "platform",
@@ -125,7 +127,10 @@ class JobSpec:
             raise JobSpecError(f"job spec: unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
         version = data.get("version", SPEC_VERSION)
         if version != SPEC_VERSION:
-            raise JobSpecError(f"job spec: version must be {SPEC_VERSION}, got {version!r}")
+            raise JobSpecError(f"job spec: version must be {SPEC_VERSION} (this release's "
+                               f"protocol), got {version!r}: a job of another protocol "
+                               "version has other ids and commitments; re-create it with "
+                               "parties of this release")
         if "version" in data and "program_version" not in data:
             # A canonical spec (what ``to_dict`` writes) always names its program's code: this
             # one was written before jobs bound it, and its id would silently change here.
