@@ -1,6 +1,7 @@
 """Uploads to a real provider on 127.0.0.1 land in its upload directory: a complete one as one
 file, a truncated, oversized, stalled or over-store-limit one as nothing (and the status says
-why), and the files go when the provider stops."""
+why), a file changed on disk is refused at submit by the root check, and the files go when the
+provider stops."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from arbiter.access import AccessPolicy
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_app import RunningProvider, start_provider
+from arbiter.provider_client import GrpcProviderPeer
+from arbiter.status import RemoteError
 from tests.arbiter.conftest import key_file
+from tests.verde.protocol.init_jobs import init_spec, perturbed_state
+from verde.protocol.peers.state import state_to_blobs
 
 IDLE_S = 0.5
 DATA = np.arange(4096, dtype="<f4").tobytes()  # 16 KiB
@@ -94,3 +99,20 @@ def test_stopping_removes_the_files_and_a_private_directory(tmp_path: Path) -> N
         assert len(files(directory)) == 1
         running.close(0)
         assert (files(directory) == []) if upload_dir else not directory.exists()
+
+
+def test_a_file_changed_on_disk_is_refused_at_submit(provider) -> None:  # type: ignore[no-untyped-def]
+    running, uploads = provider
+    state0 = perturbed_state(0.5)
+    spec = init_spec(state0)
+    with GrpcProviderPeer(f"127.0.0.1:{running.port}", transfer_timeout_s=30) as peer:
+        assert peer.put_state(state_to_blobs(state0)) == spec.init["root"]
+        (path,) = uploads.iterdir()
+        data = bytearray(path.read_bytes())
+        data[-64] ^= 1  # a bit of the last entry's bytes, the file's size unchanged
+        path.write_bytes(bytes(data))
+        with pytest.raises(RemoteError, match="root") as info:
+            peer.submit(spec.to_dict())
+        assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        peer.put_state(state_to_blobs(state0))  # uploaded again: a good file, the job runs
+        assert peer.submit(spec.to_dict()) == spec.job_id
