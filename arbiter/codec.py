@@ -20,6 +20,7 @@ from verde.protocol.peers.errors import MalformedMessage, PeerError
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.peers.state import StateEntries
 from verde.protocol.provider.errors import StateTooLarge
+from verde.protocol.provider.upload_file import UploadEntry
 
 DEFAULT_CHUNK = 1 << 20
 T = TypeVar("T")
@@ -159,9 +160,13 @@ def state_to_chunks(blobs: Mapping[str, TensorBlob],
     yield from _data_chunks(blobs, chunk_size, lambda b: pb.StateChunk(data=b))
 
 
-def state_from_chunks(chunks: Iterable[pb.StateChunk], max_bytes: int) -> dict[str, TensorBlob]:
-    """Server side of an upload: ``MalformedRequest`` for a bad stream, ``StateTooLarge`` when
-    the headers announce more than ``max_bytes`` (refused before any data is read)."""
+def state_upload_from_chunks(chunks: Iterable[pb.StateChunk], max_bytes: int
+                             ) -> tuple[list[UploadEntry], Iterator[bytes]]:
+    """Server side of an upload: the announced tensors and an iterator over the data pieces
+    still to come (the caller streams them to disk). ``MalformedRequest`` for a bad header
+    chunk, ``StateTooLarge`` when the headers announce more than ``max_bytes`` (refused before
+    any data is read); the data's length is checked by whoever consumes it
+    (``verde.protocol.provider.upload_file.write_upload``)."""
     it = iter(chunks)
     head = _first_chunk(it, MalformedRequest("empty state upload"))
     if head.data:
@@ -169,8 +174,9 @@ def state_from_chunks(chunks: Iterable[pb.StateChunk], max_bytes: int) -> dict[s
     headers = list(head.tensors)
     if not headers:
         raise MalformedRequest("state upload: no tensors announced")
-    total = _check_headers(headers, max_bytes, "state upload", MalformedRequest, StateTooLarge)
-    return _read_blobs(headers, it, total, "state upload", MalformedRequest)
+    _check_headers(headers, max_bytes, "state upload", MalformedRequest, StateTooLarge)
+    entries = [UploadEntry(h.name, h.dtype, tuple(int(d) for d in h.shape)) for h in headers]
+    return entries, (chunk.data for chunk in it)
 
 
 def entries_to_chunks(entries: StateEntries,

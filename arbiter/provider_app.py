@@ -104,6 +104,7 @@ class RunningProvider(RunningService):
     def close(self, grace_s: float = 2.0) -> None:
         self.stop_serving(grace_s)
         self.host.close()
+        self.host.provider.uploads.close()  # their files (and a private directory) go
 
 
 def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None = None,
@@ -116,10 +117,13 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    endpoint_ttl_s: int = DEFAULT_ENDPOINT_TTL_S,
                    workers: int = 1, access: AccessPolicy | None = None,
                    max_jobs: int = DEFAULT_MAX_JOBS,
-                   max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES) -> RunningProvider:
+                   max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES,
+                   upload_dir: Path | None = None) -> RunningProvider:
     """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state,
     ``max_stored_bytes`` and ``max_stored_uploads`` the uploaded states (and, in bytes,
-    datasets) it keeps, ``access`` says who may submit and what a job may cost, ``max_jobs``
+    datasets) it keeps in ``upload_dir`` (default: a private temporary directory removed when
+    the provider stops; uploads stream to disk, ``verde.protocol.provider.uploads``),
+    ``access`` says who may submit and what a job may cost, ``max_jobs``
     how many jobs (with their commitments and checkpoints) it keeps, ``max_checkpoint_bytes``
     how large one job's checkpoints may be, and ``metrics`` (HOST:PORT) serves Prometheus
     metrics there. The provider vouches for ``advertise`` (default: the listening host with
@@ -138,7 +142,8 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                                   max_stored_bytes)
     provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault,
                               budget=access.budget, max_jobs=max_jobs, workers=workers,
-                              uploads=StateStore(max_stored_uploads, max_stored_bytes))
+                              uploads=StateStore(max_stored_uploads, max_stored_bytes,
+                                                 directory=upload_dir))
     registry = start_metrics(metrics, "provider") if metrics else None
     observers: list[JobObserver] = [JobLog()]
     if registry is not None:

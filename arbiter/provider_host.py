@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +29,7 @@ from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.messages import Answer, Query
 from verde.protocol.peers.state import StateEntries
 from verde.protocol.provider.provider import Provider
+from verde.protocol.provider.upload_file import UploadEntry
 
 log = logging.getLogger("verde.provider")
 #: Checkpoint bytes one job may keep, by default (in memory, or under --checkpoint-dir).
@@ -174,6 +175,15 @@ class ProviderHost:
         root = self.provider.put_state(state)
         notify(self.observers, "uploaded", root,
                sum(t.numel() * t.element_size() for t in state.values()))
+        return root
+
+    def receive_state(self, entries: Sequence[UploadEntry],
+                      data: Iterable[bytes | memoryview]) -> str:
+        """An upload arriving as a stream (``Provider.receive_state``: written to disk)."""
+        if self._stopping.is_set():
+            raise ProviderStopping("this provider is shutting down and takes no new uploads")
+        root = self.provider.receive_state(entries, data)
+        notify(self.observers, "uploaded", root, sum(e.nbytes for e in entries))
         return root
 
     def fetch_state(self, job_id: str, names: Sequence[str]) -> StateEntries:

@@ -20,7 +20,7 @@ from arbiter.codec import (
     parse_json,
     query_from_pb,
     signed_to_json,
-    state_from_chunks,
+    state_upload_from_chunks,
 )
 from arbiter.proto import verde_pb2 as pb
 from arbiter.proto import verde_pb2_grpc as rpc
@@ -28,10 +28,10 @@ from arbiter.provider_endpoint import NoEndpoint, ProviderEndpoint
 from arbiter.provider_host import ProviderHost
 from arbiter.status import grpc_errors
 from verde.protocol.peers.errors import RefusedQuery
-from verde.protocol.peers.state import blobs_to_state
 
 #: Largest state a client may upload in one PutState call (tensor bytes): sized for real
-#: models (a 0.5B-parameter float32 model's parameters) and their datasets.
+#: models (a 0.5B-parameter float32 model's parameters) and their datasets. The upload is
+#: streamed to the provider's disk as it arrives (``verde.protocol.provider.uploads``).
 DEFAULT_MAX_STATE_BYTES = 2 << 30
 
 
@@ -94,8 +94,8 @@ class ProviderServicer(rpc.ProviderServicer):
     @grpc_errors
     def PutState(self, request_iterator: Iterable[pb.StateChunk],
                  context: grpc.ServicerContext) -> pb.StateRef:
-        blobs = state_from_chunks(request_iterator, self.max_state_bytes)
-        return pb.StateRef(root=self.host.put_state(blobs_to_state(blobs)))
+        entries, data = state_upload_from_chunks(request_iterator, self.max_state_bytes)
+        return pb.StateRef(root=self.host.receive_state(entries, data))
 
     @grpc_errors
     def FetchState(self, request: pb.FetchStateRequest, context: grpc.ServicerContext

@@ -58,7 +58,7 @@ def train_coded(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | No
     from arbiter.coded import build_code, training_json
     from arbiter.coded import train_coded as run_training
     from arbiter.provider_client import GrpcProviderPeer
-    from verde.protocol.jobs.spec import load_job_spec
+    from verde.protocol.jobs.spec_file import load_job_spec
 
     spec = load_job_spec(job)
     gcode = build_code(code, len(providers), stragglers=stragglers, replication=replication,

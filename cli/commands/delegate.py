@@ -48,7 +48,7 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
     from arbiter.provider_client import GrpcProviderPeer
     from arbiter.transfer import fetch_results, upload_inputs
     from verde.protocol.jobs.portable import portable_job
-    from verde.protocol.jobs.spec import load_job_spec
+    from verde.protocol.jobs.spec_file import load_job_spec
 
     portable = portable_job(load_job_spec(job))
     spec = portable.spec

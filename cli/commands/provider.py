@@ -51,8 +51,12 @@ def provider() -> None:
               help="Largest single upload a client may send (a dataset, a model's "
                    "parameters, a checkpoint).")
 @click.option("--upload-store-mb", type=click.IntRange(min=1), default=4096, show_default=True,
-              help="Uploaded states kept for jobs to start from (least recently used "
-                   "evicted first); the same bound for uploaded datasets.")
+              help="MiB of uploaded states kept on disk for jobs to start from (least "
+                   "recently used evicted first); the same bound for uploaded datasets.")
+@click.option("--upload-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where uploads are streamed to and kept until a job starts from them "
+                   "(default: a private temporary directory removed at stop). Leftover "
+                   "upload-* files there are removed at start; one provider per directory.")
 @click.option("--max-stored-uploads", type=click.IntRange(min=1), default=64,
               show_default=True, help="Uploaded states kept at most.")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
@@ -69,7 +73,8 @@ def provider() -> None:
 @tls_options
 def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s: int,
           checkpoint_dir: Path | None, fault: str | None, max_upload_mb: int,
-          upload_store_mb: int, max_stored_uploads: int, workers: int,
+          upload_store_mb: int, upload_dir: Path | None, max_stored_uploads: int,
+          workers: int,
           max_jobs: int, max_checkpoint_mb: int, log_format: str, log_level: str,
           metrics_address: str | None, drain_timeout_s: float, tls: object,
           access: object) -> None:
@@ -92,7 +97,8 @@ def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s:
                              max_stored_uploads=max_stored_uploads, metrics=metrics_address,
                              advertise=advertise, endpoint_ttl_s=endpoint_ttl_s,
                              workers=workers, access=access,  # type: ignore[arg-type]
-                             max_jobs=max_jobs, max_checkpoint_bytes=max_checkpoint_mb << 20)
+                             max_jobs=max_jobs, max_checkpoint_bytes=max_checkpoint_mb << 20,
+                             upload_dir=upload_dir)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              fault_plan=fault, vouched_for=running.advertised)

@@ -175,8 +175,8 @@ def test_tampered_or_truncated_entry_streams_are_caught(served, state0) -> None:
 class _Misfiling(Provider):
     """Acknowledges every upload under the wrong root."""
 
-    def put_state(self, state):  # type: ignore[no-untyped-def]
-        super().put_state(state)
+    def receive_state(self, entries, data):  # type: ignore[no-untyped-def]
+        super().receive_state(entries, data)
         return "ab" * 32
 
 

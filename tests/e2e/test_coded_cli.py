@@ -44,7 +44,7 @@ def coded_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 
 def _reference_digest(job: Path) -> str:
     from verde.integration.coded_training import CodedJob, train_reference
-    from verde.protocol.jobs.spec import load_job_spec
+    from verde.protocol.jobs.spec_file import load_job_spec
 
     return train_reference(CodedJob(load_job_spec(job), 2), STEPS).digest
 

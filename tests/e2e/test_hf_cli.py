@@ -144,7 +144,7 @@ def _reference(job: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, torch
     from proofs import SigningKey
     from verde.protocol.jobs.context import JobContext
     from verde.protocol.jobs.portable import portable_job
-    from verde.protocol.jobs.spec import load_job_spec
+    from verde.protocol.jobs.spec_file import load_job_spec
     from verde.protocol.provider.provider import Provider
 
     job_spec = portable_job(load_job_spec(job))

@@ -12,7 +12,7 @@ import pytest
 from cli import exit_codes
 from proofs import SigningKey
 from tests.e2e.procs import Cluster, run_verde
-from verde.protocol.jobs.spec import load_job_spec
+from verde.protocol.jobs.spec_file import load_job_spec
 from verde.protocol.provider.provider import Provider
 
 JOB = """program = "mlp"

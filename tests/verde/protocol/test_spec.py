@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from verde.protocol.jobs.errors import JobSpecError, UnknownProgramError
-from verde.protocol.jobs.spec import JobSpec, load_job_spec, parse_job_spec
+from verde.protocol.jobs.spec import JobSpec, parse_job_spec
+from verde.protocol.jobs.spec_file import load_job_spec
 
 from .conftest import tiny_spec
 

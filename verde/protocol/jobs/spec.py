@@ -72,7 +72,6 @@ import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from proofs import canonical_json
@@ -352,6 +351,12 @@ def _platform(backend: str, claimed: Any) -> str:
 
 def parse_job_spec(text: str, fmt: str) -> JobSpec:
     """Parse a spec from ``text`` in ``fmt`` ("toml" or "json")."""
+    return JobSpec.from_mapping(parse_spec_document(text, fmt))
+
+
+def parse_spec_document(text: str, fmt: str) -> dict[str, Any]:
+    """The document ``text`` holds in ``fmt`` ("toml" or "json"), not yet validated (a spec
+    file's local paths are resolved on it first: ``verde.protocol.jobs.spec_file``)."""
     if fmt == "toml":
         try:
             data = tomllib.loads(text)
@@ -364,16 +369,6 @@ def parse_job_spec(text: str, fmt: str) -> JobSpec:
             raise JobSpecError(f"job spec: invalid JSON ({exc})") from exc
     else:
         raise ValueError(f"fmt must be 'toml' or 'json', got {fmt!r}")
-    return JobSpec.from_mapping(data)
-
-
-def load_job_spec(path: str | Path) -> JobSpec:
-    """Load a spec file; the format follows the suffix (.toml or .json)."""
-    path = Path(path)
-    if path.suffix not in (".toml", ".json"):
-        raise JobSpecError(f"job spec {path}: expected a .toml or .json file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise JobSpecError(f"job spec {path}: cannot read ({exc.strerror})") from exc
-    return parse_job_spec(text, path.suffix[1:])
+    if not isinstance(data, dict):
+        raise JobSpecError(f"job spec must be a table/object, got {type(data).__name__}")
+    return data

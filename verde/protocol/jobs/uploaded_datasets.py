@@ -38,6 +38,7 @@ __all__ = [
     "dataset_from_upload",
     "dataset_upload",
     "is_dataset_upload",
+    "put_dataset_arrays",
     "put_dataset_upload",
     "uploaded_datasets",
 ]
@@ -67,3 +68,10 @@ def dataset_from_upload(state: Mapping[str, torch.Tensor]) -> Dataset:
 def put_dataset_upload(state: Mapping[str, torch.Tensor]) -> str:
     """Keep an uploaded dataset (``is_dataset_upload``) in this process; its sample root."""
     return uploaded_datasets().put(dataset_from_upload(state))
+
+
+def put_dataset_arrays(arrays: Mapping[str, np.ndarray]) -> str:
+    """Keep an uploaded dataset given as its ``dataset/<field>`` arrays, as they are (a
+    provider passes arrays mapped from the upload's file, so the samples stay on disk)."""
+    return uploaded_datasets().put(Dataset({name[len(DATASET_PREFIX):]: a
+                                            for name, a in arrays.items()}))

@@ -37,6 +37,9 @@ _DTYPES = {
     "float64": (torch.float64, np.dtype("<f8")),
 }
 _NAMES = {t: name for name, (t, _) in _DTYPES.items()}
+#: Wire dtype name -> (torch dtype, little-endian numpy storage dtype), for readers of raw
+#: tensor bytes outside ``TensorBlob`` (uploads written to disk).
+WIRE_DTYPES = _DTYPES
 
 
 @dataclass(frozen=True)

@@ -23,3 +23,7 @@ class StateTooLarge(ProviderError):
 
 class InvalidUpload(ProviderError, VerdeInputError):
     """An uploaded state is not a non-empty mapping of entry names to tensors."""
+
+
+class StoredUploadDamaged(ProviderError):
+    """An upload this provider wrote to its disk can no longer be read back whole."""

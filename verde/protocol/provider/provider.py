@@ -27,7 +27,7 @@ of one process; everything else, dispute answers included, runs here as before.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,11 @@ from verde.protocol.graph.execution import StepGraph, run_step, trace_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.initial import state_from_upload
 from verde.protocol.jobs.spec import JobSpec
-from verde.protocol.jobs.uploaded_datasets import is_dataset_upload, put_dataset_upload
+from verde.protocol.jobs.uploaded_datasets import (
+    is_dataset_upload,
+    put_dataset_arrays,
+    put_dataset_upload,
+)
 from verde.protocol.peers.errors import MalformedMessage
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.peers.payloads import AnswerPayload, parse_query
@@ -53,6 +57,7 @@ from verde.protocol.provider.checkpoints import CheckpointStore
 from verde.protocol.provider.errors import MissingInitialState, UnknownQueryError
 from verde.protocol.provider.record import JobRecord
 from verde.protocol.provider.recorder import StateRecorder
+from verde.protocol.provider.upload_file import UploadEntry
 from verde.protocol.provider.uploads import StateStore
 from verde.protocol.provider.workers import PartitionWorkers, check_worker_count
 
@@ -142,6 +147,22 @@ class Provider:
             put_dataset_upload(state)
             return StateCommitment.from_tensors(dict(state)).root.hex()
         return self.uploads.put(state)
+
+    def receive_state(self, entries: Sequence[UploadEntry],
+                      data: Iterable[bytes | memoryview]) -> str:
+        """:meth:`put_state` for an upload arriving as a stream: ``entries`` announce its
+        tensors, ``data`` carries their bytes in pieces. Written to disk as it arrives, never
+        held whole in memory (``StateStore.receive``); a dataset is then kept in this process's
+        dataset store as arrays mapped from its file (whose name is removed at once: the
+        mapping keeps the bytes until the dataset is evicted)."""
+        upload = self.uploads.receive(entries, data)
+        if not is_dataset_upload(dict.fromkeys(upload.names)):
+            return self.uploads.keep(upload)
+        try:
+            put_dataset_arrays(upload.arrays())
+        finally:
+            upload.delete()
+        return upload.root
 
     def accept(self, job: JobSpec) -> None:
         """Refuse, before running, a job whose uploaded state 0 is missing or does not fit.
@@ -256,7 +277,8 @@ class Provider:
         return run_step(ctx, state, step)
 
     def close(self) -> None:
-        """Stop the worker processes, if any were started."""
+        """Stop the worker processes, if any were started, and delete the stored uploads."""
+        self.uploads.close()
         if self._partition_workers is not None:
             self._partition_workers.close()
 

@@ -72,6 +72,8 @@ class HFProgram(Program):
     name = "hf"
     source_modules = ("verde.protocol.jobs.hf.adapter", "verde.protocol.jobs.hf.checkpoint",
                       "verde.protocol.jobs.hf.source")
+    #: Config keys naming local files: relative to a spec file (``jobs.spec_file``).
+    local_paths = ("model",)
 
     # --- config ---------------------------------------------------------------------------
 
