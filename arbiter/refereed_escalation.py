@@ -40,7 +40,7 @@ from arbiter.delegate import delegate
 from arbiter.errors import ArbiterError, ArbiterInputError
 from arbiter.provider_client import GrpcProviderPeer
 from arbiter.transfer import check_same_root, upload_inputs
-from verde.distill.errors import EscalationError, NoHonestAnswerError
+from verde.distill.errors import DistillArgumentError, EscalationError, NoHonestAnswerError
 from verde.distill.escalation import InferenceRequest, check_two_answers
 from verde.errors import VerdeError, VerdeInputError
 from verde.integration.refereed_inference import ServiceModel, job_answers
@@ -162,6 +162,11 @@ class RefereedEscalation:
         """The answer (``answer_a`` or ``answer_b``) that the refereed job's verified outputs
         equal; raises :class:`NoHonestAnswerError` when neither does or nobody is honest."""
         check_two_answers(answer_a, answer_b)
+        for name, answer in (("answer_a", answer_a), ("answer_b", answer_b)):
+            if answer.dtype != torch.float32:
+                raise DistillArgumentError(
+                    f"{name} is {answer.dtype}: answers are compared bit for bit as float32 "
+                    "softmax rows (verde.distill.answers_from_logits)")
         ran, rows = self._locate(request.inputs)
         settlement = self._referee(request.index, ran, rows)
         verified = settlement.verified

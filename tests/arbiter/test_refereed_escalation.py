@@ -22,7 +22,7 @@ from verde.distill.attacks import top2_swap
 from verde.distill.data import DigitsSplits, load_digit_splits
 from verde.distill.detector import DivergenceDetector
 from verde.distill.distillation import DistilledVerifier
-from verde.distill.errors import EscalationError, NoHonestAnswerError
+from verde.distill.errors import DistillArgumentError, EscalationError, NoHonestAnswerError
 from verde.distill.escalation import InferenceRequest, TrustedReplica
 from verde.distill.guard import VerifiedInference
 from verde.distill.models import build_mlp, predict_probs, train_classifier
@@ -110,6 +110,8 @@ def test_an_honest_pair_agrees_without_a_dispute(services: dict[str, str], servi
         settled = esc.settlements[0]
         assert settled.dispute_ids == [] and settled.cheaters == []
         assert sorted(settled.honest) == sorted([services["honest"], services["honest2"]])
+        with pytest.raises(DistillArgumentError, match=r"answer_a is torch\.float64"):
+            esc.settle(request, honest[2:3].double(), honest[2:3])
         # Two wrong answers: the refereed answer is neither.
         with pytest.raises(NoHonestAnswerError, match=r"request 2: .* matches neither"):
             esc.settle(request, wrong, torch.roll(honest[2:3], 2, dims=1))
