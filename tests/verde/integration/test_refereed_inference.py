@@ -67,3 +67,35 @@ def test_bad_models_and_inputs_get_one_clear_error(mlp: torch.nn.Module) -> None
         ServiceModel("mlp", {})
     with pytest.raises(JobSpecError, match="unknown program"):
         ServiceModel("nope", dict(model.parameters)).infer_job(x)
+
+
+def test_an_hf_classifier_serves_as_the_model() -> None:
+    """The ``hf`` program (a small BERT sequence classifier from an inline config): token ids
+    as the input field, the answers equal the program's own outputs under repops."""
+    pytest.importorskip("transformers")
+    import random
+
+    import repops
+    from verde.distill.escalation import answers_from_logits
+    from verde.protocol.faults.hf_campaign import hf_config
+
+    hf = hf_config("bert", random.Random(1), 0.0)
+    config = {"task": "sequence-classification", "hf_config": hf, "num_labels": 3}
+    program = get_program("hf")
+    module = program.build(program.normalize_config(dict(config)),
+                           {"input_ids": ((6,), torch.int64), "labels": ((), torch.int64)})
+    ids = torch.randint(0, hf["vocab_size"], (3, 6), generator=torch.Generator().manual_seed(0))
+    model = ServiceModel("hf", {n: p.detach().clone() for n, p in module.named_parameters()},
+                         config=config, input_field="input_ids", label_field="labels")
+    job = model.infer_job(ids)
+    provider = Provider(SigningKey.from_seed(b"refereed-hf".ljust(32, b"\0")), "refereed-hf")
+    for _, state in job.uploads:
+        provider.put_state(state)
+    provider.submit(job.spec)
+    _, outputs, indices = fetch_outputs(LocalPeer(provider), job.spec)
+    module.eval()
+    with torch.no_grad(), repops.reproducible():
+        logits = program.outputs(module, {"input_ids": ids})
+    expected = answers_from_logits(logits)
+    assert expected.shape == (3, 3)
+    assert torch.equal(job_answers(job.spec, outputs, indices), expected)
