@@ -32,6 +32,8 @@ from verde.protocol.jobs.registry import get_program
 #: Flips the sign of the largest element of the first linear layer's output in step 1 of every
 #: job: an inference job's committed outputs change, and a dispute catches it.
 CHEAT = "compute=corrupt_op,step=1,node=1"
+#: Flips the sign of the largest logit (the last addmm of the mlp's step graph) instead.
+LATE_CHEAT = "compute=corrupt_op,step=1,node=4"
 CONFIG = {"hidden": 32}
 
 
@@ -43,10 +45,11 @@ def _key(tmp: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Two honest providers, one cheating, and an arbiter on SQLite (one worker)."""
+    """Two honest providers, two cheating, and an arbiter on SQLite (one worker)."""
     tmp = tmp_path_factory.mktemp("refereed")
     providers = {name: start_provider(_key(tmp, name), "127.0.0.1:0", fault=fault)
-                 for name, fault in (("honest", None), ("honest2", None), ("cheat", CHEAT))}
+                 for name, fault in (("honest", None), ("honest2", None), ("cheat", CHEAT),
+                                           ("late_cheat", LATE_CHEAT))}
     arb = start_arbiter(_key(tmp, "arbiter"), "127.0.0.1:0", f"sqlite:///{tmp / 'arb.db'}",
                         workers=1)
     try:
@@ -141,6 +144,25 @@ def test_a_cheating_second_opinion_loses_its_dispute(services: dict[str, str], s
         j = next((k for k in range(len(x)) if k != i), i)
         esc.settle(InferenceRequest(40 + j, x[j:j + 1]), honest[j:j + 1], cheated[j:j + 1])
         assert esc.settlements[-1].dispute_ids == settled.dispute_ids
+
+
+def test_two_cheaters_leave_no_honest_answer(services: dict[str, str], service: Any,
+                                             digits: DigitsSplits) -> None:
+    """A dispute only ranks its two parties: between two cheaters the one that deviated first
+    loses and the other's answer is neither the honest one nor the loser's, so nothing is
+    verified (the referee is as good as its challengers)."""
+    module, model = service
+    x = digits.test.x[12:13]
+    honest = _honest(module, x)
+    with _escalation(services, model, "cheat", "late_cheat") as esc:
+        cheated = esc.rerun(x)
+        assert not torch.equal(cheated, honest)
+        with pytest.raises(NoHonestAnswerError, match=r"request 5: .* matches neither"):
+            esc.settle(InferenceRequest(5, x), honest, cheated)
+        settled = esc.settlements[-1]
+        assert settled.cheaters == [services["cheat"]]
+        assert settled.honest == [services["late_cheat"]]
+        assert settled.verified is not None and not torch.equal(settled.verified, honest)
 
 
 def test_the_guard_escalates_through_the_referee(services: dict[str, str], service: Any,
