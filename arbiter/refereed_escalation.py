@@ -46,6 +46,7 @@ from verde.errors import VerdeError, VerdeInputError
 from verde.integration.refereed_inference import ServiceModel, job_answers
 from verde.protocol.dispute.multi import Resolution
 from verde.protocol.jobs.portable import PortableJob
+from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.fetch import fetch_outputs
 from verde.protocol.peers.result import check_result
 
@@ -68,9 +69,12 @@ class Settlement:
 
 @dataclass
 class _Job:
-    """A job this escalation ran: its uploads and, once known, its refereed answers."""
+    """A job this escalation ran: its spec and inputs (the uploads are rebuilt from them when
+    needed, so a remembered job never holds a copy of the parameters), where it was uploaded
+    and, once known, its refereed answers."""
 
-    job: PortableJob
+    spec: JobSpec
+    inputs: torch.Tensor
     uploaded: set[str] = field(default_factory=set)
     resolution: Resolution | None = None
     verified: torch.Tensor | None = None
@@ -137,11 +141,12 @@ class RefereedEscalation:
 
     def rerun(self, inputs: torch.Tensor) -> torch.Tensor:
         """The second-opinion provider's verified answers to ``inputs`` (softmax rows)."""
-        ran = self._job_for(inputs)
-        spec = ran.job.spec
+        job = self.model.infer_job(inputs)
+        ran = self._remember(job.spec, inputs)
+        spec = job.spec
         addr = self.second_opinion
         try:
-            self._upload(ran, [addr])
+            self._upload(ran, [addr], job)
             with self.peer_factory(addr) as peer:
                 job_id = peer.submit(spec.to_dict())
                 if job_id != spec.job_id:
@@ -167,8 +172,8 @@ class RefereedEscalation:
                 raise DistillArgumentError(
                     f"{name} is {answer.dtype}: answers are compared bit for bit as float32 "
                     "softmax rows (verde.distill.answers_from_logits)")
-        ran, rows = self._locate(request.inputs)
-        settlement = self._referee(request.index, ran, rows)
+        ran, rows, job = self._locate(request.inputs)
+        settlement = self._referee(request.index, ran, rows, job)
         verified = settlement.verified
         if verified is None:
             raise NoHonestAnswerError(
@@ -182,12 +187,13 @@ class RefereedEscalation:
             f"(honest: {settlement.honest}; named dishonest: {settlement.cheaters}) matches "
             "neither answer")
 
-    def _referee(self, index: int, ran: _Job, rows: list[int]) -> Settlement:
-        spec = ran.job.spec
+    def _referee(self, index: int, ran: _Job, rows: list[int],
+                 job: PortableJob | None) -> Settlement:
+        spec = ran.spec
         providers = [self.second_opinion, *self.challengers]
         try:
             if ran.resolution is None:
-                self._upload(ran, providers)
+                self._upload(ran, providers, job)
                 ran.resolution = delegate(spec, providers, self.arbiter,
                                           peer_factory=self.peer_factory,
                                           job_timeout_s=self.job_timeout_s,
@@ -209,7 +215,7 @@ class RefereedEscalation:
 
     def _verified_answers(self, ran: _Job, res: Resolution) -> torch.Tensor:
         """The first honest provider's outputs, checked against the accepted final root."""
-        spec = ran.job.spec
+        spec = ran.spec
         addr = res.honest[0]
         accepted = check_result(res.results[addr], spec.job_id, spec.steps)
         with self.peer_factory(addr) as peer:
@@ -219,20 +225,27 @@ class RefereedEscalation:
 
     # --- jobs ------------------------------------------------------------------------------
 
-    def _upload(self, ran: _Job, providers: Sequence[str]) -> None:
+    def _upload(self, ran: _Job, providers: Sequence[str],
+                job: PortableJob | None = None) -> None:
         todo = [p for p in providers if p not in ran.uploaded]
-        if todo:
-            upload_inputs(ran.job, todo, self.peer_factory)
-            ran.uploaded.update(todo)
+        if not todo:
+            return
+        if job is None:
+            job = self.model.infer_job(ran.inputs)
+            if job.spec.job_id != ran.spec.job_id:
+                raise ArbiterError(f"the service model changed since job "
+                                   f"{ran.spec.job_id[:16]} ran: its parameters or settings "
+                                   "give another job now")
+        upload_inputs(job, todo, self.peer_factory)
+        ran.uploaded.update(todo)
 
-    def _job_for(self, inputs: torch.Tensor) -> _Job:
-        """The job over ``inputs`` (remembered, with where each row sits)."""
-        job = self.model.infer_job(inputs)
-        job_id = job.spec.job_id
+    def _remember(self, spec: JobSpec, inputs: torch.Tensor) -> _Job:
+        """The remembered job ``spec`` over ``inputs``, with where each row sits."""
+        job_id = spec.job_id
         if job_id in self._jobs:
             self._jobs.move_to_end(job_id)
             return self._jobs[job_id]
-        ran = self._jobs[job_id] = _Job(job)
+        ran = self._jobs[job_id] = _Job(spec, inputs.detach().cpu().clone())
         for row in range(inputs.shape[0]):
             self._rows.setdefault(_row_key(inputs[row]), (job_id, row))
         while len(self._jobs) > self.max_jobs:
@@ -240,9 +253,9 @@ class RefereedEscalation:
             self._rows = {k: v for k, v in self._rows.items() if v[0] != old}
         return ran
 
-    def _locate(self, inputs: torch.Tensor) -> tuple[_Job, list[int]]:
+    def _locate(self, inputs: torch.Tensor) -> tuple[_Job, list[int], PortableJob | None]:
         """The remembered job holding every row of ``inputs`` and their rows there, or a new
-        job over ``inputs`` alone."""
+        job over ``inputs`` alone (and its uploads)."""
         if not isinstance(inputs, torch.Tensor) or inputs.ndim < 1 or inputs.shape[0] < 1:
             raise ArbiterInputError("request inputs must be a tensor with at least one row")
         found = [self._rows.get(_row_key(inputs[r])) for r in range(inputs.shape[0])]
@@ -250,8 +263,9 @@ class RefereedEscalation:
         if None not in found and len(jobs) == 1:
             job_id = jobs.pop()
             self._jobs.move_to_end(job_id)
-            return self._jobs[job_id], [f[1] for f in found if f is not None]
-        return self._job_for(inputs), list(range(inputs.shape[0]))
+            return self._jobs[job_id], [f[1] for f in found if f is not None], None
+        job = self.model.infer_job(inputs)
+        return self._remember(job.spec, inputs), list(range(inputs.shape[0])), job
 
 
 def _row_key(row: torch.Tensor) -> bytes:

@@ -213,6 +213,14 @@ def test_bad_settings_and_an_unreachable_provider(services: dict[str, str], serv
     with pytest.raises(ArbiterInputError, match="ServiceModel"):
         RefereedEscalation(object(), second_opinion=services["honest"],  # type: ignore[arg-type]
                            challengers=[services["honest2"]], arbiter=services["arbiter"])
+    params = {n: t.clone() for n, t in model.parameters.items()}
+    changing = ServiceModel("mlp", params, config=CONFIG)
+    x = digits.test.x[30:32]
+    with _escalation(services, changing, "honest", "honest2") as esc:
+        answers = esc.rerun(x)
+        params["2.bias"] += 1.0  # the caller retrained the service under the escalation's feet
+        with pytest.raises(EscalationError, match="the service model changed"):
+            esc.settle(InferenceRequest(0, x[:1]), answers[:1], answers[:1])
     with RefereedEscalation(model, second_opinion="127.0.0.1:1",
                             challengers=[services["honest"]],
                             arbiter=services["arbiter"]) as esc, \
