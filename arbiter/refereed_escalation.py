@@ -97,6 +97,9 @@ class RefereedEscalation:
         if not isinstance(model, ServiceModel):
             raise ArbiterInputError("model must be a verde.integration.refereed_inference."
                                     f"ServiceModel, got {type(model).__name__}")
+        if isinstance(challengers, str):
+            raise ArbiterInputError(f"challengers must be a list of provider addresses, got "
+                                    f"the string {challengers!r}")
         providers = [second_opinion, *challengers]
         if not challengers or len(set(providers)) != len(providers):
             raise ArbiterInputError("a refereed escalation needs one or more challengers, all "

@@ -207,6 +207,9 @@ def test_bad_settings_and_an_unreachable_provider(services: dict[str, str], serv
     with pytest.raises(ArbiterInputError, match="challengers"):
         RefereedEscalation(model, second_opinion=services["honest"], challengers=[],
                            arbiter=services["arbiter"])
+    with pytest.raises(ArbiterInputError, match="list of provider addresses"):
+        RefereedEscalation(model, second_opinion=services["honest"],
+                           challengers=services["honest2"], arbiter=services["arbiter"])
     with pytest.raises(ArbiterInputError, match="distinct"):
         RefereedEscalation(model, second_opinion=services["honest"],
                            challengers=[services["honest"]], arbiter=services["arbiter"])
