@@ -49,6 +49,7 @@ from verde.distill.escalation import (
     ReplayReferee,
     SecondOpinion,
     TrustedReplica,
+    answers_from_logits,
 )
 from verde.distill.evaluation import AttackReport, evaluate_attack, stream_until_alarm
 from verde.distill.flops import forward_flops, relative_cost
@@ -95,6 +96,7 @@ __all__ = [
     "VerifierReclassifier",
     "add_trigger",
     "additive_noise",
+    "answers_from_logits",
     "backdoored_copy",
     "choose_reclassifier",
     "cross_entropy",

@@ -8,6 +8,12 @@ alongside this package, so escalation talks to them through two small protocols:
 - :class:`SecondOpinion` — ``rerun(inputs) -> outputs`` (softmax rows), e.g. another provider;
 - :class:`DisputeOpener` — ``settle(request, answer_a, answer_b) -> verified answer``.
 
+The real, refereed implementation lives in the services layer (``verde.distill`` talks to no
+network): ``arbiter.refereed_escalation.RefereedEscalation`` runs the flagged requests as a
+verde ``infer`` job on providers and settles a mismatch with a dispute at an arbiter. Whatever
+computed them, answers are compared in one form, :func:`answers_from_logits`: the softmax rows
+of the model's logits, computed under ``repops.reproducible()``.
+
 The in-process implementations here re-run a trusted copy of the model. They use
 ``repops.reproducible()`` when the installed repops provides it, so answers can be compared bit
 for bit; otherwise they run plain torch in eval mode and compare within a small tolerance,
@@ -28,7 +34,7 @@ import torch
 from torch import nn
 
 from verde.distill._checks import check_probabilities, check_same_requests
-from verde.distill.errors import DistillArgumentError, NoHonestAnswerError
+from verde.distill.errors import DistillArgumentError, NoHonestAnswerError, ShapeMismatchError
 
 PLAIN_TORCH_ATOL = 1e-5
 
@@ -79,6 +85,28 @@ def _reproducible(enabled: bool) -> Iterator[None]:
         yield
 
 
+def answers_from_logits(logits: torch.Tensor, reproducible: bool = True) -> torch.Tensor:
+    """The answer a client compares: float32 softmax rows of a model's logits (one per input).
+
+    The one place model outputs become answers, for the in-process runners and for the logits a
+    verde inference job commits to alike. Under ``repops.reproducible()`` (the default) the
+    softmax runs on a repops kernel, so equal logits give equal answers bit for bit on any
+    machine, and an answer can be compared with ``torch.equal``.
+    """
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[1] < 2:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ShapeMismatchError(f"logits must have shape (batch, classes >= 2), got {shape}")
+    with _reproducible(reproducible):
+        return torch.softmax(logits.float(), dim=1)
+
+
+def check_two_answers(answer_a: torch.Tensor, answer_b: torch.Tensor) -> None:
+    """Raise unless both answers are softmax rows for the same requests and classes."""
+    check_probabilities("answer_a", answer_a)
+    check_probabilities("answer_b", answer_b)
+    check_same_requests("answer_a", answer_a, "answer_b", answer_b)
+
+
 def _resolve_reproducible(reproducible: bool | None) -> bool:
     available = repops_reproducible_available()
     if reproducible is None:
@@ -109,7 +137,8 @@ class TrustedModelRunner:
         self.model.eval()
         try:
             with _reproducible(self.reproducible):
-                return torch.softmax(self.model(inputs).float(), dim=1)
+                logits = self.model(inputs)
+            return answers_from_logits(logits, self.reproducible)
         finally:
             self.model.train(was_training)
 
@@ -137,9 +166,7 @@ class ReplayReferee(TrustedModelRunner):
         self, request: InferenceRequest, answer_a: torch.Tensor, answer_b: torch.Tensor
     ) -> torch.Tensor:
         """Return whichever answer the recomputation reproduces; raise if neither."""
-        check_probabilities("answer_a", answer_a)
-        check_probabilities("answer_b", answer_b)
-        check_same_requests("answer_a", answer_a, "answer_b", answer_b)
+        check_two_answers(answer_a, answer_b)
         expected = self.run(request.inputs)
         check_same_requests("recomputed answer", expected, "answer_a", answer_a)
         for answer in (answer_a, answer_b):

@@ -4,8 +4,10 @@ This is the client side of Fides (Kumar et al., ASIA CCS 2024) wired to refereed
 every answer is compared with a distilled verifier's by a calibrated divergence test; a flagged
 answer gets an immediate best estimate from the re-classifier, and, when a second provider and
 a referee are configured, is re-run and, on mismatch, settled by a dispute, so the caller gets
-the verified answer. Flags also feed a running CUSUM monitor (see :mod:`verde.distill.monitor`)
-that catches a provider cheating on a small fraction of requests.
+the verified answer (over verde providers and an arbiter:
+``arbiter.refereed_escalation.RefereedEscalation``). Flags also feed a running CUSUM monitor
+(see :mod:`verde.distill.monitor`) that catches a provider cheating on a small fraction of
+requests.
 """
 
 from __future__ import annotations

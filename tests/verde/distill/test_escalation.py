@@ -7,13 +7,14 @@ import torch
 
 from verde.distill.detector import DivergenceDetector
 from verde.distill.digits import DigitsSetup
-from verde.distill.errors import DistillArgumentError, NoHonestAnswerError
+from verde.distill.errors import DistillArgumentError, NoHonestAnswerError, ShapeMismatchError
 from verde.distill.escalation import (
     DisputeOpener,
     InferenceRequest,
     ReplayReferee,
     SecondOpinion,
     TrustedReplica,
+    answers_from_logits,
     repops_reproducible_available,
 )
 from verde.distill.guard import VerifiedInference
@@ -160,3 +161,15 @@ def test_escalation_arguments(digits: DigitsSetup) -> None:
     if not repops_reproducible_available():
         with pytest.raises(DistillArgumentError, match="repops"):
             TrustedReplica(digits.service, reproducible=True)
+
+
+def test_answers_from_logits_are_softmax_rows_bit_for_bit() -> None:
+    logits = torch.randn(4, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    answers = answers_from_logits(logits)
+    assert answers.dtype == torch.float32 and answers.shape == (4, 10)
+    assert torch.equal(answers, answers_from_logits(logits.clone()))
+    torch.testing.assert_close(answers, torch.softmax(logits.float(), 1), rtol=0, atol=1e-6)
+    with pytest.raises(ShapeMismatchError, match=r"logits must have shape \(batch"):
+        answers_from_logits(torch.randn(4))
+    with pytest.raises(ShapeMismatchError, match="logits"):
+        answers_from_logits(torch.randn(4, 1))
