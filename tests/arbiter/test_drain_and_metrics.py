@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from arbiter.provider_app import start_provider
 from arbiter.provider_client import GrpcProviderPeer
 from arbiter.storage import Store, open_database
 from proofs import SigningKey
-from tests.arbiter.conftest import SPEC, key_file, signed_results
+from tests.arbiter.conftest import CHEAT, SPEC, key_file, signed_results
 from tests.e2e.procs import sample, scrape
+from tests.e2e.relay import AnswerHook, HeldAnswer, ProviderRelay
 from verde.protocol.peers.state import state_to_blobs
 
 
@@ -94,25 +96,46 @@ def _events(url: str, did: str) -> list[Any]:
         db.close()
 
 
-def test_a_draining_arbiter_hands_its_dispute_over(cluster: dict[str, Any],
-                                                   tmp_path: Path) -> None:
-    addrs = cluster["addrs"]
+def test_a_draining_arbiter_hands_its_dispute_over(tmp_path: Path,
+                                                   request: pytest.FixtureRequest) -> None:
+    # The providers answer through relays at the addresses they advertise; the relays hold
+    # round 2's first answer, so the drain lands mid-round whatever the machine's speed.
+    held = HeldAnswer(held=3)
+    hook = AnswerHook(held)
+    relays = {name: ProviderRelay(hook) for name in ("honest", "cheat")}
+    providers = {name: start_provider(key_file(tmp_path, name), "127.0.0.1:0", fault=fault,
+                                      advertise=relays[name].address)
+                 for name, fault in (("honest", None), ("cheat", CHEAT))}
+    for running in providers.values():
+        request.addfinalizer(lambda running=running: running.close(0))
+    for relay in relays.values():
+        request.addfinalizer(relay.close)
+    addrs = {name: f"127.0.0.1:{running.port}" for name, running in providers.items()}
+    for name, relay in relays.items():
+        relay.forward_to(addrs[name])
     results = signed_results(addrs)
     url = f"sqlite:///{tmp_path / 'drain.db'}"
     arb = start_arbiter(key_file(tmp_path, "arb-drain"), "127.0.0.1:0", url, workers=1,
                         owner="first", lease_s=600, deadline_s=60, metrics="127.0.0.1:0")
     client = ArbiterClient(f"127.0.0.1:{arb.port}")
     try:
+        held.arm()
         did = client.open_dispute(SPEC, [(addrs["honest"], results["honest"]),
                                          (addrs["cheat"], results["cheat"])])
-        end = time.monotonic() + 120
-        while len(_events(url, did)) < 3 and time.monotonic() < end:
+        assert held.reached.wait(timeout=300), "the dispute never reached round 2"
+        drained: list[bool] = []
+        draining = threading.Thread(target=lambda: drained.append(arb.drain(60.0)))
+        draining.start()
+        end = time.monotonic() + 60
+        while not arb.engine.draining and time.monotonic() < end:
             time.sleep(0.01)
-        assert arb.drain(60.0), "the worker did not stop"
+        held.disarm()  # round 2 finishes; then the worker hands the dispute back
+        draining.join(timeout=120)
+        assert drained == [True], "the worker did not stop"
         rec = Store(arb.engine.store.db).dispute(did)
         assert (rec.status, rec.owner) == ("running", None)  # released, not left to expire
         committed = _events(url, did)
-        assert committed[-1].kind == "answer"
+        assert [e.kind for e in committed] == ["opened"] + ["answer"] * 4  # two whole rounds
         with pytest.raises(ArbiterError, match="UNAVAILABLE"):
             client.open_dispute(SPEC, [(addrs["cheat"], results["cheat"]),
                                        (addrs["honest"], results["honest"])])
@@ -127,6 +150,7 @@ def test_a_draining_arbiter_hands_its_dispute_over(cluster: dict[str, Any],
         assert sample(samples, "verde_arbiter_disputes", status="running") == 1
         assert sample(samples, "verde_arbiter_queue_depth") == 1  # waiting for an arbiter
     finally:
+        held.disarm()
         client.close()
         arb.close(0)
     # Another arbiter (another owner, long lease) takes it at once and finishes it.
@@ -140,7 +164,7 @@ def test_a_draining_arbiter_hands_its_dispute_over(cluster: dict[str, Any],
         other.store.db.close()
     assert rec.status == "decided", rec.error
     verdict = json.loads(rec.verdict_json or "{}")
-    honest_key = SigningKey.load(key_file(cluster["tmp"], "honest")).public_key.hex()
+    honest_key = SigningKey.load(key_file(tmp_path, "honest")).public_key.hex()
     assert verdict["keys"][verdict["winner"]] == honest_key
     after = _events(url, did)
     assert after[: len(committed)] == committed

@@ -116,6 +116,7 @@ class HeldAnswer:
     signal or a kill then lands in the middle of a dispute whatever the machine's speed, and
     the dispute cannot end before it. The hold gives up after ``max_hold_s`` (keep it inside
     the arbiter's answer deadline, so a forgotten release never becomes a silence).
+    ``arm`` again to hold another answer of a later dispute.
     """
 
     def __init__(self, held: int = 3, max_hold_s: float = 45.0) -> None:
@@ -126,10 +127,25 @@ class HeldAnswer:
         self.reached = threading.Event()
         self.release = threading.Event()
 
+    def arm(self, held: int | None = None) -> None:
+        """Count answers from now on and hold the ``held``-th (default: as constructed)."""
+        self.release.set()  # an answer still held from before goes on
+        self.held = self.held if held is None else held
+        self.seen = 0
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        self.armed = True
+
+    def disarm(self) -> None:
+        """Stop counting and let a held answer go."""
+        self.armed = False
+        self.release.set()
+
     def __call__(self, _n: int) -> None:
         if not self.armed:
             return
         self.seen += 1
         if self.seen == self.held:
-            self.reached.set()
-            self.release.wait(timeout=self.max_hold_s)
+            reached, release = self.reached, self.release
+            reached.set()
+            release.wait(timeout=self.max_hold_s)

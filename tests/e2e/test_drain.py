@@ -54,7 +54,7 @@ def test_sigterm_mid_dispute_hands_it_to_the_other_arbiter(
                                              "1", *LONG_LEASE, "--log-format", "json",
                                              "--drain-timeout", "120"))
                 for owner in ("pg-a", "pg-b")])
-            held.armed = True
+            held.arm()
             with ArbiterClient(arbiters[0].address) as client:
                 did = client.open_dispute(job_spec(seed=seed), entries)
             assert held.reached.wait(timeout=300), "the dispute never reached its second round"
@@ -72,7 +72,7 @@ def test_sigterm_mid_dispute_hands_it_to_the_other_arbiter(
             assert took < 300, f"the dispute waited {took:.0f}s: its lease was not released"
             assert other.alive()
     finally:
-        held.release.set()
+        held.disarm()
         cluster.stop_all()
     status, owner, verdict_json = read_disputes(url)[did]
     assert (status, owner) == ("decided", None)

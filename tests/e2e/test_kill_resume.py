@@ -2,10 +2,11 @@
 
 The engine commits every event before it asks the next question, so a crash loses at most
 an answer it had not committed yet; the restarted process (same key, same ``--owner``, so it
-reclaims its own lease at once) replays the log and re-asks the pending queries. We kill the
-arbiter process group with SIGKILL after a seeded number of committed events, restart it, and
-compare with an uninterrupted run on its own database: the same verdict, the committed events
-all still there in order, and in fact the very same event log.
+reclaims its own lease at once) replays the log and re-asks the pending queries. The
+providers answer through relays (``tests.e2e.relay``) that hold the answer after a seeded
+number of committed ones: we kill the arbiter process group with SIGKILL while it waits for
+that answer, restart it, and compare with an uninterrupted run on its own database: the same
+verdict, the committed events all still there in order, and in fact the very same event log.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any
 import pytest
 
 from arbiter.arbiter_client import ArbiterClient
-from arbiter.provider_client import GrpcProviderPeer
+from tests.e2e.conftest import relayed_providers, signed_entries
 from tests.e2e.procs import Cluster, Event, check_event_log, job_spec, read_disputes, read_events
+from tests.e2e.relay import HeldAnswer
 
-SPEC = job_spec(seed=5, steps=8, batch_size=8)
+SEED = 5
+SPEC = job_spec(seed=SEED, steps=8, batch_size=8)
 OWNER = "arbiter-one"
 ARB_FLAGS = ("--owner", OWNER, "--lease", "120", "--deadline", "60", "--workers", "2")
 
@@ -46,39 +49,30 @@ def _open_and_wait(address: str, entries: list[tuple[str, str]], *, wait: bool) 
         client.close()
 
 
-def _await_events(db_url: str, did: str, n: int, timeout_s: float = 600) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if len(read_events(db_url, did).get(did, [])) >= n + 1:  # + the "opened" event
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"dispute {did} never reached {n} events")
+def _kill_while_answer_is_held(arb: Any, held: HeldAnswer, committed: int) -> None:
+    """Hold the answer after ``committed`` ones, SIGKILL the arbiter while it waits, release."""
+    assert held.reached.wait(timeout=600), f"the dispute never reached answer {committed + 1}"
+    arb.kill_hard()
+    held.disarm()
 
 
 @pytest.fixture(scope="module")
 def resume_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cluster = Cluster(tmp_path_factory.mktemp("kill-resume"))
+    held = HeldAnswer()
     try:
-        honest, cheat, base = cluster.start_many([
-            ("honest", cluster.provider_argv("honest")),
-            ("cheat", cluster.provider_argv("cheat", "compute=corrupt_op,step=6")),
-            ("base", cluster.arbiter_argv("arb", _db(cluster.workdir, "base.db"), *ARB_FLAGS)),
-        ])
-        entries = []
-        for svc in (honest, cheat):
-            peer = GrpcProviderPeer(svc.address)
-            try:
-                job_id = peer.submit(SPEC)
-                peer.wait(job_id, timeout_s=600)
-                entries.append((svc.address,
-                                json.dumps(peer.result(job_id).to_json(), sort_keys=True)))
-            finally:
-                peer.close()
-        did = _open_and_wait(base.address, entries, wait=True)
-        base.stop()
-        baseline = read_events(_db(cluster.workdir, "base.db"), did)[did]
-        yield {"cluster": cluster, "entries": entries, "did": did, "baseline": baseline}
+        with relayed_providers(cluster, held) as (honest, cheat):
+            (base,) = cluster.start_many([
+                ("base", cluster.arbiter_argv("arb", _db(cluster.workdir, "base.db"),
+                                              *ARB_FLAGS))])
+            entries = signed_entries({"honest": honest, "cheat": cheat}, SEED)
+            did = _open_and_wait(base.address, entries, wait=True)
+            base.stop()
+            baseline = read_events(_db(cluster.workdir, "base.db"), did)[did]
+            yield {"cluster": cluster, "entries": entries, "did": did, "baseline": baseline,
+                   "held": held}
     finally:
+        held.disarm()
         cluster.stop_all()
 
 
@@ -88,7 +82,7 @@ def test_uninterrupted_run_is_a_proper_baseline(resume_env: dict[str, Any]) -> N
     assert baseline[-1].kind == "decided"
     verdict = json.loads(baseline[-1].payload)
     assert verdict["winner"] == "a" and verdict["losers"] == ["b"], verdict
-    assert verdict["keys"]["a"] == resume_env["cluster"].public_key("honest")
+    assert verdict["keys"]["a"] == resume_env["cluster"].public_key("cfg-honest")
     assert sum(e.kind == "answer" for e in baseline) >= 10
 
 
@@ -101,14 +95,15 @@ def test_killed_arbiter_resumes_to_the_same_verdict(resume_env: dict[str, Any],
     kill_after = random.Random(seed).randint(1, answers - 3)
     db = _db(cluster.workdir, f"seed{seed}.db")
     (arb,) = cluster.start_many([(f"arb-{seed}", cluster.arbiter_argv("arb", db, *ARB_FLAGS))])
+    held: HeldAnswer = resume_env["held"]
+    held.arm(kill_after + 1)
     did = _open_and_wait(arb.address, resume_env["entries"], wait=False)
     assert did == resume_env["did"]
-    _await_events(db, did, kill_after)
-    arb.kill_hard()
+    _kill_while_answer_is_held(arb, held, kill_after)
     before = read_events(db, did)[did]
     check_event_log(before)
-    assert before[-1].kind not in ("decided", "failed"), "the dispute ended before the kill"
-    assert len(before) >= kill_after + 1
+    assert before[-1].kind == "answer"
+    assert len(before) == kill_after + 1  # the opening and exactly the answers committed
     status, owner, _ = read_disputes(db)[did]
     assert status == "running" and owner == OWNER
     (again,) = cluster.start_many([(f"arb-{seed}-again",
@@ -133,9 +128,10 @@ def test_another_owner_cannot_steal_a_live_lease(resume_env: dict[str, Any]) -> 
     cluster: Cluster = resume_env["cluster"]
     db = _db(cluster.workdir, "steal.db")
     (arb,) = cluster.start_many([("arb-steal", cluster.arbiter_argv("arb", db, *ARB_FLAGS))])
+    held: HeldAnswer = resume_env["held"]
+    held.arm(4)
     did = _open_and_wait(arb.address, resume_env["entries"], wait=False)
-    _await_events(db, did, 3)
-    arb.kill_hard()
+    _kill_while_answer_is_held(arb, held, 3)
     before = read_events(db, did)[did]
     (intruder,) = cluster.start_many([("intruder", cluster.arbiter_argv(
         "intruder", db, "--owner", "someone-else", "--lease", "120", "--deadline", "60"))])

@@ -106,14 +106,13 @@ def test_a_database_at_the_previous_schema_migrates_and_its_disputes_resume(
                         for seed in SEEDS}
             (old,) = cluster.start_many([("before", cluster.arbiter_argv("up-arb", db,
                                                                           *FLAGS))])
-            held.armed = True
+            held.arm()
             with ArbiterClient(old.address) as client:
                 dids = {seed: client.open_dispute(job_spec(seed=seed), entries[seed])
                         for seed in SEEDS}
             assert held.reached.wait(timeout=300), "the dispute never reached round 2"
             old.kill_hard()
-            held.release.set()
-            held.armed = False
+            held.disarm()
             before = read_events(db)
             half, _ = _half_and_waiting(db, dids)
             revision = _previous_schema(db)
@@ -125,7 +124,7 @@ def test_a_database_at_the_previous_schema_migrates_and_its_disputes_resume(
                            f"dispute {did}", 600)
             assert new.alive()
     finally:
-        held.release.set()
+        held.disarm()
         cluster.stop_all()
     after = read_events(db)
     for seed, did in dids.items():
@@ -224,7 +223,7 @@ def test_a_database_of_the_previous_protocol_migrates_and_its_disputes_end_witho
         (old,) = cluster.start_many([("old-arbiter", cluster.arbiter_argv("up-arb", db,
                                                                           *FLAGS))],
                                     command=old_verde)
-        held.armed = True
+        held.arm()
         opened = subprocess.run(
             [sys.executable, "-c", OLD_CLIENT, str(old_code),
              ",".join(r.address for r in relays), old.address,
@@ -255,7 +254,7 @@ def test_a_database_of_the_previous_protocol_migrates_and_its_disputes_end_witho
             cluster.workdir, seed, entries)
         assert new.alive()
     finally:
-        held.release.set()
+        held.disarm()
         for relay in relays:
             relay.close()
         cluster.stop_all()
