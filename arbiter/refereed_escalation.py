@@ -202,6 +202,13 @@ class RefereedEscalation:
                                           job_timeout_s=self.job_timeout_s,
                                           dispute_timeout_s=self.dispute_timeout_s)
             res = ran.resolution
+            if len(res.results) < 2:
+                # One result alone was never refereed: overturning the service's answer on
+                # it would let a lone second opinion win while the challengers are slow.
+                raise EscalationError(
+                    f"request {index}: only {sorted(res.results)} returned a result for job "
+                    f"{spec.job_id[:16]} (withheld: {res.withheld}): nothing could be "
+                    "refereed, so no answer is overturned")
             if res.honest and ran.verified is None:
                 ran.verified = self._verified_answers(ran, res)
         except VerdeInputError:
@@ -274,4 +281,5 @@ class RefereedEscalation:
 def _row_key(row: torch.Tensor) -> bytes:
     """One request row's identity: its dtype, shape and bytes."""
     t = row.detach().cpu().contiguous()
-    return f"{t.dtype}{tuple(t.shape)}".encode() + t.numpy().tobytes()
+    raw = t.reshape(-1).view(torch.uint8)  # any dtype, bfloat16 included (numpy has none)
+    return f"{t.dtype}{tuple(t.shape)}".encode() + raw.numpy().tobytes()

@@ -40,6 +40,7 @@ class TensorDigester:
 
     def update(self, data: bytes | memoryview) -> None:
         """Hash the next ``data`` bytes of the tensor; more than it holds is ``MalformedInput``."""
+        data = memoryview(data).cast("B")  # count bytes, whatever the buffer's item type
         if self.received + len(data) > self.nbytes:
             raise MalformedInput(f"{self.received + len(data)} bytes given for a "
                                  f"{self.dtype_name} tensor of {self.nbytes} bytes")

@@ -18,6 +18,7 @@ from arbiter.errors import ArbiterInputError
 from arbiter.provider_app import start_provider
 from arbiter.refereed_escalation import RefereedEscalation
 from proofs import SigningKey
+from tests.e2e.relay import ProviderRelay
 from verde.distill.attacks import top2_swap
 from verde.distill.data import DigitsSplits, load_digit_splits
 from verde.distill.detector import DivergenceDetector
@@ -229,3 +230,29 @@ def test_bad_settings_and_an_unreachable_provider(services: dict[str, str], serv
                             arbiter=services["arbiter"]) as esc, \
             pytest.raises(EscalationError, match=r"second opinion from 127\.0\.0\.1:1"):
         esc.rerun(digits.test.x[:2])
+
+
+def test_a_result_nobody_else_returned_overturns_nothing(services: dict[str, str],
+                                                       service: Any,
+                                                       digits: DigitsSplits) -> None:
+    """The challenger takes the job but withholds its result (a relay in front of it drops
+    GetResult): the second opinion's answer alone was never refereed, so settling raises
+    instead of overturning the service's answer."""
+    module, model = service
+    x = digits.test.x[40:42]
+    withholding = ProviderRelay(dropped=frozenset({"GetResult"}))
+    withholding.forward_to(services["honest2"])
+    try:
+        with RefereedEscalation(model, second_opinion=services["honest"],
+                                challengers=[withholding.address],
+                                arbiter=services["arbiter"], job_timeout_s=120,
+                                dispute_timeout_s=120) as esc:
+            second = esc.rerun(x)
+            with pytest.raises(EscalationError, match="nothing could be refereed") as info:
+                esc.settle(InferenceRequest(0, x[:1]), torch.flip(second[:1], dims=[1]),
+                           second[:1])
+    finally:
+        withholding.close()
+    assert withholding.address in str(info.value)
+    assert esc.settlements == []
+    assert torch.equal(second, _honest(module, x))

@@ -44,10 +44,16 @@ class AnswerHook:
 
 
 class ProviderRelay:
-    """Listens on 127.0.0.1 (port chosen by the OS) and forwards to ``target`` once set."""
+    """Listens on 127.0.0.1 (port chosen by the OS) and forwards to ``target`` once set.
 
-    def __init__(self, hook: AnswerHook) -> None:
+    ``dropped`` names methods the relay answers UNAVAILABLE itself without forwarding (a
+    provider that took a job and withholds its result: ``{"GetResult"}``).
+    """
+
+    def __init__(self, hook: AnswerHook | None = None,
+                 dropped: frozenset[str] = frozenset()) -> None:
         self.hook = hook
+        self.dropped = dropped
         self._channel: grpc.Channel | None = None
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
                                    options=_UNLIMITED)
@@ -77,7 +83,9 @@ class ProviderRelay:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             if self._channel is None:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "relay: no provider behind it yet")
-            if method.endswith("/Answer"):
+            if method.rsplit("/", 1)[1] in self.dropped:
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"relay: {method} dropped")
+            if method.endswith("/Answer") and self.hook is not None:
                 self.hook()
             metadata = [(k, v) for k, v in context.invocation_metadata()
                         if not k.startswith(_HOP_BY_HOP)]

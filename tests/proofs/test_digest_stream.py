@@ -63,3 +63,14 @@ def test_wrong_byte_counts_and_dtypes_are_refused() -> None:
         TensorDigester("complex64", (1,))
     with pytest.raises(MalformedInput, match="negative"):
         TensorDigester("float32", (-1,))
+
+
+def test_typed_buffers_count_bytes_not_items() -> None:
+    t = torch.arange(6, dtype=torch.float32)
+    digester = TensorDigester("float32", (6,))
+    digester.update(memoryview(t.numpy()))  # a typed buffer of 6 items, 24 bytes
+    assert digester.digest() == tensor_digest(t)
+    short = TensorDigester("float32", (7,))
+    short.update(memoryview(t.numpy()))
+    with pytest.raises(MalformedInput):
+        short.digest()  # 24 of 28 bytes: one element missing

@@ -73,6 +73,9 @@ class ServiceModel:
         """The job's dataset: one sample per request row, in order."""
         if not isinstance(inputs, torch.Tensor) or inputs.ndim < 1 or inputs.shape[0] < 1:
             raise JobSpecError("service model: inputs must be a tensor with at least one row")
+        if inputs.dtype == torch.bfloat16:  # datasets are numpy arrays: no bfloat16 there
+            raise JobSpecError("service model: inputs are bfloat16, which a dataset cannot "
+                               "hold; send float32 (or float16) requests")
         rows = inputs.detach().cpu().contiguous()
         shape = (-1,) if self.sample_shape is None else tuple(self.sample_shape)
         try:

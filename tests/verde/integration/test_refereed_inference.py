@@ -61,6 +61,8 @@ def test_bad_models_and_inputs_get_one_clear_error(mlp: torch.nn.Module) -> None
         _model(mlp, sample_shape=(7,)).infer_job(x)
     with pytest.raises(JobSpecError, match="at least one row"):
         model.infer_job(torch.rand(0, 16))
+    with pytest.raises(JobSpecError, match="bfloat16"):
+        model.infer_job(x.to(torch.bfloat16))
     with pytest.raises(JobSpecError, match="batch_size"):
         _model(mlp, batch_size=0)
     with pytest.raises(JobSpecError, match="parameters must map"):

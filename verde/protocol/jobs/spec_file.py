@@ -51,7 +51,11 @@ def resolve_local_paths(data: dict[str, Any], spec_file: Path) -> dict[str, Any]
         value = data[table][key]
         if not isinstance(value, str) or not value:
             continue
-        given = Path(value).expanduser()
+        try:
+            given = Path(value).expanduser()
+        except RuntimeError as exc:  # ~user of an unknown user
+            raise JobSpecError(f"job spec {spec_file}: {table}.{key} = {value!r}: "
+                               f"{exc}") from None
         resolved = given if given.is_absolute() else Path(os.path.normpath(base / given))
         if required and not resolved.exists():
             raise JobSpecError(f"job spec {spec_file}: {table}.{key} = {value!r} is "

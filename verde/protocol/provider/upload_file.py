@@ -18,10 +18,12 @@ many bytes, a timeout, a cancelled call) removes its file before the error propa
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
 import os
+import re
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,13 +37,19 @@ import torch
 from proofs.digest_stream import TensorDigester
 from proofs.state import StateCommitment
 from verde.protocol.peers.messages import WIRE_DTYPES
-from verde.protocol.provider.errors import InvalidUpload, StoredUploadDamaged
+from verde.protocol.provider.errors import InvalidUpload, StateTooLarge, StoredUploadDamaged
 
 #: Wire dtype name -> safetensors dtype code.
 SAFETENSORS_DTYPES = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "int16": "I16",
                       "int32": "I32", "int64": "I64", "float16": "F16", "bfloat16": "BF16",
                       "float32": "F32", "float64": "F64"}
 PART_PREFIX, PART_SUFFIX, DONE_SUFFIX = "upload-", ".part", ".safetensors"
+#: Errors of a full disk or quota: the provider cannot store an upload now (RESOURCE_EXHAUSTED).
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: The names ``write_upload`` makes (``tempfile.mkstemp``'s 8 random characters): a provider
+#: clears only these from a directory it is given, never an operator's own files.
+OWN_FILE = re.compile(re.escape(PART_PREFIX) + r"[a-z0-9_]{8}(?:" + re.escape(PART_SUFFIX)
+                      + "|" + re.escape(DONE_SUFFIX) + ")")
 
 
 @dataclass(frozen=True)
@@ -171,18 +179,30 @@ def write_upload(directory: Path, entries: Sequence[UploadEntry],
         raise InvalidUpload("state upload: a tensor appears twice")
     total = sum(e.nbytes for e in entries)
     header = safetensors_header(entries)
-    fd, name = tempfile.mkstemp(prefix=PART_PREFIX, suffix=PART_SUFFIX, dir=directory)
+    try:
+        fd, name = tempfile.mkstemp(prefix=PART_PREFIX, suffix=PART_SUFFIX, dir=directory)
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise StateTooLarge(f"state upload: the provider cannot store it now "
+                            f"({exc.strerror or exc})") from None
     part = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(header)
             digests = _write_digested(f, entries, data, total)
+        root = StateCommitment(digests).root.hex()
         done = part.with_suffix(DONE_SUFFIX)
         os.replace(part, done)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        if exc.errno in _DISK_FULL:  # the provider's disk, not the uploader's stream
+            raise StateTooLarge(f"state upload: the provider cannot store it now "
+                                f"({exc.strerror})") from None
+        raise
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    root = StateCommitment(digests).root.hex()
     return UploadFile(done, tuple(entries), len(header), root, len(header) + total)
 
 

@@ -38,11 +38,9 @@ from pathlib import Path
 
 import torch
 
-from verde.protocol.provider.errors import InvalidUpload, StateTooLarge
+from verde.protocol.provider.errors import InvalidUpload, StateTooLarge, StoredUploadDamaged
 from verde.protocol.provider.upload_file import (
-    DONE_SUFFIX,
-    PART_PREFIX,
-    PART_SUFFIX,
+    OWN_FILE,
     UploadEntry,
     UploadFile,
     entries_of,
@@ -95,9 +93,9 @@ class StateStore:
     def _open_given(self, directory: Path) -> None:
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for leftover in [*directory.glob(PART_PREFIX + "*" + PART_SUFFIX),
-                             *directory.glob(PART_PREFIX + "*" + DONE_SUFFIX)]:
-                leftover.unlink(missing_ok=True)
+            for leftover in directory.iterdir():
+                if OWN_FILE.fullmatch(leftover.name):  # only names write_upload makes
+                    leftover.unlink(missing_ok=True)
         except OSError as exc:
             raise ValueError(f"upload directory {directory}: {exc}") from None
         self._directory = directory
@@ -158,7 +156,13 @@ class StateStore:
             self._files.move_to_end(root)
             # Open under the lock: an eviction that deletes the file after this still leaves
             # the open file readable.
-            handle = open(upload.path, "rb")  # noqa: SIM115 -- closed below
+            try:
+                handle = open(upload.path, "rb")  # noqa: SIM115 -- closed below
+            except OSError as exc:  # removed or unreadable under us: forget it, say so
+                del self._files[root]
+                self._bytes -= upload.size
+                raise StoredUploadDamaged(f"stored upload {root[:16]} cannot be read "
+                                          f"({exc.strerror or exc}): upload it again") from None
         with handle:
             return upload.load(handle)
 

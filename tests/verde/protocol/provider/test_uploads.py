@@ -109,13 +109,16 @@ def test_limits_on_bytes_on_disk_and_count_evict_files(tmp_path: Path) -> None:
 
 
 def test_directories_are_cleaned_and_the_default_one_removed(tmp_path: Path) -> None:
-    (tmp_path / "upload-old.part").write_bytes(b"left by a crash")
+    (tmp_path / "upload-k3_x9qa0.part").write_bytes(b"left by a crash")
+    (tmp_path / "upload-zz81mmq2.safetensors").write_bytes(b"stored before a crash")
     (tmp_path / "notes.txt").write_text("not ours")
+    (tmp_path / "upload-model.safetensors").write_text("an operator's own file")
+    theirs = [tmp_path / "notes.txt", tmp_path / "upload-model.safetensors"]
     store = StateStore(directory=tmp_path)
-    assert _files(tmp_path) == [tmp_path / "notes.txt"]  # our leftovers only
+    assert _files(tmp_path) == theirs  # only the names a provider makes are cleared
     store.put(_state(3))
     store.close()
-    assert _files(tmp_path) == [tmp_path / "notes.txt"] and tmp_path.is_dir()
+    assert _files(tmp_path) == theirs and tmp_path.is_dir()
     private = StateStore()
     private.put(_state(4))
     made = private.directory
@@ -170,3 +173,18 @@ def test_a_streamed_dataset_is_kept_mapped_and_its_file_name_removed(tmp_path: P
     with pytest.raises(DatasetError, match="first axis"):
         provider.receive_state(entries_of(ragged), _pieces(ragged, 50))
     assert _files(tmp_path) == []
+
+
+def test_a_stored_file_removed_under_the_store_is_one_clear_error(tmp_path: Path) -> None:
+    store = StateStore(directory=tmp_path)
+    kept, gone = _state(5), _state(6)
+    kept_root, gone_root = store.put(kept), store.put(gone)
+    before = store.nbytes
+    upload = store.file(gone_root)
+    assert upload is not None
+    upload.path.unlink()  # an operator or a tmp cleaner removed it
+    with pytest.raises(StoredUploadDamaged, match=r"cannot be read.*upload it again"):
+        store.get(gone_root)
+    assert store.file(gone_root) is None and store.nbytes == before - upload.size
+    loaded = store.get(kept_root)  # the other upload is untouched
+    assert loaded is not None and torch.equal(loaded["w"], kept["w"])
