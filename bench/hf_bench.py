@@ -126,8 +126,13 @@ def phase_provider(spec: Any, repeats: int) -> dict[str, Any]:
             "traced_replay_s": traced_s, "peak_rss_mb": _peak_rss_mb()}
 
 
-def phase_dispute(spec: Any) -> dict[str, Any]:
-    """An honest provider against one that corrupted an op of the last step."""
+def phase_dispute(spec: Any, workdir: Path) -> dict[str, Any]:
+    """An honest provider against one that corrupted an op of the last step.
+
+    Both providers keep their checkpoints on disk (``provider serve --checkpoint-dir``, what
+    a provider of a real model runs with): in memory, two GPT-2-small providers' states and
+    their dispute replays in one process outgrow 24 GiB.
+    """
     from proofs import SigningKey
     from verde.protocol.dispute.driver import DisputeStats, run_dispute
     from verde.protocol.dispute.state import DisputeState
@@ -146,8 +151,10 @@ def phase_dispute(spec: Any) -> dict[str, Any]:
             finally:
                 TimedPeer.answering_s += time.perf_counter() - t
 
-    honest = Provider(SigningKey.generate(), "honest", keep_values_below=0)
-    cheater = CheatingProvider(SigningKey.generate(), "cheater", keep_values_below=0,
+    honest = Provider(SigningKey.generate(), "honest", workdir / "honest-checkpoints",
+                      keep_values_below=0)
+    cheater = CheatingProvider(SigningKey.generate(), "cheater", workdir / "cheat-checkpoints",
+                               keep_values_below=0,
                                plan=FaultPlan("corrupt_op", step=spec.steps, node=7))
     honest.submit(spec)
     cheater.submit(spec)
@@ -244,7 +251,7 @@ def main() -> None:
             elif args.phase == "transfer":
                 out = phase_transfer(spec)
             else:
-                out = phase_dispute(spec)
+                out = phase_dispute(spec, Path(workdir))
         print(json.dumps(out))
         return
 
