@@ -67,6 +67,7 @@ def rank_main(rank: int, port: int, out: str) -> None:
                 times.append(time.perf_counter() - t)
         times.sort()
         results[name] = times[len(times) // 2]
+    dist.barrier()  # every rank done before any tears gloo down
     dist.destroy_process_group()
     if rank == 0:
         Path(out).write_text(json.dumps(results))

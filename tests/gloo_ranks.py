@@ -3,6 +3,10 @@
 The worker is a script (``python WORKER KIND RANK WORLD PORT OUT OPTIONS_JSON``) rather than a
 function for torch.multiprocessing, which cannot pickle functions of test modules imported by
 pytest's importlib mode. Test modules load this file by path.
+
+Workers pass a barrier before ``destroy_process_group``: once in CI a rank aborted at teardown
+("terminate called without an active exception", exit -6) after its peer, done first, had
+torn gloo down (rank 0 also hosts the rendezvous store) while it was still finishing.
 """
 
 from __future__ import annotations

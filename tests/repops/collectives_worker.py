@@ -35,6 +35,7 @@ def main() -> None:
         for p in parts[1:]:
             local.add_(p)
         dist.all_reduce(local)  # the backend's own order of additions
+        dist.barrier()  # see tests/gloo_ranks.py: no rank tears gloo down early
     finally:
         dist.destroy_process_group()
     with open(out, "w", encoding="utf-8") as fh:
