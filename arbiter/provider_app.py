@@ -59,13 +59,16 @@ def parse_fault_plan(text: str) -> FaultPlan:
 def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | None = None,
                    fault: str | None = None, budget: Budget | None = None,
                    max_jobs: int = DEFAULT_MAX_JOBS, workers: int = 1,
-                   uploads: StateStore | None = None) -> Provider:
+                   uploads: StateStore | None = None, generate_batch: int = 8,
+                   kv_cache: bool = True) -> Provider:
     if fault:
         return CheatingProvider(key, name=name, checkpoint_dir=checkpoint_dir, uploads=uploads,
                                 plan=parse_fault_plan(fault), budget=budget, max_jobs=max_jobs,
-                                workers=workers)
+                                workers=workers, generate_batch=generate_batch,
+                                kv_cache=kv_cache)
     return Provider(key, name=name, checkpoint_dir=checkpoint_dir, uploads=uploads,
-                    budget=budget, max_jobs=max_jobs, workers=workers)
+                    budget=budget, max_jobs=max_jobs, workers=workers,
+                    generate_batch=generate_batch, kv_cache=kv_cache)
 
 
 log = logging.getLogger("verde.service")
@@ -118,7 +121,8 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    workers: int = 1, access: AccessPolicy | None = None,
                    max_jobs: int = DEFAULT_MAX_JOBS,
                    max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES,
-                   upload_dir: Path | None = None) -> RunningProvider:
+                   upload_dir: Path | None = None, generate_batch: int = 8,
+                   kv_cache: bool = True) -> RunningProvider:
     """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state,
     ``max_stored_bytes`` and ``max_stored_uploads`` the uploaded states (and, in bytes,
     datasets) it keeps in ``upload_dir`` (default: a private temporary directory removed when
@@ -128,7 +132,9 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
     how large one job's checkpoints may be, and ``metrics`` (HOST:PORT) serves Prometheus
     metrics there. The provider vouches for ``advertise`` (default: the listening host with
     the bound port) in endpoint records valid ``endpoint_ttl_s`` seconds and renewed as they
-    age; ``workers`` processes compute the partitions of jobs that set ``partitions``."""
+    age; ``workers`` processes compute the partitions of jobs that set ``partitions``;
+    generate jobs decode up to ``generate_batch`` prompts at once, with a key/value cache
+    unless ``kv_cache`` is false (the commitments are the same either way)."""
     for what, value in (("the upload limit", max_state_bytes),
                         ("the stored uploads' byte limit", max_stored_bytes),
                         ("the stored uploads' count limit", max_stored_uploads)):
@@ -142,6 +148,7 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                                   max_stored_bytes)
     provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault,
                               budget=access.budget, max_jobs=max_jobs, workers=workers,
+                              generate_batch=generate_batch, kv_cache=kv_cache,
                               uploads=StateStore(max_stored_uploads, max_stored_bytes,
                                                  directory=upload_dir))
     registry = start_metrics(metrics, "provider") if metrics else None

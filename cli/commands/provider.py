@@ -62,6 +62,12 @@ def provider() -> None:
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Worker processes computing the partitions of a job's steps (jobs with "
                    "`partitions`); the commitments are those of one process.")
+@click.option("--generate-batch", type=click.IntRange(1, 4096), default=8, show_default=True,
+              help="Prompts of a generate job decoded at once (those of one length); the "
+                   "commitments do not depend on it.")
+@click.option("--kv-cache/--no-kv-cache", default=True, show_default=True,
+              help="Decode Hugging Face generate jobs with a key/value cache (the same bits as "
+                   "recomputing every prefix, faster).")
 @click.option("--max-jobs", type=click.IntRange(min=1), default=256, show_default=True,
               help="Jobs this provider keeps (with their commitments, to answer disputes); "
                    "more are refused.")
@@ -74,7 +80,7 @@ def provider() -> None:
 def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s: int,
           checkpoint_dir: Path | None, fault: str | None, max_upload_mb: int,
           upload_store_mb: int, upload_dir: Path | None, max_stored_uploads: int,
-          workers: int,
+          workers: int, generate_batch: int, kv_cache: bool,
           max_jobs: int, max_checkpoint_mb: int, log_format: str, log_level: str,
           metrics_address: str | None, drain_timeout_s: float, tls: object,
           access: object) -> None:
@@ -98,7 +104,8 @@ def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s:
                              advertise=advertise, endpoint_ttl_s=endpoint_ttl_s,
                              workers=workers, access=access,  # type: ignore[arg-type]
                              max_jobs=max_jobs, max_checkpoint_bytes=max_checkpoint_mb << 20,
-                             upload_dir=upload_dir)
+                             upload_dir=upload_dir, generate_batch=generate_batch,
+                             kv_cache=kv_cache)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              fault_plan=fault, vouched_for=running.advertised)

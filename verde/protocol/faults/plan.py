@@ -17,6 +17,10 @@ Compute faults:
 * ``wrong_data``     — step ``step`` is run on other samples (substituted inputs);
 * ``wrong_init``     — one flipped bit in the initial parameters (state 0).
 
+Generate jobs have their own compute faults (``GENERATE_FAULTS``: a quantised or cheaper
+model, a wrong sample, truncation, a changed prompt, a tampered cache), described in
+``verde.protocol.faults.generation``.
+
 Answer faults (``query`` names the query kind they hit, default chosen per fault):
 * ``lie_children``   — descent answers with children that do not hash to the committed parent;
 * ``equivocate``     — a second delivery of the same query gets a different signed answer;
@@ -39,6 +43,9 @@ from verde.errors import VerdeInputError
 
 COMPUTE_FAULTS = ("corrupt_op", "corrupt_state", "wrong_final", "skip_step", "reorder_steps",
                   "wrong_data", "wrong_init")  # fmt: skip
+#: Compute faults of generate jobs (``verde.protocol.faults.generation``).
+GENERATE_FAULTS = ("quantised_model", "cheaper_model", "wrong_sample", "truncate",
+                   "changed_prompt", "tampered_cache")
 ANSWER_FAULTS = (
     "lie_children", "equivocate", "refuse", "wrong_input", "substitute_input",
     "wrong_graph_count", "insert_node", "drop_node", "swap_nodes", "wrong_op",
@@ -69,9 +76,9 @@ class FaultPlan:
     def __post_init__(self) -> None:
         if self.op is not None and (self.compute != "corrupt_op" or not self.op):
             raise FaultPlanError("a fault plan names an op only for compute=corrupt_op")
-        if self.compute is not None and self.compute not in COMPUTE_FAULTS:
-            raise FaultPlanError(f"unknown compute fault {self.compute!r}; "
-                                 f"known: {COMPUTE_FAULTS}")
+        known = (*COMPUTE_FAULTS, *GENERATE_FAULTS)
+        if self.compute is not None and self.compute not in known:
+            raise FaultPlanError(f"unknown compute fault {self.compute!r}; known: {known}")
         if self.answer is not None and self.answer not in ANSWER_FAULTS:
             raise FaultPlanError(f"unknown answer fault {self.answer!r}; known: {ANSWER_FAULTS}")
         if self.step is not None and self.step < 1:

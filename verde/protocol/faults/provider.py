@@ -9,7 +9,7 @@ go all the way down to catch them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -17,7 +17,17 @@ import torch
 from proofs import MerkleTree, SignedMessage, sign_message
 from repops.dispatch.encoding import RefKey
 from verde.protocol.faults.corrupt import CorruptingTracer, flip_largest_sign
-from verde.protocol.faults.plan import FaultPlan
+from verde.protocol.faults.generation import (
+    WEIGHT_FAULTS,
+    SampleSwappingTracer,
+    altered_weights,
+    changed_prompt_batch,
+    check_generate_fault,
+    fault_position,
+    truncated,
+    with_weights_of,
+)
+from verde.protocol.faults.plan import GENERATE_FAULTS, FaultPlan
 from verde.protocol.graph.execution import StepGraph, expected_structure, run_step, trace_step
 from verde.protocol.graph.nodes import node_leaf, ref_name
 from verde.protocol.jobs.context import PARAM, JobContext
@@ -26,6 +36,11 @@ from verde.protocol.peers import payloads as p
 from verde.protocol.peers.errors import RefusedQuery
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.peers.result import result_context, result_payload
+from verde.protocol.provider.generation_engine import (
+    decode_prompts,
+    generation_states,
+    parameters_of,
+)
 from verde.protocol.provider.provider import Provider
 from verde.protocol.provider.record import JobRecord
 
@@ -57,9 +72,33 @@ class CheatingProvider(Provider):
             return ctx.batch(plan.step + 1 if step == plan.step else plan.step)
         if plan.compute == "wrong_data" and step == plan.step:
             return ctx.batch(ctx.spec.steps + step + 1)
+        if plan.compute == "changed_prompt":
+            prompt, _ = fault_position(ctx, plan.step, plan.compute)
+            if step == ctx.generation.step_of(prompt, 0):
+                return changed_prompt_batch(ctx, step)
         return None
 
     # --- computation ----------------------------------------------------------------------
+
+    def step_states(self, ctx: JobContext, state: Mapping[str, torch.Tensor],
+                    ) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+        plan = self._plan(ctx)
+        if plan.compute in GENERATE_FAULTS:
+            check_generate_fault(ctx, plan.compute)
+        if plan.compute == "tampered_cache":
+            target = fault_position(ctx, plan.step or 1, plan.compute)
+
+            def tamper(decoder: Any, row: int, prompt: int, position: int) -> None:
+                if (prompt, position) == target:
+                    decoder.tamper(row)
+
+            decoded = decode_prompts(ctx, parameters_of(state), batch_size=self.generate_batch,
+                                     use_cache=True, cache_hook=tamper)
+            yield from generation_states(ctx, state, decoded)
+        elif ctx.spec.kind == "generate" and plan.compute not in (None, "wrong_final"):
+            yield from self.stepwise_states(ctx, state)  # the faults below act per step
+        else:
+            yield from super().step_states(ctx, state)
 
     def initial_state(self, ctx: JobContext) -> dict[str, torch.Tensor]:
         state = super().initial_state(ctx)
@@ -73,6 +112,8 @@ class CheatingProvider(Provider):
         self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int
     ) -> dict[str, torch.Tensor]:
         plan = self._plan(ctx)
+        if plan.compute in GENERATE_FAULTS:
+            return self._generate_fault_step(ctx, state, step, plan)
         if plan.compute == "skip_step" and step == plan.step:
             skipped = dict(state)
             skipped["rng"] = ctx.rng_state(step)
@@ -91,12 +132,31 @@ class CheatingProvider(Provider):
             new_state[name] = tensor
         return new_state
 
+    def _generate_fault_step(self, ctx: JobContext, state: Mapping[str, torch.Tensor],
+                             step: int, plan: FaultPlan) -> dict[str, torch.Tensor]:
+        fault, fault_step = plan.compute or "", plan.step or 1
+        if fault in WEIGHT_FAULTS:
+            altered = altered_weights(ctx, state, fault, step, fault_step)
+            if altered is not None:
+                return with_weights_of(run_step(ctx, altered, step), state)
+        if fault == "wrong_sample" and step == fault_step:
+            swapper = SampleSwappingTracer(ctx.vocab_size())
+            return dict(trace_step(ctx, state, step, tracer=swapper).state)
+        new_state = run_step(ctx, state, step, batch=self._batch_for(ctx, step))
+        if fault == "truncate" and step == fault_step:
+            return truncated(ctx, new_state, step)
+        return new_state
+
     def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
               keep: bool | frozenset[RefKey] = False) -> StepGraph:
         plan = self._plan(ctx)
         tracer = None
         if plan.compute == "corrupt_op" and step == plan.step:
             tracer = CorruptingTracer(plan.node or 0, keep, plan.op)
+        elif plan.compute == "wrong_sample" and step == plan.step:
+            tracer = SampleSwappingTracer(ctx.vocab_size(), keep)
+        elif plan.compute in WEIGHT_FAULTS:
+            state = altered_weights(ctx, state, plan.compute or "", step, plan.step or 1) or state
         graph = trace_step(ctx, state, step, batch=self._batch_for(ctx, step), keep=keep,
                            tracer=tracer)  # fmt: skip
         return self._edit_graph(graph, plan)

@@ -166,12 +166,18 @@ class GPT(Program):
     """A small decoder-only transformer trained on next-token prediction of ``tokens``."""
 
     name = "gpt"
+    kinds = ("train", "infer", "generate")
+    prompt_field = "tokens"
+    #: ``context`` 0: the ``tokens`` field's length - 1 (training predicts each next token);
+    #: a generate job needs room for its prompts and new tokens.
     defaults: ClassVar[dict[str, Any]] = {"vocab": 64, "d_model": 32, "layers": 2, "heads": 2,
-                                          "dropout": 0.0}
+                                          "dropout": 0.0, "context": 0}
 
     def check_config(self, config: dict[str, Any]) -> None:
         if config["d_model"] % config["heads"]:
             raise JobSpecError("program gpt: d_model must be a multiple of heads")
+        if config["context"] < 0:
+            raise JobSpecError("program gpt: context must be >= 0 (0: the tokens field's)")
         if not 0.0 <= config["dropout"] < 1.0:
             raise JobSpecError(f"program gpt: dropout must be in [0, 1), got {config['dropout']}")
 
@@ -181,8 +187,9 @@ class GPT(Program):
             raise JobSpecError(
                 f"program gpt: field tokens must be int64 [seq_len + 1], got {shape}"
             )
+        context = config["context"] or shape[0] - 1
         return _GPTModule(config["vocab"], config["d_model"], config["layers"], config["heads"],
-                          shape[0] - 1, dropout=float(config["dropout"]))  # fmt: skip
+                          context, dropout=float(config["dropout"]))  # fmt: skip
 
     def check_data(self, config: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
         tokens = fields.get("tokens")
@@ -200,6 +207,16 @@ class GPT(Program):
     def outputs(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         out: torch.Tensor = module(batch["tokens"][:, :-1])
         return out
+
+    def check_generation(self, config: Mapping[str, Any], longest: int) -> None:
+        if not config["context"] or longest > config["context"]:
+            raise JobSpecError(f"program gpt: a generate job needs config context >= the longest "
+                               f"prompt plus its new tokens ({longest}), got "
+                               f"{config['context']}")
+
+    def generation_logits(self, module: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = module(ids)[:, -1]
+        return logits
 
     def loss(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         logits = self.outputs(module, batch)

@@ -9,8 +9,10 @@ State names: ``param/<name>`` (parameters), ``<slot>/<name>`` under ``opt/`` (op
 state), ``grad/<name>`` (gradient jobs: the gradient at state 0's parameters), ``out/<s>``
 (inference jobs: the outputs of the batch of step ``s``, one entry per step, zeros until step
 ``s`` ran -- so the final state commits to every sample's outputs and each batch is proven on
-its own against the signed final root) and ``rng`` (int64 ``[seed, step]``: all randomness of
-a step is a function of the seed and the step number, so this is the whole RNG state).
+its own against the signed final root), ``gen/...`` (generate jobs,
+``verde.protocol.jobs.generation``: every prompt's token buffer and done flag, and the logits
+the step sampled from) and ``rng`` (int64 ``[seed, step]``: all randomness of a step is a
+function of the seed and the step number, so this is the whole RNG state).
 
 Module buffers are not state: a program computes them inside the step
 (``Program.step_buffers``), so they are traced like every other value.
@@ -33,6 +35,15 @@ from proofs.state import StateCommitment
 from verde.protocol.jobs.batching import batch_indices
 from verde.protocol.jobs.datasets import Dataset, load_dataset
 from verde.protocol.jobs.errors import JobSpecError
+from verde.protocol.jobs.generation import (
+    LOGITS,
+    Generation,
+    committed_logits,
+    done_entry,
+    sample_token,
+    tokens_entry,
+    write_token,
+)
 from verde.protocol.jobs.optimizers import init_optimizer_state, optimizer_update
 from verde.protocol.jobs.programs import Program
 from verde.protocol.jobs.registry import get_program
@@ -61,8 +72,14 @@ class _Wrapped(nn.Module):
         self.what = what
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.what == "generate":
+            return self.program.generation_logits(self.inner, batch[GENERATE_IDS])
         fn = self.program.loss if self.what == "loss" else self.program.outputs
         return fn(self.inner, batch)
+
+
+#: The key under which a generate step hands its token ids to ``_Wrapped``.
+GENERATE_IDS = "generate/ids"
 
 
 @dataclass
@@ -83,6 +100,14 @@ class JobContext:
     @classmethod
     def from_spec(cls, spec: JobSpec) -> JobContext:
         return _context_for(spec)
+
+    @property
+    def generation(self) -> Generation:
+        """A generate job's decoding settings (``ValueError`` for other kinds)."""
+        if self.spec.kind != "generate":
+            raise ValueError(f"job {self.spec.job_id[:16]} is a {self.spec.kind} job, not a "
+                             "generate job")
+        return Generation.from_spec(self.spec.generation)
 
     # --- state -----------------------------------------------------------------------------
 
@@ -113,6 +138,13 @@ class JobContext:
             state.update({OPT + k: v for k, v in opt.items()})
         elif self.spec.kind == "gradient":
             state.update({GRAD + n: torch.zeros_like(state[PARAM + n]) for n in self.param_names})
+        elif self.spec.kind == "generate":
+            g = self.generation
+            for p in range(g.n_prompts):
+                state[tokens_entry(p)] = torch.full((g.buffer_length(p),), g.pad_token,
+                                                    dtype=torch.int64)
+                state[done_entry(p)] = torch.zeros((), dtype=torch.bool)
+            state[LOGITS] = torch.zeros(self.vocab_size(), dtype=torch.float32)
         else:
             shape, dtype = self.output_meta()
             for s in range(1, self.spec.steps + 1):
@@ -147,6 +179,11 @@ class JobContext:
             raise JobSpecError(f"initial state of job {self.spec.job_id[:16]}: its root "
                                f"{root.hex()} is not the job's {self.initial_state_root().hex()}")
 
+    def vocab_size(self) -> int:
+        """A generate job's vocabulary: the width of the program's logits (a meta forward)."""
+        with self._step_lock:
+            return _vocab_size(self)
+
     def output_meta(self) -> tuple[tuple[int, ...], torch.dtype]:
         """Shape and dtype of one inference batch's outputs (from a meta forward)."""
         with self._step_lock:
@@ -163,6 +200,8 @@ class JobContext:
             if step != 1:
                 raise ValueError(f"a gradient job has only step 1, not {step}")
             return list(self.spec.samples)
+        if self.spec.kind == "generate":
+            return [self.generation.position(step)[0]]
         return batch_indices(self.spec.kind, self.spec.seed, step, self.dataset.n_samples,
                              self.spec.batch_size)  # fmt: skip
 
@@ -215,6 +254,8 @@ class JobContext:
         """
         fields = {k[len(BATCH):]: v for k, v in batch.items()}
         params = {n: state[PARAM + n] for n in self.param_names}
+        if self.spec.kind == "generate":
+            return self._generate_step(state, params, fields, step)
         if self.spec.kind == "infer":
             inner = self._inner(params, fields)
             wrapped = _Wrapped(self.program, self.module, "outputs")
@@ -235,6 +276,37 @@ class JobContext:
             new_state.update({GRAD + n: g for n, g in grad_map.items()})
             return new_state
         return self._update(state, params, grad_map, step)
+
+    def generation_logits(self, params: Mapping[str, torch.Tensor], ids: torch.Tensor,
+                          ) -> torch.Tensor:
+        """The program's last-position logits ``[B, V]`` of ``ids`` (int64 ``[B, n]``) at
+        ``params`` (keyed by parameter name): the forward of a generate step."""
+        inner = self._inner(params, {self.program.prompt_field: ids})
+        with self._step_lock, torch.no_grad():
+            logits: torch.Tensor = torch.func.functional_call(
+                _Wrapped(self.program, self.module, "generate"), inner, ({GENERATE_IDS: ids},))
+        return logits
+
+    def _generate_step(self, state: Mapping[str, torch.Tensor],
+                       params: Mapping[str, torch.Tensor], fields: Mapping[str, torch.Tensor],
+                       step: int) -> dict[str, torch.Tensor]:
+        """The written decode step of ``verde.protocol.jobs.generation`` (see there)."""
+        g = self.generation
+        prompt, position = g.position(step)
+        n = g.prompt_lengths[prompt] + position
+        tokens, done = state[tokens_entry(prompt)], state[done_entry(prompt)]
+        if position == 0:
+            tokens = torch.cat([fields[self.program.prompt_field][0, :n], tokens[n:]])
+        logits = self.generation_logits(params, tokens[:n].unsqueeze(0))[0]
+        with torch.no_grad():
+            token = sample_token(logits, tokens[:n], g)
+            new_tokens, new_done = write_token(tokens, n, token, done, g)
+            new_logits = committed_logits(logits, done)
+        new_state = {k: v for k, v in state.items() if k != RNG}
+        new_state[tokens_entry(prompt)] = new_tokens
+        new_state[done_entry(prompt)] = new_done
+        new_state[LOGITS] = new_logits
+        return new_state
 
     # --- a step cut into partitions (``JobSpec.partitions``) -------------------------------
 
@@ -313,14 +385,32 @@ def _context_cached(spec_json: str) -> JobContext:
     with torch.device("meta"):
         module = program.build(spec.config, dataset.sample_shapes())
     # Training-only behaviour (dropout) is on in training and gradient jobs, off in inference.
-    module.train(spec.kind != "infer")
+    module.train(spec.kind not in ("infer", "generate"))
     _check_buffers(program, module, dataset)
     names = tuple(n for n, _ in module.named_parameters())
+    if spec.kind == "generate":
+        _check_generate(spec, program, dataset)
     too_far = [i for i in spec.samples if i >= dataset.n_samples]
     if too_far:
         raise JobSpecError(f"job spec: samples {too_far[:5]} are out of range for a dataset of "
                            f"{dataset.n_samples} samples")
     return JobContext(spec, program, dataset, module, names)
+
+
+def _check_generate(spec: JobSpec, program: Program, dataset: Dataset) -> None:
+    lengths = spec.generation["prompt_lengths"]
+    program.check_generation(spec.config, max(lengths) + spec.generation["max_new_tokens"] - 1)
+    if len(lengths) != dataset.n_samples:
+        raise JobSpecError(f"job spec: generation.prompt_lengths lists {len(lengths)} prompts, "
+                           f"the dataset has {dataset.n_samples}")
+    shape, dtype = dataset.sample_shapes().get(program.prompt_field, ((), torch.float32))
+    if len(shape) != 1 or dtype != torch.int64:
+        raise JobSpecError(f"program {program.name}: a generate job reads prompts from field "
+                           f"{program.prompt_field!r}, int64 [seq_len] per prompt; the dataset "
+                           f"has {dtype} {list(shape)}")
+    if max(lengths) > shape[0]:
+        raise JobSpecError(f"job spec: generation.prompt_lengths (up to {max(lengths)}) exceed "
+                           f"the dataset's {program.prompt_field} width {shape[0]}")
 
 
 def _check_buffers(program: Program, module: nn.Module, dataset: Dataset) -> None:
@@ -356,6 +446,17 @@ def _output_meta(ctx: JobContext) -> tuple[tuple[int, ...], torch.dtype]:
     return tuple(out.shape), out.dtype
 
 
+def _vocab_size(ctx: JobContext) -> int:
+    ids = torch.zeros((1, 1), dtype=torch.int64, device="meta")
+    params: dict[str, torch.Tensor] = {"inner." + n: p for n, p in ctx.module.named_parameters()}
+    params.update({"inner." + n: b for n, b in ctx.program.step_buffers(
+        ctx.module, {ctx.program.prompt_field: ids}).items()})
+    with torch.no_grad():
+        logits = torch.func.functional_call(_Wrapped(ctx.program, ctx.module, "generate"),
+                                            params, ({GENERATE_IDS: ids},))
+    return int(logits.shape[-1])
+
+
 def _state_structure(ctx: JobContext) -> dict[str, Any]:
     out: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
     for n, p in ctx.module.named_parameters():
@@ -369,6 +470,12 @@ def _state_structure(ctx: JobContext) -> dict[str, Any]:
     elif ctx.spec.kind == "gradient":
         for n in ctx.param_names:
             out[GRAD + n] = out[PARAM + n]
+    elif ctx.spec.kind == "generate":
+        g = ctx.generation
+        for p in range(g.n_prompts):
+            out[tokens_entry(p)] = ((g.buffer_length(p),), torch.int64)
+            out[done_entry(p)] = ((), torch.bool)
+        out[LOGITS] = ((ctx.vocab_size(),), torch.float32)
     else:
         meta = ctx.output_meta()
         for s in range(1, ctx.spec.steps + 1):

@@ -63,6 +63,9 @@ class Program:
     #: Modules beyond the class's own (and its bases') whose source is part of its identity.
     source_modules: ClassVar[tuple[str, ...]] = ()
 
+    #: The dataset field a generate job reads its prompts from (int64 token ids).
+    prompt_field: ClassVar[str] = "input_ids"
+
     def normalize_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """Validate ``config`` against ``defaults`` (same keys, same JSON types) and fill in."""
         unknown = sorted(set(config) - set(self.defaults))
@@ -81,7 +84,9 @@ class Program:
                     f"program {self.name}: config {key} must be {type(default).__name__}, "
                     f"got {value!r}"
                 )
-            if isinstance(default, int) and not isinstance(default, bool) and value <= 0:
+            # An int whose default is 0 means "derived" when 0 (gpt's context), so may be 0.
+            if isinstance(default, int) and not isinstance(default, bool) and (
+                    value < 0 if default == 0 else value <= 0):
                 raise JobSpecError(f"program {self.name}: config {key} must be positive")
             if isinstance(default, float) and not (math.isfinite(value) and value >= 0):
                 raise JobSpecError(f"program {self.name}: config {key} must be a finite "
@@ -120,6 +125,18 @@ class Program:
     def loss(self, module: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The scalar training loss on a batch."""
         raise NotImplementedError
+
+    def generation_logits(self, module: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+        """A causal LM's logits at the last position of ``ids`` (int64 ``[B, n]``): ``[B, V]``,
+        from a forward over exactly those ``n`` tokens (generate jobs,
+        ``verde.protocol.jobs.generation``). Programs that generate override this."""
+        raise JobSpecError(f"program {self.name} does not generate text")
+
+    def check_generation(self, config: Mapping[str, Any], longest: int) -> None:
+        """Refuse a config that cannot generate sequences of up to ``longest`` tokens
+        (``JobSpecError``)."""
+        if "generate" not in self.kinds:
+            raise JobSpecError(f"program {self.name} does not generate text")
 
     def init_rule(self, name: str, shape: tuple[int, ...]) -> tuple[str, float]:
         """How parameter ``name`` starts: ("uniform", bound), ("zeros", 0) or ("ones", 0).

@@ -63,6 +63,13 @@ the step gradient is ``(g_0 + g_1 + ... + g_{P-1}) / P`` (added in partition ord
 training defines it, ``verde.integration.coded_training``). The job fixes the partitions, not
 the worker count, so a provider may compute them on any number of worker processes and still
 commit to the same states (``verde provider serve --workers W``).
+
+``kind = "generate"`` decodes every prompt of the dataset (token ids, right-padded, with an
+``attention_mask``) with a causal LM: one step per (prompt, position), the decoding settings
+in ``generation = {max_new_tokens, stop_tokens, pad_token, temperature, top_k, top_p,
+repetition_penalty, prompt_lengths}`` (``verde.protocol.jobs.generation``). ``steps`` and
+``batch_size = 1`` are filled in; ``prompt_lengths`` is counted from the dataset when this
+machine has it (and checked against the spec's when both exist).
 """
 
 from __future__ import annotations
@@ -78,7 +85,7 @@ from proofs import canonical_json
 from verde.protocol.jobs.code import check_code_version
 from verde.protocol.jobs.errors import JobSpecError
 
-JOB_KINDS = ("train", "infer", "gradient")
+JOB_KINDS = ("train", "infer", "gradient", "generate")
 BACKENDS = ("repops", "torch")
 #: The protocol version (``verde.version.PROTOCOL_VERSION``). 3: job ids bind the program's
 #: code (``program_version``); 2: step-graph leaves are repops ``TraceNode`` records.
@@ -86,7 +93,7 @@ SPEC_VERSION = 3
 _FIELDS = {
     "version", "program", "program_version", "kind", "config", "dataset", "optimizer", "steps",
     "batch_size", "seed", "checkpoint_interval", "backend", "init", "samples", "platform",
-    "partitions",
+    "partitions", "generation",
 }  # fmt: skip
 _MAX_SEED = 2**63 - 1
 
@@ -110,6 +117,7 @@ class JobSpec:
     program_version: str = ""
     platform: str = ""
     partitions: int = 1
+    generation: dict[str, Any] = field(default_factory=dict)
     _id: str = field(default="", compare=False, repr=False)
 
     @classmethod
@@ -173,6 +181,22 @@ class JobSpec:
             if data["batch_size"] != len(samples):
                 raise JobSpecError(f"job spec: batch_size {data['batch_size']!r} differs from "
                                    f"the {len(samples)} samples listed")
+        generation: dict[str, Any] = {}
+        if kind == "generate":
+            generation = _generation(data.get("generation"), dataset, program)
+            n_steps = len(generation["prompt_lengths"]) * generation["max_new_tokens"]
+            data = {"steps": n_steps, "batch_size": 1, **data}
+            if data["steps"] != n_steps:
+                raise JobSpecError(f"job spec: a generate job has one step per prompt and "
+                                   f"position ({n_steps}), got steps = {data['steps']!r}")
+            if data["batch_size"] != 1:
+                raise JobSpecError("job spec: a generate job's step is one (prompt, position): "
+                                   "batch_size is 1 (how many prompts a provider decodes at "
+                                   "once is its own choice, `verde provider serve "
+                                   "--generate-batch`)")
+        elif "generation" in data:
+            raise JobSpecError(f"job spec: only generate jobs take a generation table, not "
+                               f"{kind} jobs")
         steps = _positive_int(data, "steps", MAX_STEPS)
         batch_size = _positive_int(data, "batch_size", MAX_BATCH_SIZE)
         seed = data.get("seed", 0)
@@ -191,7 +215,7 @@ class JobSpec:
         partitions = _partitions(data.get("partitions", 1), kind, batch_size)
         spec = cls(program_name, kind, config, dataset, optimizer, steps, batch_size, seed,
                    interval, backend, init, samples, program_version, platform,
-                   partitions)  # fmt: skip
+                   partitions, generation)  # fmt: skip
         object.__setattr__(spec, "_id", hashlib.sha256(canonical_json(spec.identity())).hexdigest())
         return spec
 
@@ -233,6 +257,8 @@ class JobSpec:
             doc["platform"] = self.platform
         if self.partitions != 1:
             doc["partitions"] = self.partitions
+        if self.generation:
+            doc["generation"] = dict(self.generation)
         return doc
 
     @property
@@ -302,6 +328,23 @@ def _partitions(raw: Any, kind: str, batch_size: int) -> int:
         raise JobSpecError(f"job spec: partitions {raw} does not divide batch_size {batch_size} "
                            "(every partition is an equal slice of the batch)")
     return raw
+
+
+def _generation(raw: Any, dataset: Mapping[str, Any], program: Any) -> dict[str, Any]:
+    """The normalized ``generation`` table; prompt lengths counted from the dataset when this
+    machine has its samples (and then checked against the spec's, if it lists them)."""
+    from verde.protocol.jobs.datasets import load_dataset
+    from verde.protocol.jobs.errors import DatasetError
+    from verde.protocol.jobs.generation import normalize_generation, prompt_lengths
+
+    lengths = None
+    try:
+        fields = load_dataset(dataset).fields
+    except DatasetError:
+        fields = None  # a remote dataset not uploaded here: the spec must list the lengths
+    if fields is not None:
+        lengths = prompt_lengths(fields, program.prompt_field)
+    return normalize_generation(raw, lengths)
 
 
 def _init(raw: Any) -> dict[str, Any]:

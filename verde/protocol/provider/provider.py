@@ -27,7 +27,7 @@ of one process; everything else, dispute answers included, runs here as before.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,11 @@ from verde.protocol.peers.state import StateEntries, state_entries
 from verde.protocol.provider.answers import build_answer
 from verde.protocol.provider.checkpoints import CheckpointStore
 from verde.protocol.provider.errors import MissingInitialState, UnknownQueryError
+from verde.protocol.provider.generation_engine import (
+    decode_prompts,
+    generation_states,
+    parameters_of,
+)
 from verde.protocol.provider.record import JobRecord
 from verde.protocol.provider.recorder import StateRecorder
 from verde.protocol.provider.upload_file import UploadEntry
@@ -83,6 +88,8 @@ class Provider:
         budget: Budget | None = None,
         max_jobs: int = DEFAULT_MAX_JOBS,
         workers: int = 1,
+        generate_batch: int = 8,
+        kv_cache: bool = True,
     ) -> None:
         if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
             raise ValueError(f"max_jobs must be a positive int, got {max_jobs!r}")
@@ -95,6 +102,13 @@ class Provider:
         #: 1 computes everything here. Started on first use, stopped by :meth:`close`.
         self.workers = check_worker_count(workers)
         self._partition_workers: PartitionWorkers | None = None
+        if isinstance(generate_batch, bool) or not isinstance(generate_batch, int) or (
+                generate_batch < 1):
+            raise ValueError(f"generate_batch must be a positive int, got {generate_batch!r}")
+        #: Generate jobs: prompts decoded at once, and whether Hugging Face models reuse a
+        #: key/value cache (``verde.protocol.provider.generation_engine``; same commitments).
+        self.generate_batch = generate_batch
+        self.kv_cache = bool(kv_cache)
         #: A replayed step whose state is smaller than this (bytes) keeps every node output at
         #: once; a larger one keeps only digests and replays again for the one node disputed.
         self.keep_values_below = keep_values_below
@@ -238,9 +252,12 @@ class Provider:
         step_s = 0.0
         with StateRecorder(store) as recorder:
             recorder.record(0, state, checkpoint=True)
+            states = self.step_states(ctx, state)
             for step in range(1, spec.steps + 1):
                 t0 = time.perf_counter()
-                state = self.compute_step(ctx, state, step)
+                got, state = next(states)
+                if got != step:
+                    raise RuntimeError(f"step states out of order: {got} for {step}")
                 step_s += time.perf_counter() - t0
                 checkpoint = step % spec.checkpoint_interval == 0 or step == spec.steps
                 recorder.record(step, state, checkpoint=checkpoint)
@@ -264,6 +281,26 @@ class Provider:
         if ctx.spec.init_root is not None:
             return self.uploaded_initial_state(ctx)
         return ctx.initial_state()
+
+    def step_states(self, ctx: JobContext, state: Mapping[str, torch.Tensor],
+                    ) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+        """(step, state) for every step of the job from state 0, in order: step by step
+        (:meth:`compute_step`), or for generate jobs through the batched, cached decoder whose
+        states are the written steps' (``generation_engine``)."""
+        if ctx.spec.kind == "generate":
+            decoded = decode_prompts(ctx, parameters_of(state), batch_size=self.generate_batch,
+                                     use_cache=self.kv_cache)
+            yield from generation_states(ctx, state, decoded)
+            return
+        yield from self.stepwise_states(ctx, state)
+
+    def stepwise_states(self, ctx: JobContext, state: Mapping[str, torch.Tensor],
+                        ) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+        """(step, state) for every step, one :meth:`compute_step` at a time."""
+        current = dict(state)
+        for step in range(1, ctx.spec.steps + 1):
+            current = self.compute_step(ctx, current, step)
+            yield step, current
 
     def compute_step(
         self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
+from proofs.digest import tensor_digest
 from proofs.state import StateCommitment
 from verde.protocol.provider.checkpoints import CheckpointStore
 
@@ -32,6 +33,7 @@ class StateRecorder:
         self.wait_s = 0.0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verde-commit")
         self._pending: Future[StateCommitment] | None = None
+        self._digests: dict[str, tuple[torch.Tensor, int, bytes]] = {}
 
     def __enter__(self) -> StateRecorder:
         return self
@@ -61,7 +63,18 @@ class StateRecorder:
 
     def _commit(self, step: int, state: dict[str, torch.Tensor],
                 checkpoint: bool) -> StateCommitment:
-        commitment = StateCommitment.from_tensors(state)
+        # A tensor the previous state held too (same object, not written since: inference and
+        # generate steps pass parameters through) keeps its digest; the rest are hashed.
+        digests = {}
+        for name, tensor in state.items():
+            known = self._digests.get(name)
+            if known is not None and known[0] is tensor and known[1] == tensor._version:
+                digests[name] = known[2]
+            else:
+                digests[name] = tensor_digest(tensor)
+        self._digests = {name: (state[name], state[name]._version, digest)
+                         for name, digest in digests.items()}
+        commitment = StateCommitment(digests)
         if checkpoint:
             self.checkpoints.save(step, state)
         return commitment

@@ -70,6 +70,7 @@ class HFProgram(Program):
     """Hugging Face ``transformers`` models (see the module docstring)."""
 
     name = "hf"
+    kinds = ("train", "infer", "generate")
     source_modules = ("verde.protocol.jobs.hf.adapter", "verde.protocol.jobs.hf.checkpoint",
                       "verde.protocol.jobs.hf.source")
     #: Config keys naming local files: relative to a spec file (``jobs.spec_file``).
@@ -211,6 +212,19 @@ class HFProgram(Program):
 
     def loss(self, module: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return adapter.loss(module, batch)
+
+    def generation_logits(self, module: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+        return adapter.outputs(module, {"input_ids": ids})[:, -1]
+
+    def check_generation(self, config: Mapping[str, Any], longest: int) -> None:
+        if config["task"] != "causal-lm":
+            raise JobSpecError(f"program hf: a generate job needs task causal-lm, not "
+                               f"{config['task']}")
+        hf_config = self.hf_config(config)
+        limit = hf_config.get("max_position_embeddings", hf_config.get("n_positions"))
+        if isinstance(limit, int) and longest > limit:
+            raise JobSpecError(f"program hf: a prompt plus its new tokens ({longest}) exceed the "
+                               f"model's {limit} positions")
 
     def check_data(self, config: Mapping[str, Any], fields: Mapping[str, np.ndarray]) -> None:
         ids = fields.get("input_ids")

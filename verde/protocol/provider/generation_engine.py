@@ -1,0 +1,157 @@
+"""A provider's fast path through a generate job: prompts batched, a key/value cache, and the
+states the written steps would commit, built from the decoded tokens and logits.
+
+Why a second path: the written step (``verde.protocol.jobs.generation``) recomputes a prompt's
+whole prefix for every position and decodes one prompt at a time -- the definition, and what a
+dispute replays for one step. A provider serving a job decodes prompts of the same length
+together (``batch_size`` rows at most, never padded) and, for Hugging Face models, reuses a
+key/value cache (``verde.protocol.jobs.hf.decoding``). Both are equivalences repops' row-wise
+written orders make exact, tested against the written steps; the provider's commitments are
+then the written steps' states, whatever batch size or cache it used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from verde.protocol.graph.execution import execution_context, step_stream
+from verde.protocol.graph.nodes import RNG_ENTRY
+from verde.protocol.jobs.context import PARAM, JobContext
+from verde.protocol.jobs.generation import (
+    LOGITS,
+    committed_logits,
+    done_entry,
+    sample_token,
+    tokens_entry,
+    write_token,
+)
+
+if TYPE_CHECKING:
+    from verde.protocol.jobs.hf.decoding import CachedDecoder
+
+#: Called with (decoder, batch row, prompt, position) before each decode position (fault
+#: injection: ``verde.protocol.faults`` tampers with cache entries through it).
+CacheHook = Callable[[object, int, int, int], None]
+
+
+@dataclass
+class DecodedPrompt:
+    """What the written steps of one prompt commit: its buffer, done flag and logits after
+    every position."""
+
+    tokens: list[torch.Tensor] = field(default_factory=list)
+    done: list[torch.Tensor] = field(default_factory=list)
+    logits: list[torch.Tensor] = field(default_factory=list)
+
+
+def length_batches(ctx: JobContext, batch_size: int) -> list[list[int]]:
+    """Prompts grouped by length (never padded), at most ``batch_size`` per batch, in
+    prompt order within a length."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    lengths = ctx.generation.prompt_lengths
+    by_length: dict[int, list[int]] = {}
+    for p in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
+        by_length.setdefault(lengths[p], []).append(p)
+    return [group[i:i + batch_size] for group in by_length.values()
+            for i in range(0, len(group), batch_size)]
+
+
+def decode_prompts(ctx: JobContext, params: Mapping[str, torch.Tensor], *, batch_size: int = 8,
+                   use_cache: bool = True, cache_hook: CacheHook | None = None,
+                   ) -> dict[int, DecodedPrompt]:
+    """Decode every prompt of a generate job from ``params`` (keyed by parameter name)."""
+    g = ctx.generation
+    prompts = ctx.dataset.fields[ctx.program.prompt_field]
+    out: dict[int, DecodedPrompt] = {}
+    for rows in length_batches(ctx, batch_size):
+        n0 = g.prompt_lengths[rows[0]]
+        buffers = []
+        for p in rows:
+            buf = torch.full((g.buffer_length(p),), g.pad_token, dtype=torch.int64)
+            buf[:n0] = torch.from_numpy(prompts[p][:n0].copy())
+            buffers.append(buf)
+        done = [torch.zeros((), dtype=torch.bool) for _ in rows]
+        results = {p: DecodedPrompt() for p in rows}
+        forward = _Forward(ctx, params, use_cache)
+        for t in range(g.max_new_tokens):
+            n = n0 + t
+            if all(bool(d) for d in done):
+                logits_rows = None  # every row is done: the written step's results are discarded
+            else:
+                if cache_hook is not None and t > 0:
+                    for i, p in enumerate(rows):
+                        cache_hook(forward.decoder, i, p, t)
+                ids = torch.stack([b[:n] for b in buffers])
+                logits_rows = forward(ids)
+            for i, p in enumerate(rows):
+                was_done = done[i]
+                if bool(was_done) or logits_rows is None:
+                    token = torch.tensor(g.pad_token, dtype=torch.int64)
+                    row = torch.zeros(ctx.vocab_size(), dtype=torch.float32)
+                else:
+                    row = logits_rows[i]
+                    stream = step_stream(ctx.spec.seed, g.step_of(p, t))
+                    with execution_context(ctx.spec.backend, stream=stream):
+                        token = sample_token(row, buffers[i][:n], g)
+                buffers[i], done[i] = write_token(buffers[i], n, token, was_done, g)
+                results[p].tokens.append(buffers[i])
+                results[p].done.append(done[i])
+                results[p].logits.append(committed_logits(row, was_done))
+        out.update(results)
+    return out
+
+
+class _Forward:
+    """Last-position logits of a batch of equal-length sequences, cached or recomputed."""
+
+    def __init__(self, ctx: JobContext, params: Mapping[str, torch.Tensor],
+                 use_cache: bool) -> None:
+        self.ctx = ctx
+        self.params = dict(params)
+        self.decoder: CachedDecoder | None = None
+        if use_cache and ctx.spec.program == "hf":
+            from verde.protocol.jobs.hf.decoding import CachedDecoder
+
+            probe = {ctx.program.prompt_field: torch.zeros((1, 1), dtype=torch.int64)}
+            own = dict(params)
+            own.update(ctx.program.step_buffers(ctx.module, probe))
+            self.decoder = CachedDecoder(ctx.module, own)
+        self.started = False
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        with execution_context(self.ctx.spec.backend):
+            if self.decoder is None:
+                return self.ctx.generation_logits(self.params, ids)
+            with self.ctx._step_lock:
+                if not self.started:
+                    self.started = True
+                    return self.decoder.prefill(ids)
+                return self.decoder.step(ids[:, -1])
+
+
+def generation_states(ctx: JobContext, state: Mapping[str, torch.Tensor],
+                      decoded: Mapping[int, DecodedPrompt],
+                      ) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+    """(step, state) for every step, in order, from state 0 and the decoded prompts: the
+    states the written steps compute (each shares every unchanged tensor with the previous)."""
+    g = ctx.generation
+    current = dict(state)
+    for p in range(g.n_prompts):
+        for t in range(g.max_new_tokens):
+            step = g.step_of(p, t)
+            current = dict(current)
+            current[tokens_entry(p)] = decoded[p].tokens[t]
+            current[done_entry(p)] = decoded[p].done[t]
+            current[LOGITS] = decoded[p].logits[t]
+            current[RNG_ENTRY] = ctx.rng_state(step)
+            yield step, current
+
+
+def parameters_of(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The parameters in a state, keyed by parameter name."""
+    return {k[len(PARAM):]: v for k, v in state.items() if k.startswith(PARAM)}
