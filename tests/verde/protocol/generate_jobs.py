@@ -59,7 +59,7 @@ def write_prompts(tmp: Path, arrays: Mapping[str, np.ndarray], name: str = "prom
                   ) -> dict[str, Any]:
     """``arrays`` saved as ``tmp/<name>.npz``; the file dataset spec naming it."""
     location = tmp / f"{name}.npz"
-    np.savez(location, **arrays)
+    np.savez(location, **dict(arrays))  # type: ignore[arg-type]
     return {"name": "file", "location": str(location), "root": file_dataset_root(location)}
 
 

@@ -178,9 +178,10 @@ def plain_transformers_model(arch: str, params: dict[str, torch.Tensor]) -> torc
     attention kernels, torch's vendor kernels): an independent computation of the logits."""
     import transformers
 
-    config = dict(HF_CONFIGS[arch])
-    config = transformers.AutoConfig.for_model(config.pop("model_type"), **config)
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    table = dict(HF_CONFIGS[arch])
+    config = transformers.AutoConfig.for_model(table.pop("model_type"), **table)
+    model: torch.nn.Module = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+        config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(params, strict=False)
     assert not unexpected
     assert set(missing) <= {"lm_head.weight"}  # tied to the embeddings
@@ -434,14 +435,17 @@ def test_prompts_must_be_right_padded(tmp: Path) -> None:
 
 # --- 5. disputes --------------------------------------------------------------------------------
 
-DISPUTES = [  # (fault, model, sampling, the cheater's side)
-    ("quantised_model", "gpt2", TOP_P, "a"),
-    ("cheaper_model", "llama", GREEDY, "b"),
-    ("wrong_sample", "gpt2", GREEDY, "b"),
-    ("wrong_sample", "llama", TOP_P, "a"),
-    ("truncate", "llama", TOP_P, "a"),
-    ("changed_prompt", "gpt", TOP_P, "b"),
-    ("tampered_cache", "llama", GREEDY, "a"),
+#: (fault, model, sampling, the cheater's side, the operator the arbiter recomputes and its
+#: step, or None where the cheater is caught contradicting its own commitments first). The fault
+#: step is 10: prompt 2, position 1.
+DISPUTES: list[tuple[str, str, dict[str, Any], str, tuple[str, int] | None]] = [
+    ("quantised_model", "gpt2", TOP_P, "a", None),
+    ("cheaper_model", "llama", GREEDY, "b", None),
+    ("wrong_sample", "gpt2", GREEDY, "b", ("aten.argmax.default", 10)),  # the greedy sampler
+    ("wrong_sample", "llama", TOP_P, "a", ("aten.gather.default", 10)),  # the top-p sampler
+    ("truncate", "llama", TOP_P, "a", None),
+    ("changed_prompt", "gpt", TOP_P, "b", ("aten.select.int", 9)),  # prompt 2's first step
+    ("tampered_cache", "llama", GREEDY, "a", None),
 ]
 
 
@@ -450,10 +454,11 @@ def test_the_dispute_table_covers_every_generation_fault() -> None:
     assert {d[3] for d in DISPUTES} == {"a", "b"}
 
 
-@pytest.mark.parametrize(("fault", "arch", "generation", "side"), DISPUTES,
+@pytest.mark.parametrize(("fault", "arch", "generation", "side", "recomputed"), DISPUTES,
                          ids=[f"{d[0]}-{d[1]}-{d[3]}" for d in DISPUTES])
 def test_every_generation_cheat_loses_its_dispute(
-        tmp: Path, fault: str, arch: str, generation: dict[str, Any], side: str) -> None:
+        tmp: Path, fault: str, arch: str, generation: dict[str, Any], side: str,
+        recomputed: tuple[str, int] | None) -> None:
     spec = generate_spec(tmp, arch, generation)
     honest = Provider(key("honest"), "honest", generate_batch=3)
     cheater = CheatingProvider(key("cheater"), "cheater", plan=FaultPlan(fault, step=10))
@@ -467,10 +472,15 @@ def test_every_generation_cheat_loses_its_dispute(
     state = DisputeState(spec, peers["a"].result(spec.job_id), peers["b"].result(spec.job_id))
     verdict = run_dispute(state, peers)
     assert verdict.winner == other and verdict.losers == (side,), verdict.to_json()
+    if recomputed is not None:
+        assert verdict.reason == "recomputed_operator"
+        assert (verdict.ruling["op"], verdict.ruling["step"]) == recomputed
+    else:
+        assert verdict.reason == "fault" and side in verdict.faults
     json.dumps(verdict.to_json())
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "gpt"])
 def test_honest_providers_batching_and_caching_differently_agree(tmp: Path, arch: str) -> None:
     spec = generate_spec(tmp, arch, FULL)
     one = Provider(key("honest"), "one-at-a-time", generate_batch=1, kv_cache=False)
