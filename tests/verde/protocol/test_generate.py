@@ -28,17 +28,10 @@ from verde.protocol.faults import CheatingProvider, FaultPlan
 from verde.protocol.faults.plan import GENERATE_FAULTS
 from verde.protocol.graph.admission import admit_job
 from verde.protocol.graph.execution import execution_context, run_step, step_stream
+from verde.protocol.jobs import generation as written
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.errors import JobSpecError
-from verde.protocol.jobs.generation import (
-    LOGITS,
-    Generation,
-    committed_logits,
-    done_entry,
-    sample_token,
-    tokens_entry,
-    write_token,
-)
+from verde.protocol.jobs.generation import LOGITS, Generation, done_entry, tokens_entry
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers import LocalPeer
 from verde.protocol.peers.result import check_result
@@ -250,7 +243,7 @@ def draw(logits: torch.Tensor, settings: Generation, step: int,
     """``sample_token`` under the job semantics, on step ``step``'s stream of seed 11."""
     context = torch.zeros(1, dtype=torch.int64) if context is None else context
     with execution_context("repops", stream=step_stream(11, step)):
-        return int(sample_token(logits, context, settings))
+        return int(written.sample_token(logits, context, settings))
 
 
 def settings(**changes: Any) -> Generation:
@@ -320,15 +313,15 @@ def test_a_stop_token_ends_the_prompt_and_pads_after_it() -> None:
     g = settings(stop_tokens=(7,), pad_token=9, max_new_tokens=3)
     tokens = torch.tensor([4, 5, 9, 9, 9])
     done = torch.zeros((), dtype=torch.bool)
-    tokens, done = write_token(tokens, 2, torch.tensor(6), done, g)
+    tokens, done = written.write_token(tokens, 2, torch.tensor(6), done, g)
     assert tokens.tolist() == [4, 5, 6, 9, 9] and not bool(done)  # negative: 6 is no stop
-    tokens, done = write_token(tokens, 3, torch.tensor(7), done, g)
+    tokens, done = written.write_token(tokens, 3, torch.tensor(7), done, g)
     assert tokens.tolist() == [4, 5, 6, 7, 9] and bool(done)  # the stop token is kept
     logits = torch.arange(5, dtype=torch.float32)
-    assert torch.equal(committed_logits(logits, torch.tensor(False)), logits)
-    after, done_after = write_token(tokens, 4, torch.tensor(3), done, g)
+    assert torch.equal(written.committed_logits(logits, torch.tensor(False)), logits)
+    after, done_after = written.write_token(tokens, 4, torch.tensor(3), done, g)
     assert after.tolist() == [4, 5, 6, 7, 9] and bool(done_after)  # pad, still done
-    assert torch.equal(committed_logits(logits, done), torch.zeros(5))
+    assert torch.equal(written.committed_logits(logits, done), torch.zeros(5))
 
 
 def test_a_stop_token_in_a_job_pads_the_rest_of_that_prompt_only(tmp: Path) -> None:
