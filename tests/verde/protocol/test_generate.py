@@ -432,11 +432,14 @@ def test_prompts_must_be_right_padded(tmp: Path) -> None:
 #: step, or None where the cheater is caught contradicting its own commitments first). The fault
 #: step is 10: prompt 2, position 1.
 DISPUTES: list[tuple[str, str, dict[str, Any], str, tuple[str, int] | None]] = [
-    ("quantised_model", "gpt2", TOP_P, "a", None),
-    ("cheaper_model", "llama", GREEDY, "b", None),
+    # the graph claims the job's weights: the first op that read a quantised one is recomputed
+    ("quantised_model", "gpt2", TOP_P, "a", ("aten.embedding.default", 1)),
+    # from position 1 on: prompt 0's position 1, the first op on a zeroed matrix
+    ("cheaper_model", "llama", GREEDY, "b", ("aten.t.default", 2)),
     ("wrong_sample", "gpt2", GREEDY, "b", ("aten.argmax.default", 10)),  # the greedy sampler
     ("wrong_sample", "llama", TOP_P, "a", ("aten.gather.default", 10)),  # the top-p sampler
-    ("truncate", "llama", TOP_P, "a", None),
+    ("truncate", "llama", FULL, "a", ("aten.gather.default", 10)),  # claims a stop was sampled
+    ("truncate", "gpt2", TOP_P, "b", None),  # no stop token to claim: its state lies
     ("changed_prompt", "gpt", TOP_P, "b", ("aten.select.int", 9)),  # prompt 2's first step
     ("tampered_cache", "llama", GREEDY, "a", None),
 ]

@@ -3,13 +3,16 @@
 The compute faults of generation, each the cheap thing a real provider could be tempted to do:
 
 * ``quantised_model`` -- decodes with its weights rounded to bfloat16 (a quantised model) while
-  committing the job's weights;
+  committing the job's weights -- in its traced replays too, whose leaves claim the job's
+  weights' digests (a consistent cheater: the dispute reaches the first op that used one);
 * ``cheaper_model``  -- from position ``t`` of the fault step on, decodes with the last
-  transformer block's matrices zeroed (a shallower, cheaper model) for every prompt;
+  transformer block's matrices zeroed (a shallower, cheaper model) for every prompt, claimed
+  the same way;
 * ``wrong_sample``   -- the right logits, another token: the sampled id plus one (mod V), in its
   run and in its traced replays (a consistent cheater: the dispute must reach the sampler);
-* ``truncate``       -- stops the fault step's prompt at its position (pad and done), as if a
-  stop token had come;
+* ``truncate``       -- stops the fault step's prompt at its position: the sampler's result is
+  the job's first stop token, in its run and its replays (without stop tokens in the job, it
+  writes pad and done into its state, and its replays cannot agree with that);
 * ``changed_prompt`` -- decodes the fault step's prompt with its first token changed;
 * ``tampered_cache`` -- decodes with the key/value cache (Hugging Face models), one cached key
   of the fault step's prompt altered before that position.
@@ -17,14 +20,21 @@ The compute faults of generation, each the cheap thing a real provider could be 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
 
+from proofs.digest import tensor_digest
+from proofs.merkle import MerkleTree
+from proofs.state import StateCommitment
+from repops import Tracer
 from repops.dispatch.encoding import RefKey
 from verde.protocol.faults.corrupt import CorruptingTracer
+from verde.protocol.graph.execution import StepGraph, graph_tracer_options
+from verde.protocol.graph.nodes import node_leaf
 from verde.protocol.jobs.context import BATCH, PARAM, JobContext
 from verde.protocol.jobs.generation import LOGITS, done_entry, tokens_entry
 
@@ -105,13 +115,43 @@ def changed_prompt_batch(ctx: JobContext, step: int) -> dict[str, torch.Tensor]:
     return {**batch, key: ids}
 
 
+def _storage_key(t: torch.Tensor) -> tuple[Any, ...]:
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.dtype)
+
+
+def claiming_tracer(altered: Mapping[str, torch.Tensor], honest: Mapping[str, torch.Tensor],
+                    keep: bool | Collection[RefKey] = False) -> Tracer:
+    """The protocol's tracer, except that the altered weights' leaves are recorded with the
+    digests of the job's weights (``honest``): the graph claims the agreed inputs."""
+    claims = {_storage_key(altered[k]): tensor_digest(honest[k]) for k in altered
+              if k.startswith(PARAM) and altered[k] is not honest[k]}
+
+    def digest(t: torch.Tensor) -> bytes:
+        return claims.get(_storage_key(t)) or tensor_digest(t)
+
+    return Tracer(**{**graph_tracer_options(keep), "digest_fn": digest})
+
+
+def committing_weights_of(graph: StepGraph, honest: Mapping[str, torch.Tensor]) -> StepGraph:
+    """``graph`` ending in the state that commits the job's weights (as the cheater's run
+    committed it), so its last node agrees with its step commitment."""
+    state = with_weights_of(graph.state, honest)
+    root = StateCommitment.from_tensors(state).root
+    nodes = [*graph.nodes[:-1], dataclasses.replace(graph.nodes[-1], output_digests=(root,))]
+    return StepGraph(graph.step, nodes, state, MerkleTree([node_leaf(n) for n in nodes]),
+                     graph.tracer)
+
+
 class SampleSwappingTracer(CorruptingTracer):
     """The protocol's tracer, except that the sampled token (the int64 scalar an ``argmax`` or
-    ``gather`` of the sampler produces) becomes the next id, before the step goes on with it."""
+    ``gather`` of the sampler produces) becomes ``to`` (default: the next id), before the step
+    goes on with it."""
 
-    def __init__(self, vocab: int, keep: bool | Collection[RefKey] = False) -> None:
+    def __init__(self, vocab: int, keep: bool | Collection[RefKey] = False,
+                 to: int | None = None) -> None:
         super().__init__(1 << 62, keep)
         self.vocab = vocab
+        self.to = to
 
     def record(self, op: str, tree: dict[str, Any], outputs: list[torch.Tensor],
                scalar: Any = None) -> Any:
@@ -119,6 +159,9 @@ class SampleSwappingTracer(CorruptingTracer):
                 and outputs[0].dtype == torch.int64 and outputs[0].numel() == 1
                 and outputs[0].device.type != "meta"):
             with torch.no_grad():
-                outputs[0].copy_((outputs[0] + 1) % self.vocab)
+                if self.to is None:
+                    outputs[0].copy_((outputs[0] + 1) % self.vocab)
+                else:
+                    outputs[0].fill_(self.to)
             self.hit = len(self.nodes)
         return super().record(op, tree, outputs, scalar)

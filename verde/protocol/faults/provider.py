@@ -23,6 +23,8 @@ from verde.protocol.faults.generation import (
     altered_weights,
     changed_prompt_batch,
     check_generate_fault,
+    claiming_tracer,
+    committing_weights_of,
     fault_position,
     truncated,
     with_weights_of,
@@ -139,13 +141,27 @@ class CheatingProvider(Provider):
             altered = altered_weights(ctx, state, fault, step, fault_step)
             if altered is not None:
                 return with_weights_of(run_step(ctx, altered, step), state)
-        if fault == "wrong_sample" and step == fault_step:
-            swapper = SampleSwappingTracer(ctx.vocab_size())
+        swapper = self._sample_swapper(ctx, step, plan)
+        if swapper is not None:
             return dict(trace_step(ctx, state, step, tracer=swapper).state)
         new_state = run_step(ctx, state, step, batch=self._batch_for(ctx, step))
-        if fault == "truncate" and step == fault_step:
+        if fault == "truncate" and step == fault_step:  # no stop token to claim: a plain lie
             return truncated(ctx, new_state, step)
         return new_state
+
+    @staticmethod
+    def _sample_swapper(ctx: JobContext, step: int, plan: FaultPlan,
+                        keep: bool | frozenset[RefKey] = False) -> SampleSwappingTracer | None:
+        """The tracer that alters the sampled token of the fault step (a wrong sample, or a
+        stop token for truncation), or None."""
+        if step != plan.step:
+            return None
+        if plan.compute == "wrong_sample":
+            return SampleSwappingTracer(ctx.vocab_size(), keep)
+        stops = ctx.generation.stop_tokens if ctx.spec.kind == "generate" else ()
+        if plan.compute == "truncate" and stops:
+            return SampleSwappingTracer(ctx.vocab_size(), keep, to=stops[0])
+        return None
 
     def trace(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
               keep: bool | frozenset[RefKey] = False) -> StepGraph:
@@ -153,10 +169,14 @@ class CheatingProvider(Provider):
         tracer = None
         if plan.compute == "corrupt_op" and step == plan.step:
             tracer = CorruptingTracer(plan.node or 0, keep, plan.op)
-        elif plan.compute == "wrong_sample" and step == plan.step:
-            tracer = SampleSwappingTracer(ctx.vocab_size(), keep)
+        elif plan.compute in ("wrong_sample", "truncate"):
+            tracer = self._sample_swapper(ctx, step, plan, keep)
         elif plan.compute in WEIGHT_FAULTS:
-            state = altered_weights(ctx, state, plan.compute or "", step, plan.step or 1) or state
+            altered = altered_weights(ctx, state, plan.compute or "", step, plan.step or 1)
+            if altered is not None:
+                graph = trace_step(ctx, altered, step, keep=keep,
+                                   tracer=claiming_tracer(altered, state, keep))
+                return committing_weights_of(graph, state)
         graph = trace_step(ctx, state, step, batch=self._batch_for(ctx, step), keep=keep,
                            tracer=tracer)  # fmt: skip
         return self._edit_graph(graph, plan)
