@@ -240,9 +240,9 @@ def token_agreement(record: Any, plain: list[list[int]]) -> float:
 
 def dispute(spec: Any, fault: str) -> dict[str, Any]:
     """An honest provider against one cheating with ``fault`` at the middle step, in process."""
+    from _dispute import timed_dispute
+
     from proofs import SigningKey
-    from verde.protocol.dispute.driver import DisputeStats, run_dispute
-    from verde.protocol.dispute.state import DisputeState
     from verde.protocol.faults import CheatingProvider, FaultPlan
     from verde.protocol.peers import LocalPeer
     from verde.protocol.provider.provider import Provider
@@ -252,15 +252,11 @@ def dispute(spec: Any, fault: str) -> dict[str, Any]:
                                plan=FaultPlan(fault, step=spec.steps // 2 + 1))
     honest.submit(spec)
     cheater.submit(spec)
-    peers = {"a": LocalPeer(cheater), "b": LocalPeer(honest)}
-    stats = DisputeStats()
-    t = time.perf_counter()
-    state = DisputeState(spec, peers["a"].result(spec.job_id), peers["b"].result(spec.job_id))
-    verdict = run_dispute(state, peers, stats=stats)
-    seconds = time.perf_counter() - t
+    done = timed_dispute(spec, {"a": LocalPeer(cheater), "b": LocalPeer(honest)})
+    verdict = done.verdict
     ruling = verdict.ruling or {}
-    return {"honest_won": verdict.winner == "b", "dispute_s": round(seconds, 3),
-            "dispute_rounds": stats.rounds, "dispute_bytes": stats.bytes_moved,
+    return {"honest_won": verdict.winner == "b", "dispute_s": round(done.seconds, 3),
+            "dispute_rounds": done.stats.rounds, "dispute_bytes": done.stats.bytes_moved,
             "recomputed_op": ruling.get("op"), "disputed_step": ruling.get("step"),
             "verdict": verdict.reason,
             "broken_rules": sorted(str(f.get("code")) if isinstance(f, dict) else str(f)
