@@ -12,6 +12,7 @@ honest provider and checked against the signed final state root the resolution a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from verde.protocol.dispute.multi import Resolution
 from verde.protocol.jobs.context import PARAM, JobContext
 from verde.protocol.jobs.portable import PortableJob
 from verde.protocol.jobs.spec import JobSpec
-from verde.protocol.peers.fetch import fetch_final_state, fetch_outputs
+from verde.protocol.peers.fetch import fetch_final_state, fetch_generations, fetch_outputs
 from verde.protocol.peers.result import check_result
 from verde.protocol.peers.state import state_to_blobs
 
@@ -32,6 +33,8 @@ from verde.protocol.peers.state import state_to_blobs
 Transfer = Callable[[str, int, int], None]
 OUTPUTS_FILE = "outputs.safetensors"
 MODEL_FILE = "model.safetensors"
+GENERATIONS_FILE = "generations.json"
+RECEIPTS_DIR = "receipts"
 
 
 def upload_inputs(job: PortableJob, providers: Sequence[str],
@@ -53,8 +56,12 @@ def upload_inputs(job: PortableJob, providers: Sequence[str],
 
 def fetch_results(spec: JobSpec, outcome: Resolution,
                   peer_factory: Callable[[str], GrpcProviderPeer], out_dir: Path, *,
-                  progress: Transfer | None = None) -> list[str]:
+                  progress: Transfer | None = None,
+                  tokenizer: Path | None = None) -> list[str]:
     """Write the accepted result's weights or outputs into ``out_dir``; the files written.
+
+    A generate job writes ``generations.json`` (tokens, and text with ``tokenizer``, a local
+    model directory holding one) and one receipt per prompt under ``receipts/``.
 
     Reads from the first honest provider, every tensor checked against the final state root
     the resolution accepted.
@@ -66,7 +73,10 @@ def fetch_results(spec: JobSpec, outcome: Resolution,
     ctx = JobContext.from_spec(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     with peer_factory(addr) as peer:
-        if spec.kind == "infer":
+        if spec.kind == "generate":
+            written = _write_generations(spec, peer, accepted.final_state, addr, out_dir,
+                                         tokenizer=tokenizer)
+        elif spec.kind == "infer":
             claim, outputs, indices = fetch_outputs(peer, spec)
             check_same_root(claim.final_state, accepted.final_state, addr)
             _save({"outputs": outputs, "indices": torch.tensor(indices, dtype=torch.int64)},
@@ -88,6 +98,27 @@ def fetch_results(spec: JobSpec, outcome: Resolution,
                 written = [MODEL_FILE]
         if progress is not None:
             progress("fetch", peer.bytes_received, peer.bytes_received)
+    return written
+
+
+def _write_generations(spec: JobSpec, peer: GrpcProviderPeer, accepted: bytes, addr: str,
+                       out_dir: Path, *, tokenizer: Path | None) -> list[str]:
+    gens = fetch_generations(peer, spec)
+    check_same_root(gens.claim.final_state, accepted, addr)
+    decode = None
+    if tokenizer is not None:
+        from verde.protocol.jobs.hf.tokenize import token_decoder
+
+        decode = token_decoder(tokenizer)
+    (out_dir / GENERATIONS_FILE).write_text(
+        json.dumps(gens.document(spec, decode), indent=2, sort_keys=True))
+    receipts = out_dir / RECEIPTS_DIR
+    receipts.mkdir(exist_ok=True)
+    written = [GENERATIONS_FILE]
+    for p in sorted(gens.tokens):
+        name = f"{RECEIPTS_DIR}/prompt-{p}.json"
+        (out_dir / name).write_text(json.dumps(gens.receipt(spec, p), sort_keys=True))
+        written.append(name)
     return written
 
 

@@ -24,13 +24,17 @@ if TYPE_CHECKING:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for what the job made, verified against the signed final "
                    "state (model.safetensors, for hf jobs with config.json; outputs.safetensors "
-                   "for inference), result.json, job.json and verdict certificates.")
+                   "for inference; generations.json and receipts/ for generate jobs), "
+                   "result.json, job.json and verdict certificates.")
+@click.option("--tokenizer", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="A local model directory whose tokenizer turns a generate "
+              "job's tokens into text in generations.json.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @programs_option
 @tls_options
 @client_key_option
 def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
-             out_dir: Path | None, as_json: bool, tls: object,
+             out_dir: Path | None, tokenizer: Path | None, as_json: bool, tls: object,
              client_key: SigningKey) -> None:
     """Send JOB (.toml or .json spec) to every --provider and return the honest result.
 
@@ -66,7 +70,8 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
                 spec, list(providers), arbiter, report=view.note, progress=view.steps,
                 rounds=view.rounds, verdicts=view.finished, peer_factory=peer)
             if out_dir is not None and outcome.honest:
-                written = fetch_results(spec, outcome, peer, out_dir, progress=view.transfer)
+                written = fetch_results(spec, outcome, peer, out_dir, progress=view.transfer,
+                                        tokenizer=tokenizer)
     finally:
         if arbiter is not None:
             arbiter.close()

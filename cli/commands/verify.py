@@ -1,8 +1,10 @@
-"""``verde verify CERT``: check a verdict certificate offline (exit 1 if it is not valid)."""
+"""``verde verify CERT``: check a verdict certificate or a generation receipt offline (exit 1
+if it is not valid)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import click
@@ -26,7 +28,9 @@ from cli.output import emit, error_line
 @programs_option
 def verify(cert: Path, arbiter_keys: tuple[str, ...], committee_path: Path | None,
            no_recompute: bool, as_json: bool) -> None:
-    """Replay a verdict certificate's dispute and check every signature, proof and the verdict.
+    """Replay a verdict certificate's dispute and check every signature, proof and the verdict;
+    or check a generation receipt (one prompt's tokens, proven against a provider's signed
+    result; with --arbiter-key given, a receipt is refused: it carries no arbiter signature).
 
     A verdict of a committee dispute needs the co-signatures of its threshold of members;
     with --committee the dispute must have been run by that committee.
@@ -38,6 +42,10 @@ def verify(cert: Path, arbiter_keys: tuple[str, ...], committee_path: Path | Non
 
     if not cert.is_file():
         raise click.BadParameter(f"{cert} does not exist or is not a file", param_hint="CERT")
+    receipt = _receipt_document(cert)
+    if receipt is not None:
+        _verify_receipt(cert, receipt, arbiter_keys, as_json)
+        return
     committee = CommitteeRoster.load(committee_path).committee if committee_path else None
     try:
         checked = verify_verdict_certificate(cert, trusted_arbiters=list(arbiter_keys) or None,
@@ -54,3 +62,32 @@ def verify(cert: Path, arbiter_keys: tuple[str, ...], committee_path: Path | Non
              + (f"\nco-signed by {len(checked.committee_signers)} committee members"
                 if checked.committee_signers else ""))
     emit(doc, as_json=as_json, human=human)
+
+
+def _receipt_document(path: Path) -> dict[str, object] | None:
+    """The file's JSON if it is a generation receipt (by its ``kind``), else None."""
+    from verde.protocol.peers.receipt import RECEIPT_KIND
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("kind") == RECEIPT_KIND else None
+
+
+def _verify_receipt(path: Path, doc: dict[str, object], arbiter_keys: tuple[str, ...],
+                    as_json: bool) -> None:
+    from verde.protocol.peers.receipt import InvalidReceipt, verify_receipt
+
+    if arbiter_keys:
+        raise click.BadParameter("a generation receipt is signed by a provider, not an "
+                                 "arbiter", param_hint="--arbiter-key")
+    try:
+        checked = verify_receipt(doc)
+    except InvalidReceipt as exc:
+        error_line(f"{path}: {exc}")
+        raise click.exceptions.Exit(exit_codes.FALSE) from None
+    emit({"valid": True, **dataclasses.asdict(checked)}, as_json=as_json,
+         human=f"valid generation receipt for job {checked.job_id[:16]}, prompt "
+               f"{checked.prompt}\nprovider {checked.signer}\n"
+               f"tokens   {checked.generated}" + ("  (stopped)" if checked.stopped else ""))

@@ -169,9 +169,9 @@ def _accuracy(provider: Provider, spec: JobSpec) -> float:
     ctx = record.ctx
     params = {"inner." + n: state["param/" + n] for n in ctx.param_names}
     fields = {k: torch.from_numpy(v) for k, v in ctx.dataset.fields.items()}
-    from verde.protocol.jobs.context import _Wrapped
+    from verde.protocol.jobs.program_call import ProgramCall
 
     with torch.no_grad():
-        logits = torch.func.functional_call(_Wrapped(ctx.program, ctx.module, "outputs"), params,
+        logits = torch.func.functional_call(ProgramCall(ctx.program, ctx.module, "outputs"), params,
                                             (fields,))  # fmt: skip
     return float((logits.argmax(1) == fields["y"]).float().mean())

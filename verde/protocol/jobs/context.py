@@ -35,16 +35,15 @@ from proofs.state import StateCommitment
 from verde.protocol.jobs.batching import batch_indices
 from verde.protocol.jobs.datasets import Dataset, load_dataset
 from verde.protocol.jobs.errors import JobSpecError
-from verde.protocol.jobs.generation import (
-    LOGITS,
-    Generation,
-    committed_logits,
-    done_entry,
-    sample_token,
-    tokens_entry,
-    write_token,
+from verde.protocol.jobs.generate_step import (
+    check_generate,
+    generate_step,
+    generate_structure,
+    initial_generate_entries,
 )
+from verde.protocol.jobs.generation import Generation
 from verde.protocol.jobs.optimizers import init_optimizer_state, optimizer_update
+from verde.protocol.jobs.program_call import GENERATE_IDS, ProgramCall, output_meta, vocab_size
 from verde.protocol.jobs.programs import Program
 from verde.protocol.jobs.registry import get_program
 from verde.protocol.jobs.spec import JobSpec
@@ -60,26 +59,6 @@ OUT = "out/"
 def output_entry(step: int) -> str:
     """The state entry holding the outputs of an inference job's step ``step``."""
     return f"{OUT}{step}"
-
-
-class _Wrapped(nn.Module):
-    """Lets ``torch.func.functional_call`` drive a program's own ``loss``/``outputs``."""
-
-    def __init__(self, program: Program, module: nn.Module, what: str) -> None:
-        super().__init__()
-        self.program = program
-        self.inner = module
-        self.what = what
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.what == "generate":
-            return self.program.generation_logits(self.inner, batch[GENERATE_IDS])
-        fn = self.program.loss if self.what == "loss" else self.program.outputs
-        return fn(self.inner, batch)
-
-
-#: The key under which a generate step hands its token ids to ``_Wrapped``.
-GENERATE_IDS = "generate/ids"
 
 
 @dataclass
@@ -139,12 +118,7 @@ class JobContext:
         elif self.spec.kind == "gradient":
             state.update({GRAD + n: torch.zeros_like(state[PARAM + n]) for n in self.param_names})
         elif self.spec.kind == "generate":
-            g = self.generation
-            for p in range(g.n_prompts):
-                state[tokens_entry(p)] = torch.full((g.buffer_length(p),), g.pad_token,
-                                                    dtype=torch.int64)
-                state[done_entry(p)] = torch.zeros((), dtype=torch.bool)
-            state[LOGITS] = torch.zeros(self.vocab_size(), dtype=torch.float32)
+            state.update(initial_generate_entries(self.generation, self.vocab_size()))
         else:
             shape, dtype = self.output_meta()
             for s in range(1, self.spec.steps + 1):
@@ -182,12 +156,13 @@ class JobContext:
     def vocab_size(self) -> int:
         """A generate job's vocabulary: the width of the program's logits (a meta forward)."""
         with self._step_lock:
-            return _vocab_size(self)
+            return vocab_size(self.program, self.module)
 
     def output_meta(self) -> tuple[tuple[int, ...], torch.dtype]:
         """Shape and dtype of one inference batch's outputs (from a meta forward)."""
         with self._step_lock:
-            return _output_meta(self)
+            return output_meta(self.program, self.module,
+                               {k[len(BATCH):]: v for k, v in self.batch_structure().items()})
 
     def state_structure(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
         """Name -> (shape, dtype) of every state tensor (the same at every step)."""
@@ -255,10 +230,13 @@ class JobContext:
         fields = {k[len(BATCH):]: v for k, v in batch.items()}
         params = {n: state[PARAM + n] for n in self.param_names}
         if self.spec.kind == "generate":
-            return self._generate_step(state, params, fields, step)
+            logits = functools.partial(self.generation_logits, params)
+            return generate_step(self.generation, {k: v for k, v in state.items() if k != RNG},
+                                 fields, step, prompt_field=self.program.prompt_field,
+                                 last_logits=logits)
         if self.spec.kind == "infer":
             inner = self._inner(params, fields)
-            wrapped = _Wrapped(self.program, self.module, "outputs")
+            wrapped = ProgramCall(self.program, self.module, "outputs")
             with torch.no_grad():
                 out = torch.func.functional_call(wrapped, inner, (fields,))
             new_state = {PARAM + n: params[n] for n in self.param_names}
@@ -284,29 +262,8 @@ class JobContext:
         inner = self._inner(params, {self.program.prompt_field: ids})
         with self._step_lock, torch.no_grad():
             logits: torch.Tensor = torch.func.functional_call(
-                _Wrapped(self.program, self.module, "generate"), inner, ({GENERATE_IDS: ids},))
+                ProgramCall(self.program, self.module, "generate"), inner, ({GENERATE_IDS: ids},))
         return logits
-
-    def _generate_step(self, state: Mapping[str, torch.Tensor],
-                       params: Mapping[str, torch.Tensor], fields: Mapping[str, torch.Tensor],
-                       step: int) -> dict[str, torch.Tensor]:
-        """The written decode step of ``verde.protocol.jobs.generation`` (see there)."""
-        g = self.generation
-        prompt, position = g.position(step)
-        n = g.prompt_lengths[prompt] + position
-        tokens, done = state[tokens_entry(prompt)], state[done_entry(prompt)]
-        if position == 0:
-            tokens = torch.cat([fields[self.program.prompt_field][0, :n], tokens[n:]])
-        logits = self.generation_logits(params, tokens[:n].unsqueeze(0))[0]
-        with torch.no_grad():
-            token = sample_token(logits, tokens[:n], g)
-            new_tokens, new_done = write_token(tokens, n, token, done, g)
-            new_logits = committed_logits(logits, done)
-        new_state = {k: v for k, v in state.items() if k != RNG}
-        new_state[tokens_entry(prompt)] = new_tokens
-        new_state[done_entry(prompt)] = new_done
-        new_state[LOGITS] = new_logits
-        return new_state
 
     # --- a step cut into partitions (``JobSpec.partitions``) -------------------------------
 
@@ -353,7 +310,7 @@ class JobContext:
     def _loss_gradients(self, params: Mapping[str, torch.Tensor],
                         fields: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         inner = self._inner(params, fields)
-        wrapped = _Wrapped(self.program, self.module, "loss")
+        wrapped = ProgramCall(self.program, self.module, "loss")
         loss = torch.func.functional_call(wrapped, inner, (dict(fields),))
         grads = torch.autograd.grad(loss, [params[n] for n in self.param_names])
         return dict(zip(self.param_names, grads, strict=True))
@@ -389,28 +346,12 @@ def _context_cached(spec_json: str) -> JobContext:
     _check_buffers(program, module, dataset)
     names = tuple(n for n, _ in module.named_parameters())
     if spec.kind == "generate":
-        _check_generate(spec, program, dataset)
+        check_generate(spec, program, dataset)
     too_far = [i for i in spec.samples if i >= dataset.n_samples]
     if too_far:
         raise JobSpecError(f"job spec: samples {too_far[:5]} are out of range for a dataset of "
                            f"{dataset.n_samples} samples")
     return JobContext(spec, program, dataset, module, names)
-
-
-def _check_generate(spec: JobSpec, program: Program, dataset: Dataset) -> None:
-    lengths = spec.generation["prompt_lengths"]
-    program.check_generation(spec.config, max(lengths) + spec.generation["max_new_tokens"] - 1)
-    if len(lengths) != dataset.n_samples:
-        raise JobSpecError(f"job spec: generation.prompt_lengths lists {len(lengths)} prompts, "
-                           f"the dataset has {dataset.n_samples}")
-    shape, dtype = dataset.sample_shapes().get(program.prompt_field, ((), torch.float32))
-    if len(shape) != 1 or dtype != torch.int64:
-        raise JobSpecError(f"program {program.name}: a generate job reads prompts from field "
-                           f"{program.prompt_field!r}, int64 [seq_len] per prompt; the dataset "
-                           f"has {dtype} {list(shape)}")
-    if max(lengths) > shape[0]:
-        raise JobSpecError(f"job spec: generation.prompt_lengths (up to {max(lengths)}) exceed "
-                           f"the dataset's {program.prompt_field} width {shape[0]}")
 
 
 def _check_buffers(program: Program, module: nn.Module, dataset: Dataset) -> None:
@@ -432,31 +373,6 @@ def _context_for(spec: JobSpec) -> JobContext:
     return _context_cached(canonical_json(spec.to_dict()).decode())
 
 
-def _output_meta(ctx: JobContext) -> tuple[tuple[int, ...], torch.dtype]:
-    fields = {
-        k[len(BATCH):]: torch.empty(shape, dtype=dtype, device="meta")
-        for k, (shape, dtype) in ctx.batch_structure().items()
-    }
-    params: dict[str, torch.Tensor] = {"inner." + n: p for n, p in ctx.module.named_parameters()}
-    params.update({"inner." + n: b
-                   for n, b in ctx.program.step_buffers(ctx.module, fields).items()})
-    with torch.no_grad():
-        out = torch.func.functional_call(_Wrapped(ctx.program, ctx.module, "outputs"), params,
-                                         (fields,))  # fmt: skip
-    return tuple(out.shape), out.dtype
-
-
-def _vocab_size(ctx: JobContext) -> int:
-    ids = torch.zeros((1, 1), dtype=torch.int64, device="meta")
-    params: dict[str, torch.Tensor] = {"inner." + n: p for n, p in ctx.module.named_parameters()}
-    params.update({"inner." + n: b for n, b in ctx.program.step_buffers(
-        ctx.module, {ctx.program.prompt_field: ids}).items()})
-    with torch.no_grad():
-        logits = torch.func.functional_call(_Wrapped(ctx.program, ctx.module, "generate"),
-                                            params, ({GENERATE_IDS: ids},))
-    return int(logits.shape[-1])
-
-
 def _state_structure(ctx: JobContext) -> dict[str, Any]:
     out: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
     for n, p in ctx.module.named_parameters():
@@ -471,11 +387,7 @@ def _state_structure(ctx: JobContext) -> dict[str, Any]:
         for n in ctx.param_names:
             out[GRAD + n] = out[PARAM + n]
     elif ctx.spec.kind == "generate":
-        g = ctx.generation
-        for p in range(g.n_prompts):
-            out[tokens_entry(p)] = ((g.buffer_length(p),), torch.int64)
-            out[done_entry(p)] = ((), torch.bool)
-        out[LOGITS] = ((ctx.vocab_size(),), torch.float32)
+        out.update(generate_structure(ctx.generation, ctx.vocab_size()))
     else:
         meta = ctx.output_meta()
         for s in range(1, ctx.spec.steps + 1):

@@ -72,5 +72,7 @@ class CachedDecoder:
     def tamper(self, row: int, layer: int = 0) -> None:
         """Alter the cached keys of ``row`` at the last position (fault injection: a provider
         whose cache entries were tampered with, ``verde.protocol.faults``)."""
-        keys = self.cache.layers[layer].keys
+        keys: torch.Tensor | None = getattr(self.cache.layers[layer], "keys", None)
+        if keys is None:
+            raise ValueError(f"cache layer {layer} holds no keys yet")
         keys[row, :, -1] = keys[row, :, -1] + 1.0

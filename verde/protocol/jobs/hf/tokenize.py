@@ -11,7 +11,9 @@ are padded (``attention_mask`` 0) or truncated to ``seq_len`` tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,15 +46,9 @@ def read_lines(path: str | Path, *, labelled: bool) -> tuple[list[str], list[int
 def tokenize_texts(model_dir: str | Path, texts: list[str], seq_len: int,
                    labels: list[int] | None = None) -> dict[str, np.ndarray]:
     """``input_ids`` and ``attention_mask`` (int64 [N, seq_len]) and ``labels`` (int64 [N])."""
-    transformers_version()  # a clear error without the extra
-    from transformers import AutoTokenizer
-
     if not isinstance(seq_len, int) or seq_len < 1:
         raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"model directory {model_dir}: no tokenizer there ({exc})") from exc
+    tokenizer = load_tokenizer(model_dir)
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers have none: pad with EOS, masked
         tokenizer.pad_token = tokenizer.eos_token
     enc = tokenizer(texts, padding="max_length", truncation=True, max_length=seq_len,
@@ -62,3 +58,25 @@ def tokenize_texts(model_dir: str | Path, texts: list[str], seq_len: int,
     if labels is not None:
         out["labels"] = np.asarray(labels, dtype=np.int64)
     return out
+
+
+def load_tokenizer(model_dir: str | Path) -> Any:
+    """The tokenizer a local model directory holds (never downloaded)."""
+    transformers_version()  # a clear error without the extra
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"model directory {model_dir}: no tokenizer there ({exc})") from exc
+
+
+def token_decoder(model_dir: str | Path) -> Callable[[list[int]], str]:
+    """Token ids -> text with the directory's tokenizer (special tokens kept)."""
+    tokenizer = load_tokenizer(model_dir)
+
+    def decode(ids: list[int]) -> str:
+        text: str = tokenizer.decode(ids)
+        return text
+
+    return decode
