@@ -39,12 +39,12 @@ Prints ONE JSON line with, per decoding mode (``greedy``, ``top_p``):
   job's -- for top-p) at the middle step; bytes are every query and answer serialised
   (``DisputeStats``); ``verdict``, ``recomputed_op`` and ``broken_rules`` say how it ended. The
   honest provider must win every dispute: the script exits non-zero otherwise;
-* ``receipt_bytes_estimate`` -- what a third party needs to check one prompt's tokens without
-  re-running the job, as canonical JSON: the provider's signed result (job id, step root, final
-  state digest with its proof at the last step, signature), the final state's inclusion proof
-  for ``gen/<p>/tokens`` (tensor digest and Merkle path) and the tokens. An estimate: verde
-  defines no receipt format yet. The largest over the 8 prompts, with its parts.
-
+* ``receipt_bytes`` -- what a third party needs to check one prompt's tokens without re-running
+  the job: the receipt ``verde delegate`` writes (``receipts/prompt-<p>.json``, built by
+  ``verde.protocol.peers.receipt``: the job spec, the provider's signed result, the prompt's
+  token buffer and done flag with their inclusion proofs against the signed final state),
+  fetched from the honest provider as ``verde delegate`` fetches it, every one checked with
+  ``verify_receipt``. The largest of the 8, with its parts (``receipt_job_bytes``...).
 Torch and repops run ``--threads`` threads on both sides (default 1: on a shared 2-core machine
 more threads made both sides several times slower and noisier); the 1-minute load average at
 the start is on the line, with the machine (CPU model, ISA).
@@ -181,7 +181,7 @@ def decode_s(spec: Any, use_cache: bool, repeats: int) -> float:
 
 def provider_run(spec: Any, repeats: int) -> tuple[float, dict[str, float], Any]:
     """The fastest of ``repeats`` honest ``Provider.submit`` runs end to end (a new provider
-    each time): its wall time, its timings and its record."""
+    each time): its wall time, its timings and the provider."""
     from proofs import SigningKey
     from verde.protocol.provider.provider import Provider
 
@@ -191,34 +191,35 @@ def provider_run(spec: Any, repeats: int) -> tuple[float, dict[str, float], Any]
         t = time.perf_counter()
         provider.submit(spec)
         wall = time.perf_counter() - t
-        record = provider.jobs[spec.job_id]
         if best is None or wall < best[0]:
-            best = (wall, dict(record.timings), record)
+            best = (wall, dict(provider.jobs[spec.job_id].timings), provider)
     assert best is not None
     return best
 
 
-def receipt_estimate(record: Any) -> dict[str, int]:
-    """Bytes of the largest per-prompt receipt (see the module docstring) and its parts."""
-    from proofs import canonical_json
-    from verde.protocol.jobs.generation import tokens_entry
+def receipt_sizes(spec: Any, provider: Any) -> dict[str, int]:
+    """Bytes of the largest per-prompt receipt, as ``verde delegate`` writes it
+    (``receipts/prompt-<p>.json``: ``json.dumps(..., sort_keys=True)`` of
+    ``verde.protocol.peers.receipt.build_receipt``), each one checked offline with
+    ``verify_receipt``; and the parts of the largest."""
+    from verde.protocol.peers import LocalPeer
+    from verde.protocol.peers.fetch import fetch_generations
+    from verde.protocol.peers.receipt import verify_receipt
 
-    spec = record.spec
-    final = record.states[spec.steps]
-    commitment = record.commitments[spec.steps]
-    result = canonical_json(record.result.to_json())
+    generations = fetch_generations(LocalPeer(provider), spec)
     best: dict[str, int] = {}
-    for p in range(len(spec.generation["prompt_lengths"])):
-        name = tokens_entry(p)
-        entry = {"name": name, "digest": commitment.digest(name).hex(),
-                 "proof": commitment.proof(name).to_json()}
-        tokens = [int(t) for t in final[name].tolist()]
-        total = len(canonical_json({"result": record.result.to_json(), "entry": entry,
-                                    "tokens": tokens}))
-        if total > best.get("receipt_bytes_estimate", -1):
-            best = {"receipt_bytes_estimate": total, "receipt_result_bytes": len(result),
-                    "receipt_proof_bytes": len(canonical_json(entry)),
-                    "receipt_tokens_bytes": len(canonical_json(tokens))}
+    for p in sorted(generations.tokens):
+        receipt = generations.receipt(spec, p)
+        checked = verify_receipt(receipt)
+        if checked.prompt != p or len(checked.generated) != spec.generation["max_new_tokens"]:
+            raise RuntimeError(f"the receipt of prompt {p} proves prompt {checked.prompt} with "
+                               f"{len(checked.generated)} generated tokens")
+        size = len(json.dumps(receipt, sort_keys=True).encode())
+        if size > best.get("receipt_bytes", -1):
+            best = {"receipt_bytes": size, **{
+                f"receipt_{part}_bytes": len(json.dumps(receipt[key], sort_keys=True).encode())
+                for part, key in (("job", "job"), ("result", "result"),
+                                  ("proofs", "entries"), ("tokens", "tokens"))}}
     return best
 
 
@@ -272,7 +273,8 @@ def measure_mode(args: argparse.Namespace, spec: Any, sampling: dict[str, Any],
     plain, plain_tokens = transformers_generate(spec, sampling, args.repeats)
     cached = decode_s(spec, True, args.repeats)
     uncached = decode_s(spec, False, args.repeats)
-    wall, timings, record = provider_run(spec, args.repeats)
+    wall, timings, provider = provider_run(spec, args.repeats)
+    record = provider.jobs[spec.job_id]
     decode, commit = timings["step_s"], timings["commit_s"]
     out: dict[str, Any] = {
         "tokens": tokens,
@@ -285,7 +287,7 @@ def measure_mode(args: argparse.Namespace, spec: Any, sampling: dict[str, Any],
         "nocache_over_transformers": round(plain / uncached, 4),
         "provider_s": round(wall, 3), "provider_decode_s": round(decode, 3),
         "commit_s": round(commit, 4), "commit_share": round(commit / (decode + commit), 4),
-        **receipt_estimate(record),
+        **receipt_sizes(spec, provider),
         **({} if sampling else {"token_agreement_with_transformers": round(
             token_agreement(record, plain_tokens), 4)}),
         "fault": fault, **dispute(spec, fault),
