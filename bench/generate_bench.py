@@ -310,7 +310,7 @@ def check_args(args: argparse.Namespace) -> list[str]:
     if max(PROMPT_LENGTHS) + args.max_new_tokens > args.positions:
         raise SystemExit(f"--positions {args.positions} is below the longest prompt plus "
                          f"--max-new-tokens ({max(PROMPT_LENGTHS) + args.max_new_tokens})")
-    faults = args.faults.split(",")
+    faults: list[str] = str(args.faults).split(",")
     if len(faults) != 2 or not set(faults) <= set(GENERATE_FAULTS):
         raise SystemExit(f"--faults: give two generate faults (greedy's, then top-p's) from "
                          f"{', '.join(GENERATE_FAULTS)}; got {args.faults!r}")
