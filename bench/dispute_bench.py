@@ -35,10 +35,10 @@ def main() -> None:
     from repops import _numba
 
     _numba.set_num_threads(args.threads)
+    from _dispute import timed_dispute
+
     from proofs import SigningKey
-    from verde.protocol.dispute.driver import DisputeStats, run_dispute
     from verde.protocol.dispute.recompute import OPS_EXECUTED
-    from verde.protocol.dispute.state import DisputeState
     from verde.protocol.faults import CheatingProvider, FaultPlan
     from verde.protocol.graph.admission import admit_job
     from verde.protocol.graph.budget import node_flops
@@ -74,12 +74,9 @@ def main() -> None:
     cheater.submit(spec)
 
     peers = {"a": LocalPeer(honest), "b": LocalPeer(cheater)}
-    stats = DisputeStats()
     before = OPS_EXECUTED["count"]
-    t1 = time.perf_counter()
-    state = DisputeState(spec, peers["a"].result(spec.job_id), peers["b"].result(spec.job_id))
-    verdict = run_dispute(state, peers, stats=stats)
-    dispute_s = time.perf_counter() - t1
+    done = timed_dispute(spec, peers)
+    verdict, stats, dispute_s = done.verdict, done.stats, done.seconds
     ops = OPS_EXECUTED["count"] - before
 
     # Noise-robust per-step costs (minimum of repeated measurements; the machine may be shared)

@@ -133,9 +133,9 @@ def phase_dispute(spec: Any, workdir: Path) -> dict[str, Any]:
     a provider of a real model runs with): in memory, two GPT-2-small providers' states and
     their dispute replays in one process outgrow 24 GiB.
     """
+    from _dispute import timed_dispute
+
     from proofs import SigningKey
-    from verde.protocol.dispute.driver import DisputeStats, run_dispute
-    from verde.protocol.dispute.state import DisputeState
     from verde.protocol.faults import CheatingProvider, FaultPlan
     from verde.protocol.peers import LocalPeer
     from verde.protocol.peers.messages import Answer, Query
@@ -158,15 +158,11 @@ def phase_dispute(spec: Any, workdir: Path) -> dict[str, Any]:
                                plan=FaultPlan("corrupt_op", step=spec.steps, node=7))
     honest.submit(spec)
     cheater.submit(spec)
-    peers = {"a": TimedPeer(honest), "b": TimedPeer(cheater)}
-    stats = DisputeStats()
-    t = time.perf_counter()
-    state = DisputeState(spec, peers["a"].result(spec.job_id), peers["b"].result(spec.job_id))
-    verdict = run_dispute(state, peers, stats=stats)
-    dispute_s = time.perf_counter() - t
-    return {"dispute_s": dispute_s, "dispute_rounds": stats.rounds,
-            "dispute_bytes": stats.bytes_moved, "arbiter_s": dispute_s - TimedPeer.answering_s,
-            "honest_won": verdict.winner == "a", "verdict": verdict.reason}
+    done = timed_dispute(spec, {"a": TimedPeer(honest), "b": TimedPeer(cheater)})
+    return {"dispute_s": done.seconds, "dispute_rounds": done.stats.rounds,
+            "dispute_bytes": done.stats.bytes_moved,
+            "arbiter_s": done.seconds - TimedPeer.answering_s,
+            "honest_won": done.verdict.winner == "a", "verdict": done.verdict.reason}
 
 
 def phase_transfer(spec: Any) -> dict[str, Any]:
