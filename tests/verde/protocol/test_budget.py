@@ -4,6 +4,7 @@ limit is refused before anything is allocated, naming the limit."""
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,27 @@ def test_matrix_product_flops() -> None:
     relu = {"op": "aten.relu.default", "args": {"args": [{"leaf": "a"}], "kwargs": {}},
             "output_meta": [["float32", [8, 64]]]}
     assert node_flops(relu, shapes) == 8 * 64
+
+
+def test_a_generate_jobs_estimate_is_its_costliest_step(tmp_path: Path) -> None:
+    # steps of a generate job run over more tokens as they go: the last position of the
+    # longest prompt bounds every step, so a budget cannot be passed on a short first step
+    from verde.protocol.graph.budget import costliest_step, step_cost
+    from verde.protocol.graph.execution import expected_structure
+    from verde.protocol.jobs.context import JobContext
+
+    from .generate_jobs import GREEDY, generate_spec
+
+    spec = generate_spec(tmp_path, "gpt2", GREEDY)
+    ctx = JobContext.from_spec(spec)
+    worst = costliest_step(ctx)
+    g = ctx.generation
+    assert g.prompt_lengths[g.position(worst)[0]] == max(g.prompt_lengths)
+    assert g.position(worst)[1] == g.max_new_tokens - 1
+    shapes = {**ctx.state_structure(), **ctx.batch_structure()}
+    first = step_cost(expected_structure(ctx, 1), shapes)
+    cost = estimate_cost(spec)
+    assert (cost.step_bytes, cost.step_flops) == step_cost(expected_structure(ctx, worst), shapes)
+    assert cost.step_flops > first[1]
+    with pytest.raises(BudgetExceeded, match="step_flops"):  # over the first step's cost
+        estimate_cost(spec, Budget(step_flops=first[1]))

@@ -142,7 +142,7 @@ def estimate_cost(spec: JobSpec, budget: Budget | None = None) -> JobCost:
     known = _STEP_COSTS.get(key)
     if known is None:
         try:
-            structure = expected_structure(ctx, 1)
+            structure = expected_structure(ctx, costliest_step(ctx))
         except TraceError as exc:  # the same refusal as admission's (verde.protocol.graph)
             raise ProgramNotTraceableError(
                 f"program {spec.program} cannot be disputed: {exc}") from exc
@@ -154,6 +154,17 @@ def estimate_cost(spec: JobSpec, budget: Budget | None = None) -> JobCost:
     cost = JobCost(spec.steps, parameters, partial.state_bytes, *known)
     budget.check(cost, spec.job_id)
     return cost
+
+
+def costliest_step(ctx: JobContext) -> int:
+    """A step no other step of the job costs more than: every step of most jobs has the same
+    shapes; a generate job's last position of its longest prompt runs over the most tokens
+    (its cost, times the steps, bounds the job's)."""
+    if ctx.spec.kind != "generate":
+        return 1
+    g = ctx.generation
+    longest = max(range(g.n_prompts), key=lambda p: g.prompt_lengths[p])
+    return g.step_of(longest, g.max_new_tokens - 1)
 
 
 #: One step's (bytes, FLOPs) depend on the shapes only: jobs differing in seed, samples, initial
