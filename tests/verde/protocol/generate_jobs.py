@@ -40,6 +40,11 @@ HF_CONFIGS: dict[str, dict[str, Any]] = {
               "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
               "intermediate_size": 32, "max_position_embeddings": 16, "bos_token_id": 1,
               "eos_token_id": 2},
+    # a sliding window: HF's own cache would drop keys the written step attends
+    "mistral": {"model_type": "mistral", "vocab_size": VOCAB, "hidden_size": 16,
+                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "intermediate_size": 32, "max_position_embeddings": 16, "sliding_window": 4,
+                "bos_token_id": 1, "eos_token_id": 2},
 }
 GPT_CONFIG: dict[str, Any] = {"vocab": VOCAB, "d_model": 16, "layers": 1, "heads": 2,
                               "context": 12}

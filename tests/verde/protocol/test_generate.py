@@ -98,6 +98,22 @@ def test_batched_and_cached_decoding_commits_the_written_steps(
         assert any(bool(final[done_entry(p)]) for p in range(len(PROMPT_LENGTHS)))
 
 
+def test_a_model_whose_cache_is_not_a_plain_append_recomputes_its_prefixes(tmp: Path) -> None:
+    """A sliding-window model asked to decode with a cache recomputes instead (HF's cache for
+    it keeps only the window, the written step attends every earlier position): the states are
+    still the written steps'. Only the architectures tested here are decoded with a cache."""
+    from verde.protocol.jobs.hf.decoding import CACHED_MODEL_TYPES, CachedDecoder, can_cache
+
+    ctx = JobContext.from_spec(generate_spec(tmp, "mistral", GREEDY))
+    assert not can_cache(ctx.module)
+    assert can_cache(JobContext.from_spec(generate_spec(tmp, "llama", GREEDY)).module)
+    assert {"gpt2", "llama"} == CACHED_MODEL_TYPES
+    with pytest.raises(ValueError, match="not decoded with a cache"):
+        CachedDecoder(ctx.module, parameters_of(ctx.initial_state()))
+    reference, _ = written_roots(ctx)
+    assert fast_path_roots(ctx, batch_size=3, use_cache=True) == reference
+
+
 def test_a_tampered_cache_entry_changes_the_committed_states(tmp: Path) -> None:
     """The negative of the equivalence: the comparison sees one altered cached key."""
     ctx = JobContext.from_spec(generate_spec(tmp, "llama", TOP_P))

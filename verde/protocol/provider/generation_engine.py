@@ -7,7 +7,8 @@ dispute replays for one step. A provider serving a job decodes prompts of the sa
 together (``batch_size`` rows at most, never padded) and, for Hugging Face models, reuses a
 key/value cache (``verde.protocol.jobs.hf.decoding``). Both are equivalences repops' row-wise
 written orders make exact, tested against the written steps; the provider's commitments are
-then the written steps' states, whatever batch size or cache it used.
+then the written steps' states, whatever batch size or cache it used. The cache is used only
+for architectures it is tested on (``hf.decoding.CACHED_MODEL_TYPES``).
 """
 
 from __future__ import annotations
@@ -114,14 +115,16 @@ class _Forward:
         self.ctx = ctx
         self.params = dict(params)
         self.decoder: CachedDecoder | None = None
+        self.started = False
         if use_cache and ctx.spec.program == "hf":
-            from verde.protocol.jobs.hf.decoding import CachedDecoder
+            from verde.protocol.jobs.hf.decoding import CachedDecoder, can_cache
 
+            if not can_cache(ctx.module):
+                return  # recompute the prefixes: the written step itself, batched
             probe = {ctx.program.prompt_field: torch.zeros((1, 1), dtype=torch.int64)}
             own = dict(params)
             own.update(ctx.program.step_buffers(ctx.module, probe))
             self.decoder = CachedDecoder(ctx.module, own)
-        self.started = False
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         with execution_context(self.ctx.spec.backend):

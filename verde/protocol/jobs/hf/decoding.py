@@ -12,6 +12,12 @@ the last position are therefore the same bits (tested in
 HF's own mask builder is bypassed the way the adapter bypasses it for the written step: an
 explicit additive 4-D mask (causal for the prefill, all zeros for one new query), which
 ``transformers`` uses as given.
+
+Only architectures whose cache is a plain append of every position's keys and values are
+decoded this way (:data:`CACHED_MODEL_TYPES`, each tested against the written step): a model
+whose cache drops or transforms entries (a sliding window, a linear-attention state) would give
+other bits than the written step, and an honest provider must never commit those. Other
+models are decoded by recomputing each prefix, batched, which is the written step itself.
 """
 
 from __future__ import annotations
@@ -24,6 +30,17 @@ from torch import nn
 
 from verde.protocol.jobs.hf import adapter
 
+#: Model types decoded with a key/value cache (``tests/verde/protocol/test_generate.py`` checks
+#: each against the written step); any other model recomputes its prefixes.
+CACHED_MODEL_TYPES = frozenset({"gpt2", "llama"})
+
+
+def can_cache(module: nn.Module) -> bool:
+    """Whether ``module`` is decoded with a key/value cache (see :data:`CACHED_MODEL_TYPES`)."""
+    config = getattr(module, "config", None)
+    return getattr(config, "model_type", None) in CACHED_MODEL_TYPES and not getattr(
+        config, "sliding_window", None)
+
 
 class CachedDecoder:
     """Prefill a batch of equal-length prompts, then decode one position at a time."""
@@ -34,7 +51,11 @@ class CachedDecoder:
         self.module = module
         self.params = dict(params)
         self.accepts = adapter.adapter_info(module).accepts
-        self.cache = DynamicCache(config=module.config)  # type: ignore[arg-type]
+        if not can_cache(module):
+            raise ValueError(f"model type {getattr(module.config, 'model_type', '?')} is not "
+                             f"decoded with a cache (only {sorted(CACHED_MODEL_TYPES)})")
+        # No config: every layer a plain full cache (a config may ask for window layers).
+        self.cache = DynamicCache()
         self.length = 0
 
     def prefill(self, ids: torch.Tensor) -> torch.Tensor:
