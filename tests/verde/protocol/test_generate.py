@@ -36,7 +36,9 @@ from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers import LocalPeer
 from verde.protocol.peers.result import check_result
 from verde.protocol.provider.generation_engine import (
+    decode_batches,
     decode_prompts,
+    generation_states,
     length_batches,
     parameters_of,
 )
@@ -87,7 +89,8 @@ def test_batched_and_cached_decoding_commits_the_written_steps(
     ctx = JobContext.from_spec(generate_spec(tmp, arch, generation))
     # batching happens: the three prompts of length 5 share one batch, the two of length 7
     # another; nothing is ever padded (one length per batch)
-    assert [len(b) for b in length_batches(ctx, 3)] == [1, 1, 1, 3, 2]
+    assert sorted(len(b) for b in length_batches(ctx, 3)) == [1, 1, 1, 2, 3]
+    assert [b[0] for b in length_batches(ctx, 3)] == sorted(b[0] for b in length_batches(ctx, 3))
     assert max(len(b) for b in length_batches(ctx, 8)) == 3
     reference, final = written_roots(ctx)
     for batch_size in (1, 3, 8):
@@ -96,6 +99,30 @@ def test_batched_and_cached_decoding_commits_the_written_steps(
             assert roots == reference, (batch_size, use_cache)
     if generation is FULL:  # the stop tokens ended some prompts: pads and zero logits follow
         assert any(bool(final[done_entry(p)]) for p in range(len(PROMPT_LENGTHS)))
+
+
+def test_states_are_committed_while_later_batches_still_decode(tmp: Path) -> None:
+    """A provider holds the logits of the batches not yet committed, not of the whole job: the
+    first prompt's states come out after its own batch, before the other batches decode."""
+    ctx = JobContext.from_spec(generate_spec(tmp, "gpt2", GREEDY))
+    state = ctx.initial_state()
+    pulled: list[int] = []
+
+    def watched() -> Any:
+        for prompt, decoded in decode_batches(ctx, parameters_of(state), batch_size=3):
+            pulled.append(prompt)
+            yield prompt, decoded
+
+    states = generation_states(ctx, state, watched())
+    step, _ = next(states)
+    assert step == 1 and pulled == length_batches(ctx, 3)[0]  # only prompt 0's batch so far
+    assert sum(1 for _ in states) == ctx.spec.steps - 1
+    assert sorted(pulled) == list(range(len(PROMPT_LENGTHS)))
+    # a prompt nobody decoded is one clear error, not a hang or a short job
+    partial = decode_prompts(ctx, parameters_of(state), batch_size=3)
+    del partial[4]
+    with pytest.raises(ValueError, match="prompt 4 was never decoded"):
+        list(generation_states(ctx, state, partial))
 
 
 def test_a_model_whose_cache_is_not_a_plain_append_recomputes_its_prefixes(tmp: Path) -> None:

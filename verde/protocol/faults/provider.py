@@ -39,7 +39,7 @@ from verde.protocol.peers.errors import RefusedQuery
 from verde.protocol.peers.messages import Answer, Query, TensorBlob
 from verde.protocol.peers.result import result_context, result_payload
 from verde.protocol.provider.generation_engine import (
-    decode_prompts,
+    decode_batches,
     generation_states,
     parameters_of,
 )
@@ -94,7 +94,7 @@ class CheatingProvider(Provider):
                 if (prompt, position) == target:
                     decoder.tamper(row)
 
-            decoded = decode_prompts(ctx, parameters_of(state), batch_size=self.generate_batch,
+            decoded = decode_batches(ctx, parameters_of(state), batch_size=self.generate_batch,
                                      use_cache=True, cache_hook=tamper)
             yield from generation_states(ctx, state, decoded)
         elif ctx.spec.kind == "generate" and plan.compute not in (None, "wrong_final"):

@@ -13,7 +13,7 @@ for architectures it is tested on (``hf.decoding.CACHED_MODEL_TYPES``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,24 +51,35 @@ class DecodedPrompt:
 
 def length_batches(ctx: JobContext, batch_size: int) -> list[list[int]]:
     """Prompts grouped by length (never padded), at most ``batch_size`` per batch, in
-    prompt order within a length."""
+    prompt order within a length; batches in the order of their first prompt (so the states,
+    which go prompt by prompt, can be committed while later batches decode)."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     lengths = ctx.generation.prompt_lengths
     by_length: dict[int, list[int]] = {}
     for p in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
         by_length.setdefault(lengths[p], []).append(p)
-    return [group[i:i + batch_size] for group in by_length.values()
-            for i in range(0, len(group), batch_size)]
+    batches = [group[i:i + batch_size] for group in by_length.values()
+               for i in range(0, len(group), batch_size)]
+    return sorted(batches, key=lambda rows: rows[0])
 
 
 def decode_prompts(ctx: JobContext, params: Mapping[str, torch.Tensor], *, batch_size: int = 8,
                    use_cache: bool = True, cache_hook: CacheHook | None = None,
                    ) -> dict[int, DecodedPrompt]:
     """Decode every prompt of a generate job from ``params`` (keyed by parameter name)."""
+    return dict(decode_batches(ctx, params, batch_size=batch_size, use_cache=use_cache,
+                               cache_hook=cache_hook))
+
+
+def decode_batches(ctx: JobContext, params: Mapping[str, torch.Tensor], *, batch_size: int = 8,
+                   use_cache: bool = True, cache_hook: CacheHook | None = None,
+                   ) -> Iterator[tuple[int, DecodedPrompt]]:
+    """(prompt, its decoded positions), a batch of prompts at a time (:func:`length_batches`
+    order): what :func:`generation_states` consumes as it goes, so a provider holds the
+    logits of the batches not yet committed, not of the whole job."""
     g = ctx.generation
     prompts = ctx.dataset.fields[ctx.program.prompt_field]
-    out: dict[int, DecodedPrompt] = {}
     for rows in length_batches(ctx, batch_size):
         n0 = g.prompt_lengths[rows[0]]
         buffers = []
@@ -103,8 +114,7 @@ def decode_prompts(ctx: JobContext, params: Mapping[str, torch.Tensor], *, batch
                 results[p].tokens.append(buffers[i])
                 results[p].done.append(done[i])
                 results[p].logits.append(committed_logits(row, was_done))
-        out.update(results)
-    return out
+        yield from results.items()
 
 
 class _Forward:
@@ -138,19 +148,30 @@ class _Forward:
 
 
 def generation_states(ctx: JobContext, state: Mapping[str, torch.Tensor],
-                      decoded: Mapping[int, DecodedPrompt],
+                      decoded: Mapping[int, DecodedPrompt] | Iterable[tuple[int, DecodedPrompt]],
                       ) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
-    """(step, state) for every step, in order, from state 0 and the decoded prompts: the
-    states the written steps compute (each shares every unchanged tensor with the previous)."""
+    """(step, state) for every step, in order, from state 0 and the decoded prompts (a mapping,
+    or pairs as :func:`decode_batches` yields them, consumed as far as the next prompt needs):
+    the states the written steps compute (each shares every unchanged tensor with the
+    previous). A prompt's decoded positions are let go once its states are out."""
     g = ctx.generation
+    source = iter(decoded.items() if isinstance(decoded, Mapping) else decoded)
+    pending: dict[int, DecodedPrompt] = {}
     current = dict(state)
     for p in range(g.n_prompts):
+        while p not in pending:
+            try:
+                got, result = next(source)
+            except StopIteration:
+                raise ValueError(f"generation_states: prompt {p} was never decoded") from None
+            pending[got] = result
+        mine = pending.pop(p)
         for t in range(g.max_new_tokens):
             step = g.step_of(p, t)
             current = dict(current)
-            current[tokens_entry(p)] = decoded[p].tokens[t]
-            current[done_entry(p)] = decoded[p].done[t]
-            current[LOGITS] = decoded[p].logits[t]
+            current[tokens_entry(p)] = mine.tokens[t]
+            current[done_entry(p)] = mine.done[t]
+            current[LOGITS] = mine.logits[t]
             current[RNG_ENTRY] = ctx.rng_state(step)
             yield step, current
 

@@ -56,7 +56,7 @@ from verde.protocol.provider.answers import build_answer
 from verde.protocol.provider.checkpoints import CheckpointStore
 from verde.protocol.provider.errors import MissingInitialState, UnknownQueryError
 from verde.protocol.provider.generation_engine import (
-    decode_prompts,
+    decode_batches,
     generation_states,
     parameters_of,
 )
@@ -288,7 +288,7 @@ class Provider:
         (:meth:`compute_step`), or for generate jobs through the batched, cached decoder whose
         states are the written steps' (``generation_engine``)."""
         if ctx.spec.kind == "generate":
-            decoded = decode_prompts(ctx, parameters_of(state), batch_size=self.generate_batch,
+            decoded = decode_batches(ctx, parameters_of(state), batch_size=self.generate_batch,
                                      use_cache=self.kv_cache)
             yield from generation_states(ctx, state, decoded)
             return
