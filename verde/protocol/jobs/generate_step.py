@@ -16,11 +16,9 @@ from verde.protocol.jobs.errors import JobSpecError
 from verde.protocol.jobs.generation import (
     LOGITS,
     Generation,
-    committed_logits,
+    decode_position,
     done_entry,
-    sample_token,
     tokens_entry,
-    write_token,
 )
 
 if TYPE_CHECKING:
@@ -65,9 +63,7 @@ def generate_step(g: Generation, state: Mapping[str, torch.Tensor],
         tokens = torch.cat([fields[prompt_field][0, :n], tokens[n:]])
     logits = last_logits(tokens[:n].unsqueeze(0))[0]
     with torch.no_grad():
-        token = sample_token(logits, tokens[:n], g)
-        new_tokens, new_done = write_token(tokens, n, token, done, g)
-        new_logits = committed_logits(logits, done)
+        new_tokens, new_done, new_logits = decode_position(logits, tokens, n, done, g)
     new_state = dict(state)
     new_state[tokens_entry(prompt)] = new_tokens
     new_state[done_entry(prompt)] = new_done

@@ -269,3 +269,13 @@ def write_token(tokens: torch.Tensor, n: int, token: torch.Tensor, done: torch.T
 def committed_logits(logits: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
     """What ``gen/logits`` holds: the sampled position's logits, zeros once the prompt is done."""
     return torch.where(done, torch.zeros_like(logits), logits)
+
+
+def decode_position(logits: torch.Tensor, tokens: torch.Tensor, n: int, done: torch.Tensor,
+                    settings: Generation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One position of a prompt from its last-position ``logits``: the token buffer with the
+    sampled token (or pad) at index ``n``, the new done flag and the logits to commit. Runs
+    inside the step's execution context (the sampler draws from its stream)."""
+    token = sample_token(logits, tokens[:n], settings)
+    new_tokens, new_done = write_token(tokens, n, token, done, settings)
+    return new_tokens, new_done, committed_logits(logits, done)

@@ -24,9 +24,8 @@ from verde.protocol.graph.nodes import RNG_ENTRY
 from verde.protocol.jobs.context import PARAM, JobContext
 from verde.protocol.jobs.generation import (
     LOGITS,
-    committed_logits,
+    decode_position,
     done_entry,
-    sample_token,
     tokens_entry,
     write_token,
 )
@@ -80,6 +79,8 @@ def decode_batches(ctx: JobContext, params: Mapping[str, torch.Tensor], *, batch
     logits of the batches not yet committed, not of the whole job."""
     g = ctx.generation
     prompts = ctx.dataset.fields[ctx.program.prompt_field]
+    pad = torch.tensor(g.pad_token, dtype=torch.int64)
+    zeros = torch.zeros(ctx.vocab_size(), dtype=torch.float32)
     for rows in length_batches(ctx, batch_size):
         n0 = g.prompt_lengths[rows[0]]
         buffers = []
@@ -101,19 +102,17 @@ def decode_batches(ctx: JobContext, params: Mapping[str, torch.Tensor], *, batch
                 ids = torch.stack([b[:n] for b in buffers])
                 logits_rows = forward(ids)
             for i, p in enumerate(rows):
-                was_done = done[i]
-                if bool(was_done) or logits_rows is None:
-                    token = torch.tensor(g.pad_token, dtype=torch.int64)
-                    row = torch.zeros(ctx.vocab_size(), dtype=torch.float32)
+                if bool(done[i]) or logits_rows is None:  # pad, zero logits: no draw needed
+                    buffers[i], done[i] = write_token(buffers[i], n, pad, done[i], g)
+                    committed = zeros
                 else:
-                    row = logits_rows[i]
                     stream = step_stream(ctx.spec.seed, g.step_of(p, t))
                     with execution_context(ctx.spec.backend, stream=stream):
-                        token = sample_token(row, buffers[i][:n], g)
-                buffers[i], done[i] = write_token(buffers[i], n, token, was_done, g)
+                        buffers[i], done[i], committed = decode_position(
+                            logits_rows[i], buffers[i], n, done[i], g)
                 results[p].tokens.append(buffers[i])
                 results[p].done.append(done[i])
-                results[p].logits.append(committed_logits(row, was_done))
+                results[p].logits.append(committed)
         yield from results.items()
 
 
