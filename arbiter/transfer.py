@@ -114,12 +114,10 @@ def _write_generations(spec: JobSpec, peer: GrpcProviderPeer, accepted: bytes, a
         json.dumps(gens.document(spec, decode), indent=2, sort_keys=True))
     receipts = out_dir / RECEIPTS_DIR
     receipts.mkdir(exist_ok=True)
-    written = [GENERATIONS_FILE]
     for p in sorted(gens.tokens):
-        name = f"{RECEIPTS_DIR}/prompt-{p}.json"
-        (out_dir / name).write_text(json.dumps(gens.receipt(spec, p), sort_keys=True))
-        written.append(name)
-    return written
+        (receipts / f"prompt-{p}.json").write_text(json.dumps(gens.receipt(spec, p),
+                                                              sort_keys=True))
+    return [GENERATIONS_FILE, f"{RECEIPTS_DIR}/"]  # one receipt per prompt: prompt-<p>.json
 
 
 def check_same_root(got: bytes, accepted: bytes, addr: str) -> None:

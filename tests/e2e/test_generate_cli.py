@@ -140,6 +140,8 @@ def test_the_cheater_is_named_and_the_honest_tokens_come_back(
     doc = json.loads(res.stdout)
     assert sorted(doc["honest_providers"]) == sorted([svc["p1"].address, svc["p2"].address])
     assert doc["dishonest_providers"] == [cheater.address]
+    assert {"generations.json", "receipts/", "job.json", "result.json"} <= set(doc["files"])
+    assert len(list((out / "receipts").glob("prompt-*.json"))) == len(LENGTHS)
 
     written = json.loads((out / "generations.json").read_text())
     reference = _reference_tokens(job)
