@@ -25,7 +25,7 @@ import torch
 
 from proofs.state import StateCommitment
 from verde.protocol.graph.admission import admit_job
-from verde.protocol.graph.execution import run_step
+from verde.protocol.graph.execution import execution_context, run_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.errors import JobSpecError
 from verde.protocol.jobs.generation import LOGITS, tokens_entry
@@ -114,6 +114,30 @@ def assert_fast_path_commits_the_written_steps(
     return final
 
 
+def written_and_plain_logits(ctx: JobContext, hf_config: Mapping[str, Any], prompt: int,
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The written forward's last-position logits of prompt ``prompt`` and those of the same
+    weights in a ``transformers`` model built the ordinary way (its own masks, eager
+    attention): what the model means, computed independently."""
+    import transformers
+
+    params = parameters_of(ctx.initial_state())
+    n = ctx.generation.prompt_lengths[prompt]
+    ids = torch.from_numpy(ctx.dataset.fields["input_ids"][prompt:prompt + 1, :n].copy())
+    with execution_context(ctx.spec.backend):
+        written = ctx.generation_logits(params, ids)[0]
+    table = dict(hf_config)
+    config = transformers.AutoConfig.for_model(table.pop("model_type"), **table)
+    config._attn_implementation = "eager"
+    model = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+        config, dtype=torch.float32).eval()
+    missing, unexpected = model.load_state_dict(params, strict=False)
+    assert not unexpected and len(missing) <= 1  # at most an output matrix tied to the input
+    with torch.no_grad():
+        plain: torch.Tensor = model(ids).logits[0, -1]
+    return written, plain
+
+
 # --- 1. architectures nobody here wrote -------------------------------------------------------
 
 #: Causal LMs transformers 5.x builds and repops runs: admitted, decoded by recomputing each
@@ -135,11 +159,14 @@ FOREIGN: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("arch", sorted(FOREIGN))
 def test_a_foreign_architecture_is_admitted_and_its_fast_path_is_the_written_step(
         tmp: Path, arch: str) -> None:
-    ctx = admit_job(JobSpec.from_mapping(hf_doc(tmp, {"model_type": arch, **FOREIGN[arch]},
-                                                SAMPLED)))
+    hf_config = {"model_type": arch, **FOREIGN[arch]}
+    ctx = admit_job(JobSpec.from_mapping(hf_doc(tmp, hf_config, SAMPLED)))
     assert not can_cache(ctx.module)  # no cache for what was not tested against the step
     assert [len(b) for b in length_batches(ctx, 3)] == [1, 1, 2]  # batching does happen
     assert_fast_path_commits_the_written_steps(ctx)
+    # and the written step is the model: plain transformers' logits, to rounding
+    written, plain = written_and_plain_logits(ctx, hf_config, 1)
+    assert torch.allclose(written, plain, rtol=1e-4, atol=1e-4), (written - plain).abs().max()
 
 
 def test_a_slightly_other_weight_row_shows_in_a_foreign_architectures_roots(
@@ -200,6 +227,43 @@ def test_an_alibi_model_gets_one_clear_refusal(tmp: Path) -> None:
              "n_head": 4}
     with pytest.raises(JobSpecError, match="program hf"):
         admit_job(JobSpec.from_mapping(hf_doc(tmp, bloom, SAMPLED)))
+
+
+MISTRAL_WINDOW = HF_CONFIGS["mistral"]["sliding_window"]  # 4
+
+
+def test_a_sliding_window_model_within_its_window_computes_what_the_model_means(
+        tmp: Path) -> None:
+    """Every sequence within the window: the written logits are plain transformers' (to
+    rounding), and the fast path is the written step."""
+    lengths = (4, 3, 3)
+    doc = hf_doc(tmp, HF_CONFIGS["mistral"], {"max_new_tokens": 1}, lengths)
+    ctx = admit_job(JobSpec.from_mapping(doc))
+    assert max(lengths) <= MISTRAL_WINDOW and not can_cache(ctx.module)
+    written, plain = written_and_plain_logits(ctx, HF_CONFIGS["mistral"], 0)
+    assert torch.allclose(written, plain, rtol=1e-4, atol=1e-4)
+    assert_fast_path_commits_the_written_steps(ctx)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "bug: a sliding-window model (mistral sliding_window=4, likewise qwen2 "
+    "use_sliding_window) is admitted for sequences longer than its window, and the written "
+    "step attends every earlier position (hf adapter's additive mask is plainly causal), so "
+    "the tokens are not the model's: logits differ from plain transformers by ~0.03. Honest "
+    "providers agree with each other; the user gets a wrong answer. Fix: refuse at "
+    "admission when the longest sequence exceeds sliding_window (or build the windowed mask "
+    "in hf.adapter)"))
+def test_a_sliding_window_model_past_its_window_is_refused_or_computes_what_it_means(
+        tmp: Path) -> None:
+    lengths = (7, 3)
+    doc = hf_doc(tmp, HF_CONFIGS["mistral"], {"max_new_tokens": 1}, lengths)
+    try:
+        ctx = admit_job(JobSpec.from_mapping(doc))
+    except JobSpecError as exc:
+        assert "sliding" in str(exc) or "window" in str(exc)
+        return
+    written, plain = written_and_plain_logits(ctx, HF_CONFIGS["mistral"], 0)
+    assert torch.allclose(written, plain, rtol=1e-4, atol=1e-4), (written - plain).abs().max()
 
 
 # --- 2. odd and hostile generation settings and datasets -------------------------------------
