@@ -338,6 +338,21 @@ def test_a_prompt_past_the_models_positions_is_refused(tmp: Path) -> None:
         admit_job(JobSpec.from_mapping(doc))
 
 
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
+    "bug: HfProgram.check_generation reads the position limit from the hf_config table as "
+    "written, not from the built config, so a gpt2 config that leaves n_positions to its "
+    "default (1024) is admitted for a prompt of 1024 tokens plus 2 new ones (only step 1, "
+    "1024 positions, is really traced); position 1 then needs position id 1024 and both the "
+    "written step and the fast path raise IndexError in aten.embedding: the honest provider's "
+    "job fails. Fix: take the limit from the model's config (module.config, defaults filled "
+    "in) in check_generation / check_generate"))
+def test_a_default_position_limit_is_enforced_too(tmp: Path) -> None:
+    hf_config = {k: v for k, v in HF_CONFIGS["gpt2"].items() if k != "n_positions"}
+    doc = hf_doc(tmp, hf_config, {"max_new_tokens": 2}, (1024,))
+    with pytest.raises(JobSpecError, match=r"\(1025\) exceed the model's 1024 positions"):
+        admit_job(JobSpec.from_mapping(doc))
+
+
 def test_token_ids_outside_the_vocabulary_are_refused_even_past_a_prompts_end(
         tmp: Path) -> None:
     arrays = prompt_arrays("input_ids", (3, 5))
