@@ -131,7 +131,10 @@ def test_a_model_whose_cache_is_not_a_plain_append_recomputes_its_prefixes(tmp: 
     still the written steps'. Only the architectures tested here are decoded with a cache."""
     from verde.protocol.jobs.hf.decoding import CACHED_MODEL_TYPES, CachedDecoder, can_cache
 
-    ctx = JobContext.from_spec(generate_spec(tmp, "mistral", GREEDY))
+    windowed = {**HF_CONFIGS["mistral"], "sliding_window": 12}  # every sequence within it
+    doc = generate_doc(tmp, "mistral", GREEDY)
+    doc["config"]["hf_config"] = windowed
+    ctx = JobContext.from_spec(JobSpec.from_mapping(doc))
     assert not can_cache(ctx.module)
     assert can_cache(JobContext.from_spec(generate_spec(tmp, "llama", GREEDY)).module)
     assert {"gpt2", "llama"} == CACHED_MODEL_TYPES

@@ -7,8 +7,8 @@ the written steps' states (``run_step``), or the job is refused at admission wit
 ``JobSpecError``. A crash after admission, or a fast path that differs from the written step,
 loses an honest provider its job or its dispute.
 
-Known bugs are ``xfail(strict=True)`` with the reason; each test there states the behaviour a
-fix must give (a refusal naming the input, or a run whose fast path equals the written steps).
+Each bug this review found has its test here, stating the behaviour the fix gives (a refusal
+naming the input, or a run whose fast path equals the written steps).
 Tiny models built from configs in code (nothing is downloaded): 2 layers, width 16, vocab 40.
 """
 
@@ -162,7 +162,7 @@ def test_a_foreign_architecture_is_admitted_and_its_fast_path_is_the_written_ste
     hf_config = {"model_type": arch, **FOREIGN[arch]}
     ctx = admit_job(JobSpec.from_mapping(hf_doc(tmp, hf_config, SAMPLED)))
     assert not can_cache(ctx.module)  # no cache for what was not tested against the step
-    assert [len(b) for b in length_batches(ctx, 3)] == [1, 1, 2]  # batching does happen
+    assert sorted(len(b) for b in length_batches(ctx, 3)) == [1, 1, 2]  # batching happens
     assert_fast_path_commits_the_written_steps(ctx)
     # and the written step is the model: plain transformers' logits, to rounding
     written, plain = written_and_plain_logits(ctx, hf_config, 1)
@@ -217,12 +217,6 @@ def test_an_architecture_an_arbiter_cannot_check_is_refused_at_admission(
         admit_job(JobSpec.from_mapping(hf_doc(tmp, hf_config, SAMPLED)))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "bug: bloom (and falcon with alibi=True) build their ALiBi bias from a 2-D attention "
-    "mask; the adapter passes a 4-D additive one, and admit_job lets the model's raw "
-    "'ValueError: too many values to unpack (expected 2)' out (check_traces catches only "
-    "TraceError, RepopsError, RuntimeError, NotImplementedError; estimate_cost, run first by "
-    "ProviderHost.submit, lets it out too): over gRPC that is INTERNAL, no reason given"))
 def test_an_alibi_model_gets_one_clear_refusal(tmp: Path) -> None:
     bloom = {"model_type": "bloom", "vocab_size": VOCAB, "hidden_size": 16, "n_layer": 2,
              "n_head": 4}
@@ -246,14 +240,6 @@ def test_a_sliding_window_model_within_its_window_computes_what_the_model_means(
     assert_fast_path_commits_the_written_steps(ctx)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: a sliding-window model (mistral sliding_window=4, likewise qwen2 "
-    "use_sliding_window) is admitted for sequences longer than its window, and the written "
-    "step attends every earlier position (hf adapter's additive mask is plainly causal), so "
-    "the tokens are not the model's: logits differ from plain transformers by ~0.03. Honest "
-    "providers agree with each other; the user gets a wrong answer. Fix: refuse at "
-    "admission when the longest sequence exceeds sliding_window (or build the windowed mask "
-    "in hf.adapter)"))
 def test_a_sliding_window_model_past_its_window_is_refused_or_computes_what_it_means(
         tmp: Path) -> None:
     lengths = (7, 3)
@@ -278,13 +264,6 @@ def test_a_model_that_fails_when_traced_is_refused_at_admission(tmp: Path) -> No
         admit_job(spec)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "bug: estimate_cost (which ProviderHost.submit runs before admit_job) catches only "
-    "TraceError around expected_structure, so a model that fails when traced (this stablelm; "
-    "mixtral: 'Expected inputs of BF16 type ...') leaves as a raw RuntimeError (over gRPC: "
-    "INTERNAL with a generic message, arbiter/status.py) where admit_job gives "
-    "ProgramNotTraceableError. Fix: one shared refusal for both "
-    "(verde/protocol/graph/budget.py estimate_cost and admission.check_traces)"))
 def test_the_cost_estimate_refuses_a_model_that_fails_when_traced_like_admission(
         tmp: Path) -> None:
     from verde.protocol.graph.budget import estimate_cost
@@ -338,14 +317,6 @@ def test_a_prompt_past_the_models_positions_is_refused(tmp: Path) -> None:
         admit_job(JobSpec.from_mapping(doc))
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "bug: HfProgram.check_generation reads the position limit from the hf_config table as "
-    "written, not from the built config, so a gpt2 config that leaves n_positions to its "
-    "default (1024) is admitted for a prompt of 1024 tokens plus 2 new ones (only step 1, "
-    "1024 positions, is really traced); position 1 then needs position id 1024 and both the "
-    "written step and the fast path raise IndexError in aten.embedding: the honest provider's "
-    "job fails. Fix: take the limit from the model's config (module.config, defaults filled "
-    "in) in check_generation / check_generate"))
 def test_a_default_position_limit_is_enforced_too(tmp: Path) -> None:
     hf_config = {k: v for k, v in HF_CONFIGS["gpt2"].items() if k != "n_positions"}
     doc = hf_doc(tmp, hf_config, {"max_new_tokens": 2}, (1024,))
@@ -379,12 +350,6 @@ def test_the_builtin_gpt_on_a_tokens_dataset_runs_and_refuses_a_short_context(
                                                "gpt-tokens")))
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "bug: a pad_token outside the vocabulary is admitted; once a prompt emits a stop token "
-    "the written step runs the forward over its pads (IndexError 'index out of range in self' "
-    "in aten.embedding, generate_step.py:66), and so does the fast path for a batch where "
-    "some rows are done (decoding.py:89, the honest Provider's job fails). Fix: refuse "
-    "generation.pad_token >= the model's vocabulary at admission"))
 def test_a_pad_token_outside_the_vocabulary_is_refused_or_runs(tmp: Path) -> None:
     generation = {"max_new_tokens": 3, "temperature": 1.0,
                   "stop_tokens": list(range(1, VOCAB, 2)), "pad_token": VOCAB + 5}
@@ -397,20 +362,20 @@ def test_a_pad_token_outside_the_vocabulary_is_refused_or_runs(tmp: Path) -> Non
     assert_fast_path_commits_the_written_steps(ctx)
 
 
-def test_a_pad_token_outside_the_vocabulary_without_stop_tokens_is_never_read(
+def test_a_pad_token_outside_the_vocabulary_is_refused_even_without_stop_tokens(
         tmp: Path) -> None:
-    """Without stop tokens no prompt is ever done, so pads are never fed to the model (the
-    positive beside the bug above: an out-of-vocabulary pad alone is not the fault)."""
+    """Without stop tokens no pad would ever reach the model, but one rule is clearer than a
+    rule that depends on the sampling settings: the pad must be a token the model embeds. The
+    last id of the vocabulary is one."""
     generation = {"max_new_tokens": 3, "pad_token": VOCAB + 5, "repetition_penalty": 1.2}
+    with pytest.raises(JobSpecError, match=rf"pad_token {VOCAB + 5} is outside the model's "
+                                           rf"vocabulary of {VOCAB}"):
+        admit_job(JobSpec.from_mapping(hf_doc(tmp, HF_CONFIGS["gpt2"], generation)))
+    generation = {**generation, "pad_token": VOCAB - 1, "stop_tokens": [3]}
     ctx = admit_job(JobSpec.from_mapping(hf_doc(tmp, HF_CONFIGS["gpt2"], generation)))
-    final = assert_fast_path_commits_the_written_steps(ctx)
-    assert all(int(final[tokens_entry(p)].max()) < VOCAB for p in range(len(LENGTHS)))
+    assert_fast_path_commits_the_written_steps(ctx)
 
 
-@pytest.mark.xfail(strict=True, raises=JobSpecError, reason=(
-    "bug: the built-in gpt refuses a tokens field one wide ('field tokens must be int64 "
-    "[seq_len + 1], got (1,)', builtin.py GPT.build asks for a training sample's width >= 2) "
-    "although prompts of length 1 are a valid generate job (the hf program runs them)"))
 def test_the_builtin_gpt_generates_from_prompts_of_length_1(tmp: Path) -> None:
     arrays = {"tokens": prompt_arrays("tokens", (1, 1, 1))["tokens"]}
     ctx = admit_job(JobSpec.from_mapping(gpt_doc(tmp, SAMPLED, arrays, "gpt-width-1")))

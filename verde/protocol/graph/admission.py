@@ -28,20 +28,19 @@ import threading
 from typing import Any
 
 from proofs import canonical_json
-from repops.errors import RepopsError, UnsupportedOpError
-from verde.protocol.graph.errors import TraceError
+from verde.errors import VerdeError
 from verde.protocol.graph.execution import expected_structure, trace_step
+from verde.protocol.graph.refusal import TRACE_FAILURES, UnsupportedOperation, refusal
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.errors import JobSpecError, ProgramNotTraceableError
+from verde.protocol.jobs.generate_step import check_pad_token
 from verde.protocol.jobs.spec import JobSpec
+
+__all__ = ["TraceMismatch", "UnsupportedOperation", "admit_job", "check_traces"]
 
 #: Vendor ops that pick their kernel by device and draw dropout from torch's own generator.
 FUSED_ATTENTION_MARKERS = ("scaled_dot_product", "flash_attention", "efficient_attention",
                            "cudnn_attention")
-
-
-class UnsupportedOperation(ProgramNotTraceableError):
-    """A program uses an op that cannot be recomputed reproducibly (named in the message)."""
 
 
 class TraceMismatch(ProgramNotTraceableError):
@@ -55,7 +54,9 @@ def admit_job(spec: JobSpec, *, thorough: bool = False) -> JobContext:
     """
     try:
         ctx = JobContext.from_spec(spec)
-    except (RuntimeError, TypeError) as exc:
+    except VerdeError:
+        raise
+    except TRACE_FAILURES as exc:  # the program's code, building its module
         raise JobSpecError(
             f"program {spec.program}: cannot be built on this dataset ({exc})"
         ) from exc
@@ -75,15 +76,17 @@ def check_traces(ctx: JobContext) -> None:
     parameters of the job's shapes), which must record the same graph."""
     spec = ctx.spec
     try:
+        if spec.kind == "generate":
+            check_pad_token(spec, ctx.vocab_size())
         first = expected_structure(ctx, 1)
         if spec.steps != 1:
             expected_structure(ctx, spec.steps)
         params = ctx.program.initial_parameters(ctx.module, spec.seed)
         real = trace_step(ctx, ctx.initial_state(params), 1)
-    except UnsupportedOpError as exc:
-        raise _unsupported(spec, exc) from exc
-    except (TraceError, RepopsError, RuntimeError, NotImplementedError) as exc:
-        raise _refusal(spec, exc) from exc
+    except JobSpecError:
+        raise  # the program's own refusal (a config it cannot generate with...), as it is
+    except TRACE_FAILURES as exc:
+        raise refusal(spec, exc) from exc
     nodes = [n.structure() for n in real.nodes]
     if spec.backend == "torch":
         _refuse_vendor_randomness(spec, nodes)
@@ -91,21 +94,6 @@ def check_traces(ctx: JobContext) -> None:
         raise TraceMismatch(f"program {spec.program}: its real trace differs from its "
                             f"shape-only trace ({_first_difference(nodes, first)}), so an "
                             "arbiter could not derive its graph")
-
-
-def _refusal(spec: JobSpec, exc: BaseException) -> ProgramNotTraceableError:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, UnsupportedOpError):
-            return _unsupported(spec, cause)
-        cause = cause.__cause__
-    return ProgramNotTraceableError(f"program {spec.program} cannot be disputed: {exc}")
-
-
-def _unsupported(spec: JobSpec, exc: UnsupportedOpError) -> UnsupportedOperation:
-    return UnsupportedOperation(
-        f"program {spec.program} uses {exc.op}, which cannot be recomputed reproducibly "
-        f"under backend {spec.backend!r} ({exc}); express it with covered ops")
 
 
 def _refuse_vendor_randomness(spec: JobSpec, nodes: list[dict[str, Any]]) -> None:

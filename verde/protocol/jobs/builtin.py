@@ -183,10 +183,12 @@ class GPT(Program):
 
     def build(self, config: Mapping[str, Any], fields: FieldShapes) -> nn.Module:
         shape, dtype = _field(fields, "tokens", self.name)
-        if len(shape) != 1 or shape[0] < 2 or dtype != torch.int64:
-            raise JobSpecError(
-                f"program gpt: field tokens must be int64 [seq_len + 1], got {shape}"
-            )
+        # training predicts each next token (two at least); a prompt may be one token
+        shortest = 1 if config["context"] else 2
+        if len(shape) != 1 or shape[0] < shortest or dtype != torch.int64:
+            raise JobSpecError(f"program gpt: field tokens must be int64 [seq_len + 1] "
+                               f"(a prompt of [seq_len] with config context set), got "
+                               f"{str(dtype).removeprefix('torch.')} {list(shape)}")
         context = config["context"] or shape[0] - 1
         return _GPTModule(config["vocab"], config["d_model"], config["layers"], config["heads"],
                           context, dropout=float(config["dropout"]))  # fmt: skip
@@ -208,7 +210,8 @@ class GPT(Program):
         out: torch.Tensor = module(batch["tokens"][:, :-1])
         return out
 
-    def check_generation(self, config: Mapping[str, Any], longest: int) -> None:
+    def check_generation(self, config: Mapping[str, Any], module: nn.Module,
+                         longest: int) -> None:
         if not config["context"] or longest > config["context"]:
             raise JobSpecError(f"program gpt: a generate job needs config context >= the longest "
                                f"prompt plus its new tokens ({longest}), got "

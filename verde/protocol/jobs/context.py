@@ -346,7 +346,7 @@ def _context_cached(spec_json: str) -> JobContext:
     _check_buffers(program, module, dataset)
     names = tuple(n for n, _ in module.named_parameters())
     if spec.kind == "generate":
-        check_generate(spec, program, dataset)
+        check_generate(spec, program, module, dataset)
     too_far = [i for i in spec.samples if i >= dataset.n_samples]
     if too_far:
         raise JobSpecError(f"job spec: samples {too_far[:5]} are out of range for a dataset of "

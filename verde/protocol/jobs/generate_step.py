@@ -22,6 +22,8 @@ from verde.protocol.jobs.generation import (
 )
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from verde.protocol.jobs.datasets import Dataset
     from verde.protocol.jobs.programs import Program
     from verde.protocol.jobs.spec import JobSpec
@@ -71,10 +73,20 @@ def generate_step(g: Generation, state: Mapping[str, torch.Tensor],
     return new_state
 
 
-def check_generate(spec: JobSpec, program: Program, dataset: Dataset) -> None:
-    """Refuse a generate job its program or dataset cannot run (``JobSpecError``)."""
+def check_pad_token(spec: JobSpec, vocab: int) -> None:
+    """A done prompt's written step still runs the model over its pads: the pad token must be
+    one the model can embed (checked at admission, where the vocabulary is probed)."""
+    if spec.generation["pad_token"] >= vocab:
+        raise JobSpecError(f"job spec: generation.pad_token {spec.generation['pad_token']} is "
+                           f"outside the model's vocabulary of {vocab}")
+
+
+def check_generate(spec: JobSpec, program: Program, module: nn.Module, dataset: Dataset,
+                   ) -> None:
+    """Refuse a generate job its program, model or dataset cannot run (``JobSpecError``)."""
     lengths = spec.generation["prompt_lengths"]
-    program.check_generation(spec.config, max(lengths) + spec.generation["max_new_tokens"] - 1)
+    program.check_generation(spec.config, module,
+                             max(lengths) + spec.generation["max_new_tokens"] - 1)
     if len(lengths) != dataset.n_samples:
         raise JobSpecError(f"job spec: generation.prompt_lengths lists {len(lengths)} prompts, "
                            f"the dataset has {dataset.n_samples}")

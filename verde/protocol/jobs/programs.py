@@ -132,9 +132,10 @@ class Program:
         ``verde.protocol.jobs.generation``). Programs that generate override this."""
         raise JobSpecError(f"program {self.name} does not generate text")
 
-    def check_generation(self, config: Mapping[str, Any], longest: int) -> None:
-        """Refuse a config that cannot generate sequences of up to ``longest`` tokens
-        (``JobSpecError``)."""
+    def check_generation(self, config: Mapping[str, Any], module: torch.nn.Module,
+                         longest: int) -> None:
+        """Refuse a config (and its built ``module``) that cannot generate sequences of up to
+        ``longest`` tokens (``JobSpecError``)."""
         if "generate" not in self.kinds:
             raise JobSpecError(f"program {self.name} does not generate text")
 

@@ -157,6 +157,29 @@ def _default_inv_freq(name: str, owner: nn.Module, half: int, device: torch.devi
     return inv_freq
 
 
+def attention_window(config: Any) -> int | None:
+    """The sliding window a model's attention is limited to (Mistral's ``sliding_window``;
+    ``None`` for full attention or a window no layer uses)."""
+    window = getattr(config, "sliding_window", None)
+    types = getattr(config, "layer_types", None)
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        return None
+    if types is not None and "sliding_attention" not in types:
+        return None
+    return window
+
+
+def check_within_window(config: Any, length: int) -> None:
+    """Refuse sequences longer than the model's sliding window: the adapter's mask attends the
+    whole causal prefix, so past the window verde would compute another model than HF's."""
+    window = attention_window(config)
+    if window is not None and length > window:
+        raise JobSpecError(f"program hf: sequences of {length} tokens exceed the model's "
+                           f"sliding attention window of {window}; verde attends every "
+                           "earlier position, so only sequences within the window compute "
+                           "this model")
+
+
 def additive_mask(attention_mask: torch.Tensor, causal: bool) -> torch.Tensor:
     """The [B, 1, T, T] float32 mask eager attention adds to its scores: 0 where a query may
     attend a key (a real token, and not a later one for decoders), the float32 minimum

@@ -198,6 +198,8 @@ class HFProgram(Program):
                                    f"{list(shape)}, got {fields[extra][1]} "
                                    f"{list(fields[extra][0])}")
         model = adapter.build_model(self.hf_config(config), task, config.get("num_labels"))
+        if field == "input_ids":
+            adapter.check_within_window(model.config, shape[0])
         info = adapter.adapter_info(model)  # initial_parameters reads the weights' source
         adapter.set_adapter_info(model, dataclasses.replace(info, job_config=dict(config)))
         return model
@@ -216,12 +218,16 @@ class HFProgram(Program):
     def generation_logits(self, module: nn.Module, ids: torch.Tensor) -> torch.Tensor:
         return adapter.outputs(module, {"input_ids": ids})[:, -1]
 
-    def check_generation(self, config: Mapping[str, Any], longest: int) -> None:
+    def check_generation(self, config: Mapping[str, Any], module: nn.Module,
+                         longest: int) -> None:
         if config["task"] != "causal-lm":
             raise JobSpecError(f"program hf: a generate job needs task causal-lm, not "
                                f"{config['task']}")
-        hf_config = self.hf_config(config)
-        limit = hf_config.get("max_position_embeddings", hf_config.get("n_positions"))
+        built = module.config  # defaults filled in, unlike the job's table
+        limit = getattr(built, "max_position_embeddings", None)
+        if not isinstance(limit, int):
+            limit = getattr(built, "n_positions", None)
+        adapter.check_within_window(built, longest)
         if isinstance(limit, int) and longest > limit:
             raise JobSpecError(f"program hf: a prompt plus its new tokens ({longest}) exceed the "
                                f"model's {limit} positions")
