@@ -169,6 +169,36 @@ def test_a_foreign_architecture_is_admitted_and_its_fast_path_is_the_written_ste
     assert torch.allclose(written, plain, rtol=1e-4, atol=1e-4), (written - plain).abs().max()
 
 
+#: More of them, run once each (slow): the review's sweep, kept so that a transformers upgrade
+#: that changes one of these models' step graphs shows here.
+FOREIGN_MORE: dict[str, dict[str, Any]] = {
+    "qwen3": {**_BASE, "num_key_value_heads": 2, "head_dim": 4},
+    "starcoder2": {**_BASE, "num_key_value_heads": 2, "sliding_window": None},
+    "olmo": dict(_BASE),
+    "olmo2": {**_BASE, "num_key_value_heads": 2},
+    "granite": {**_BASE, "num_key_value_heads": 2},
+    "cohere": {**_BASE, "num_key_value_heads": 2},
+    "stablelm": {**_BASE, "hidden_size": 32, "num_attention_heads": 2, "num_key_value_heads": 2},
+    "persimmon": {**_BASE, "hidden_size": 32, "num_attention_heads": 2},
+    "biogpt": dict(_BASE),
+    "helium": {**_BASE, "num_key_value_heads": 2, "head_dim": 4},
+    "glm": {**_BASE, "num_key_value_heads": 2, "head_dim": 4},
+    "arcee": {**_BASE, "num_key_value_heads": 2},
+    "smollm3": {**_BASE, "num_key_value_heads": 2, "no_rope_layers": [1, 1]},
+    "nemotron": {**_BASE, "num_key_value_heads": 2, "head_dim": 4},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", sorted(FOREIGN_MORE))
+def test_more_foreign_architectures_decode_the_written_step(tmp: Path, arch: str) -> None:
+    hf_config = {"model_type": arch, **FOREIGN_MORE[arch]}
+    ctx = admit_job(JobSpec.from_mapping(hf_doc(tmp, hf_config, SAMPLED)))
+    assert_fast_path_commits_the_written_steps(ctx)
+    written, plain = written_and_plain_logits(ctx, hf_config, 1)
+    assert torch.allclose(written, plain, rtol=1e-4, atol=1e-4), (written - plain).abs().max()
+
+
 def test_a_slightly_other_weight_row_shows_in_a_foreign_architectures_roots(
         tmp: Path) -> None:
     """The negative of the equivalence above: the comparison sees a fast path that decoded
