@@ -101,6 +101,19 @@ def test_batched_and_cached_decoding_commits_the_written_steps(
         assert any(bool(final[done_entry(p)]) for p in range(len(PROMPT_LENGTHS)))
 
 
+def test_a_torch_backend_generate_job_runs_its_written_steps(tmp: Path) -> None:
+    """Vendor kernels promise nothing across batch sizes or a cache: a provider runs a
+    ``backend = "torch"`` generate job step by step, and the fast path refuses it."""
+    spec = generate_spec(tmp, "gpt2", TOP_P, backend="torch")
+    ctx = JobContext.from_spec(spec)
+    reference, _ = written_roots(ctx)
+    provider = Provider(key("torch-backend"), "torch-backend", generate_batch=8)
+    provider.submit(spec)
+    assert provider.jobs[spec.job_id].step_roots[1:] == reference
+    with pytest.raises(ValueError, match="only under repops"):
+        decode_prompts(ctx, parameters_of(ctx.initial_state()), batch_size=3)
+
+
 def test_states_are_committed_while_later_batches_still_decode(tmp: Path) -> None:
     """A provider holds the logits of the batches not yet committed, not of the whole job: the
     first prompt's states come out after its own batch, before the other batches decode."""

@@ -48,10 +48,10 @@ def check_generate_fault(ctx: JobContext, fault: str) -> None:
     if ctx.spec.kind != "generate":
         raise ValueError(f"fault {fault} cheats on generate jobs; job "
                          f"{ctx.spec.job_id[:16]} is a {ctx.spec.kind} job")
-    if fault == "tampered_cache" and (ctx.spec.program != "hf" or ctx.generation.max_new_tokens
-                                      < 2):
+    if fault == "tampered_cache" and (ctx.spec.program != "hf" or ctx.spec.backend != "repops"
+                                      or ctx.generation.max_new_tokens < 2):
         raise ValueError("fault tampered_cache needs a Hugging Face model (a key/value cache) "
-                         "and max_new_tokens >= 2")
+                         "on backend repops and max_new_tokens >= 2")
 
 
 def fault_position(ctx: JobContext, step: int, fault: str) -> tuple[int, int]:

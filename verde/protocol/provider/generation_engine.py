@@ -77,6 +77,10 @@ def decode_batches(ctx: JobContext, params: Mapping[str, torch.Tensor], *, batch
     """(prompt, its decoded positions), a batch of prompts at a time (:func:`length_batches`
     order): what :func:`generation_states` consumes as it goes, so a provider holds the
     logits of the batches not yet committed, not of the whole job."""
+    if ctx.spec.backend != "repops":
+        raise ValueError(f"job {ctx.spec.job_id[:16]} runs on backend {ctx.spec.backend!r}: "
+                         "batched and cached decoding equal the written steps only under "
+                         "repops (vendor kernels may change with the batch); run its steps")
     g = ctx.generation
     prompts = ctx.dataset.fields[ctx.program.prompt_field]
     pad = torch.tensor(g.pad_token, dtype=torch.int64)

@@ -286,8 +286,9 @@ class Provider:
                     ) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
         """(step, state) for every step of the job from state 0, in order: step by step
         (:meth:`compute_step`), or for generate jobs through the batched, cached decoder whose
-        states are the written steps' (``generation_engine``)."""
-        if ctx.spec.kind == "generate":
+        states are the written steps' (``generation_engine``; under repops only: vendor
+        kernels promise nothing across batch sizes, so a ``"torch"`` job runs step by step)."""
+        if ctx.spec.kind == "generate" and ctx.spec.backend == "repops":
             decoded = decode_batches(ctx, parameters_of(state), batch_size=self.generate_batch,
                                      use_cache=self.kv_cache)
             yield from generation_states(ctx, state, decoded)
