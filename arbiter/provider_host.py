@@ -24,7 +24,7 @@ from arbiter.logs import log_event
 from arbiter.observers import JobObserver, notify
 from arbiter.state_log import JobLog
 from proofs import SignedMessage, VerifyKey
-from verde.protocol.graph.budget import BudgetExceeded, estimate_cost
+from verde.protocol.graph.budget import BudgetExceeded, checkpoint_bytes, estimate_cost
 from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers.messages import Answer, Query
 from verde.protocol.peers.state import StateEntries
@@ -113,8 +113,7 @@ class ProviderHost:
         if self.quotas is not None:
             self.quotas.check_room(client)
         cost = estimate_cost(spec, self.provider.budget)  # refused here, nothing allocated
-        # Checkpoints: state 0, every checkpoint_interval-th step and the last one.
-        checkpoints = (spec.steps // spec.checkpoint_interval + 2) * cost.state_bytes
+        checkpoints = checkpoint_bytes(spec, cost)
         if self.max_checkpoint_bytes is not None and checkpoints > self.max_checkpoint_bytes:
             raise BudgetExceeded("checkpoint_bytes", checkpoints, self.max_checkpoint_bytes,
                                  spec.job_id)

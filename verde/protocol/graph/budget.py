@@ -162,6 +162,16 @@ def estimate_cost(spec: JobSpec, budget: Budget | None = None) -> JobCost:
     return cost
 
 
+def checkpoint_bytes(spec: JobSpec, cost: JobCost) -> int:
+    """Bytes a provider's checkpoints of ``spec`` hold: state 0, every
+    ``checkpoint_interval``-th step and the last one -- with the parameters once for the kinds
+    that never change them (inference and generate jobs: the checkpoint store shares entries
+    by digest, ``verde.protocol.provider.checkpoints``)."""
+    count = spec.steps // spec.checkpoint_interval + 2
+    shared = 4 * cost.parameters if spec.kind in ("infer", "generate") else 0  # float32
+    return count * (cost.state_bytes - shared) + shared
+
+
 def costliest_step(ctx: JobContext) -> int:
     """A step no other step of the job costs more than: every step of most jobs has the same
     shapes; a generate job's last position of its longest prompt runs over the most tokens

@@ -76,5 +76,5 @@ class StateRecorder:
                          for name, digest in digests.items()}
         commitment = StateCommitment(digests)
         if checkpoint:
-            self.checkpoints.save(step, state)
+            self.checkpoints.save(step, state, digests)
         return commitment
