@@ -99,3 +99,20 @@ def test_a_generate_jobs_estimate_is_its_costliest_step(tmp_path: Path) -> None:
     assert cost.step_flops > first[1]
     with pytest.raises(BudgetExceeded, match="step_flops"):  # over the first step's cost
         estimate_cost(spec, Budget(step_flops=first[1]))
+
+
+def test_checkpoint_bytes_count_unchanged_parameters_once(tmp_path: Path) -> None:
+    from verde.protocol.graph.budget import checkpoint_bytes
+
+    from .generate_jobs import GREEDY, generate_spec
+
+    train = tiny_spec(steps=12)
+    cost = estimate_cost(train)
+    count = 12 // train.checkpoint_interval + 2
+    assert checkpoint_bytes(train, cost) == count * cost.state_bytes  # every step new params
+    spec = generate_spec(tmp_path, "gpt2", GREEDY, checkpoint_interval=4)
+    cost = estimate_cost(spec)
+    count = spec.steps // 4 + 2
+    params = 4 * cost.parameters
+    assert checkpoint_bytes(spec, cost) == count * (cost.state_bytes - params) + params
+    assert checkpoint_bytes(spec, cost) < count * cost.state_bytes / 2
