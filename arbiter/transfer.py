@@ -57,11 +57,12 @@ def upload_inputs(job: PortableJob, providers: Sequence[str],
 def fetch_results(spec: JobSpec, outcome: Resolution,
                   peer_factory: Callable[[str], GrpcProviderPeer], out_dir: Path, *,
                   progress: Transfer | None = None,
-                  tokenizer: Path | None = None) -> list[str]:
+                  decode: Callable[[list[int]], str] | None = None) -> list[str]:
     """Write the accepted result's weights or outputs into ``out_dir``; the files written.
 
-    A generate job writes ``generations.json`` (tokens, and text with ``tokenizer``, a local
-    model directory holding one) and one receipt per prompt under ``receipts/``.
+    A generate job writes ``generations.json`` (tokens, and text with ``decode``, e.g.
+    ``verde.protocol.jobs.hf.tokenize.token_decoder``) and one receipt per prompt under
+    ``receipts/``.
 
     Reads from the first honest provider, every tensor checked against the final state root
     the resolution accepted.
@@ -75,7 +76,7 @@ def fetch_results(spec: JobSpec, outcome: Resolution,
     with peer_factory(addr) as peer:
         if spec.kind == "generate":
             written = _write_generations(spec, peer, accepted.final_state, addr, out_dir,
-                                         tokenizer=tokenizer)
+                                         decode=decode)
         elif spec.kind == "infer":
             claim, outputs, indices = fetch_outputs(peer, spec)
             check_same_root(claim.final_state, accepted.final_state, addr)
@@ -102,14 +103,10 @@ def fetch_results(spec: JobSpec, outcome: Resolution,
 
 
 def _write_generations(spec: JobSpec, peer: GrpcProviderPeer, accepted: bytes, addr: str,
-                       out_dir: Path, *, tokenizer: Path | None) -> list[str]:
+                       out_dir: Path, *, decode: Callable[[list[int]], str] | None,
+                       ) -> list[str]:
     gens = fetch_generations(peer, spec)
     check_same_root(gens.claim.final_state, accepted, addr)
-    decode = None
-    if tokenizer is not None:
-        from verde.protocol.jobs.hf.tokenize import token_decoder
-
-        decode = token_decoder(tokenizer)
     (out_dir / GENERATIONS_FILE).write_text(
         json.dumps(gens.document(spec, decode), indent=2, sort_keys=True))
     receipts = out_dir / RECEIPTS_DIR

@@ -56,6 +56,11 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
 
     portable = portable_job(load_job_spec(job))
     spec = portable.spec
+    decode = None
+    if tokenizer is not None:  # read before any work starts: a missing one is one line now
+        from verde.protocol.jobs.hf.tokenize import token_decoder
+
+        decode = token_decoder(tokenizer)
 
     def peer(addr: str) -> GrpcProviderPeer:
         return GrpcProviderPeer(addr, tls=tls, client_key=client_key)  # type: ignore[arg-type]
@@ -71,7 +76,7 @@ def delegate(*, job: Path, providers: tuple[str, ...], arbiter_addr: str | None,
                 rounds=view.rounds, verdicts=view.finished, peer_factory=peer)
             if out_dir is not None and outcome.honest:
                 written = fetch_results(spec, outcome, peer, out_dir, progress=view.transfer,
-                                        tokenizer=tokenizer)
+                                        decode=decode)
     finally:
         if arbiter is not None:
             arbiter.close()

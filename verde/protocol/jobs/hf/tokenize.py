@@ -68,7 +68,8 @@ def load_tokenizer(model_dir: str | Path) -> Any:
     try:
         return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise DatasetError(f"model directory {model_dir}: no tokenizer there ({exc})") from exc
+        reason = " ".join(str(exc).split())[:300]  # transformers' message spans lines
+        raise DatasetError(f"model directory {model_dir}: no tokenizer there ({reason})") from exc
 
 
 def token_decoder(model_dir: str | Path) -> Callable[[list[int]], str]:
