@@ -68,7 +68,8 @@ PARALLEL_MIN = 1 << 15
 
 
 class RowKernel:
-    """A kernel compiled twice from one source: ``pjit`` (prange over rows) and serial ``jit``.
+    """A kernel compiled twice from one source: ``pjit`` (prange over rows, or over independent
+    output elements) and serial ``jit``.
 
     The serial twin is a renamed copy of the function, because numba's on-disk cache is keyed by
     the function's name and bytecode, not by its compile flags.
@@ -85,9 +86,9 @@ class RowKernel:
         self.serial = jit(twin)
 
     def __call__(self, *args: Any) -> Any:
-        """Run on the thread pool when the first array argument is large enough."""
-        big = args[0].size >= PARALLEL_MIN
-        return (self.parallel if big else self.serial)(*args)
+        """Run on the thread pool when the largest array argument is large enough."""
+        size = max((a.size for a in args if isinstance(a, np.ndarray)), default=0)
+        return (self.parallel if size >= PARALLEL_MIN else self.serial)(*args)
 
 
 def row_kernel(fn: Callable[..., Any]) -> RowKernel:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from repops._numba import fma, pjit
+from repops._numba import fma
+from repops.kernels._rows import row_kernel
 from repops.kernels.elementwise_maps import CHUNK
 from repops.math._bits import ieee_div
 from repops.math.exp import exp64_core, expm1_64_core
@@ -24,7 +25,7 @@ from repops.math.log import log64_core
 SOFTPLUS_LINEAR_FROM = 700.0
 
 
-@pjit
+@row_kernel
 def map_axpy(x: np.ndarray, y: np.ndarray, alpha: float, out: np.ndarray) -> None:
     """out = fma(alpha, y, x) (add with alpha; sub passes -alpha)."""
     n = x.size
@@ -33,7 +34,7 @@ def map_axpy(x: np.ndarray, y: np.ndarray, alpha: float, out: np.ndarray) -> Non
             out[i] = fma(alpha, y[i], x[i])
 
 
-@pjit
+@row_kernel
 def map_addcmul(  # pragma: no cover - compiled
     s: np.ndarray, t1: np.ndarray, t2: np.ndarray, value: float, out: np.ndarray
 ) -> None:
@@ -44,7 +45,7 @@ def map_addcmul(  # pragma: no cover - compiled
             out[i] = fma(value * t1[i], t2[i], s[i])
 
 
-@pjit
+@row_kernel
 def map_addcdiv(  # pragma: no cover - compiled
     s: np.ndarray, t1: np.ndarray, t2: np.ndarray, value: float, out: np.ndarray
 ) -> None:
@@ -55,7 +56,7 @@ def map_addcdiv(  # pragma: no cover - compiled
             out[i] = fma(value, ieee_div(t1[i], t2[i]), s[i])
 
 
-@pjit
+@row_kernel
 def map_lerp(  # pragma: no cover - compiled
     s: np.ndarray, e: np.ndarray, w: np.ndarray, one: float, out: np.ndarray
 ) -> None:
@@ -72,7 +73,7 @@ def map_lerp(  # pragma: no cover - compiled
                 out[i] = fma(-d, one - wi, e[i])
 
 
-@pjit
+@row_kernel
 def map_sigmoid_backward(  # pragma: no cover - compiled
     g: np.ndarray, y: np.ndarray, one: float, out: np.ndarray
 ) -> None:
@@ -83,7 +84,7 @@ def map_sigmoid_backward(  # pragma: no cover - compiled
             out[i] = (g[i] * (one - y[i])) * y[i]
 
 
-@pjit
+@row_kernel
 def map_tanh_backward(  # pragma: no cover - compiled
     g: np.ndarray, y: np.ndarray, one: float, out: np.ndarray
 ) -> None:
@@ -94,7 +95,7 @@ def map_tanh_backward(  # pragma: no cover - compiled
             out[i] = g[i] * fma(-y[i], y[i], one)
 
 
-@pjit
+@row_kernel
 def map_leaky_relu(  # pragma: no cover - compiled
     x: np.ndarray, slope: float, out: np.ndarray
 ) -> None:
@@ -105,7 +106,7 @@ def map_leaky_relu(  # pragma: no cover - compiled
             out[i] = x[i] if x[i] > 0 else x[i] * slope
 
 
-@pjit
+@row_kernel
 def map_elu_f32(  # pragma: no cover - compiled
     x: np.ndarray, alpha: float, scale: float, input_scale: float, out: np.ndarray
 ) -> None:
@@ -120,7 +121,7 @@ def map_elu_f32(  # pragma: no cover - compiled
                 out[i] = np.float32((scale * alpha) * expm1_64_core(xd * input_scale))
 
 
-@pjit
+@row_kernel
 def map_softplus_f32(  # pragma: no cover - compiled
     x: np.ndarray, beta: float, threshold: float, out: np.ndarray
 ) -> None:

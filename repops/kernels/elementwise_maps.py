@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from repops._numba import pjit
+from repops.kernels._rows import row_kernel
 from repops.math.erf import erf_f32
 from repops.math.exp import exp_f32, expm1_f32
 from repops.math.gelu import (
@@ -35,7 +35,7 @@ from repops.math.trig import cos_f32, sin_f32
 CHUNK = 4096
 
 
-@pjit
+@row_kernel
 def map_exp(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -43,7 +43,7 @@ def map_exp(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
             out[i] = exp_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_expm1(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -51,7 +51,7 @@ def map_expm1(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - com
             out[i] = expm1_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_log(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -59,7 +59,7 @@ def map_log(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
             out[i] = log_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_log1p(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -67,7 +67,7 @@ def map_log1p(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - com
             out[i] = log1p_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -75,7 +75,7 @@ def map_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - comp
             out[i] = tanh_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_sigmoid(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -83,7 +83,7 @@ def map_sigmoid(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - c
             out[i] = sigmoid_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_silu(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -91,7 +91,7 @@ def map_silu(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - comp
             out[i] = silu_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -99,7 +99,7 @@ def map_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
             out[i] = erf_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_gelu_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -107,7 +107,7 @@ def map_gelu_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - 
             out[i] = gelu_erf_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -115,7 +115,7 @@ def map_gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover -
             out[i] = gelu_tanh_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_sin(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -123,7 +123,7 @@ def map_sin(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
             out[i] = sin_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_cos(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -131,7 +131,7 @@ def map_cos(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
             out[i] = cos_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_rsqrt(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -139,7 +139,7 @@ def map_rsqrt(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - com
             out[i] = rsqrt_f32(x[i])
 
 
-@pjit
+@row_kernel
 def map_pow(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -147,7 +147,7 @@ def map_pow(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: n
             out[i] = pow_f32(a[i], b[i])
 
 
-@pjit
+@row_kernel
 def map_silu_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -155,7 +155,7 @@ def map_silu_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  #
             out[i] = silu_backward_f32(a[i], b[i])
 
 
-@pjit
+@row_kernel
 def map_gelu_erf_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -163,7 +163,7 @@ def map_gelu_erf_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None
             out[i] = gelu_erf_backward_f32(a[i], b[i])
 
 
-@pjit
+@row_kernel
 def map_gelu_tanh_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from repops._numba import jit, pjit
+from repops._numba import jit
+from repops.kernels._rows import row_kernel
 
 M0 = np.uint64(0xD2511F53)
 M1 = np.uint64(0xCD9E8D57)
@@ -47,7 +48,7 @@ def philox4x32_10(  # noqa: PLR0917 - the algorithm's six words
     return c0, c1, c2, c3
 
 
-@pjit
+@row_kernel
 def philox_words(  # pragma: no cover - compiled
     seed: np.uint64, stream: np.uint64, block0: np.uint64, out: np.ndarray
 ) -> None:

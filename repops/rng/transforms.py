@@ -17,7 +17,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from repops._numba import jit, pjit
+from repops._numba import jit
+from repops.kernels._rows import row_kernel
 from repops.math.log import log64_core
 from repops.math.trig import cos_poly, sin_poly
 
@@ -34,7 +35,7 @@ U32 = np.uint64(32)
 MASK32 = np.uint64(0xFFFFFFFF)
 
 
-@pjit
+@row_kernel
 def map_uniform_f32(words: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     n = out.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -42,7 +43,7 @@ def map_uniform_f32(words: np.ndarray, out: np.ndarray) -> None:  # pragma: no c
             out[i] = np.float32(np.uint64(words[i]) >> U8) * TWO_M24_F32
 
 
-@pjit
+@row_kernel
 def map_uniform_f64(words: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     n = out.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -52,7 +53,7 @@ def map_uniform_f64(words: np.ndarray, out: np.ndarray) -> None:  # pragma: no c
             out[i] = (a * TWO_26 + b) * TWO_M53
 
 
-@pjit
+@row_kernel
 def map_box_muller(words: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     n = out.size
     for p in numba.prange((n + 1) // 2):
@@ -91,7 +92,7 @@ def mulhi64(a: np.uint64, b: np.uint64) -> np.uint64:  # pragma: no cover - comp
     return a1 * b1 + (hilo >> U32) + (cross >> U32)
 
 
-@pjit
+@row_kernel
 def map_randint(  # pragma: no cover - compiled
     words: np.ndarray, low: np.int64, span: np.uint64, out: np.ndarray
 ) -> None:

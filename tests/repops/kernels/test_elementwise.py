@@ -4,6 +4,7 @@ layouts, torch agreement within the measured error, and clear errors for bad inp
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from repops.reference.elementwise_trig import cos_f32_reference, sin_f32_referen
 
 SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
 WideRandn = Callable[..., torch.Tensor]  # conftest fixture type
+OnAllPaths = Callable[[Callable[[], Any]], list[Any]]  # conftest fixture type
 Sample = Callable[..., torch.Tensor]  # the sample fixture below
 
 UNARY = {
@@ -229,3 +231,34 @@ def test_every_name_is_an_aten_overload() -> None:
     for name in K:
         _, packet, overload = name.split(".")
         assert getattr(getattr(torch.ops.aten, packet), overload) is not None
+
+
+def test_maps_and_draws_are_the_same_bits_on_the_serial_and_the_parallel_path(
+        on_all_paths: OnAllPaths) -> None:
+    """Small elementwise maps and random draws run on the calling thread (waking numba's pool
+    cost milliseconds per call on a busy machine); the parallel build gives the same bits."""
+    import numpy as np
+
+    from repops.kernels.elementwise_maps import BINARY_MAPS, UNARY_MAPS
+    from repops.rng import PhiloxStream
+    from repops.rng.ops import uniform_values
+
+    x = np.linspace(-3.0, 3.0, 1001, dtype=np.float32)
+    y = np.linspace(0.5, 2.0, 1001, dtype=np.float32)
+
+    def everything() -> list[bytes]:
+        outs = []
+        for fn in UNARY_MAPS.values():
+            out = np.empty_like(x)
+            fn(x, out)
+            outs.append(out.tobytes())
+        for fn in BINARY_MAPS.values():
+            out = np.empty_like(x)
+            fn(y, x, out)
+            outs.append(out.tobytes())
+        outs.append(uniform_values(PhiloxStream(7, stream=3), 999, torch.float32).tobytes())
+        return outs
+
+    serial, *parallel = on_all_paths(everything)
+    assert all(p == serial for p in parallel)
+    assert len(set(serial)) == len(serial)  # every map and the draw computed something
