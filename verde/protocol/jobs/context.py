@@ -81,6 +81,12 @@ class JobContext:
         return _context_for(spec)
 
     @property
+    def step_lock(self) -> threading.RLock:
+        """Held while the shared module runs with some step's parameters (see the field): code
+        outside this class that drives the module directly (a cached decoder) takes it too."""
+        return self._step_lock
+
+    @property
     def generation(self) -> Generation:
         """A generate job's decoding settings (``ValueError`` for other kinds)."""
         if self.spec.kind != "generate":

@@ -143,7 +143,7 @@ class _Forward:
         with execution_context(self.ctx.spec.backend):
             if self.decoder is None:
                 return self.ctx.generation_logits(self.params, ids)
-            with self.ctx._step_lock:
+            with self.ctx.step_lock:
                 if not self.started:
                     self.started = True
                     return self.decoder.prefill(ids)
