@@ -3,8 +3,8 @@
 Each case (``verde.protocol.faults.hf_campaign``) builds a small random BERT-style encoder,
 GPT-2, Llama-style decoder (grouped-query attention, RMSNorm, rotary, SwiGLU) or ViT in code
 (random init, nothing downloaded), picks dropout, padding masks, the attention implementation
-the config requests, the optimizer and training or inference, and pairs an honest provider with
-one following a random fault plan. Whenever their results differ a dispute runs; the property
+the config requests, the optimizer and training, inference or (causal LMs) generation with
+random decoding settings, and pairs an honest provider with one following a random fault plan. Whenever their results differ a dispute runs; the property
 is that the honest provider never loses. The alternative it is measured against is the
 obvious one: ``honest_losses`` must be 0 out of ``disputed``.
 
@@ -38,7 +38,8 @@ def main() -> None:
 
     counts: dict[str, collections.Counter[str]] = {
         "arch": collections.Counter(), "reason": collections.Counter(),
-        "fault": collections.Counter(), "task": collections.Counter()}
+        "fault": collections.Counter(), "task": collections.Counter(),
+        "kind": collections.Counter()}
     losses: list[int] = []
     errors: list[tuple[int, str]] = []
     refused: list[tuple[int, str]] = []
@@ -63,6 +64,7 @@ def main() -> None:
             print(f"seed {seed}: {outcome}", file=sys.stderr, flush=True)
             counts["arch"][outcome["arch"]] += 1
             counts["task"][outcome["task"]] += 1
+            counts["kind"][outcome["kind"]] += 1
             counts["fault"][outcome["fault"]] += 1
             if outcome["disputed"]:
                 disputed += 1
@@ -84,6 +86,7 @@ def main() -> None:
         "error_seeds": [seed for seed, _ in errors],
         "by_arch": dict(counts["arch"]),
         "by_task": dict(counts["task"]),
+        "by_kind": dict(counts["kind"]),
         "by_fault": dict(counts["fault"]),
         "by_reason": dict(counts["reason"]),
         "seconds": round(time.perf_counter() - t0, 1),

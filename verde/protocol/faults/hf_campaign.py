@@ -4,9 +4,12 @@ Each case is a function of its seed: a small random HF config (BERT-style encode
 Llama-style decoder with grouped-query attention, or ViT), built in code with random
 initialisation (nothing is downloaded), crossed with settings (dropout, padding masks, the
 attention implementation the config requests -- the adapter runs eager attention whatever it
-says --, optimizer, training or inference) and a random fault plan of the cheating catalogue
-(:func:`verde.protocol.faults.plan.random_plan`). An honest provider and a cheater run the
-job; when their results differ, a dispute settles it and the honest side must win.
+says --, optimizer, training, inference or, for causal LMs, generation with random decoding
+settings) and a random fault plan of the cheating catalogue
+(:func:`verde.protocol.faults.plan.random_plan`; for generation, a generation fault or a
+corrupted op). An honest provider (for generation: decoding with a random batch size, with or
+without the key/value cache) and a cheater run the job; when their results differ, a dispute
+settles it and the honest side must win.
 
 Used by ``bench/hf_campaign_bench.py`` (hundreds of cases) and a small slice in the tests.
 """
@@ -24,7 +27,7 @@ from proofs import SigningKey
 from verde.protocol.dispute.driver import DisputeStats, run_dispute
 from verde.protocol.dispute.errors import NoDisputeError
 from verde.protocol.dispute.state import DisputeState
-from verde.protocol.faults.plan import FaultPlan, random_plan
+from verde.protocol.faults.plan import ANSWER_FAULTS, GENERATE_FAULTS, FaultPlan, random_plan
 from verde.protocol.faults.provider import CheatingProvider
 from verde.protocol.jobs.datasets import file_dataset_root
 from verde.protocol.peers import LocalPeer
@@ -147,7 +150,34 @@ def make_case(seed: int, workdir: str | Path) -> HFCase:
     settings = {"arch": arch, "task": task, "dropout": dropout, "padding": padding,
                 "attn_requested": attn, "optimizer": optimizer["name"] if kind == "train"
                 else None, "kind": kind}
+    # Generation draws from its own stream, so the other cases stay what they were.
+    decode = random.Random(f"generate-{seed}")
+    if task == "causal-lm" and decode.random() < 0.35:
+        return _generate_case(seed, doc, settings, decode, config["vocab_size"])
     return HFCase(seed, doc, plan, settings)
+
+
+def _generate_case(seed: int, doc: dict[str, Any], settings: dict[str, Any],
+                   rng: random.Random, vocab: int) -> HFCase:
+    """A generate job on the case's model and prompts, with random decoding settings, a
+    generation fault (or a corrupted op, perhaps with a misbehaving answer) for the cheater,
+    and a random batch size and cache for the honest provider."""
+    generation: dict[str, Any] = {"max_new_tokens": rng.randint(2, 4)}
+    if rng.random() < 0.6:
+        generation.update(temperature=rng.choice([0.7, 1.0, 1.3]),
+                          top_p=rng.choice([0.6, 0.9, 1.0]), top_k=rng.choice([0, 5]))
+    if rng.random() < 0.4:
+        generation["repetition_penalty"] = rng.choice([0.8, 1.3])
+    if rng.random() < 0.5:
+        generation["stop_tokens"] = sorted(rng.sample(range(1, vocab), 3))
+    doc = {"program": "hf", "kind": "generate", "config": doc["config"],
+           "dataset": doc["dataset"], "seed": doc["seed"], "generation": generation,
+           "checkpoint_interval": rng.choice([1, 3])}
+    fault = rng.choice([*GENERATE_FAULTS, "corrupt_op"])
+    answer = rng.choice([None, None, *ANSWER_FAULTS]) if fault == "corrupt_op" else None
+    settings = {**settings, "kind": "generate", "optimizer": None, "generation": generation,
+                "generate_batch": rng.choice([1, 3, 8]), "kv_cache": rng.random() < 0.7}
+    return HFCase(seed, doc, FaultPlan(fault, answer=answer, seed=seed), settings)
 
 
 def _key(label: str) -> SigningKey:
@@ -162,8 +192,12 @@ def run_case(case: HFCase, *, honest_plan: FaultPlan | None = None) -> dict[str,
     from verde.protocol.jobs.spec import JobSpec
 
     spec = JobSpec.from_mapping(case.doc)
-    honest = (Provider(_key(f"hf-honest-{case.seed}"), "honest") if honest_plan is None else
-              CheatingProvider(_key(f"hf-honest-{case.seed}"), "honest", plan=honest_plan))
+    decoding = {"generate_batch": case.settings.get("generate_batch", 8),
+                "kv_cache": case.settings.get("kv_cache", True)}
+    honest = (Provider(_key(f"hf-honest-{case.seed}"), "honest", **decoding)
+              if honest_plan is None else
+              CheatingProvider(_key(f"hf-honest-{case.seed}"), "honest", plan=honest_plan,
+                               **decoding))
     cheater = CheatingProvider(_key(f"hf-cheater-{case.seed}"), "cheater", plan=case.plan)
     honest.submit(spec)
     cheater.submit(spec)
