@@ -4,8 +4,9 @@ Each case (``verde.protocol.faults.hf_campaign``) builds a small random BERT-sty
 GPT-2, Llama-style decoder (grouped-query attention, RMSNorm, rotary, SwiGLU) or ViT in code
 (random init, nothing downloaded), picks dropout, padding masks, the attention implementation
 the config requests, the optimizer and training, inference or (causal LMs) generation with
-random decoding settings, and pairs an honest provider with one following a random fault plan. Whenever their results differ a dispute runs; the property
-is that the honest provider never loses. The alternative it is measured against is the
+random decoding settings, and pairs an honest provider with one following a random fault
+plan. Whenever their results differ a dispute runs; the property is that the honest provider
+never loses. The alternative it is measured against is the
 obvious one: ``honest_losses`` must be 0 out of ``disputed``.
 
 Prints ONE JSON line (counts by architecture, verdict reason and fault; seconds; the machine)
