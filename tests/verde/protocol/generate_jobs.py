@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from proofs.state import StateCommitment
+from verde.protocol.graph.execution import run_step
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.datasets import file_dataset_root
 from verde.protocol.jobs.generation import tokens_entry
@@ -92,10 +93,24 @@ def generate_spec(tmp: Path, arch: str, generation: Mapping[str, Any] | None = N
     return JobSpec.from_mapping(generate_doc(tmp, arch, generation, **changes))
 
 
+def written_roots(ctx: JobContext, state: dict[str, torch.Tensor] | None = None,
+                  ) -> tuple[list[bytes], dict[str, torch.Tensor]]:
+    """The roots of the written steps 1..T (``run_step``) from ``state`` (default: the seeded
+    state 0), and the final state."""
+    state = ctx.initial_state() if state is None else state
+    roots = []
+    for step in range(1, ctx.spec.steps + 1):
+        state = run_step(ctx, state, step)
+        roots.append(StateCommitment.from_tensors(state).root)
+    return roots, state
+
+
 def fast_path_roots(ctx: JobContext, *, batch_size: int, use_cache: bool,
-                    cache_hook: Any = None) -> list[bytes]:
-    """The state roots of steps 1..T a provider commits from its batched (cached) decode."""
-    state = ctx.initial_state()
+                    cache_hook: Any = None, state: dict[str, torch.Tensor] | None = None,
+                    ) -> list[bytes]:
+    """The state roots of steps 1..T a provider commits from its batched (cached) decode of
+    ``state`` (default: the seeded state 0)."""
+    state = ctx.initial_state() if state is None else state
     decoded = decode_prompts(ctx, parameters_of(state), batch_size=batch_size,
                              use_cache=use_cache, cache_hook=cache_hook)
     return [StateCommitment.from_tensors(s).root for _, s in generation_states(ctx, state,

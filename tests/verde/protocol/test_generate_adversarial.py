@@ -25,7 +25,7 @@ import torch
 
 from proofs.state import StateCommitment
 from verde.protocol.graph.admission import admit_job
-from verde.protocol.graph.execution import execution_context, run_step
+from verde.protocol.graph.execution import execution_context
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.errors import JobSpecError
 from verde.protocol.jobs.generation import LOGITS, tokens_entry
@@ -38,7 +38,15 @@ from verde.protocol.provider.generation_engine import (
     parameters_of,
 )
 
-from .generate_jobs import GPT_CONFIG, HF_CONFIGS, VOCAB, prompt_arrays, write_prompts
+from .generate_jobs import (
+    GPT_CONFIG,
+    HF_CONFIGS,
+    VOCAB,
+    fast_path_roots,
+    prompt_arrays,
+    write_prompts,
+    written_roots,
+)
 
 #: Four prompts, two of them of equal length (a batch of 3 holds both).
 LENGTHS = (3, 5, 5, 2)
@@ -76,26 +84,6 @@ def gpt_doc(tmp: Path, generation: Mapping[str, Any], arrays: Mapping[str, np.nd
             "seed": 5}
 
 
-def written_roots(ctx: JobContext, state: dict[str, torch.Tensor] | None = None,
-                  ) -> tuple[list[bytes], dict[str, torch.Tensor]]:
-    """The roots of the written steps 1..T from ``state`` (default: the seeded state 0)."""
-    state = ctx.initial_state() if state is None else state
-    roots = []
-    for step in range(1, ctx.spec.steps + 1):
-        state = run_step(ctx, state, step)
-        roots.append(StateCommitment.from_tensors(state).root)
-    return roots, state
-
-
-def fast_roots(ctx: JobContext, state: dict[str, torch.Tensor], *, batch_size: int,
-               use_cache: bool) -> list[bytes]:
-    """The roots an honest provider commits from its batched (cached) decode of ``state``."""
-    decoded = decode_prompts(ctx, parameters_of(state), batch_size=batch_size,
-                             use_cache=use_cache)
-    return [StateCommitment.from_tensors(s).root
-            for _, s in generation_states(ctx, state, decoded)]
-
-
 #: (batch size, cache): one prompt at a time with the cache, and a batch of 3 (the two prompts
 #: of equal length together) with and without it.
 FAST_PATHS = ((1, True), (3, False), (3, True))
@@ -109,7 +97,8 @@ def assert_fast_path_commits_the_written_steps(
     state = ctx.initial_state() if state is None else state
     reference, final = written_roots(ctx, state)
     for batch_size, use_cache in FAST_PATHS:
-        roots = fast_roots(ctx, state, batch_size=batch_size, use_cache=use_cache)
+        roots = fast_path_roots(ctx, batch_size=batch_size, use_cache=use_cache,
+                                state=state)
         assert roots == reference, (batch_size, use_cache)
     return final
 
