@@ -75,6 +75,8 @@ class JobContext:
     # share a process).
     _step_lock: threading.RLock = field(default_factory=threading.RLock, init=False,
                                         repr=False, compare=False)
+    _vocab: int | None = field(default=None, init=False, repr=False, compare=False)
+    _generation: Generation | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_spec(cls, spec: JobSpec) -> JobContext:
@@ -92,7 +94,9 @@ class JobContext:
         if self.spec.kind != "generate":
             raise ValueError(f"job {self.spec.job_id[:16]} is a {self.spec.kind} job, not a "
                              "generate job")
-        return Generation.from_spec(self.spec.generation)
+        if self._generation is None:  # read at every step: parsed once
+            self._generation = Generation.from_spec(self.spec.generation)
+        return self._generation
 
     # --- state -----------------------------------------------------------------------------
 
@@ -162,7 +166,9 @@ class JobContext:
     def vocab_size(self) -> int:
         """A generate job's vocabulary: the width of the program's logits (a meta forward)."""
         with self._step_lock:
-            return vocab_size(self.program, self.module)
+            if self._vocab is None:  # a meta forward; the state's shapes ask for it often
+                self._vocab = vocab_size(self.program, self.module)
+            return self._vocab
 
     def output_meta(self) -> tuple[tuple[int, ...], torch.dtype]:
         """Shape and dtype of one inference batch's outputs (from a meta forward)."""

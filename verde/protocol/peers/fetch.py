@@ -34,14 +34,20 @@ def fetch_final_state(
     Raises ``InvalidResult`` if the result is not a valid one signed by this peer for
     ``job_id`` with ``n_steps`` steps, ``InvalidStateEntries`` if an entry does not verify.
     """
-    claim = check_result(peer.result(job_id), job_id, n_steps)
-    if claim.signer_hex != peer.identity.hex():
-        raise InvalidResult(f"result for job {job_id} is signed by {claim.signer_hex[:16]}, "
-                            f"not by the provider asked ({peer.identity.hex()[:16]})")
+    claim = checked_result(peer, job_id, n_steps)
     entries = peer.fetch_state(job_id, names)
     tensors = verify_state_entries(entries, claim.final_state, names, job_id=job_id,
                                    structure=structure)
     return claim, tensors
+
+
+def checked_result(peer: StateExchangePeer, job_id: str, n_steps: int) -> ResultClaim:
+    """The peer's signed result for ``job_id``, checked, and signed by that peer."""
+    claim = check_result(peer.result(job_id), job_id, n_steps)
+    if claim.signer_hex != peer.identity.hex():
+        raise InvalidResult(f"result for job {job_id} is signed by {claim.signer_hex[:16]}, "
+                            f"not by the provider asked ({peer.identity.hex()[:16]})")
+    return claim
 
 
 def fetch_outputs(
@@ -127,10 +133,7 @@ def fetch_generations(peer: StateExchangePeer, spec: JobSpec, *, per_request: in
         raise ValueError(f"per_request must be a positive int, got {per_request!r}")
     structure = JobContext.from_spec(spec).state_structure()
     prompts = len(spec.generation["prompt_lengths"])
-    claim = check_result(peer.result(spec.job_id), spec.job_id, spec.steps)
-    if claim.signer_hex != peer.identity.hex():
-        raise InvalidResult(f"result for job {spec.job_id} is signed by {claim.signer_hex[:16]}, "
-                            f"not by the provider asked ({peer.identity.hex()[:16]})")
+    claim = checked_result(peer, spec.job_id, spec.steps)
     tokens: dict[int, torch.Tensor] = {}
     done: dict[int, bool] = {}
     entries: list[dict[str, Any]] = []
