@@ -105,3 +105,17 @@ def test_initial_parameters_are_deterministic() -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     other = JobContext.from_spec(tiny_spec(seed=99)).initial_state()
     assert not torch.equal(a["param/0.weight"], other["param/0.weight"])
+
+
+def test_matmul_program_is_one_product_of_uploaded_operands() -> None:
+    spec = tiny_spec(program="matmul", kind="infer", optimizer={}, config={"out_features": 3},
+                     batch_size=4, steps=1)
+    ctx = admit_job(spec, thorough=True)
+    weight = ctx.program.initial_parameters(ctx.module, 0)["weight"]
+    assert tuple(weight.shape) == (64, 3)
+    assert ctx.output_meta() == ((4, 3), torch.float32)
+    with pytest.raises(JobSpecError, match="kind"):
+        tiny_spec(program="matmul", config={"out_features": 3})  # a train job
+    with pytest.raises(JobSpecError, match="no field 'x'"):
+        admit_job(tiny_spec(program="matmul", kind="infer", optimizer={},
+                            dataset={"name": "tokens"}, config={"out_features": 2}))

@@ -73,6 +73,7 @@ def ensure_builtins() -> None:
         _STATE["builtins"] = True
         from verde.protocol.jobs.builtin import BUILTIN_PROGRAMS
         from verde.protocol.jobs.hf.program import HFProgram
+        from verde.protocol.jobs.linear_map import Matmul
 
-        for program in (*BUILTIN_PROGRAMS, HFProgram()):
+        for program in (*BUILTIN_PROGRAMS, Matmul(), HFProgram()):
             _REGISTRY.setdefault(program.name, program)
