@@ -73,13 +73,9 @@ def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
     job = CodedJob(spec, code.n_partitions)
     say = report or (lambda _msg: None)
 
-    runner = None
-    if arbiter is not None:
-        def runner(gspec: JobSpec, results: Mapping[str, SignedMessage],
-                   _peers: Mapping[str, Any]) -> DisputeRunner:
-            return arbiter_dispute_runner(gspec, results, arbiter, report=say, rounds=rounds,
-                                          verdicts=verdicts, timeout_s=dispute_timeout_s)
-
+    runner = (None if arbiter is None else
+              arbiter_runner(arbiter, report=say, rounds=rounds, verdicts=verdicts,
+                             timeout_s=dispute_timeout_s))
     peers = {addr: peer_factory(addr) for addr in providers}
 
     def on_step(outcome: StepOutcome) -> None:
@@ -99,6 +95,21 @@ def train_coded(spec: JobSpec, code: GradientCode, providers: Sequence[str],
         for peer in peers.values():
             peer.close()
     return job, run
+
+
+def arbiter_runner(arbiter: ArbiterClient, *, report: Report | None = None,
+                   rounds: Rounds | None = None, verdicts: Verdicts | None = None,
+                   timeout_s: float = 1800.0,
+                   ) -> Callable[[JobSpec, Mapping[str, SignedMessage], Mapping[str, Any]],
+                                 DisputeRunner]:
+    """A runner factory (coded training's and coded computation's) whose disputes the arbiter
+    service referees; the parties are named by their provider addresses."""
+    def runner(spec: JobSpec, results: Mapping[str, SignedMessage],
+               _peers: Mapping[str, Any]) -> DisputeRunner:
+        return arbiter_dispute_runner(spec, results, arbiter, report=report, rounds=rounds,
+                                      verdicts=verdicts, timeout_s=timeout_s)
+
+    return runner
 
 
 def _step_line(outcome: StepOutcome, names: Sequence[str]) -> str:

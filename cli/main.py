@@ -18,6 +18,7 @@ from arbiter.status import is_repops_error
 from cli import exit_codes
 from cli.commands.arbiter_cmd import arbiter_group
 from cli.commands.coded import train_coded
+from cli.commands.coded_compute import coded_infer, coded_matmul
 from cli.commands.completion import completion
 from cli.commands.config_cmd import config_group
 from cli.commands.data import data
@@ -42,8 +43,8 @@ def cli() -> None:
     """verde: verified outsourced machine learning."""
 
 
-for command in (demo, keys, provider, arbiter_group, config_group, delegate, train_coded, verify,
-                disputes, jobs, data, completion):
+for command in (demo, keys, provider, arbiter_group, config_group, delegate, train_coded,
+                coded_matmul, coded_infer, verify, disputes, jobs, data, completion):
     cli.add_command(command)
 
 

@@ -9,23 +9,31 @@ matmul) — and returns the result. The master encodes, gathers answers with a d
 straggler, and decodes.
 
 Because a share is a pure function of explicit inputs, it maps one-to-one onto a verde provider
-job later: the job's program is the function, its inputs the share's arrays (content-addressed),
-its committed result the answer. Workers here are in-process (:class:`InProcessShareWorker`,
-with injectable delays and faults).
+job: the job's program is the function, its inputs the share's arrays (content-addressed), its
+committed result the answer (``verde.integration.coded_compute``). Workers here are in-process
+(:class:`InProcessShareWorker`, with injectable delays and faults).
+
+A :class:`ShareReferee` settles the shares the code locates as wrong: given a located share and
+its answer, it returns a verified answer (over providers: the side that won a verde dispute
+against a second provider recomputing the share) or ``None`` (nothing could be verified; the
+share is then an erasure). The answers are decoded again with the verified ones, so a located
+share costs one recomputation instead of the code's correction capability, and the worker is
+named by a dispute, not only by the code.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
 from verde.coding._checks import check_int
 from verde.coding.arrays import Array, is_torch, stack
 from verde.coding.bacc import BACC
+from verde.coding.errors import TooManyFaults
 from verde.coding.gather import Cancelled, Gathered, gather, pause
 from verde.coding.sbacc import SBACC, SBACCReport
 from verde.coding.strassen_ft import FaultTolerantStrassen, MatmulDecoding, ReplicatedStrassen
@@ -37,6 +45,12 @@ class Share:
 
     index: int
     arguments: tuple[Array, ...]
+
+
+class ShareReferee(Protocol):
+    """Verifies a share the code located as wrong (see the module docstring)."""
+
+    def settle(self, share: Share, answer: Array) -> Array | None: ...
 
 
 class ShareWorker(Protocol):
@@ -70,7 +84,12 @@ class InProcessShareWorker:
 
 @dataclass(frozen=True)
 class CodedRun:
-    """The decoded result and who did what: answered, straggled, failed, located as faulty."""
+    """The decoded result and who did what: answered, straggled, failed, located as faulty.
+
+    ``faulty`` are the shares the code located in the answers as they came in; with a referee,
+    ``refereed`` says for each of them whether a verified answer replaced it (True) or it was
+    dropped as an erasure (False), and ``report`` is the decoding of the final answers.
+    """
 
     result: Any
     answered: tuple[int, ...]
@@ -79,94 +98,139 @@ class CodedRun:
     faulty: tuple[int, ...]
     elapsed_s: float
     report: SBACCReport | MatmulDecoding | None
+    refereed: dict[int, bool] = field(default_factory=dict)
 
 
 def coded_evaluate(code: BACC | SBACC, inputs: Sequence[Array], workers: Sequence[ShareWorker],
-                   *, wait_for: int | None = None, timeout_s: float | None = None) -> CodedRun:
+                   *, wait_for: int | None = None, timeout_s: float | None = None,
+                   referee: ShareReferee | None = None) -> CodedRun:
     """``f(X_0) .. f(X_(K-1))`` (approximately) by BACC or SBACC over ``workers``.
 
     Waits until ``wait_for`` workers answered (default: all of them) or ``timeout_s`` passed;
-    the rest are stragglers. SBACC additionally locates and drops wrong answers, or raises
-    :class:`~verde.coding.errors.TooManyFaults`.
+    the rest are stragglers. SBACC additionally locates and drops wrong answers (or raises
+    :class:`~verde.coding.errors.TooManyFaults`); ``referee`` settles the located ones.
     """
     if not isinstance(code, BACC | SBACC):
         raise ValueError(f"code must be a BACC or SBACC, got {type(code).__name__}")
-    shares = code.encode(inputs)
-    got = _run(shares, workers, code.n_workers, wait_for, timeout_s)
-    if isinstance(code, SBACC):
-        estimates, report = code.decode_with_report(got.answers)
-        return _outcome(estimates, got, report.faulty, report)
-    return _outcome(code.decode(got.answers), got, (), None)
+    shares = [Share(i, (s,)) for i, s in enumerate(code.encode(inputs))]
+    got = _run_shares(shares, workers, code.n_workers, wait_for, timeout_s)
+
+    def decode(answers: Mapping[int, Array]) -> _Decoded:
+        if isinstance(code, SBACC):
+            estimates, report = code.decode_with_report(answers)
+            return estimates, report.faulty, report
+        return code.decode(answers), (), None
+
+    return _refereed(decode, shares, got, referee)
 
 
-def coded_inference(model: Callable[[Array], Array], batch: Array, code: BACC | SBACC,
+def coded_inference(model: Callable[[Array], Array] | None, batch: Array, code: BACC | SBACC,
                     workers: Sequence[ShareWorker] | None = None, *, wait_for: int | None = None,
-                    timeout_s: float | None = None) -> CodedRun:
+                    timeout_s: float | None = None,
+                    referee: ShareReferee | None = None) -> CodedRun:
     """A model (or one layer) on a batch, coded: the batch is cut into ``code.n_inputs`` equal
     groups along its first axis, each worker runs ``model`` on one encoded group, and the
     decoded outputs are stacked back into one batch (``result``). ``workers`` defaults to one
-    in-process worker per share running ``model``."""
+    in-process worker per share running ``model`` (which may be ``None`` when workers are
+    given: they know the model, as provider workers do)."""
     k = code.n_inputs
     size = int(batch.shape[0])
     if size % k:
         raise ValueError(f"batch of {size} rows does not split into {k} equal groups")
     step = size // k
     groups = [batch[j * step:(j + 1) * step] for j in range(k)]
+    if workers is None and model is None:
+        raise ValueError("coded_inference needs a model or workers that run one")
     pool = list(workers) if workers is not None else [
-        InProcessShareWorker(model) for _ in range(code.n_workers)]
-    run = coded_evaluate(code, groups, pool, wait_for=wait_for, timeout_s=timeout_s)
+        InProcessShareWorker(model) for _ in range(code.n_workers)]  # type: ignore[arg-type]
+    run = coded_evaluate(code, groups, pool, wait_for=wait_for, timeout_s=timeout_s,
+                         referee=referee)
     outputs = run.result
     merged = (_torch_cat(outputs) if is_torch(outputs[0])
               else stack(outputs).reshape(-1, *outputs[0].shape[1:]))
-    return CodedRun(merged, run.answered, run.stragglers, run.failed, run.faulty, run.elapsed_s,
-                    run.report)
+    return replace(run, result=merged)
 
 
 def coded_matmul(a: Array, b: Array, scheme: FaultTolerantStrassen | ReplicatedStrassen,
                  workers: Sequence[ShareWorker] | None = None, *, wait_for: int | None = None,
-                 timeout_s: float | None = None) -> CodedRun:
+                 timeout_s: float | None = None,
+                 referee: ShareReferee | None = None) -> CodedRun:
     """``a @ b`` by the fault-tolerant Strassen-like scheme (or the replicated baseline): node
     ``i`` multiplies the two block combinations ``scheme.operands(a, b, i)``; missing nodes are
     erasures, faulty ones are located by the check relations (or the vote) and removed.
-    ``workers`` defaults to in-process ``x @ y`` workers, one per node."""
+    ``workers`` defaults to in-process ``x @ y`` workers, one per node; ``referee`` settles
+    the located nodes."""
     if not isinstance(scheme, FaultTolerantStrassen | ReplicatedStrassen):
         raise ValueError(f"scheme must be a FaultTolerantStrassen or ReplicatedStrassen, got "
                          f"{type(scheme).__name__}")
     pool = list(workers) if workers is not None else [
         InProcessShareWorker(_matmul) for _ in range(scheme.n_nodes)]
-    operands = [scheme.operands(a, b, i) for i in range(scheme.n_nodes)]
-    got = _run_arguments(operands, pool, scheme.n_nodes, wait_for, timeout_s)
-    decoded = scheme.decode(a, b, got.answers)
-    return _outcome(decoded.product, got, decoded.faulty, decoded)
+    shares = [Share(i, tuple(scheme.operands(a, b, i))) for i in range(scheme.n_nodes)]
+    got = _run_shares(shares, pool, scheme.n_nodes, wait_for, timeout_s)
+
+    def decode(answers: Mapping[int, Array]) -> _Decoded:
+        decoded = scheme.decode(a, b, answers)
+        return decoded.product, decoded.faulty, decoded
+
+    return _refereed(decode, shares, got, referee)
 
 
 def _matmul(x: Array, y: Array) -> Array:
     return x @ y
 
 
-def _run(shares: Sequence[Array], workers: Sequence[ShareWorker], n: int, wait_for: int | None,
-         timeout_s: float | None) -> Gathered:
-    return _run_arguments([(s,) for s in shares], workers, n, wait_for, timeout_s)
+#: A decoder's answer: the result, the shares it located as wrong, and its report.
+_Decoded = tuple[Any, tuple[int, ...], SBACCReport | MatmulDecoding | None]
 
 
-def _run_arguments(arguments: Sequence[tuple[Array, ...]], workers: Sequence[ShareWorker],
-                   n: int, wait_for: int | None, timeout_s: float | None) -> Gathered:
+def _refereed(decode: Callable[[Mapping[int, Array]], _Decoded], shares: Sequence[Share],
+              got: Gathered, referee: ShareReferee | None) -> CodedRun:
+    """Decode; then, with a referee, replace every located share by its verified answer (or
+    drop it) and decode again, until the code locates no share not yet refereed; where the
+    code refuses (more faults than it corrects), its candidates go to the referee first. A located
+    share whose answer the referee upheld stays out of the decoding (the code's own call: an
+    approximate code may flag an honest answer beyond its tolerance), and is reported so."""
+    answers = dict(got.answers)
+    refereed: dict[int, bool] = {}
+    first: tuple[int, ...] | None = None
+    while True:
+        try:
+            result, located, report = decode(answers)
+        except TooManyFaults as exc:
+            # Beyond the code: recompute its candidates (or, when it names none, every answer
+            # not yet verified) at the referee, and decode the verified answers again.
+            todo = [i for i in (exc.candidates or sorted(answers))
+                    if i in answers and i not in refereed]
+            if referee is None or not todo:
+                raise
+            first = tuple(exc.candidates) if first is None else first
+        else:
+            first = tuple(located) if first is None else first
+            todo = [i for i in located if i not in refereed]
+            if referee is None or not todo:
+                break
+        for i in todo:
+            value = referee.settle(shares[i], answers[i])
+            refereed[i] = value is not None
+            if value is None:
+                del answers[i]
+            else:
+                answers[i] = value
+    return CodedRun(result, tuple(sorted(got.answers)), got.unanswered, dict(got.failed),
+                    first, got.elapsed_s, report, refereed)
+
+
+def _run_shares(shares: Sequence[Share], workers: Sequence[ShareWorker], n: int,
+                wait_for: int | None, timeout_s: float | None) -> Gathered:
     if len(workers) != n:
         raise ValueError(f"need {n} workers, got {len(workers)}")
     needed = n if wait_for is None else check_int("wait_for", wait_for, 1, n + 1)
     pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="coded-share")
     try:
-        return gather(pool, {i: partial(workers[i].compute, Share(i, tuple(args)))
-                             for i, args in enumerate(arguments)},
+        return gather(pool, {s.index: partial(workers[s.index].compute, s) for s in shares},
                       enough=lambda answers: len(answers) >= needed, timeout_s=timeout_s)
     finally:  # stragglers were told to stop; do not wait for the ones still computing
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _outcome(result: Any, got: Gathered, faulty: Sequence[int],
-             report: SBACCReport | MatmulDecoding | None) -> CodedRun:
-    return CodedRun(result, tuple(sorted(got.answers)), got.unanswered, dict(got.failed),
-                    tuple(faulty), got.elapsed_s, report)
 
 
 def _torch_cat(values: Sequence[Array]) -> Array:

@@ -54,10 +54,14 @@ class TooManyFaults(CodingError):
 
     Raised by the error-correcting decoders of coded computation (the DCT code of SBACC, the
     fault-tolerant Strassen-like scheme) instead of returning an estimate they cannot vouch
-    for. ``suspects`` lists the workers the decoder could already tell were wrong, if any.
+    for. ``suspects`` lists the workers the decoder could already tell were wrong, if any;
+    ``candidates`` those that may be (when several explanations fit equally): what a referee
+    recomputes first (``verde.coding.coded_compute``).
     """
 
-    def __init__(self, scheme: str, suspects: Sequence[int], why: str) -> None:
+    def __init__(self, scheme: str, suspects: Sequence[int], why: str, *,
+                 candidates: Sequence[int] = ()) -> None:
         self.suspects = tuple(sorted(suspects))
+        self.candidates = tuple(sorted(set(candidates) | set(suspects)))
         self.why = why
         super().__init__(f"{scheme}: too many faulty answers to correct: {why}")

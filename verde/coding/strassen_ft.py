@@ -217,8 +217,7 @@ class FaultTolerantStrassen(_BlockScheme):
                 raise TooManyFaults("fault-tolerant Strassen", (), f"nodes {list(missing)} are "
                                     "missing and no check relation is left to vouch for C")
         else:
-            local = _locate(checks, values[answered], envelope)
-            faulty = tuple(answered[i] for i in local)
+            faulty = _locate(checks, values[answered], envelope, answered)
         usable = [i for i in answered if i not in faulty]
         products = [n.product for n in self.nodes]
         try:
@@ -283,9 +282,11 @@ class ReplicatedStrassen(_BlockScheme):
         return MatmulDecoding(product, tuple(sorted(faulty)), missing, self.copies - 1)
 
 
-def _locate(checks: np.ndarray, values: np.ndarray, envelope: np.ndarray) -> tuple[int, ...]:
-    """Fewest nodes (local indices) whose errors explain the syndromes; TooManyFaults if none
-    or if two explanations give different results."""
+def _locate(checks: np.ndarray, values: np.ndarray, envelope: np.ndarray,
+            nodes: Sequence[int]) -> tuple[int, ...]:
+    """Fewest nodes whose errors explain the syndromes; TooManyFaults if none or if two
+    explanations give different results (naming every node of them as a candidate).
+    ``checks``' columns and ``values``' rows are the answered ``nodes``, in order."""
     h = checks.astype(np.float64)
     hs = h / np.abs(h).sum(axis=1)[:, None]
     syndrome, limit = _normalised_syndrome(h, values, envelope)
@@ -301,10 +302,12 @@ def _locate(checks: np.ndarray, values: np.ndarray, envelope: np.ndarray) -> tup
                  if _explains(hs[:, list(f)], sample, limit)
                  and _explains(hs[:, list(f)], syndrome[:, flagged], limit)]
         if len(found) == 1:
-            return found[0]
+            return tuple(nodes[i] for i in found[0])
         if found:
+            sets = [tuple(nodes[i] for i in f) for f in found]
             raise TooManyFaults("fault-tolerant Strassen", (),
-                                f"faults detected; node sets {found} explain them equally")
+                                f"faults detected; node sets {sets} explain them equally",
+                                candidates=sorted({i for f in sets for i in f}))
     raise TooManyFaults("fault-tolerant Strassen", (),
                         f"faults detected that no set of fewer than {rank} nodes explains")
 

@@ -123,7 +123,13 @@ class ServiceModel:
 def job_answers(spec: JobSpec, outputs: torch.Tensor, indices: list[int]) -> torch.Tensor:
     """The answers (softmax rows, one per sample in dataset order) of an inference job's
     verified outputs (``verde.protocol.peers.fetch.fetch_outputs``)."""
+    return answers_from_logits(outputs_in_order(spec, outputs, indices))
+
+
+def outputs_in_order(spec: JobSpec, outputs: torch.Tensor, indices: list[int]) -> torch.Tensor:
+    """One output row per sample, in dataset order: the job's last batch wraps around to the
+    first samples (``verde.protocol.jobs.batching``), and those extra rows are dropped."""
     n = int(spec.dataset["n_samples"])
     if indices[:n] != list(range(n)):
         raise JobSpecError(f"job {spec.job_id[:16]}: outputs are not in dataset order")
-    return answers_from_logits(outputs[:n])
+    return outputs[:n]

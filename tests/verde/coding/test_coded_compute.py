@@ -15,6 +15,7 @@ from verde.coding import (
 )
 from verde.coding.coded_compute import (
     InProcessShareWorker,
+    Share,
     coded_evaluate,
     coded_inference,
     coded_matmul,
@@ -124,3 +125,55 @@ def test_bad_arguments_are_refused() -> None:
     failing = [InProcessShareWorker(model, fail=True) for _ in range(5)]
     with pytest.raises(TooManyStragglers):
         coded_evaluate(BACC(5, 3), inputs, failing)
+
+
+class _RecomputingReferee:
+    """Settles a located share by recomputing it honestly here (or drops it: ``verify``)."""
+
+    def __init__(self, verify: bool = True) -> None:
+        self.verify = verify
+        self.asked: list[int] = []
+
+    def settle(self, share: Share, answer: object) -> object:
+        self.asked.append(share.index)
+        x, y = share.arguments
+        return x @ y if self.verify else None
+
+
+def _faulty_workers(nodes: tuple[int, ...]) -> list[InProcessShareWorker]:
+    return [InProcessShareWorker(lambda x, y: x @ y,
+                                 fault=(lambda z: z + 0.25) if i in nodes else None)
+            for i in range(16)]
+
+
+def test_a_referee_replaces_the_located_share_and_decoding_starts_again() -> None:
+    gen = torch.Generator().manual_seed(2)
+    a, b = torch.randn(8, 10, generator=gen), torch.randn(10, 6, generator=gen)
+    honest = coded_matmul(a, b, FaultTolerantStrassen())
+    referee = _RecomputingReferee()
+    run = coded_matmul(a, b, FaultTolerantStrassen(), _faulty_workers((3,)), referee=referee)
+    assert referee.asked == [3] and run.faulty == (3,) and run.refereed == {3: True}
+    assert torch.equal(run.result, honest.result)  # decoded from the same (verified) values
+    dropped = coded_matmul(a, b, FaultTolerantStrassen(), _faulty_workers((3,)),
+                           referee=_RecomputingReferee(verify=False))
+    assert dropped.refereed == {3: False}
+    torch.testing.assert_close(dropped.result, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_beyond_the_code_its_candidates_go_to_the_referee() -> None:
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.randn(8, 10, generator=gen), torch.randn(10, 6, generator=gen)
+    with pytest.raises(TooManyFaults) as info:
+        coded_matmul(a, b, FaultTolerantStrassen(), _faulty_workers((3, 7, 11, 15)))
+    # several node sets explain the syndromes equally: all of their nodes are candidates
+    assert "explain them equally" in str(info.value)
+    assert set(info.value.candidates) & {3, 7, 11, 15}
+    referee = _RecomputingReferee()
+    run = coded_matmul(a, b, FaultTolerantStrassen(), _faulty_workers((3, 7, 11, 15)),
+                       referee=referee)
+    assert {3, 7, 11, 15} <= set(referee.asked)
+    torch.testing.assert_close(run.result, a @ b, rtol=1e-5, atol=1e-5)
+    # a referee that verifies nothing cannot rescue the decoding: the code still refuses
+    with pytest.raises(TooManyFaults):
+        coded_matmul(a, b, FaultTolerantStrassen(), _faulty_workers((3, 7, 11, 15)),
+                     referee=_RecomputingReferee(verify=False))
