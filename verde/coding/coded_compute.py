@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from verde.coding._checks import check_int
 from verde.coding.arrays import Array, is_torch, stack
 from verde.coding.bacc import BACC
-from verde.coding.errors import TooManyFaults
+from verde.coding.errors import TooManyFaults, TooManyStragglers
 from verde.coding.gather import Cancelled, Gathered, gather, pause
 from verde.coding.sbacc import SBACC, SBACCReport
 from verde.coding.strassen_ft import FaultTolerantStrassen, MatmulDecoding, ReplicatedStrassen
@@ -196,6 +196,13 @@ def _refereed(decode: Callable[[Mapping[int, Array]], _Decoded], shares: Sequenc
     while True:
         try:
             result, located, report = decode(answers)
+        except TooManyStragglers as exc:
+            if not got.failed:
+                raise
+            reasons = "; ".join(f"share {i}: {why}" for i, why in sorted(got.failed.items())[:3])
+            raise TooManyStragglers(exc.scheme, exc.answered,
+                                    f"{exc.needed} ({len(got.failed)} failed: {reasons})",
+                                    ) from exc
         except TooManyFaults as exc:
             # Beyond the code: recompute its candidates (or, when it names none, every answer
             # not yet verified) at the referee, and decode the verified answers again.

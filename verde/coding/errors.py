@@ -15,7 +15,9 @@ class TooManyStragglers(CodingError):
     """The workers that answered do not determine the full gradient under this code."""
 
     def __init__(self, scheme: str, answered: Sequence[int], needed: str) -> None:
+        self.scheme = scheme
         self.answered = tuple(sorted(answered))
+        self.needed = needed
         super().__init__(
             f"{scheme}: cannot decode from workers {list(self.answered)}: {needed}"
         )

@@ -123,7 +123,7 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="timeout_s"):
         coded_evaluate(BACC(5, 3), inputs, workers, timeout_s=0)
     failing = [InProcessShareWorker(model, fail=True) for _ in range(5)]
-    with pytest.raises(TooManyStragglers):
+    with pytest.raises(TooManyStragglers, match=r"5 failed: share 0: RuntimeError"):
         coded_evaluate(BACC(5, 3), inputs, failing)
 
 

@@ -3,7 +3,7 @@ shares the code locates settled by disputes that name the cheater and never an h
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -35,14 +35,6 @@ from verde.protocol.peers.local import LocalPeer
 from verde.protocol.peers.messages import TensorBlob
 from verde.protocol.peers.state import StateEntries
 from verde.protocol.provider.provider import Provider
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_numba_thread() -> Iterator[None]:
-    from repops import _numba
-
-    _numba.set_num_threads(1)
-    yield
 
 
 def key(label: str) -> SigningKey:

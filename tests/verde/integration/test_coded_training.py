@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -32,14 +32,6 @@ STEPS = 3
 #: Op 25 of the MLP gradient step is the mm producing the first layer's weight gradient, so
 #: corrupting it always changes the committed gradient (a cheater that is never masked).
 GRADIENT_MM = 25
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_numba_thread() -> Iterator[None]:
-    from repops import _numba
-
-    _numba.set_num_threads(1)
-    yield
 
 
 def key(label: str) -> SigningKey:

@@ -133,6 +133,12 @@ def inference_on_providers(model: ServiceModel, batch: Any, code: BACC | SBACC,
         if not isinstance(w.jobs, InferenceShares) or w.jobs.model != model:
             raise ValueError(f"worker {w.name} runs other jobs than this model's shares")
     rows = share_tensor(batch, "batch")
+    if rows.ndim < 1 or rows.shape[0] < code.n_inputs:
+        raise CodedInputError(f"batch of shape {tuple(rows.shape)}: needs at least one row per "
+                              f"group ({code.n_inputs})")
+    # A program or parameters that do not fit are the caller's one error, before any upload
+    # (every share's job would fail the same way on every provider).
+    model.infer_job(rows[: rows.shape[0] // code.n_inputs])
     referee = _referee(workers, referees, runner, dispute)
     run = coded_inference(None, rows, code, workers, wait_for=wait_for, timeout_s=timeout_s,
                           referee=referee)
