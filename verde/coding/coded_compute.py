@@ -187,9 +187,10 @@ def _refereed(decode: Callable[[Mapping[int, Array]], _Decoded], shares: Sequenc
               got: Gathered, referee: ShareReferee | None) -> CodedRun:
     """Decode; then, with a referee, replace every located share by its verified answer (or
     drop it) and decode again, until the code locates no share not yet refereed; where the
-    code refuses (more faults than it corrects), its candidates go to the referee first. A located
-    share whose answer the referee upheld stays out of the decoding (the code's own call: an
-    approximate code may flag an honest answer beyond its tolerance), and is reported so."""
+    code refuses (more faults than it corrects), its candidates go to the referee first. An
+    answer the referee upheld goes back in; if the code locates it again it stays out (the
+    code's own call: an approximate code may flag an honest answer beyond its tolerance).
+    ``faulty`` of the run is what the code located (or named as candidates) at first."""
     answers = dict(got.answers)
     refereed: dict[int, bool] = {}
     first: tuple[int, ...] | None = None
@@ -210,7 +211,7 @@ def _refereed(decode: Callable[[Mapping[int, Array]], _Decoded], shares: Sequenc
                     if i in answers and i not in refereed]
             if referee is None or not todo:
                 raise
-            first = tuple(exc.candidates) if first is None else first
+            first = tuple(exc.candidates or todo) if first is None else first
         else:
             first = tuple(located) if first is None else first
             todo = [i for i in located if i not in refereed]
