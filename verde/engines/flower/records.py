@@ -41,22 +41,27 @@ class Layout:
 
 
 def layout_of(record: ArrayRecord) -> Layout:
-    arrays = [record[k].numpy() for k in record]
+    return _layout(tuple(record.keys()), [record[k].numpy() for k in record])
+
+
+def _layout(keys: tuple[str, ...], arrays: list[np.ndarray]) -> Layout:
     floating = tuple(bool(np.issubdtype(a.dtype, np.floating)) for a in arrays)
     float_dtypes = [a.dtype for a, fl in zip(arrays, floating, strict=True) if fl]
     vector_dtype = np.result_type(*float_dtypes) if float_dtypes else np.dtype(np.float32)
-    return Layout(tuple(record.keys()), tuple(tuple(a.shape) for a in arrays),
+    return Layout(keys, tuple(tuple(a.shape) for a in arrays),
                   tuple(a.dtype for a in arrays), floating, np.dtype(vector_dtype))
 
 
-def _checked(record: ArrayRecord, lay: Layout) -> Iterator[tuple[np.ndarray, bool]]:
-    """Each array of ``record`` (as numpy) with its floating flag, checked against ``lay``."""
+def _checked(record: ArrayRecord, lay: Layout, read: list[np.ndarray] | None = None,
+             ) -> Iterator[tuple[np.ndarray, bool]]:
+    """Each array of ``record`` (as numpy; ``read``: already converted, in key order) with its
+    floating flag, checked against ``lay``."""
     if tuple(record.keys()) != lay.keys:
         raise RecordLayoutError(f"array keys {sorted(record.keys())} differ from the global "
                                 f"model's {sorted(lay.keys)}")
-    for key, shape, dtype, fl in zip(lay.keys, lay.shapes, lay.dtypes, lay.floating,
-                                     strict=True):
-        a = record[key].numpy()
+    for i, (key, shape, dtype, fl) in enumerate(zip(lay.keys, lay.shapes, lay.dtypes,
+                                                    lay.floating, strict=True)):
+        a = read[i] if read is not None else record[key].numpy()
         if tuple(a.shape) != shape or a.dtype != dtype:
             raise RecordLayoutError(f"array {key!r} is {a.dtype}{list(a.shape)}, the global "
                                     f"model's is {dtype}{list(shape)}")
@@ -72,11 +77,15 @@ def flatten_arrays(record: ArrayRecord, layout: Layout | None = None, *,
     vector on the way (the global model, giving the update). Raises
     :class:`RecordLayoutError` naming the first key that does not match.
     """
-    lay = layout or layout_of(record)
+    read = None
+    if layout is None:  # convert each array once (Flower deserialises on every .numpy())
+        read = [record[k].numpy() for k in record]
+        layout = _layout(tuple(record.keys()), read)
+    lay = layout
     others: list[np.ndarray] = []
     if out is None:
         parts = []
-        for a, fl in _checked(record, lay):
+        for a, fl in _checked(record, lay, read):
             if fl:
                 parts.append(a.reshape(-1).astype(lay.vector_dtype, copy=False))
             else:
@@ -84,7 +93,7 @@ def flatten_arrays(record: ArrayRecord, layout: Layout | None = None, *,
         vec = np.concatenate(parts) if parts else np.zeros(0, lay.vector_dtype)
         return (vec if minus is None else vec - minus), others, lay
     at = 0
-    for a, fl in _checked(record, lay):
+    for a, fl in _checked(record, lay, read):
         if not fl:
             others.append(a)
             continue

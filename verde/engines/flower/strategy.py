@@ -27,7 +27,6 @@ from verde.engines.flower.records import (
     Layout,
     RecordLayoutError,
     flatten_arrays,
-    layout_of,
     unflatten_arrays,
 )
 from verde.engines.flower.report import AggregationReport, build_report
@@ -115,8 +114,7 @@ class RobustStrategy(FedAvg):
         if self._global is None:
             raise RuntimeError("RobustStrategy.aggregate_train ran before configure_train: "
                                "the updates need the global model that was sent")
-        layout = layout_of(self._global)
-        base, base_other, _ = flatten_arrays(self._global, layout)
+        base, base_other, layout = flatten_arrays(self._global)
         replies = list(replies)
         updates = np.empty((len(replies), base.size), dtype=layout.vector_dtype)
         accepted, rejected = self._accept(replies, layout, base, updates)
