@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
+import numpy as np
+
 from verde.coding._checks import check_int
 from verde.coding.arrays import Array, is_torch, stack
 from verde.coding.bacc import BACC
@@ -189,12 +191,17 @@ def _refereed(decode: Callable[[Mapping[int, Array]], _Decoded], shares: Sequenc
     drop it) and decode again, until the code locates no share not yet refereed; where the
     code refuses (more faults than it corrects), its candidates go to the referee first. An
     answer the referee upheld goes back in; if the code locates it again it stays out (the
-    code's own call: an approximate code may flag an honest answer beyond its tolerance).
+    code's own call: an approximate code may flag an honest answer beyond its tolerance). A
+    located answer that is upheld also shows the location was wrong (SBACC can pick a wrong set
+    at its bound), so then every answer not yet verified goes to the referee: the result rests
+    on verified answers, at the cost of recomputing them.
     ``faulty`` of the run is what the code located (or named as candidates) at first."""
     answers = dict(got.answers)
     refereed: dict[int, bool] = {}
     first: tuple[int, ...] | None = None
+    audit = False  # set once the code located an answer the referee then upheld
     while True:
+        located: tuple[int, ...] = ()
         try:
             result, located, report = decode(answers)
         except TooManyStragglers as exc:
@@ -214,7 +221,9 @@ def _refereed(decode: Callable[[Mapping[int, Array]], _Decoded], shares: Sequenc
             first = tuple(exc.candidates or todo) if first is None else first
         else:
             first = tuple(located) if first is None else first
-            todo = [i for i in located if i not in refereed]
+            # A located answer the referee upheld means the code's location was wrong, so a
+            # wrong answer may still be among the kept ones: then every answer is verified.
+            todo = [i for i in (sorted(answers) if audit else located) if i not in refereed]
             if referee is None or not todo:
                 break
         for i in todo:
@@ -222,10 +231,20 @@ def _refereed(decode: Callable[[Mapping[int, Array]], _Decoded], shares: Sequenc
             refereed[i] = value is not None
             if value is None:
                 del answers[i]
-            else:
-                answers[i] = value
+                continue
+            audit = audit or (i in located and _same(value, answers[i]))
+            answers[i] = value
     return CodedRun(result, tuple(sorted(got.answers)), got.unanswered, dict(got.failed),
                     first, got.elapsed_s, report, refereed)
+
+
+def _same(a: Array, b: Array) -> bool:
+    """Bit for bit the same answer (what an upheld answer is)."""
+    if is_torch(a) and is_torch(b):
+        import torch
+
+        return bool(a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b))
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
 
 
 def _run_shares(shares: Sequence[Share], workers: Sequence[ShareWorker], n: int,

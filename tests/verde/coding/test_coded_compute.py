@@ -20,6 +20,7 @@ from verde.coding.coded_compute import (
     coded_inference,
     coded_matmul,
 )
+from verde.coding.strassen_ft import MatmulDecoding
 
 SLOW = 30.0  # seconds a straggler would take; never waited for
 
@@ -177,3 +178,27 @@ def test_beyond_the_code_its_candidates_go_to_the_referee() -> None:
     with pytest.raises(TooManyFaults):
         coded_matmul(a, b, FaultTolerantStrassen(), _faulty_workers((3, 7, 11, 15)),
                      referee=_RecomputingReferee(verify=False))
+
+
+class _BlamesNode2(FaultTolerantStrassen):
+    """A code whose location is wrong: it always names node 2 (and decodes without it)."""
+
+    def decode(self, a: object, b: object, results: dict) -> MatmulDecoding:  # type: ignore[override]
+        d = super().decode(a, b, {k: v for k, v in results.items() if k != 2})
+        return MatmulDecoding(d.product, (2,), d.missing, d.checks)
+
+
+def test_an_upheld_location_sends_every_answer_to_the_referee() -> None:
+    gen = torch.Generator().manual_seed(4)
+    a, b = torch.randn(8, 10, generator=gen), torch.randn(10, 6, generator=gen)
+    # node 2 is honest, node 5 is not: the referee upholds node 2, so the location was wrong
+    # and every other answer is verified; node 5's is replaced
+    referee = _RecomputingReferee()
+    run = coded_matmul(a, b, _BlamesNode2(), _faulty_workers((5,)), referee=referee)
+    assert referee.asked == [2, *[i for i in range(16) if i != 2]]
+    assert all(run.refereed.values()) and len(run.refereed) == 16
+    torch.testing.assert_close(run.result, a @ b, rtol=1e-5, atol=1e-5)
+    # a located answer that is replaced (it was wrong) confirms the location: no audit
+    referee = _RecomputingReferee()
+    coded_matmul(a, b, _BlamesNode2(), _faulty_workers((2,)), referee=referee)
+    assert referee.asked == [2]
