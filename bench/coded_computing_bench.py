@@ -62,6 +62,7 @@ from verde.coding import (
     composed_derivative_bounds,
 )
 from verde.coding.strassen_search import determines_output, locatable
+from verde.protocol.peers.local import LocalPeer
 
 N, K, R = 32, 3, 8
 FEATURES, WIDTH, ROWS, SCALE = 64, 256, 32, 0.3
@@ -280,17 +281,16 @@ def strassen_section(n: int) -> dict[str, object]:
             "reliability": models}
 
 
-def _peers(n: int, cheat: str | None = None) -> dict[str, object]:
+def _peers(n: int, cheat: str | None = None) -> dict[str, LocalPeer]:
     from proofs import SigningKey
     from verde.protocol.faults.plan import FaultPlan
     from verde.protocol.faults.provider import CheatingProvider
-    from verde.protocol.peers.local import LocalPeer
     from verde.protocol.provider.provider import Provider
 
     def key(label: str) -> SigningKey:
         return SigningKey.from_seed(label.encode().ljust(32, b"\0")[:32])
 
-    peers: dict[str, object] = {}
+    peers: dict[str, LocalPeer] = {}
     for i in range(n):
         name = f"p{i}"
         peers[name] = LocalPeer(
@@ -301,23 +301,28 @@ def _peers(n: int, cheat: str | None = None) -> dict[str, object]:
 
 def providers_section(n: int) -> dict[str, object]:
     from verde.coding.coded_compute import Share
-    from verde.integration.coded_compute import MatmulShares, matmul_on_providers, matmul_workers
+    from verde.integration.coded_compute import (
+        MatmulShares,
+        ProviderCodedRun,
+        matmul_on_providers,
+        matmul_workers,
+    )
     from verde.integration.coded_compute.providers import ProviderShareWorker
 
     gen = torch.Generator().manual_seed(11)
     a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
     ft, rep = FaultTolerantStrassen(), ReplicatedStrassen(3)
 
-    def timed(scheme: FaultTolerantStrassen | ReplicatedStrassen, peers: dict[str, object]
-              ) -> tuple[float, object]:
+    def timed(scheme: FaultTolerantStrassen | ReplicatedStrassen, peers: dict[str, LocalPeer]
+              ) -> tuple[float, ProviderCodedRun]:
         start = time.perf_counter()
-        run = matmul_on_providers(a, b, matmul_workers(peers, scheme), scheme=scheme)  # type: ignore[arg-type]
+        run = matmul_on_providers(a, b, matmul_workers(peers, scheme), scheme=scheme)
         return time.perf_counter() - start, run
 
     timed(ft, _peers(16))  # warm-up: kernels compiled, programs registered
     honest_s, honest = timed(ft, _peers(16))
     replicated_s, _ = timed(rep, _peers(21))
-    single = ProviderShareWorker(_peers(1)["p0"], MatmulShares(), "p0")  # type: ignore[arg-type]
+    single = ProviderShareWorker(_peers(1)["p0"], MatmulShares(), "p0")
     start = time.perf_counter()
     single.run(Share(0, (a, b)))
     single_s = time.perf_counter() - start
@@ -326,11 +331,10 @@ def providers_section(n: int) -> dict[str, object]:
                                 ("four_nodes", _peers(4, "p3"), "p3")):
         wall, run = timed(ft, peers)
         cases[label] = {
-            "wall_s": round(wall, 3), "disputes": len(run.disputes),  # type: ignore[attr-defined]
-            "recomputed": len(run.run.refereed),  # type: ignore[attr-defined]
-            "named": list(run.named),  # type: ignore[attr-defined]
-            "named_only_the_cheater": list(run.named) == [cheat],  # type: ignore[attr-defined]
-            "product_equals_honest": bool(torch.equal(run.result, honest.result)),  # type: ignore[attr-defined]
+            "wall_s": round(wall, 3), "disputes": len(run.disputes),
+            "recomputed": len(run.run.refereed), "named": list(run.named),
+            "named_only_the_cheater": list(run.named) == [cheat],
+            "product_equals_honest": bool(torch.equal(run.result, honest.result)),
         }
     return {"n": n, "ft_16_providers_s": round(honest_s, 3),
             "replicated_21_providers_s": round(replicated_s, 3),

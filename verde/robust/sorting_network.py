@@ -53,11 +53,11 @@ def odd_even_merge_network(n: int) -> tuple[tuple[int, int], ...]:
 def network_sorted_rows(x: np.ndarray) -> np.ndarray:
     """``x`` (n, cols), NaN-free, with every column sorted ascending: a new ``(n, cols)`` array
     whose row ``k`` holds each coordinate's k-th smallest value (``x`` is not written)."""
-    n = x.shape[0]
-    rows = [np.array(x[i], copy=True) for i in range(n)]
-    spare = np.empty_like(rows[0]) if n else np.empty(0, x.dtype)
-    for i, j in odd_even_merge_network(n):
+    network = odd_even_merge_network(x.shape[0])
+    rows = [np.array(row, copy=True) for row in x]
+    spare = np.empty_like(rows[0])
+    for i, j in network:
         np.minimum(rows[i], rows[j], out=spare)
         np.maximum(rows[i], rows[j], out=rows[j])
         rows[i], spare = spare, rows[i]
-    return np.stack(rows) if rows else np.empty_like(x)
+    return np.stack(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,12 @@ def _one_numba_thread() -> Iterator[None]:
 
     _numba.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="module")
+def tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory shared by one test module (its datasets and model directories)."""
+    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
 
 
 def tiny_spec(**changes: Any) -> JobSpec:

@@ -47,10 +47,6 @@ from .generate_jobs import (
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(scope="module")
-def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("generate")
-
 
 # --- 1. the fast path commits the written steps' states ---------------------------------------
 

@@ -58,10 +58,6 @@ _BASE: dict[str, Any] = {"vocab_size": VOCAB, "hidden_size": 16, "num_hidden_lay
                          "pad_token_id": 0}
 
 
-@pytest.fixture(scope="module")
-def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("generate-adversarial")
-
 
 def hf_doc(tmp: Path, hf_config: Mapping[str, Any], generation: Mapping[str, Any],
            lengths: tuple[int, ...] = LENGTHS, arrays: Mapping[str, np.ndarray] | None = None,

@@ -37,12 +37,6 @@ from .generate_jobs import (
     write_prompts,
 )
 
-
-@pytest.fixture(scope="module")
-def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("generate")
-
-
 # --- 4. spec validation ------------------------------------------------------------------------
 
 

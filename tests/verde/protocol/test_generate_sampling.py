@@ -31,12 +31,6 @@ from .generate_jobs import (
     written_roots,
 )
 
-
-@pytest.fixture(scope="module")
-def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("generate")
-
-
 # --- 3. the tokens against independent references -------------------------------------------
 
 

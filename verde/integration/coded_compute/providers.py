@@ -86,11 +86,12 @@ class ProviderShareWorker:
         for what, state in job.uploads:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"{self.name}: share {share.index} no longer needed")
+            expected = state_root_hex(state)
             root = self.peer.put_state(state_to_blobs(state))
-            if root != state_root_hex(state):
+            if root != expected:
                 raise WorkerAnswerInvalid(f"{self.name} stored the {what} of share "
                                           f"{share.index} under root {root}, expected "
-                                          f"{state_root_hex(state)}")
+                                          f"{expected}")
         job_id = self.peer.submit(spec.to_dict())
         if job_id != spec.job_id:
             raise WorkerAnswerInvalid(f"{self.name} named job {job_id}, expected {spec.job_id}")

@@ -30,7 +30,11 @@ from typing import Any
 from proofs import canonical_json
 from verde.errors import VerdeError
 from verde.protocol.graph.execution import expected_structure, trace_step
-from verde.protocol.graph.refusal import TRACE_FAILURES, UnsupportedOperation, refusal
+from verde.protocol.graph.refusal import (
+    TRACE_FAILURES,
+    UnsupportedOperation,
+    refused_if_untraceable,
+)
 from verde.protocol.jobs.context import JobContext
 from verde.protocol.jobs.errors import JobSpecError, ProgramNotTraceableError
 from verde.protocol.jobs.generate_step import check_pad_token
@@ -75,7 +79,7 @@ def check_traces(ctx: JobContext) -> None:
     """The shape-only replays of steps 1 and ``steps`` and one real traced step 1 (on seeded
     parameters of the job's shapes), which must record the same graph."""
     spec = ctx.spec
-    try:
+    with refused_if_untraceable(spec):
         if spec.kind == "generate":
             check_pad_token(spec, ctx.vocab_size())
         first = expected_structure(ctx, 1)
@@ -83,10 +87,6 @@ def check_traces(ctx: JobContext) -> None:
             expected_structure(ctx, spec.steps)
         params = ctx.program.initial_parameters(ctx.module, spec.seed)
         real = trace_step(ctx, ctx.initial_state(params), 1)
-    except JobSpecError:
-        raise  # the program's own refusal (a config it cannot generate with...), as it is
-    except TRACE_FAILURES as exc:
-        raise refusal(spec, exc) from exc
     nodes = [n.structure() for n in real.nodes]
     if spec.backend == "torch":
         _refuse_vendor_randomness(spec, nodes)

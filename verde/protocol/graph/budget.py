@@ -28,9 +28,8 @@ from repops.dispatch.encoding import dtype_from_name, iter_refs
 from verde.errors import VerdeError
 from verde.protocol.graph.execution import expected_structure
 from verde.protocol.graph.nodes import COMMIT_OP
-from verde.protocol.graph.refusal import TRACE_FAILURES, refusal
+from verde.protocol.graph.refusal import refused_if_untraceable
 from verde.protocol.jobs.context import JobContext
-from verde.protocol.jobs.errors import JobSpecError
 from verde.protocol.jobs.spec import JobSpec
 
 _MATMULS = {"aten.mm.default": 0, "aten.addmm.default": 1, "aten.bmm.default": 0,
@@ -134,24 +133,16 @@ def estimate_cost(spec: JobSpec, budget: Budget | None = None) -> JobCost:
     """The cost of ``spec``, checked against ``budget`` as soon as each part is known."""
     budget = budget or Budget()
     ctx = JobContext.from_spec(spec)
-    try:
+    with refused_if_untraceable(spec):
         state = ctx.state_structure()  # a meta forward for some kinds (outputs, vocabulary)
-    except JobSpecError:
-        raise
-    except TRACE_FAILURES as exc:
-        raise refusal(spec, exc) from exc
     parameters = sum(p.numel() for p in ctx.module.parameters())
     partial = JobCost(spec.steps, parameters, sum(_nbytes(s, d) for s, d in state.values()), 0, 0)
     budget.check(partial, spec.job_id, ("steps", "parameters", "state_bytes"))
     key = _step_key(spec)
     known = _STEP_COSTS.get(key)
     if known is None:
-        try:
+        with refused_if_untraceable(spec):  # the same refusal as admission's
             structure = expected_structure(ctx, costliest_step(ctx))
-        except JobSpecError:
-            raise
-        except TRACE_FAILURES as exc:  # the same refusal as admission's
-            raise refusal(spec, exc) from exc
         known = step_cost(structure, {**state, **ctx.batch_structure()})
         with _STEP_COSTS_LOCK:
             if len(_STEP_COSTS) >= _STEP_COSTS_MAX:

@@ -9,9 +9,12 @@ refusal (``ProgramNotTraceableError``, INVALID_ARGUMENT over gRPC), never a raw 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from repops import RepopsError, UnsupportedOpError
 from verde.protocol.graph.errors import TraceError
-from verde.protocol.jobs.errors import ProgramNotTraceableError
+from verde.protocol.jobs.errors import JobSpecError, ProgramNotTraceableError
 from verde.protocol.jobs.spec import JobSpec
 
 #: What a program's step may raise when it cannot be traced: repops' and the tracer's own
@@ -23,6 +26,18 @@ TRACE_FAILURES: tuple[type[BaseException], ...] = (
 
 class UnsupportedOperation(ProgramNotTraceableError):
     """A program uses an op that cannot be recomputed reproducibly (named in the message)."""
+
+
+@contextmanager
+def refused_if_untraceable(spec: JobSpec) -> Iterator[None]:
+    """Run part of a step of ``spec``'s program: what it raises becomes :func:`refusal`; a job
+    spec's own refusal (``JobSpecError``, itself a ``ValueError``) passes as it is."""
+    try:
+        yield
+    except JobSpecError:
+        raise
+    except TRACE_FAILURES as exc:
+        raise refusal(spec, exc) from exc
 
 
 def refusal(spec: JobSpec, exc: BaseException) -> ProgramNotTraceableError:
