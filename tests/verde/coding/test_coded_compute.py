@@ -138,11 +138,19 @@ class _RecomputingReferee:
     def settle(self, share: Share, answer: object) -> object:
         self.asked.append(share.index)
         x, y = share.arguments
-        return x @ y if self.verify else None
+        return _product(x, y) if self.verify else None
+
+
+def _product(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A node's product under repops: the same bits however often it is recomputed."""
+    import repops
+
+    with repops.reproducible():
+        return x @ y
 
 
 def _faulty_workers(nodes: tuple[int, ...]) -> list[InProcessShareWorker]:
-    return [InProcessShareWorker(lambda x, y: x @ y,
+    return [InProcessShareWorker(_product,
                                  fault=(lambda z: z + 0.25) if i in nodes else None)
             for i in range(16)]
 
@@ -150,7 +158,7 @@ def _faulty_workers(nodes: tuple[int, ...]) -> list[InProcessShareWorker]:
 def test_a_referee_replaces_the_located_share_and_decoding_starts_again() -> None:
     gen = torch.Generator().manual_seed(2)
     a, b = torch.randn(8, 10, generator=gen), torch.randn(10, 6, generator=gen)
-    honest = coded_matmul(a, b, FaultTolerantStrassen())
+    honest = coded_matmul(a, b, FaultTolerantStrassen(), _faulty_workers(()))
     referee = _RecomputingReferee()
     run = coded_matmul(a, b, FaultTolerantStrassen(), _faulty_workers((3,)), referee=referee)
     assert referee.asked == [3] and run.faulty == (3,) and run.refereed == {3: True}
