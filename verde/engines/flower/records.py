@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verde.engines.flower.npy_view import array_view
+
 try:
     from flwr.app import Array, ArrayRecord
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -41,7 +43,7 @@ class Layout:
 
 
 def layout_of(record: ArrayRecord) -> Layout:
-    return _layout(tuple(record.keys()), [record[k].numpy() for k in record])
+    return _layout(tuple(record.keys()), [array_view(record[k]) for k in record])
 
 
 def _layout(keys: tuple[str, ...], arrays: list[np.ndarray]) -> Layout:
@@ -61,49 +63,53 @@ def _checked(record: ArrayRecord, lay: Layout, read: list[np.ndarray] | None = N
                                 f"model's {sorted(lay.keys)}")
     for i, (key, shape, dtype, fl) in enumerate(zip(lay.keys, lay.shapes, lay.dtypes,
                                                     lay.floating, strict=True)):
-        a = read[i] if read is not None else record[key].numpy()
+        a = read[i] if read is not None else array_view(record[key])
         if tuple(a.shape) != shape or a.dtype != dtype:
             raise RecordLayoutError(f"array {key!r} is {a.dtype}{list(a.shape)}, the global "
                                     f"model's is {dtype}{list(shape)}")
         yield a, fl
 
 
-def flatten_arrays(record: ArrayRecord, layout: Layout | None = None, *,
-                   out: np.ndarray | None = None, minus: np.ndarray | None = None
+def flatten_arrays(record: ArrayRecord, layout: Layout | None = None
                    ) -> tuple[np.ndarray, list[np.ndarray], Layout]:
     """(floating arrays as one vector, the other arrays, layout); checked against ``layout``.
 
-    ``out``: write the vector there (one copy, no temporaries); ``minus``: subtract this
-    vector on the way (the global model, giving the update). Raises
-    :class:`RecordLayoutError` naming the first key that does not match.
+    Raises :class:`RecordLayoutError` naming the first key that does not match.
     """
     read = None
-    if layout is None:  # convert each array once (Flower deserialises on every .numpy())
-        read = [record[k].numpy() for k in record]
+    if layout is None:  # read each array once
+        read = [array_view(record[k]) for k in record]
         layout = _layout(tuple(record.keys()), read)
-    lay = layout
+    parts: list[np.ndarray] = []
     others: list[np.ndarray] = []
-    if out is None:
-        parts = []
-        for a, fl in _checked(record, lay, read):
-            if fl:
-                parts.append(a.reshape(-1).astype(lay.vector_dtype, copy=False))
-            else:
-                others.append(a)
-        vec = np.concatenate(parts) if parts else np.zeros(0, lay.vector_dtype)
-        return (vec if minus is None else vec - minus), others, lay
-    at = 0
-    for a, fl in _checked(record, lay, read):
-        if not fl:
-            others.append(a)
-            continue
-        dst = out[at:at + a.size]
-        if minus is None:
-            dst[:] = a.reshape(-1)
+    for a, fl in _checked(record, layout, read):
+        if fl:
+            parts.append(a.reshape(-1).astype(layout.vector_dtype, copy=False))
         else:
-            np.subtract(a.reshape(-1), minus[at:at + a.size], out=dst)
-        at += a.size
-    return out, others, lay
+            others.append(a)
+    vec = np.concatenate(parts) if parts else np.zeros(0, layout.vector_dtype)
+    return vec, others, layout
+
+
+def floating_parts(record: ArrayRecord, layout: Layout) -> list[np.ndarray]:
+    """The record's floating arrays as flat read-only views (no copy), in the layout's order:
+    the pieces of its vector. Raises :class:`RecordLayoutError` like :func:`flatten_arrays`."""
+    return [a.reshape(-1) for a, fl in _checked(record, layout) if fl]
+
+
+def write_differences(parts: list[list[np.ndarray]], minus: np.ndarray, out: np.ndarray,
+                      a: int, b: int) -> None:
+    """``out[i, a:b] = vector_i[a:b] - minus[a:b]`` for every row i, where ``vector_i`` is the
+    concatenation of ``parts[i]`` (every row split at the same offsets), never built whole."""
+    if not parts:
+        return
+    at = 0
+    for piece, size in enumerate(p.size for p in parts[0]):
+        lo, hi = max(a, at), min(b, at + size)
+        if lo < hi:
+            for i, row in enumerate(parts):
+                np.subtract(row[piece][lo - at:hi - at], minus[lo:hi], out=out[i, lo:hi])
+        at += size
 
 
 def unflatten_arrays(vec: np.ndarray, others: list[np.ndarray], layout: Layout) -> ArrayRecord:

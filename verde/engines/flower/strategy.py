@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from logging import INFO, WARNING
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -27,7 +27,9 @@ from verde.engines.flower.records import (
     Layout,
     RecordLayoutError,
     flatten_arrays,
+    floating_parts,
     unflatten_arrays,
+    write_differences,
 )
 from verde.engines.flower.report import AggregationReport, build_report
 from verde.robust import (
@@ -49,6 +51,26 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
                       ) from exc
 
 ReferenceFn = Callable[[int, ArrayRecord], ArrayRecord]
+RecordT = TypeVar("RecordT", ArrayRecord, MetricRecord)
+
+#: Bytes of one column chunk of the update matrix for coordinate-wise rules: it and its
+#: sorted copy stay in cache between writing and aggregating (measured at 10 and 100 clients).
+CHUNK_BYTES = 2 << 20
+
+
+class UsableReply(NamedTuple):
+    """A reply the rule aggregates: its node, example count, content, and the floating
+    arrays of its model as flat views (the pieces of its vector)."""
+
+    node: int
+    count: float
+    content: RecordDict
+    parts: list[np.ndarray]
+
+
+def column_chunk(rows: int, itemsize: int) -> int:
+    """Columns per chunk of a (rows, d) matrix: about ``CHUNK_BYTES``, a multiple of 1024."""
+    return max(1024, CHUNK_BYTES // max(rows * itemsize, 1) // 1024 * 1024)
 
 
 class RobustStrategy(FedAvg):
@@ -92,6 +114,7 @@ class RobustStrategy(FedAvg):
         self.reference_fn = reference_fn
         self.last_report: AggregationReport | None = None
         self._global: ArrayRecord | None = None
+        self._updates: np.ndarray | None = None
 
     def summary(self) -> None:
         log(INFO, "\t├──> verde rule: %r on client updates (f=%d, weighted=%s, server_lr=%g)",
@@ -115,18 +138,17 @@ class RobustStrategy(FedAvg):
             raise RuntimeError("RobustStrategy.aggregate_train ran before configure_train: "
                                "the updates need the global model that was sent")
         base, base_other, layout = flatten_arrays(self._global)
-        replies = list(replies)
-        updates = np.empty((len(replies), base.size), dtype=layout.vector_dtype)
-        accepted, rejected = self._accept(replies, layout, base, updates)
+        accepted, rejected = self._accept(list(replies), layout)
         if not accepted:
             log(WARNING, "verde: no usable reply in round %d (%d rejected)", server_round,
                 len(rejected))
             return None, None
-        ids = [node for node, *_ in accepted]
-        updates = updates[: len(accepted)]  # rows of the accepted replies, in order
-        counts = np.array([count for _, count, _ in accepted], dtype=np.float64)
+        ids = [reply.node for reply in accepted]
+        updates = self._update_buffer((len(accepted), base.size), layout.vector_dtype)
+        counts = np.array([reply.count for reply in accepted], dtype=np.float64)
         try:
-            aggregate, weighted = self._run_rule(server_round, updates, counts,
+            aggregate, weighted = self._run_rule(server_round, updates,
+                                                 [reply.parts for reply in accepted], counts,
                                                  n_rejected=len(rejected), layout=layout,
                                                  base=base)
         except BreakdownConditionError as exc:
@@ -138,7 +160,7 @@ class RobustStrategy(FedAvg):
         report = build_report(ids, updates, aggregate if applied else np.zeros_like(base),
                               counts, weighted=weighted, rejected=rejected, applied=applied)
         self.last_report = report
-        kept = [content for node, _, content in accepted if node not in report.excluded]
+        kept = [reply.content for reply in accepted if reply.node not in report.excluded]
         metrics = self._client_metrics(kept)
         for key, value in report.metrics().items():
             metrics[key] = value
@@ -148,12 +170,19 @@ class RobustStrategy(FedAvg):
         return unflatten_arrays(new_vec.astype(layout.vector_dtype, copy=False), base_other,
                                 layout), metrics
 
-    def _accept(self, replies: list[Message], layout: Layout, base: np.ndarray,
-                updates: np.ndarray
-                ) -> tuple[list[tuple[int, float, RecordDict]], dict[int, str]]:
-        """Usable replies as (node, example count, content), their updates written to
-        ``updates`` rows 0, 1, ...; and the rejected ones with the reason."""
-        accepted: list[tuple[int, float, RecordDict]] = []
+    def _update_buffer(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        """The (accepted replies, parameters) matrix their updates are written to, reused while
+        its shape and dtype stay the same: a fresh one each round costs its page faults again
+        (about 10% of a 100-client round on a 100k-parameter model)."""
+        buf = self._updates
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._updates = np.empty(shape, dtype=dtype)
+        return buf
+
+    def _accept(self, replies: list[Message], layout: Layout
+                ) -> tuple[list[UsableReply], dict[int, str]]:
+        """The usable replies, in order, and the rejected ones with the reason."""
+        accepted: list[UsableReply] = []
         rejected: dict[int, str] = {}
         for msg in replies:
             node = int(msg.metadata.src_node_id)
@@ -162,21 +191,21 @@ class RobustStrategy(FedAvg):
                 continue
             content = msg.content
             try:
-                records = list(content.array_records.values())
+                records = _records_of(content, ArrayRecord)
                 if len(records) != 1:
                     raise RecordLayoutError(f"{len(records)} ArrayRecords, expected one")
                 count = self._count(content)
-                flatten_arrays(records[0], layout, out=updates[len(accepted)], minus=base)
+                parts = floating_parts(records[0], layout)
             except (RecordLayoutError, ValueError, TypeError) as exc:
                 rejected[node] = str(exc)
                 continue
-            accepted.append((node, count, content))
+            accepted.append(UsableReply(node, count, content, parts))
         return accepted, rejected
 
     def _count(self, content: RecordDict) -> float:
-        metrics = list(content.metric_records.values())
         if not self.weighted:
             return 1.0
+        metrics = _records_of(content, MetricRecord)
         if len(metrics) != 1 or self.weighted_by_key not in metrics[0]:
             raise ValueError(f"no {self.weighted_by_key!r} in a single MetricRecord")
         value = metrics[0][self.weighted_by_key]
@@ -185,9 +214,16 @@ class RobustStrategy(FedAvg):
                              f"{value!r}")
         return float(value)
 
-    def _run_rule(self, server_round: int, updates: np.ndarray, counts: np.ndarray, *,
-                  n_rejected: int, layout: Layout, base: np.ndarray
-                  ) -> tuple[np.ndarray, bool]:
+    def _run_rule(self, server_round: int, updates: np.ndarray,
+                  parts: list[list[np.ndarray]], counts: np.ndarray, *, n_rejected: int,
+                  layout: Layout, base: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(aggregate of the updates, whether weighted), writing the updates (``parts`` minus
+        ``base``) to ``updates`` on the way.
+
+        A coordinate-wise rule gives each coordinate from that coordinate's values alone, so it
+        runs on column chunks, each aggregated while its freshly written updates are still in
+        cache (at 100 clients this saves a pass over the whole matrix through memory).
+        """
         kwargs: dict[str, Any] = {}
         weighted = self.weighted and self.rule.supports_weights and counts.sum() > 0
         if weighted:
@@ -199,9 +235,15 @@ class RobustStrategy(FedAvg):
         # A rejected reply is certainly faulty: the rule need tolerate that many fewer.
         rule = self.rule
         saved = _set_f(rule, max(self.f - n_rejected, 0))
+        d = base.size
+        step = column_chunk(len(parts), updates.itemsize) if rule.coordinatewise else d
+        out = np.empty(d, dtype=updates.dtype)
         try:
             with np.errstate(all="ignore"):
-                out = np.asarray(rule(updates, **kwargs), dtype=updates.dtype)
+                for a in range(0, max(d, 1), step):
+                    b = min(a + step, d)
+                    write_differences(parts, base, updates, a, b)
+                    out[a:b] = np.asarray(rule(updates[:, a:b], **kwargs), dtype=out.dtype)
         finally:
             _set_f(rule, saved)
         return out, weighted
@@ -214,6 +256,12 @@ class RobustStrategy(FedAvg):
         except Exception as exc:  # a Byzantine client's odd metrics must not fail the round
             log(WARNING, "verde: client metrics not aggregated: %s", exc)
             return MetricRecord()
+
+
+def _records_of(content: RecordDict, kind: type[RecordT]) -> list[RecordT]:
+    """The records of one kind in a reply, in order (``content.array_records`` and its kin
+    build and write back a synced copy of the whole RecordDict on every access)."""
+    return [record for record in content.values() if isinstance(record, kind)]
 
 
 def _set_f(rule: Aggregator, f: int) -> int:
