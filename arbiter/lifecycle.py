@@ -129,11 +129,13 @@ def serve_until_signalled(service: Service, drain_timeout_s: float) -> None:
               service=service.name, drain_s=round(time.monotonic() - start, 3))
 
 
-def announce(service: str, identity: str, listen: str, port: int, **fields: object) -> None:
+def announce(service: str, identity: str, listen: str, port: int, *,
+             identity_field: str = "public_key", **fields: object) -> None:
     """The ``<service> <key> listening on HOST:PORT`` line (tests and scripts read the port).
 
-    ``fields`` (metrics address, database URL without its password, owner, fault plan...)
-    are added when set.
+    ``identity`` is logged as ``identity_field`` (a service without a key names itself
+    otherwise); ``fields`` (metrics address, database URL without its password, owner, fault
+    plan...) are added when set.
     """
     host = listen.rsplit(":", 1)[0]
     extra = {k: v for k, v in fields.items() if v}
@@ -141,4 +143,4 @@ def announce(service: str, identity: str, listen: str, port: int, **fields: obje
     log_event(log, logging.INFO, "service.started",
               f"{service} {identity[:16]} listening on {host}:{port}"
               + (f" ({details})" if details else ""),
-              service=service, public_key=identity, address=f"{host}:{port}", **extra)
+              service=service, address=f"{host}:{port}", **{identity_field: identity}, **extra)

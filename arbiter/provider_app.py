@@ -5,6 +5,7 @@ calls :func:`start_provider` and then :func:`arbiter.lifecycle.serve_until_signa
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
 from arbiter.logs import log_event
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import JobObserver
+from arbiter.partition_worker_host import remote_worker
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_endpoint import ProviderEndpoint
 from arbiter.provider_host import DEFAULT_MAX_CHECKPOINT_BYTES, ProviderHost
@@ -27,6 +29,8 @@ from verde.protocol.jobs.uploaded_datasets import DEFAULT_MAX_DATASETS, uploaded
 from verde.protocol.peers.endpoints import DEFAULT_ENDPOINT_TTL_S
 from verde.protocol.provider.provider import DEFAULT_MAX_JOBS, Provider
 from verde.protocol.provider.uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_STATES, StateStore
+from verde.protocol.provider.worker_channel import load_worker_secret
+from verde.protocol.provider.workers import LinkOpener
 
 
 def fault_names() -> list[str]:
@@ -59,16 +63,18 @@ def parse_fault_plan(text: str) -> FaultPlan:
 def build_provider(key: SigningKey, *, name: str = "", checkpoint_dir: Path | None = None,
                    fault: str | None = None, budget: Budget | None = None,
                    max_jobs: int = DEFAULT_MAX_JOBS, workers: int = 1,
+                   remote_workers: Sequence[LinkOpener] = (),
                    uploads: StateStore | None = None, generate_batch: int = 8,
                    kv_cache: bool = True) -> Provider:
     if fault:
         return CheatingProvider(key, name=name, checkpoint_dir=checkpoint_dir, uploads=uploads,
                                 plan=parse_fault_plan(fault), budget=budget, max_jobs=max_jobs,
-                                workers=workers, generate_batch=generate_batch,
-                                kv_cache=kv_cache)
+                                workers=workers, remote_workers=remote_workers,
+                                generate_batch=generate_batch, kv_cache=kv_cache)
     return Provider(key, name=name, checkpoint_dir=checkpoint_dir, uploads=uploads,
                     budget=budget, max_jobs=max_jobs, workers=workers,
-                    generate_batch=generate_batch, kv_cache=kv_cache)
+                    remote_workers=remote_workers, generate_batch=generate_batch,
+                    kv_cache=kv_cache)
 
 
 log = logging.getLogger("verde.service")
@@ -122,7 +128,8 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                    max_jobs: int = DEFAULT_MAX_JOBS,
                    max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES,
                    upload_dir: Path | None = None, generate_batch: int = 8,
-                   kv_cache: bool = True) -> RunningProvider:
+                   kv_cache: bool = True, worker_at: Sequence[str] = (),
+                   worker_secret: Path | None = None) -> RunningProvider:
     """Start a provider's gRPC service; ``max_state_bytes`` bounds one uploaded state,
     ``max_stored_bytes`` and ``max_stored_uploads`` the uploaded states (and, in bytes,
     datasets) it keeps in ``upload_dir`` (default: a private temporary directory removed when
@@ -132,14 +139,17 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
     how large one job's checkpoints may be, and ``metrics`` (HOST:PORT) serves Prometheus
     metrics there. The provider vouches for ``advertise`` (default: the listening host with
     the bound port) in endpoint records valid ``endpoint_ttl_s`` seconds and renewed as they
-    age; ``workers`` processes compute the partitions of jobs that set ``partitions``;
-    generate jobs decode up to ``generate_batch`` prompts at once, with a key/value cache
-    unless ``kv_cache`` is false (the commitments are the same either way)."""
+    age; ``workers`` processes compute the partitions of jobs that set ``partitions``, and so
+    do the workers at the ``worker_at`` addresses (``verde provider worker``, sharing the
+    secret in ``worker_secret``; ``arbiter.partition_worker_host``); generate jobs decode up
+    to ``generate_batch`` prompts at once, with a key/value cache unless ``kv_cache`` is false
+    (the commitments are the same either way)."""
     for what, value in (("the upload limit", max_state_bytes),
                         ("the stored uploads' byte limit", max_stored_bytes),
                         ("the stored uploads' count limit", max_stored_uploads)):
         if value <= 0:
             raise ArbiterInputError(f"{what} must be positive, got {value}")
+    remote_workers = _remote_workers(worker_at, worker_secret)
     access = access or AccessPolicy()
     guards = access.guards("provider", NEW_WORK, UPLOADS)
     key = SigningKey.load(key_path)
@@ -148,6 +158,7 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                                   max_stored_bytes)
     provider = build_provider(key, checkpoint_dir=checkpoint_dir, fault=fault,
                               budget=access.budget, max_jobs=max_jobs, workers=workers,
+                              remote_workers=remote_workers,
                               generate_batch=generate_batch, kv_cache=kv_cache,
                               uploads=StateStore(max_stored_uploads, max_stored_bytes,
                                                  directory=upload_dir))
@@ -178,3 +189,17 @@ def start_provider(key_path: Path, listen: str, *, checkpoint_dir: Path | None =
                       f"vouching for {vouched.address}, which arbiters on other machines "
                       "cannot dial: pass --advertise HOST:PORT", address=vouched.address)
     return RunningProvider(endpoint, host, registry, vouched=vouched, access=guards)
+
+
+def _remote_workers(addresses: Sequence[str], secret_path: Path | None) -> list[LinkOpener]:
+    """Openers of the links to the workers at ``addresses``, or one clear error."""
+    if not addresses:
+        return []
+    if secret_path is None:
+        raise ArbiterInputError("--worker-at needs --worker-secret: the file the workers "
+                                "were started with")
+    try:
+        secret = load_worker_secret(secret_path)
+    except ValueError as exc:
+        raise ArbiterInputError(str(exc)) from None
+    return [remote_worker(address, secret) for address in addresses]

@@ -62,6 +62,11 @@ def provider() -> None:
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Worker processes computing the partitions of a job's steps (jobs with "
                    "`partitions`); the commitments are those of one process.")
+@click.option("--worker-at", "worker_at", type=Address(), multiple=True,
+              help="HOST:PORT of a `verde provider worker` on another machine computing "
+                   "partitions too (repeat for several; beside --workers' processes).")
+@click.option("--worker-secret", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The secret file shared with the --worker-at workers.")
 @click.option("--generate-batch", type=click.IntRange(1, 4096), default=8, show_default=True,
               help="Prompts of a generate job decoded at once (those of one length); the "
                    "commitments do not depend on it.")
@@ -80,7 +85,8 @@ def provider() -> None:
 def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s: int,
           checkpoint_dir: Path | None, fault: str | None, max_upload_mb: int,
           upload_store_mb: int, upload_dir: Path | None, max_stored_uploads: int,
-          workers: int, generate_batch: int, kv_cache: bool,
+          workers: int, worker_at: tuple[str, ...], worker_secret: Path | None,
+          generate_batch: int, kv_cache: bool,
           max_jobs: int, max_checkpoint_mb: int, log_format: str, log_level: str,
           metrics_address: str | None, drain_timeout_s: float, tls: object,
           access: object) -> None:
@@ -105,13 +111,66 @@ def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s:
                              workers=workers, access=access,  # type: ignore[arg-type]
                              max_jobs=max_jobs, max_checkpoint_bytes=max_checkpoint_mb << 20,
                              upload_dir=upload_dir, generate_batch=generate_batch,
-                             kv_cache=kv_cache)
+                             kv_cache=kv_cache, worker_at=worker_at,
+                             worker_secret=worker_secret)
     announce("provider", running.host.identity.hex(), listen, running.port,
              metrics=running.metrics.address if running.metrics else None,
              fault_plan=fault, vouched_for=running.advertised)
     if running.access is not None:
         running.access.log_started()
     serve_until_signalled(running, drain_timeout_s)
+
+
+@provider.command("worker")
+@click.option("--listen", type=Address(), default="127.0.0.1:7100", show_default=True,
+              help="host:port providers connect to.")
+@click.option("--worker-secret", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="The secret file shared with the providers it serves.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text for people, json for one JSON object per line.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True)
+def worker(*, listen: str, worker_secret: Path, log_format: str, log_level: str) -> None:
+    """Compute the partitions of providers' steps for them, until SIGTERM.
+
+    A provider uses it with `verde provider serve --worker-at HOST:PORT --worker-secret FILE`.
+    Only a provider holding the same secret is served, and the provider accepts only this
+    worker's authenticated answers: frames are authenticated, not encrypted, so run it on a
+    network you would send the model over.
+    """
+    from arbiter.logs import configure_logging
+
+    configure_logging(log_format, log_level)
+    from arbiter.errors import ArbiterInputError
+    from arbiter.lifecycle import announce, serve_until_signalled
+    from arbiter.partition_worker_host import PartitionWorkerServer
+    from verde.protocol.provider.worker_channel import load_worker_secret, secret_fingerprint
+
+    try:
+        secret = load_worker_secret(worker_secret)
+    except ValueError as exc:
+        raise ArbiterInputError(str(exc)) from None
+    server = PartitionWorkerServer(listen, secret)
+    announce("partition worker", secret_fingerprint(secret), listen, server.port,
+             identity_field="secret_id")
+    serve_until_signalled(server, 0.0)
+
+
+@provider.command("worker-secret")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def worker_secret_cmd(path: Path) -> None:
+    """Write a new secret for a provider and its workers to PATH (readable by you only)."""
+    import os
+
+    from verde.protocol.provider.worker_channel import new_worker_secret
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists: a secret is never overwritten") from None
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(new_worker_secret() + "\n")
+    emit({"worker_secret": str(path)}, as_json=False, human=f"wrote a worker secret to {path}")
 
 
 @provider.command("faults")

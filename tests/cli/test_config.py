@@ -22,6 +22,8 @@ def _sample(param: click.Option, tmp: Path) -> tuple[Any, Any]:
     t = param.type
     if param.is_flag:
         return True, True
+    if isinstance(t, Address) and param.multiple:  # --worker-at: a list in the file
+        return ["127.0.0.1:9123"], ("127.0.0.1:9123",)
     if isinstance(t, Address):
         return "127.0.0.1:9123", "127.0.0.1:9123"
     if isinstance(t, DatabaseUrl):

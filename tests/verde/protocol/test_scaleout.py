@@ -34,7 +34,7 @@ from verde.protocol.jobs.spec import JobSpec
 from verde.protocol.peers import LocalPeer
 from verde.protocol.provider.partition_worker import FrameError, answer, read_frame, write_frame
 from verde.protocol.provider.provider import Provider
-from verde.protocol.provider.workers import PartitionWorkers, WorkerError
+from verde.protocol.provider.workers import PartitionWorkers, ProcessLink, WorkerError
 
 
 def gpt_doc(**changes: Any) -> dict[str, Any]:
@@ -188,8 +188,8 @@ def test_one_two_and_four_workers_commit_to_the_same_states(spec: JobSpec,
         roots[workers] = provider.jobs[spec.job_id].step_roots
     roots[4] = four_workers.jobs[spec.job_id].step_roots
     pool = four_workers._partition_workers
-    assert pool is not None and len(pool._procs) == 4  # the steps really ran on 4 processes
-    assert all(p.poll() is None for p in pool._procs)
+    assert pool is not None and len(pool._links) == 4  # the steps really ran on 4 processes
+    assert all(isinstance(p, ProcessLink) and p._proc.poll() is None for p in pool._links)
     assert roots[1] == roots[2] == roots[4] and len(roots[1]) == spec.steps + 1
 
 
@@ -218,9 +218,11 @@ def test_a_dead_worker_is_a_clear_error_and_the_next_step_starts_fresh(spec: Job
     expected = root(run_step(ctx, state, 1))
     with PartitionWorkers(2) as pool:
         assert root(pool.run_step(ctx, state, 1)) == expected
-        pool._procs[1].kill()
-        pool._procs[1].wait()
-        with pytest.raises(WorkerError, match="a worker process of step 1 of job"):
+        dead = pool._links[1]
+        assert isinstance(dead, ProcessLink)
+        dead._proc.kill()
+        dead._proc.wait()
+        with pytest.raises(WorkerError, match=r"a worker of step 1 of job .* exited"):
             pool.run_step(ctx, state, 1)
-        assert pool._procs == []
+        assert pool._links == []
         assert root(pool.run_step(ctx, state, 1)) == expected

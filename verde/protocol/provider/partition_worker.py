@@ -42,41 +42,76 @@ class FrameError(Exception):
     """A frame is truncated, oversized or malformed (the peer died or is not a verde worker)."""
 
 
-def write_frame(out: IO[bytes], header: Mapping[str, Any],
-                tensors: Mapping[str, torch.Tensor] | None = None) -> None:
-    """Write one frame and flush."""
+def encode_frame(header: Mapping[str, Any],
+                 tensors: Mapping[str, torch.Tensor] | None = None) -> bytes:
+    """One frame's bytes."""
     from safetensors.torch import save
 
     head = json.dumps(dict(header), separators=(",", ":")).encode()
     payload = save({k: v.detach().contiguous().clone() for k, v in tensors.items()}) \
         if tensors else b""
-    out.write(_LENGTHS.pack(len(head), len(payload)) + head + payload)
-    out.flush()
+    return _LENGTHS.pack(len(head), len(payload)) + head + payload
 
 
-def read_frame(src: IO[bytes]) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
-    """Read one frame; None at a clean end of stream (before a frame starts)."""
-    from safetensors.torch import load
-
+def read_raw_frame(src: IO[bytes]) -> bytes | None:
+    """One frame's bytes, unparsed; None at a clean end of stream (before a frame starts)."""
     lengths = src.read(_LENGTHS.size)
     if not lengths:
         return None
-    if len(lengths) != _LENGTHS.size:
-        raise FrameError("truncated frame header")
+    if len(lengths) < _LENGTHS.size:
+        rest = _read_exactly(src, _LENGTHS.size - len(lengths))
+        if rest is None:
+            raise FrameError("truncated frame header")
+        lengths += rest
     n_head, n_payload = _LENGTHS.unpack(lengths)
     if n_head + n_payload > MAX_FRAME_BYTES:
         raise FrameError(f"frame of {n_head + n_payload} bytes is over the limit")
-    head, payload = src.read(n_head), src.read(n_payload)
-    if len(head) != n_head or len(payload) != n_payload:
+    body = _read_exactly(src, n_head + n_payload)
+    if body is None:
         raise FrameError("truncated frame")
+    return lengths + body
+
+
+def decode_frame(raw: bytes) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The header and tensors of a frame's bytes (:func:`read_raw_frame`)."""
+    from safetensors.torch import load
+
+    n_head, n_payload = _LENGTHS.unpack_from(raw)
+    head = raw[_LENGTHS.size:_LENGTHS.size + n_head]
+    payload = raw[_LENGTHS.size + n_head:]
     try:
         header = json.loads(head)
-        tensors = load(payload) if payload else {}
+        tensors = load(payload) if n_payload else {}
     except (ValueError, RuntimeError) as exc:
         raise FrameError(f"malformed frame ({exc})") from exc
     if not isinstance(header, dict):
         raise FrameError("a frame header must be a JSON object")
     return header, dict(tensors)
+
+
+def _read_exactly(src: IO[bytes], size: int) -> bytes | None:
+    """``size`` bytes, or None when the stream ends first (a socket returns short reads)."""
+    chunks, left = [], size
+    while left:
+        chunk = src.read(left)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_frame(out: IO[bytes], header: Mapping[str, Any],
+                tensors: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Write one frame and flush."""
+    out.write(encode_frame(header, tensors))
+    out.flush()
+
+
+def read_frame(src: IO[bytes]) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+    """Read one frame; None at a clean end of stream (before a frame starts)."""
+    raw = read_raw_frame(src)
+    return None if raw is None else decode_frame(raw)
 
 
 def answer(header: Mapping[str, Any], tensors: Mapping[str, torch.Tensor],

@@ -17,7 +17,8 @@ entries of a job's final state with their proofs against the root the signed res
 (``verde.protocol.peers.state``).
 
 A provider started with ``workers = W`` computes the partitions of a training step whose job
-sets ``partitions`` on W worker processes (``verde.protocol.provider.workers``), with the bits
+sets ``partitions`` on W worker processes (``verde.protocol.provider.workers``), and on the
+``remote_workers`` (workers on other machines, over authenticated connections), with the bits
 of one process; everything else, dispute answers included, runs here as before.
 
 ``verde.protocol.faults.CheatingProvider`` subclasses this and overrides the hooks
@@ -64,7 +65,7 @@ from verde.protocol.provider.record import JobRecord
 from verde.protocol.provider.recorder import StateRecorder
 from verde.protocol.provider.upload_file import UploadEntry
 from verde.protocol.provider.uploads import StateStore
-from verde.protocol.provider.workers import PartitionWorkers, check_worker_count
+from verde.protocol.provider.workers import LinkOpener, PartitionWorkers, check_worker_count
 
 Progress = Callable[[int, int], None]
 #: Jobs a provider holds by default (each with its commitments and checkpoints).
@@ -88,6 +89,7 @@ class Provider:
         budget: Budget | None = None,
         max_jobs: int = DEFAULT_MAX_JOBS,
         workers: int = 1,
+        remote_workers: Sequence[LinkOpener] = (),
         generate_batch: int = 8,
         kv_cache: bool = True,
     ) -> None:
@@ -101,6 +103,11 @@ class Provider:
         #: Processes computing the partitions of a training step (``JobSpec.partitions``);
         #: 1 computes everything here. Started on first use, stopped by :meth:`close`.
         self.workers = check_worker_count(workers)
+        #: Workers on other machines computing partitions too (opened on first use).
+        self.remote_workers = tuple(remote_workers)
+        if self.remote_workers:  # the pool's size: the local processes and these
+            check_worker_count(len(self.remote_workers) + (self.workers if self.workers > 1
+                                                           else 0))
         self._partition_workers: PartitionWorkers | None = None
         if isinstance(generate_batch, bool) or not isinstance(generate_batch, int) or (
                 generate_batch < 1):
@@ -308,9 +315,10 @@ class Provider:
     ) -> dict[str, torch.Tensor]:
         """State ``step`` from state ``step - 1`` (hook: cheaters override this); on the
         worker processes when the job cuts its steps into partitions and there are several."""
-        if self.workers > 1 and ctx.spec.partitions > 1:
+        if ctx.spec.partitions > 1 and (self.workers > 1 or self.remote_workers):
             if self._partition_workers is None:
-                self._partition_workers = PartitionWorkers(self.workers)
+                self._partition_workers = PartitionWorkers(
+                    self.workers if self.workers > 1 else 0, self.remote_workers)
             return self._partition_workers.run_step(ctx, state, step)
         return run_step(ctx, state, step)
 

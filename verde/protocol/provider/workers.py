@@ -11,9 +11,12 @@ job's: commitments, replays and dispute answers (which retrace the step in one p
 same as a one-process provider's.
 
 Worker ``r`` of ``min(W, P)`` gets the contiguous partitions ``repops.collectives
-.partition_range(r, W, P)``. Workers are ``python -m verde.protocol.provider.partition_worker``
-subprocesses (one numba and one torch thread each, so W workers use W cores), started on
-first use and stopped by :meth:`PartitionWorkers.close` or when the provider process exits.
+.partition_range(r, W, P)``. A worker is a :class:`WorkerLink`: a local ``python -m
+verde.protocol.provider.partition_worker`` subprocess over pipes (one numba and one torch
+thread each, so W workers use W cores), or a worker on another machine (``verde provider
+worker``) reached over an authenticated connection (``worker_channel``; the arbiter layer
+opens it and hands it over as a :class:`ChannelLink`). Links are opened on first use and
+closed by :meth:`PartitionWorkers.close` (local processes also end with the provider).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
-from typing import IO
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any, Protocol
 
 import torch
 
@@ -33,6 +36,9 @@ from verde.protocol.graph.execution import run_step_from_partitions
 from verde.protocol.jobs.context import PARAM, JobContext
 from verde.protocol.provider.errors import ProviderError
 from verde.protocol.provider.partition_worker import FrameError, read_frame, write_frame
+from verde.protocol.provider.worker_channel import WorkerChannel
+
+Frame = tuple[dict[str, Any], dict[str, torch.Tensor]]
 
 #: Most worker processes one provider runs (more than any one machine's useful core count).
 MAX_WORKERS = 256
@@ -49,6 +55,86 @@ def check_worker_count(workers: object) -> int:
     return workers
 
 
+class WorkerLink(Protocol):
+    """One partition worker as the provider sees it: frames out, frames back."""
+
+    name: str
+
+    def send(self, header: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> None: ...
+
+    def receive(self) -> Frame | None: ...
+
+    def close(self) -> None: ...
+
+
+#: Opens a link to one remote worker (raises ``OSError`` or ``FrameError`` when it cannot).
+LinkOpener = Callable[[], WorkerLink]
+
+
+class ProcessLink:
+    """A local worker process, spoken to over its stdin and stdout."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1"}  # fmt: skip
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "verde.protocol.provider.partition_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.name = f"worker process {self._proc.pid}"
+
+    def send(self, header: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
+        try:
+            write_frame(_pipe(self._proc.stdin), header, tensors)
+        except OSError as exc:
+            raise FrameError(f"{self.name} exited (code {self._proc.poll()}): {exc}") from exc
+
+    def receive(self) -> Frame | None:
+        frame = read_frame(_pipe(self._proc.stdout))
+        if frame is None:
+            raise FrameError(f"{self.name} exited (code {self._proc.poll()})")
+        return frame
+
+    def close(self) -> None:
+        """Close its stdin (it exits), wait for it (kill after 10 s)."""
+        if self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+class ChannelLink:
+    """A worker on another machine: an authenticated channel and how to close its
+    connection."""
+
+    def __init__(self, channel: WorkerChannel, name: str, close: Callable[[], None]) -> None:
+        self._channel, self.name, self._close = channel, name, close
+
+    def send(self, header: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
+        try:
+            self._channel.send(header, tensors)
+        except OSError as exc:
+            raise FrameError(f"{self.name}: {exc}") from exc
+
+    def receive(self) -> Frame | None:
+        try:
+            frame = self._channel.receive()
+        except OSError as exc:
+            raise FrameError(f"{self.name}: {exc}") from exc
+        if frame is None:
+            raise FrameError(f"{self.name} closed the connection")
+        return frame
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._close()
+
+
 def _pipe(pipe: IO[bytes] | None) -> IO[bytes]:
     if pipe is None:  # never: the workers are started with both pipes
         raise FrameError("a worker has no pipe")
@@ -56,11 +142,15 @@ def _pipe(pipe: IO[bytes] | None) -> IO[bytes]:
 
 
 class PartitionWorkers:
-    """``count`` worker processes computing partition gradients for :meth:`run_step`."""
+    """``local`` worker processes and the ``remote`` workers, computing partition gradients
+    for :meth:`run_step`."""
 
-    def __init__(self, count: int) -> None:
-        self.count = check_worker_count(count)
-        self._procs: list[subprocess.Popen[bytes]] = []
+    def __init__(self, local: int, remote: Sequence[LinkOpener] = ()) -> None:
+        if isinstance(local, bool) or not isinstance(local, int) or local < 0:
+            raise ValueError(f"local must be a count of worker processes, got {local!r}")
+        self.local, self.remote = local, tuple(remote)
+        self.count = check_worker_count(local + len(self.remote))
+        self._links: list[WorkerLink] = []
         self._lock = threading.Lock()
 
     def __enter__(self) -> PartitionWorkers:
@@ -69,16 +159,17 @@ class PartitionWorkers:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _start(self) -> list[subprocess.Popen[bytes]]:
-        if not self._procs:
-            env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-                   "MKL_NUM_THREADS": "1"}  # fmt: skip
-            self._procs = [
-                subprocess.Popen([sys.executable, "-m", "verde.protocol.provider.partition_worker"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-                for _ in range(self.count)
-            ]
-        return self._procs
+    def _start(self) -> list[WorkerLink]:
+        if not self._links:
+            try:
+                for _ in range(self.local):
+                    self._links.append(ProcessLink())
+                for open_link in self.remote:
+                    self._links.append(open_link())
+            except (OSError, FrameError):
+                self._stop()
+                raise
+        return self._links
 
     def run_step(self, ctx: JobContext, state: Mapping[str, torch.Tensor], step: int,
                  ) -> dict[str, torch.Tensor]:
@@ -90,48 +181,37 @@ class PartitionWorkers:
         head = {"spec": ctx.spec.to_dict(), "step": step,
                 "program_module": type(ctx.program).__module__}
         with self._lock:
-            procs = self._start()[:used]
             try:
-                for proc, part in zip(procs, ranges, strict=True):
-                    write_frame(_pipe(proc.stdin),
-                                {**head, "first": part.start, "stop": part.stop}, params)
-                grads = [self._collect(proc, part) for proc, part in zip(procs, ranges,
-                                                                          strict=True)]
+                links = self._start()[:used]
+                for link, part in zip(links, ranges, strict=True):
+                    link.send({**head, "first": part.start, "stop": part.stop}, params)
+                grads = [self._collect(link) for link in links]
             except (OSError, FrameError) as exc:
                 self._stop()
-                raise WorkerError(f"a worker process of step {step} of job "
-                                  f"{ctx.spec.job_id[:16]} failed: {exc}") from exc
+                raise WorkerError(f"a worker of step {step} of job {ctx.spec.job_id[:16]} "
+                                  f"failed: {exc}") from exc
         parts = [{n: grad[f"{p}/{n}"] for n in ctx.param_names}
                  for grad, part in zip(grads, ranges, strict=True) for p in part]
         return run_step_from_partitions(ctx, state, step, parts)
 
-    def _collect(self, proc: subprocess.Popen[bytes], part: range) -> dict[str, torch.Tensor]:
-        frame = read_frame(_pipe(proc.stdout))
+    @staticmethod
+    def _collect(link: WorkerLink) -> dict[str, torch.Tensor]:
+        frame = link.receive()
         if frame is None:
-            raise FrameError(f"worker {proc.pid} exited (code {proc.poll()})")
+            raise FrameError(f"{link.name} sent nothing")
         header, tensors = frame
         if "error" in header:
-            raise FrameError(f"worker {proc.pid}: {header['error']}")
+            raise FrameError(f"{link.name}: {header['error']}")
         if header.get("ok") is not True:
-            raise FrameError(f"worker {proc.pid} answered {header!r}")
+            raise FrameError(f"{link.name} answered {header!r}")
         return tensors
 
     def close(self) -> None:
-        """Stop the worker processes (they exit when their stdin closes)."""
+        """Close every link (local processes exit when their stdin closes)."""
         with self._lock:
             self._stop()
 
     def _stop(self) -> None:
-        for proc in self._procs:
-            if proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        self._procs = []
+        for link in self._links:
+            link.close()
+        self._links = []
