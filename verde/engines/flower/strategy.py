@@ -87,6 +87,9 @@ class RobustStrategy(FedAvg):
     Example counts are the clients' own claims: a Byzantine client can inflate its count, and
     with ``weighted=True`` a rule that keeps it gives it that weight. Rules that select a subset
     first (Multi-Krum, MDA, ...) only weight the clients they kept.
+
+    Memory: the (clients, parameters) matrix of updates is kept from one round to the next
+    while its shape stays the same (allocating it afresh costs its page faults every round).
     """
 
     def __init__(self, rule: Aggregator | str = "median", f: int = 0, *,
