@@ -42,11 +42,12 @@ def _f64(a: Array) -> Array:
 
 
 def _sort_lanes_numpy(x: np.ndarray) -> np.ndarray:
-    """(n, cols) -> (cols, n) sorted along the last axis (contiguous lanes: SIMD sorts)."""
-    if x.dtype == np.float16:  # numpy's float16 sort is scalar; float32 holds every float16
-        c = np.ascontiguousarray(x.T, dtype=np.float32)
-    else:
-        c = np.ascontiguousarray(x.T)
+    """(n, cols) -> a new (cols, n) array sorted along the last axis (contiguous lanes: SIMD
+    sorts). Always a copy: when ``x`` is column-major (a transposed array or tensor of the
+    caller's), ``x.T`` is already contiguous and sorting it in place would reorder the
+    caller's data."""
+    # numpy's float16 sort is scalar; float32 holds every float16
+    c = np.array(x.T, dtype=np.float32 if x.dtype == np.float16 else x.dtype, order="C")
     c.sort(axis=1)
     return c
 

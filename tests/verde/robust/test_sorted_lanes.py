@@ -131,3 +131,19 @@ def test_numpy_and_deterministic_paths_agree_across_chunks(rule: str,
     assert np.array_equal(getattr(R, rule)(x, 6), whole)
     deterministic = getattr(R, rule)(x, 6, deterministic=True)
     np.testing.assert_allclose(deterministic, whole, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("rule", ["median", "trimmed_mean", "meamed"])
+@pytest.mark.parametrize("n", [10, 30])  # the sorting network and the lane sort
+def test_column_major_inputs_are_not_sorted_in_place(rule: str, n: int) -> None:
+    # A (d, n) matrix of column gradients passed as its transpose is column-major: the lane
+    # sort once sorted such an array (or a transposed tensor's memory) in place.
+    columns = np.random.default_rng(n).standard_normal((400, n)).astype(np.float32)
+    x, before = columns.T, columns.copy()
+    t = torch.from_numpy(columns.copy()).T
+    t_before = t.clone()
+    got = getattr(R, rule)(x, 2)
+    assert np.array_equal(columns, before)
+    assert np.array_equal(got, getattr(R, rule)(np.ascontiguousarray(x), 2))
+    getattr(R, rule)(t, 2)
+    assert torch.equal(t, t_before)
