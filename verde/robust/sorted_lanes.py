@@ -8,6 +8,8 @@ its own float64 accumulator, so the additions of one lane (which must stay in or
 with the other seven's and nothing wider than eight values is ever written. Compiled lazily
 by numba on first use (about a second per dtype and layout) and cached on disk beside this
 file. No fast-math: every step is a correctly rounded IEEE operation in the order written.
+The inner loops index with unsigned integers: numba then skips its negative-index wraparound,
+which at n=100 was a fifth of MeaMed's time.
 
 Trimmed mean: the kept values ``s[lo:hi]`` are added in ascending order (the torch path sums
 them with ``torch.sum``, whose order is its own, so the two can differ in the last float64
@@ -53,8 +55,9 @@ def _trimmed_group(  # noqa: PLR0917 - numba: a compiled helper takes its argume
     for j in range(LANES):
         total[j] = s[a + j, lo]
     for k in range(lo + 1, hi):
+        u = np.uint64(k)
         for j in range(LANES):
-            total[j] = total[j] + s[a + j, k]
+            total[j] = total[j] + s[np.uint64(a + j), u]
     for j in range(LANES):
         out[o + j] = total[j]
 
@@ -88,14 +91,17 @@ def _meamed_group(  # noqa: PLR0917 - numba: a compiled helper takes its argumen
         start[j] = 0
         total[j] = 0.0
     for st in range(1, last_start + 1):
+        lo_k, hi_k = np.uint64(st), np.uint64(st + keep - 1)
         for j in range(LANES):
-            spread = _maximum(med[j] - s[a + j, st], s[a + j, st + keep - 1] - med[j])
+            lane = np.uint64(a + j)
+            spread = _maximum(med[j] - s[lane, lo_k], s[lane, hi_k] - med[j])
             better = spread < best[j]
             best[j] = spread if better else best[j]
             start[j] = st if better else start[j]
     for i in range(keep):
+        u = np.uint64(i)
         for j in range(LANES):
-            total[j] = total[j] + s[a + j, start[j] + i]
+            total[j] = total[j] + s[np.uint64(a + j), np.uint64(start[j]) + u]
     for j in range(LANES):
         out[o + j] = total[j] / keep
 
