@@ -88,29 +88,39 @@ def product(
     alpha: float = 1.0,
 ) -> torch.Tensor:
     """``beta * bias + alpha * (a @ b)`` for (batch, M, K) and (batch, K, N) tensors as a
-    compute-dtype (batch, M, N) tensor, in the order of spec/linalg.md §2 (the C5 product when
-    there is no bias and ``alpha == 1``).
+    compute-dtype (batch, M, N) tensor, or for 2-D (M, K) and (K, N) as (M, N), in the order of
+    spec/linalg.md §2 (the C5 product when there is no bias and ``alpha == 1``).
 
     Any strides are accepted: the core reads them in logical order, so a transposed view (as in
     the backward of ``linear``) gives the same bits as its contiguous copy. The bias is added
     tile by tile while the product is in cache, never materialised at the product's shape.
+    2-D operands are one product of batch 1 read in place (a small product pays for every view
+    made around it: batch views cost more than a 128^3 product's packing).
     """
     a, b = _compute(a), _compute(b)
-    nb, m, kk = a.shape
-    n = b.shape[2]
-    c = torch.empty((nb, m, n), dtype=a.dtype)
+    if a.dim() == 2:
+        nb, (m, kk), n = 1, a.shape, b.shape[1]
+        out_shape: tuple[int, ...] = (m, n)
+        sa, sb = (0, *a.stride()), (0, *b.stride())
+    else:
+        nb, m, kk = a.shape
+        n = b.shape[2]
+        out_shape = (nb, m, n)
+        sa, sb = a.stride(), b.stride()
+    c = torch.empty(out_shape, dtype=a.dtype)
     bias_op = None
     if bias is not None and beta != 0:  # beta == 0: torch never reads self (even NaN/inf)
-        e = _compute(bias).expand(nb, m, n)  # broadcast dims get stride 0
-        bias_op = (e.data_ptr(), e.stride())
+        e = _compute(bias).expand(out_shape)  # broadcast dims get stride 0
+        bias_op = (e.data_ptr(), (0, *e.stride()) if a.dim() == 2 else e.stride())
     dtype = _NUMPY_DTYPE[a.dtype]
     if n == 1 and nb == 1 and m > 0:  # one chain per row, then the same epilogue
-        dots = _row_dots(a[0].detach().numpy(), b[0, :, 0].detach().contiguous().numpy())
+        rows, vec = (a, b[:, 0]) if a.dim() == 2 else (a[0], b[0, :, 0])
+        dots = _row_dots(rows.detach().numpy(), vec.detach().contiguous().numpy())
         c.view(-1).copy_(torch.from_numpy(dots))
         epilogue_into(c.data_ptr(), (nb, m, n), bias_op, dtype=dtype, beta=beta, alpha=alpha)
         return c
-    product_into(c.data_ptr(), (nb, m, kk, n), (a.data_ptr(), a.stride()),
-                 (b.data_ptr(), b.stride()), bias_op, dtype=dtype, beta=beta, alpha=alpha)
+    product_into(c.data_ptr(), (nb, m, kk, n), (a.data_ptr(), sa), (b.data_ptr(), sb), bias_op,
+                 dtype=dtype, beta=beta, alpha=alpha)
     return c
 
 
@@ -152,7 +162,7 @@ def mm(self: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
         raise MatmulShapeError(
             f"mm: self is {tuple(self.shape)} and mat2 is {tuple(mat2.shape)}; inner sizes differ"
         )
-    return _rounded(product(self.unsqueeze(0), mat2.unsqueeze(0))[0], dtype)
+    return _rounded(product(self, mat2), dtype)
 
 
 def addmm(
@@ -177,7 +187,7 @@ def addmm(
         )
     b, a = _scalar("beta", beta), _scalar("alpha", alpha)
     _check_bias(self, b, (mat1.shape[0], mat2.shape[1]))
-    return _rounded(product(mat1.unsqueeze(0), mat2.unsqueeze(0), self, b, a)[0], dtype)
+    return _rounded(product(mat1, mat2, self, b, a), dtype)
 
 
 def bmm(self: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:

@@ -311,15 +311,27 @@ def _epilogue_flags(has_bias: bool, beta: float, alpha: float) -> int:
     return flags
 
 
-def _plan(shape: tuple[int, int, int, int], c_address: int, bias: Operand | None,
-          flags: int) -> np.ndarray:
+def _plan(shape: tuple[int, int, int, int], c_address: int, a: Operand, b: Operand, *,
+          bias: Operand | None, flags: int) -> np.ndarray:
+    """The int64 plan of one product, built in one call (a per-field fill cost more than a
+    128^3 product's packing); the blocking fields are filled by the compiled code."""
     nb, m, kk, n = shape
-    plan = np.zeros(_PLAN_FIELDS, dtype=np.int64)
-    plan[_M], plan[_N], plan[_K], plan[_NBATCH] = m, n, kk, nb
-    plan[_ADDR_C], plan[_EPI] = c_address, flags
     if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS):
-        plan[_ADDR_E], plan[_SE0:_SE2 + 1] = bias[0], bias[1]
-    return plan
+        e_address, (se0, se1, se2) = bias[0], bias[1]
+    else:
+        e_address = se0 = se1 = se2 = 0
+    (sa0, sa1, sa2), (sb0, sb1, sb2) = a[1], b[1]
+    return np.array([m, n, kk, sa0, sa1, sa2, sb0, sb1, sb2,  # _M .. _SB2
+                     0, 0, 0, 0, 0, 0, 0,  # _NIB .. _PACK_B
+                     se0, se1, se2, flags,  # _SE0 .. _EPI
+                     nb, a[0], b[0], c_address, e_address, 1],  # _NBATCH .. _THREADS
+                    dtype=np.int64)
+
+
+@functools.cache
+def _unit_scalars(dtype: np.dtype) -> np.ndarray:
+    """T(1), T(1): alpha and beta of a plain product (never written by the kernels)."""
+    return np.ones(2, dtype=dtype)
 
 
 def product_into(
@@ -346,12 +358,13 @@ def product_into(
     if nb * m * n == 0:
         return
     kind = NARROW if n <= _tile(NARROW, dtype)[1] else WIDE
-    plan = _plan(shape, c_address, bias, _epilogue_flags(bias is not None, beta, alpha))
-    plan[_ADDR_A], plan[_SA0:_SA2 + 1] = a[0], a[1]
-    plan[_ADDR_B], plan[_SB0:_SB2 + 1] = b[0], b[1]
-    scal = np.array([alpha, beta], dtype=dtype)  # T(alpha), T(beta): one rounding each
+    plan = _plan(shape, c_address, a, b, bias=bias,
+                 flags=_epilogue_flags(bias is not None, beta, alpha))
+    if alpha == 1 and beta == 1:
+        scal = _unit_scalars(np.dtype(dtype))
+    else:
+        scal = np.array([alpha, beta], dtype=dtype)  # T(alpha), T(beta): one rounding each
     if nb * m * n * kk < SERIAL_BELOW:
-        plan[_THREADS] = 1
         _GEMM.serial(kind, plan, scal)
     else:
         plan[_THREADS] = numba.get_num_threads()
@@ -406,5 +419,7 @@ def epilogue_into(
     nb, m, n = shape
     flags = _epilogue_flags(bias is not None, beta, alpha)
     if flags and nb * m * n:
-        _epilogue_all(_plan((nb, m, 0, n), c_address, bias, flags),
+        no_operand: Operand = (0, (0, 0, 0))
+        _epilogue_all(_plan((nb, m, 0, n), c_address, no_operand, no_operand, bias=bias,
+                            flags=flags),
                       np.array([alpha, beta], dtype=dtype))
