@@ -12,7 +12,10 @@ spike on a shared machine hits every variant alike), after one untimed warm-up s
   this; minus ``partitions_1_worker`` it is the cost of the frames and process hops);
 * ``workers_2`` / ``workers_4``: the same job on ``PartitionWorkers(W)`` (W worker processes,
   one numba thread each; parameters out, gradients back as safetensors frames, sum and
-  optimizer step in the provider).
+  optimizer step in the provider);
+* ``remote_2``: two ``verde provider worker`` processes reached over TCP on 127.0.0.1, as
+  workers on other machines are (the same frames, HMAC-authenticated both ways); minus
+  ``workers_2`` it is the cost of the sockets and the authentication, not of a real network.
 
 Every variant of the partitioned job must reach the same state digest (checked, reported as
 ``same_state``). Ratios are against ``plain``, measured in the same run. Worker start-up (a
@@ -30,9 +33,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import json
+import re
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -46,7 +53,38 @@ JOB = {"program": "mlp", "config": {"hidden": 512, "layers": 2}, "dataset": {"na
        "optimizer": {"name": "adamw", "lr": 0.001}, "steps": 10, "batch_size": 2048, "seed": 1}
 
 
+@contextmanager
+def remote_workers(count: int) -> Iterator[tuple[list[str], bytes]]:
+    """``count`` ``verde provider worker`` processes on 127.0.0.1: (addresses, secret)."""
+    from verde.protocol.provider.worker_channel import load_worker_secret, new_worker_secret
+
+    procs: list[subprocess.Popen[str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        secret_file = Path(tmp) / "worker.secret"
+        secret_file.write_text(new_worker_secret())
+        try:
+            addresses = []
+            for _ in range(count):
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", "from cli.entry import main; main()", "provider",
+                     "worker", "--listen", "127.0.0.1:0", "--worker-secret", str(secret_file)],
+                    stderr=subprocess.PIPE, text=True, env={**os.environ})
+                procs.append(proc)
+                for line in proc.stderr or ():
+                    if match := re.search(r"listening on (127\.0\.0\.1:\d+)", line):
+                        addresses.append(match.group(1))
+                        break
+                else:
+                    raise RuntimeError("a verde provider worker did not start")
+            yield addresses, load_worker_secret(secret_file)
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
 def main() -> None:
+    from arbiter.partition_worker_host import remote_worker
     from proofs.state import StateCommitment
     from repops import _numba
     from verde.protocol.graph.execution import run_step
@@ -58,13 +96,16 @@ def main() -> None:
     plain = JobContext.from_spec(JobSpec.from_mapping(JOB))
     cut = JobContext.from_spec(JobSpec.from_mapping({**JOB, "partitions": PARTITIONS}))
     state = cut.initial_state()
-    with PartitionWorkers(1) as one, PartitionWorkers(2) as two, PartitionWorkers(4) as four:
+    with PartitionWorkers(1) as one, PartitionWorkers(2) as two, PartitionWorkers(4) as four, \
+            remote_workers(2) as (addresses, secret), \
+            PartitionWorkers(0, [remote_worker(a, secret) for a in addresses]) as remote:
         variants: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
             "plain": lambda: run_step(plain, state, 1),
             "partitions_1_worker": lambda: run_step(cut, state, 1),
             "one_worker_process": lambda: one.run_step(cut, state, 1),
             "workers_2": lambda: two.run_step(cut, state, 1),
             "workers_4": lambda: four.run_step(cut, state, 1),
+            "remote_2": lambda: remote.run_step(cut, state, 1),
         }
         roots = {k: StateCommitment.from_tensors(fn()).root for k, fn in variants.items()}
         secs = dict.fromkeys(variants, float("inf"))
