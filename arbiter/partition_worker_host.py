@@ -29,6 +29,22 @@ log = logging.getLogger("verde.service")
 
 #: Seconds a connection has to finish the handshake (both ways).
 HANDSHAKE_TIMEOUT_S = 30.0
+#: Connections a worker serves at once (each is one provider's; more are closed at once, so
+#: strangers who never finish the handshake cannot hold a thread each).
+MAX_CONNECTIONS = 32
+#: TCP keepalive of a link (idle seconds, probe interval, probes): a worker machine that
+#: vanished without closing the connection fails the step in about two minutes instead of
+#: leaving the provider waiting forever.
+KEEPALIVE = (60, 10, 6)
+
+
+def _keepalive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    idle, interval, count = KEEPALIVE
+    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval),
+                        ("TCP_KEEPCNT", count)):
+        if hasattr(socket, name):  # Linux and most others; elsewhere the system's defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -50,6 +66,7 @@ def remote_worker(address: str, secret: bytes) -> LinkOpener:
             raise FrameError(f"worker at {address}: cannot connect ({exc})") from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _keepalive(sock)
             stream = sock.makefile("rwb")
             try:
                 channel = WorkerChannel.provider_side(stream, stream, secret)
@@ -103,10 +120,17 @@ class PartitionWorkerServer:
                 conn, peer = self._sock.accept()
             except OSError:
                 return  # closed
+            self._threads = [t for t in self._threads if t.is_alive()]
+            if len(self._threads) > MAX_CONNECTIONS:  # the acceptor is one of them
+                log_event(log, logging.WARNING, "worker.busy",
+                          f"refused a connection from {peer[0]}:{peer[1]}: already serving "
+                          f"{MAX_CONNECTIONS} connections", peer=f"{peer[0]}:{peer[1]}")
+                conn.close()
+                continue
             worker = threading.Thread(target=self._serve, args=(conn, peer),
                                       name=f"worker-{peer[1]}", daemon=True)
             worker.start()
-            self._threads = [t for t in self._threads if t.is_alive()] + [worker]
+            self._threads.append(worker)
 
     def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         who = f"{peer[0]}:{peer[1]}"
@@ -121,6 +145,7 @@ class PartitionWorkerServer:
                           f"refused a connection from {who}: {exc}", peer=who)
                 return
             conn.settimeout(None)
+            _keepalive(conn)
             log_event(log, logging.INFO, "worker.connected", f"provider at {who} connected",
                       peer=who)
             try:

@@ -5,10 +5,13 @@ address, fails the job with one clear error and leaves the provider serving."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from arbiter import partition_worker_host
 from arbiter.errors import ArbiterInputError
 from arbiter.partition_worker_host import PartitionWorkerServer, remote_worker, split_address
 from arbiter.provider_app import _remote_workers
@@ -131,3 +134,34 @@ def test_remote_workers_need_a_secret_file(tmp_path) -> None:
     with pytest.raises(ArbiterInputError, match="expected 64 hex digits"):
         _remote_workers(["127.0.0.1:7100"], bad)
     assert _remote_workers([], None) == []
+
+
+def test_strangers_cannot_hold_every_connection(monkeypatch: pytest.MonkeyPatch,
+                                                spec: JobSpec, one_process: Provider) -> None:
+    # Connections that never finish the handshake take at most MAX_CONNECTIONS threads; one
+    # more is closed at once. When they go, the provider is served again.
+    monkeypatch.setattr(partition_worker_host, "MAX_CONNECTIONS", 2)
+    server = PartitionWorkerServer("127.0.0.1:0", SECRET)
+    strangers = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        extra = socket.create_connection(("127.0.0.1", server.port))
+        extra.settimeout(10)
+        assert extra.recv(1) == b""  # closed by the worker, not left waiting
+        extra.close()
+        for s in strangers:
+            s.close()
+        provider = Provider(key("after"), "after",
+                            remote_workers=[remote_worker(_address(server), SECRET)])
+        try:
+            for _ in range(50):  # the strangers' threads end once their sockets close
+                try:
+                    provider.submit(spec)
+                    break
+                except WorkerError:
+                    time.sleep(0.1)
+            assert provider.jobs[spec.job_id].step_roots == \
+                one_process.jobs[spec.job_id].step_roots
+        finally:
+            provider.close()
+    finally:
+        server.close()
