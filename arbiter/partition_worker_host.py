@@ -18,11 +18,12 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from arbiter.errors import ArbiterInputError
 from arbiter.logs import log_event
 from verde.protocol.provider.partition_worker import FrameError, answer
-from verde.protocol.provider.worker_channel import WorkerChannel
+from verde.protocol.provider.worker_channel import WorkerChannel, load_worker_secret
 from verde.protocol.provider.workers import ChannelLink, LinkOpener
 
 log = logging.getLogger("verde.service")
@@ -45,6 +46,14 @@ def _keepalive(sock: socket.socket) -> None:
                         ("TCP_KEEPCNT", count)):
         if hasattr(socket, name):  # Linux and most others; elsewhere the system's defaults
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def load_secret(path: Path) -> bytes:
+    """The worker secret in ``path``, or one :class:`ArbiterInputError` naming the file."""
+    try:
+        return load_worker_secret(path)
+    except ValueError as exc:
+        raise ArbiterInputError(str(exc)) from None
 
 
 def split_address(address: str) -> tuple[str, int]:

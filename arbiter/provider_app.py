@@ -16,7 +16,7 @@ from arbiter.lifecycle import Endpoint, RunningService, open_endpoint
 from arbiter.logs import log_event
 from arbiter.metrics import Metrics, start_metrics
 from arbiter.observers import JobObserver
-from arbiter.partition_worker_host import remote_worker
+from arbiter.partition_worker_host import load_secret, remote_worker
 from arbiter.proto import verde_pb2_grpc as rpc
 from arbiter.provider_endpoint import ProviderEndpoint
 from arbiter.provider_host import DEFAULT_MAX_CHECKPOINT_BYTES, ProviderHost
@@ -29,7 +29,6 @@ from verde.protocol.jobs.uploaded_datasets import DEFAULT_MAX_DATASETS, uploaded
 from verde.protocol.peers.endpoints import DEFAULT_ENDPOINT_TTL_S
 from verde.protocol.provider.provider import DEFAULT_MAX_JOBS, Provider
 from verde.protocol.provider.uploads import DEFAULT_MAX_BYTES, DEFAULT_MAX_STATES, StateStore
-from verde.protocol.provider.worker_channel import load_worker_secret
 from verde.protocol.provider.workers import LinkOpener
 
 
@@ -198,8 +197,5 @@ def _remote_workers(addresses: Sequence[str], secret_path: Path | None) -> list[
     if secret_path is None:
         raise ArbiterInputError("--worker-at needs --worker-secret: the file the workers "
                                 "were started with")
-    try:
-        secret = load_worker_secret(secret_path)
-    except ValueError as exc:
-        raise ArbiterInputError(str(exc)) from None
+    secret = load_secret(secret_path)
     return [remote_worker(address, secret) for address in addresses]

@@ -84,8 +84,8 @@ def key_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="Ed25519 key file.")(fn)
 
 
-def service_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Logging, metrics and shutdown options of ``verde ... serve``."""
+def log_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--log-format`` and ``--log-level`` of every long-running command."""
     from arbiter.logs import LOG_FORMATS, LOG_LEVELS
 
     options = [
@@ -94,6 +94,15 @@ def service_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                                              "per line."),
         click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info",
                      show_default=True, help="debug adds one line per committed answer."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def service_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Logging, metrics and shutdown options of ``verde ... serve``."""
+    options = [
         click.option("--metrics", "metrics_address", type=Address(), default=None,
                      help="Serve Prometheus metrics on HOST:PORT/metrics "
                           "(needs verde[metrics])."),
@@ -103,7 +112,7 @@ def service_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return log_options(fn)
 
 
 def programs_option(fn: Callable[..., Any]) -> Callable[..., Any]:

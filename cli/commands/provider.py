@@ -14,6 +14,7 @@ from cli.options import (
     Quantity,
     access_options,
     key_option,
+    log_options,
     programs_option,
     service_options,
     tls_options,
@@ -126,10 +127,7 @@ def serve(*, key_path: Path, listen: str, advertise: str | None, endpoint_ttl_s:
               help="host:port providers connect to.")
 @click.option("--worker-secret", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="The secret file shared with the providers it serves.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="text for people, json for one JSON object per line.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", show_default=True)
+@log_options
 def worker(*, listen: str, worker_secret: Path, log_format: str, log_level: str) -> None:
     """Compute the partitions of providers' steps for them, until SIGTERM.
 
@@ -141,15 +139,11 @@ def worker(*, listen: str, worker_secret: Path, log_format: str, log_level: str)
     from arbiter.logs import configure_logging
 
     configure_logging(log_format, log_level)
-    from arbiter.errors import ArbiterInputError
     from arbiter.lifecycle import announce, serve_until_signalled
-    from arbiter.partition_worker_host import PartitionWorkerServer
-    from verde.protocol.provider.worker_channel import load_worker_secret, secret_fingerprint
+    from arbiter.partition_worker_host import PartitionWorkerServer, load_secret
+    from verde.protocol.provider.worker_channel import secret_fingerprint
 
-    try:
-        secret = load_worker_secret(worker_secret)
-    except ValueError as exc:
-        raise ArbiterInputError(str(exc)) from None
+    secret = load_secret(worker_secret)
     server = PartitionWorkerServer(listen, secret)
     announce("partition worker", secret_fingerprint(secret), listen, server.port,
              identity_field="secret_id")

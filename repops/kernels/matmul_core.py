@@ -313,19 +313,20 @@ def _epilogue_flags(has_bias: bool, beta: float, alpha: float) -> int:
 
 def _plan(shape: tuple[int, int, int, int], c_address: int, a: Operand, b: Operand, *,
           bias: Operand | None, flags: int) -> np.ndarray:
-    """The int64 plan of one product, built in one call (a per-field fill cost more than a
-    128^3 product's packing); the blocking fields are filled by the compiled code."""
+    """The int64 plan of one product, filled as a list and converted once (numpy's per-field
+    stores cost more than a 128^3 product's packing); the blocking fields are filled by the
+    compiled code."""
     nb, m, kk, n = shape
-    if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS):
-        e_address, (se0, se1, se2) = bias[0], bias[1]
-    else:
-        e_address = se0 = se1 = se2 = 0
-    (sa0, sa1, sa2), (sb0, sb1, sb2) = a[1], b[1]
-    return np.array([m, n, kk, sa0, sa1, sa2, sb0, sb1, sb2,  # _M .. _SB2
-                     0, 0, 0, 0, 0, 0, 0,  # _NIB .. _PACK_B
-                     se0, se1, se2, flags,  # _SE0 .. _EPI
-                     nb, a[0], b[0], c_address, e_address, 1],  # _NBATCH .. _THREADS
-                    dtype=np.int64)
+    e = bias if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS) else (0, (0, 0, 0))
+    fields = [0] * _PLAN_FIELDS
+    fields[_M], fields[_N], fields[_K], fields[_NBATCH] = m, n, kk, nb
+    fields[_SA0:_SA2 + 1], fields[_SB0:_SB2 + 1], fields[_SE0:_SE2 + 1] = a[1], b[1], e[1]
+    fields[_ADDR_A], fields[_ADDR_B], fields[_ADDR_C], fields[_ADDR_E] = \
+        a[0], b[0], c_address, e[0]
+    fields[_EPI], fields[_THREADS] = flags, 1
+    if len(fields) != _PLAN_FIELDS:  # a list slice takes any length: strides come in threes
+        raise ValueError("matmul operands need three strides each (batch, row, column)")
+    return np.array(fields, dtype=np.int64)
 
 
 @functools.cache

@@ -21,12 +21,7 @@ import torch
 from verde.robust._core import COORDINATE_CHUNK, Array, Stack, check_f, require, to_numpy
 from verde.robust.base import rule_class, run_rule
 from verde.robust.errors import RobustInputError
-from verde.robust.sorted_lanes import (
-    meamed_lanes,
-    meamed_rows,
-    trimmed_sum_lanes,
-    trimmed_sum_rows,
-)
+from verde.robust.sorted_lanes import meamed_means, trimmed_sums
 from verde.robust.sorting_network import NETWORK_BLOCK, NETWORK_MAX_N, network_sorted_rows
 
 SortedFn = Callable[[Array, int], Array]
@@ -141,10 +136,7 @@ def _trimmed_kernel(stack: Stack, f: int) -> Array:
 
     def fn(s: Array, n: int) -> Array:
         if isinstance(s, np.ndarray):  # kept values added in ascending order, compiled
-            lanes = s.T if s.flags.f_contiguous else s
-            total = (trimmed_sum_rows if s.flags.f_contiguous else trimmed_sum_lanes)(
-                lanes, f, n - f)
-            return total / (n - 2 * f)
+            return trimmed_sums(s, f, n - f) / (n - 2 * f)
         return _f64(s[:, f:n - f]).sum(axis=1) / (n - 2 * f)
 
     return coordinatewise(stack, fn)
@@ -167,7 +159,7 @@ def meamed_sorted(s: Array, n: int, keep: int) -> Array:
     Ties go to the lowest window start. The window's values are added in ascending order to
     +0.0 (the values outside it masked to +0.0, so no gather is needed): a -inf or NaN outside
     the window cannot reach the result. Numpy input runs the same steps compiled
-    (:func:`verde.robust.sorted_lanes.meamed_lanes`, same bits).
+    (:func:`verde.robust.sorted_lanes.meamed_means`, same bits).
     """
     wide = _f64(s)  # one conversion; keeps the layout, so a column stays contiguous if it was
     med = wide[:, (n - 1) // 2] * 0.5 + wide[:, n // 2] * 0.5
@@ -225,7 +217,7 @@ def _meamed_kernel(stack: Stack, f: int) -> Array:
 
     def fn(s: Array, n: int) -> Array:
         if isinstance(s, np.ndarray):  # the same bits, compiled (verde.robust.sorted_lanes)
-            return meamed_rows(s.T, keep) if s.flags.f_contiguous else meamed_lanes(s, keep)
+            return meamed_means(s, keep)
         return meamed_sorted(s, n, keep)
 
     return coordinatewise(stack, fn)

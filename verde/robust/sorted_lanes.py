@@ -32,6 +32,23 @@ import numpy as np
 LANES = 8
 
 
+def trimmed_sums(s: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """``s[:, lo] + ... + s[:, hi-1]`` per row of sorted lanes ``s`` (cols, n), in float64 and
+    in that order; a column-major ``s`` (the sorting network's rows, transposed) runs the
+    row-layout kernel on its rows."""
+    if s.flags.f_contiguous:
+        return trimmed_sum_rows(s.T, lo, hi)
+    return trimmed_sum_lanes(s, lo, hi)
+
+
+def meamed_means(s: np.ndarray, keep: int) -> np.ndarray:
+    """MeaMed per row of sorted lanes ``s`` (cols, n), as float64, in the layout's kernel
+    (see :func:`trimmed_sums`)."""
+    if s.flags.f_contiguous:
+        return meamed_rows(s.T, keep)
+    return meamed_lanes(s, keep)
+
+
 @numba.njit(inline="always")
 def _maximum(a: float, b: float) -> float:
     """``np.maximum`` for two floats: NaN when either is NaN."""
@@ -51,7 +68,7 @@ def _padded_tail(s: np.ndarray, first: int) -> np.ndarray:
 @numba.njit(inline="always", boundscheck=False)
 def _trimmed_group(  # noqa: PLR0917 - numba: a compiled helper takes its arguments in order
         s: np.ndarray, a: int, lo: int, hi: int, out: np.ndarray, o: int,
-                   total: np.ndarray) -> None:
+        total: np.ndarray) -> None:
     for j in range(LANES):
         total[j] = s[a + j, lo]
     for k in range(lo + 1, hi):
@@ -79,9 +96,8 @@ def trimmed_sum_lanes(s: np.ndarray, lo: int, hi: int) -> np.ndarray:  # pragma:
 
 @numba.njit(inline="always", boundscheck=False)
 def _meamed_group(  # noqa: PLR0917 - numba: a compiled helper takes its arguments in order
-        s: np.ndarray, a: int, keep: int, out: np.ndarray, o: int,
-                  med: np.ndarray, best: np.ndarray, start: np.ndarray,
-                  total: np.ndarray) -> None:
+        s: np.ndarray, a: int, keep: int, out: np.ndarray, o: int, med: np.ndarray,
+        best: np.ndarray, start: np.ndarray, total: np.ndarray) -> None:
     n = s.shape[1]
     lo, hi, last_start = (n - 1) // 2, n // 2, n - keep
     for j in range(LANES):

@@ -239,7 +239,7 @@ class RobustStrategy(FedAvg):
         rule = self.rule
         saved = _set_f(rule, max(self.f - n_rejected, 0))
         d = base.size
-        step = column_chunk(len(parts), updates.itemsize) if rule.coordinatewise else d
+        step = column_chunk(len(parts), updates.itemsize) if rule.coordinatewise else max(d, 1)
         out = np.empty(d, dtype=updates.dtype)
         try:
             with np.errstate(all="ignore"):

@@ -59,14 +59,14 @@ def read_raw_frame(src: IO[bytes]) -> bytes | None:
     if not lengths:
         return None
     if len(lengths) < _LENGTHS.size:
-        rest = _read_exactly(src, _LENGTHS.size - len(lengths))
+        rest = read_exactly(src, _LENGTHS.size - len(lengths))
         if rest is None:
             raise FrameError("truncated frame header")
         lengths += rest
     n_head, n_payload = _LENGTHS.unpack(lengths)
     if n_head + n_payload > MAX_FRAME_BYTES:
         raise FrameError(f"frame of {n_head + n_payload} bytes is over the limit")
-    body = _read_exactly(src, n_head + n_payload)
+    body = read_exactly(src, n_head + n_payload)
     if body is None:
         raise FrameError("truncated frame")
     return lengths + body
@@ -89,7 +89,7 @@ def decode_frame(raw: bytes) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     return header, dict(tensors)
 
 
-def _read_exactly(src: IO[bytes], size: int) -> bytes | None:
+def read_exactly(src: IO[bytes], size: int) -> bytes | None:
     """``size`` bytes, or None when the stream ends first (a socket returns short reads)."""
     chunks, left = [], size
     while left:

@@ -37,6 +37,7 @@ from verde.protocol.provider.partition_worker import (
     FrameError,
     decode_frame,
     encode_frame,
+    read_exactly,
     read_raw_frame,
 )
 
@@ -83,12 +84,9 @@ def _tag(key: bytes, *parts: bytes) -> bytes:
 
 
 def _read(src: IO[bytes], size: int, what: str) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = src.read(size - len(data))
-        if not chunk:
-            raise ChannelError(f"the peer closed the connection during the {what}")
-        data += chunk
+    data = read_exactly(src, size)
+    if data is None:
+        raise ChannelError(f"the peer closed the connection during the {what}")
     return data
 
 
