@@ -66,6 +66,7 @@ class _RepopsLocator(caching._CacheLocator):
 
     def __init__(self, py_func: Callable[..., Any], py_file: str) -> None:
         self._lineno = py_func.__code__.co_firstlineno
+        self._py_file = py_file  # numba's "cannot cache" warning names it
         self._subpath = self.get_suitable_cache_subpath(py_file)
 
     def get_cache_path(self) -> str:

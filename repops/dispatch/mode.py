@@ -192,6 +192,10 @@ class ReproducibleMode(TorchDispatchMode):
         self, route: Route, func: torch._ops.OpOverload, args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
+        if route.plain is not None and not kwargs:
+            result = route.plain(args)
+            if result is not None:
+                return result
         kind = route.kind
         if kind is RouteKind.EXACT and route.predicate is None:
             if route.zero_fill:

@@ -2,7 +2,12 @@
 
 Each kernel module exports ``ATEN_KERNELS: dict[str, Callable]`` mapping an aten overload name
 (``"aten.mm.default"``) to a function taking exactly that overload's ``(*args, **kwargs)`` and
-returning its result. Importing a kernel module may be costly (numba, big tables), so nothing is
+returning its result. A module may also export ``PLAIN_CASES``: for some of those names, a
+shortcut taking the positional arguments only, which computes the result of the common case
+(plain CPU tensors, default scalars) without the mode's generic checks and returns None for
+anything else (the mode then takes the general path). A shortcut must give the bits and layout
+of the general path; it exists because the mode's per-op cost is as large as a 128^3 product.
+Importing a kernel module may be costly (numba, big tables), so nothing is
 imported until the mode is first used; the merged table is then cached for the process.
 
 A name that two modules both claim, or a name that is not an aten overload, is a programming
@@ -48,7 +53,11 @@ class KernelRegistryError(RepopsError):
 
 
 _lock = threading.Lock()
+#: Plain-case shortcuts by overload (see the module docstring).
+PlainCases = dict[torch._ops.OpOverload, Callable[[tuple[Any, ...]], Any]]
+
 _table: dict[torch._ops.OpOverload, Callable[..., Any]] | None = None
+_plain: PlainCases = {}  # filled with _table
 _sources: dict[str, str] = {}
 
 
@@ -66,10 +75,28 @@ def resolve_overload(name: str) -> torch._ops.OpOverload:
         raise ValueError(f"{name!r} is not a registered torch operator overload") from None
 
 
+def _plain_cases(module_name: str, module: Any, entries: dict[str, Any]) -> PlainCases:
+    """A module's PLAIN_CASES by overload: each a callable shortcut of one of its own kernels."""
+    shortcuts = getattr(module, "PLAIN_CASES", {})
+    if not isinstance(shortcuts, dict):
+        raise KernelRegistryError(f"{module_name}.PLAIN_CASES is not a dict")
+    found: PlainCases = {}
+    for name, fn in shortcuts.items():
+        if name not in entries or not callable(fn):
+            raise KernelRegistryError(
+                f"{module_name}.PLAIN_CASES[{name!r}] must be a callable shortcut of one of "
+                "the module's own ATEN_KERNELS"
+            )
+        found[resolve_overload(name)] = fn
+    return found
+
+
 def _merge(
     modules: tuple[str, ...], keep_sources: bool = False
-) -> dict[torch._ops.OpOverload, Callable[..., Any]]:
+) -> tuple[dict[torch._ops.OpOverload, Callable[..., Any]], PlainCases]:
+    """The kernels of ``modules`` and their plain-case shortcuts, by overload."""
     table: dict[torch._ops.OpOverload, Callable[..., Any]] = {}
+    plain: PlainCases = {}
     sources: dict[str, str] = {}
     for module_name in modules:
         module = importlib.import_module(module_name)
@@ -89,11 +116,12 @@ def _merge(
                 raise KernelRegistryError(f"{module_name}.ATEN_KERNELS: {exc}") from None
             sources[name] = module_name
             table[overload] = fn
+        plain.update(_plain_cases(module_name, module, entries))
     if not keep_sources:
         _sources.clear()
     for name, module_name in sources.items():
         _sources.setdefault(name, module_name)
-    return table
+    return table, plain
 
 
 def kernel_table() -> dict[torch._ops.OpOverload, Callable[..., Any]]:
@@ -103,12 +131,19 @@ def kernel_table() -> dict[torch._ops.OpOverload, Callable[..., Any]]:
     if table is None:
         with _lock:
             if _table is None:
-                merged = _merge(KERNEL_MODULES)
-                for op, fn in _merge(FALLBACK_MODULES, keep_sources=True).items():
+                merged, plain = _merge(KERNEL_MODULES)
+                for op, fn in _merge(FALLBACK_MODULES, keep_sources=True)[0].items():
                     merged.setdefault(op, fn)
+                _plain.update(plain)
                 _table = merged
             table = _table
     return table
+
+
+def plain_case_for(func: torch._ops.OpOverload) -> Callable[[tuple[Any, ...]], Any] | None:
+    """The shortcut of ``func``'s kernel for its common case (see the module docstring)."""
+    kernel_table()
+    return _plain.get(func)
 
 
 def kernel_for(func: torch._ops.OpOverload) -> Callable[..., Any] | None:

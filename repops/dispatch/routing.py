@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from repops.dispatch import exact_ops
-from repops.dispatch.registry import kernel_table
+from repops.dispatch.registry import kernel_table, plain_case_for
 
 #: Packets (in-place underscore removed) that draw random numbers.
 RANDOM_PACKETS: frozenset[str] = frozenset(
@@ -67,6 +67,8 @@ class Route:
     integer_rule: bool = False
     zero_fill: bool = False
     exact_case: Callable[[Sequence[Any], Mapping[str, Any]], bool] | None = None
+    #: The kernel's shortcut for its common case (positional arguments; None: not that case).
+    plain: Callable[[tuple[Any, ...]], Any] | None = None
 
 
 _routes: dict[torch._ops.OpOverload, Route] = {}
@@ -133,6 +135,7 @@ def route_for(func: torch._ops.OpOverload) -> Route:
             route = Route(
                 kind, name, kernel=kernel, out_names=out_names, integer_rule=True,
                 exact_case=exact_case,
+                plain=plain_case_for(func) if kind is RouteKind.KERNEL else None,
             )
         elif listed:
             zero_fill = packet in exact_ops.UNINITIALISED

@@ -259,6 +259,58 @@ def dot(self: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
     return from_compute(r, dtype).reshape(())
 
 
+def _plain_dtype(a: Any, b: Any) -> np.dtype | None:
+    """The numpy dtype of two plain CPU tensors of one float32/float64 dtype with no negation
+    bit (what the core reads in place), else None."""
+    if type(a) is not torch.Tensor or type(b) is not torch.Tensor or b.dtype is not a.dtype:
+        return None
+    dtype = _NUMPY_DTYPE.get(a.dtype)
+    if dtype is None or not (a.is_cpu and b.is_cpu) or a.is_neg() or b.is_neg():
+        return None
+    return dtype
+
+
+def plain_mm(args: tuple[Any, ...]) -> torch.Tensor | None:
+    """:func:`mm` of two plain float32/float64 CPU matrices (the product of many columns a
+    training step runs most), with only the checks that case needs; None otherwise.
+
+    Same bits and layout as :func:`mm` (one core, one contiguous output); it exists because
+    the general path's checks cost as much as a 64^3 product (see repops.dispatch.registry).
+    """
+    if len(args) != 2:
+        return None
+    a, b = args
+    dtype = _plain_dtype(a, b)
+    if dtype is None or a.dim() != 2 or b.dim() != 2:
+        return None
+    (m, kk), (k_b, n) = a.shape, b.shape
+    if kk != k_b or n == 1:
+        return None
+    c = a.new_empty(m, n)  # torch.empty's dtype keyword alone costs half a microsecond
+    (sa1, sa2), (sb1, sb2) = a.stride(), b.stride()
+    product_into(c.data_ptr(), (1, m, kk, n), (a.data_ptr(), (0, sa1, sa2)),
+                 (b.data_ptr(), (0, sb1, sb2)), None, dtype=dtype)
+    return c
+
+
+def plain_bmm(args: tuple[Any, ...]) -> torch.Tensor | None:
+    """:func:`bmm` of two plain float32/float64 CPU batches (attention's products); None for
+    anything else. Same bits and layout as :func:`bmm`."""
+    if len(args) != 2:
+        return None
+    a, b = args
+    dtype = _plain_dtype(a, b)
+    if dtype is None or a.dim() != 3 or b.dim() != 3:
+        return None
+    (nb, m, kk), (nb_b, k_b, n) = a.shape, b.shape
+    if nb != nb_b or kk != k_b or (n == 1 and nb == 1):
+        return None
+    c = a.new_empty(nb, m, n)
+    product_into(c.data_ptr(), (nb, m, kk, n), (a.data_ptr(), a.stride()),
+                 (b.data_ptr(), b.stride()), None, dtype=dtype)
+    return c
+
+
 ATEN_KERNELS: dict[str, Callable[..., Any]] = {
     "aten.mm.default": mm,
     "aten.addmm.default": addmm,
@@ -266,4 +318,10 @@ ATEN_KERNELS: dict[str, Callable[..., Any]] = {
     "aten.baddbmm.default": baddbmm,
     "aten.mv.default": mv,
     "aten.dot.default": dot,
+}
+
+#: Shortcuts of the kernels above for their common case (see repops.dispatch.registry).
+PLAIN_CASES: dict[str, Callable[[tuple[Any, ...]], torch.Tensor | None]] = {
+    "aten.mm.default": plain_mm,
+    "aten.bmm.default": plain_bmm,
 }

@@ -54,13 +54,21 @@ ITEMS_PER_THREAD = 4
 #: B is read in place (not packed) when it has contiguous rows and the product has at most
 #: this many rows: each B element then feeds too few multiply-adds to pay for its copy.
 DIRECT_B_ROWS = 48
-#: Below this many multiply-adds (~0.1 ms of one core's work) the calling thread does the whole
-#: product: waking the thread pool costs more than it saves, and on a busy machine it can cost
-#: milliseconds. Changes no bit.
-SERIAL_BELOW = 1 << 23
+#: ... or at most this many rows and a K of at most DIRECT_B_MAX_K: packing is then a fixed
+#: cost (a copy of B and one more parallel region) the short k-blocks never earn back. Measured
+#: on AVX-512 and AVX2 builds: 128^3 in 0.8x the time on two threads, 128x256x768 in 0.8x; a K
+#: of 1024 or more (B's rows then reach past L2 between reuses) is faster packed.
+DIRECT_B_SHORT_ROWS = 128
+DIRECT_B_MAX_K = 768
+#: Below this many multiply-adds (about 100^3, ~30 us of one core's work) the calling thread
+#: does the whole product: waking the thread pool costs more than it saves there (measured:
+#: 64^3 breaks even on two threads, 128^3 takes 0.6x the serial time). On a busy machine a
+#: parallel region can wait for a descheduled worker; torch takes the same risk from a similar
+#: size on. Changes no bit.
+SERIAL_BELOW = 1 << 20
 
-# Fields of the int64 ``plan`` array: the product (set by Python), then its blocking (set by
-# the compiled code). Strides are in elements; addresses are the operands' first elements.
+# Fields of the int64 ``plan`` array: the product (:func:`_new_plan`), then its blocking
+# (:func:`_block`). Strides are in elements; addresses are the operands' first elements.
 _M, _N, _K, _SA0, _SA1, _SA2, _SB0, _SB1, _SB2 = range(9)
 _NIB, _NJB, _MB, _PB, _KCB, _PACK_A, _PACK_B = range(9, 16)
 _SE0, _SE1, _SE2, _EPI = range(16, 20)
@@ -97,12 +105,21 @@ def _block(kind, plan, scal):  # type: ignore[no-untyped-def]
     want = threads * ITEMS_PER_THREAD if threads > 1 else 1
     while per > 1 and ((mpan + per - 1) // per) * njb * nb < want:
         per -= 1
-    plan[_NIB] = (mpan + per - 1) // per
+    nib = (mpan + per - 1) // per
+    # Still few items (a small product: 128^3 has 11 row panels, 6 and 5 for two threads):
+    # split the B panels too, so the static split of the items evens out.
+    while pb > 1 and nib * njb * nb < 2 * want:
+        pb -= 1
+        njb = (npan + pb - 1) // pb
+    pb = (npan + njb - 1) // njb  # even blocks: 4 panels in two items are 2 + 2, not 3 + 1
+    njb = (npan + pb - 1) // pb
+    plan[_NIB] = nib
     plan[_NJB], plan[_MB], plan[_PB], plan[_KCB] = njb, per * mr, pb, kcb
     # A micro-panels are read in place when A's rows or columns are contiguous (a tile's
     # k-step then touches one or MR cache lines that stay in L1 while it sweeps the B panels).
     plan[_PACK_A] = not (plan[_SA2] == 1 or plan[_SA1] == 1)
-    plan[_PACK_B] = not (plan[_SB2] == 1 and m <= DIRECT_B_ROWS)
+    plan[_PACK_B] = not (plan[_SB2] == 1 and (
+        m <= DIRECT_B_ROWS or (m <= DIRECT_B_SHORT_ROWS and kk <= DIRECT_B_MAX_K)))
 
 
 @jit
@@ -270,24 +287,43 @@ def _item(kind, plan, w, ppk, scal):  # type: ignore[no-untyped-def]
     keep(ap, tile)
 
 
-def _gemm_body(kind, plan, scal):  # type: ignore[no-untyped-def]
-    """Block, pack B (all panels, or only the ragged last one), then run every work item
-    (``prange`` in the parallel twin). Operands are read by address: one compiled body per
-    dtype serves every layout."""
+@jit
+def _new_plan(nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2,  # type: ignore[no-untyped-def] # noqa: PLR0917
+              addr_c, addr_e, se0, se1, se2, epi, threads):
+    """The int64 plan of one product (its blocking fields are filled by :func:`_block`).
+
+    Built in compiled code from plain integers: numba passes an int argument in a few tens of
+    nanoseconds, while filling a numpy array from Python costs more than a 64^3 product's
+    packing."""
+    plan = np.zeros(_PLAN_FIELDS, dtype=np.int64)
+    plan[_NBATCH], plan[_M], plan[_K], plan[_N] = nb, m, kk, n
+    plan[_ADDR_A], plan[_SA0], plan[_SA1], plan[_SA2] = addr_a, sa0, sa1, sa2
+    plan[_ADDR_B], plan[_SB0], plan[_SB1], plan[_SB2] = addr_b, sb0, sb1, sb2
+    plan[_ADDR_E], plan[_SE0], plan[_SE1], plan[_SE2] = addr_e, se0, se1, se2
+    plan[_ADDR_C], plan[_EPI], plan[_THREADS] = addr_c, epi, threads
+    return plan
+
+
+def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type: ignore[no-untyped-def] # noqa: PLR0917
+               addr_b, sb0, sb1, sb2, addr_c, addr_e, se0, se1, se2, epi):
+    """Plan, block, pack B (all panels, or only the ragged last one), then run every work item
+    (``prange`` in the parallel twin; ``threads`` is what the blocking balances the items
+    for). Operands are read by address: one compiled body per dtype serves every layout."""
+    plan = _new_plan(nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2, addr_c,
+                     addr_e, se0, se1, se2, epi, threads)
     _block(kind, plan, scal)
-    nbatch, n, kk = plan[_NBATCH], plan[_N], plan[_K]
     nr = tile_dims(kind, scal)[1]
     npan = (n + nr - 1) // nr
-    bp = np.empty((nbatch * npan if plan[_PACK_B] != 0 else nbatch) * kk * nr, dtype=scal.dtype)
-    pbm, ppk = at_address(plan[_ADDR_B], scal), ptr(bp)
+    bp = np.empty((nb * npan if plan[_PACK_B] != 0 else nb) * kk * nr, dtype=scal.dtype)
+    pbm, ppk = at_address(addr_b, scal), ptr(bp)
     if plan[_PACK_B] != 0:
-        for t in numba.prange(nbatch * npan):
+        for t in numba.prange(nb * npan):
             bi = t // npan
             _pack_b_panel(pbm, plan, bi, t - bi * npan, nr, ppk, t * kk * nr)
     elif n - (npan - 1) * nr < nr:
-        for bi in numba.prange(nbatch):
+        for bi in numba.prange(nb):
             _pack_b_panel(pbm, plan, bi, npan - 1, nr, ppk, bi * kk * nr)
-    for w in numba.prange(nbatch * plan[_NIB] * plan[_NJB]):
+    for w in numba.prange(nb * plan[_NIB] * plan[_NJB]):
         _item(kind, plan, w, ppk, scal)
     keep(bp, scal)
 
@@ -296,10 +332,10 @@ _GEMM = RowKernel(_gemm_body)
 
 
 @functools.cache
-def _tile(kind: int, dtype: np.dtype) -> tuple[int, int]:
-    """``(MR, NR)`` of tile ``kind``, as the compiled micro-kernel has them."""
-    mr, nv, w = tile_shape(kind, numba_target(), np.dtype(dtype).itemsize * 8)
-    return mr, nv * w
+def _narrow_cols(dtype: np.dtype) -> int:
+    """``NR`` of the narrow tile for ``dtype``: products with at most this many columns use it."""
+    _, vectors, lanes = tile_shape(NARROW, numba_target(), np.dtype(dtype).itemsize * 8)
+    return vectors * lanes
 
 
 def _epilogue_flags(has_bias: bool, beta: float, alpha: float) -> int:
@@ -311,28 +347,20 @@ def _epilogue_flags(has_bias: bool, beta: float, alpha: float) -> int:
     return flags
 
 
-def _plan(shape: tuple[int, int, int, int], c_address: int, a: Operand, b: Operand, *,
-          bias: Operand | None, flags: int) -> np.ndarray:
-    """The int64 plan of one product, filled as a list and converted once (numpy's per-field
-    stores cost more than a 128^3 product's packing); the blocking fields are filled by the
-    compiled code."""
-    nb, m, kk, n = shape
-    e = bias if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS) else (0, (0, 0, 0))
-    fields = [0] * _PLAN_FIELDS
-    fields[_M], fields[_N], fields[_K], fields[_NBATCH] = m, n, kk, nb
-    fields[_SA0:_SA2 + 1], fields[_SB0:_SB2 + 1], fields[_SE0:_SE2 + 1] = a[1], b[1], e[1]
-    fields[_ADDR_A], fields[_ADDR_B], fields[_ADDR_C], fields[_ADDR_E] = \
-        a[0], b[0], c_address, e[0]
-    fields[_EPI], fields[_THREADS] = flags, 1
-    if len(fields) != _PLAN_FIELDS:  # a list slice takes any length: strides come in threes
-        raise ValueError("matmul operands need three strides each (batch, row, column)")
-    return np.array(fields, dtype=np.int64)
-
-
 @functools.cache
 def _unit_scalars(dtype: np.dtype) -> np.ndarray:
     """T(1), T(1): alpha and beta of a plain product (never written by the kernels)."""
     return np.ones(2, dtype=dtype)
+
+
+def _scalars(dtype: np.dtype, alpha: float, beta: float) -> np.ndarray:
+    """T(alpha), T(beta): one rounding each; the shared unit pair for a plain product."""
+    if alpha == 1 and beta == 1:
+        return _unit_scalars(dtype)
+    return np.array([alpha, beta], dtype=dtype)
+
+
+_NO_OPERAND: Operand = (0, (0, 0, 0))
 
 
 def product_into(
@@ -348,9 +376,10 @@ def product_into(
 ) -> None:
     """``C = beta * bias + alpha * (A @ B)`` (spec/linalg.md §2) written to the C-contiguous
     (batch, M, N) array at ``c_address``; ``shape`` is (batch, M, K, N). A, B and the bias are
-    given by address and element strides (:data:`Operand`; a broadcast bias dim has stride 0);
-    the caller keeps all four alive for the call. Without a bias and with ``alpha == 1`` this
-    is the C5 product.
+    given by address and element strides (:data:`Operand`, three strides each; a broadcast
+    bias dim has stride 0); the caller keeps all four alive for the call. ``dtype`` is a
+    ``numpy.dtype`` (float32 or float64). Without a bias and with ``alpha == 1`` this is the
+    C5 product.
 
     Why addresses: one compiled body per dtype then serves every layout and every caller
     (numpy arrays, torch tensors), instead of one per combination of operand layouts.
@@ -358,18 +387,20 @@ def product_into(
     nb, m, kk, n = shape
     if nb * m * n == 0:
         return
-    kind = NARROW if n <= _tile(NARROW, dtype)[1] else WIDE
-    plan = _plan(shape, c_address, a, b, bias=bias,
-                 flags=_epilogue_flags(bias is not None, beta, alpha))
-    if alpha == 1 and beta == 1:
-        scal = _unit_scalars(np.dtype(dtype))
+    if bias is None and alpha == 1 and beta == 1:  # the C5 product, the common case
+        flags, scal, e = 0, _unit_scalars(dtype), _NO_OPERAND
     else:
-        scal = np.array([alpha, beta], dtype=dtype)  # T(alpha), T(beta): one rounding each
-    if nb * m * n * kk < SERIAL_BELOW:
-        _GEMM.serial(kind, plan, scal)
-    else:
-        plan[_THREADS] = numba.get_num_threads()
-        _GEMM.parallel(kind, plan, scal)
+        flags = _epilogue_flags(bias is not None, beta, alpha)
+        scal = _scalars(dtype, alpha, beta)
+        e = bias if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS) else _NO_OPERAND
+    (addr_a, (sa0, sa1, sa2)), (addr_b, (sb0, sb1, sb2)), (addr_e, (se0, se1, se2)) = a, b, e
+    kind = NARROW if n <= _narrow_cols(dtype) else WIDE
+    # numba's thread count is per calling thread (read in compiled code, it would keep the
+    # kernel out of the disk cache); with one thread the serial twin skips the pool's region.
+    threads = 1 if nb * m * n * kk < SERIAL_BELOW else numba.get_num_threads()
+    run = _GEMM.serial if threads == 1 else _GEMM.parallel
+    run(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,
+        addr_b, sb0, sb1, sb2, c_address, addr_e, se0, se1, se2, flags)
 
 
 def array_operand(x: np.ndarray, shape: tuple[int, int, int] | None = None) -> Operand:
@@ -399,11 +430,11 @@ def gemm(
 
 
 @jit
-def _epilogue_all(plan, scal):  # type: ignore[no-untyped-def]
-    m, n = plan[_M], plan[_N]
-    pc, pe = at_address(plan[_ADDR_C], scal), at_address(plan[_ADDR_E], scal)
-    for bi in range(plan[_NBATCH]):
-        _epilogue(pc, bi * m * n, n, m, n, pe, bi * plan[_SE0], plan, scal)
+def _epilogue_all(scal, nb, m, n, addr_c, addr_e, se0, se1, se2, epi):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    plan = _new_plan(nb, m, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, addr_c, addr_e, se0, se1, se2, epi, 1)
+    pc, pe = at_address(addr_c, scal), at_address(addr_e, scal)
+    for bi in range(nb):
+        _epilogue(pc, bi * m * n, n, m, n, pe, bi * se0, plan, scal)
 
 
 def epilogue_into(
@@ -420,7 +451,6 @@ def epilogue_into(
     nb, m, n = shape
     flags = _epilogue_flags(bias is not None, beta, alpha)
     if flags and nb * m * n:
-        no_operand: Operand = (0, (0, 0, 0))
-        _epilogue_all(_plan((nb, m, 0, n), c_address, no_operand, no_operand, bias=bias,
-                            flags=flags),
-                      np.array([alpha, beta], dtype=dtype))
+        addr_e, (se0, se1, se2) = bias if bias is not None else _NO_OPERAND
+        _epilogue_all(np.array([alpha, beta], dtype=dtype), nb, m, n, c_address, addr_e,
+                      se0, se1, se2, flags)

@@ -61,3 +61,20 @@ def test_bad_entries_are_errors() -> None:
         del sys.modules[bad_name], sys.modules[not_callable]
     with pytest.raises(ValueError, match="look like"):
         resolve_overload("mm")
+
+
+def test_plain_cases_are_shortcuts_of_the_modules_own_kernels() -> None:
+    registry.kernel_table()
+    assert registry.plain_case_for(torch.ops.aten.mm.default) is not None
+    assert registry.plain_case_for(torch.ops.aten.addmm.default) is None  # none given
+    stray = _fake_module("repops_test_kernels_e", {"aten.mm.default": torch.mm})
+    sys.modules[stray].PLAIN_CASES = {"aten.bmm.default": lambda args: None}  # type: ignore[attr-defined]
+    not_a_dict = _fake_module("repops_test_kernels_f", {"aten.mm.default": torch.mm})
+    sys.modules[not_a_dict].PLAIN_CASES = [torch.mm]  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(KernelRegistryError, match="shortcut of one of the module's own"):
+            _merge((stray,), keep_sources=True)
+        with pytest.raises(KernelRegistryError, match="PLAIN_CASES is not a dict"):
+            _merge((not_a_dict,), keep_sources=True)
+    finally:
+        del sys.modules[stray], sys.modules[not_a_dict]

@@ -120,15 +120,16 @@ def _layout(t: torch.Tensor, layout: str) -> torch.Tensor:
 @pytest.mark.parametrize("layout_b", ["rows", "transposed", "strided"])
 @pytest.mark.parametrize(
     ("m", "k", "n"),
-    [(20, 64, 100), (97, 30, 45), (61, 700, 33), (130, 170, 9)],
-    ids=["few-rows", "ragged", "k-blocks", "narrow"],
+    [(20, 64, 100), (97, 30, 45), (61, 700, 33), (130, 170, 9), (100, 900, 40)],
+    ids=["few-rows", "ragged", "k-blocks", "narrow", "long-k-packed"],
 )
 def test_every_path_of_the_core_matches_reference(
     layout_a: str, layout_b: str, m: int, k: int, n: int, rand: Rand,
     assert_same_bits: AssertSameBits, both_paths: BothPaths,
 ) -> None:
     # A read in place (rows or columns contiguous) or packed (strided); B packed or read in
-    # place (few rows, contiguous rows) with a packed ragged last panel; K over several
+    # place (up to 128 rows with a short K, or few rows; contiguous rows) with a packed ragged
+    # last panel; K over several
     # k-blocks (parked accumulators); wide and narrow tiles; serial and parallel.
     a, b = rand(m, k, seed=m), rand(k, n, seed=n)
     want = R.mm_reference(a, b)
