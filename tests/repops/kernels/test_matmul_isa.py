@@ -44,6 +44,8 @@ def products():
         mm(rand(130, 300, seed=14), rand(300, 70, seed=15)),
         mm(rand(400, 300, seed=16), rand(300, 13, seed=17)),  # narrow tiles
         mm(rand(300, 50, seed=18).t(), rand(300, 40, seed=19)),  # transposed A (read in place)
+        mm(rand(300, 100, seed=32).t(), rand(300, 40, seed=33)),  # long k stride: packed on
+                                                                  # tiles of under 32 bytes
         mm(rand(60, 80, seed=21), rand(70, 80, seed=22).t()),  # transposed B (packed)
         mm(strided, rand(90, 45, seed=23)),  # strided A (packed)
         mm(rand(20, 64, seed=24), rand(64, 100, seed=25)),  # few rows: B read in place
@@ -70,7 +72,7 @@ print("VFMA", len(re.findall(r"vfmadd\d+ps", asm)))
 print("ZMM", len(re.findall(r"vfmadd\d+ps[^\n]*zmm", asm)))
 """
 
-N_OUTPUTS = 14  # per path
+N_OUTPUTS = 15  # per path
 
 
 def _digests(out: str) -> list[str]:
