@@ -259,15 +259,20 @@ def dot(self: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
     return from_compute(r, dtype).reshape(())
 
 
-def _plain_dtype(a: Any, b: Any) -> np.dtype | None:
-    """The numpy dtype of two plain CPU tensors of one float32/float64 dtype with no negation
-    bit (what the core reads in place), else None."""
+def _plain_pair(
+    args: tuple[Any, ...], ndim: int
+) -> tuple[torch.Tensor, torch.Tensor, np.dtype] | None:
+    """``(a, b, numpy dtype)`` when ``args`` are two plain ``ndim``-D CPU tensors of one
+    float32/float64 dtype with no negation bit (what the core reads in place), else None."""
+    if len(args) != 2:
+        return None
+    a, b = args
     if type(a) is not torch.Tensor or type(b) is not torch.Tensor or b.dtype is not a.dtype:
         return None
     dtype = _NUMPY_DTYPE.get(a.dtype)
     if dtype is None or not (a.is_cpu and b.is_cpu) or a.is_neg() or b.is_neg():
         return None
-    return dtype
+    return (a, b, dtype) if a.dim() == ndim and b.dim() == ndim else None
 
 
 def plain_mm(args: tuple[Any, ...]) -> torch.Tensor | None:
@@ -277,12 +282,10 @@ def plain_mm(args: tuple[Any, ...]) -> torch.Tensor | None:
     Same bits and layout as :func:`mm` (one core, one contiguous output); it exists because
     the general path's checks cost as much as a 64^3 product (see repops.dispatch.registry).
     """
-    if len(args) != 2:
+    pair = _plain_pair(args, 2)
+    if pair is None:
         return None
-    a, b = args
-    dtype = _plain_dtype(a, b)
-    if dtype is None or a.dim() != 2 or b.dim() != 2:
-        return None
+    a, b, dtype = pair
     (m, kk), (k_b, n) = a.shape, b.shape
     if kk != k_b or n == 1:
         return None
@@ -296,12 +299,10 @@ def plain_mm(args: tuple[Any, ...]) -> torch.Tensor | None:
 def plain_bmm(args: tuple[Any, ...]) -> torch.Tensor | None:
     """:func:`bmm` of two plain float32/float64 CPU batches (attention's products); None for
     anything else. Same bits and layout as :func:`bmm`."""
-    if len(args) != 2:
+    pair = _plain_pair(args, 3)
+    if pair is None:
         return None
-    a, b = args
-    dtype = _plain_dtype(a, b)
-    if dtype is None or a.dim() != 3 or b.dim() != 3:
-        return None
+    a, b, dtype = pair
     (nb, m, kk), (nb_b, k_b, n) = a.shape, b.shape
     if nb != nb_b or kk != k_b or (n == 1 and nb == 1):
         return None
