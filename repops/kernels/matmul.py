@@ -262,8 +262,8 @@ def dot(self: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
 def _plain_pair(
     args: tuple[Any, ...], ndim: int
 ) -> tuple[torch.Tensor, torch.Tensor, np.dtype] | None:
-    """``(a, b, numpy dtype)`` when ``args`` are two plain ``ndim``-D CPU tensors of one
-    float32/float64 dtype with no negation bit (what the core reads in place), else None."""
+    """``(a, b, numpy dtype)`` when ``args`` are two plain ``ndim``-D strided CPU tensors of
+    one float32/float64 dtype with no negation bit (what the core reads in place), else None."""
     if len(args) != 2:
         return None
     a, b = args
@@ -271,6 +271,8 @@ def _plain_pair(
         return None
     dtype = _NUMPY_DTYPE.get(a.dtype)
     if dtype is None or not (a.is_cpu and b.is_cpu) or a.is_neg() or b.is_neg():
+        return None
+    if a.layout is not torch.strided or b.layout is not torch.strided:  # sparse, mkldnn
         return None
     return (a, b, dtype) if a.dim() == ndim and b.dim() == ndim else None
 

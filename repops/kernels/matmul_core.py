@@ -116,7 +116,7 @@ def _block(kind, plan, scal):  # type: ignore[no-untyped-def]
     nib = (mpan + per - 1) // per
     # Still few items (a small product: 128^3 has 11 row panels, 6 and 5 for two threads):
     # split the B panels too, so the static split of the items evens out.
-    while pb > 1 and nib * njb * nb < 2 * want:
+    while threads > 1 and pb > 1 and nib * njb * nb < 2 * want:
         pb -= 1
         njb = (npan + pb - 1) // pb
     pb = (npan + njb - 1) // njb  # even blocks: 4 panels in two items are 2 + 2, not 3 + 1

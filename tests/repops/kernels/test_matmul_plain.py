@@ -91,6 +91,7 @@ def test_what_the_plain_cases_leave_to_the_general_path(rand: Rand) -> None:
         (fake_a, fake_b),
         (torch.nn.Parameter(a), b),  # a subclass
         (torch._neg_view(a), b),  # a negation bit to resolve first
+        (a.to_sparse(), b),  # not strided
         (a, b, b),  # not mm's arguments
         (a, 3.0),
     ]
