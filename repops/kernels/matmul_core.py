@@ -398,19 +398,15 @@ def product_into(
     nb, m, kk, n = shape
     if nb * m * n == 0:
         return
-    if bias is None and alpha == 1 and beta == 1:  # the C5 product, the common case
-        flags, scal, e = 0, _unit_scalars(dtype), _NO_OPERAND
-    else:
-        flags = _epilogue_flags(bias is not None, beta, alpha)
-        scal = _scalars(dtype, alpha, beta)
-        e = bias if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS) else _NO_OPERAND
+    flags = _epilogue_flags(bias is not None, beta, alpha)
+    e = bias if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS) else _NO_OPERAND
     (addr_a, (sa0, sa1, sa2)), (addr_b, (sb0, sb1, sb2)), (addr_e, (se0, se1, se2)) = a, b, e
     kind = NARROW if n <= _narrow_cols(dtype) else WIDE
     # numba's thread count is per calling thread (read in compiled code, it would keep the
     # kernel out of the disk cache); with one thread the serial twin skips the pool's region.
     threads = 1 if nb * m * n * kk < SERIAL_BELOW else numba.get_num_threads()
     run = _GEMM.serial if threads == 1 else _GEMM.parallel
-    run(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,
+    run(kind, _scalars(dtype, alpha, beta), threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,
         addr_b, sb0, sb1, sb2, c_address, addr_e, se0, se1, se2, flags)
 
 
@@ -463,5 +459,5 @@ def epilogue_into(
     flags = _epilogue_flags(bias is not None, beta, alpha)
     if flags and nb * m * n:
         addr_e, (se0, se1, se2) = bias if bias is not None else _NO_OPERAND
-        _epilogue_all(np.array([alpha, beta], dtype=dtype), nb, m, n, c_address, addr_e,
-                      se0, se1, se2, flags)
+        _epilogue_all(_scalars(dtype, alpha, beta), nb, m, n, c_address, addr_e, se0, se1,
+                      se2, flags)
