@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from repops._numba import fma, inline_jit
-from repops.math._bits import i32_as_f32, i64_as_f64
+from repops.math._bits import i32_as_f32, i64_as_f64, select
 
 _F = float.fromhex
 SHIFT = np.float32(_F("0x1.8p23"))
@@ -61,8 +61,8 @@ def exp_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     and the special cases are selected at the end, so loops over arrays vectorise. The bits
     are those of the spec's branches (the selects test the same conditions).
     """
-    xc = x if x > UNDER else UNDER  # NaN -> UNDER: a harmless value, replaced below
-    xc = xc if xc < OVER else OVER
+    xc = select(x > UNDER, x, UNDER)  # NaN -> UNDER: a harmless value, replaced below
+    xc = select(xc < OVER, xc, OVER)
     kf = fma(xc, INV_LN2, SHIFT) - SHIFT
     r = fma(-kf, LN2_HI, xc)
     r = fma(-kf, LN2_LO, r)
@@ -71,11 +71,11 @@ def exp_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     kb = min(max(k, np.int32(-126)), np.int32(127))
     ks = min(max(k + np.int32(100), np.int32(-126)), np.int32(127))
     mid = y * i32_as_f32(np.int32((kb + 127) << 23))
-    out = mid if k >= -126 else (y * i32_as_f32(np.int32((ks + 127) << 23))) * TWO_M100
-    out = out if k <= 127 else (y * TWO_127) * TWO
-    out = out if x <= OVER else INF
-    out = out if x >= UNDER else ZERO
-    return out if not np.isnan(x) else x + x
+    out = select(k >= -126, mid, (y * i32_as_f32(np.int32((ks + 127) << 23))) * TWO_M100)
+    out = select(k <= 127, out, (y * TWO_127) * TWO)
+    out = select(x <= OVER, out, INF)
+    out = select(x >= UNDER, out, ZERO)
+    return select(np.isnan(x), x + x, out)
 
 
 @inline_jit
@@ -124,31 +124,27 @@ HALF_LN2_64 = 0.34657359027997264
 @inline_jit
 def exp64_core(x: float) -> float:  # pragma: no cover - compiled
     """e^x in binary64 to about 2^-50 relative, for the binary64-internal functions."""
-    if np.isnan(x):
-        return x + x
-    if x > OVER64:
-        return np.inf
-    if x < UNDER64:
-        return 0.0
-    kf = (x * INV_LN2_64 + SHIFT64) - SHIFT64
-    r = (x - kf * LN2_HI_64) - kf * LN2_LO_64
+    xc = select(x > UNDER64, x, UNDER64)  # branch-free (see exp_f32): NaN -> UNDER64
+    xc = select(xc < OVER64, xc, OVER64)
+    kf = (xc * INV_LN2_64 + SHIFT64) - SHIFT64
+    r = (xc - kf * LN2_HI_64) - kf * LN2_LO_64
     p = EXP64_C[12]
     for j in range(11, -1, -1):
         p = p * r + EXP64_C[j]
-    return p * i64_as_f64(np.int64((np.int64(kf) + 1023) << 52))
+    out = p * i64_as_f64(np.int64((np.int64(kf) + 1023) << 52))
+    out = select(x > OVER64, np.inf, out)
+    out = select(x < UNDER64, 0.0, out)
+    return select(np.isnan(x), x + x, out)
 
 
 @inline_jit
 def expm1_64_core(x: float) -> float:  # pragma: no cover - compiled
     """e^x - 1 in binary64 without cancellation near 0 (Taylor for |x| < ln2/2)."""
-    if x == 0.0:
-        return x
-    if np.abs(x) < HALF_LN2_64:
-        q = EXPM1_64_C[11]
-        for j in range(10, -1, -1):
-            q = q * x + EXPM1_64_C[j]
-        return x + (x * x) * q
-    return exp64_core(x) - 1.0
+    q = EXPM1_64_C[11]
+    for j in range(10, -1, -1):
+        q = q * x + EXPM1_64_C[j]
+    near = select(np.abs(x) < HALF_LN2_64, x + (x * x) * q, exp64_core(x) - 1.0)
+    return select(x == 0.0, x, near)  # keeps the sign of a zero
 
 
 @inline_jit

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from repops._numba import fma, inline_jit
-from repops.math._bits import f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64, ieee_div
+from repops.math._bits import f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64, ieee_div, select
 
 _F = float.fromhex
 LN2_HI = np.float32(_F("0x1.62e430p-1"))
@@ -58,27 +58,20 @@ def log1p_poly_f32(f: np.float32) -> np.float32:  # pragma: no cover - compiled
 @inline_jit
 def log_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     """log(x) for a float32 ``x``: NaN for x < 0 or NaN, -inf for +-0, +inf for +inf."""
-    if np.isnan(x):
-        return x + x
-    if x < 0:
-        return NAN
-    if x == 0:
-        return -INF
-    if x == INF:
-        return x
-    eadj = 0
-    if x < MIN_NORMAL:
-        x = x * TWO_23
-        eadj = -23
-    ix = np.int32(f32_as_i32(x) - SQRT_HALF_BITS)
-    e = (ix >> 23) + eadj
+    # Branch-free (see exp_f32): every lane runs the main path, special cases are selected.
+    subnormal = x < MIN_NORMAL
+    xs = select(subnormal, x * TWO_23, x)
+    ix = np.int32(f32_as_i32(xs) - SQRT_HALF_BITS)
+    e = (ix >> 23) + select(subnormal, np.int32(-23), np.int32(0))
     m = i32_as_f32(np.int32((ix & 0x007FFFFF) + SQRT_HALF_BITS))
     f = m - ONE
     ef = np.float32(e)
     lo = fma(f * f, log1p_poly_f32(f), ef * LN2_LO)
-    if e >= -1 and e <= 1:
-        return fma(ef, LN2_HI, f) + lo
-    return fma(ef, LN2_HI, f + lo)
+    r = select((e >= -1) & (e <= 1), fma(ef, LN2_HI, f) + lo, fma(ef, LN2_HI, f + lo))
+    r = select(x == INF, x, r)
+    r = select(x == 0, -INF, r)
+    r = select(x < 0, NAN, r)
+    return select(np.isnan(x), x + x, r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,15 +107,10 @@ def log64_core(x: float) -> float:  # pragma: no cover - compiled
 @inline_jit
 def log1p_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     """log(1 + x) for float32 ``x``, in binary64 (``1 + x`` is exact there for |x| >= 2^-29)."""
-    if np.isnan(x):
-        return x + x
-    if x < np.float32(-1.0):
-        return NAN
-    if x == np.float32(-1.0):
-        return -INF
-    if x == INF:
-        return x
-    xd = np.float64(x)
-    if np.abs(xd) < LOG1P_TINY:
-        return np.float32(xd - (xd * xd) * 0.5)
-    return np.float32(log64_core(1.0 + xd))
+    xd = np.float64(x)  # branch-free (see exp_f32); 1 + xd <= 0 is computed, then replaced
+    near = select(np.abs(xd) < LOG1P_TINY, xd - (xd * xd) * 0.5, log64_core(1.0 + xd))
+    r = np.float32(near)
+    r = select(x == INF, x, r)
+    r = select(x == np.float32(-1.0), -INF, r)
+    r = select(x < np.float32(-1.0), NAN, r)
+    return select(np.isnan(x), x + x, r)

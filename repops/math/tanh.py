@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from repops._numba import inline_jit
-from repops.math._bits import ieee_div
+from repops.math._bits import ieee_div, select
 from repops.math.exp import expm1_64_core
 
 #: For |x| > SATURATE, tanh(x) rounds to +-1 in binary32 (1 - tanh 10 < 2^-27).
@@ -20,15 +20,12 @@ SATURATE = 10.0
 @inline_jit
 def tanh64_core(x: float) -> float:  # pragma: no cover - compiled
     """tanh(x) in binary64 (about 2^-50 relative), odd, tanh(+-0) = +-0."""
-    if np.isnan(x) or x == 0.0:
-        return x + x if np.isnan(x) else x
     a = np.abs(x)
-    if a > SATURATE:
-        t = 1.0
-    else:
-        e = expm1_64_core(-2.0 * a)
-        t = ieee_div(-e, e + 2.0)
-    return t if x > 0 else -t
+    e = expm1_64_core(-2.0 * select(a < SATURATE, a, SATURATE))  # branch-free (see exp_f32)
+    t = select(a > SATURATE, 1.0, ieee_div(-e, e + 2.0))
+    t = select(x > 0, t, -t)
+    t = select(x == 0.0, x, t)
+    return select(np.isnan(x), x + x, t)
 
 
 @inline_jit
