@@ -225,3 +225,28 @@ def set_num_threads(n: int) -> None:
     if n < 1:
         raise ValueError(f"thread count must be >= 1, got {n}")
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def thread_count() -> int:
+    """The calling thread's numba worker count, as ``numba.get_num_threads()`` returns it.
+
+    Why not call that directly: it checks that the pool is launched (a lock) on every call,
+    1.9 µs on a 2-core VM against 0.3 µs for the count itself, and a 128^3 product asks once
+    per call. The pool is launched on the first call here; numba's own count function is used
+    when this numba has no such internal (then every call pays the check).
+    """
+    n = _count_threads()()
+    return n if n > 0 else numba.get_num_threads()  # numba raises its own error for <= 0
+
+
+#: numba's internal per-thread count (numba.np.ufunc.parallel), defined once the pool launches.
+_RAW_COUNT = "_get_num_threads"
+
+
+@functools.cache
+def _count_threads() -> Callable[[], int]:
+    numba.get_num_threads()  # launches the pool; the raw count below needs it
+    from numba.np.ufunc import parallel
+
+    raw = getattr(parallel, _RAW_COUNT, None)
+    return raw if callable(raw) else numba.get_num_threads

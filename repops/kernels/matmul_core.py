@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from repops._numba import jit
+from repops._numba import jit, thread_count
 from repops.kernels._gemm_tile import NARROW, WIDE, micro_tile, tile_dims, tile_shape
 from repops.kernels._raw import at_address, keep, load, ptr, store
 from repops.kernels._rows import RowKernel
@@ -404,7 +404,7 @@ def product_into(
     kind = NARROW if n <= _narrow_cols(dtype) else WIDE
     # numba's thread count is per calling thread (read in compiled code, it would keep the
     # kernel out of the disk cache); with one thread the serial twin skips the pool's region.
-    threads = 1 if nb * m * n * kk < SERIAL_BELOW else numba.get_num_threads()
+    threads = 1 if nb * m * n * kk < SERIAL_BELOW else thread_count()
     run = _GEMM.serial if threads == 1 else _GEMM.parallel
     run(kind, _scalars(dtype, alpha, beta), threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,
         addr_b, sb0, sb1, sb2, c_address, addr_e, se0, se1, se2, flags)

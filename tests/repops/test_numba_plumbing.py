@@ -107,3 +107,34 @@ def test_kernels_use_repops_cache_and_plain_njit_does_not() -> None:
     assert kernel._cache._real is None  # nothing located or hashed before the first compile
     plain = numba.njit(lambda x: x + 1)
     assert not isinstance(plain._cache, _numba._LazyCache)
+
+
+def test_thread_count_follows_numba_in_every_thread() -> None:
+    """The fast count is numba's own per-thread count, after each set, in a new thread too."""
+    import threading
+
+    before = numba.get_num_threads()
+    try:
+        for n in (1, numba.config.NUMBA_NUM_THREADS):
+            _numba.set_num_threads(n)
+            assert _numba.thread_count() == numba.get_num_threads() == n
+        seen: list[int] = []
+        worker = threading.Thread(target=lambda: seen.append(_numba.thread_count()))
+        worker.start()
+        worker.join()
+        assert seen == [numba.config.NUMBA_NUM_THREADS]  # a new thread starts at numba's default
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_thread_count_falls_back_without_numba_internal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A numba without the raw count internal still gets the right count (through numba's API)."""
+    monkeypatch.setattr(_numba, "_RAW_COUNT", "_not_in_this_numba")
+    _numba._count_threads.cache_clear()
+    try:
+        assert _numba._count_threads() is numba.get_num_threads
+        assert _numba.thread_count() == numba.get_num_threads()
+    finally:
+        monkeypatch.undo()
+        _numba._count_threads.cache_clear()
+    assert _numba._count_threads() is not numba.get_num_threads
