@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from repops._numba import inline_jit
 from repops.kernels._rows import row_kernel
 from repops.math.erf import erf_f32
 from repops.math.exp import exp_f32, expm1_f32
@@ -28,7 +29,7 @@ from repops.math.log import log1p_f32, log_f32
 from repops.math.pow import pow_f32, rsqrt_f32
 from repops.math.sigmoid import sigmoid_f32, silu_backward_f32, silu_f32
 from repops.math.tanh import tanh_f32
-from repops.math.trig import cos_f32, sin_f32
+from repops.math.trig import HUGE_F32, cos_f32, cos_near_f32, sin_f32, sin_near_f32
 
 #: Elements per parallel work item (a multiple of every SIMD width); the compound maps use it
 #: too.
@@ -115,20 +116,40 @@ def map_gelu_tanh(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover -
             out[i] = gelu_tanh_f32(x[i])
 
 
+@inline_jit
+def _has_huge(x: np.ndarray, lo: np.uint64, hi: np.uint64) -> bool:  # pragma: no cover
+    """Whether ``x[lo:hi]`` holds a magnitude of 2^24 or more (inf too): such a chunk runs the
+    branching sin/cos, every other chunk their vectorised form (the same bits)."""
+    count = 0
+    for i in range(lo, hi):
+        count += np.abs(x[i]) >= HUGE_F32
+    return count > 0
+
+
 @row_kernel
 def map_sin(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
-            out[i] = sin_f32(x[i])
+        lo, hi = np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))
+        if _has_huge(x, lo, hi):
+            for i in range(lo, hi):
+                out[i] = sin_f32(x[i])
+        else:
+            for i in range(lo, hi):
+                out[i] = sin_near_f32(x[i])
 
 
 @row_kernel
 def map_cos(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
-            out[i] = cos_f32(x[i])
+        lo, hi = np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))
+        if _has_huge(x, lo, hi):
+            for i in range(lo, hi):
+                out[i] = cos_f32(x[i])
+        else:
+            for i in range(lo, hi):
+                out[i] = cos_near_f32(x[i])
 
 
 @row_kernel

@@ -81,6 +81,24 @@ def test_unary_kernel_equals_reference(name: str) -> None:
     assert not bad.any(), (name, x[bad][:5], got[bad][:5], want[bad][:5])
 
 
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_trig_vector_form_equals_reference(name: str) -> None:
+    """Chunks without a magnitude of 2^24 or more run the branch-free form (sin_near_f32):
+    the same bits as the reference, special values included; a chunk that does hold one (and
+    the inputs of the test above) runs the branching form."""
+    x = inputs(6000, seed=11)
+    near = x[~(np.abs(x) >= 2.0**24) | ~np.isfinite(x)]  # no huge finite argument at all
+    mixed = np.concatenate([near[:100], np.float32([3e9]), near[100:]])  # one huge argument
+    for arg in (near, mixed):
+        got = run_unary(name, arg)
+        want = UNARY_REFS[name](arg)
+        bad = ~same_bits(got, want)
+        assert not bad.any(), (name, arg[bad][:5], got[bad][:5], want[bad][:5])
+    assert np.isnan(run_unary(name, np.float32([np.inf, -np.inf, np.nan]))).all()
+    finite = near[np.isfinite(near)]
+    assert not same_bits(run_unary(name, finite), run_unary(name, finite + 1)).all()  # can fail
+
+
 @pytest.mark.parametrize("name", sorted(BINARY_REFS))
 def test_binary_kernel_equals_reference(name: str) -> None:
     rng = np.random.default_rng(3)
