@@ -9,6 +9,10 @@ order per element: scores and outputs are C5 chains (the blocked product of
 :mod:`repops.kernels.matmul_core`), the softmax of each query row is max, ``exp_f32``, C4
 lane sum and one division per element. The backward recomputes the probabilities with the
 same steps, so it is the exact derivative chain of what the forward computed.
+
+Two schedules, the same bits: one head per parallel item (:mod:`repops.kernels.attention_heads`,
+memory per thread rather than per batch) when there are at least as many heads as threads, and
+otherwise the whole batch at once, whose products parallelise inside a head.
 """
 
 from __future__ import annotations
@@ -21,18 +25,18 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import fma, pjit
+from repops._numba import fma, pjit, thread_count
 from repops._tensor import from_compute, to_compute
 from repops.errors import RepopsInputError, UnsupportedInputError
-from repops.kernels._lanes import lane_sum
-from repops.kernels.matmul_core import gemm
-from repops.math._bits import maximum
-from repops.math.exp import exp_f32
-from repops.math.log import log_f32
-
-_NO_MASK = 0
-_FLOAT_MASK = 1
-_BOOL_MASK = 2
+from repops.kernels.attention_heads import (
+    BOOL_MASK,
+    FLOAT_MASK,
+    NO_MASK,
+    backward_heads,
+    forward_heads,
+    softmax_row,
+)
+from repops.kernels.matmul_core import gemm, product_kind, unit_scalars
 
 
 class AttentionShapeError(RepopsInputError):
@@ -41,49 +45,14 @@ class AttentionShapeError(RepopsInputError):
 
 @pjit
 def _softmax_rows(s, c, mode, maskf, maskb, causal):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Steps 3-10 and 12 of spec §4 for every query row: (p, logsumexp).
-
-    Each row works in its own row of ``p`` (t, then e, then p in place): no allocation per
-    row, and every loop vectorises (the maximum is an IEEE ``maximum`` chain: NaN-propagating,
-    -0 < +0, the same in any grouping).
-    """
+    """:func:`softmax_row` for every query row of every head: (p, logsumexp)."""
     nbh, nl, ns = s.shape
     p = np.empty((nbh, nl, ns), dtype=np.float32)
     lse = np.empty((nbh, nl), dtype=np.float32)
-    ninf = np.float32(-np.inf)
     for row in numba.prange(nbh * nl):
         b = row // nl
         i = row - b * nl
-        pr = p[b, i]
-        sr = s[b, i]
-        for j in range(ns):
-            pr[j] = sr[j] * c
-        if mode == _FLOAT_MASK:
-            mr = maskf[b, i]
-            for j in range(ns):
-                pr[j] = pr[j] + mr[j]
-        elif mode == _BOOL_MASK:
-            br = maskb[b, i]
-            for j in range(ns):
-                if not br[j]:
-                    pr[j] = ninf
-        if causal:
-            for j in range(i + 1, ns):
-                pr[j] = ninf
-        m = ninf
-        for j in range(ns):
-            m = maximum(m, pr[j])
-        if m == ninf:
-            lse[b, i] = ninf  # every position masked: p is +0.0
-            for j in range(ns):
-                pr[j] = 0.0
-            continue
-        for j in range(ns):
-            pr[j] = exp_f32(np.float32(pr[j] - m))
-        total = lane_sum(pr)
-        for j in range(ns):
-            pr[j] = pr[j] / total
-        lse[b, i] = m + log_f32(total)
+        lse[b, i] = softmax_row(p[b, i], s[b, i], c, mode, maskf, maskb, causal, b, i)
     return p, lse
 
 
@@ -177,7 +146,7 @@ class _Problem:
         self.causal = bool(is_causal)
         default = 1.0 / math.sqrt(ne) if ne > 0 else math.inf
         self.c = np.float32(default if scale is None else float(scale))
-        self.mode = _NO_MASK
+        self.mode = NO_MASK
         self.maskf = np.zeros((1, 1, 1), dtype=np.float32)
         self.maskb = np.zeros((1, 1, 1), dtype=np.bool_)
         if attn_mask is not None:
@@ -189,15 +158,24 @@ class _Problem:
                     f"{(bsz, heads, nl, ns)}"
                 ) from None
             if attn_mask.dtype == torch.bool:
-                self.mode = _BOOL_MASK
+                self.mode = BOOL_MASK
                 self.maskb = full.contiguous().numpy().reshape(nbh, nl, ns)
             elif attn_mask.dtype == self.dtype:
-                self.mode = _FLOAT_MASK
+                self.mode = FLOAT_MASK
                 self.maskf = to_compute(full).reshape(nbh, nl, ns)
             else:
                 raise AttentionShapeError(
                     f"attn_mask must be bool or {self.dtype} like query, got {attn_mask.dtype}"
                 )
+
+    def per_head(self) -> bool:
+        """Whether to run one head per parallel item (:mod:`repops.kernels.attention_heads`):
+        when there are at least as many heads as threads. Either schedule gives the same bits."""
+        return self.q.shape[0] >= thread_count()
+
+    def kinds(self, *columns: int) -> np.ndarray:
+        """The tile families of products with these column counts (as :func:`gemm` picks)."""
+        return np.array([product_kind(n, np.dtype(np.float32)) for n in columns], np.int64)
 
     def probabilities(self) -> tuple[np.ndarray, np.ndarray]:
         """Steps 1-10 and 12: ``p`` (B*H, L, S) and ``logsumexp`` (B*H, L)."""
@@ -217,10 +195,17 @@ def flash_attention_for_cpu(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """aten._scaled_dot_product_flash_attention_for_cpu.default -> (output, logsumexp)."""
     pr = _Problem(query, key, value, dropout_p, is_causal, attn_mask, scale)
-    bsz, heads, nl, _, _, nev = pr.shape
-    p, lse = pr.probabilities()
-    out = gemm(p, pr.v).reshape(bsz, heads, nl, nev)
-    return from_compute(out, pr.dtype), torch.from_numpy(lse.reshape(bsz, heads, nl))
+    bsz, heads, nl, ns, _, nev = pr.shape
+    if pr.per_head():
+        out = np.empty((bsz * heads, nl, nev), dtype=np.float32)
+        lse = np.empty((bsz * heads, nl), dtype=np.float32)
+        forward_heads(pr.q, pr.k, pr.v, pr.c, pr.mode, pr.maskf, pr.maskb, pr.causal,
+                      pr.kinds(ns, nev), unit_scalars(np.dtype(np.float32)), out, lse)
+    else:
+        p, lse = pr.probabilities()
+        out = gemm(p, pr.v)
+    return (from_compute(out.reshape(bsz, heads, nl, nev), pr.dtype),
+            torch.from_numpy(lse.reshape(bsz, heads, nl)))
 
 
 def flash_attention_for_cpu_backward(  # noqa: PLR0917 - the aten signature
@@ -251,21 +236,35 @@ def flash_attention_for_cpu_backward(  # noqa: PLR0917 - the aten signature
         if t.dtype != pr.dtype:
             raise AttentionShapeError(f"{name} must be {pr.dtype} like query, got {t.dtype}")
     nbh = bsz * heads
-    p, _ = pr.probabilities()
     d_o = to_compute(grad_out).reshape(nbh, nl, nev)
     o = to_compute(out).reshape(nbh, nl, nev)
-    # Transposed operands are views: the blocked core reads any layout in logical order.
-    dv = gemm(p.transpose(0, 2, 1), d_o)
-    dp = gemm(d_o, pr.v.transpose(0, 2, 1))
-    dd = _paired_row_dots(d_o.reshape(nbh * nl, nev), o.reshape(nbh * nl, nev))
-    dt = _scaled_score_grads(p, dp, dd.reshape(nbh, nl, 1), pr.c)
-    dq = gemm(dt, pr.k)
-    dk = gemm(dt.transpose(0, 2, 1), pr.q)
+    if pr.per_head():
+        dq, dk, dv = (np.empty((nbh, n, e), dtype=np.float32)
+                      for n, e in ((nl, ne), (ns, ne), (ns, nev)))
+        backward_heads(pr.q, pr.k, pr.v, d_o, o, pr.c, pr.mode, pr.maskf, pr.maskb, pr.causal,
+                       pr.kinds(ns, nev, ns, ne), unit_scalars(np.dtype(np.float32)), dq, dk, dv,
+                       np.empty((nbh, nl), dtype=np.float32))
+    else:
+        dq, dk, dv = _backward_whole(pr, d_o, o)
     return (
         from_compute(dq.reshape(bsz, heads, nl, ne), query.dtype),
         from_compute(dk.reshape(bsz, heads, ns, ne), key.dtype),
         from_compute(dv.reshape(bsz, heads, ns, nev), value.dtype),
     )
+
+
+def _backward_whole(
+    pr: _Problem, d_o: np.ndarray, o: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The backward products over the whole batch at once (few heads: see attention_heads)."""
+    nbh, nl, nev = d_o.shape
+    p, _ = pr.probabilities()
+    # Transposed operands are views: the blocked core reads any layout in logical order.
+    dv = gemm(p.transpose(0, 2, 1), d_o)
+    dp = gemm(d_o, pr.v.transpose(0, 2, 1))
+    dd = _paired_row_dots(d_o.reshape(nbh * nl, nev), o.reshape(nbh * nl, nev))
+    dt = _scaled_score_grads(p, dp, dd.reshape(nbh, nl, 1), pr.c)
+    return gemm(dt, pr.k), gemm(dt.transpose(0, 2, 1), pr.q), dv
 
 
 ATEN_KERNELS: dict[str, Callable[..., Any]] = {

@@ -341,12 +341,22 @@ def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type
 
 _GEMM = RowKernel(_gemm_body)
 
+#: The serial body, for compiled callers that run one product per parallel item of their own
+#: (:mod:`repops.kernels.attention_heads`); arguments as :func:`_gemm_body`, ``threads`` = 1.
+gemm_serial = _GEMM.serial
+
 
 @functools.cache
 def _narrow_cols(dtype: np.dtype) -> int:
     """``NR`` of the narrow tile for ``dtype``: products with at most this many columns use it."""
     _, vectors, lanes = tile_shape(NARROW, numba_target(), np.dtype(dtype).itemsize * 8)
     return vectors * lanes
+
+
+def product_kind(n: int, dtype: np.dtype) -> int:
+    """The tile family (NARROW or WIDE) of a product with ``n`` columns, as
+    :func:`product_into` picks it."""
+    return NARROW if n <= _narrow_cols(dtype) else WIDE
 
 
 def _epilogue_flags(has_bias: bool, beta: float, alpha: float) -> int:
@@ -359,7 +369,7 @@ def _epilogue_flags(has_bias: bool, beta: float, alpha: float) -> int:
 
 
 @functools.cache
-def _unit_scalars(dtype: np.dtype) -> np.ndarray:
+def unit_scalars(dtype: np.dtype) -> np.ndarray:
     """T(1), T(1): alpha and beta of a plain product (never written by the kernels)."""
     return np.ones(2, dtype=dtype)
 
@@ -367,7 +377,7 @@ def _unit_scalars(dtype: np.dtype) -> np.ndarray:
 def _scalars(dtype: np.dtype, alpha: float, beta: float) -> np.ndarray:
     """T(alpha), T(beta): one rounding each; the shared unit pair for a plain product."""
     if alpha == 1 and beta == 1:
-        return _unit_scalars(dtype)
+        return unit_scalars(dtype)
     return np.array([alpha, beta], dtype=dtype)
 
 
@@ -401,7 +411,7 @@ def product_into(
     flags = _epilogue_flags(bias is not None, beta, alpha)
     e = bias if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS) else _NO_OPERAND
     (addr_a, (sa0, sa1, sa2)), (addr_b, (sb0, sb1, sb2)), (addr_e, (se0, se1, se2)) = a, b, e
-    kind = NARROW if n <= _narrow_cols(dtype) else WIDE
+    kind = product_kind(n, dtype)
     # numba's thread count is per calling thread (read in compiled code, it would keep the
     # kernel out of the disk cache); with one thread the serial twin skips the pool's region.
     threads = 1 if nb * m * n * kk < SERIAL_BELOW else thread_count()

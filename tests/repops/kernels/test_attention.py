@@ -189,3 +189,40 @@ def test_bad_inputs_raise_clear_errors(qkv: Qkv) -> None:
         flash_attention_for_cpu_backward(out[:, :, :2], q, k, v, out, lse, 0.0, False)
     with pytest.raises(UnsupportedInputError, match="dropout_p"):
         flash_attention_for_cpu_backward(out, q, k, v, out, lse, 0.5, False)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_per_head_and_whole_batch_schedules_agree(
+    variant: str, rand: Rand, assert_same_bits: AssertSameBits, qkv: Qkv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One head per parallel item (attention_heads) and the whole batch at once give the same
+    bits, forward and backward; the schedule is chosen by head count against thread count."""
+    kw = variant_kwargs(variant, rand)
+    q, k, v = qkv()
+    qt = q.transpose(1, 2).contiguous().transpose(1, 2)  # a (B, L, H, E) layout
+    d_o = rand(2, 2, 5, 3, seed=6)
+    runs = {}
+    for per_head in (True, False):
+        monkeypatch.setattr(A._Problem, "per_head", lambda self, flag=per_head: flag)
+        out, lse = _call(qt, k, v, kw)
+        grads = flash_attention_for_cpu_backward(d_o, qt, k, v, out, lse, 0.0,
+                                                 kw.get("is_causal", False),
+                                                 attn_mask=kw.get("attn_mask"),
+                                                 scale=kw.get("scale"))
+        runs[per_head] = (out, lse, *grads)
+    for a, b in zip(runs[True], runs[False], strict=True):
+        assert_same_bits(a, b)
+    assert not torch.equal(runs[True][0], _call(qt, k, v + 1, kw)[0])  # the comparison can fail
+
+
+def test_schedule_follows_heads_and_threads(
+    num_threads: Callable[[int], None], qkv: Qkv
+) -> None:
+    q, k, v = qkv(1, 1, 3, 4, 4, 4)
+    one_head = A._Problem(q, k, v, 0.0, False, None, None)
+    num_threads(1)
+    assert one_head.per_head()
+    num_threads(2)
+    assert not one_head.per_head()
+    assert A._Problem(*qkv(2, 1, 3, 4, 4, 4), 0.0, False, None, None).per_head()
