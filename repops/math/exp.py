@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from repops._numba import fma, inline_jit
-from repops.math._bits import i32_as_f32, i64_as_f64, select
+from repops.math._bits import f64_as_i64, i32_as_f32, i64_as_f64, select
 
 _F = float.fromhex
 SHIFT = np.float32(_F("0x1.8p23"))
@@ -110,6 +110,8 @@ EXP64_C = _inv_factorials(0, 12)
 #: expm1(x) ~ x + x^2 * sum_{n=0}^{11} x^n/(n+2)! for |x| < ln2/2.
 EXPM1_64_C = _inv_factorials(2, 13)
 SHIFT64 = _F("0x1.8p52")
+#: The encoding of SHIFT64: ``bits(SHIFT64 + k) - SHIFT64_BITS == k`` for ``|k| < 2^51``.
+SHIFT64_BITS = 0x4338000000000000
 INV_LN2_64 = _F("0x1.71547652b82fep0")
 #: ln2 split Cody-Waite style: LN2_HI_64 has 32 significant bits, so kf * LN2_HI_64 is exact
 #: (|kf| < 2^11) and x - kf * LN2_HI_64 is exact (Sterbenz); only the LN2_LO_64 step rounds.
@@ -126,12 +128,16 @@ def exp64_core(x: float) -> float:  # pragma: no cover - compiled
     """e^x in binary64 to about 2^-50 relative, for the binary64-internal functions."""
     xc = select(x > UNDER64, x, UNDER64)  # branch-free (see exp_f32): NaN -> UNDER64
     xc = select(xc < OVER64, xc, OVER64)
-    kf = (xc * INV_LN2_64 + SHIFT64) - SHIFT64
+    shifted = xc * INV_LN2_64 + SHIFT64
+    kf = shifted - SHIFT64
     r = (xc - kf * LN2_HI_64) - kf * LN2_LO_64
     p = EXP64_C[12]
     for j in range(11, -1, -1):
         p = p * r + EXP64_C[j]
-    out = p * i64_as_f64(np.int64((np.int64(kf) + 1023) << 52))
+    # k itself is the low part of the shifted sum's encoding (|k| < 2^51): integer steps that
+    # vectorise, where converting kf to int64 has no AVX2 instruction (4 scalar conversions).
+    k = f64_as_i64(shifted) - SHIFT64_BITS
+    out = p * i64_as_f64((k + 1023) << 52)
     out = select(x > OVER64, np.inf, out)
     out = select(x < UNDER64, 0.0, out)
     return select(np.isnan(x), x + x, out)
