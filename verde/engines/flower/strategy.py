@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
+from verde.engines.flower.metrics import weighted_metric_average
 from verde.engines.flower.records import (
     Layout,
     RecordLayoutError,
@@ -97,6 +98,12 @@ class RobustStrategy(FedAvg):
                  = None, weighted: bool = True, server_lr: float = 1.0,
                  reference_fn: ReferenceFn | None = None, **fedavg: Any) -> None:
         super().__init__(**fedavg)
+        # FedAvg's default client-metric averages, computed without flwr's per-access copies
+        # of every reply (verde.engines.flower.metrics: the same values).
+        if fedavg.get("train_metrics_aggr_fn") is None:
+            self.train_metrics_aggr_fn = weighted_metric_average
+        if fedavg.get("evaluate_metrics_aggr_fn") is None:
+            self.evaluate_metrics_aggr_fn = weighted_metric_average
         if not (isinstance(server_lr, int | float) and math.isfinite(server_lr)
                 and server_lr > 0):
             raise ValueError(f"RobustStrategy: server_lr must be a positive number, got "
