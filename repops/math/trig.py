@@ -9,11 +9,11 @@ Evaluation on ``|r| <= pi/4`` by Taylor polynomials (terms to r^17 and r^18; tru
 below 2^-60): ``S(r) = r + (r z) PS(z)``, ``C(r) = (1 - z/2) + (z z) PC(z)``, ``z = r*r``.
 Quadrant ``n = k mod 4`` picks +-S or +-C; sin is made odd by sign symmetry.
 
-Two forms of each, with the same bits: ``sin_f32``/``cos_f32`` branch (the Payne-Hanek
-reduction is a loop over a table, only for huge arguments), and ``sin_near_f32``/
-``cos_near_f32`` compute both polynomials and select, without a branch, for every argument
-below 2^24 and the non-finite ones: array loops over them vectorise (10x faster than the
-branching form on AVX2), and a chunk holding a huge argument runs the branching form.
+Both polynomials are evaluated and the quadrant's is selected, without a branch:
+``sin_near_f32``/``cos_near_f32`` are that whole function for every argument below 2^24 and
+the non-finite ones, so array loops over them vectorise (10x faster than the former branching
+form on AVX2). ``sin_f32``/``cos_f32`` branch to the Payne-Hanek reduction (a loop over a
+table) for huge arguments (:func:`reduce_pio2`); a chunk holding one runs them.
 """
 
 from __future__ import annotations
@@ -61,58 +61,11 @@ def cos_poly(r: float) -> float:  # pragma: no cover - compiled
 
 
 @inline_jit
-def reduce_pio2(x: np.float32) -> tuple[int, float]:  # pragma: no cover - compiled
-    """(n, r): |x| = (4j + n) pi/2 + r, n in 0..3, for finite float32 ``x``."""
-    a = np.abs(np.float64(x))
-    if a >= HUGE:
-        return reduce_huge(x)
-    kf = (a * TWO_OVER_PI + SHIFT64) - SHIFT64
-    r = ((a - kf * P1) - kf * P2) - kf * P3
-    return np.int64(kf) & 3, r
-
-
-@inline_jit
-def sin_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
-    """sin(x) for float32 ``x``; NaN for +-inf and NaN; sin(+-0) = +-0."""
-    if not np.isfinite(x):
-        return x - x
-    if x == 0:
-        return x
-    n, r = reduce_pio2(x)
-    if n == 0:
-        s = sin_poly(r)
-    elif n == 1:
-        s = cos_poly(r)
-    elif n == 2:
-        s = -sin_poly(r)
-    else:
-        s = -cos_poly(r)
-    return np.float32(s if x > 0 else -s)
-
-
-@inline_jit
-def cos_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
-    """cos(x) for float32 ``x``; NaN for +-inf and NaN."""
-    if not np.isfinite(x):
-        return x - x
-    n, r = reduce_pio2(x)
-    if n == 0:
-        c = cos_poly(r)
-    elif n == 1:
-        c = -sin_poly(r)
-    elif n == 2:
-        c = -cos_poly(r)
-    else:
-        c = sin_poly(r)
-    return np.float32(c)
-
-
-@inline_jit
 def _reduce_near(x: np.float32) -> tuple[np.int64, float]:  # pragma: no cover - compiled
-    """:func:`reduce_pio2` for ``|x| < 2^24`` without a branch (``x`` of 2^24 or more, or not
-    finite, gives some (n, r): its caller replaces that lane). ``n`` comes from the low bits of
-    the shifted sum, which are those of ``k`` (``k < 2^24``): a bit cast, where converting
-    ``kf`` to an integer has no vector instruction on AVX2."""
+    """(n, r) with |x| = (4j + n) pi/2 + r, n in 0..3, for ``|x| < 2^24``, without a branch
+    (``x`` of 2^24 or more, or not finite, gives some (n, r): its caller replaces that lane).
+    ``n`` comes from the low bits of the shifted sum, which are those of ``k`` (``k < 2^24``):
+    a bit cast, where converting ``kf`` to an integer has no vector instruction on AVX2."""
     a = np.abs(np.float64(x))
     a = select(a < HUGE, a, 0.0)  # NaN, infinities and huge x: reduce 0 instead
     shifted = a * TWO_OVER_PI + SHIFT64
@@ -122,20 +75,58 @@ def _reduce_near(x: np.float32) -> tuple[np.int64, float]:  # pragma: no cover -
 
 
 @inline_jit
-def sin_near_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
-    """:func:`sin_f32`, branch-free, for ``|x| < 2^24`` and non-finite ``x`` (same bits)."""
-    n, r = _reduce_near(x)
+def _sin_of(n: np.int64, r: float, x: np.float32) -> np.float32:  # pragma: no cover
+    """sin x for a finite ``x`` reduced to (n, r): quadrant n picks +-S or +-C (both are
+    evaluated, then selected), the sign of x makes it odd, sin(+-0) = +-0."""
     sp, cp = sin_poly(r), cos_poly(r)
     s = select(n == 0, sp, select(n == 1, cp, select(n == 2, -sp, -cp)))
     res = np.float32(select(x > 0, s, -s))
-    res = select(x == 0, x, res)
-    return select(np.isfinite(x), res, x - x)
+    return select(x == 0, x, res)
+
+
+@inline_jit
+def _cos_of(n: np.int64, r: float) -> np.float32:  # pragma: no cover - compiled
+    """cos x for a finite ``x`` reduced to (n, r)."""
+    sp, cp = sin_poly(r), cos_poly(r)
+    return np.float32(select(n == 0, cp, select(n == 1, -sp, select(n == 2, -cp, sp))))
+
+
+@inline_jit
+def sin_near_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """:func:`sin_f32` without a branch, for ``|x| < 2^24`` and non-finite ``x``."""
+    n, r = _reduce_near(x)
+    return select(np.isfinite(x), _sin_of(n, r, x), x - x)
 
 
 @inline_jit
 def cos_near_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
-    """:func:`cos_f32`, branch-free, for ``|x| < 2^24`` and non-finite ``x`` (same bits)."""
+    """:func:`cos_f32` without a branch, for ``|x| < 2^24`` and non-finite ``x``."""
     n, r = _reduce_near(x)
-    sp, cp = sin_poly(r), cos_poly(r)
-    c = select(n == 0, cp, select(n == 1, -sp, select(n == 2, -cp, sp)))
-    return select(np.isfinite(x), np.float32(c), x - x)
+    return select(np.isfinite(x), _cos_of(n, r), x - x)
+
+
+@inline_jit
+def reduce_pio2(x: np.float32) -> tuple[np.int64, float]:  # pragma: no cover - compiled
+    """(n, r): |x| = (4j + n) pi/2 + r, n in 0..3, for finite float32 ``x`` (Payne-Hanek from
+    2^24 on)."""
+    if np.abs(x) >= HUGE_F32:
+        return reduce_huge(x)
+    return _reduce_near(x)
+
+
+@inline_jit
+def sin_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """sin(x) for float32 ``x``; NaN for +-inf and NaN; sin(+-0) = +-0."""
+    if not np.isfinite(x):
+        return x - x
+    n, r = reduce_pio2(x)
+    return _sin_of(n, r, x)
+
+
+@inline_jit
+def cos_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """cos(x) for float32 ``x``; NaN for +-inf and NaN."""
+    if not np.isfinite(x):
+        return x - x
+    n, r = reduce_pio2(x)
+    return _cos_of(n, r)
