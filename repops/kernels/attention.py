@@ -25,7 +25,7 @@ import numba
 import numpy as np
 import torch
 
-from repops._numba import fma, pjit, thread_count
+from repops._numba import pjit, thread_count
 from repops._tensor import from_compute, to_compute
 from repops.errors import RepopsInputError, UnsupportedInputError
 from repops.kernels.attention_heads import (
@@ -34,6 +34,8 @@ from repops.kernels.attention_heads import (
     NO_MASK,
     backward_heads,
     forward_heads,
+    row_dot,
+    scaled_score_grad_row,
     softmax_row,
 )
 from repops.kernels.matmul_core import gemm, product_kind, unit_scalars
@@ -58,29 +60,24 @@ def _softmax_rows(s, c, mode, maskf, maskb, causal):  # type: ignore[no-untyped-
 
 @pjit
 def _scaled_score_grads(p, dp, dd, c):  # type: ignore[no-untyped-def]
-    """``dt = (p * (dp - D)) * c`` per element (spec §4 backward: three roundings, in this
-    order), in one pass instead of three array temporaries."""
+    """:func:`scaled_score_grad_row` for every query row, in one pass instead of three array
+    temporaries."""
     nbh, nl, ns = p.shape
     dt = np.empty((nbh, nl, ns), dtype=np.float32)
     for row in numba.prange(nbh * nl):
         b = row // nl
         i = row - b * nl
-        d = dd[b, i, 0]
-        for j in range(ns):
-            dt[b, i, j] = (p[b, i, j] * (dp[b, i, j] - d)) * c
+        scaled_score_grad_row(dt[b, i], p[b, i], dp[b, i], dd[b, i, 0], c)
     return dt
 
 
 @pjit
 def _paired_row_dots(a, b):  # type: ignore[no-untyped-def]
-    """``out[r] = DOT(a[r, :], b[r, :])`` (C5 chain over the last axis) for 2-D arrays."""
-    nr, nk = a.shape
-    out = np.zeros(nr, dtype=a.dtype)
+    """``out[r] = DOT(a[r, :], b[r, :])`` (:func:`row_dot`) for 2-D binary32 arrays."""
+    nr = a.shape[0]
+    out = np.empty(nr, dtype=np.float32)
     for r in numba.prange(nr):
-        acc = out[r]
-        for k in range(nk):
-            acc = fma(a[r, k], b[r, k], acc)
-        out[r] = acc
+        out[r] = row_dot(a[r], b[r])
     return out
 
 

@@ -72,6 +72,24 @@ def softmax_row(pr, sr, c, mode, maskf, maskb, causal, b, i):  # type: ignore[no
 
 
 @jit
+def row_dot(a, b):  # type: ignore[no-untyped-def]
+    """``DOT(a, b)`` of two binary32 rows: one C5 fma chain from +0.0 in increasing index
+    (spec §4 backward, ``D`` of a query row)."""
+    acc = np.float32(0.0)
+    for e in range(a.shape[0]):
+        acc = fma(a[e], b[e], acc)
+    return acc
+
+
+@jit
+def scaled_score_grad_row(dt, p, dp, d, c):  # type: ignore[no-untyped-def]
+    """``dt = (p * (dp - D)) * c`` along a query row (spec §4 backward: three roundings, in
+    this order); ``dt`` may be ``dp``."""
+    for j in range(p.shape[0]):
+        dt[j] = (p[j] * (dp[j] - d)) * c
+
+
+@jit
 def _product(kind, scal, m, kk, n, a, sa1, sa2, b, sb1, sb2, c):  # type: ignore[no-untyped-def] # noqa: PLR0917
     """C (m, n, C-contiguous at address ``c``) = A (m, kk) @ B (kk, n): operands by address and
     element strides (row, column), as one serial C5 product."""
@@ -127,11 +145,7 @@ def backward_heads(q, k, v, d_o, o, c, mode, maskf, maskb, causal, kinds, scal, 
                  v.ctypes.data + h * v.strides[0], v.strides[2] // 4, v.strides[1] // 4,
                  dt.ctypes.data)
         for i in range(nl):
-            d = np.float32(0.0)
-            for e in range(nev):
-                d = fma(d_o[h, i, e], o[h, i, e], d)
-            for j in range(ns):
-                dt[i, j] = (p[i, j] * (dt[i, j] - d)) * c
+            scaled_score_grad_row(dt[i], p[i], dt[i], row_dot(d_o[h, i], o[h, i]), c)
         _product(kinds[3], scal, nl, ns, ne, dt.ctypes.data, ns, 1,
                  k.ctypes.data + h * k.strides[0], k.strides[1] // 4, k.strides[2] // 4,
                  dq.ctypes.data + h * dq.strides[0])
