@@ -216,13 +216,12 @@ def test_per_head_and_whole_batch_schedules_agree(
     assert not torch.equal(runs[True][0], _call(qt, k, v + 1, kw)[0])  # the comparison can fail
 
 
-def test_schedule_follows_heads_and_threads(
-    num_threads: Callable[[int], None], qkv: Qkv
-) -> None:
+def test_schedule_follows_heads_and_threads(qkv: Qkv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule itself, at thread counts set here (a one-core machine cannot run two)."""
     q, k, v = qkv(1, 1, 3, 4, 4, 4)
     one_head = A._Problem(q, k, v, 0.0, False, None, None)
-    num_threads(1)
+    monkeypatch.setattr(A, "thread_count", lambda: 1)
     assert one_head.per_head()
-    num_threads(2)
+    monkeypatch.setattr(A, "thread_count", lambda: 2)
     assert not one_head.per_head()
     assert A._Problem(*qkv(2, 1, 3, 4, 4, 4), 0.0, False, None, None).per_head()
