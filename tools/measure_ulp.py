@@ -136,6 +136,11 @@ def ranges(name: str, rng: np.random.Generator, n: int) -> list[tuple[str, tuple
         return [("[-1, 1]", (_uniform(rng, -1, 1, n),)),
                 ("[-20, 88.7]", (_uniform(rng, -20, 88.7, n),)),
                 ("all binary32 (random bits)", (allbits,))]
+    if name == "silu":  # below -87.3, e^x is subnormal and loses relative precision
+        return [("[-10, 10]", (_uniform(rng, -10, 10, n),)),
+                ("[-87.3, 88.7]", (_uniform(rng, -87.33, 88.72, n),)),
+                ("[-103.9, -87.3] (e^x subnormal)", (_uniform(rng, -103.97, -87.33, n),)),
+                ("all binary32 (random bits)", (allbits,))]
     if name in ("sin", "cos"):
         return [("[-pi, pi]", (_uniform(rng, -np.pi, np.pi, n),)),
                 ("[-1e4, 1e4]", (_uniform(rng, -1e4, 1e4, n),)),

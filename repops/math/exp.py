@@ -92,9 +92,10 @@ def exp_neg_pair_f32(h: np.float32, lo: np.float32) -> np.float32:  # pragma: no
 
 
 # ---------------------------------------------------------------------------------------------
-# binary64 cores, used inside functions whose spec computes in binary64 (sigmoid, tanh, erfc,
-# pow, ...). Plain mul/add Horner (no fma): binary64 accuracy is far beyond what a binary32
-# result needs, so the simplest written order wins. Not exposed as float64 functions.
+# binary64 cores, used inside functions whose spec computes in binary64 (pow, log1p, the
+# tanh-GELU, elu, softplus, ...). Plain mul/add Horner (no fma): binary64 accuracy is far
+# beyond what a binary32 result needs, so the simplest written order wins. Not exposed as
+# float64 functions.
 
 
 def _inv_factorials(lo: int, hi: int) -> np.ndarray:
@@ -153,7 +154,31 @@ def expm1_64_core(x: float) -> float:  # pragma: no cover - compiled
     return select(x == 0.0, x, near)  # keeps the sign of a zero
 
 
+#: Below EXPM1_LOW, e^x - 1 rounds to -1 in binary32 (e^-18 < 2^-25).
+EXPM1_LOW = np.float32(-18.0)
+MINUS_ONE = np.float32(-1.0)
+
+
 @inline_jit
 def expm1_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
-    """e^x - 1 for float32 ``x``, computed in binary64 and rounded once."""
-    return np.float32(expm1_64_core(np.float64(x)))
+    """e^x - 1 for a float32 ``x`` (spec "expm1_f32", pure binary32).
+
+    The reduction of :func:`exp_f32`, then ``2^k (1 + p) - 1 = fma(p, 2^k, 2^k - 1)``: one
+    rounding, no cancellation for small ``|x|`` (k = 0 leaves ``p`` itself), and ``2^k - 1``
+    is exact for the k that matter (|k| <= 24). Branch-free like exp_f32.
+    """
+    xc = select(x > EXPM1_LOW, x, EXPM1_LOW)  # NaN -> EXPM1_LOW: replaced below
+    xc = select(xc < OVER, xc, OVER)
+    kf = fma(xc, INV_LN2, SHIFT) - SHIFT
+    r = fma(-kf, LN2_HI, xc)
+    r = fma(-kf, LN2_LO, r)
+    p = expm1_poly_f32(r)
+    k = np.int32(kf)  # in [-26, 129]
+    kb = min(k, np.int32(127))
+    s = i32_as_f32(np.int32((kb + 127) << 23))
+    out = fma(p, s, s - ONE)
+    out = select(k <= 127, out, out * TWO)
+    out = select(x <= OVER, out, INF)
+    out = select(x >= EXPM1_LOW, out, MINUS_ONE)
+    out = select(x == ZERO, x, out)  # keeps the sign of a zero
+    return select(np.isnan(x), x + x, out)

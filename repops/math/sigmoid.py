@@ -1,9 +1,11 @@
-"""sigmoid and silu for binary32, computed in binary64 (spec: elementwise.md).
+"""sigmoid and silu for binary32, in binary32 (spec: elementwise.md, §4).
 
-``sigmoid(x) = 1 / (1 + exp(-x))`` and ``silu(x) = x / (1 + exp(-x))`` with repops' binary64
-exp core, rounded once to binary32. For x -> -inf, exp(-x) becomes +inf and the quotients
-give 0 (sigmoid) and -0 (silu of large negative finite x); silu(-inf) = -inf/inf = NaN, which
-is also what the plain formula gives in PyTorch.
+With ``e = exp(-|x|)`` in (0, 1] and ``d = 1 + e`` in (1, 2]: ``sigmoid(x) = 1/d`` for
+x >= 0 and ``e/d`` for x < 0, ``silu(x) = x/d`` and ``(x*e)/d``. Why not torch's
+``1/(1 + exp(-x))``: for x below -88.7, ``exp(-x)`` overflows and that formula returns 0
+where the true sigmoid is a (sub)normal number; ``exp(-|x|)`` never overflows, and the
+gradual underflow of exp_f32 carries through. silu(-inf) = -inf * 0 = NaN, which is also
+what the plain formula gives in PyTorch.
 """
 
 from __future__ import annotations
@@ -11,32 +13,28 @@ from __future__ import annotations
 import numpy as np
 
 from repops._numba import inline_jit
-from repops.math._bits import ieee_div
-from repops.math.exp import exp64_core
+from repops.math._bits import ieee_div, select
+from repops.math.exp import exp_f32
 
-
-@inline_jit
-def sigmoid64_core(x: float) -> float:  # pragma: no cover - compiled
-    """1 / (1 + e^-x) in binary64."""
-    return ieee_div(1.0, 1.0 + exp64_core(-x))
+ONE = np.float32(1.0)
 
 
 @inline_jit
 def sigmoid_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
-    """Logistic sigmoid of float32 ``x``."""
-    return np.float32(sigmoid64_core(np.float64(x)))
+    """Logistic sigmoid of float32 ``x``: ``(x < 0 ? e : 1) / (1 + e)``, ``e = exp(-|x|)``."""
+    e = exp_f32(-np.abs(x))
+    return ieee_div(select(x < 0, e, ONE), ONE + e)
 
 
 @inline_jit
 def silu_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
-    """x * sigmoid(x), computed as x / (1 + e^-x) in binary64."""
-    xd = np.float64(x)
-    return np.float32(ieee_div(xd, 1.0 + exp64_core(-xd)))
+    """x * sigmoid(x) as ``(x < 0 ? x*e : x) / (1 + e)``, ``e = exp(-|x|)``."""
+    e = exp_f32(-np.abs(x))
+    return ieee_div(select(x < 0, x * e, x), ONE + e)
 
 
 @inline_jit
 def silu_backward_f32(g: np.float32, x: np.float32) -> np.float32:  # pragma: no cover
-    """grad * s * (1 + x * (1 - s)) with s = sigmoid(x), in binary64 (torch's formula)."""
-    xd = np.float64(x)
-    s = sigmoid64_core(xd)
-    return np.float32(np.float64(g) * (s * (1.0 + xd * (1.0 - s))))
+    """grad * (s * (1 + x * (1 - s))) with s = sigmoid(x), in binary32 (torch's formula)."""
+    s = sigmoid_f32(x)
+    return g * (s * (ONE + x * (ONE - s)))

@@ -68,6 +68,65 @@ def exp_f32_reference(x: Any) -> Any:
     return _out(out, x)
 
 
+def expm1_f32_reference(x: Any) -> Any:
+    """Spec "expm1_f32": the reduction of exp_f32, then ``fma(p, 2^k, 2^k - 1)``."""
+    xa = _as_f32(x)
+    with np.errstate(all="ignore"):
+        xm = np.where(np.isnan(xa) | (xa > _exp.OVER) | (xa < _exp.EXPM1_LOW), F32(0), xa)
+        kf = fma32(xm, _exp.INV_LN2, _exp.SHIFT) - _exp.SHIFT
+        r = fma32(-kf, _exp.LN2_HI, xm)
+        r = fma32(-kf, _exp.LN2_LO, r)
+        p = expm1_poly_f32_reference(r)
+        k = kf.astype(np.int32)
+        s = _pow2_f32(np.minimum(k, 127))
+        out = fma32(p, s, s - F32(1))
+        out = np.where(k > 127, out * F32(2), out)
+        out = np.where(xa > _exp.OVER, F32(np.inf), out)
+        out = np.where(xa < _exp.EXPM1_LOW, F32(-1), out)
+        out = np.where(xa == 0, xa, out)
+        out = np.where(np.isnan(xa), xa, out)
+    return _out(out, x)
+
+
+def tanh_f32_reference(x: Any) -> Any:
+    """Spec "tanh_f32": ``u / (u + 2)``, ``u = expm1_f32(2|x|)``, with the sign of x."""
+    xa = _as_f32(x)
+    with np.errstate(all="ignore"):
+        a = np.abs(xa)
+        u = expm1_f32_reference(F32(2) * np.minimum(a, F32(_tanh.SATURATE)))
+        t = np.where(a > F32(_tanh.SATURATE), F32(1), u / (u + F32(2)))
+        out = np.where(xa > 0, t, -t)
+        out = np.where(np.isnan(xa) | (xa == 0), xa, out)
+    return _out(out, x)
+
+
+def _exp_neg_abs(xa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``e = exp_f32(-|x|)`` and ``d = 1 + e`` of the sigmoid family (spec §4)."""
+    e = _as_f32(exp_f32_reference(-np.abs(xa)))
+    return e, F32(1) + e
+
+
+def sigmoid_f32_reference(x: Any) -> Any:
+    xa = _as_f32(x)
+    with np.errstate(all="ignore"):
+        e, d = _exp_neg_abs(xa)
+        return _out(np.where(xa < 0, e, F32(1)) / d, x)
+
+
+def silu_f32_reference(x: Any) -> Any:
+    xa = _as_f32(x)
+    with np.errstate(all="ignore"):
+        e, d = _exp_neg_abs(xa)
+        return _out(np.where(xa < 0, xa * e, xa) / d, x)
+
+
+def silu_backward_f32_reference(g: Any, x: Any) -> Any:
+    xa = _as_f32(x)
+    with np.errstate(all="ignore"):
+        s = _as_f32(sigmoid_f32_reference(xa))
+        return _out(_as_f32(g) * (s * (F32(1) + xa * (F32(1) - s))), g, x)
+
+
 def log1p_poly_f32_reference(f: np.ndarray) -> np.ndarray:
     q = fma32(_log.Q9, f, _log.Q8)
     for c in (_log.Q7, _log.Q6, _log.Q5, _log.Q4, _log.Q3, _log.Q2, _log.Q1, _log.Q0):
@@ -156,21 +215,12 @@ def tanh64_core_reference(x: np.ndarray) -> np.ndarray:
         return np.where(np.isnan(x) | (x == 0), x, out)
 
 
-def sigmoid64_core_reference(x: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return 1.0 / (1.0 + exp64_core_reference(-np.asarray(x, dtype=np.float64)))
-
-
 # --- binary32 functions computed in binary64 ---------------------------------------------
 
 
 def _f64(x: Any) -> np.ndarray:
     with np.errstate(invalid="ignore"):  # signalling NaNs quieten on widening
         return _as_f32(x).astype(np.float64)
-
-
-def expm1_f32_reference(x: Any) -> Any:
-    return _out(expm1_64_core_reference(_f64(x)), x)
 
 
 def log1p_f32_reference(x: Any) -> Any:
@@ -185,27 +235,6 @@ def log1p_f32_reference(x: Any) -> Any:
         out = np.where(xd < -1.0, np.nan, out)
         out = np.where(np.isnan(xd), xd, out)
     return _out(out, x)
-
-
-def tanh_f32_reference(x: Any) -> Any:
-    return _out(tanh64_core_reference(_f64(x)), x)
-
-
-def sigmoid_f32_reference(x: Any) -> Any:
-    return _out(sigmoid64_core_reference(_f64(x)), x)
-
-
-def silu_f32_reference(x: Any) -> Any:
-    xd = _f64(x)
-    with np.errstate(all="ignore"):
-        return _out(xd / (1.0 + exp64_core_reference(-xd)), x)
-
-
-def silu_backward_f32_reference(g: Any, x: Any) -> Any:
-    xd = _f64(x)
-    with np.errstate(all="ignore"):
-        s = sigmoid64_core_reference(xd)
-        return _out(_f64(g) * (s * (1.0 + xd * (1.0 - s))), g, x)
 
 
 def _gelu_tanh_inner(xd: np.ndarray) -> np.ndarray:

@@ -87,9 +87,11 @@ from verde.protocol.jobs.errors import JobSpecError
 
 JOB_KINDS = ("train", "infer", "gradient", "generate")
 BACKENDS = ("repops", "torch")
-#: The protocol version (``verde.version.PROTOCOL_VERSION``). 3: job ids bind the program's
-#: code (``program_version``); 2: step-graph leaves are repops ``TraceNode`` records.
-SPEC_VERSION = 3
+#: The protocol version (``verde.version.PROTOCOL_VERSION``). 4: repops' expm1, tanh, sigmoid
+#: and silu compute in binary32 (spec elementwise.md §1, §4), so their bits, and every state
+#: computed through them, differ from 3; 3: job ids bind the program's code
+#: (``program_version``); 2: step-graph leaves are repops ``TraceNode`` records.
+SPEC_VERSION = 4
 _FIELDS = {
     "version", "program", "program_version", "kind", "config", "dataset", "optimizer", "steps",
     "batch_size", "seed", "checkpoint_interval", "backend", "init", "samples", "platform",
