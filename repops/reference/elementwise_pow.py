@@ -57,6 +57,9 @@ def _pow_cases(x: np.float32, y: np.float32) -> np.float32:
         return F32(np.nan)
     if y == 2:
         return F32(x * x)
+    if y == 3:
+        xd = np.float64(x)
+        return F32((xd * xd) * xd)
     r = exp64_core_reference(np.float64(y) * log64_core_reference(np.float64(ax)))[()]
     return F32(-r if (x_neg and y_odd) else r)
 

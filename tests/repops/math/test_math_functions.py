@@ -223,6 +223,15 @@ def test_accuracy_against_binary64(name: str, ref: object, rng_: tuple[float, fl
     assert err <= bound, (name, err, x[worst])
 
 
+def test_pow_cube_shortcut_is_correctly_rounded() -> None:
+    # y == 3 takes (x*x)*x in binary64 (x*x exact): half an ulp, like the general case.
+    x = np.random.default_rng(4).uniform(-1e12, 1e12, 50000).astype(np.float32)
+    y = run_binary("pow", x, np.full_like(x, 3.0))
+    err, worst = max_ulp(y, x.astype(np.float64) ** 3)
+    assert err <= 0.5001, (err, x[worst])
+    assert (np.signbit(y) == np.signbit(x)).all()
+
+
 def max_ulp(y: np.ndarray, r: np.ndarray) -> tuple[float, int]:
     """Max error of binary32 results ``y`` in ulps of the binary64 reference ``r`` (r != 0)."""
     ok = np.flatnonzero(r != 0)
