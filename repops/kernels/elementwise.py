@@ -191,6 +191,8 @@ def pow_tensor_scalar(self: torch.Tensor, exponent: Any) -> torch.Tensor:
         return torch.ops.aten.pow.Tensor_Scalar(self, exponent)  # integer power: exact
     out_dtype = _float32_dtype("pow", dtype)
     exp_t = torch.tensor(exponent, dtype=torch.float64).to(out_dtype)
+    if float(exp_t) == 3.0:  # the same bits as the general kernel, in a loop that vectorises
+        return _unary("pow", "cube", self.to(out_dtype))
     return _binary_f32("pow", "pow", self.to(out_dtype), exp_t)
 
 

@@ -26,7 +26,7 @@ from repops.math.gelu import (
     gelu_tanh_f32,
 )
 from repops.math.log import log1p_f32, log_f32
-from repops.math.pow import pow_f32, rsqrt_f32
+from repops.math.pow import cube_f32, pow_f32, rsqrt_f32
 from repops.math.sigmoid import sigmoid_f32, silu_backward_f32, silu_f32
 from repops.math.tanh import tanh_f32
 from repops.math.trig import HUGE_F32, cos_f32, cos_near_f32, sin_f32, sin_near_f32
@@ -161,6 +161,14 @@ def map_rsqrt(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - com
 
 
 @row_kernel
+def map_cube(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
+            out[i] = cube_f32(x[i])
+
+
+@row_kernel
 def map_pow(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -206,6 +214,7 @@ UNARY_MAPS: dict[str, Callable[[np.ndarray, np.ndarray], None]] = {
     "sin": map_sin,
     "cos": map_cos,
     "rsqrt": map_rsqrt,
+    "cube": map_cube,
 }
 BINARY_MAPS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], None]] = {
     "pow": map_pow,

@@ -31,6 +31,17 @@ EVEN_FROM = np.float32(16777216.0)
 
 
 @inline_jit
+def cube_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """pow(x, 3): ``(x*x)*x`` in binary64, rounded once to binary32.
+
+    The special cases of pow with y = 3 all agree with this formula (NaN, +-0, +-inf, 1), so
+    the aten kernel runs it on its own, as a loop that vectorises.
+    """
+    xd = np.float64(x)
+    return np.float32((xd * xd) * xd)
+
+
+@inline_jit
 def pow_f32(x: np.float32, y: np.float32) -> np.float32:  # pragma: no cover - compiled
     """x ** y for float32 operands (IEEE special cases, see the module docstring)."""
     if y == 0:
@@ -68,8 +79,7 @@ def pow_f32(x: np.float32, y: np.float32) -> np.float32:  # pragma: no cover - c
     if y == TWO:
         return x * x
     if y == THREE:
-        xd = np.float64(x)
-        return np.float32((xd * xd) * xd)
+        return cube_f32(x)
     r = exp64_core(np.float64(y) * log64_core(np.float64(ax)))
     return np.float32(-r if (x_neg and y_odd) else r)
 
