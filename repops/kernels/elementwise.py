@@ -176,6 +176,14 @@ def silu_backward(grad_output: torch.Tensor, self: torch.Tensor) -> torch.Tensor
 # ------------------------------------------------------------------------------------ pow
 
 
+#: Exponents whose pow has a closed formula that also covers pow's special cases (spec
+#: elementwise.md §8 rule 7): the UNARY_MAPS key that computes it.
+POW_SHORTCUTS: dict[float, str] = {
+    2.0: "pow_square", 3.0: "pow_cube", -1.0: "pow_reciprocal", -2.0: "pow_inv_square",
+    0.5: "pow_sqrt",
+}
+
+
 def pow_tensor_tensor(self: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
     dtype = torch.result_type(self, exponent)
     if not (dtype.is_floating_point or dtype.is_complex):
@@ -191,8 +199,9 @@ def pow_tensor_scalar(self: torch.Tensor, exponent: Any) -> torch.Tensor:
         return torch.ops.aten.pow.Tensor_Scalar(self, exponent)  # integer power: exact
     out_dtype = _float32_dtype("pow", dtype)
     exp_t = torch.tensor(exponent, dtype=torch.float64).to(out_dtype)
-    if float(exp_t) == 3.0:  # the same bits as the general kernel, in a loop that vectorises
-        return _unary("pow", "cube", self.to(out_dtype))
+    shortcut = POW_SHORTCUTS.get(float(exp_t))
+    if shortcut is not None:  # the general kernel's bits, in a loop that vectorises
+        return _unary("pow", shortcut, self.to(out_dtype))
     return _binary_f32("pow", "pow", self.to(out_dtype), exp_t)
 
 

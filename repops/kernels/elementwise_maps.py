@@ -26,7 +26,15 @@ from repops.math.gelu import (
     gelu_tanh_f32,
 )
 from repops.math.log import log1p_f32, log_f32
-from repops.math.pow import cube_f32, pow_f32, rsqrt_f32
+from repops.math.pow import (
+    cube_f32,
+    inv_square_f32,
+    pow_f32,
+    reciprocal_f32,
+    rsqrt_f32,
+    sqrt_pow_f32,
+    square_f32,
+)
 from repops.math.sigmoid import sigmoid_f32, silu_backward_f32, silu_f32
 from repops.math.tanh import tanh_f32
 from repops.math.trig import HUGE_F32, cos_f32, cos_near_f32, sin_f32, sin_near_f32
@@ -161,11 +169,43 @@ def map_rsqrt(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - com
 
 
 @row_kernel
+def map_square(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
+            out[i] = square_f32(x[i])
+
+
+@row_kernel
 def map_cube(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
         for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
             out[i] = cube_f32(x[i])
+
+
+@row_kernel
+def map_reciprocal(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
+            out[i] = reciprocal_f32(x[i])
+
+
+@row_kernel
+def map_inv_square(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
+            out[i] = inv_square_f32(x[i])
+
+
+@row_kernel
+def map_sqrt_pow(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
+            out[i] = sqrt_pow_f32(x[i])
 
 
 @row_kernel
@@ -214,7 +254,12 @@ UNARY_MAPS: dict[str, Callable[[np.ndarray, np.ndarray], None]] = {
     "sin": map_sin,
     "cos": map_cos,
     "rsqrt": map_rsqrt,
-    "cube": map_cube,
+    # pow.Tensor_Scalar's shortcut exponents (repops.math.pow), keyed by elementwise.py
+    "pow_square": map_square,
+    "pow_cube": map_cube,
+    "pow_reciprocal": map_reciprocal,
+    "pow_inv_square": map_inv_square,
+    "pow_sqrt": map_sqrt_pow,
 }
 BINARY_MAPS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], None]] = {
     "pow": map_pow,

@@ -4,11 +4,14 @@ general case ``|x|^y = exp(y * log|x|)`` in binary64 (spec: elementwise.md, "pow
 Why binary64 inside: ``y * log|x|`` must carry about 30 significant bits beyond the result's
 to keep the error below one binary32 ulp for every exponent, which binary64 does with plain
 operations (the product's relative error, ~2^-50, times |y log x| <= 104 where the result is
-a finite nonzero binary32, stays below 2^-43). Two shortcuts, after the special cases:
-``y == 2`` gives ``x * x`` (correctly rounded, as PyTorch does) and ``y == 3`` gives
-``(x * x) * x`` in binary64 (``x * x`` is exact there, so one binary64 rounding, then one to
-binary32: the accuracy of the general case at the price of two multiplies; GPT-2's tanh-GELU
-cubes every activation).
+a finite nonzero binary32, stays below 2^-43).
+
+Shortcuts for the exponents models use (``x.pow(2)`` in RMSNorm and variances, ``x ** 3`` in
+GPT-2's tanh-GELU, ``x ** -1``, ``x ** -2``, ``x ** 0.5``), after the special cases: each is
+correctly rounded or, computed in binary64 from an exact square, one binary64 rounding away
+from it, so the accuracy is the general case's at the price of a multiply or a division.
+Each shortcut also gives pow's special cases for its exponent by itself (checked by the
+tests), so the aten kernel runs it alone as a loop that vectorises.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from repops._numba import inline_jit
-from repops.math._bits import f32_as_i32, ieee_div
+from repops.math._bits import f32_as_i32, ieee_div, select
 from repops.math.exp import exp64_core
 from repops.math.log import log64_core
 
@@ -26,19 +29,47 @@ INF = np.float32(np.inf)
 NAN = np.float32(np.nan)
 TWO = np.float32(2.0)
 THREE = np.float32(3.0)
+MINUS_ONE = np.float32(-1.0)
+MINUS_TWO = np.float32(-2.0)
+HALF = np.float32(0.5)
 #: Every binary32 of magnitude >= 2^24 is an even integer.
 EVEN_FROM = np.float32(16777216.0)
 
 
 @inline_jit
-def cube_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
-    """pow(x, 3): ``(x*x)*x`` in binary64, rounded once to binary32.
+def square_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """pow(x, 2) = ``x * x`` (B32, correctly rounded, as PyTorch computes it)."""
+    return x * x
 
-    The special cases of pow with y = 3 all agree with this formula (NaN, +-0, +-inf, 1), so
-    the aten kernel runs it on its own, as a loop that vectorises.
-    """
+
+@inline_jit
+def cube_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """pow(x, 3) = ``f32((xd * xd) * xd)`` (binary64; ``xd * xd`` is exact)."""
     xd = np.float64(x)
     return np.float32((xd * xd) * xd)
+
+
+@inline_jit
+def reciprocal_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """pow(x, -1) = ``1 / x`` (B32, correctly rounded; 1/+-0 = +-inf, 1/+-inf = +-0)."""
+    return ieee_div(ONE, x)
+
+
+@inline_jit
+def inv_square_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """pow(x, -2) = ``f32(1 / (xd * xd))`` (binary64; ``xd * xd`` is exact)."""
+    xd = np.float64(x)
+    return np.float32(ieee_div(1.0, xd * xd))
+
+
+@inline_jit
+def sqrt_pow_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """pow(x, 0.5) = ``sqrt(x) + 0`` (correctly rounded), +inf at -inf.
+
+    pow differs from sqrt at two inputs: pow(-0, 0.5) = +0 (the ``+ 0`` turns sqrt's -0 into
+    +0) and pow(-inf, 0.5) = +inf (sqrt gives NaN).
+    """
+    return select(x == -INF, INF, np.sqrt(x) + ZERO)
 
 
 @inline_jit
@@ -77,9 +108,15 @@ def pow_f32(x: np.float32, y: np.float32) -> np.float32:  # pragma: no cover - c
     if x_neg and not y_int:
         return NAN
     if y == TWO:
-        return x * x
+        return square_f32(x)
     if y == THREE:
         return cube_f32(x)
+    if y == MINUS_ONE:
+        return reciprocal_f32(x)
+    if y == MINUS_TWO:
+        return inv_square_f32(x)
+    if y == HALF:
+        return sqrt_pow_f32(x)
     r = exp64_core(np.float64(y) * log64_core(np.float64(ax)))
     return np.float32(-r if (x_neg and y_odd) else r)
 

@@ -60,6 +60,13 @@ def _pow_cases(x: np.float32, y: np.float32) -> np.float32:
     if y == 3:
         xd = np.float64(x)
         return F32((xd * xd) * xd)
+    if y == -1:
+        return F32(1) / x
+    if y == -2:
+        xd = np.float64(x)
+        return F32(1.0 / (xd * xd))
+    if y == 0.5:
+        return np.sqrt(x)
     r = exp64_core_reference(np.float64(y) * log64_core_reference(np.float64(ax)))[()]
     return F32(-r if (x_neg and y_odd) else r)
 

@@ -161,24 +161,29 @@ def test_pow_overloads_and_broadcasting(same_bits_or_nan: SameBits, sample: Samp
         K["aten.pow.Tensor_Scalar"](x, 2j)
 
 
-def test_pow_cube_kernel_equals_the_general_pow(same_bits_or_nan: SameBits,
-                                                sample: Sample) -> None:
-    # Tensor_Scalar with exponent 3 runs its own vectorised loop: the bits must be those of the
-    # general kernel (pow.Tensor_Tensor with a tensor of threes), specials included.
+@pytest.mark.parametrize("exponent", [2.0, 3.0, -1.0, -2.0, 0.5])
+def test_pow_shortcut_kernels_equal_the_general_pow(exponent: float,
+                                                    same_bits_or_nan: SameBits,
+                                                    sample: Sample) -> None:
+    # Tensor_Scalar with a shortcut exponent runs its own vectorised loop: the bits must be
+    # those of the general kernel (pow.Tensor_Tensor with a tensor of that exponent), specials
+    # included.
     special = torch.tensor([0.0, -0.0, 1.0, -1.0, float("inf"), float("-inf"), float("nan"),
-                            1e-20, -1e-15, 3e12, -7e12, 1e-45])
+                            1e-20, -1e-15, 3e12, -7e12, 1e-45, -1e-45, 3e38, -2e-38])
     x = torch.cat([sample((1000,), 9) * 50, special])
-    threes = torch.full_like(x, 3.0)
-    general = K["aten.pow.Tensor_Tensor"](x, threes)
-    assert same_bits_or_nan(K["aten.pow.Tensor_Scalar"](x, 3), general)
-    assert same_bits_or_nan(K["aten.pow.Tensor_Scalar"](x, 3.0), general)
-    want = pow_f32_reference(x.numpy(), np.float32(3))
+    full = torch.full_like(x, exponent)
+    general = K["aten.pow.Tensor_Tensor"](x, full)
+    assert same_bits_or_nan(K["aten.pow.Tensor_Scalar"](x, exponent), general)
+    if exponent == int(exponent):
+        assert same_bits_or_nan(K["aten.pow.Tensor_Scalar"](x, int(exponent)), general)
+    want = pow_f32_reference(x.numpy(), np.float32(exponent))
     assert same_bits_or_nan(general, torch.from_numpy(want))
     # A neighbouring exponent takes exp/log and gives other bits somewhere.
-    assert not same_bits_or_nan(K["aten.pow.Tensor_Scalar"](x, 3.0000002), general)
+    near = float(np.nextafter(np.float32(exponent), np.float32(np.inf)))
+    assert not same_bits_or_nan(K["aten.pow.Tensor_Scalar"](x, near), general)
     xb = x.to(torch.bfloat16)
-    assert same_bits_or_nan(K["aten.pow.Tensor_Scalar"](xb, 3.0),
-                            K["aten.pow.Tensor_Tensor"](xb, threes.to(torch.bfloat16)))
+    assert same_bits_or_nan(K["aten.pow.Tensor_Scalar"](xb, exponent),
+                            K["aten.pow.Tensor_Tensor"](xb, full.to(torch.bfloat16)))
 
 
 def _f32(t: torch.Tensor) -> np.ndarray:
