@@ -179,8 +179,8 @@ def silu_backward(grad_output: torch.Tensor, self: torch.Tensor) -> torch.Tensor
 #: Exponents whose pow has a closed formula that also covers pow's special cases (spec
 #: elementwise.md §8 rule 7): the UNARY_MAPS key that computes it.
 POW_SHORTCUTS: dict[float, str] = {
-    2.0: "pow_square", 3.0: "pow_cube", -1.0: "pow_reciprocal", -2.0: "pow_inv_square",
-    0.5: "pow_sqrt",
+    1.0: "pow_identity", 2.0: "pow_square", 3.0: "pow_cube", -1.0: "pow_reciprocal",
+    -2.0: "pow_inv_square", 0.5: "pow_sqrt",
 }
 
 

@@ -28,6 +28,7 @@ from repops.math.gelu import (
 from repops.math.log import log1p_f32, log_f32
 from repops.math.pow import (
     cube_f32,
+    identity_f32,
     inv_square_f32,
     pow_f32,
     reciprocal_f32,
@@ -169,6 +170,14 @@ def map_rsqrt(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - com
 
 
 @row_kernel
+def map_identity(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
+            out[i] = identity_f32(x[i])
+
+
+@row_kernel
 def map_square(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
@@ -255,6 +264,7 @@ UNARY_MAPS: dict[str, Callable[[np.ndarray, np.ndarray], None]] = {
     "cos": map_cos,
     "rsqrt": map_rsqrt,
     # pow.Tensor_Scalar's shortcut exponents (repops.math.pow), keyed by elementwise.py
+    "pow_identity": map_identity,
     "pow_square": map_square,
     "pow_cube": map_cube,
     "pow_reciprocal": map_reciprocal,

@@ -7,7 +7,8 @@ operations (the product's relative error, ~2^-50, times |y log x| <= 104 where t
 a finite nonzero binary32, stays below 2^-43).
 
 Shortcuts for the exponents models use (``x.pow(2)`` in RMSNorm and variances, ``x ** 3`` in
-GPT-2's tanh-GELU, ``x ** -1``, ``x ** -2``, ``x ** 0.5``), after the special cases: each is
+GPT-2's tanh-GELU, ``x ** -1``, ``x ** -2``, ``x ** 0.5``, and ``x ** 1``, which autograd's
+pow backward calls for every square), after the special cases: each is
 correctly rounded or, computed in binary64 from an exact square, one binary64 rounding away
 from it, so the accuracy is the general case's at the price of a multiply or a division.
 Each shortcut also gives pow's special cases for its exponent by itself (checked by the
@@ -34,6 +35,12 @@ MINUS_TWO = np.float32(-2.0)
 HALF = np.float32(0.5)
 #: Every binary32 of magnitude >= 2^24 is an even integer.
 EVEN_FROM = np.float32(16777216.0)
+
+
+@inline_jit
+def identity_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """pow(x, 1) = ``x`` (exact; the general case rounds exp(log|x|) to x anyway)."""
+    return x
 
 
 @inline_jit
@@ -107,6 +114,8 @@ def pow_f32(x: np.float32, y: np.float32) -> np.float32:  # pragma: no cover - c
         return -INF if y_odd else INF
     if x_neg and not y_int:
         return NAN
+    if y == ONE:
+        return identity_f32(x)
     if y == TWO:
         return square_f32(x)
     if y == THREE:

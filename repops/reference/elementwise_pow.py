@@ -55,6 +55,8 @@ def _pow_cases(x: np.float32, y: np.float32) -> np.float32:
         return -inf if y_odd else inf
     if x_neg and not y_int:
         return F32(np.nan)
+    if y == 1:
+        return x
     if y == 2:
         return F32(x * x)
     if y == 3:

@@ -161,7 +161,7 @@ def test_pow_overloads_and_broadcasting(same_bits_or_nan: SameBits, sample: Samp
         K["aten.pow.Tensor_Scalar"](x, 2j)
 
 
-@pytest.mark.parametrize("exponent", [2.0, 3.0, -1.0, -2.0, 0.5])
+@pytest.mark.parametrize("exponent", [1.0, 2.0, 3.0, -1.0, -2.0, 0.5])
 def test_pow_shortcut_kernels_equal_the_general_pow(exponent: float,
                                                     same_bits_or_nan: SameBits,
                                                     sample: Sample) -> None:
