@@ -1,5 +1,6 @@
-"""Cost of delegating a Hugging Face model with verde: a MiniLM-sized encoder and a
-GPT-2-small-sized decoder (random init from configs built in code; nothing is downloaded).
+"""Cost of delegating a Hugging Face model with verde: a MiniLM-sized encoder, a
+GPT-2-small-sized decoder and a small LLaMA-family decoder (random init from configs built in
+code; nothing is downloaded).
 
 Prints ONE JSON line with, per model, measured against the obvious alternative in the same run
 (plain PyTorch running the same step function without verde):
@@ -21,7 +22,7 @@ Prints ONE JSON line with, per model, measured against the obvious alternative i
 
 Each phase runs in its own process so that peak memory is its own. The machine is on the line.
 
-Usage: python bench/hf_bench.py [--models minilm,gpt2] [--batch 8] [--seq 16] [--steps 2]
+Usage: python bench/hf_bench.py [--models minilm,gpt2,llama] [--batch 8] [--seq 16] [--steps 2]
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ MODELS: dict[str, tuple[dict[str, Any], str]] = {
     # GPT-2 small's shape: 12 layers, width 768, 12 heads, 124M parameters
     "gpt2": ({"model_type": "gpt2", "vocab_size": 50257, "n_embd": 768, "n_layer": 12,
               "n_head": 12, "n_positions": 1024}, "causal-lm"),
+    # a LLaMA-family decoder (RMSNorm, rotary positions, SwiGLU, grouped-query attention) at
+    # a quarter of TinyLlama-1.1B's depth and width: 8 layers, width 512, 8 query / 4 kv heads
+    "llama": ({"model_type": "llama", "vocab_size": 32000, "hidden_size": 512,
+               "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 4,
+               "intermediate_size": 1408, "max_position_embeddings": 1024}, "causal-lm"),
 }
 
 
@@ -223,7 +229,7 @@ def _run_phase(name: str, model: str, args: argparse.Namespace) -> dict[str, Any
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="minilm,gpt2")
+    parser.add_argument("--models", default="minilm,gpt2,llama")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=16)
     parser.add_argument("--steps", type=int, default=2)
