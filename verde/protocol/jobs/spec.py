@@ -88,8 +88,9 @@ from verde.protocol.jobs.errors import JobSpecError
 JOB_KINDS = ("train", "infer", "gradient", "generate")
 BACKENDS = ("repops", "torch")
 #: The protocol version (``verde.version.PROTOCOL_VERSION``). 4: repops' expm1, tanh, sigmoid
-#: and silu compute in binary32 (spec elementwise.md §1, §4), so their bits, and every state
-#: computed through them, differ from 3; 3: job ids bind the program's code
+#: and silu compute in binary32 (spec elementwise.md §1, §4) and pow has closed formulas for
+#: the exponents 3, -1, -2, 0.5 (§8), so their bits, and every state computed through them,
+#: differ from 3; 3: job ids bind the program's code
 #: (``program_version``); 2: step-graph leaves are repops ``TraceNode`` records.
 SPEC_VERSION = 4
 _FIELDS = {
