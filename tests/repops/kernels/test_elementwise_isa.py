@@ -29,12 +29,15 @@ x = np.concatenate([
     rng.normal(0, 5, 40000).astype(np.float32),
 ])
 h = hashlib.sha256()
-for name in ("exp", "log", "tanh", "erf", "sin", "cos", "gelu_erf", "sigmoid", "expm1"):
+for name in ("exp", "log", "tanh", "erf", "sin", "cos", "gelu_erf", "sigmoid", "silu", "expm1",
+             "pow_cube", "pow_reciprocal", "pow_inv_square", "pow_sqrt"):
     out = np.empty_like(x)
     UNARY_MAPS[name](x, out)
     h.update(np.where(np.isnan(out), np.float32(np.nan), out).tobytes())
 out = np.empty_like(x)
 BINARY_MAPS["pow"](np.abs(x), x[::-1].copy(), out)
+h.update(np.where(np.isnan(out), np.float32(np.nan), out).tobytes())
+BINARY_MAPS["silu_backward"](x[::-1].copy(), x, out)
 h.update(np.where(np.isnan(out), np.float32(np.nan), out).tobytes())
 h.update(PhiloxStream(2**63 + 1, 5, 2**33).words(10001).tobytes())
 h.update(normal_values(PhiloxStream(3), 1001).tobytes())
