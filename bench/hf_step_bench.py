@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,11 +24,10 @@ import torch
 
 import repops
 from repops import _numba
-from repops.dispatch import mode as mode_module
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine_info
-from repops_bench import best_times
+from repops_bench import best_times, timed_ops
 
 WIDTH, LAYERS, HEADS, VOCAB = 256, 4, 4, 512
 
@@ -61,23 +58,9 @@ def step_fn(model: torch.nn.Module, ids: torch.Tensor) -> Callable[[], None]:
 
 def top_ops(step: Callable[[], None], n: int = 8) -> None:
     """One repops step with each op timed; the ``n`` costliest op names go to stderr."""
-    spent: dict[str, float] = defaultdict(float)
-    original = mode_module.ReproducibleMode._execute
-
-    def timed(self, route, func, args, kwargs):  # type: ignore[no-untyped-def]
-        t0 = time.perf_counter()
-        try:
-            return original(self, route, func, args, kwargs)
-        finally:
-            spent[route.name] += time.perf_counter() - t0
-
-    mode_module.ReproducibleMode._execute = timed  # type: ignore[method-assign]
-    try:
-        with repops.reproducible():
-            step()
-    finally:
-        mode_module.ReproducibleMode._execute = original  # type: ignore[method-assign]
-    for name, dt in sorted(spent.items(), key=lambda kv: -kv[1])[:n]:
+    with timed_ops() as times, repops.reproducible():
+        step()
+    for name, dt in sorted(times.per_op.items(), key=lambda kv: -kv[1])[:n]:
         print(f"  {name:60s} {dt * 1e3:8.1f} ms", file=sys.stderr)
 
 

@@ -39,7 +39,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -236,11 +237,20 @@ def bench_gpt_memory(threads: int, size: tuple[int, int, int, int]) -> Result:
     }
 
 
-def profile_gpt_step(model: TinyGPT, opt: AdamW, idx: torch.Tensor) -> Result:
-    """Split one repops step's time by route kind and op (the top ops go to stderr)."""
-    per_kind: dict[str, float] = defaultdict(float)
-    per_op: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
+class OpTimes:
+    """Seconds spent inside the mode's ops of one block, per route kind and per op name."""
+
+    def __init__(self) -> None:
+        self.per_kind: dict[str, float] = defaultdict(float)
+        self.per_op: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+
+
+@contextmanager
+def timed_ops() -> Iterator[OpTimes]:
+    """Time every op the reproducible mode executes inside the block (by wrapping its one
+    execution point), so a step's time can be split by op."""
+    times = OpTimes()
     original = mode_module.ReproducibleMode._execute
 
     def timed(self, route, func, args, kwargs):  # type: ignore[no-untyped-def]
@@ -249,12 +259,20 @@ def profile_gpt_step(model: TinyGPT, opt: AdamW, idx: torch.Tensor) -> Result:
             return original(self, route, func, args, kwargs)
         finally:
             dt = time.perf_counter() - t0
-            per_kind[route.kind.value] += dt
-            per_op[route.name] += dt
-            counts[route.name] += 1
+            times.per_kind[route.kind.value] += dt
+            times.per_op[route.name] += dt
+            times.counts[route.name] += 1
 
     mode_module.ReproducibleMode._execute = timed  # type: ignore[method-assign]
     try:
+        yield times
+    finally:
+        mode_module.ReproducibleMode._execute = original  # type: ignore[method-assign]
+
+
+def profile_gpt_step(model: TinyGPT, opt: AdamW, idx: torch.Tensor) -> Result:
+    """Split one repops step's time by route kind and op (the top ops go to stderr)."""
+    with timed_ops() as times:
         t0 = time.perf_counter()
         opt.zero_grad()
         with repops.reproducible():
@@ -262,8 +280,7 @@ def profile_gpt_step(model: TinyGPT, opt: AdamW, idx: torch.Tensor) -> Result:
             clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
         total = time.perf_counter() - t0
-    finally:
-        mode_module.ReproducibleMode._execute = original  # type: ignore[method-assign]
+    per_kind, per_op, counts = times.per_kind, times.per_op, times.counts
     top = sorted(per_op.items(), key=lambda kv: -kv[1])[:16]
     print("\nrepops GPT step, time inside ops (top 16):", file=sys.stderr)
     for name, dt in top:

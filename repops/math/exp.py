@@ -54,6 +54,15 @@ def expm1_poly_f32(r: np.float32) -> np.float32:  # pragma: no cover - compiled
 
 
 @inline_jit
+def reduce_ln2_f32(x: np.float32) -> tuple[np.float32, np.float32]:  # pragma: no cover
+    """``(k, r)`` with ``x = k ln2 + r``, ``k`` an integer as binary32 (spec §1 steps 2-3,
+    shared by exp and expm1): only the last fma rounds (see the module docstring)."""
+    kf = fma(x, INV_LN2, SHIFT) - SHIFT
+    r = fma(-kf, LN2_HI, x)
+    return kf, fma(-kf, LN2_LO, r)
+
+
+@inline_jit
 def exp_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     """e^x for a float32 ``x`` (measured max error in repops/spec/elementwise.md).
 
@@ -68,10 +77,7 @@ def exp_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
       no select of their own (only NaN does).
     """
     xc = select(x > UNDER, x, UNDER)  # NaN -> UNDER: a harmless value, replaced below
-    xc = select(xc < OVER, xc, OVER)
-    kf = fma(xc, INV_LN2, SHIFT) - SHIFT
-    r = fma(-kf, LN2_HI, xc)
-    r = fma(-kf, LN2_LO, r)
+    kf, r = reduce_ln2_f32(select(xc < OVER, xc, OVER))
     y = ONE + expm1_poly_f32(r)
     k = np.int32(kf)  # in [-150, 128]
     low = k < np.int32(-126)
@@ -171,10 +177,7 @@ def expm1_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
     is exact for the k that matter (|k| <= 24). Branch-free like exp_f32.
     """
     xc = select(x > EXPM1_LOW, x, EXPM1_LOW)  # NaN -> EXPM1_LOW: replaced below
-    xc = select(xc < OVER, xc, OVER)
-    kf = fma(xc, INV_LN2, SHIFT) - SHIFT
-    r = fma(-kf, LN2_HI, xc)
-    r = fma(-kf, LN2_LO, r)
+    kf, r = reduce_ln2_f32(select(xc < OVER, xc, OVER))
     p = expm1_poly_f32(r)
     k = np.int32(kf)  # in [-26, 129]
     kb = min(k, np.int32(127))

@@ -47,15 +47,20 @@ def expm1_poly_f32_reference(r: np.ndarray) -> np.ndarray:
     return fma32(r * r, q, r)
 
 
+def reduce_ln2_f32_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spec §1 steps 2-3: ``kf`` (x/ln2 rounded to an integer) and ``r = x - kf ln2``."""
+    kf = fma32(x, _exp.INV_LN2, _exp.SHIFT) - _exp.SHIFT
+    r = fma32(-kf, _exp.LN2_HI, x)
+    return kf, fma32(-kf, _exp.LN2_LO, r)
+
+
 def exp_f32_reference(x: Any) -> Any:
     """Spec "exp_f32" (see repops/math/exp.py for the method)."""
     xa = _as_f32(x)
     with np.errstate(all="ignore"):
         # Clamp the arguments of the main path so masked-out lanes stay harmless.
         xm = np.where(np.isnan(xa) | (xa > _exp.OVER) | (xa < _exp.UNDER), F32(0), xa)
-        kf = fma32(xm, _exp.INV_LN2, _exp.SHIFT) - _exp.SHIFT
-        r = fma32(-kf, _exp.LN2_HI, xm)
-        r = fma32(-kf, _exp.LN2_LO, r)
+        kf, r = reduce_ln2_f32_reference(xm)
         y = F32(1) + expm1_poly_f32_reference(r)
         k = kf.astype(np.int32)
         big = (y * _exp.TWO_127) * F32(2)
@@ -73,9 +78,7 @@ def expm1_f32_reference(x: Any) -> Any:
     xa = _as_f32(x)
     with np.errstate(all="ignore"):
         xm = np.where(np.isnan(xa) | (xa > _exp.OVER) | (xa < _exp.EXPM1_LOW), F32(0), xa)
-        kf = fma32(xm, _exp.INV_LN2, _exp.SHIFT) - _exp.SHIFT
-        r = fma32(-kf, _exp.LN2_HI, xm)
-        r = fma32(-kf, _exp.LN2_LO, r)
+        kf, r = reduce_ln2_f32_reference(xm)
         p = expm1_poly_f32_reference(r)
         k = kf.astype(np.int32)
         s = _pow2_f32(np.minimum(k, 127))
