@@ -107,11 +107,13 @@ def test_coded_inference_over_honest_providers(cluster: dict[str, Any], tmp_path
     from verde.coding.coded_compute import coded_inference
 
     params = ctx.program.initial_parameters(ctx.module, 2)
-    module = ctx.module.to_empty(device="cpu")
 
     def model(x: torch.Tensor) -> torch.Tensor:
-        with repops.reproducible(), torch.no_grad():
-            out: torch.Tensor = torch.func.functional_call(module, params, (x,))
+        # The in-process workers run in threads, one per share, and functional_call swaps the
+        # shared module's parameters while it runs: one call at a time (the context's lock).
+        # Without it a call can run on what another call restored (CI saw 7.8e13 outputs).
+        with ctx.step_lock, repops.reproducible(), torch.no_grad():
+            out: torch.Tensor = torch.func.functional_call(ctx.module, params, (x,))
         return out
 
     want = coded_inference(model, batch, BACC(3, 3)).result

@@ -134,7 +134,13 @@ def coded_inference(model: Callable[[Array], Array] | None, batch: Array, code: 
     groups along its first axis, each worker runs ``model`` on one encoded group, and the
     decoded outputs are stacked back into one batch (``result``). ``workers`` defaults to one
     in-process worker per share running ``model`` (which may be ``None`` when workers are
-    given: they know the model, as provider workers do)."""
+    given: they know the model, as provider workers do).
+
+    The default workers call ``model`` from several threads at once, one per share, so it
+    must be thread-safe: a model that swaps a shared module's parameters while it runs
+    (``torch.func.functional_call``) holds a lock around the call, or one call runs on the
+    parameters another call just restored.
+    """
     k = code.n_inputs
     size = int(batch.shape[0])
     if size % k:
