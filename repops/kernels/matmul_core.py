@@ -147,6 +147,7 @@ def _pack_b_panel(pbm, plan, bi, jp, nr, pdst, dst, block_stride):  # type: igno
     on one thread (Zen 3, 512 KiB L2; best of a run, three runs each): 79-80 GFLOP/s with
     whole panels, 81-93 with k-block-major ones; at 1024 x 1040 x 1024 (panels 66.5 KiB
     apart) the old layout gave 79-91.
+
     Unsigned index arithmetic: no negative-index wraparound, so the copies vectorise.
     """
     u = np.uint64
