@@ -23,7 +23,7 @@ import torch
 from repops._numba import fma, pjit
 from repops._tensor import compute_dtype, from_compute, to_compute
 from repops.errors import RepopsInputError, UnsupportedInputError
-from repops.kernels.matmul_core import epilogue_into, product_into
+from repops.kernels.matmul_core import epilogue_into, plain_product_into, product_into
 
 
 class MatmulShapeError(RepopsInputError):
@@ -293,8 +293,8 @@ def plain_mm(args: tuple[Any, ...]) -> torch.Tensor | None:
         return None
     c = a.new_empty(m, n)  # torch.empty's dtype keyword alone costs half a microsecond
     (sa1, sa2), (sb1, sb2) = a.stride(), b.stride()
-    product_into(c.data_ptr(), (1, m, kk, n), (a.data_ptr(), (0, sa1, sa2)),
-                 (b.data_ptr(), (0, sb1, sb2)), None, dtype=dtype)
+    plain_product_into(c.data_ptr(), 1, m, kk, n, a.data_ptr(), 0, sa1, sa2, b.data_ptr(), 0,
+                       sb1, sb2, dtype)
     return c
 
 
@@ -309,8 +309,9 @@ def plain_bmm(args: tuple[Any, ...]) -> torch.Tensor | None:
     if nb != nb_b or kk != k_b or (n == 1 and nb == 1):
         return None
     c = a.new_empty(nb, m, n)
-    product_into(c.data_ptr(), (nb, m, kk, n), (a.data_ptr(), a.stride()),
-                 (b.data_ptr(), b.stride()), None, dtype=dtype)
+    (sa0, sa1, sa2), (sb0, sb1, sb2) = a.stride(), b.stride()
+    plain_product_into(c.data_ptr(), nb, m, kk, n, a.data_ptr(), sa0, sa1, sa2, b.data_ptr(),
+                       sb0, sb1, sb2, dtype)
     return c
 
 

@@ -95,6 +95,28 @@ Operand = tuple[int, Sequence[int]]
 
 
 @jit
+def _busiest_load(nib, njb, per, pb, mpan, npan, threads):  # type: ignore[no-untyped-def] # noqa: PLR0917
+    """Tiles (row panels x B panels) of the busiest thread when the ``nib x njb`` items of one
+    batch are split as ``prange`` splits them: runs in order, the first ``items % threads``
+    threads one item longer. A ragged edge tile counts as a whole one (it costs as much)."""
+    items = nib * njb
+    q, r = divmod(items, threads)
+    busiest = 0
+    w = 0
+    for t in range(threads):
+        load = 0
+        for _ in range(q + 1 if t < r else q):
+            ib = w // njb
+            jb = w - ib * njb
+            rows = min(mpan, (ib + 1) * per) - ib * per
+            cols = min(npan, (jb + 1) * pb) - jb * pb
+            load += rows * cols
+            w += 1
+        busiest = max(busiest, load)
+    return busiest
+
+
+@jit
 def _block(kind, plan, scal):  # type: ignore[no-untyped-def]
     """Fill the blocking fields of ``plan`` — cache sizes and load balance only; no value
     depends on the blocking."""
@@ -115,13 +137,23 @@ def _block(kind, plan, scal):  # type: ignore[no-untyped-def]
     while per > 1 and ((mpan + per - 1) // per) * njb * nb < want:
         per -= 1
     nib = (mpan + per - 1) // per
-    # Still few items (a small product: 128^3 has 11 row panels, 6 and 5 for two threads):
-    # split the B panels too, so the static split of the items evens out.
-    while threads > 1 and pb > 1 and nib * njb * nb < 2 * want:
+    few = threads > 1 and nib * njb * nb < 2 * want
+    # Still few items (a small product: 128^3 has 22 row panels of 6 rows): split the B
+    # panels too, so the static split of the items evens out.
+    while few and pb > 1 and nib * njb * nb < 2 * want:
         pb -= 1
         njb = (npan + pb - 1) // pb
     pb = (npan + njb - 1) // njb  # even blocks: 4 panels in two items are 2 + 2, not 3 + 1
     njb = (npan + pb - 1) // pb
+    if few and nb == 1 and npan >= threads:
+        # ... or give each thread all rows and its own B panels, when that loads the busiest
+        # thread less: 128^3 on two threads is 4 + 4 panels of 22 row panels each, where
+        # the row split above gives one thread 12 of the 22 row panels (measured: 36 -> 33 us).
+        cpb = (npan + threads - 1) // threads
+        cnjb = (npan + cpb - 1) // cpb
+        if _busiest_load(1, cnjb, mpan, cpb, mpan, npan, threads) < _busiest_load(
+                nib, njb, per, pb, mpan, npan, threads):
+            nib, per, njb, pb = 1, mpan, cnjb, cpb
     plan[_NIB] = nib
     plan[_NJB], plan[_MB], plan[_PB], plan[_KCB] = njb, per * mr, pb, kcb
     # A micro-panels are read in place when A's rows or columns are contiguous (a tile's
@@ -371,11 +403,17 @@ _GEMM = RowKernel(_gemm_body)
 gemm_serial = _GEMM.serial
 
 
-@functools.cache
+#: ``NR`` of the narrow tile by dtype (filled on first use: it asks for the target ISA).
+_NARROW_COLS: dict[np.dtype, int] = {}
+
+
 def _narrow_cols(dtype: np.dtype) -> int:
     """``NR`` of the narrow tile for ``dtype``: products with at most this many columns use it."""
-    _, vectors, lanes = tile_shape(NARROW, numba_target(), np.dtype(dtype).itemsize * 8)
-    return vectors * lanes
+    cols = _NARROW_COLS.get(dtype)
+    if cols is None:
+        _, vectors, lanes = tile_shape(NARROW, numba_target(), np.dtype(dtype).itemsize * 8)
+        cols = _NARROW_COLS[dtype] = vectors * lanes
+    return cols
 
 
 def product_kind(n: int, dtype: np.dtype) -> int:
@@ -431,18 +469,39 @@ def product_into(
     (numpy arrays, torch tensors), instead of one per combination of operand layouts.
     """
     nb, m, kk, n = shape
-    if nb * m * n == 0:
-        return
     flags = _epilogue_flags(bias is not None, beta, alpha)
     e = bias if bias is not None and flags & (EPI_BIAS | EPI_BETA_BIAS) else _NO_OPERAND
     (addr_a, (sa0, sa1, sa2)), (addr_b, (sb0, sb1, sb2)), (addr_e, (se0, se1, se2)) = a, b, e
-    kind = product_kind(n, dtype)
+    _run(c_address, nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2, dtype,
+         _scalars(dtype, alpha, beta), addr_e, se0, se1, se2, flags)
+
+
+def plain_product_into(  # noqa: PLR0917 - the positional form is the point
+    c_address: int, nb: int, m: int, kk: int, n: int, addr_a: int, sa0: int, sa1: int,
+    sa2: int, addr_b: int, sb0: int, sb1: int, sb2: int, dtype: np.dtype,
+) -> None:
+    """:func:`product_into` of the C5 product (no bias, alpha = 1), with the operands' address
+    and three strides given one by one: the call of every plain mm and bmm, where the general
+    entry's argument handling costs 1 us (2% of a 128^3 product)."""
+    _run(c_address, nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2, dtype,
+         unit_scalars(dtype), 0, 0, 0, 0, 0)
+
+
+def _run(  # noqa: PLR0917
+    c_address: int, nb: int, m: int, kk: int, n: int, addr_a: int, sa0: int, sa1: int,
+    sa2: int, addr_b: int, sb0: int, sb1: int, sb2: int, dtype: np.dtype, scal: np.ndarray,
+    addr_e: int, se0: int, se1: int, se2: int, flags: int,
+) -> None:
+    """Run the serial or the parallel body on one product (nothing to do when it is empty)."""
+    if nb * m * n == 0:
+        return
+    kind = NARROW if n <= _narrow_cols(dtype) else WIDE
     # numba's thread count is per calling thread (read in compiled code, it would keep the
     # kernel out of the disk cache); with one thread the serial twin skips the pool's region.
     threads = 1 if nb * m * n * kk < SERIAL_BELOW else thread_count()
     run = _GEMM.serial if threads == 1 else _GEMM.parallel
-    run(kind, _scalars(dtype, alpha, beta), threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,
-        addr_b, sb0, sb1, sb2, c_address, addr_e, se0, se1, se2, flags)
+    run(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2,
+        c_address, addr_e, se0, se1, se2, flags)
 
 
 def array_operand(x: np.ndarray, shape: tuple[int, int, int] | None = None) -> Operand:

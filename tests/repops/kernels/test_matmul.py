@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -232,6 +233,56 @@ def test_thread_count_changes_no_bit(
     monkeypatch.undo()
     # The small-product serial path gives the bits of the parallel path, element by element.
     assert_same_bits(K.mm(a[:3, :20], b[:20, :5]), R.mm_reference(a[:3, :20], b[:20, :5]))
+
+
+def _plan(m: int, kk: int, n: int, threads: int) -> np.ndarray:
+    """The blocking :func:`product_into` gives a float32 (1, m, kk, n) product on ``threads``."""
+    dtype = np.dtype(np.float32)
+    plan = core._new_plan(1, m, kk, n, 0, 0, kk, 1, 0, 0, n, 1, 0, 0, 0, 0, 0, 0, threads)
+    core._block(core.product_kind(n, dtype), plan, core.unit_scalars(dtype))
+    return plan
+
+
+def test_small_products_give_each_thread_its_own_columns_when_that_balances_better(
+    rand: Rand, assert_same_bits: AssertSameBits, num_threads: Callable[[int], None],
+) -> None:
+    # 128^3 on two threads has an even number of B panels on every ISA (8 of 16 columns on
+    # AVX2, 4 of 32 on AVX-512) and a ragged last row panel: all rows and half the panels per
+    # thread is a perfect split, where splitting rows is not.
+    plan = _plan(128, 128, 128, 2)
+    assert plan[core._NIB] == 1 and plan[core._NJB] == 2
+    assert _plan(128, 128, 128, 1)[core._NJB] == 1  # one thread: one item, nothing to balance
+    assert _plan(1024, 256, 256, 2)[core._NIB] > 1  # enough row blocks: rows stay split
+    a, b = rand(128, 128, seed=60), rand(128, 128, seed=61)
+    num_threads(2)
+    two = K.mm(a, b)
+    num_threads(1)
+    assert_same_bits(two, K.mm(a, b))
+    assert_same_bits(two, R.mm_reference(a, b))
+
+
+def test_busiest_load_follows_the_split_prange_makes(num_threads: Callable[[int], None]) -> None:
+    # The balance model (items in order, the first items % threads threads one longer) is
+    # what numba's scheduler does; a mismatch would only cost speed, but the test says so.
+    @numba.njit(parallel=True)
+    def owners(items: int) -> np.ndarray:  # pragma: no cover - compiled
+        out = np.zeros(items, dtype=np.int64)
+        for w in numba.prange(items):
+            out[w] = numba.get_thread_id()
+        return out
+
+    num_threads(2)
+    for nib, njb in [(8, 2), (5, 1), (1, 3), (7, 3)]:
+        per, pb, mpan, npan = 3, 4, 3 * nib - 1, 4 * njb - 2
+        tiles = [
+            (min(mpan, (w // njb + 1) * per) - w // njb * per)
+            * (min(npan, (w % njb + 1) * pb) - w % njb * pb)
+            for w in range(nib * njb)
+        ]
+        owner = owners(nib * njb)
+        busiest = max(sum(t for t, o in zip(tiles, owner, strict=True) if o == th)
+                      for th in range(2))
+        assert core._busiest_load(nib, njb, per, pb, mpan, npan, 2) == busiest
 
 
 def test_row_independent_of_batch_size_and_position(
