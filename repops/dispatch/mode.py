@@ -20,15 +20,15 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode_stack
 
-from repops.dispatch import exact_ops
+from repops.dispatch import dynamo_guard, exact_ops
 from repops.dispatch.foreach import run_foreach
 from repops.dispatch.layout import match_vendor_layout
-from repops.dispatch.registry import kernel_table
+from repops.dispatch.registry import PlainCases, kernel_table, plain_cases
 from repops.dispatch.routing import Route, RouteKind, route_for
 from repops.dispatch.trace import Tracer, is_structure_only
 from repops.errors import RepopsError, UnsupportedInputError, UnsupportedOpError
@@ -41,6 +41,9 @@ class NestedModeError(RepopsError):
 class NonReproducibleWarning(UserWarning):
     """strict=False ran a vendor kernel that is not reproducible."""
 
+
+#: See dynamo_guard: None where torch's own wrapper keeps dynamo out of the hook.
+_eval_frame_callback = dynamo_guard.eval_frame_callback
 
 _ALLOWED_SUBCLASS_NAMES = frozenset({"FakeTensor", "Parameter", "Buffer"})
 
@@ -90,6 +93,9 @@ def op_outputs(
 class ReproducibleMode(TorchDispatchMode):
     """The dispatch mode behind :func:`reproducible`; see the module docstring."""
 
+    #: Whether ops run on repops kernels (False in modes that run vendor kernels).
+    uses_repops_kernels: ClassVar[bool] = True
+
     def __init__(
         self, strict: bool = True, tracer: Tracer | None = None, seed: Any = None
     ) -> None:
@@ -114,6 +120,9 @@ class ReproducibleMode(TorchDispatchMode):
         self._rng: Any = None
         self._active = False
         self._state_lock = threading.Lock()
+        #: Plain-case shortcuts by overload, tried before routing (see registry); none while
+        #: tracing (every op must be recorded) or in modes that run vendor kernels.
+        self._shortcuts: PlainCases = {}
 
     # -- entering and leaving ----------------------------------------------------------------
     def __enter__(self) -> ReproducibleMode:
@@ -126,6 +135,10 @@ class ReproducibleMode(TorchDispatchMode):
                         "repops.reproducible() is already active in this thread; nest nothing"
                     )
             kernel_table()  # import the kernel modules now, outside any op
+            if _eval_frame_callback is not None:
+                dynamo_guard.skip_frames_of(ReproducibleMode.__torch_dispatch__.__code__)
+            if self.uses_repops_kernels and self.tracer is None:
+                self._shortcuts = plain_cases()
             if self.tracer is not None:
                 self.tracer._attach(self)
             self._active = True
@@ -149,6 +162,12 @@ class ReproducibleMode(TorchDispatchMode):
             self._active = False
 
     # -- the dispatch hook ---------------------------------------------------------------------
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """torch's question at class creation: wrap the hook in ``torch._dynamo.disable``?
+        Only where repops' cheaper guard cannot be installed (see dynamo_guard)."""
+        return _eval_frame_callback is None
+
     def __torch_dispatch__(
         self,
         func: torch._ops.OpOverload,
@@ -156,6 +175,22 @@ class ReproducibleMode(TorchDispatchMode):
         args: tuple[Any, ...] = (),
         kwargs: Mapping[str, Any] | None = None,
     ) -> Any:
+        if _eval_frame_callback is not None and _eval_frame_callback() is not None:
+            return dynamo_guard.outside_dynamo(ReproducibleMode._hook)(
+                self, func, types, args, kwargs)
+        return self._hook(func, types, args, kwargs)
+
+    def _hook(
+        self, func: torch._ops.OpOverload, types: Any, args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+    ) -> Any:
+        # The plain case of a kernel first: its shortcut checks its arguments' exact types
+        # itself, and this is the path most of a training step's time is spent in.
+        shortcut = self._shortcuts.get(func)
+        if shortcut is not None and not kwargs:
+            result = shortcut(args)
+            if result is not None:
+                return result
         for t in types:
             if t is not torch.Tensor and t.__name__ not in _ALLOWED_SUBCLASS_NAMES:
                 raise UnsupportedInputError(
@@ -192,8 +227,8 @@ class ReproducibleMode(TorchDispatchMode):
         self, route: Route, func: torch._ops.OpOverload, args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        if route.plain is not None and not kwargs:
-            result = route.plain(args)
+        if route.plain is not None and not kwargs and func not in self._shortcuts:
+            result = route.plain(args)  # a traced op (the hook tried the untraced ones)
             if result is not None:
                 return result
         kind = route.kind

@@ -146,6 +146,12 @@ def plain_case_for(func: torch._ops.OpOverload) -> Callable[[tuple[Any, ...]], A
     return _plain.get(func)
 
 
+def plain_cases() -> PlainCases:
+    """Every plain-case shortcut by overload (the kernel table's; callers must not modify it)."""
+    kernel_table()
+    return _plain
+
+
 def kernel_for(func: torch._ops.OpOverload) -> Callable[..., Any] | None:
     """The repops kernel registered for ``func``, or None."""
     return kernel_table().get(func)

@@ -27,6 +27,8 @@ from repops.dispatch.trace import Tracer, is_structure_only
 class TracingMode(ReproducibleMode):
     """The mode behind :func:`tracing`: vendor kernels, repops' random streams, a tracer."""
 
+    uses_repops_kernels = False
+
     def _execute(
         self, route: Route, func: torch._ops.OpOverload, args: tuple[Any, ...],
         kwargs: dict[str, Any],
