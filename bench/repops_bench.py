@@ -249,9 +249,12 @@ class OpTimes:
 @contextmanager
 def timed_ops() -> Iterator[OpTimes]:
     """Time every op the reproducible mode executes inside the block (by wrapping its one
-    execution point), so a step's time can be split by op."""
+    execution point), so a step's time can be split by op. The mode's plain-case shortcuts,
+    which it tries before that point, are handed to it empty: the shortcut then runs inside
+    ``_execute`` (the route's own), so its time is counted too."""
     times = OpTimes()
     original = mode_module.ReproducibleMode._execute
+    original_cases = mode_module.plain_cases
 
     def timed(self, route, func, args, kwargs):  # type: ignore[no-untyped-def]
         t0 = time.perf_counter()
@@ -264,10 +267,12 @@ def timed_ops() -> Iterator[OpTimes]:
             times.counts[route.name] += 1
 
     mode_module.ReproducibleMode._execute = timed  # type: ignore[method-assign]
+    mode_module.plain_cases = dict  # type: ignore[assignment]
     try:
         yield times
     finally:
         mode_module.ReproducibleMode._execute = original  # type: ignore[method-assign]
+        mode_module.plain_cases = original_cases
 
 
 def profile_gpt_step(model: TinyGPT, opt: AdamW, idx: torch.Tensor) -> Result:
