@@ -235,6 +235,29 @@ def test_addcmul_addcdiv_lerp(same_bits_or_nan: SameBits, sample: Sample) -> Non
         K["aten.addcmul.default"](torch.arange(3), torch.arange(3), torch.arange(3))
 
 
+def test_operands_ready_as_they_are_take_no_conversion_and_give_the_converted_bits(
+    same_bits_or_nan: SameBits, sample: Sample
+) -> None:
+    # Contiguous float32 operands of one shape go to the kernel as they are; a transposed
+    # view, a broadcast operand or a bfloat16 result take the conversions. Same bits.
+    s, a, b = sample((6, 8), 13), sample((6, 8), 14), sample((6, 8), 15)
+    ready = K["aten.addcdiv.default"](s, a, b, value=-0.1)
+    st, at, bt = (t.t().contiguous().t() for t in (s, a, b))
+    assert not st.is_contiguous()
+    assert same_bits_or_nan(K["aten.addcdiv.default"](st, at, bt, value=-0.1), ready)
+    row = b[:1]  # broadcast over the rows
+    want = K["aten.addcmul.default"](s, a, row.expand(6, 8).contiguous(), value=0.5)
+    assert same_bits_or_nan(K["aten.addcmul.default"](s, a, row, value=0.5), want)
+    # A 0-dim float32 operand beside bfloat16 ones: the result is bfloat16, and torch's
+    # promotion rounds that operand to bfloat16 first. A fast path must not skip that.
+    half = torch.tensor(1.0 + 2.0**-12)  # not a bfloat16 value
+    sb, ab = s.bfloat16(), a.bfloat16()
+    got = K["aten.addcmul.default"](sb, ab, half, value=1.0)
+    assert got.dtype == torch.bfloat16
+    want = K["aten.addcmul.default"](sb, ab, half.bfloat16(), value=1.0)
+    assert same_bits_or_nan(got, want)
+
+
 def test_activation_extras(same_bits_or_nan: SameBits, sample: Sample) -> None:
     x = sample((64,), 12)
     lr = K["aten.leaky_relu.default"](x, 0.2)
