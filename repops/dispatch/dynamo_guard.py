@@ -32,12 +32,26 @@ def _eval_frame() -> Any:
     return getattr(getattr(torch._C, "_dynamo", None), "eval_frame", None)
 
 
+def _probe() -> None:
+    """A function of no use but to be marked: :func:`available` tries the marking on it."""
+
+
 def available(eval_frame: Any = None) -> bool:
     """Whether ``eval_frame`` (default: this torch's ``torch._C._dynamo.eval_frame``) has what
-    the guard needs."""
+    the guard needs, and its calls work: a build whose functions exist but raise (or take
+    other arguments) must leave the mode with torch's wrapper, since the mode's class decides
+    once, when it is created."""
     ev = _eval_frame() if eval_frame is None else eval_frame
-    return (ev is not None and all(hasattr(ev, name) for name in REQUIRED)
-            and hasattr(ev._FrameAction, "SKIP") and hasattr(ev._FrameAction, "DEFAULT"))
+    if ev is None or not all(hasattr(ev, name) for name in REQUIRED):
+        return False
+    try:
+        action = ev._FrameAction
+        ev.set_code_exec_strategy(_probe.__code__,
+                                  ev._FrameExecStrategy(action.SKIP, action.DEFAULT))
+        ev.get_eval_frame_callback()
+    except Exception:  # any failure means: keep torch's wrapper
+        return False
+    return True
 
 
 def skip_frames_of(code: types.CodeType) -> None:

@@ -137,8 +137,8 @@ class ReproducibleMode(TorchDispatchMode):
             kernel_table()  # import the kernel modules now, outside any op
             if _eval_frame_callback is not None:
                 dynamo_guard.skip_frames_of(ReproducibleMode.__torch_dispatch__.__code__)
-            if self.uses_repops_kernels and self.tracer is None:
-                self._shortcuts = plain_cases()
+            use = self.uses_repops_kernels and self.tracer is None
+            self._shortcuts = plain_cases() if use else {}
             if self.tracer is not None:
                 self.tracer._attach(self)
             self._active = True
@@ -159,6 +159,7 @@ class ReproducibleMode(TorchDispatchMode):
         with self._state_lock:
             if self.tracer is not None:
                 self.tracer._detach(self)
+            self._shortcuts = {}
             self._active = False
 
     # -- the dispatch hook ---------------------------------------------------------------------
@@ -176,7 +177,7 @@ class ReproducibleMode(TorchDispatchMode):
         kwargs: Mapping[str, Any] | None = None,
     ) -> Any:
         if _eval_frame_callback is not None and _eval_frame_callback() is not None:
-            return dynamo_guard.outside_dynamo(ReproducibleMode._hook)(
+            return dynamo_guard.outside_dynamo(type(self)._hook)(
                 self, func, types, args, kwargs)
         return self._hook(func, types, args, kwargs)
 
@@ -228,7 +229,7 @@ class ReproducibleMode(TorchDispatchMode):
         kwargs: dict[str, Any],
     ) -> Any:
         if route.plain is not None and not kwargs and func not in self._shortcuts:
-            result = route.plain(args)  # a traced op (the hook tried the untraced ones)
+            result = route.plain(args)  # the hook did not try it (a traced op)
             if result is not None:
                 return result
         kind = route.kind

@@ -127,7 +127,8 @@ def _block(kind, plan, scal):  # type: ignore[no-untyped-def]
     nkb = max(1, (kk + kc_max - 1) // kc_max)
     kcb = max(1, (kk + nkb - 1) // nkb)
     npan = (n + nr - 1) // nr
-    pb = max(1, min(npan, B_BLOCK_BYTES // (kcb * nr * size)))
+    pb_l2 = max(1, min(npan, B_BLOCK_BYTES // (kcb * nr * size)))
+    pb = pb_l2
     njb = (npan + pb - 1) // pb
     pb = (npan + njb - 1) // njb
     mpan = (m + mr - 1) // mr
@@ -138,18 +139,19 @@ def _block(kind, plan, scal):  # type: ignore[no-untyped-def]
         per -= 1
     nib = (mpan + per - 1) // per
     few = threads > 1 and nib * njb * nb < 2 * want
-    # Still few items (a small product: 128^3 has 22 row panels of 6 rows): split the B
-    # panels too, so the static split of the items evens out.
+    # Still few items (a small product: 128^3 has 22 row panels on the 6-row AVX2 tile):
+    # split the B panels too, so the static split of the items evens out.
     while few and pb > 1 and nib * njb * nb < 2 * want:
         pb -= 1
         njb = (npan + pb - 1) // pb
     pb = (npan + njb - 1) // njb  # even blocks: 4 panels in two items are 2 + 2, not 3 + 1
     njb = (npan + pb - 1) // pb
-    if few and nb == 1 and npan >= threads:
-        # ... or give each thread all rows and its own B panels, when that loads the busiest
-        # thread less: 128^3 on two threads is 4 + 4 panels of 22 row panels each, where
-        # the row split above gives one thread 12 of the 22 row panels (measured: 36 -> 33 us).
-        cpb = (npan + threads - 1) // threads
+    cpb = (npan + threads - 1) // threads
+    if few and nb == 1 and npan >= threads and cpb <= pb_l2:
+        # ... or give each thread all rows and its own B panels (each block still within
+        # B_BLOCK_BYTES), when that loads the busiest thread less: 128^3 on two threads with
+        # the AVX2 tile is 4 + 4 panels of 22 row panels each, where the row split above
+        # gives one thread 12 of the 22 row panels (measured: 36 -> 33 us).
         cnjb = (npan + cpb - 1) // cpb
         if _busiest_load(1, cnjb, mpan, cpb, mpan, npan, threads) < _busiest_load(
                 nib, njb, per, pb, mpan, npan, threads):

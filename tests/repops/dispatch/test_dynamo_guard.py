@@ -22,9 +22,7 @@ needs_guard = pytest.mark.skipif(
 
 
 def _program(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    h = F.gelu(x @ w) + 1
-    print(end="")  # a graph break: dynamo resumes the rest of the frame on its own
-    return h.softmax(-1) @ w
+    return (F.gelu(x @ w) + 1).softmax(-1) @ w
 
 
 @needs_guard
@@ -36,17 +34,25 @@ def test_the_hook_is_not_wrapped_by_torch_where_the_guard_is_available() -> None
 
 @needs_guard
 def test_a_compiled_function_under_the_mode_gives_the_eager_bits_and_no_dynamo_warning(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # dynamo leaves a frame alone while a dispatch mode is on the stack, but the mode is off
+    # the stack while its own hook runs: that is where dynamo would step in.
+    from torch._dynamo.testing import CompileCounter
+
+    monkeypatch.setattr(dynamo_guard, "_disabled", {})
     x, w = torch.randn(16, 32), torch.randn(32, 32)
     with repops.reproducible():
         eager = _program(x, w)
-    compiled = torch.compile(_program, backend="eager")
+    counter = CompileCounter()
+    compiled = torch.compile(_program, backend=counter)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # dynamo warns when it tries to trace the hook
         with repops.reproducible():
             got = compiled(x, w)
     assert torch.equal(got, eager)
     assert ReproducibleMode._hook in dynamo_guard._disabled  # the ops went round dynamo
+    assert counter.frame_count == 0  # and dynamo compiled no frame of repops'
 
 
 @needs_guard
@@ -64,13 +70,28 @@ def test_traced_ops_of_a_compiled_function_are_recorded_like_eager_ones() -> Non
     assert len(eager_tracer.structure()) >= 5  # matmul, gelu, add, softmax, matmul
 
 
-def test_without_the_internals_the_guard_is_unavailable() -> None:
+def test_without_working_internals_the_guard_is_unavailable() -> None:
+    marked: list[object] = []
+
+    def fake(**changes: object) -> types.SimpleNamespace:
+        ev = types.SimpleNamespace(
+            get_eval_frame_callback=lambda: None,
+            set_code_exec_strategy=lambda code, strategy: marked.append(code),
+            _FrameExecStrategy=lambda now, nested: (now, nested),
+            _FrameAction=types.SimpleNamespace(SKIP=1, DEFAULT=0),
+        )
+        for name, value in changes.items():
+            setattr(ev, name, value)
+        return ev
+
+    assert dynamo_guard.available(fake()) and marked  # tried on a probe, not on the hook
     assert not dynamo_guard.available(types.SimpleNamespace())
-    partial = types.SimpleNamespace(**{name: None for name in dynamo_guard.REQUIRED})
-    partial._FrameAction = types.SimpleNamespace(DEFAULT=0)  # no SKIP action
-    assert not dynamo_guard.available(partial)
-    partial._FrameAction.SKIP = 1
-    assert dynamo_guard.available(partial)
+    assert not dynamo_guard.available(fake(_FrameAction=types.SimpleNamespace(DEFAULT=0)))
+
+    def refuses(code: object, strategy: object) -> None:
+        raise RuntimeError("this build's dynamo is a stub")
+
+    assert not dynamo_guard.available(fake(set_code_exec_strategy=refuses))
 
 
 def test_the_plain_shortcut_runs_only_without_a_tracer_and_gives_the_general_bits() -> None:

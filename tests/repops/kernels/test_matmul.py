@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from repops.errors import UnsupportedInputError
 from repops.kernels import matmul as K
 from repops.kernels import matmul_core as core
+from repops.kernels._gemm_tile import tile_shape
+from repops.kernels._target import numba_target
 from repops.kernels.matmul import MatmulShapeError
 from repops.reference import linalg as R
 
@@ -243,16 +245,32 @@ def _plan(m: int, kk: int, n: int, threads: int) -> np.ndarray:
     return plan
 
 
+def _tiles_of_busiest_thread(plan: np.ndarray, threads: int) -> tuple[int, int]:
+    """(tiles of the busiest thread, tiles in all) of a one-batch float32 plan."""
+    m, n = plan[core._M], plan[core._N]
+    mr, vectors, lanes = tile_shape(core.product_kind(n, np.dtype(np.float32)), numba_target(),
+                                    32)
+    nr = vectors * lanes
+    mpan, npan = -(-m // mr), -(-n // nr)
+    busiest = core._busiest_load(plan[core._NIB], plan[core._NJB], plan[core._MB] // mr,
+                                 plan[core._PB], mpan, npan, threads)
+    return busiest, mpan * npan
+
+
 def test_small_products_give_each_thread_its_own_columns_when_that_balances_better(
     rand: Rand, assert_same_bits: AssertSameBits, num_threads: Callable[[int], None],
 ) -> None:
     # 128^3 on two threads has an even number of B panels on every ISA (8 of 16 columns on
-    # AVX2, 4 of 32 on AVX-512) and a ragged last row panel: all rows and half the panels per
-    # thread is a perfect split, where splitting rows is not.
+    # AVX2, 4 of 32 on AVX-512): the busiest thread gets exactly half the tiles. With the
+    # 6-row AVX2 tile (22 row panels, the last one ragged) only the column split gives that;
+    # the row split would give one thread 12 of the 22 row panels.
     plan = _plan(128, 128, 128, 2)
-    assert plan[core._NIB] == 1 and plan[core._NJB] == 2
+    busiest, tiles = _tiles_of_busiest_thread(plan, 2)
+    assert busiest * 2 == tiles
+    if tiles == 22 * 8:  # the AVX2 tile: only the column split balances
+        assert plan[core._NIB] == 1 and plan[core._NJB] == 2
     assert _plan(128, 128, 128, 1)[core._NJB] == 1  # one thread: one item, nothing to balance
-    assert _plan(1024, 256, 256, 2)[core._NIB] > 1  # enough row blocks: rows stay split
+    assert _plan(4096, 256, 256, 2)[core._NIB] > 1  # many row blocks: rows stay split
     a, b = rand(128, 128, seed=60), rand(128, 128, seed=61)
     num_threads(2)
     two = K.mm(a, b)
