@@ -260,6 +260,10 @@ class ReproducibleMode(TorchDispatchMode):
         if kind is RouteKind.KERNEL:
             return match_vendor_layout(func, args, kwargs, kernel(*args, **kwargs))
         if kind is RouteKind.KERNEL_INPLACE:
+            if route.in_place is not None:  # straight into args[0], when it can
+                written = route.in_place(args, kwargs)
+                if written is not None:
+                    return written
             value = kernel(*args, **kwargs)
             args[0].copy_(value)
             return args[0]

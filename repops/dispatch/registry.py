@@ -7,6 +7,11 @@ shortcut taking the positional arguments only, which computes the result of the 
 (plain CPU tensors, default scalars) without the mode's generic checks and returns None for
 anything else (the mode then takes the general path). A shortcut must give the bits and layout
 of the general path; it exists because the mode's per-op cost is as large as a 128^3 product.
+``IN_PLACE_CASES`` names functional overloads too: each takes ``(args, kwargs)`` of the
+in-place twin (``addcdiv_`` for ``aten.addcdiv.default``) and computes the result straight
+into ``args[0]`` when it can (same dtype, shape and layout, no overlap other than element for
+element), returning ``args[0]``, else None (the mode then computes a new tensor and copies it
+in); the bits are those of the copy.
 Importing a kernel module may be costly (numba, big tables), so nothing is
 imported until the mode is first used; the merged table is then cached for the process.
 
@@ -40,6 +45,7 @@ KERNEL_MODULES: tuple[str, ...] = (
     "repops.kernels.extrema",
     "repops.kernels.embedding",
     "repops.kernels.elementwise",
+    "repops.kernels.compound_ops",
 )
 
 
@@ -57,7 +63,11 @@ _lock = threading.Lock()
 PlainCases = dict[torch._ops.OpOverload, Callable[[tuple[Any, ...]], Any]]
 
 _table: dict[torch._ops.OpOverload, Callable[..., Any]] | None = None
+#: In-place shortcuts by functional overload (see the module docstring).
+InPlaceCases = dict[torch._ops.OpOverload, Callable[[tuple[Any, ...], dict[str, Any]], Any]]
+
 _plain: PlainCases = {}  # filled with _table
+_in_place: InPlaceCases = {}  # filled with _table
 _sources: dict[str, str] = {}
 
 
@@ -75,16 +85,19 @@ def resolve_overload(name: str) -> torch._ops.OpOverload:
         raise ValueError(f"{name!r} is not a registered torch operator overload") from None
 
 
-def _plain_cases(module_name: str, module: Any, entries: dict[str, Any]) -> PlainCases:
-    """A module's PLAIN_CASES by overload: each a callable shortcut of one of its own kernels."""
-    shortcuts = getattr(module, "PLAIN_CASES", {})
+def _shortcuts(
+    module_name: str, module: Any, entries: dict[str, Any], attribute: str
+) -> dict[torch._ops.OpOverload, Callable[..., Any]]:
+    """A module's PLAIN_CASES or IN_PLACE_CASES by overload: each a callable shortcut of one of
+    its own kernels."""
+    shortcuts = getattr(module, attribute, {})
     if not isinstance(shortcuts, dict):
-        raise KernelRegistryError(f"{module_name}.PLAIN_CASES is not a dict")
-    found: PlainCases = {}
+        raise KernelRegistryError(f"{module_name}.{attribute} is not a dict")
+    found: dict[torch._ops.OpOverload, Callable[..., Any]] = {}
     for name, fn in shortcuts.items():
         if name not in entries or not callable(fn):
             raise KernelRegistryError(
-                f"{module_name}.PLAIN_CASES[{name!r}] must be a callable shortcut of one of "
+                f"{module_name}.{attribute}[{name!r}] must be a callable shortcut of one of "
                 "the module's own ATEN_KERNELS"
             )
         found[resolve_overload(name)] = fn
@@ -93,10 +106,11 @@ def _plain_cases(module_name: str, module: Any, entries: dict[str, Any]) -> Plai
 
 def _merge(
     modules: tuple[str, ...], keep_sources: bool = False
-) -> tuple[dict[torch._ops.OpOverload, Callable[..., Any]], PlainCases]:
-    """The kernels of ``modules`` and their plain-case shortcuts, by overload."""
+) -> tuple[dict[torch._ops.OpOverload, Callable[..., Any]], PlainCases, InPlaceCases]:
+    """The kernels of ``modules`` and their plain-case and in-place shortcuts, by overload."""
     table: dict[torch._ops.OpOverload, Callable[..., Any]] = {}
     plain: PlainCases = {}
+    in_place: InPlaceCases = {}
     sources: dict[str, str] = {}
     for module_name in modules:
         module = importlib.import_module(module_name)
@@ -116,12 +130,13 @@ def _merge(
                 raise KernelRegistryError(f"{module_name}.ATEN_KERNELS: {exc}") from None
             sources[name] = module_name
             table[overload] = fn
-        plain.update(_plain_cases(module_name, module, entries))
+        plain.update(_shortcuts(module_name, module, entries, "PLAIN_CASES"))
+        in_place.update(_shortcuts(module_name, module, entries, "IN_PLACE_CASES"))
     if not keep_sources:
         _sources.clear()
     for name, module_name in sources.items():
         _sources.setdefault(name, module_name)
-    return table, plain
+    return table, plain, in_place
 
 
 def kernel_table() -> dict[torch._ops.OpOverload, Callable[..., Any]]:
@@ -131,10 +146,11 @@ def kernel_table() -> dict[torch._ops.OpOverload, Callable[..., Any]]:
     if table is None:
         with _lock:
             if _table is None:
-                merged, plain = _merge(KERNEL_MODULES)
+                merged, plain, in_place = _merge(KERNEL_MODULES)
                 for op, fn in _merge(FALLBACK_MODULES, keep_sources=True)[0].items():
                     merged.setdefault(op, fn)
                 _plain.update(plain)
+                _in_place.update(in_place)
                 _table = merged
             table = _table
     return table
@@ -144,6 +160,15 @@ def plain_case_for(func: torch._ops.OpOverload) -> Callable[[tuple[Any, ...]], A
     """The shortcut of ``func``'s kernel for its common case (see the module docstring)."""
     kernel_table()
     return _plain.get(func)
+
+
+def in_place_case_for(
+    func: torch._ops.OpOverload,
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Any] | None:
+    """The shortcut that writes the result of the functional overload ``func`` straight into
+    its first argument, for the in-place twin (see the module docstring)."""
+    kernel_table()
+    return _in_place.get(func)
 
 
 def plain_cases() -> PlainCases:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from repops.dispatch import exact_ops
-from repops.dispatch.registry import kernel_table, plain_case_for
+from repops.dispatch.registry import in_place_case_for, kernel_table, plain_case_for
 
 #: Packets (in-place underscore removed) that draw random numbers.
 RANDOM_PACKETS: frozenset[str] = frozenset(
@@ -69,15 +69,21 @@ class Route:
     exact_case: Callable[[Sequence[Any], Mapping[str, Any]], bool] | None = None
     #: The kernel's shortcut for its common case (positional arguments; None: not that case).
     plain: Callable[[tuple[Any, ...]], Any] | None = None
+    #: For KERNEL_INPLACE: the functional kernel's shortcut that writes into ``args[0]``.
+    in_place: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None
 
 
 _routes: dict[torch._ops.OpOverload, Route] = {}
 
 
+_Twin = tuple[RouteKind, Callable[..., Any], tuple[str, ...], torch._ops.OpOverload]
+
+
 def _functional_twin(
     func: torch._ops.OpOverload, table: Mapping[torch._ops.OpOverload, Callable[..., Any]]
-) -> tuple[RouteKind, Callable[..., Any], tuple[str, ...]] | None:
-    """A kernel for the functional form of an in-place or out= overload, if one exists."""
+) -> _Twin | None:
+    """A kernel for the functional form of an in-place or out= overload, if one exists (with
+    the route kind, the out= argument names and the functional overload)."""
     schema = func._schema
     packet = func.overloadpacket.__name__
     out_args = tuple(a.name for a in schema.arguments if a.kwarg_only and a.alias_info is not None)
@@ -90,7 +96,7 @@ def _functional_twin(
                 and not cand._schema.is_mutable
                 and [a.name for a in cand._schema.arguments] == names
             ):
-                return RouteKind.KERNEL_OUT, table[cand], out_args
+                return RouteKind.KERNEL_OUT, table[cand], out_args, cand
         return None
     if packet.endswith("_") and not packet.endswith("__"):
         functional = getattr(torch.ops.aten, packet[:-1], None)
@@ -102,7 +108,7 @@ def _functional_twin(
             and cand in table
             and [a.name for a in cand._schema.arguments] == [a.name for a in schema.arguments]
         ):
-            return RouteKind.KERNEL_INPLACE, table[cand], ()
+            return RouteKind.KERNEL_INPLACE, table[cand], (), cand
     return None
 
 
@@ -125,17 +131,19 @@ def route_for(func: torch._ops.OpOverload) -> Route:
         # add/sub with alpha == 1 etc.: the exact case runs the vendor op even when a kernel
         # exists for the general case (same bits by IEEE; faster, covers every dtype).
         exact_case = predicate if listed else None
-        twin: tuple[RouteKind, Callable[..., Any], tuple[str, ...]] | None = None
+        twin: _Twin | None = None
         if func in table:
-            twin = (RouteKind.KERNEL, table[func], ())
+            twin = (RouteKind.KERNEL, table[func], (), func)
         elif func.namespace == "aten":
             twin = _functional_twin(func, table)
         if twin is not None:
-            kind, kernel, out_names = twin
+            kind, kernel, out_names, functional = twin
             route = Route(
                 kind, name, kernel=kernel, out_names=out_names, integer_rule=True,
                 exact_case=exact_case,
                 plain=plain_case_for(func) if kind is RouteKind.KERNEL else None,
+                in_place=in_place_case_for(functional)
+                if kind is RouteKind.KERNEL_INPLACE else None,
             )
         elif listed:
             zero_fill = packet in exact_ops.UNINITIALISED

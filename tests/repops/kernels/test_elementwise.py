@@ -13,9 +13,12 @@ import torch
 import repops.reference.elementwise as R
 import repops.reference.elementwise_compound as RC
 from repops.errors import UnsupportedInputError
-from repops.kernels.elementwise import ATEN_KERNELS as K
+from repops.kernels.compound_ops import ATEN_KERNELS as COMPOUND
+from repops.kernels.elementwise import ATEN_KERNELS as ELEMENTWISE
 from repops.reference.elementwise_pow import pow_f32_reference, rsqrt_f32_reference
 from repops.reference.elementwise_trig import cos_f32_reference, sin_f32_reference
+
+K = {**ELEMENTWISE, **COMPOUND}
 
 SameBits = Callable[[torch.Tensor, torch.Tensor], bool]  # conftest fixture type
 WideRandn = Callable[..., torch.Tensor]  # conftest fixture type
