@@ -8,10 +8,11 @@ shortcut taking the positional arguments only, which computes the result of the 
 anything else (the mode then takes the general path). A shortcut must give the bits and layout
 of the general path; it exists because the mode's per-op cost is as large as a 128^3 product.
 ``IN_PLACE_CASES`` names functional overloads too: each takes ``(args, kwargs)`` of the
-in-place twin (``addcdiv_`` for ``aten.addcdiv.default``) and computes the result straight
-into ``args[0]`` when it can (same dtype, shape and layout, no overlap other than element for
-element), returning ``args[0]``, else None (the mode then computes a new tensor and copies it
-in); the bits are those of the copy.
+in-place twin (``addcdiv_`` for ``aten.addcdiv.default``), does the op into ``args[0]`` and
+returns it -- written there directly when it can (same dtype, shape and layout, no overlap
+other than element for element), else computed anew and copied in -- or returns None before
+doing anything, and the mode takes its general path (compute, then copy in). The bits are
+always those of that general path.
 Importing a kernel module may be costly (numba, big tables), so nothing is
 imported until the mode is first used; the merged table is then cached for the process.
 

@@ -137,11 +137,9 @@ def lerp_tensor(self: torch.Tensor, end: torch.Tensor, weight: torch.Tensor) -> 
     return _lerp_tensor(self, end, weight, None)
 
 
-
-
 # ---------------------------------------------------------------------------- in-place twins
 # (args, kwargs) of add_, sub_, addcmul_, addcdiv_, lerp_: the functional kernel, written
-# straight into args[0] where _output allows (an optimizer's state updates), else copied in.
+# straight into args[0] where output_array allows (an optimizer's state updates), else copied in.
 
 
 def _axpy_in_place(op: str, sign: int) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:

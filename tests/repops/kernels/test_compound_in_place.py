@@ -49,22 +49,49 @@ def test_in_place_gives_the_functional_bits_and_keeps_the_tensor(name: str) -> N
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
-def test_destinations_it_cannot_write_directly_still_get_the_functional_bits(name: str) -> None:
+def test_every_destination_gets_the_functional_bits_written_directly_or_copied(
+    name: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     in_place, functional = OPS[name]
     s, a, b = _operands(400)
-    base = torch.cat([s, s[:1]])
-    cases = {
-        "transposed": (s.reshape(20, 20).t(), a.reshape(20, 20).t(), b.reshape(20, 20).t()),
-        "bfloat16": (s.bfloat16(), a.bfloat16(), b.bfloat16()),
-        "float64": (s.double(), a.double(), b.double()),
-        "overlapping": (base[:400], base[1:], b),  # other reads self one element further on
-        "aliased": (s, s, b),  # other is self, element for element
+    base = torch.cat([s[:1], s])
+    cases = {  # case: (destination, operands, written directly?)
+        "transposed": (s.reshape(20, 20).t(), a.reshape(20, 20).t(), b.reshape(20, 20).t(),
+                       False),
+        "bfloat16": (s.bfloat16(), a.bfloat16(), b.bfloat16(), False),
+        "float64": (s.double(), a.double(), b.double(), True),
+        # other reads self one element behind: a direct write would feed the op its own
+        # output (element i + 1 reads the element i just written).
+        "overlapping": (base[1:], base[:400], b, False),
+        "aliased": (s.clone(), None, b, True),  # other is self, element for element
     }
-    for case, (dest, x, y) in cases.items():
+    fresh: list[int] = []
+    empty = np.empty
+
+    def counting_empty(*args: object, **kwargs: object) -> np.ndarray:
+        fresh.append(1)
+        return empty(*args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(args_mod.np, "empty", counting_empty)
+    for case, (dest, x, y, direct) in cases.items():
+        x = dest if x is None else x
         with repops.reproducible():
             want = functional(dest.clone(), x.clone(), y.clone())
+            fresh.clear()
+            address = dest.data_ptr()
             in_place(dest, x, y)
         assert torch.equal(dest, want), case
+        assert dest.data_ptr() == address
+        assert (not fresh) == direct, case  # no new output array exactly when written directly
+
+
+def test_a_lerp_weight_that_is_one_element_of_self_is_not_overwritten_first() -> None:
+    s, a, _ = _operands(300)
+    dest = s.clone()
+    with repops.reproducible():
+        want = torch.lerp(dest.clone(), a, dest[7].clone())
+        dest.lerp_(a, dest[7])  # the 0-dim weight lies inside the destination
+    assert torch.equal(dest, want)
 
 
 def test_direct_writes_only_where_no_operand_overlaps_other_than_element_for_element() -> None:
@@ -102,10 +129,3 @@ def test_add_with_alpha_one_is_left_to_the_exact_vendor_op() -> None:
     with repops.reproducible():
         dest.add_(a)
     assert torch.equal(dest, s + a)
-
-
-def test_integer_in_place_add_is_exact() -> None:
-    ints = torch.arange(6)
-    with repops.reproducible():
-        ints.add_(torch.ones(6, dtype=torch.int64), alpha=3)
-    assert torch.equal(ints, torch.arange(6) + 3)
