@@ -4,7 +4,9 @@ Each line times ``fn(x)`` on 2^21 float32 values (8 MiB, normal with sd 3; posit
 and rsqrt) with torch and inside ``repops.reproducible()``, interleaved, best of ``--runs``,
 at each thread count. ``ratio`` is torch's time over repops' (above 1: repops is faster).
 Which functions compute in binary32 and which in binary64 is spec/elementwise.md's choice;
-the table shows what that costs. Prints a table on stderr and ONE JSON line on stdout.
+the table shows what that costs. Then the in-place updates of torch's Adam/AdamW
+(``addcdiv_``...) on the same size, as an optimizer kept inside the mode runs them. Prints a
+table on stderr and ONE JSON line on stdout.
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "rsqrt": torch.rsqrt,
 }
 POSITIVE = ("log", "rsqrt", "log1p")
+#: The in-place updates of torch's Adam/AdamW (an optimizer kept inside the mode), on a state
+#: ``s`` with a gradient ``g`` and a positive second moment ``v``; small coefficients keep the
+#: state finite over every run.
+IN_PLACE: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "addcdiv_": lambda s, g, v: s.addcdiv_(g, v, value=-1e-6),
+    "addcmul_": lambda s, g, v: v.addcmul_(g, g, value=1e-6),
+    "lerp_": lambda s, g, v: s.lerp_(g, 1e-3),
+    "add_alpha_": lambda s, g, v: s.add_(g, alpha=-1e-6),
+}
 
 
 def main() -> None:
@@ -65,6 +76,17 @@ def main() -> None:
             t_torch, t_repops = best_times([call, in_mode(call)], args.runs)
             out[f"{name}_ratio_t{threads}"] = round(t_torch / t_repops, 3)
             out[f"{name}_repops_ns_per_element_t{threads}"] = round(t_repops / args.size * 1e9, 3)
+            print(f"t{threads} {name:10s} torch {t_torch * 1e3:7.3f} ms  repops "
+                  f"{t_repops * 1e3:7.3f} ms  ratio {t_torch / t_repops:5.2f}", file=sys.stderr)
+        state, grad, second = x.clone(), x * 0.1, positive.clone()
+        for name, update in IN_PLACE.items():
+
+            def step(update: Callable[..., torch.Tensor] = update,
+                     tensors: tuple[torch.Tensor, ...] = (state, grad, second)) -> torch.Tensor:
+                return update(*tensors)
+
+            t_torch, t_repops = best_times([step, in_mode(step)], args.runs)
+            out[f"{name}_ratio_t{threads}"] = round(t_torch / t_repops, 3)
             print(f"t{threads} {name:10s} torch {t_torch * 1e3:7.3f} ms  repops "
                   f"{t_repops * 1e3:7.3f} ms  ratio {t_torch / t_repops:5.2f}", file=sys.stderr)
     print(json.dumps(out))
