@@ -32,6 +32,13 @@ def _eval_frame() -> Any:
     return getattr(getattr(torch._C, "_dynamo", None), "eval_frame", None)
 
 
+def _mark_skipped(ev: Any, code: types.CodeType) -> None:
+    """Tell dynamo (``ev`` is its ``eval_frame`` module) to run frames of ``code`` as plain
+    Python, never compiling them; frames they call are not covered."""
+    action = ev._FrameAction
+    ev.set_code_exec_strategy(code, ev._FrameExecStrategy(action.SKIP, action.DEFAULT))
+
+
 def _probe() -> None:
     """A function of no use but to be marked: :func:`available` tries the marking on it."""
 
@@ -45,9 +52,7 @@ def available(eval_frame: Any = None) -> bool:
     if ev is None or not all(hasattr(ev, name) for name in REQUIRED):
         return False
     try:
-        action = ev._FrameAction
-        ev.set_code_exec_strategy(_probe.__code__,
-                                  ev._FrameExecStrategy(action.SKIP, action.DEFAULT))
+        _mark_skipped(ev, _probe.__code__)
         ev.get_eval_frame_callback()
     except Exception:  # any failure means: keep torch's wrapper
         return False
@@ -59,10 +64,8 @@ def skip_frames_of(code: types.CodeType) -> None:
     Python, never compiling them (what ``torch._dynamo.eval_frame.skip_code`` does, without
     importing dynamo). Idempotent; called on every entry of the mode, so a
     ``torch._dynamo.reset()`` in between does not leave the hook exposed."""
-    ev = _eval_frame()
-    action = ev._FrameAction
     for c in (code, outside_dynamo.__code__):
-        ev.set_code_exec_strategy(c, ev._FrameExecStrategy(action.SKIP, action.DEFAULT))
+        _mark_skipped(_eval_frame(), c)
 
 
 _disabled: dict[Callable[..., Any], Callable[..., Any]] = {}

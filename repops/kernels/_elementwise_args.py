@@ -109,6 +109,3 @@ def scalar(op: str, name: str, value: Any, ct: torch.dtype) -> np.floating:
 
 def is_one(v: Any) -> bool:
     return not isinstance(v, torch.Tensor) and v == 1 and not isinstance(v, complex)
-
-
-# ------------------------------------------------------------------------- unary functions

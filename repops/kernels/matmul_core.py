@@ -21,7 +21,8 @@ BLIS", ACM TOMS 2016) reduced to what the order allows:
   parked in C and reloaded — a float store and load are exact, so the bits equal the unblocked
   chain. The chain of one element is never split across threads.
 * Work items are (batch, block of rows, block of B panels); ``prange`` runs over items, so
-  threads only ever own disjoint output elements.
+  threads only ever own disjoint output elements. The sizes of all these blocks are chosen
+  per product in :mod:`repops.kernels.matmul_plan`.
 
 Operands arrive with their own strides (any layout, no copy) and are read through typed
 pointers at element offsets (:mod:`repops.kernels._raw`); edge tiles run on a private
@@ -43,46 +44,41 @@ from repops.kernels._gemm_tile import NARROW, WIDE, micro_tile, tile_dims, tile_
 from repops.kernels._raw import at_address, keep, load, ptr, store
 from repops.kernels._rows import RowKernel
 from repops.kernels._target import numba_target
+from repops.kernels.matmul_plan import (
+    _ADDR_A,
+    _ADDR_B,
+    _ADDR_C,
+    _ADDR_E,
+    _EPI,
+    _K,
+    _KCB,
+    _M,
+    _MB,
+    _N,
+    _NIB,
+    _NJB,
+    _PACK_A,
+    _PACK_B,
+    _PB,
+    _SA0,
+    _SA1,
+    _SA2,
+    _SB0,
+    _SB1,
+    _SB2,
+    _SE0,
+    _SE1,
+    _SE2,
+    block_plan,
+    new_plan,
+)
 
-#: Bytes of one packed A micro-panel (``MR x KC``): it stays in L1 while the tile sweeps B.
-A_PANEL_BYTES = 16 * 1024
-#: A column-major A (the transposed activations of a weight gradient) whose k stride is
-#: over A_IN_PLACE_K_STRIDE elements is packed when one k-step of the tile reads fewer than
-#: A_PACK_BELOW_BYTES: every k-step then lands on another page for a few bytes. Measured on
-#: the weight gradient 768x2048x256 (GFLOP/s, 1 / 2 threads): the AVX2 tile (6 rows, 24
-#: bytes) 82 / 120 in place, 94 / 136 packed; the AVX-512 tile (12 rows, 48 bytes) 106 / 189
-#: in place, 79 / 141 packed.
-A_IN_PLACE_K_STRIDE = 64
-A_PACK_BELOW_BYTES = 32
-#: Bytes of the B block one work item sweeps per k-block (``KC x NB``): stays in L2.
-B_BLOCK_BYTES = 512 * 1024
-#: A micro-panels (of MR rows) per work item when there is enough work for every thread.
-ROW_PANELS = 8
-#: Work items per thread to aim for (load balance on a busy machine).
-ITEMS_PER_THREAD = 4
-#: B is read in place (not packed) when it has contiguous rows and the product has at most
-#: this many rows: each B element then feeds too few multiply-adds to pay for its copy.
-DIRECT_B_ROWS = 48
-#: ... or at most this many rows and a K of at most DIRECT_B_MAX_K: packing is then a fixed
-#: cost (a copy of B and one more parallel region) the short k-blocks never earn back. Measured
-#: on AVX-512 and AVX2 builds: 128^3 in 0.8x the time on two threads, 128x256x768 in 0.8x; a K
-#: of 1024 or more (B's rows then reach past L2 between reuses) is faster packed.
-DIRECT_B_SHORT_ROWS = 128
-DIRECT_B_MAX_K = 768
 #: Below this many multiply-adds (about 100^3, ~30 us of one core's work) the calling thread
 #: does the whole product: waking the thread pool costs more than it saves there (measured:
 #: 64^3 breaks even on two threads, 128^3 takes 0.6x the serial time). On a busy machine a
 #: parallel region can wait for a descheduled worker; torch takes the same risk from a similar
 #: size on. Changes no bit.
 SERIAL_BELOW = 1 << 20
-
-# Fields of the int64 ``plan`` array: the product (:func:`_new_plan`), then its blocking
-# (:func:`_block`). Strides are in elements; addresses are the operands' first elements.
-_M, _N, _K, _SA0, _SA1, _SA2, _SB0, _SB1, _SB2 = range(9)
-_NIB, _NJB, _MB, _PB, _KCB, _PACK_A, _PACK_B = range(9, 16)
-_SE0, _SE1, _SE2, _EPI = range(16, 20)
-_NBATCH, _ADDR_A, _ADDR_B, _ADDR_C, _ADDR_E, _THREADS = range(20, 26)
-_PLAN_FIELDS = 26
 
 #: Epilogue flags: scale by alpha; add the bias; add beta times the bias.
 EPI_ALPHA = 1
@@ -92,80 +88,6 @@ EPI_BETA_BIAS = 4
 #: An operand handed to the core: the address of its first element and its three strides
 #: in elements (any layout; 0 for a broadcast dim).
 Operand = tuple[int, Sequence[int]]
-
-
-@jit
-def _busiest_load(nib, njb, per, pb, mpan, npan, threads):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Tiles (row panels x B panels) of the busiest thread when the ``nib x njb`` items of one
-    batch are split as ``prange`` splits them: runs in order, the first ``items % threads``
-    threads one item longer. A ragged edge tile counts as a whole one (it costs as much)."""
-    items = nib * njb
-    q, r = divmod(items, threads)
-    busiest = 0
-    w = 0
-    for t in range(threads):
-        load = 0
-        for _ in range(q + 1 if t < r else q):
-            ib = w // njb
-            jb = w - ib * njb
-            rows = min(mpan, (ib + 1) * per) - ib * per
-            cols = min(npan, (jb + 1) * pb) - jb * pb
-            load += rows * cols
-            w += 1
-        busiest = max(busiest, load)
-    return busiest
-
-
-@jit
-def _block(kind, plan, scal):  # type: ignore[no-untyped-def]
-    """Fill the blocking fields of ``plan`` — cache sizes and load balance only; no value
-    depends on the blocking."""
-    nb, m, n, kk = plan[_NBATCH], plan[_M], plan[_N], plan[_K]
-    mr, nr = tile_dims(kind, scal)
-    size = scal.itemsize
-    kc_max = max(16, A_PANEL_BYTES // (mr * size))
-    nkb = max(1, (kk + kc_max - 1) // kc_max)
-    kcb = max(1, (kk + nkb - 1) // nkb)
-    npan = (n + nr - 1) // nr
-    pb_l2 = max(1, min(npan, B_BLOCK_BYTES // (kcb * nr * size)))
-    pb = pb_l2
-    njb = (npan + pb - 1) // pb
-    pb = (npan + njb - 1) // njb
-    mpan = (m + mr - 1) // mr
-    per = min(ROW_PANELS, mpan)
-    threads = plan[_THREADS]
-    want = threads * ITEMS_PER_THREAD if threads > 1 else 1
-    while per > 1 and ((mpan + per - 1) // per) * njb * nb < want:
-        per -= 1
-    nib = (mpan + per - 1) // per
-    few = threads > 1 and nib * njb * nb < 2 * want
-    # Still few items (a small product: 128^3 has 22 row panels on the 6-row AVX2 tile):
-    # split the B panels too, so the static split of the items evens out.
-    while few and pb > 1 and nib * njb * nb < 2 * want:
-        pb -= 1
-        njb = (npan + pb - 1) // pb
-    pb = (npan + njb - 1) // njb  # even blocks: 4 panels in two items are 2 + 2, not 3 + 1
-    njb = (npan + pb - 1) // pb
-    cpb = (npan + threads - 1) // threads
-    if few and nb == 1 and npan >= threads and cpb <= pb_l2:
-        # ... or give each thread all rows and its own B panels (each block still within
-        # B_BLOCK_BYTES), when that loads the busiest thread less: 128^3 on two threads with
-        # the AVX2 tile is 4 + 4 panels of 22 row panels each, where the row split above
-        # gives one thread 12 of the 22 row panels (measured: 36 -> 33 us).
-        cnjb = (npan + cpb - 1) // cpb
-        if _busiest_load(1, cnjb, mpan, cpb, mpan, npan, threads) < _busiest_load(
-                nib, njb, per, pb, mpan, npan, threads):
-            nib, per, njb, pb = 1, mpan, cnjb, cpb
-    plan[_NIB] = nib
-    plan[_NJB], plan[_MB], plan[_PB], plan[_KCB] = njb, per * mr, pb, kcb
-    # A micro-panels are read in place when A's rows or columns are contiguous (a tile's
-    # k-step then touches one or MR cache lines that stay in L1 while it sweeps the B panels),
-    # except a column-major A with a long k stride under a short tile column: see
-    # A_PACK_BELOW_BYTES.
-    short_column = mr * size < A_PACK_BELOW_BYTES and plan[_SA2] > A_IN_PLACE_K_STRIDE
-    plan[_PACK_A] = not (plan[_SA2] == 1 or (plan[_SA1] == 1 and not short_column))
-    plan[_PACK_B] = not (plan[_SB2] == 1 and (
-        m <= DIRECT_B_ROWS or (m <= DIRECT_B_SHORT_ROWS and kk <= DIRECT_B_MAX_K)))
 
 
 @jit
@@ -348,31 +270,14 @@ def _item(kind, plan, w, ppk, scal):  # type: ignore[no-untyped-def]
     keep(ap, tile)
 
 
-@jit
-def _new_plan(nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2,  # type: ignore[no-untyped-def] # noqa: PLR0917
-              addr_c, addr_e, se0, se1, se2, epi, threads):
-    """The int64 plan of one product (its blocking fields are filled by :func:`_block`).
-
-    Built in compiled code from plain integers: numba passes an int argument in a few tens of
-    nanoseconds, while filling a numpy array from Python costs more than a 64^3 product's
-    packing."""
-    plan = np.zeros(_PLAN_FIELDS, dtype=np.int64)
-    plan[_NBATCH], plan[_M], plan[_K], plan[_N] = nb, m, kk, n
-    plan[_ADDR_A], plan[_SA0], plan[_SA1], plan[_SA2] = addr_a, sa0, sa1, sa2
-    plan[_ADDR_B], plan[_SB0], plan[_SB1], plan[_SB2] = addr_b, sb0, sb1, sb2
-    plan[_ADDR_E], plan[_SE0], plan[_SE1], plan[_SE2] = addr_e, se0, se1, se2
-    plan[_ADDR_C], plan[_EPI], plan[_THREADS] = addr_c, epi, threads
-    return plan
-
-
 def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type: ignore[no-untyped-def] # noqa: PLR0917
                addr_b, sb0, sb1, sb2, addr_c, addr_e, se0, se1, se2, epi):
     """Plan, block, pack B (all panels, or only the ragged last one), then run every work item
     (``prange`` in the parallel twin; ``threads`` is what the blocking balances the items
     for). Operands are read by address: one compiled body per dtype serves every layout."""
-    plan = _new_plan(nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2, addr_c,
+    plan = new_plan(nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2, addr_c,
                      addr_e, se0, se1, se2, epi, threads)
-    _block(kind, plan, scal)
+    block_plan(kind, plan, scal)
     nr = tile_dims(kind, scal)[1]
     npan = (n + nr - 1) // nr
     kcb = plan[_KCB]
@@ -405,17 +310,11 @@ _GEMM = RowKernel(_gemm_body)
 gemm_serial = _GEMM.serial
 
 
-#: ``NR`` of the narrow tile by dtype (filled on first use: it asks for the target ISA).
-_NARROW_COLS: dict[np.dtype, int] = {}
-
-
+@functools.cache
 def _narrow_cols(dtype: np.dtype) -> int:
     """``NR`` of the narrow tile for ``dtype``: products with at most this many columns use it."""
-    cols = _NARROW_COLS.get(dtype)
-    if cols is None:
-        _, vectors, lanes = tile_shape(NARROW, numba_target(), np.dtype(dtype).itemsize * 8)
-        cols = _NARROW_COLS[dtype] = vectors * lanes
-    return cols
+    _, vectors, lanes = tile_shape(NARROW, numba_target(), np.dtype(dtype).itemsize * 8)
+    return vectors * lanes
 
 
 def product_kind(n: int, dtype: np.dtype) -> int:
@@ -497,7 +396,7 @@ def _run(  # noqa: PLR0917
     """Run the serial or the parallel body on one product (nothing to do when it is empty)."""
     if nb * m * n == 0:
         return
-    kind = NARROW if n <= _narrow_cols(dtype) else WIDE
+    kind = product_kind(n, dtype)
     # numba's thread count is per calling thread (read in compiled code, it would keep the
     # kernel out of the disk cache); with one thread the serial twin skips the pool's region.
     threads = 1 if nb * m * n * kk < SERIAL_BELOW else thread_count()
@@ -534,7 +433,7 @@ def gemm(
 
 @jit
 def _epilogue_all(scal, nb, m, n, addr_c, addr_e, se0, se1, se2, epi):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    plan = _new_plan(nb, m, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, addr_c, addr_e, se0, se1, se2, epi, 1)
+    plan = new_plan(nb, m, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, addr_c, addr_e, se0, se1, se2, epi, 1)
     pc, pe = at_address(addr_c, scal), at_address(addr_e, scal)
     for bi in range(nb):
         _epilogue(pc, bi * m * n, n, m, n, pe, bi * se0, plan, scal)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from repops.errors import UnsupportedInputError
 from repops.kernels import matmul as K
 from repops.kernels import matmul_core as core
+from repops.kernels import matmul_plan as plan_mod
 from repops.kernels._gemm_tile import tile_shape
 from repops.kernels._target import numba_target
 from repops.kernels.matmul import MatmulShapeError
@@ -240,20 +241,21 @@ def test_thread_count_changes_no_bit(
 def _plan(m: int, kk: int, n: int, threads: int) -> np.ndarray:
     """The blocking :func:`product_into` gives a float32 (1, m, kk, n) product on ``threads``."""
     dtype = np.dtype(np.float32)
-    plan = core._new_plan(1, m, kk, n, 0, 0, kk, 1, 0, 0, n, 1, 0, 0, 0, 0, 0, 0, threads)
-    core._block(core.product_kind(n, dtype), plan, core.unit_scalars(dtype))
+    plan = plan_mod.new_plan(1, m, kk, n, 0, 0, kk, 1, 0, 0, n, 1, 0, 0, 0, 0, 0, 0, threads)
+    plan_mod.block_plan(core.product_kind(n, dtype), plan, core.unit_scalars(dtype))
     return plan
 
 
 def _tiles_of_busiest_thread(plan: np.ndarray, threads: int) -> tuple[int, int]:
     """(tiles of the busiest thread, tiles in all) of a one-batch float32 plan."""
-    m, n = plan[core._M], plan[core._N]
+    m, n = plan[plan_mod._M], plan[plan_mod._N]
     mr, vectors, lanes = tile_shape(core.product_kind(n, np.dtype(np.float32)), numba_target(),
                                     32)
     nr = vectors * lanes
     mpan, npan = -(-m // mr), -(-n // nr)
-    busiest = core._busiest_load(plan[core._NIB], plan[core._NJB], plan[core._MB] // mr,
-                                 plan[core._PB], mpan, npan, threads)
+    busiest = plan_mod.busiest_load(plan[plan_mod._NIB], plan[plan_mod._NJB],
+                                    plan[plan_mod._MB] // mr, plan[plan_mod._PB], mpan, npan,
+                                    threads)
     return busiest, mpan * npan
 
 
@@ -268,9 +270,9 @@ def test_small_products_give_each_thread_its_own_columns_when_that_balances_bett
     busiest, tiles = _tiles_of_busiest_thread(plan, 2)
     assert busiest * 2 == tiles
     if tiles == 22 * 8:  # the AVX2 tile: only the column split balances
-        assert plan[core._NIB] == 1 and plan[core._NJB] == 2
-    assert _plan(128, 128, 128, 1)[core._NJB] == 1  # one thread: one item, nothing to balance
-    assert _plan(4096, 256, 256, 2)[core._NIB] > 1  # many row blocks: rows stay split
+        assert plan[plan_mod._NIB] == 1 and plan[plan_mod._NJB] == 2
+    assert _plan(128, 128, 128, 1)[plan_mod._NJB] == 1  # one thread: one item, no balance
+    assert _plan(4096, 256, 256, 2)[plan_mod._NIB] > 1  # many row blocks: rows stay split
     a, b = rand(128, 128, seed=60), rand(128, 128, seed=61)
     num_threads(2)
     two = K.mm(a, b)
@@ -300,7 +302,7 @@ def test_busiest_load_follows_the_split_prange_makes(num_threads: Callable[[int]
         owner = owners(nib * njb)
         busiest = max(sum(t for t, o in zip(tiles, owner, strict=True) if o == th)
                       for th in range(2))
-        assert core._busiest_load(nib, njb, per, pb, mpan, npan, 2) == busiest
+        assert plan_mod.busiest_load(nib, njb, per, pb, mpan, npan, 2) == busiest
 
 
 def test_row_independent_of_batch_size_and_position(
