@@ -7,8 +7,9 @@ Prints ONE JSON line on stdout (a table on stderr) with the machine it ran on: `
 - ``matmul_<shape>_ratio_t<n>``: fp32 throughput of repops (the op inside reproducible()) /
   torch (the same op outside) at n threads, for 1024^3 and the shapes of a transformer step:
   activations times transposed weights (forward of nn.Linear), the two products of its
-  backward (grad input; grad weight with a transposed operand), attention's batched products,
-  a small product; ``matmul_min_ratio_t<n>`` is the worst of them (target >= 0.8);
+  backward (grad input; grad weight with a transposed operand, at three of the step's own
+  sizes), the LM head (a transposed weight), attention's batched products, a small product;
+  ``matmul_min_ratio_t<n>`` is the worst of them (target >= 0.8);
   ``matmul_ratio`` is 1024^3 at the largest thread count;
 - ``gpt_step_ratio``: one training step (forward, backward, clipping, AdamW) of a GPT with 4
   layers, width 256, sequence 128, batch 16 at the largest thread count: repops (mode + repops
@@ -97,7 +98,10 @@ def _rand(*shape: int, seed: int) -> torch.Tensor:
 
 
 def matmul_shapes() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The products of a transformer step (width 256, 2048 tokens, 4 heads) and 1024^3."""
+    """The products of a transformer step (width 256, 2048 tokens, 4 heads, MLP 1024, vocab
+    512: the bench's gpt step) and 1024^3. The weight gradients take the transposed
+    activations as a column-major A: 768 rows (qkv), 256 (the attention projection, where K
+    is 8x M) and 256 x 1024 columns (the MLP's output layer)."""
     return {
         "1024": (_rand(1024, 1024, seed=0), _rand(1024, 1024, seed=1)),
         "linear_qkv": (_rand(2048, 256, seed=2), _rand(768, 256, seed=3).t()),
@@ -105,6 +109,9 @@ def matmul_shapes() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         "linear_mlp_out": (_rand(2048, 1024, seed=6), _rand(256, 1024, seed=7).t()),
         "grad_input": (_rand(2048, 768, seed=8), _rand(768, 256, seed=9)),
         "grad_weight": (_rand(2048, 768, seed=10).t(), _rand(2048, 256, seed=11)),
+        "grad_weight_proj": (_rand(2048, 256, seed=18).t(), _rand(2048, 256, seed=19)),
+        "grad_weight_mlp_out": (_rand(2048, 256, seed=23).t(), _rand(2048, 1024, seed=24)),
+        "lm_head": (_rand(2048, 256, seed=25), _rand(512, 256, seed=26).t()),
         "attn_scores": (_rand(64, 128, 64, seed=12), _rand(64, 64, 128, seed=13)),
         "attn_values": (_rand(64, 128, 128, seed=14), _rand(64, 128, 64, seed=15)),
         "small_128": (_rand(128, 128, seed=16), _rand(128, 128, seed=17)),

@@ -24,6 +24,14 @@ A_PANEL_BYTES = 16 * 1024
 #: in place, 79 / 141 packed.
 A_IN_PLACE_K_STRIDE = 64
 A_PACK_BELOW_BYTES = 32
+#: How A's micro-panels are read (the plan's ``_PACK_A``): in place; packed by each work item
+#: as it reaches them; or packed once for the whole product before the items run. Packing
+#: ahead costs one more parallel region (a few us on two threads) and saves packing the rows
+#: again in every item that shares them (the weight gradient 256 x 2048 x 1024 has four B
+#: blocks per row block). Products of at least A_PACK_AHEAD_MIN multiply-adds, or any on one
+#: thread, pack ahead.
+A_IN_PLACE, A_PACKED_PER_ITEM, A_PACKED_AHEAD = 0, 1, 2
+A_PACK_AHEAD_MIN = 1 << 24
 #: Bytes of the B block one work item sweeps per k-block (``KC x NB``): stays in L2.
 B_BLOCK_BYTES = 512 * 1024
 #: A micro-panels (of MR rows) per work item when there is enough work for every thread.
@@ -134,6 +142,11 @@ def block_plan(kind, plan, scal):  # type: ignore[no-untyped-def]
     # except a column-major A with a long k stride under a short tile column: see
     # A_PACK_BELOW_BYTES.
     short_column = mr * size < A_PACK_BELOW_BYTES and plan[_SA2] > A_IN_PLACE_K_STRIDE
-    plan[_PACK_A] = not (plan[_SA2] == 1 or (plan[_SA1] == 1 and not short_column))
+    if plan[_SA2] == 1 or (plan[_SA1] == 1 and not short_column):
+        plan[_PACK_A] = A_IN_PLACE
+    elif threads == 1 or nb * m * n * kk >= A_PACK_AHEAD_MIN:
+        plan[_PACK_A] = A_PACKED_AHEAD
+    else:
+        plan[_PACK_A] = A_PACKED_PER_ITEM
     plan[_PACK_B] = not (plan[_SB2] == 1 and (
         m <= DIRECT_B_ROWS or (m <= DIRECT_B_SHORT_ROWS and kk <= DIRECT_B_MAX_K)))

@@ -305,6 +305,45 @@ def test_busiest_load_follows_the_split_prange_makes(num_threads: Callable[[int]
         assert plan_mod.busiest_load(nib, njb, per, pb, mpan, npan, 2) == busiest
 
 
+def _a_plan(m: int, kk: int, n: int, sa1: int, sa2: int, threads: int, nb: int = 1) -> int:
+    """How the float32 (nb, m, kk, n) product with A's strides (sa1, sa2) reads A."""
+    dtype = np.dtype(np.float32)
+    plan = plan_mod.new_plan(nb, m, kk, n, 0, 0, sa1, sa2, 0, 0, n, 1, 0, 0, 0, 0, 0, 0,
+                             threads)
+    plan_mod.block_plan(core.product_kind(n, dtype), plan, core.unit_scalars(dtype))
+    return int(plan[plan_mod._PACK_A])
+
+
+def test_a_packed_ahead_or_per_item_matches_reference(
+    rand: Rand, assert_same_bits: AssertSameBits, num_threads: Callable[[int], None],
+) -> None:
+    # A strided in both dims is packed on every tile: ahead of the items for a large product
+    # (on two threads: one group of row panels per thread, each with its ragged last panel
+    # when M is not a multiple of MR) or on one thread, per item for a small product on two
+    # threads. A column-major A with a long k stride is packed too on the AVX2 tile (ahead:
+    # the group copy; 470 rows are 79 panels, over A_PACK_GROUP), and read in place on
+    # AVX-512's.
+    m, kk, n = 470, 190, 200  # 17.9M multiply-adds: over A_PACK_AHEAD_MIN
+    assert m * kk * n >= plan_mod.A_PACK_AHEAD_MIN > 60 * kk * 50
+    assert _a_plan(m, kk, n, 2 * kk, 2, 2) == plan_mod.A_PACKED_AHEAD
+    assert _a_plan(60, kk, 50, 2 * kk, 2, 2) == plan_mod.A_PACKED_PER_ITEM
+    assert _a_plan(60, kk, 50, 2 * kk, 2, 1) == plan_mod.A_PACKED_AHEAD
+    assert _a_plan(m, kk, n, kk, 1, 2) == plan_mod.A_IN_PLACE
+    a, b = rand(m, kk, seed=70), rand(kk, n, seed=71)
+    want = R.mm_reference(a, b)
+    strided = _layout(a, "strided")
+    column_major = a.t().contiguous().t()
+    for threads in (1, 2):
+        num_threads(threads)
+        assert_same_bits(K.mm(strided, b), want)
+        assert_same_bits(K.mm(column_major, b), want)
+        assert_same_bits(K.mm(strided[:60, :], b[:, :50]), want[:60, :50])
+    # Batched: each entry's panels at their own offsets.
+    ab, bb = rand(3, 130, 190, seed=72), rand(3, 190, 250, seed=73)
+    abt = ab.transpose(1, 2).contiguous().transpose(1, 2)
+    assert_same_bits(K.bmm(abt, bb), R.bmm_reference(ab, bb))
+
+
 def test_row_independent_of_batch_size_and_position(
     rand: Rand, assert_same_bits: AssertSameBits
 ) -> None:
