@@ -19,6 +19,7 @@ from repops._numba import inline_jit
 from repops.kernels._rows import row_kernel
 from repops.math.erf import erf_f32
 from repops.math.exp import exp_f32, expm1_f32
+from repops.math.gauss import SHORT_TAIL_HI
 from repops.math.gelu import (
     gelu_erf_backward_f32,
     gelu_erf_f32,
@@ -43,6 +44,9 @@ from repops.math.trig import HUGE_F32, cos_f32, cos_near_f32, sin_f32, sin_near_
 #: Elements per parallel work item (a multiple of every SIMD width); the compound maps use it
 #: too.
 CHUNK = 4096
+#: Elements whose magnitudes the erf-GELU maps check together (a multiple of every SIMD
+#: width): a block of 256 standard-normal activations has one past 4 with probability 1.6%.
+SCAN = 256
 
 
 @row_kernel
@@ -109,12 +113,29 @@ def map_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compi
             out[i] = erf_f32(x[i])
 
 
+@inline_jit
+def _short_tail(x: np.ndarray, lo: np.uint64, hi: np.uint64) -> bool:  # pragma: no cover
+    """Whether every ``|x[lo:hi]|`` is below SHORT_TAIL_HI (NaN is not), so the block can run
+    the short Mills ratio (:func:`repops.math.gauss.mills_ratio_short_f32`, same bits)."""
+    long = 0
+    for i in range(lo, hi):
+        long += not (np.abs(x[i]) < SHORT_TAIL_HI)
+    return long == 0
+
+
 @row_kernel
 def map_gelu_erf(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
-            out[i] = gelu_erf_f32(x[i])
+        hi = min(n, (c + 1) * CHUNK)
+        for b in range(c * CHUNK, hi, SCAN):
+            lo, e = np.uint64(b), np.uint64(min(hi, b + SCAN))
+            if _short_tail(x, lo, e):
+                for i in range(lo, e):
+                    out[i] = gelu_erf_f32(x[i], True)
+            else:
+                for i in range(lo, e):
+                    out[i] = gelu_erf_f32(x[i], False)
 
 
 @row_kernel
@@ -237,8 +258,15 @@ def map_silu_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  #
 def map_gelu_erf_backward(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     n = a.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
-        for i in range(np.uint64(c * CHUNK), np.uint64(min(n, (c + 1) * CHUNK))):
-            out[i] = gelu_erf_backward_f32(a[i], b[i])
+        hi = min(n, (c + 1) * CHUNK)
+        for s in range(c * CHUNK, hi, SCAN):
+            lo, e = np.uint64(s), np.uint64(min(hi, s + SCAN))
+            if _short_tail(b, lo, e):
+                for i in range(lo, e):
+                    out[i] = gelu_erf_backward_f32(a[i], b[i], True)
+            else:
+                for i in range(lo, e):
+                    out[i] = gelu_erf_backward_f32(a[i], b[i], False)
 
 
 @row_kernel

@@ -22,7 +22,7 @@ import numpy as np
 from repops._numba import fma, inline_jit
 from repops.math._bits import ieee_div, select
 from repops.math.exp import exp64_core, exp_neg_pair_f32
-from repops.math.gauss import TAIL_HI, mills_ratio_f32, square_pair
+from repops.math.gauss import TAIL_HI, mills_ratio_f32, mills_ratio_short_f32, square_pair
 from repops.math.tanh import tanh64_core
 
 _F = float.fromhex
@@ -58,22 +58,25 @@ def _poly(c: np.ndarray, z: np.float32) -> np.float32:  # pragma: no cover - com
 
 
 @inline_jit
-def _tail(y: np.float32) -> tuple[np.float32, np.float32]:  # pragma: no cover - compiled
+def _tail(y: np.float32, short: bool) -> tuple[np.float32, np.float32]:  # pragma: no cover
     """(e^(-y^2/2), K(y)) for y = |x| >= 1/2, the exponent split exactly. y is clamped below
-    16 (where e^(-y^2/2) is already 0), so huge |x| never square to infinity."""
+    16 (where e^(-y^2/2) is already 0), so huge |x| never square to infinity. ``short`` (a
+    constant of the caller's loop): every ``y`` is below SHORT_TAIL_HI or NaN, so K needs only
+    the table's first rows (same bits)."""
     yc = select(y < TAIL_HI, y, TAIL_HI)
     h, lo = square_pair(yc)
-    return exp_neg_pair_f32(HALF * h, HALF * lo), mills_ratio_f32(yc)
+    k = mills_ratio_short_f32(yc) if short else mills_ratio_f32(yc)
+    return exp_neg_pair_f32(HALF * h, HALF * lo), k
 
 
 @inline_jit
-def gelu_erf_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
-    """x Phi(x) for float32 ``x``."""
+def gelu_erf_f32(x: np.float32, short: bool) -> np.float32:  # pragma: no cover
+    """x Phi(x) for float32 ``x``; ``short``: |x| < SHORT_TAIL_HI is known (a constant)."""
     y = np.abs(x)
     z = x * x
     # x Phi = x/2 + x^2 P(x^2), one rounding; x*x == 0 keeps the sign of a zero x.
     central = select(z == 0, HALF * x, fma(z, _poly(PHI_C, z), HALF * x))
-    e, k = _tail(y)
+    e, k = _tail(y, short)
     # x < 0: (x K) e, so a subnormal e K never rounds before the last product.
     tail = select(x < 0, (x * k) * e, fma(-x, e * k, x))
     r = select(y < GELU_CENTRAL, central, tail)
@@ -82,11 +85,13 @@ def gelu_erf_f32(x: np.float32) -> np.float32:  # pragma: no cover - compiled
 
 
 @inline_jit
-def gelu_erf_backward_f32(g: np.float32, x: np.float32) -> np.float32:  # pragma: no cover
-    """g * (Phi(x) + x phi(x))."""
+def gelu_erf_backward_f32(  # pragma: no cover - compiled
+    g: np.float32, x: np.float32, short: bool
+) -> np.float32:
+    """g * (Phi(x) + x phi(x)); ``short`` as in :func:`gelu_erf_f32`."""
     y = np.abs(x)
     central = fma(x, _poly(GELU_D_C, x * x), HALF)
-    e, k = _tail(y)
+    e, k = _tail(y, short)
     left = e * fma(x, INV_SQRT_2PI_F32, k)
     right = fma(e, fma(x, INV_SQRT_2PI_F32, -k), ONE)
     d = select(y < GELU_CENTRAL, central, select(x < 0, left, right))

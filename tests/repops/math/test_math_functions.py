@@ -257,3 +257,40 @@ def test_accuracy_check_can_fail() -> None:
     up = np.float32(np.inf)
     y = np.nextafter(np.nextafter(r.astype(np.float32), up), up)
     assert max_ulp(y, r)[0] > 1.0
+
+
+def _gelu_blocks() -> np.ndarray:
+    """Arguments for the erf-GELU maps' block check (SCAN elements at a time): blocks all below
+    4 in magnitude (dense near the table's binade edges 0.5, 1, 2 and just under 4), which run
+    the short Mills ratio; then blocks each holding one 4.0, -4.0, NaN, inf or 9.5 among
+    small values, which must run the full one."""
+    from repops.kernels.elementwise_maps import SCAN
+
+    rng = np.random.default_rng(12)
+    edges = np.float32([0.5, 1.0, 2.0, 4.0])
+    near = np.concatenate([np.nextafter(edges, np.float32(0)), edges[:3],
+                           np.nextafter(edges[:3], np.float32(8))])
+    short = np.concatenate([near, -near, rng.uniform(-4, 4, 40 * SCAN).astype(np.float32)])
+    short = short[np.abs(short) < 4][: 40 * SCAN]
+    long = rng.normal(0, 1, (5, SCAN)).clip(-3, 3).astype(np.float32)
+    long[:, 17] = np.float32([4.0, -4.0, np.nan, np.inf, 9.5])
+    return np.concatenate([short, long.ravel()])
+
+
+def test_gelu_erf_short_blocks_equal_reference() -> None:
+    x = _gelu_blocks()
+    g = np.random.default_rng(13).normal(0, 1, x.size).astype(np.float32)
+    for got, want in ((run_unary("gelu_erf", x), R.gelu_erf_f32_reference(x)),
+                      (run_binary("gelu_erf_backward", g, x),
+                       R.gelu_erf_backward_f32_reference(g, x))):
+        bad = ~same_bits(got, want)
+        assert not bad.any(), (x[bad][:5], got[bad][:5], want[bad][:5])
+
+
+def test_short_mills_ratio_is_wrong_past_four() -> None:
+    # Why the maps check each block: past 4 the short form picks another row's polynomial.
+    from repops.math.gauss import mills_ratio_f32, mills_ratio_short_f32
+
+    for y in (1.5, 3.99):
+        assert mills_ratio_short_f32(np.float32(y)) == mills_ratio_f32(np.float32(y))
+    assert mills_ratio_short_f32(np.float32(5.0)) != mills_ratio_f32(np.float32(5.0))
