@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from repops.errors import UnsupportedInputError
+from repops.errors import InPlaceCastError, UnsupportedInputError
 
 _FLOAT_COMPUTE: dict[torch.dtype, torch.dtype] = {
     torch.float16: torch.float32,
@@ -42,3 +42,12 @@ def from_compute(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     """A torch tensor of ``dtype`` from a compute array: the one rounding SPEC.md allows."""
     t = torch.from_numpy(np.ascontiguousarray(a))
     return t if t.dtype == dtype else t.to(dtype)
+
+
+def check_in_place_cast(op: str, result: torch.dtype, into: torch.Tensor) -> None:
+    """Raise InPlaceCastError where torch's in-place rule forbids writing a ``result`` of
+    this dtype into ``into`` (a floating result into an integer tensor), before anything is
+    written."""
+    if not torch.can_cast(result, into.dtype):
+        raise InPlaceCastError(
+            f"{op}: result type {result} can't be cast to the desired output type {into.dtype}")

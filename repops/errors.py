@@ -12,6 +12,12 @@ class RepopsInputError(RepopsError, ValueError):
     caller's mistake, named in the message."""
 
 
+class InPlaceCastError(RepopsInputError, RuntimeError):
+    """An in-place op's result dtype cannot be cast into its ``self`` (a floating result into
+    an integer tensor): torch raises a RuntimeError there, and so does the mode, before
+    ``self`` is written."""
+
+
 class UnsupportedOpError(RepopsError):
     """An aten op reached strict mode with no reproducible kernel and no place on the exact list.
 

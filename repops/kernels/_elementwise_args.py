@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from repops._tensor import compute_dtype, from_compute
+from repops._tensor import check_in_place_cast, compute_dtype, from_compute
 from repops.errors import UnsupportedInputError
 
 
@@ -77,12 +77,15 @@ def output_array(
 
 
 def result_tensor(
-    out: np.ndarray, into: torch.Tensor | None, dtype: torch.dtype, shape: torch.Size
+    op: str, out: np.ndarray, into: torch.Tensor | None, dtype: torch.dtype, shape: torch.Size
 ) -> torch.Tensor:
     """The op's result from the kernel's output: ``into`` itself (written directly or by an
-    exact copy) for an in-place op, else a new tensor of ``dtype``."""
+    exact copy) for an in-place op, else a new tensor of ``dtype``. A result torch would not
+    cast into ``into`` raises InPlaceCastError, ``into`` unwritten."""
     if into is not None and into.numel() and out.ctypes.data == into.data_ptr():
         return into
+    if into is not None:
+        check_in_place_cast(op, dtype, into)
     result = from_compute(out.reshape(tuple(shape)), dtype)
     return result if into is None else into.copy_(result)
 

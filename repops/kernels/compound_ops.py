@@ -45,7 +45,7 @@ def _axpy(  # noqa: PLR0917
     shape = shape_of(self, other)
     out = output_array(into, dtype, shape, [x, y])
     cmp.map_axpy(x, y, a if sign > 0 else -a, out)
-    return result_tensor(out, into, dtype, shape)
+    return result_tensor(op, out, into, dtype, shape)
 
 
 def add_tensor(self: torch.Tensor, other: torch.Tensor, *, alpha: Any = 1) -> torch.Tensor:
@@ -75,7 +75,7 @@ def _ternary(
     shape = shape_of(a, b, c)
     out = output_array(into, dtype, shape, [x, y, z])
     fn(x, y, z, v, out)
-    return result_tensor(out, into, dtype, shape)
+    return result_tensor(op, out, into, dtype, shape)
 
 
 def addcmul(
@@ -107,7 +107,7 @@ def _lerp(
     out = output_array(into, dtype, shape, [x, e, wa])
     one = np.float32(1) if ct == torch.float32 else np.float64(1)
     cmp.map_lerp(x, e, wa, one, out)
-    return result_tensor(out, into, dtype, shape)
+    return result_tensor("lerp_", out, into, dtype, shape)
 
 
 def _lerp_scalar(

@@ -15,7 +15,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 import repops
 from repops.dispatch.mode import NestedModeError, NonReproducibleWarning
 from repops.dispatch.routing import RouteKind, route_for
-from repops.errors import UnsupportedOpError
+from repops.errors import InPlaceCastError, UnsupportedOpError
 
 aten = torch.ops.aten
 
@@ -274,6 +274,39 @@ def test_in_place_and_out_variants_of_kernel_ops_use_the_kernel() -> None:
     assert route_for(aten.exp_.default).kind is RouteKind.KERNEL_INPLACE
     assert torch.equal(out, expected_sum)
     assert torch.equal(y, expected_exp)
+
+
+_COMPOUND_IN_PLACE = {
+    "add_": lambda s, a, b: s.add_(a, alpha=0.5),
+    "sub_": lambda s, a, b: s.sub_(a, alpha=2),
+    "addcmul_": lambda s, a, b: s.addcmul_(a, b, value=0.5),
+    "addcdiv_": lambda s, a, b: s.addcdiv_(a, b, value=0.5),
+    "lerp_": lambda s, a, b: s.lerp_(a, 0.3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_COMPOUND_IN_PLACE))
+def test_in_place_float_result_into_an_integer_tensor_raises_as_torch_does(name: str) -> None:
+    op = _COMPOUND_IN_PLACE[name]
+    a, b = torch.full((6,), 1.5), torch.full((6,), 2.0)
+    with pytest.raises(RuntimeError):  # torch's own behaviour, outside the mode
+        op(torch.arange(6), a, b)
+    ints = torch.arange(6)
+    with pytest.raises(InPlaceCastError, match=r"float32 can't be cast.*int64"), \
+            repops.reproducible():
+        op(ints, a, b)
+    assert torch.equal(ints, torch.arange(6))  # nothing written
+    # Casts torch allows go through: a float32 result into float64, float64 into float32
+    # (lerp takes one dtype only, in torch too).
+    for self_dtype, other_dtype in ((torch.float64, torch.float32),
+                                    (torch.float32, torch.float64)):
+        if name == "lerp_":
+            other_dtype = self_dtype
+        s = torch.ones(6, dtype=self_dtype)
+        want = op(s.clone(), a.to(other_dtype), b.to(other_dtype))
+        with repops.reproducible():
+            got = op(s, a.to(other_dtype), b.to(other_dtype))
+        assert got.dtype == self_dtype and torch.allclose(got, want)
 
 
 def test_unknown_tensor_subclasses_are_refused() -> None:
