@@ -222,10 +222,12 @@ def test_addcmul_addcdiv_lerp(same_bits_or_nan: SameBits, sample: Sample) -> Non
     got = K["aten.addcdiv.default"](s, a, b, value=-0.1)
     want = RC.addcdiv_reference(_f32(s), _f32(a), _f32(b), np.float32(-0.1))
     assert same_bits_or_nan(got, torch.from_numpy(want))
-    for w in (0.1, 0.9, -0.7):
-        got = K["aten.lerp.Scalar"](s, a, w)
-        want = RC.lerp_reference(_f32(s), _f32(a), np.float32(w))
-        assert same_bits_or_nan(got, torch.from_numpy(want))
+    long_s, long_a = sample((9001,), 12), sample((9001,), 13)  # chunks and a vector tail
+    for w in (0.1, 0.9, -0.7, 0.5, -0.5):  # both formulas; |w| = 1/2 takes the second
+        for x, y in ((s, a), (long_s, long_a)):
+            got = K["aten.lerp.Scalar"](x, y, w)
+            want = RC.lerp_reference(_f32(x), _f32(y), np.float32(w))
+            assert same_bits_or_nan(got, torch.from_numpy(want))
     wt = torch.rand(50) * 2 - 0.5
     got = K["aten.lerp.Tensor"](s, a, wt)
     want = RC.lerp_reference(_f32(s), _f32(a), _f32(wt))
