@@ -107,7 +107,7 @@ def _lerp(
     out = output_array(into, dtype, shape, [x, e, wa])
     one = np.float32(1) if ct == torch.float32 else np.float64(1)
     cmp.map_lerp(x, e, wa, one, out)
-    return result_tensor("lerp_", out, into, dtype, shape)
+    return result_tensor("lerp", out, into, dtype, shape)
 
 
 def _lerp_scalar(

@@ -173,16 +173,16 @@ def _pack_a_column_group(pa, plan, bi, ip0, ip1, mr, ppa, pstride):  # type: ign
 
     Why k outermost: a column of A is contiguous, so each k reads the group's rows as a few
     whole cache lines, once; packing one panel at a time read MR values per line and came
-    back for the rest from L2. Why inlined with ``mr`` a constant (:func:`_pack_a_columns`):
-    the copy of MR values then unrolls; with MR a runtime value the loop is 3-4x slower
-    (measured on 256 x 2048: 0.73 -> 0.19 ms)."""
+    back for the rest from L2. Why inlined, with ``mr`` a constant of the caller: the copy
+    of MR values then unrolls; with MR a runtime value the loop is 3-4x slower (measured
+    packing 256 x 2048 on Zen 3: 0.73 -> 0.19 ms)."""
     u = np.uint64
     m, kk = u(plan[_M]), u(plan[_K])
     umr = u(mr)
     mpan = (m + umr - 1) // umr
     s2, ups = u(plan[_SA2]), u(pstride)
     src = u(bi) * u(plan[_SA0])
-    full = min(u(ip1), m // umr)  # panels ip0:full have all MR rows
+    full = min(u(ip1), m // umr)  # panels ip0:full have all MR rows (full >= ip0)
     base = (u(bi) * mpan) * ups
     for k in range(kk):
         col = src + k * s2
@@ -191,22 +191,13 @@ def _pack_a_column_group(pa, plan, bi, ip0, ip1, mr, ppa, pstride):  # type: ign
             r0 = col + ip * umr
             for r in range(umr):
                 store(ppa, dst + r, load(pa, r0 + r))
-        for ip in range(max(full, u(ip0)), u(ip1)):  # the ragged last panel
+        for ip in range(full, u(ip1)):  # the ragged last panel
             dst = base + ip * ups + k * umr
             rows = m - ip * umr
             for r in range(rows):
                 store(ppa, dst + r, load(pa, col + ip * umr + r))
             for r in range(rows, umr):
                 store(ppa, dst + r, 0.0)
-
-
-@jit
-def _pack_a_columns(kind, pa, plan, bi, ip0, ip1, ppa, pstride, scal):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """:func:`_pack_a_column_group` with the tile's MR as a compile-time constant."""
-    if kind == WIDE:
-        _pack_a_column_group(pa, plan, bi, ip0, ip1, tile_dims(WIDE, scal)[0], ppa, pstride)
-    else:
-        _pack_a_column_group(pa, plan, bi, ip0, ip1, tile_dims(NARROW, scal)[0], ppa, pstride)
 
 
 @inline_jit
@@ -292,8 +283,8 @@ def _item(kind, plan, w, ppk, ppa, scal):  # type: ignore[no-untyped-def] # noqa
                       bi * plan[_SE0] + i0 * plan[_SE1] + p0 * nr * plan[_SE2], plan, scal)
         return
     # Private to the item: one packed A micro-panel (under A_PANEL_BYTES, so a heap block
-    # rather than fresh pages) and the scratch tile of the edges.
-    ap = np.empty(mr * kcb, dtype=scal.dtype)
+    # rather than fresh pages; none when A was packed ahead) and the scratch tile of the edges.
+    ap = np.empty(mr * kcb if pack_a != A_PACKED_AHEAD else 0, dtype=scal.dtype)
     tile = np.empty(mr * nr, dtype=scal.dtype)
     pap, ptile = ptr(ap), ptr(tile)
     ragged = n - (npan - 1) * nr < nr
@@ -369,16 +360,18 @@ def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type
     elif n - (npan - 1) * nr < nr:
         for bi in numba.prange(nb):
             _pack_b_panel(pbm, plan, bi, npan - 1, nr, ppk, bi * kk * nr, kcb * nr)
-    if pack_a and sa1 == 1:
-        # Groups of at most A_PACK_GROUP panels, at least one per thread.
+    if pack_a and sa1 == 1 and kind == WIDE:
+        # Groups of at most A_PACK_GROUP panels, at least one per thread. (A column-major A
+        # is only packed under the short column of the 6-row float32 WIDE tile: see
+        # matmul_plan.A_PACK_BELOW_BYTES.)
         ngrp = max((mpan + A_PACK_GROUP - 1) // A_PACK_GROUP, (threads + nb - 1) // nb)
         grp = (mpan + ngrp - 1) // ngrp
         ngrp = (mpan + grp - 1) // grp
         for t in numba.prange(nb * ngrp):
             bi = t // ngrp
             g = t - bi * ngrp
-            _pack_a_columns(kind, pa, plan, bi, g * grp, min(mpan, (g + 1) * grp), ppa,
-                            pstride, scal)
+            _pack_a_column_group(pa, plan, bi, g * grp, min(mpan, (g + 1) * grp),
+                                 tile_dims(WIDE, scal)[0], ppa, pstride)
     elif pack_a:
         for t in numba.prange(nb * mpan):
             bi = t // mpan

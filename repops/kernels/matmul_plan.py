@@ -26,10 +26,10 @@ A_IN_PLACE_K_STRIDE = 64
 A_PACK_BELOW_BYTES = 32
 #: How A's micro-panels are read (the plan's ``_PACK_A``): in place; packed by each work item
 #: as it reaches them; or packed once for the whole product before the items run. Packing
-#: ahead costs one more parallel region (a few us on two threads) and saves packing the rows
-#: again in every item that shares them (the weight gradient 256 x 2048 x 1024 has four B
-#: blocks per row block). Products of at least A_PACK_AHEAD_MIN multiply-adds, or any on one
-#: thread, pack ahead.
+#: ahead saves packing the rows again in every item that shares them, so only a product with
+#: several B blocks per row block packs ahead (the weight gradient 256 x 2048 x 1024 has
+#: four), and on several threads only from A_PACK_AHEAD_MIN multiply-adds on: below that the
+#: extra parallel region costs more (a few us: 128^3 with a transposed A, 0.78 -> 0.73x torch).
 A_IN_PLACE, A_PACKED_PER_ITEM, A_PACKED_AHEAD = 0, 1, 2
 A_PACK_AHEAD_MIN = 1 << 24
 #: Bytes of the B block one work item sweeps per k-block (``KC x NB``): stays in L2.
@@ -144,7 +144,7 @@ def block_plan(kind, plan, scal):  # type: ignore[no-untyped-def]
     short_column = mr * size < A_PACK_BELOW_BYTES and plan[_SA2] > A_IN_PLACE_K_STRIDE
     if plan[_SA2] == 1 or (plan[_SA1] == 1 and not short_column):
         plan[_PACK_A] = A_IN_PLACE
-    elif threads == 1 or nb * m * n * kk >= A_PACK_AHEAD_MIN:
+    elif njb > 1 and (threads == 1 or nb * m * n * kk >= A_PACK_AHEAD_MIN):
         plan[_PACK_A] = A_PACKED_AHEAD
     else:
         plan[_PACK_A] = A_PACKED_PER_ITEM

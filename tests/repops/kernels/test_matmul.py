@@ -317,19 +317,23 @@ def _a_plan(m: int, kk: int, n: int, sa1: int, sa2: int, threads: int, nb: int =
 def test_a_packed_ahead_or_per_item_matches_reference(
     rand: Rand, assert_same_bits: AssertSameBits, num_threads: Callable[[int], None],
 ) -> None:
-    # A strided in both dims is packed on every tile: ahead of the items for a large product
-    # (on two threads: one group of row panels per thread, each with its ragged last panel
-    # when M is not a multiple of MR) or on one thread, per item for a small product on two
-    # threads. A column-major A with a long k stride is packed too on the AVX2 tile (ahead:
-    # the group copy; 470 rows are 79 panels, over A_PACK_GROUP), and read in place on
-    # AVX-512's.
-    m, kk, n = 470, 190, 200  # 17.9M multiply-adds: over A_PACK_AHEAD_MIN
-    assert m * kk * n >= plan_mod.A_PACK_AHEAD_MIN > 60 * kk * 50
-    assert _a_plan(m, kk, n, 2 * kk, 2, 2) == plan_mod.A_PACKED_AHEAD
-    assert _a_plan(60, kk, 50, 2 * kk, 2, 2) == plan_mod.A_PACKED_PER_ITEM
-    assert _a_plan(60, kk, 50, 2 * kk, 2, 1) == plan_mod.A_PACKED_AHEAD
-    assert _a_plan(m, kk, n, kk, 1, 2) == plan_mod.A_IN_PLACE
-    a, b = rand(m, kk, seed=70), rand(kk, n, seed=71)
+    # K = 700 and N = 560 give two B blocks per row block on every tile, so A is packed ahead
+    # when packed at all: on one thread, and on two from A_PACK_AHEAD_MIN multiply-adds on
+    # (per item below that). A strided in both dims is packed on every tile; a column-major
+    # A with a long k stride only under the 6-row float32 tile (the group copy, one group of
+    # row panels per thread, the last one ragged), and read in place under the 12-row one.
+    kk, n = 700, 560
+    big, small = 130, 37  # rows: 51M and 14.5M multiply-adds; ragged on 6- and 12-row tiles
+    assert small * kk * n < plan_mod.A_PACK_AHEAD_MIN <= big * kk * n
+    assert small * kk * n >= core.SERIAL_BELOW  # two threads really run
+    assert _a_plan(big, kk, n, 2 * kk, 2, 2) == plan_mod.A_PACKED_AHEAD
+    assert _a_plan(small, kk, n, 2 * kk, 2, 2) == plan_mod.A_PACKED_PER_ITEM
+    assert _a_plan(small, kk, n, 2 * kk, 2, 1) == plan_mod.A_PACKED_AHEAD
+    assert _a_plan(big, kk, n, kk, 1, 2) == plan_mod.A_IN_PLACE
+    rows = tile_shape(core.product_kind(n, np.dtype(np.float32)), numba_target(), 32)[0]
+    assert _a_plan(big, kk, n, 1, big, 2) == (
+        plan_mod.A_PACKED_AHEAD if rows == 6 else plan_mod.A_IN_PLACE)
+    a, b = rand(big, kk, seed=70), rand(kk, n, seed=71)
     want = R.mm_reference(a, b)
     strided = _layout(a, "strided")
     column_major = a.t().contiguous().t()
@@ -337,11 +341,16 @@ def test_a_packed_ahead_or_per_item_matches_reference(
         num_threads(threads)
         assert_same_bits(K.mm(strided, b), want)
         assert_same_bits(K.mm(column_major, b), want)
-        assert_same_bits(K.mm(strided[:60, :], b[:, :50]), want[:60, :50])
-    # Batched: each entry's panels at their own offsets.
-    ab, bb = rand(3, 130, 190, seed=72), rand(3, 190, 250, seed=73)
-    abt = ab.transpose(1, 2).contiguous().transpose(1, 2)
-    assert_same_bits(K.bmm(abt, bb), R.bmm_reference(ab, bb))
+        assert_same_bits(K.mm(strided[:small], b), want[:small])
+        assert_same_bits(K.mm(column_major[:small], b), want[:small])
+    # Batched, strided in both dims (ahead on every tile) and column-major: each entry's
+    # panels at their own offsets.
+    ab, bb = rand(2, 60, kk, seed=72), rand(2, kk, n, seed=73)
+    want_b = R.bmm_reference(ab, bb)
+    wide = torch.zeros(2, 120, 2 * kk)
+    wide[:, ::2, ::2] = ab
+    assert_same_bits(K.bmm(wide[:, ::2, ::2], bb), want_b)
+    assert_same_bits(K.bmm(ab.transpose(1, 2).contiguous().transpose(1, 2), bb), want_b)
 
 
 def test_row_independent_of_batch_size_and_position(

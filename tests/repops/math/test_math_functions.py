@@ -262,8 +262,9 @@ def test_accuracy_check_can_fail() -> None:
 def _gelu_blocks() -> np.ndarray:
     """Arguments for the erf-GELU maps' block check (SCAN elements at a time): blocks all below
     4 in magnitude (dense near the table's binade edges 0.5, 1, 2 and just under 4), which run
-    the short Mills ratio; then blocks each holding one 4.0, -4.0, NaN, inf or 9.5 among
-    small values, which must run the full one."""
+    the short Mills ratio; then blocks each holding one 4.0, -4.0, NaN, inf, 9.5, 5.0 or -9.5
+    among small values, which take the full one (the short one gives other bits at 4, 5, 9.5,
+    the same at NaN and inf)."""
     from repops.kernels.elementwise_maps import SCAN
 
     rng = np.random.default_rng(12)
@@ -272,8 +273,8 @@ def _gelu_blocks() -> np.ndarray:
                            np.nextafter(edges[:3], np.float32(8))])
     short = np.concatenate([near, -near, rng.uniform(-4, 4, 40 * SCAN).astype(np.float32)])
     short = short[np.abs(short) < 4][: 40 * SCAN]
-    long = rng.normal(0, 1, (5, SCAN)).clip(-3, 3).astype(np.float32)
-    long[:, 17] = np.float32([4.0, -4.0, np.nan, np.inf, 9.5])
+    long = rng.normal(0, 1, (7, SCAN)).clip(-3, 3).astype(np.float32)
+    long[:, 17] = np.float32([4.0, -4.0, np.nan, np.inf, 9.5, 5.0, -9.5])
     return np.concatenate([short, long.ravel()])
 
 
