@@ -54,10 +54,12 @@ def shape_of(*tensors: torch.Tensor) -> torch.Size:
 
 
 def output_array(
-    into: torch.Tensor | None, dtype: torch.dtype, shape: torch.Size, inputs: list[np.ndarray]
+    op: str, into: torch.Tensor | None, dtype: torch.dtype, shape: torch.Size,
+    inputs: list[np.ndarray],
 ) -> np.ndarray:
     """The kernel's flat output array: ``into``'s own elements when the result can be written
-    there directly, else a new array.
+    there directly, else a new array. A result torch would not cast into ``into`` raises
+    InPlaceCastError here, before the kernel runs.
 
     Directly means: ``into`` (the destination of an in-place op) has the result's dtype, which
     is its own compute dtype, and the result's shape, is contiguous, and no input overlaps it
@@ -66,6 +68,8 @@ def output_array(
     those of computing a new tensor and copying it in; what is saved is that tensor's pages
     and the copy.
     """
+    if into is not None:
+        check_in_place_cast(op, dtype, into)
     if (into is not None and into.dtype == dtype and compute_dtype(dtype) == dtype
             and into.shape == shape and into.is_contiguous() and not into.is_neg()):
         out = into.detach().numpy().reshape(-1)
@@ -77,15 +81,12 @@ def output_array(
 
 
 def result_tensor(
-    op: str, out: np.ndarray, into: torch.Tensor | None, dtype: torch.dtype, shape: torch.Size
+    out: np.ndarray, into: torch.Tensor | None, dtype: torch.dtype, shape: torch.Size
 ) -> torch.Tensor:
     """The op's result from the kernel's output: ``into`` itself (written directly or by an
-    exact copy) for an in-place op, else a new tensor of ``dtype``. A result torch would not
-    cast into ``into`` raises InPlaceCastError, ``into`` unwritten."""
+    exact copy) for an in-place op, else a new tensor of ``dtype``."""
     if into is not None and into.numel() and out.ctypes.data == into.data_ptr():
         return into
-    if into is not None:
-        check_in_place_cast(op, dtype, into)
     result = from_compute(out.reshape(tuple(shape)), dtype)
     return result if into is None else into.copy_(result)
 

@@ -43,9 +43,9 @@ def _axpy(  # noqa: PLR0917
     a = scalar(op, "alpha", alpha, ct)
     x, y = prep(op, [self, other], dtype)
     shape = shape_of(self, other)
-    out = output_array(into, dtype, shape, [x, y])
+    out = output_array(op, into, dtype, shape, [x, y])
     cmp.map_axpy(x, y, a if sign > 0 else -a, out)
-    return result_tensor(op, out, into, dtype, shape)
+    return result_tensor(out, into, dtype, shape)
 
 
 def add_tensor(self: torch.Tensor, other: torch.Tensor, *, alpha: Any = 1) -> torch.Tensor:
@@ -73,9 +73,9 @@ def _ternary(
     v = scalar(op, "value", value, ct)
     x, y, z = prep(op, [a, b, c], dtype)
     shape = shape_of(a, b, c)
-    out = output_array(into, dtype, shape, [x, y, z])
+    out = output_array(op, into, dtype, shape, [x, y, z])
     fn(x, y, z, v, out)
-    return result_tensor(op, out, into, dtype, shape)
+    return result_tensor(out, into, dtype, shape)
 
 
 def addcmul(
@@ -104,10 +104,10 @@ def _lerp(
     else:
         shape = torch.broadcast_shapes(shape, w.shape)
         x, e, wa = prep("lerp", [self, end, w], dtype)
-    out = output_array(into, dtype, shape, [x, e, wa])
+    out = output_array("lerp", into, dtype, shape, [x, e, wa])
     one = np.float32(1) if ct == torch.float32 else np.float64(1)
     cmp.map_lerp(x, e, wa, one, out)
-    return result_tensor("lerp", out, into, dtype, shape)
+    return result_tensor(out, into, dtype, shape)
 
 
 def _lerp_scalar(

@@ -40,11 +40,18 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from repops._numba import inline_jit, jit, thread_count
+from repops._numba import jit, thread_count
 from repops.kernels._gemm_tile import NARROW, WIDE, micro_tile, tile_dims, tile_shape
 from repops.kernels._raw import at_address, keep, load, ptr, store
 from repops.kernels._rows import RowKernel
 from repops.kernels._target import numba_target
+from repops.kernels.matmul_pack import (
+    A_PACK_GROUP,
+    pack_a_column_group,
+    pack_a_panel,
+    pack_b_panel,
+    packed_a_stride,
+)
 from repops.kernels.matmul_plan import (
     _ADDR_A,
     _ADDR_B,
@@ -66,7 +73,6 @@ from repops.kernels.matmul_plan import (
     _SA2,
     _SB0,
     _SB1,
-    _SB2,
     _SE0,
     _SE1,
     _SE2,
@@ -83,11 +89,6 @@ from repops.kernels.matmul_plan import (
 #: size on. Changes no bit.
 SERIAL_BELOW = 1 << 20
 
-#: Row panels of a column-major A packed ahead together (k outermost, one group per task):
-#: each k then reads up to 64 * MR values of a column, whole cache lines. Measured packing
-#: 256 x 2048 (Zen 3, AVX2 tile): groups of 1 / 8 / 43 panels 0.42 / 0.30 / 0.19 ms.
-A_PACK_GROUP = 64
-
 #: Epilogue flags: scale by alpha; add the bias; add beta times the bias.
 EPI_ALPHA = 1
 EPI_BIAS = 2
@@ -96,116 +97,6 @@ EPI_BETA_BIAS = 4
 #: An operand handed to the core: the address of its first element and its three strides
 #: in elements (any layout; 0 for a broadcast dim).
 Operand = tuple[int, Sequence[int]]
-
-
-@jit
-def _pack_b_panel(pbm, plan, bi, jp, nr, pdst, dst, block_stride):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Columns ``jp*nr ..`` of B[bi], all of k, zero padded: row k of the panel goes to
-    ``pdst[dst + (k // KC) * block_stride + (k % KC) * nr]`` (``KC`` the plan's k-block).
-
-    Why k-block-major: the panels one k-block of a work item sweeps then lie next to each
-    other, one contiguous B block. With each panel's whole k contiguous instead, the block's
-    pieces sit one panel (K * NR values) apart; at K = 1024 and NR = 16 that is 64 KiB, the
-    size of one way of a 512 KiB 8-way L2, so with the pages physically contiguous (huge
-    pages) every piece of the block maps to the same half of the L2 sets. Measured at 1024^3
-    on one thread (Zen 3, 512 KiB L2; best of a run, three runs each): 79-80 GFLOP/s with
-    whole panels, 81-93 with k-block-major ones; at 1024 x 1040 x 1024 (panels 66.5 KiB
-    apart) the old layout gave 79-91.
-
-    Unsigned index arithmetic: no negative-index wraparound, so the copies vectorise.
-    """
-    u = np.uint64
-    kk, n, kcb = u(plan[_K]), u(plan[_N]), u(plan[_KCB])
-    s1, s2 = u(plan[_SB1]), u(plan[_SB2])
-    unr, ustride = u(nr), u(block_stride)
-    j0 = u(jp) * unr
-    cols = min(unr, n - j0)
-    src = u(bi) * u(plan[_SB0]) + j0 * s2
-    for k0 in range(u(0), kk, kcb):
-        kc = min(kcb, kk - k0)
-        udst = u(dst) + (k0 // kcb) * ustride
-        ksrc = src + k0 * s1
-        if s2 == 1:  # rows of B contiguous: copy row slices
-            for k in range(kc):
-                o = udst + k * unr
-                row = ksrc + k * s1
-                for jj in range(cols):
-                    store(pdst, o + jj, load(pbm, row + jj))
-                for jj in range(cols, unr):
-                    store(pdst, o + jj, 0.0)
-        else:  # e.g. a transposed operand: read down each column
-            for jj in range(cols):
-                col = ksrc + jj * s2
-                for k in range(kc):
-                    store(pdst, udst + k * unr + jj, load(pbm, col + k * s1))
-            for jj in range(cols, unr):
-                for k in range(kc):
-                    store(pdst, udst + k * unr + jj, 0.0)
-
-
-@jit
-def _pack_a_panel(pa, plan, bi, r0, rows, k0, kc, mr, pap, dst):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Rows ``r0:r0+rows`` x k ``k0:k0+kc`` of A[bi] into the micro-panel
-    ``pap[dst + k*mr + r]``; rows past ``rows`` are zero."""
-    u = np.uint64
-    s1, s2 = u(plan[_SA1]), u(plan[_SA2])
-    umr, ukc, urows, ud = u(mr), u(kc), u(rows), u(dst)
-    src = u(bi) * u(plan[_SA0]) + u(r0) * s1 + u(k0) * s2
-    if s2 == 1:  # row-major A: read along k
-        for r in range(urows):
-            row = src + r * s1
-            for k in range(ukc):
-                store(pap, ud + k * umr + r, load(pa, row + k))
-    else:  # e.g. a transposed operand: read down the rows
-        for k in range(ukc):
-            col = src + k * s2
-            for r in range(urows):
-                store(pap, ud + k * umr + r, load(pa, col + r * s1))
-    for r in range(urows, umr):
-        for k in range(ukc):
-            store(pap, ud + k * umr + r, 0.0)
-
-
-@inline_jit
-def _pack_a_column_group(pa, plan, bi, ip0, ip1, mr, ppa, pstride):  # type: ignore[no-untyped-def] # noqa: PLR0917
-    """Row panels ``ip0:ip1`` of a column-major A[bi], all of k, into ``ppa``: panel ``ip``
-    at ``(bi * MPAN + ip) * pstride``, its row k at ``+ k * mr`` (rows past M are zero).
-
-    Why k outermost: a column of A is contiguous, so each k reads the group's rows as a few
-    whole cache lines, once; packing one panel at a time read MR values per line and came
-    back for the rest from L2. Why inlined, with ``mr`` a constant of the caller: the copy
-    of MR values then unrolls; with MR a runtime value the loop is 3-4x slower (measured
-    packing 256 x 2048 on Zen 3: 0.73 -> 0.19 ms)."""
-    u = np.uint64
-    m, kk = u(plan[_M]), u(plan[_K])
-    umr = u(mr)
-    mpan = (m + umr - 1) // umr
-    s2, ups = u(plan[_SA2]), u(pstride)
-    src = u(bi) * u(plan[_SA0])
-    full = min(u(ip1), m // umr)  # panels ip0:full have all MR rows (full >= ip0)
-    base = (u(bi) * mpan) * ups
-    for k in range(kk):
-        col = src + k * s2
-        for ip in range(u(ip0), full):
-            dst = base + ip * ups + k * umr
-            r0 = col + ip * umr
-            for r in range(umr):
-                store(ppa, dst + r, load(pa, r0 + r))
-        for ip in range(full, u(ip1)):  # the ragged last panel
-            dst = base + ip * ups + k * umr
-            rows = m - ip * umr
-            for r in range(rows):
-                store(ppa, dst + r, load(pa, col + ip * umr + r))
-            for r in range(rows, umr):
-                store(ppa, dst + r, 0.0)
-
-
-@inline_jit
-def _packed_a_stride(kk, mr, scal):  # type: ignore[no-untyped-def]
-    """Elements from one row panel of A packed ahead to the next: its ``K x MR`` values and one
-    cache line, so that the panels a group writes at one k do not all map to one L1 set
-    (``K * MR`` floats is a multiple of 4 KiB at K = 2048)."""
-    return kk * mr + 64 // scal.itemsize
 
 
 @jit
@@ -295,10 +186,10 @@ def _item(kind, plan, w, ppk, ppa, scal):  # type: ignore[no-untyped-def] # noqa
             # The A micro-panel: packed before the items, packed here (zero padded; so are
             # the ragged last rows of an A read in place), or read in place.
             if pack_a == A_PACKED_AHEAD:
-                a_src = (ppa, (bi * mpan + ir // mr) * _packed_a_stride(kk, mr, scal)
+                a_src = (ppa, (bi * mpan + ir // mr) * packed_a_stride(kk, mr, scal)
                          + k0 * mr, 1, mr)
             elif pack_a == A_PACKED_PER_ITEM or rows < mr:
-                _pack_a_panel(pa, plan, bi, ir, rows, k0, kc, mr, pap, 0)
+                pack_a_panel(pa, plan, bi, ir, rows, k0, kc, mr, pap, 0)
                 a_src = (pap, 0, 1, mr)
             else:
                 a_src = (pa, bi * plan[_SA0] + ir * plan[_SA1] + k0 * plan[_SA2],
@@ -342,24 +233,24 @@ def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type
     nkb = (kk + kcb - 1) // kcb
     pack_a, pack_b = plan[_PACK_A] == A_PACKED_AHEAD, plan[_PACK_B] != 0
     # Packed B: batch, k-block, panel, then the block's k rows of NR values (see
-    # _pack_b_panel); a ragged last panel alone: batch, then its k rows.
+    # pack_b_panel); a ragged last panel alone: batch, then its k rows.
     if pack_b:
         bp = np.empty(nb * nkb * npan * kcb * nr, dtype=scal.dtype)
     else:
         bp = np.empty(nb * kk * nr, dtype=scal.dtype)
     # Packed A (ahead): batch, row panel, then its k rows of MR values (zero padded rows).
-    pstride = _packed_a_stride(kk, mr, scal)
+    pstride = packed_a_stride(kk, mr, scal)
     ap = np.empty(nb * mpan * pstride if pack_a else 0, dtype=scal.dtype)
     pa, pbm, ppk, ppa = at_address(addr_a, scal), at_address(addr_b, scal), ptr(bp), ptr(ap)
     if pack_b:
         for t in numba.prange(nb * npan):
             bi = t // npan
             jp = t - bi * npan
-            _pack_b_panel(pbm, plan, bi, jp, nr, ppk, (bi * nkb * npan + jp) * kcb * nr,
+            pack_b_panel(pbm, plan, bi, jp, nr, ppk, (bi * nkb * npan + jp) * kcb * nr,
                           npan * kcb * nr)
     elif n - (npan - 1) * nr < nr:
         for bi in numba.prange(nb):
-            _pack_b_panel(pbm, plan, bi, npan - 1, nr, ppk, bi * kk * nr, kcb * nr)
+            pack_b_panel(pbm, plan, bi, npan - 1, nr, ppk, bi * kk * nr, kcb * nr)
     if pack_a and sa1 == 1 and kind == WIDE:
         # Groups of at most A_PACK_GROUP panels, at least one per thread. (A column-major A
         # is only packed under the short column of the 6-row float32 WIDE tile: see
@@ -370,13 +261,13 @@ def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type
         for t in numba.prange(nb * ngrp):
             bi = t // ngrp
             g = t - bi * ngrp
-            _pack_a_column_group(pa, plan, bi, g * grp, min(mpan, (g + 1) * grp),
+            pack_a_column_group(pa, plan, bi, g * grp, min(mpan, (g + 1) * grp),
                                  tile_dims(WIDE, scal)[0], ppa, pstride)
     elif pack_a:
         for t in numba.prange(nb * mpan):
             bi = t // mpan
             ip = t - bi * mpan
-            _pack_a_panel(pa, plan, bi, ip * mr, min(mr, m - ip * mr), 0, kk, mr, ppa,
+            pack_a_panel(pa, plan, bi, ip * mr, min(mr, m - ip * mr), 0, kk, mr, ppa,
                           (bi * mpan + ip) * pstride)
     for w in numba.prange(nb * plan[_NIB] * plan[_NJB]):
         _item(kind, plan, w, ppk, ppa, scal)

@@ -3,6 +3,7 @@ that is safe, and always the bits of the functional op copied in (spec/elementwi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -97,15 +98,16 @@ def test_a_lerp_weight_that_is_one_element_of_self_is_not_overwritten_first() ->
 def test_direct_writes_only_where_no_operand_overlaps_other_than_element_for_element() -> None:
     s, a, _ = _operands(64)
     flat = [t.numpy() for t in (s, a)]
-    out = args_mod.output_array(s, torch.float32, s.shape, flat)
+    output_array = functools.partial(args_mod.output_array, "addcmul")
+    out = output_array(s, torch.float32, s.shape, flat)
     assert out.ctypes.data == s.data_ptr()  # self itself, read and written element for element
     base = torch.randn(65)
     shifted = [base[1:].numpy(), a.numpy()]
-    assert args_mod.output_array(base[:64], torch.float32, s.shape, shifted).ctypes.data not in (
+    assert output_array(base[:64], torch.float32, s.shape, shifted).ctypes.data not in (
         base.data_ptr(), base[1:].data_ptr())
     for dest in (s.reshape(8, 8).t(), s.bfloat16(), s[::2]):
-        got = args_mod.output_array(dest, torch.float32, dest.shape, [np.zeros(dest.numel(),
-                                                                               np.float32)])
+        got = output_array(dest, torch.float32, dest.shape, [np.zeros(dest.numel(),
+                                                                      np.float32)])
         assert got.ctypes.data != dest.data_ptr()
 
 
