@@ -109,6 +109,34 @@ def test_threads_and_batch_do_not_change_bits(
     assert same_bits_or_nan(S.softmax(x[perm], 1, False), S.softmax(x, 1, False)[perm])
 
 
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 40, 1000])
+def test_row_max_is_the_largest_non_nan_on_every_lane_and_the_tail(n: int) -> None:
+    """row_max's 16 lanes and its tail each hold the maximum somewhere, NaNs anywhere (first,
+    in a lane, all of them) are skipped, and a zero maximum of either sign gives +0.0."""
+    g = np.random.default_rng(n)
+    cases = []
+    for pos in sorted({0, n // 2, n - 1, min(n - 1, 16 * (n // 16))}):
+        row = g.standard_normal(n).astype(np.float32) - np.float32(10.0)
+        row[pos] = np.float32(3.5)
+        cases.append(row)
+        with_nan = row.copy()
+        with_nan[g.integers(0, n, size=max(1, n // 4))] = np.nan
+        with_nan[0] = np.nan
+        with_nan[pos] = np.float32(3.5)
+        cases.append(with_nan)
+    cases.append(np.full(n, np.nan, dtype=np.float32))
+    cases.append(np.full(n, -np.inf, dtype=np.float32))
+    negative_zero = np.full(n, -1.0, dtype=np.float32)
+    negative_zero[n - 1] = -0.0
+    cases.append(negative_zero)
+    got = np.array([S.row_max(c) for c in cases], dtype=np.float32)
+    want = ref.row_max_reference(np.stack(cases))
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert got[-1] == 0.0 and not np.signbit(got[-1])
+    assert got[-2] == -np.inf and got[-3] == -np.inf
+    assert (got[:-3] == np.float32(3.5)).all()
+
+
 def test_special_rows() -> None:
     x = torch.tensor([[float("-inf")] * 3, [1.0, float("nan"), 2.0], [0.0, -0.0, float("-inf")]])
     y = S.softmax(x, 1, False)
