@@ -18,6 +18,12 @@ class InPlaceCastError(RepopsInputError, RuntimeError):
     ``self`` is written."""
 
 
+class OperandDtypeError(RepopsInputError, RuntimeError):
+    """An op that takes its operands in one dtype got several (``lerp``'s ``end`` of another
+    dtype than ``self``): torch raises a RuntimeError there instead of promoting, and so does
+    the mode, rather than compute in a dtype torch would not have."""
+
+
 class UnsupportedOpError(RepopsError):
     """An aten op reached strict mode with no reproducible kernel and no place on the exact list.
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from repops._tensor import compute_dtype
+from repops.errors import OperandDtypeError
 from repops.kernels import elementwise_compound as cmp
 from repops.kernels._elementwise_args import (
     float_result,
@@ -113,7 +114,11 @@ def _lerp(
 def _lerp_scalar(
     self: torch.Tensor, end: torch.Tensor, weight: Any, into: torch.Tensor | None
 ) -> torch.Tensor:
-    dtype = float_result("lerp", torch.result_type(self, end))
+    if end.dtype != self.dtype:  # torch's lerp promotes nothing (its meta function's check)
+        raise OperandDtypeError(
+            f"lerp: expected dtype {self.dtype} for `end` (the dtype of self), got {end.dtype}"
+        )
+    dtype = float_result("lerp", self.dtype)
     w = torch.tensor(float(scalar("lerp", "weight", weight, torch.float64)), dtype=torch.float64)
     return _lerp(self, end, w.to(compute_dtype(dtype)), dtype, into)
 

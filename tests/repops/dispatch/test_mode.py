@@ -15,7 +15,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 import repops
 from repops.dispatch.mode import NestedModeError, NonReproducibleWarning
 from repops.dispatch.routing import RouteKind, route_for
-from repops.errors import InPlaceCastError, UnsupportedOpError
+from repops.errors import InPlaceCastError, OperandDtypeError, UnsupportedOpError
 
 aten = torch.ops.aten
 
@@ -292,8 +292,10 @@ def test_in_place_float_result_into_an_integer_tensor_raises_as_torch_does(name:
     with pytest.raises(RuntimeError):  # torch's own behaviour, outside the mode
         op(torch.arange(6), a, b)
     ints = torch.arange(6)
-    with pytest.raises(InPlaceCastError, match=r"float32 can't be cast.*int64"), \
-            repops.reproducible():
+    # lerp takes one dtype only: torch (and the mode) refuse its float `end` before any cast
+    error, message = ((OperandDtypeError, r"int64 for `end`") if name == "lerp_"
+                      else (InPlaceCastError, r"float32 can't be cast.*int64"))
+    with pytest.raises(error, match=message), repops.reproducible():
         op(ints, a, b)
     assert torch.equal(ints, torch.arange(6))  # nothing written
     # Casts torch allows go through: a float32 result into float64, float64 into float32
@@ -307,6 +309,30 @@ def test_in_place_float_result_into_an_integer_tensor_raises_as_torch_does(name:
         with repops.reproducible():
             got = op(s, a.to(other_dtype), b.to(other_dtype))
         assert got.dtype == self_dtype and torch.allclose(got, want)
+
+
+@pytest.mark.parametrize("end_dtype", [torch.float64, torch.float16])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_lerp_refuses_an_end_of_another_dtype_as_torch_does(
+    end_dtype: torch.dtype, in_place: bool
+) -> None:
+    s, end = torch.randn(6), torch.randn(6).to(end_dtype)
+
+    def op(a: torch.Tensor) -> torch.Tensor:
+        return a.lerp_(end, 0.3) if in_place else torch.lerp(a, end, 0.3)
+
+    with pytest.raises(RuntimeError, match="end"):  # torch's own refusal, outside the mode
+        op(s.clone())
+    before = s.clone()
+    with pytest.raises(OperandDtypeError, match=r"lerp: .*float32 for `end`.*got"), \
+            repops.reproducible():
+        op(s)
+    assert torch.equal(s, before)  # nothing written
+    end = end.float()  # the same dtype goes through, as in torch
+    want = op(s.clone())
+    with repops.reproducible():
+        got = op(s.clone())
+    assert got.dtype == torch.float32 and torch.allclose(got, want)
 
 
 def test_unknown_tensor_subclasses_are_refused() -> None:
