@@ -124,6 +124,13 @@ class ReproducibleMode(TorchDispatchMode):
         #: tracing (every op must be recorded) or in modes that run vendor kernels.
         self._shortcuts: PlainCases = {}
 
+    @property
+    def may_fuse(self) -> bool:
+        """Whether code running in this mode may replace a sequence of ops by one kernel of
+        the same bits: only when the ops run on repops kernels (not vendor ones) and no
+        tracer has to record each op (the optimizers' fused updates ask this)."""
+        return self.uses_repops_kernels and self.tracer is None
+
     # -- entering and leaving ----------------------------------------------------------------
     def __enter__(self) -> ReproducibleMode:
         with self._state_lock:

@@ -19,13 +19,15 @@ from repops.dispatch.mode import ReproducibleMode
 
 
 @contextlib.contextmanager
-def reproducible_step() -> Iterator[None]:
-    """Run the body in the active reproducible mode, or in a fresh strict one if none is on."""
-    if any(isinstance(m, ReproducibleMode) for m in _get_current_dispatch_mode_stack()):
-        yield
-        return
-    with ReproducibleMode(strict=True):
-        yield
+def reproducible_step() -> Iterator[ReproducibleMode]:
+    """Run the body in the active reproducible mode, or in a fresh strict one if none is on;
+    the body gets that mode (to ask it whether fused updates may run)."""
+    for mode in _get_current_dispatch_mode_stack():
+        if isinstance(mode, ReproducibleMode):
+            yield mode
+            return
+    with ReproducibleMode(strict=True) as mode:
+        yield mode
 
 
 def check_no_vendor_paths(foreach: object, fused: object, capturable: object,

@@ -21,6 +21,8 @@ with bc1 = 1 - b1^t and bc2 = 1 - b2^t computed in binary64, b^t by repeated mul
 (correctly rounded). Python-float scalars are rounded once to the tensor's compute dtype by
 the op that uses them. The update is :func:`repops.optim.functional.adam_update`, the same
 function verde's jobs run; this class copies its results into the parameters and state.
+Where nothing traces the ops and the tensors are plain binary32 ones, the class runs
+:func:`repops.optim.fused.fused_adam_step` instead: the same bits in one pass, in place.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 
 from repops.optim._common import check_no_vendor_paths, reproducible_step
 from repops.optim.functional import AdamCorrections, adam_update
+from repops.optim.fused import fused_adam_step
 
 
 class _AdamBase(torch.optim.Optimizer):
@@ -85,12 +88,12 @@ class _AdamBase(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        with reproducible_step():
+        with reproducible_step() as mode:
             for group in self.param_groups:
-                self._update_group(group)
+                self._update_group(group, mode.may_fuse)
         return loss
 
-    def _update_group(self, group: dict[str, Any]) -> None:
+    def _update_group(self, group: dict[str, Any], may_fuse: bool) -> None:
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         for p in group["params"]:
@@ -110,6 +113,12 @@ class _AdamBase(torch.optim.Optimizer):
             t = self._step_count(state) + 1
             state["step"] = t
             corrections = AdamCorrections.at(beta1, beta2, t)
+            if may_fuse and not group["amsgrad"] and fused_adam_step(
+                p, p.grad, state["exp_avg"], state["exp_avg_sq"], corrections=corrections,
+                lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd,
+                decoupled=self._decoupled, maximize=group["maximize"],
+            ):
+                continue
             new_p, m, v, vmax = adam_update(
                 p, p.grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
                 corrections=corrections, lr=lr, beta1=beta1, beta2=beta2, eps=eps,

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import torch
 
 from repops.optim._common import reproducible_step
-from repops.optim.functional import clip_grad_norms
+from repops.optim.functional import clip_coefficient, clip_grad_norms
 
 
 def clip_grad_norm_(
@@ -39,15 +39,25 @@ def clip_grad_norm_(
     if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)):
         raise ValueError(f"norm_type must be a number, got {norm_type!r}")
     grads = [p.grad for p in params if p.grad is not None]
-    with torch.no_grad(), reproducible_step():
+    with torch.no_grad(), reproducible_step() as mode:
         if not grads:
             return torch.zeros(())
+        if mode.may_fuse:  # nothing traces: scale in place (mul_ is mul's IEEE op), no copies
+            coef, total = clip_coefficient(grads, max_norm, norm_type)
+            _check_finite(total, norm_type, error_if_nonfinite)
+            for g in grads:
+                g.mul_(coef)
+            return total
         clipped, total = clip_grad_norms(grads, max_norm, norm_type)
-        if error_if_nonfinite and not bool(torch.isfinite(total)):
-            raise ValueError(
-                f"The total norm of order {norm_type} for gradients is non-finite, so it cannot "
-                "be clipped (error_if_nonfinite=True)"
-            )
+        _check_finite(total, norm_type, error_if_nonfinite)
         for g, scaled in zip(grads, clipped, strict=True):
             g.copy_(scaled)
     return total
+
+
+def _check_finite(total: torch.Tensor, norm_type: float, error_if_nonfinite: bool) -> None:
+    if error_if_nonfinite and not bool(torch.isfinite(total)):
+        raise ValueError(
+            f"The total norm of order {norm_type} for gradients is non-finite, so it cannot "
+            "be clipped (error_if_nonfinite=True)"
+        )

@@ -141,23 +141,40 @@ def adam_update(
     return new_p, m, v, vmax
 
 
+def _check_clip_arguments(max_norm: float, norm_type: float) -> None:
+    if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or max_norm < 0:
+        raise ValueError(f"max_norm must be a non-negative number, got {max_norm!r}")
+    if isinstance(norm_type, bool) or not isinstance(norm_type, int | float):
+        raise ValueError(f"norm_type must be a number, got {norm_type!r}")
+
+
+def clip_coefficient(
+    grads: list[torch.Tensor], max_norm: float, norm_type: float = 2.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first part of :func:`clip_grad_norms`: (coef, total norm before clipping), 0-dim.
+
+    Order: ``n_i = vector_norm(g_i)`` per gradient, ``total = vector_norm(stack(n))``,
+    ``coef = clamp(full(max_norm) / (total + 1e-6), max=1)``. ``grads`` must not be empty.
+    """
+    _check_clip_arguments(max_norm, norm_type)
+    if not grads:
+        raise ValueError("clip_coefficient needs at least one gradient")
+    norms = [torch.linalg.vector_norm(g, float(norm_type)) for g in grads]
+    total = torch.linalg.vector_norm(torch.stack(norms), float(norm_type))
+    coef = torch.div(torch.full_like(total, float(max_norm)), torch.add(total, 1e-6))
+    return torch.clamp(coef, max=1.0), total
+
+
 def clip_grad_norms(
     grads: list[torch.Tensor], max_norm: float, norm_type: float = 2.0
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Global-norm clipping, out of place: (scaled gradients, total norm before clipping).
 
-    Order: ``n_i = vector_norm(g_i)`` per gradient, ``total = vector_norm(stack(n))``,
-    ``coef = clamp(full(max_norm) / (total + 1e-6), max=1)``, ``g_i = g_i * coef``. No
-    data-dependent branch, so a shape-only trace has the same ops as a real one.
+    Order: :func:`clip_coefficient`, then ``g_i = g_i * coef``. No data-dependent branch, so
+    a shape-only trace has the same ops as a real one.
     """
-    if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or max_norm < 0:
-        raise ValueError(f"max_norm must be a non-negative number, got {max_norm!r}")
-    if isinstance(norm_type, bool) or not isinstance(norm_type, int | float):
-        raise ValueError(f"norm_type must be a number, got {norm_type!r}")
+    _check_clip_arguments(max_norm, norm_type)
     if not grads:
         return [], torch.zeros(())
-    norms = [torch.linalg.vector_norm(g, float(norm_type)) for g in grads]
-    total = torch.linalg.vector_norm(torch.stack(norms), float(norm_type))
-    coef = torch.div(torch.full_like(total, float(max_norm)), torch.add(total, 1e-6))
-    coef = torch.clamp(coef, max=1.0)
+    coef, total = clip_coefficient(grads, max_norm, norm_type)
     return [torch.mul(g, coef) for g in grads], total
