@@ -22,6 +22,7 @@ import torch
 from repops._tensor import compute_dtype, from_compute
 from repops.errors import UnsupportedInputError
 from repops.kernels import elementwise_compound as cmp
+from repops.kernels._buffers import reusable_empty_like
 from repops.kernels._elementwise_args import float_result, prep, scalar, shape_of
 from repops.kernels.elementwise_maps import BINARY_MAPS, UNARY_MAPS
 
@@ -45,7 +46,7 @@ def _float32_dtype(op: str, dtype: torch.dtype) -> torch.dtype:
 def _unary(op: str, key: str, self: torch.Tensor) -> torch.Tensor:
     out_dtype = _float32_dtype(op, self.dtype)
     (x,) = prep(op, [self], out_dtype)
-    out = np.empty_like(x)
+    out = reusable_empty_like(x)
     UNARY_MAPS[key](x, out)
     return from_compute(out.reshape(tuple(self.shape)), out_dtype)
 
@@ -53,7 +54,7 @@ def _unary(op: str, key: str, self: torch.Tensor) -> torch.Tensor:
 def _binary_f32(op: str, key: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     out_dtype = _float32_dtype(op, torch.result_type(a, b))
     xa, xb = prep(op, [a, b], out_dtype)
-    out = np.empty_like(xa)
+    out = reusable_empty_like(xa)
     BINARY_MAPS[key](xa, xb, out)
     return from_compute(out.reshape(tuple(shape_of(a, b))), out_dtype)
 
@@ -171,7 +172,7 @@ def _backward_formula(
     dtype = float_result(op, torch.result_type(grad_output, output))
     ct = compute_dtype(dtype)
     g, y = prep(op, [grad_output, output], dtype)
-    out = np.empty_like(g)
+    out = reusable_empty_like(g)
     fn(g, y, np.float32(1) if ct == torch.float32 else np.float64(1), out)
     return from_compute(out.reshape(tuple(shape_of(grad_output, output))), dtype)
 
@@ -189,7 +190,7 @@ def tanh_backward(grad_output: torch.Tensor, output: torch.Tensor) -> torch.Tens
 def leaky_relu(self: torch.Tensor, negative_slope: Any = 0.01) -> torch.Tensor:
     dtype = float_result("leaky_relu", self.dtype)
     (x,) = prep("leaky_relu", [self], dtype)
-    out = np.empty_like(x)
+    out = reusable_empty_like(x)
     cmp.map_leaky_relu(x, scalar("leaky_relu", "negative_slope", negative_slope,
                                   compute_dtype(dtype)), out)
     return from_compute(out.reshape(tuple(self.shape)), dtype)
@@ -201,7 +202,7 @@ def elu(
     """binary64 inside (spec "elu"); float64 input unsupported (binary32 expm1 accuracy)."""
     dtype = _float32_dtype("elu", self.dtype)
     (x,) = prep("elu", [self], dtype)
-    out = np.empty_like(x)
+    out = reusable_empty_like(x)
     f = torch.float64
     a = float(scalar("elu", "alpha", alpha, f))
     s = float(scalar("elu", "scale", scale, f))
@@ -216,7 +217,7 @@ def softplus(self: torch.Tensor, beta: Any = 1, threshold: Any = 20) -> torch.Te
     if b == 0:
         raise ValueError("softplus: beta must be nonzero")
     (x,) = prep("softplus", [self], dtype)
-    out = np.empty_like(x)
+    out = reusable_empty_like(x)
     thr = float(scalar("softplus", "threshold", threshold, torch.float64))
     cmp.map_softplus_f32(x, b, thr, out)
     return from_compute(out.reshape(tuple(self.shape)), dtype)

@@ -18,6 +18,7 @@ import torch
 
 from repops._numba import fma, jit
 from repops.errors import UnsupportedInputError
+from repops.kernels._buffers import reusable_empty_like
 from repops.kernels._lanes import lane_dot, lane_sum
 from repops.kernels._rows import (
     float_compute,
@@ -172,7 +173,7 @@ def _forward(
     d = normalize_dim(dim, self.dim())
     shape = list(self.shape)
     x = move_dim_last(self, d, torch.float32)
-    y = np.empty_like(x)
+    y = reusable_empty_like(x)
     kernel(x, y)
     return restore_dim(y, shape, d, out_dtype)
 
@@ -208,7 +209,7 @@ def _backward(  # noqa: PLR0917 - one helper for both backward ops
     shape = list(output.shape)
     g = move_dim_last(grad_output, d, torch.float32)
     y = move_dim_last(output, d, torch.float32)
-    gi = np.empty_like(g)
+    gi = reusable_empty_like(g)
     kernel(g, y, gi)
     return restore_dim(gi, shape, d, input_dtype)
 

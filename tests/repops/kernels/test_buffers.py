@@ -1,0 +1,112 @@
+"""Reused output buffers: memory comes back only when nothing uses it, and only then."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from repops.kernels import _buffers
+from repops.kernels._buffers import MIN_BYTES, pooled_bytes, reusable_empty
+
+SHAPE = (MIN_BYTES // 4 + 7,)  # just over the threshold, in float32
+
+
+@pytest.fixture(autouse=True)
+def empty_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh pool per test (the holders find it through their class)."""
+    pool = _buffers._SlabPool()
+    monkeypatch.setattr(_buffers, "_POOL", pool)
+    monkeypatch.setattr(_buffers._SlabHolder, "_pool", pool)
+
+
+def test_a_freed_output_is_handed_out_again() -> None:
+    a = reusable_empty(SHAPE, np.float32)
+    address = a.ctypes.data
+    assert pooled_bytes() == 0
+    del a
+    assert pooled_bytes() == SHAPE[0] * 4
+    b = reusable_empty(SHAPE, np.float32)
+    assert b.ctypes.data == address and pooled_bytes() == 0
+    assert b.shape == SHAPE and b.dtype == np.float32 and b.flags.c_contiguous
+    assert b.flags.writeable
+
+
+def test_memory_in_use_by_a_view_or_a_tensor_is_never_handed_out() -> None:
+    a = reusable_empty(SHAPE, np.float32)
+    a[:] = 1.5
+    tensor = torch.from_numpy(a[7:].reshape(-1, 2))  # a view of a view, then a tensor
+    del a
+    assert pooled_bytes() == 0
+    b = reusable_empty(SHAPE, np.float32)  # must be other memory
+    b[:] = -3.0
+    assert bool((tensor == 1.5).all())
+    view = tensor.view(-1)[:5]
+    del tensor
+    assert pooled_bytes() == 0
+    del view
+    assert pooled_bytes() == SHAPE[0] * 4
+
+
+def test_small_outputs_and_other_sizes_are_not_pooled() -> None:
+    small = reusable_empty((100,), np.float32)
+    del small
+    assert pooled_bytes() == 0
+    a = reusable_empty(SHAPE, np.float32)
+    address = a.ctypes.data
+    del a
+    other = reusable_empty((SHAPE[0] + 1,), np.float32)
+    assert other.ctypes.data != address and pooled_bytes() == SHAPE[0] * 4
+
+
+def test_the_pool_lets_memory_go_beyond_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_buffers, "MAX_POOLED_BYTES", SHAPE[0] * 4 + 1)
+    a, b = reusable_empty(SHAPE, np.float32), reusable_empty(SHAPE, np.float32)
+    del a, b
+    assert pooled_bytes() == SHAPE[0] * 4
+
+
+def test_threads_never_share_live_memory() -> None:
+    kept: list[list[np.ndarray]] = []
+    lock = threading.Lock()
+
+    def churn(seed: int) -> None:
+        held: list[np.ndarray] = []
+        for i in range(200):
+            arr = reusable_empty(SHAPE, np.float32)
+            arr[:] = seed
+            held.append(arr)
+            if i % 3 == 2:
+                held.pop(0)  # freed: the pool may hand it to any thread
+            assert all(h[0] == seed and h[-1] == seed for h in held)
+        with lock:
+            kept.append(held)  # alive until every thread is done
+
+    threads = [threading.Thread(target=churn, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flat = [h.ctypes.data for held in kept for h in held]
+    assert len(kept) == 4 and len(flat) == len(set(flat))
+    for seed, held in enumerate(sorted(kept, key=lambda h: float(h[0][0]))):
+        assert all(bool((h == seed).all()) for h in held)
+
+
+def test_a_forked_child_starts_with_an_empty_pool() -> None:
+    import multiprocessing
+
+    a = reusable_empty(SHAPE, np.float32)
+    del a
+    assert _buffers._POOL.pooled_bytes() > 0
+    _buffers._POOL.reset_after_fork()  # what the fork hook runs in the child
+    assert _buffers._POOL.pooled_bytes() == 0
+    b = reusable_empty(SHAPE, np.float32)
+    b[:] = 2.0
+    del b
+    assert _buffers._POOL.pooled_bytes() == SHAPE[0] * 4
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as workers:  # the registered hook in a real child
+        assert workers.apply(_buffers.pooled_bytes) == 0
