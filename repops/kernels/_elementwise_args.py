@@ -15,6 +15,7 @@ import torch
 
 from repops._tensor import check_in_place_cast, compute_dtype, from_compute
 from repops.errors import UnsupportedInputError
+from repops.kernels._buffers import reusable_empty
 
 
 def prep(op: str, tensors: list[torch.Tensor], out_dtype: torch.dtype) -> list[np.ndarray]:
@@ -77,7 +78,7 @@ def output_array(
         if all(not np.may_share_memory(a, out) or (a.ctypes.data == start and a.size == out.size)
                for a in inputs):
             return out
-    return np.empty(int(np.prod(shape)), dtype=inputs[0].dtype)
+    return reusable_empty((int(np.prod(shape)),), inputs[0].dtype)
 
 
 def result_tensor(

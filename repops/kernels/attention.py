@@ -28,6 +28,7 @@ import torch
 from repops._numba import pjit, thread_count
 from repops._tensor import from_compute, to_compute
 from repops.errors import RepopsInputError, UnsupportedInputError
+from repops.kernels._buffers import reusable_empty
 from repops.kernels.attention_heads import (
     BOOL_MASK,
     FLOAT_MASK,
@@ -194,7 +195,7 @@ def flash_attention_for_cpu(
     pr = _Problem(query, key, value, dropout_p, is_causal, attn_mask, scale)
     bsz, heads, nl, ns, _, nev = pr.shape
     if pr.per_head():
-        out = np.empty((bsz * heads, nl, nev), dtype=np.float32)
+        out = reusable_empty((bsz * heads, nl, nev), np.float32)
         lse = np.empty((bsz * heads, nl), dtype=np.float32)
         forward_heads(pr.q, pr.k, pr.v, pr.c, pr.mode, pr.maskf, pr.maskb, pr.causal,
                       pr.kinds(ns, nev), unit_scalars(np.dtype(np.float32)), out, lse)
@@ -236,7 +237,7 @@ def flash_attention_for_cpu_backward(  # noqa: PLR0917 - the aten signature
     d_o = to_compute(grad_out).reshape(nbh, nl, nev)
     o = to_compute(out).reshape(nbh, nl, nev)
     if pr.per_head():
-        dq, dk, dv = (np.empty((nbh, n, e), dtype=np.float32)
+        dq, dk, dv = (reusable_empty((nbh, n, e), np.float32)
                       for n, e in ((nl, ne), (ns, ne), (ns, nev)))
         backward_heads(pr.q, pr.k, pr.v, d_o, o, pr.c, pr.mode, pr.maskf, pr.maskb, pr.causal,
                        pr.kinds(ns, nev, ns, ne), unit_scalars(np.dtype(np.float32)), dq, dk, dv,

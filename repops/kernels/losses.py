@@ -21,6 +21,7 @@ import torch
 
 from repops._numba import jit
 from repops.errors import UnsupportedInputError
+from repops.kernels._buffers import reusable_empty_like
 from repops.kernels._lanes import lane_dot, lane_sum
 from repops.kernels._rows import float_compute, row_kernel
 
@@ -319,7 +320,7 @@ def mse_loss(self: torch.Tensor, target: torch.Tensor, reduction: int = 1) -> to
     red = _reduction(reduction, "mse_loss")
     x, t, shape = _mse_inputs(self, target, "mse_loss")
     if red == "none":
-        out = np.empty_like(x)
+        out = reusable_empty_like(x)
         _sq_diff(x, t, out)
         return torch.from_numpy(out).reshape(shape).to(self.dtype)
     d = x - t  # elementwise IEEE subtraction in the compute type (exact per element)
@@ -355,7 +356,7 @@ def mse_loss_backward(
             c0 = c0 / ftype(x.shape[0])
         c = np.array([c0], dtype=x.dtype)
         per_position = False
-    out = np.empty_like(x)
+    out = reusable_empty_like(x)
     _mse_grad(x, t, c, per_position, out)
     return torch.from_numpy(out).reshape(shape).to(self.dtype)
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from repops._numba import fma, jit
+from repops.kernels._buffers import reusable_empty_like
 from repops.kernels._lanes import lane_dev_sq, lane_dot, lane_sum, lane_tree
 from repops.kernels._rows import float_compute, narrow, row_kernel, widen
 from repops.math._bits import ieee_div
@@ -230,7 +231,7 @@ def native_layer_norm(
     x = _mat(input, m, n, ct)
     w = _param(weight, n, 1.0, ct, "native_layer_norm: weight")
     b = _param(bias, n, -0.0, ct, "native_layer_norm: bias")
-    y = np.empty_like(x)
+    y = reusable_empty_like(x)
     mean = np.empty(m, dtype=x.dtype)
     rstd = np.empty(m, dtype=x.dtype)
     _layer_norm_rows(x, w, b, x.dtype.type(eps), y, mean, rstd)
@@ -264,7 +265,7 @@ def native_layer_norm_backward(  # noqa: PLR0917 - fixed positional signature
     w = _param(weight, n, 1.0, ct, "native_layer_norm_backward: weight")
     gi_t = gw_t = gb_t = None
     if output_mask[0]:
-        gi = np.empty_like(x)
+        gi = reusable_empty_like(x)
         _norm_backward_rows(g, x, w, mu, rs, True, gi)
         gi_t = _to(gi, input.shape, input.dtype)
     if output_mask[1] or output_mask[2]:
@@ -296,7 +297,7 @@ def fused_rms_norm(
     e = torch.finfo(input.dtype).eps if eps is None else float(eps)
     x = _mat(input, m, n, ct)
     w = _param(weight, n, 1.0, ct, "_fused_rms_norm: weight")
-    y = np.empty_like(x)
+    y = reusable_empty_like(x)
     rstd = np.empty(m, dtype=x.dtype)
     _rms_norm_rows(x, w, x.dtype.type(e), y, rstd)
     stat_shape = list(input.shape[:axis]) + [1] * (input.dim() - axis)
@@ -320,7 +321,7 @@ def fused_rms_norm_backward(  # noqa: PLR0917 - fixed positional signature
     zeros = np.zeros(m, dtype=x.dtype)
     gi_t = gw_t = None
     if output_mask[0]:
-        gi = np.empty_like(x)
+        gi = reusable_empty_like(x)
         _norm_backward_rows(g, x, w, zeros, rs, False, gi)
         gi_t = _to(gi, input.shape, input.dtype)
     if output_mask[1] and weight is not None:
