@@ -13,8 +13,8 @@ every step, so the same buffers come round.
 How the memory comes back: the array handed out is a view of a pooled slab through a small
 holder object (numpy's ``__array_interface__``); the holder is the array's memory owner, so it
 lives exactly as long as any array or tensor that uses the memory, and its finaliser returns
-the slab to the pool. At most ``MAX_POOLED_BYTES`` wait in the pool; beyond that a freed slab
-is let go. Contents are undefined, like ``np.empty``'s.
+the slab to the pool. At most ``MAX_POOLED_BYTES`` wait in the pool; beyond that the least
+recently returned slabs are let go. Contents are undefined, like ``np.empty``'s.
 """
 
 from __future__ import annotations
@@ -33,18 +33,24 @@ MAX_POOLED_BYTES = 256 << 20
 
 
 class _SlabPool:
-    """Free slabs by byte size. An RLock, because a holder's finaliser may run during a
-    garbage collection triggered inside ``take`` on the same thread."""
+    """Free slabs by byte size, the least recently returned evicted first when the pool is
+    full (so sizes a run no longer uses do not hold the room of those it does). An RLock,
+    because a holder's finaliser may run during a garbage collection triggered inside
+    ``take`` on the same thread."""
 
     def __init__(self) -> None:
         self._free: dict[int, deque[np.ndarray]] = {}
+        #: Sizes in the order their slabs came back, oldest first (entries of slabs taken
+        #: since are skipped when evicting).
+        self._returns: deque[int] = deque()
         self._pooled = 0
         self._lock = threading.RLock()
 
     def reset_after_fork(self) -> None:
         """A forked child starts empty, with a new lock (another thread of the parent may
         have held the old one at the fork)."""
-        self._free, self._pooled, self._lock = {}, 0, threading.RLock()
+        self._free, self._returns, self._pooled = {}, deque(), 0
+        self._lock = threading.RLock()
 
     def take(self, nbytes: int) -> np.ndarray:
         with self._lock:
@@ -55,11 +61,25 @@ class _SlabPool:
         return np.empty(nbytes, dtype=np.uint8)
 
     def give_back(self, slab: np.ndarray) -> None:
+        nbytes = slab.nbytes
+        if nbytes > MAX_POOLED_BYTES:
+            return
         with self._lock:
-            if self._pooled + slab.nbytes > MAX_POOLED_BYTES:
-                return
-            self._free.setdefault(slab.nbytes, deque()).append(slab)
-            self._pooled += slab.nbytes
+            while self._pooled + nbytes > MAX_POOLED_BYTES and self._returns:
+                oldest = self._free.get(self._returns.popleft())
+                if oldest:
+                    self._pooled -= oldest.popleft().nbytes
+            self._free.setdefault(nbytes, deque()).append(slab)
+            self._returns.append(nbytes)
+            self._pooled += nbytes
+            if len(self._returns) > 4 * len(self._free) + 64:  # drop entries of taken slabs
+                held = {size: len(q) for size, q in self._free.items()}
+                kept: deque[int] = deque()
+                for size in reversed(self._returns):
+                    if held.get(size, 0) > 0:
+                        held[size] -= 1
+                        kept.appendleft(size)
+                self._returns = kept
 
     def pooled_bytes(self) -> int:
         """Bytes waiting in the pool (for tests and diagnostics)."""

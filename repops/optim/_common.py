@@ -19,15 +19,20 @@ from repops.dispatch.mode import ReproducibleMode
 
 
 @contextlib.contextmanager
-def reproducible_step() -> Iterator[ReproducibleMode]:
-    """Run the body in the active reproducible mode, or in a fresh strict one if none is on;
-    the body gets that mode (to ask it whether fused updates may run)."""
-    for mode in _get_current_dispatch_mode_stack():
+def reproducible_step() -> Iterator[bool]:
+    """Run the body in the active reproducible mode, or in a fresh strict one if none is on.
+
+    The body gets whether it may run fused updates (same bits, fewer ops): only where that
+    mode allows it (:attr:`ReproducibleMode.may_fuse`: nothing traces) and is the innermost
+    dispatch mode, so no other mode above it (an op logger, a FLOP counter) misses the ops.
+    """
+    stack = _get_current_dispatch_mode_stack()
+    for mode in stack:
         if isinstance(mode, ReproducibleMode):
-            yield mode
+            yield mode.may_fuse and mode is stack[-1]
             return
     with ReproducibleMode(strict=True) as mode:
-        yield mode
+        yield mode.may_fuse
 
 
 def check_no_vendor_paths(foreach: object, fused: object, capturable: object,

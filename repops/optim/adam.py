@@ -88,9 +88,9 @@ class _AdamBase(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        with reproducible_step() as mode:
+        with reproducible_step() as may_fuse:
             for group in self.param_groups:
-                self._update_group(group, mode.may_fuse)
+                self._update_group(group, may_fuse)
         return loss
 
     def _update_group(self, group: dict[str, Any], may_fuse: bool) -> None:

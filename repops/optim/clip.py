@@ -15,6 +15,7 @@ clamp replaces ``if total > max_norm``), so a shape-only trace has the same ops 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import torch
@@ -39,10 +40,12 @@ def clip_grad_norm_(
     if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)):
         raise ValueError(f"norm_type must be a number, got {norm_type!r}")
     grads = [p.grad for p in params if p.grad is not None]
-    with torch.no_grad(), reproducible_step() as mode:
+    with torch.no_grad(), reproducible_step() as may_fuse:
         if not grads:
             return torch.zeros(())
-        if mode.may_fuse:  # nothing traces: scale in place (mul_ is mul's IEEE op), no copies
+        if may_fuse and not _any_overlap(grads):
+            # nothing traces: scale in place (mul_ is mul's IEEE op), no copies; gradients
+            # that share memory would be scaled twice, so they take the copying path
             coef, total = clip_coefficient(grads, max_norm, norm_type)
             _check_finite(total, norm_type, error_if_nonfinite)
             for g in grads:
@@ -53,6 +56,15 @@ def clip_grad_norm_(
         for g, scaled in zip(grads, clipped, strict=True):
             g.copy_(scaled)
     return total
+
+
+def _any_overlap(grads: list[torch.Tensor]) -> bool:
+    """Whether any two gradients share memory (one tensor twice, or overlapping views)."""
+    spans = sorted(
+        (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in grads
+    )
+    return any(start < prev_start + prev_size
+               for (prev_start, prev_size), (start, _) in itertools.pairwise(spans))
 
 
 def _check_finite(total: torch.Tensor, norm_type: float, error_if_nonfinite: bool) -> None:

@@ -73,12 +73,13 @@ def fused_adam_step(
     else:
         kind, decay = L2_DECAY, weight_decay
     p, g, m, v = arrays
+    with np.errstate(over="ignore"):  # a scalar beyond binary32 rounds to inf, as torch's does
+        scalars = [F32(x) for x in (
+            decay, beta1, 1.0 - beta1, beta2, 1.0 - beta2, corrections.bias_correction2_sqrt,
+            eps, lr / corrections.bias_correction1,
+        )]
     if p.size:
-        adam_update_in_place(
-            p, g, m, v, kind, F32(decay), F32(beta1), F32(1.0 - beta1), F32(beta2),
-            F32(1.0 - beta2), F32(corrections.bias_correction2_sqrt), F32(eps),
-            F32(lr / corrections.bias_correction1), bool(maximize),
-        )
+        adam_update_in_place(p, g, m, v, kind, *scalars, bool(maximize))
     for t in (param, exp_avg, exp_avg_sq):
         torch.autograd.graph.increment_version(t)
     return True

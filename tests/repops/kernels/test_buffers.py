@@ -110,3 +110,38 @@ def test_a_forked_child_starts_with_an_empty_pool() -> None:
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as workers:  # the registered hook in a real child
         assert workers.apply(_buffers.pooled_bytes) == 0
+
+
+def test_a_full_pool_lets_the_least_recently_returned_sizes_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_buffers, "MAX_POOLED_BYTES", 3 * MIN_BYTES + 4 * 1024)
+    steady_bytes = SHAPE[0] * 4
+
+    def served_from_the_pool() -> bool:
+        before = pooled_bytes()
+        arr = reusable_empty(SHAPE, np.float32)
+        served = pooled_bytes() == before - steady_bytes
+        del arr  # back into the pool, the most recently returned
+        return served
+
+    stale = [reusable_empty((MIN_BYTES // 4 + k,), np.float32) for k in range(1, 4)]
+    while stale:  # three one-off sizes fill the pool, returned smallest first
+        stale.pop(0)
+    assert pooled_bytes() == 3 * MIN_BYTES + 24
+    steady = reusable_empty(SHAPE, np.float32)
+    del steady  # the oldest one-off size makes room
+    assert pooled_bytes() == 2 * MIN_BYTES + 20 + steady_bytes
+    for _ in range(4):  # more one-off sizes push out the oldest, never the size in use
+        assert served_from_the_pool()
+        extra = reusable_empty((MIN_BYTES // 4 + 100,), np.float32)
+        del extra
+        assert pooled_bytes() <= _buffers.MAX_POOLED_BYTES
+    assert served_from_the_pool()
+
+
+def test_a_slab_larger_than_the_pool_is_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_buffers, "MAX_POOLED_BYTES", MIN_BYTES)
+    big = reusable_empty(SHAPE, np.float32)
+    del big
+    assert pooled_bytes() == 0

@@ -5,6 +5,7 @@ The traced run records every op, so it never fuses: it is the functional update 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -146,3 +147,59 @@ def test_clipping_in_place_has_the_bits_of_the_traced_ops(max_norm: float) -> No
         results.append([total, *(p.grad.clone() for p in params)])
     assert _same_bits(results[0], results[1])
     assert torch.equal(results[1][1], before[0]) == (max_norm > 1e6)  # clipped, or left alone
+
+
+@pytest.mark.parametrize("sharing", ["one tensor", "overlapping views"])
+def test_clipping_gradients_that_share_memory_gives_the_traced_bits(sharing: str) -> None:
+    results = []
+    for traced in (True, False):
+        a, b = nn.Parameter(torch.zeros(60)), nn.Parameter(torch.zeros(60))
+        buf = torch.arange(70, dtype=torch.float32) - 20.0
+        if sharing == "one tensor":
+            a.grad = b.grad = buf[:60]
+        else:
+            a.grad, b.grad = buf[:60], buf[10:]
+        with repops.reproducible(tracer=repops.Tracer() if traced else None):
+            total = clip_grad_norm_([a, b], 1.0)
+        results.append([total, buf.clone()])
+    assert _same_bits(results[0], results[1])
+
+
+def test_no_fusing_under_another_dispatch_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mode entered inside the reproducible one (an op logger) must see every op."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OpLog(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    fused_calls = _count_fused(monkeypatch)
+    p = nn.Parameter(torch.randn(10))
+    p.grad = torch.randn(10)
+    opt = AdamW([p], lr=0.1)
+    log = OpLog()
+    with repops.reproducible(), log:
+        opt.step()
+        clip_grad_norm_([p], 0.5)
+    assert not fused_calls
+    assert "aten.sqrt.default" in log.ops and "aten.copy_.default" in log.ops
+
+
+def test_scalars_beyond_binary32_round_to_infinity_without_a_warning() -> None:
+    results = []
+    for traced in (True, False):
+        p = nn.Parameter(torch.full((5,), 0.5))
+        p.grad = torch.ones(5)
+        opt = AdamW([p], lr=1e-3, weight_decay=1e300)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with repops.reproducible(tracer=repops.Tracer() if traced else None):
+                opt.step()
+        results.append(p.detach().clone())
+    assert torch.equal(results[0].isnan(), results[1].isnan())
+    assert _same_bits([results[0].nan_to_num()], [results[1].nan_to_num()])
