@@ -145,3 +145,44 @@ def test_a_slab_larger_than_the_pool_is_let_go(monkeypatch: pytest.MonkeyPatch) 
     big = reusable_empty(SHAPE, np.float32)
     del big
     assert pooled_bytes() == 0
+
+
+def test_no_kernel_reads_its_output_before_writing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pooled memory holds an earlier result: every pooled kernel must give the same bits on
+    memory filled with garbage (0xFF bytes are NaNs in binary32) as on fresh memory."""
+    import torch.nn.functional as F
+
+    import repops
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 640, generator=g)
+    w, b = torch.randn(640, generator=g), torch.randn(640, generator=g)
+    q, k, v = (torch.randn(4, 4, 256, 64, generator=g, requires_grad=True) for _ in range(3))
+
+    def ops() -> list[torch.Tensor]:
+        with repops.reproducible():
+            xs = x.clone().requires_grad_()
+            y = F.gelu(xs)
+            s = torch.softmax(y, -1)
+            n = F.layer_norm(s, (640,), w, b)
+            n.sum().backward()
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            a.sum().backward()
+            outs = [y, s, n, xs.grad, a, torch.add(x, y, alpha=0.5), torch.log_softmax(x, 0)]
+            grads = [t.grad.clone() for t in (q, k, v)]
+            for t in (q, k, v):
+                t.grad = None
+        return [o.detach() for o in outs] + grads
+
+    clean = ops()
+    real_take = _buffers._SlabPool.take
+
+    def poisoned_take(self: _buffers._SlabPool, nbytes: int) -> np.ndarray:
+        slab = real_take(self, nbytes)
+        slab.fill(0xFF)
+        return slab
+
+    monkeypatch.setattr(_buffers._SlabPool, "take", poisoned_take)
+    dirty = ops()
+    assert all(torch.equal(c.view(torch.int32), d.view(torch.int32))
+               for c, d in zip(clean, dirty, strict=True))
