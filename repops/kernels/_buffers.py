@@ -33,31 +33,36 @@ MAX_POOLED_BYTES = 256 << 20
 
 
 class _SlabPool:
-    """Free slabs by byte size, the least recently returned evicted first when the pool is
-    full (so sizes a run no longer uses do not hold the room of those it does). An RLock,
-    because a holder's finaliser may run during a garbage collection triggered inside
-    ``take`` on the same thread."""
+    """Free slabs by byte size, each stamped with the order it came back in; when the pool is
+    full the oldest slab goes first (so sizes a run no longer uses do not hold the room of
+    those it does). An RLock, because a holder's finaliser may run during a garbage
+    collection triggered inside ``take`` on the same thread."""
 
     def __init__(self) -> None:
-        self._free: dict[int, deque[np.ndarray]] = {}
-        #: Sizes in the order their slabs came back, oldest first (entries of slabs taken
-        #: since are skipped when evicting).
-        self._returns: deque[int] = deque()
+        #: Per size, (return stamp, slab), oldest on the left; no size maps to an empty deque.
+        self._free: dict[int, deque[tuple[int, np.ndarray]]] = {}
+        self._stamp = 0
         self._pooled = 0
         self._lock = threading.RLock()
 
     def reset_after_fork(self) -> None:
         """A forked child starts empty, with a new lock (another thread of the parent may
         have held the old one at the fork)."""
-        self._free, self._returns, self._pooled = {}, deque(), 0
+        self._free, self._pooled = {}, 0
         self._lock = threading.RLock()
+
+    def _pop(self, nbytes: int, newest: bool) -> np.ndarray:
+        free = self._free[nbytes]
+        _, slab = free.pop() if newest else free.popleft()
+        if not free:
+            del self._free[nbytes]
+        self._pooled -= nbytes
+        return slab
 
     def take(self, nbytes: int) -> np.ndarray:
         with self._lock:
-            free = self._free.get(nbytes)
-            if free:
-                self._pooled -= nbytes
-                return free.pop()
+            if nbytes in self._free:
+                return self._pop(nbytes, newest=True)
         return np.empty(nbytes, dtype=np.uint8)
 
     def give_back(self, slab: np.ndarray) -> None:
@@ -65,21 +70,11 @@ class _SlabPool:
         if nbytes > MAX_POOLED_BYTES:
             return
         with self._lock:
-            while self._pooled + nbytes > MAX_POOLED_BYTES and self._returns:
-                oldest = self._free.get(self._returns.popleft())
-                if oldest:
-                    self._pooled -= oldest.popleft().nbytes
-            self._free.setdefault(nbytes, deque()).append(slab)
-            self._returns.append(nbytes)
+            while self._pooled + nbytes > MAX_POOLED_BYTES:
+                self._pop(min(self._free, key=lambda size: self._free[size][0][0]), newest=False)
+            self._stamp += 1
+            self._free.setdefault(nbytes, deque()).append((self._stamp, slab))
             self._pooled += nbytes
-            if len(self._returns) > 4 * len(self._free) + 64:  # drop entries of taken slabs
-                held = {size: len(q) for size, q in self._free.items()}
-                kept: deque[int] = deque()
-                for size in reversed(self._returns):
-                    if held.get(size, 0) > 0:
-                        held[size] -= 1
-                        kept.appendleft(size)
-                self._returns = kept
 
     def pooled_bytes(self) -> int:
         """Bytes waiting in the pool (for tests and diagnostics)."""

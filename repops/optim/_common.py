@@ -1,4 +1,5 @@
-"""Pieces the repops optimizer classes share: the mode guard and the vendor-path check.
+"""Pieces the repops optimizer classes share: the mode guard, the shared-memory test and the
+vendor-path check.
 
 Why a guard: an optimizer step outside ``repops.reproducible()`` would run its ops on whatever
 kernels torch picks. ``step()`` therefore runs inside the active reproducible mode, or enters a
@@ -11,8 +12,10 @@ The updates themselves are :mod:`repops.optim.functional`, shared with verde's j
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Sequence
 
+import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
 from repops.dispatch.mode import ReproducibleMode
@@ -33,6 +36,14 @@ def reproducible_step() -> Iterator[bool]:
             return
     with ReproducibleMode(strict=True) as mode:
         yield mode.may_fuse
+
+
+def share_memory(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether any two of ``tensors`` share storage memory (one tensor twice, two views of one
+    buffer): an in-place update of one would then change another's input."""
+    spans = sorted((t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in tensors)
+    return any(start < prev_start + prev_size
+               for (prev_start, prev_size), (start, _) in itertools.pairwise(spans))
 
 
 def check_no_vendor_paths(foreach: object, fused: object, capturable: object,

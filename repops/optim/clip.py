@@ -15,13 +15,12 @@ clamp replaces ``if total > max_norm``), so a shape-only trace has the same ops 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
 import torch
 
-from repops.optim._common import reproducible_step
-from repops.optim.functional import clip_coefficient, clip_grad_norms
+from repops.optim._common import reproducible_step, share_memory
+from repops.optim.functional import check_clip_arguments, clip_coefficient, clip_grad_norms
 
 
 def clip_grad_norm_(
@@ -35,15 +34,12 @@ def clip_grad_norm_(
     if isinstance(parameters, torch.Tensor):
         parameters = [parameters]
     params = list(parameters)
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or max_norm < 0:
-        raise ValueError(f"max_norm must be a non-negative number, got {max_norm!r}")
-    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)):
-        raise ValueError(f"norm_type must be a number, got {norm_type!r}")
+    check_clip_arguments(max_norm, norm_type)
     grads = [p.grad for p in params if p.grad is not None]
     with torch.no_grad(), reproducible_step() as may_fuse:
         if not grads:
             return torch.zeros(())
-        if may_fuse and not _any_overlap(grads):
+        if may_fuse and not share_memory(grads):
             # nothing traces: scale in place (mul_ is mul's IEEE op), no copies; gradients
             # that share memory would be scaled twice, so they take the copying path
             coef, total = clip_coefficient(grads, max_norm, norm_type)
@@ -56,15 +52,6 @@ def clip_grad_norm_(
         for g, scaled in zip(grads, clipped, strict=True):
             g.copy_(scaled)
     return total
-
-
-def _any_overlap(grads: list[torch.Tensor]) -> bool:
-    """Whether any two gradients share memory (one tensor twice, or overlapping views)."""
-    spans = sorted(
-        (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in grads
-    )
-    return any(start < prev_start + prev_size
-               for (prev_start, prev_size), (start, _) in itertools.pairwise(spans))
 
 
 def _check_finite(total: torch.Tensor, norm_type: float, error_if_nonfinite: bool) -> None:

@@ -141,7 +141,8 @@ def adam_update(
     return new_p, m, v, vmax
 
 
-def _check_clip_arguments(max_norm: float, norm_type: float) -> None:
+def check_clip_arguments(max_norm: float, norm_type: float) -> None:
+    """ValueError unless ``max_norm`` is a non-negative number and ``norm_type`` a number."""
     if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or max_norm < 0:
         raise ValueError(f"max_norm must be a non-negative number, got {max_norm!r}")
     if isinstance(norm_type, bool) or not isinstance(norm_type, int | float):
@@ -156,7 +157,7 @@ def clip_coefficient(
     Order: ``n_i = vector_norm(g_i)`` per gradient, ``total = vector_norm(stack(n))``,
     ``coef = clamp(full(max_norm) / (total + 1e-6), max=1)``. ``grads`` must not be empty.
     """
-    _check_clip_arguments(max_norm, norm_type)
+    check_clip_arguments(max_norm, norm_type)
     if not grads:
         raise ValueError("clip_coefficient needs at least one gradient")
     norms = [torch.linalg.vector_norm(g, float(norm_type)) for g in grads]
@@ -173,8 +174,8 @@ def clip_grad_norms(
     Order: :func:`clip_coefficient`, then ``g_i = g_i * coef``. No data-dependent branch, so
     a shape-only trace has the same ops as a real one.
     """
-    _check_clip_arguments(max_norm, norm_type)
     if not grads:
+        check_clip_arguments(max_norm, norm_type)
         return [], torch.zeros(())
     coef, total = clip_coefficient(grads, max_norm, norm_type)
     return [torch.mul(g, coef) for g in grads], total

@@ -20,6 +20,7 @@ from repops.kernels.optim_updates import (
     NO_DECAY,
     adam_update_in_place,
 )
+from repops.optim._common import share_memory
 from repops.optim.functional import AdamCorrections
 
 F32 = np.float32
@@ -33,11 +34,9 @@ def _plain_f32(tensors: tuple[torch.Tensor, ...]) -> list[np.ndarray] | None:
         if (t.dtype != torch.float32 or t.device.type != "cpu" or t.layout != torch.strided
                 or t.shape != shape or not t.is_contiguous() or t.is_neg() or t.is_conj()):
             return None
-    arrays = [t.detach().numpy().reshape(-1) for t in tensors]
-    for i, a in enumerate(arrays):
-        if any(np.may_share_memory(a, b) for b in arrays[i + 1:]):
-            return None
-    return arrays
+    if share_memory(tensors):
+        return None
+    return [t.detach().numpy().reshape(-1) for t in tensors]
 
 
 def fused_adam_step(
