@@ -1,4 +1,5 @@
-"""Shared fixtures: a throwaway PostgreSQL server for the storage and end-to-end tests.
+"""Shared fixtures: a throwaway PostgreSQL server for the storage and end-to-end tests, and
+the numba cache of the subprocesses that build repops' kernels for a generic CPU.
 
 The Makefile installs PostgreSQL from Debian's packages when it is missing; this fixture
 starts a private cluster (trust auth, loopback only, a free port, a temp data directory) for
@@ -73,3 +74,16 @@ def postgres_url() -> Iterator[str]:
                                     "immediate", "stop"]),
                        check=False, capture_output=True, timeout=60)
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def generic_numba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``NUMBA_CACHE_DIR`` of every subprocess run with ``NUMBA_CPU_NAME=generic``.
+
+    Empty at the start of a session, so the kernels are compiled for the generic CPU (no AVX,
+    no FMA instruction) by the first test that runs them; later tests load those builds
+    instead of compiling the same kernels again (about a minute per test on two cores). A
+    host build can never be loaded in their place: numba keys a cached kernel by the target
+    CPU name and features as well as by its code, and repops by the digest of its sources.
+    """
+    return tmp_path_factory.mktemp("numba-generic")

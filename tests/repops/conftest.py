@@ -152,16 +152,19 @@ def run_compiled() -> RunCompiled:
     """``run_compiled(script, cache_dir, **env)``: stdout of ``script`` run by a fresh Python.
 
     Why a subprocess: numba fixes its target CPU when it starts, so a build for another target
-    (``NUMBA_CPU_NAME=generic``: no AVX, no FMA instruction) needs its own process, and a
-    fresh ``NUMBA_CACHE_DIR`` makes it compile now instead of loading this host's cache. An
+    (``NUMBA_CPU_NAME=generic``: no AVX, no FMA instruction) needs its own process, and
+    ``cache_dir`` is its ``NUMBA_CACHE_DIR``: a fresh one makes it compile now, the generic
+    builds share ``generic_numba_cache`` across the session, and None keeps this process's
+    cache (a host build then loads what the tests before it compiled). An
     inherited ``NUMBA_CPU_NAME`` is dropped, so a run without one really is a host build. A
     failed run raises with the end of its stderr.
     """
 
-    def run(script: str, cache_dir: Path, **env_extra: str) -> str:
+    def run(script: str, cache_dir: Path | None, **env_extra: str) -> str:
         env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_NAME"}
         env.update(env_extra)
-        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+        if cache_dir is not None:
+            env["NUMBA_CACHE_DIR"] = str(cache_dir)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         res = subprocess.run(
             [sys.executable, "-c", script],

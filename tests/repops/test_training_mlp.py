@@ -146,11 +146,11 @@ def test_same_test_accuracy_as_plain_torch() -> None:
 
 @pytest.mark.slow
 def test_same_final_state_with_numba_compiled_for_a_generic_cpu(
-    reference_digest: str, tmp_path: Path, run_compiled: Callable[..., str]
+    reference_digest: str, generic_numba_cache: Path, run_compiled: Callable[..., str]
 ) -> None:
     out = run_compiled(
         "from tests.repops.test_training_mlp import state_digest, train; "
         "print(state_digest(train()))",
-        tmp_path, NUMBA_CPU_NAME="generic", NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
+        generic_numba_cache, NUMBA_CPU_NAME="generic", NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
     )
     assert out.strip().splitlines()[-1] == reference_digest

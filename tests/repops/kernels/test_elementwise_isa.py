@@ -46,9 +46,11 @@ sys.stdout.write(h.hexdigest())
 
 
 @pytest.mark.slow
-def test_generic_cpu_gives_the_same_bits(tmp_path: Path, run_compiled: RunCompiled) -> None:
-    host = run_compiled(SCRIPT, tmp_path / "host").strip()
-    generic = run_compiled(SCRIPT, tmp_path / "generic", NUMBA_CPU_NAME="generic",
+def test_generic_cpu_gives_the_same_bits(
+    generic_numba_cache: Path, run_compiled: RunCompiled
+) -> None:
+    host = run_compiled(SCRIPT, None).strip()
+    generic = run_compiled(SCRIPT, generic_numba_cache, NUMBA_CPU_NAME="generic",
                            NUMBA_NUM_THREADS="1").strip()
     assert len(host) == 64
     assert host == generic

@@ -51,9 +51,11 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-def test_generic_cpu_gives_the_same_bits(tmp_path: Path, run_compiled: RunCompiled) -> None:
-    host = run_compiled(SCRIPT, tmp_path / "host").split()
-    generic = run_compiled(SCRIPT, tmp_path / "generic", NUMBA_CPU_NAME="generic").split()
+def test_generic_cpu_gives_the_same_bits(
+    generic_numba_cache: Path, run_compiled: RunCompiled
+) -> None:
+    host = run_compiled(SCRIPT, None).split()
+    generic = run_compiled(SCRIPT, generic_numba_cache, NUMBA_CPU_NAME="generic").split()
     assert len(host) == 2 and len(host[0]) == 64
     assert host[0] == host[1]  # serial and parallel builds agree
     assert host == generic

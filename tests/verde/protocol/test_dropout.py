@@ -78,14 +78,14 @@ def test_inference_runs_without_dropout() -> None:
 
 
 @pytest.mark.slow
-def test_same_bits_with_kernels_compiled_for_a_generic_cpu(tmp_path: Path) -> None:
+def test_same_bits_with_kernels_compiled_for_a_generic_cpu(generic_numba_cache: Path) -> None:
     script = (
         "import json, sys; sys.path.insert(0, 'tests/verde/protocol');"
         "from test_dropout import step_root, gpt_doc; print(step_root(gpt_doc()))"
     )
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_NAME"}
-    env.update(NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path), OMP_NUM_THREADS="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+    env.update(NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(generic_numba_cache),
+               OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=1800, check=False)
     assert res.returncode == 0, res.stderr[-3000:]

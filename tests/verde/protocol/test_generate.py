@@ -173,13 +173,14 @@ def test_same_tokens_with_one_and_two_threads(tmp: Path, arch: str) -> None:
 
 
 @pytest.mark.slow
-def test_same_tokens_with_kernels_compiled_for_a_generic_cpu(tmp: Path) -> None:
+def test_same_tokens_with_kernels_compiled_for_a_generic_cpu(
+        tmp: Path, generic_numba_cache: Path) -> None:
     doc = generate_doc(tmp, "llama", FULL)
     script = ("import json, sys; sys.path.insert(0, 'tests/verde/protocol');"
               "from generate_jobs import final_tokens_of_doc;"
               "print(json.dumps(final_tokens_of_doc(json.loads(sys.argv[1]))))")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_NAME"}
-    env.update(NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp / "numba-generic"),
+    env.update(NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(generic_numba_cache),
                OMP_NUM_THREADS="1",
                PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-c", script, json.dumps(doc)], cwd=ROOT, env=env,
