@@ -10,6 +10,8 @@ Prints ONE JSON line on stdout (a table on stderr) with the machine it ran on: `
   backward (grad input; grad weight with a transposed operand, at three of the step's own
   sizes), the LM head (a transposed weight), attention's batched products, a small product;
   ``matmul_min_ratio_t<n>`` is the worst of them (target >= 0.8);
+  ``matmul_small_128_outside_mode_ratio_t<n>``: the small product with repops' kernel called
+  directly, outside the mode (what the mode's own cost per op leaves of that ratio);
   ``matmul_ratio`` is 1024^3 at the largest thread count;
 - ``gpt_step_ratio``: one training step (forward, backward, clipping, AdamW) of a GPT with 4
   layers, width 256, sequence 128, batch 16 at the largest thread count: repops (mode + repops
@@ -53,6 +55,7 @@ import repops
 from repops import _numba
 from repops.dispatch import mode as mode_module
 from repops.kernels._target import numba_target
+from repops.kernels.matmul import plain_mm
 from repops.optim import AdamW, clip_grad_norm_
 from tests.repops.models import TinyGPT, gpt_loss
 
@@ -139,7 +142,27 @@ def bench_matmul(runs: int, threads: int) -> Result:
         out[f"matmul_{name}_torch_gflops_t{threads}"] = flop / t_torch / 1e9
         out[f"matmul_{name}_repops_gflops_t{threads}"] = flop / t_repops / 1e9
     out[f"matmul_min_ratio_t{threads}"] = min(ratios)
+    out[f"matmul_small_128_outside_mode_ratio_t{threads}"] = _small_outside_mode_ratio(runs)
     return out
+
+
+def _small_outside_mode_ratio(runs: int) -> float:
+    """torch / repops on 128^3 with repops' product called directly (``plain_mm``: the same
+    checks, output and kernel as inside the mode, without torch's Python dispatch), so the
+    small product's ratio can be told apart from the mode's cost per op."""
+    a, b = matmul_shapes()["small_128"]
+    reps = 50
+
+    def plain() -> None:
+        for _ in range(reps):
+            torch.mm(a, b)
+
+    def direct() -> None:
+        for _ in range(reps):
+            plain_mm((a, b))
+
+    t_torch, t_direct = best_times([plain, direct], runs)
+    return t_torch / t_direct
 
 
 def bench_rows(runs: int, rows: int, cols: int) -> Result:
