@@ -124,7 +124,8 @@ def matmul_shapes() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 def bench_matmul(runs: int, threads: int) -> Result:
     out: Result = {}
     ratios = []
-    for name, (a, b) in matmul_shapes().items():
+    shapes = matmul_shapes()
+    for name, (a, b) in shapes.items():
         op = torch.bmm if a.dim() == 3 else torch.mm
         flop = 2 * a.numel() * b.shape[-1]
         reps = max(1, int(2e8 / flop))  # ~10 ms per timed run at 20 GFLOP/s
@@ -142,15 +143,15 @@ def bench_matmul(runs: int, threads: int) -> Result:
         out[f"matmul_{name}_torch_gflops_t{threads}"] = flop / t_torch / 1e9
         out[f"matmul_{name}_repops_gflops_t{threads}"] = flop / t_repops / 1e9
     out[f"matmul_min_ratio_t{threads}"] = min(ratios)
-    out[f"matmul_small_128_outside_mode_ratio_t{threads}"] = _small_outside_mode_ratio(runs)
+    out[f"matmul_small_128_outside_mode_ratio_t{threads}"] = _outside_mode_ratio(
+        *shapes["small_128"], runs)
     return out
 
 
-def _small_outside_mode_ratio(runs: int) -> float:
-    """torch / repops on 128^3 with repops' product called directly (``plain_mm``: the same
-    checks, output and kernel as inside the mode, without torch's Python dispatch), so the
-    small product's ratio can be told apart from the mode's cost per op."""
-    a, b = matmul_shapes()["small_128"]
+def _outside_mode_ratio(a: torch.Tensor, b: torch.Tensor, runs: int) -> float:
+    """torch / repops on ``a @ b`` with repops' product called directly (``plain_mm``: the same
+    checks, output and kernel as inside the mode, without torch's Python dispatch), so a small
+    product's ratio can be told apart from the mode's cost per op."""
     reps = 50
 
     def plain() -> None:

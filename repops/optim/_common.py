@@ -39,11 +39,22 @@ def reproducible_step() -> Iterator[bool]:
 
 
 def share_memory(tensors: Sequence[torch.Tensor]) -> bool:
-    """Whether any two of ``tensors`` share storage memory (one tensor twice, two views of one
-    buffer): an in-place update of one would then change another's input."""
-    spans = sorted((t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in tensors)
+    """Whether any two of ``tensors`` may share memory (one tensor twice, overlapping views):
+    an in-place update of one would then change another's input.
+
+    Each tensor counts as the byte span from its first to its last element, not its whole
+    storage: disjoint views of one buffer (gradients as views of a communication bucket,
+    parameters in one flat buffer) keep the in-place paths. Interleaved views count as
+    sharing, which only costs those a copy."""
+    spans = sorted((t.data_ptr(), _span_bytes(t)) for t in tensors if t.numel())
     return any(start < prev_start + prev_size
                for (prev_start, prev_size), (start, _) in itertools.pairwise(spans))
+
+
+def _span_bytes(t: torch.Tensor) -> int:
+    """Bytes from ``t``'s first element to the end of its last (torch strides are >= 0)."""
+    last = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride(), strict=True))
+    return (last + 1) * t.element_size()
 
 
 def check_no_vendor_paths(foreach: object, fused: object, capturable: object,

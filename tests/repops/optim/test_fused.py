@@ -165,6 +165,34 @@ def test_clipping_gradients_that_share_memory_gives_the_traced_bits(sharing: str
     assert _same_bits(results[0], results[1])
 
 
+def test_disjoint_views_of_one_buffer_keep_the_in_place_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Gradients as views of one bucket and parameters in one flat buffer share a storage but
+    no memory: the fused update and the in-place clip still run, with the traced bits."""
+    import repops.optim.clip as clip_module
+
+    copying: list[object] = []
+    real_copying = clip_module.clip_grad_norms
+    monkeypatch.setattr(clip_module, "clip_grad_norms",
+                        lambda *a: copying.append(a) or real_copying(*a))
+    fused_calls = _count_fused(monkeypatch)
+    results = []
+    for traced in (True, False):
+        flat = torch.arange(70, dtype=torch.float32) / 7.0 - 3.0
+        params = [nn.Parameter(flat[:30]), nn.Parameter(flat[30:].view(8, 5))]
+        bucket = torch.arange(70, dtype=torch.float32) - 20.0
+        params[0].grad, params[1].grad = bucket[:30], bucket[30:].view(8, 5)
+        opt = AdamW(params, lr=0.1)
+        with repops.reproducible(tracer=repops.Tracer() if traced else None):
+            total = clip_grad_norm_(params, 1.0)
+            opt.step()
+        results.append([total, flat.clone(), bucket.clone()])
+    assert _same_bits(results[0], results[1])
+    assert fused_calls and all(fused_calls)  # both parameters, untraced
+    assert len(copying) == 1  # only the traced clip copied
+
+
 def test_no_fusing_under_another_dispatch_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     """A mode entered inside the reproducible one (an op logger) must see every op."""
     from torch.utils._python_dispatch import TorchDispatchMode
