@@ -93,7 +93,8 @@ def scaled_score_grad_row(dt, p, dp, d, c):  # type: ignore[no-untyped-def]
 def _product(kind, scal, m, kk, n, a, sa1, sa2, b, sb1, sb2, c):  # type: ignore[no-untyped-def] # noqa: PLR0917
     """C (m, n, C-contiguous at address ``c``) = A (m, kk) @ B (kk, n): operands by address and
     element strides (row, column), as one serial C5 product."""
-    gemm_serial(kind, scal, 1, 1, m, kk, n, a, 0, sa1, sa2, b, 0, sb1, sb2, c, 0, 0, 0, 0, 0)
+    gemm_serial(kind, scal, 1, 1, m, kk, n, a, 0, sa1, sa2, b, 0, sb1, sb2, c, 0, 0, 0, 0, 0,
+                0, 0)
 
 
 @jit

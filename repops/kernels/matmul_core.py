@@ -81,6 +81,7 @@ from repops.kernels.matmul_plan import (
     block_plan,
     new_plan,
 )
+from repops.kernels.matmul_workspace import grow_workspace, workspace
 
 #: Below this many multiply-adds (about 100^3, ~30 us of one core's work) the calling thread
 #: does the whole product: waking the thread pool costs more than it saves there (measured:
@@ -218,11 +219,16 @@ def _item(kind, plan, w, ppk, ppa, scal):  # type: ignore[no-untyped-def] # noqa
 
 
 def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type: ignore[no-untyped-def] # noqa: PLR0917
-               addr_b, sb0, sb1, sb2, addr_c, addr_e, se0, se1, se2, epi):
+               addr_b, sb0, sb1, sb2, addr_c, addr_e, se0, se1, se2, epi, addr_ws, ws_len):
     """Plan, block, pack B (all panels, or only the ragged last one) and, when the plan says
     so, A (:data:`~repops.kernels.matmul_plan.A_PACKED_AHEAD`), then run every work item
     (``prange`` in the parallel twin; ``threads`` is what the blocking balances the items
-    for). Operands are read by address: one compiled body per dtype serves every layout."""
+    for). Operands are read by address: one compiled body per dtype serves every layout.
+
+    The packed operands go to the caller's workspace (``ws_len`` elements at ``addr_ws``,
+    see :mod:`repops.kernels.matmul_workspace`) when they fit, and to fresh arrays otherwise.
+    Returns the elements they needed, so the caller can grow its workspace for the next
+    product. Where the packing lands changes no bit."""
     plan = new_plan(nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2, addr_c,
                      addr_e, se0, se1, se2, epi, threads)
     block_plan(kind, plan, scal)
@@ -234,14 +240,23 @@ def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type
     pack_a, pack_b = plan[_PACK_A] == A_PACKED_AHEAD, plan[_PACK_B] != 0
     # Packed B: batch, k-block, panel, then the block's k rows of NR values (see
     # pack_b_panel); a ragged last panel alone: batch, then its k rows.
-    if pack_b:
-        bp = np.empty(nb * nkb * npan * kcb * nr, dtype=scal.dtype)
-    else:
-        bp = np.empty(nb * kk * nr, dtype=scal.dtype)
+    nbp = nb * nkb * npan * kcb * nr if pack_b else nb * kk * nr
     # Packed A (ahead): batch, row panel, then its k rows of MR values (zero padded rows).
     pstride = packed_a_stride(kk, mr, scal)
-    ap = np.empty(nb * mpan * pstride if pack_a else 0, dtype=scal.dtype)
-    pa, pbm, ppk, ppa = at_address(addr_a, scal), at_address(addr_b, scal), ptr(bp), ptr(ap)
+    nap = nb * mpan * pstride if pack_a else 0
+    # A starts on a cache line of its own, past B.
+    line = 64 // scal.itemsize
+    a_at = (nbp + line - 1) // line * line
+    need = a_at + nap
+    fits = need <= ws_len
+    bp = np.empty(0 if fits else nbp, dtype=scal.dtype)
+    ap = np.empty(0 if fits else nap, dtype=scal.dtype)
+    pa, pbm = at_address(addr_a, scal), at_address(addr_b, scal)
+    if fits:
+        ppk = at_address(addr_ws, scal)
+        ppa = at_address(addr_ws + a_at * scal.itemsize, scal)
+    else:
+        ppk, ppa = ptr(bp), ptr(ap)
     if pack_b:
         for t in numba.prange(nb * npan):
             bi = t // npan
@@ -272,12 +287,14 @@ def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type
     for w in numba.prange(nb * plan[_NIB] * plan[_NJB]):
         _item(kind, plan, w, ppk, ppa, scal)
     keep(bp, ap)
+    return need
 
 
 _GEMM = RowKernel(_gemm_body)
 
 #: The serial body, for compiled callers that run one product per parallel item of their own
-#: (:mod:`repops.kernels.attention_heads`); arguments as :func:`_gemm_body`, ``threads`` = 1.
+#: (:mod:`repops.kernels.attention_heads`); arguments as :func:`_gemm_body`, ``threads`` = 1
+#: and no workspace (0, 0): the items run at once, and a workspace is one thread's.
 gemm_serial = _GEMM.serial
 
 
@@ -372,8 +389,12 @@ def _run(  # noqa: PLR0917
     # kernel out of the disk cache); with one thread the serial twin skips the pool's region.
     threads = 1 if nb * m * n * kk < SERIAL_BELOW else thread_count()
     run = _GEMM.serial if threads == 1 else _GEMM.parallel
-    run(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2,
-        c_address, addr_e, se0, se1, se2, flags)
+    itemsize = dtype.itemsize
+    addr_ws, ws_len = workspace(itemsize)
+    need = run(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2,
+               c_address, addr_e, se0, se1, se2, flags, addr_ws, ws_len)
+    if need > ws_len:
+        grow_workspace(need, itemsize)
 
 
 def array_operand(x: np.ndarray, shape: tuple[int, int, int] | None = None) -> Operand:
