@@ -28,6 +28,18 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
+def _family_model(info: dict[str, str]) -> str:
+    """x86 family/model/stepping (or ARM implementer/part): the model name alone can be as
+    vague as "AMD EPYC", which covers Zen 1 to Zen 5 (family 23: Zen 1-2, 25: Zen 3-4,
+    26: Zen 5), with different vector units."""
+    if "cpu family" in info:
+        return f"family {info['cpu family']} model {info.get('model', '?')} " \
+               f"stepping {info.get('stepping', '?')}"
+    if "CPU implementer" in info:
+        return f"implementer {info['CPU implementer']} part {info.get('CPU part', '?')}"
+    return ""
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, the ISA extensions it has (of those that matter here), core and thread
     counts, and what the kernels were compiled for (``NUMBA_CPU_NAME``, or the host)."""
@@ -37,6 +49,7 @@ def machine_info() -> dict[str, Any]:
     flags = set((info.get("flags") or info.get("Features") or "").split())
     return {
         "cpu_model": info.get("model name") or platform.processor() or platform.machine(),
+        "cpu_family_model": _family_model(info),
         "cpu_isa": [f for f in _ISA_FLAGS if f in flags],
         "cpu_count": os.cpu_count(),
         "numba_cpu_name": os.environ.get("NUMBA_CPU_NAME", "host"),

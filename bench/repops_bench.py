@@ -1,7 +1,8 @@
 """Benchmark repops' PyTorch integration against plain torch (eager, same thread count).
 
-Prints ONE JSON line on stdout (a table on stderr) with the machine it ran on: ``cpu`` (model),
-``isa`` (the vector ISA numba compiled repops' kernels for), ``hardware_fma``,
+Prints ONE JSON line on stdout (a table on stderr) with the machine it ran on (``cpu_model``,
+``cpu_family_model``, ``cpu_isa`` and the rest of ``_machine.machine_info``), ``isa`` (the
+vector ISA numba compiled repops' kernels for), ``hardware_fma``,
 ``torch_isa`` (the ATen kernels torch dispatches to) and the thread counts. Then:
 
 - ``matmul_<shape>_ratio_t<n>``: fp32 throughput of repops (the op inside reproducible()) /
@@ -37,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _machine import machine_info  # beside this file (the script's folder is on the path)
 
 import repops
 from repops import _numba
@@ -84,16 +86,6 @@ def in_mode(fn: Callable[[], object], reps: int = 1) -> Callable[[], object]:
         return out
 
     return run
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _rand(*shape: int, seed: int) -> torch.Tensor:
@@ -375,7 +367,7 @@ def main() -> None:
     target = numba_target()
     result: Result = {
         "bench": "repops",
-        "cpu": cpu_model(),
+        **machine_info(),
         "isa": target.isa,
         "hardware_fma": target.hardware_fma,
         "torch_isa": torch.backends.cpu.get_cpu_capability(),
