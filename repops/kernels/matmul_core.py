@@ -81,7 +81,7 @@ from repops.kernels.matmul_plan import (
     block_plan,
     new_plan,
 )
-from repops.kernels.matmul_workspace import grow_workspace, workspace
+from repops.kernels.matmul_workspace import give_back_workspace, take_workspace
 
 #: Below this many multiply-adds (about 100^3, ~30 us of one core's work) the calling thread
 #: does the whole product: waking the thread pool costs more than it saves there (measured:
@@ -294,7 +294,7 @@ _GEMM = RowKernel(_gemm_body)
 
 #: The serial body, for compiled callers that run one product per parallel item of their own
 #: (:mod:`repops.kernels.attention_heads`); arguments as :func:`_gemm_body`, ``threads`` = 1
-#: and no workspace (0, 0): the items run at once, and a workspace is one thread's.
+#: and no workspace (0, 0): their packings are small, and a workspace serves one product.
 gemm_serial = _GEMM.serial
 
 
@@ -390,11 +390,15 @@ def _run(  # noqa: PLR0917
     threads = 1 if nb * m * n * kk < SERIAL_BELOW else thread_count()
     run = _GEMM.serial if threads == 1 else _GEMM.parallel
     itemsize = dtype.itemsize
-    addr_ws, ws_len = workspace(itemsize)
-    need = run(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2,
-               c_address, addr_e, se0, se1, se2, flags, addr_ws, ws_len)
-    if need > ws_len:
-        grow_workspace(need, itemsize)
+    ws = take_workspace()
+    try:
+        room = ws.elements(itemsize)
+        need = run(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1,
+                   sb2, c_address, addr_e, se0, se1, se2, flags, ws.address, room)
+        if need > room:
+            ws.grow(need, itemsize)
+    finally:
+        give_back_workspace(ws)
 
 
 def array_operand(x: np.ndarray, shape: tuple[int, int, int] | None = None) -> Operand:

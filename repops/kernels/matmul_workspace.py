@@ -1,4 +1,4 @@
-"""The packing workspace of the matrix-product core: one per calling thread, reused.
+"""The packing workspaces of the matrix-product core: taken for a product, given back, reused.
 
 Why: a product packs B (and large ones A) into fresh buffers of a few megabytes, and glibc
 gives memory that size back to the system when it is freed (``munmap`` above its mmap
@@ -6,69 +6,104 @@ threshold; below it, trimming the heap's top once more than twice that threshold
 packed A and B together are), so every product of a training step faulted its packing
 buffers in again, page by page: the weight gradient of the attention projection
 (256 x 2048 x 256 on two threads) took about a thousand minor faults a call on a 2-core
-Zen 3, 4.7 ms against 1.8 ms without them. Memory held here
-is mapped and touched once; a step runs the same products every step, so after the first step
-no product faults its packing in.
+Zen 3, 4.7 ms against 1.8 ms without them. Memory held here is mapped and touched once; a step
+runs the same products every step, so after the first step no product faults its packing in.
 
-How: the compiled body packs into the workspace when the packing fits and into fresh arrays
-when it does not, and returns how many elements it needed; the caller grows the workspace to
-that size for the next product. So the first product of a new, larger size pays the fresh
-arrays once, and nothing waits on a second planning pass. One workspace per Python thread
-(the kernels run without the GIL, so two threads may run products at once); a workspace never
-grows past :data:`MAX_WORKSPACE_BYTES` (larger packings use fresh arrays every time, as
-before). Where the packing lands changes no bit: the same values are written and read.
+How: a product takes a workspace from the pool, the compiled body packs into it when the
+packing fits and into fresh arrays when it does not, and returns how many elements it needed;
+the workspace grows to that size for the next product and goes back to the pool. So the first
+product of a new, larger size pays the fresh arrays once, and nothing waits on a second
+planning pass. The kernels run without the GIL, so products on several Python threads run at
+once, each in a workspace of its own: the pool holds as many workspaces as products ever ran
+at the same time (not one per thread that ever ran one), and none grows past
+:data:`MAX_WORKSPACE_BYTES` (larger packings use fresh arrays every time, as before). Where the
+packing lands changes no bit: the same values are written and read.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
 
-#: The most a thread's workspace holds (a 2048 x 2048 float32 B and its A: 20 MiB).
+#: The most one workspace holds (a 2048 x 2048 float32 B and its A: 20 MiB).
 MAX_WORKSPACE_BYTES = 64 << 20
-#: Start of the workspace: a cache line (the panels the micro-kernel streams start on one).
+#: Start of a workspace: a cache line (the panels the micro-kernel streams start on one).
 _ALIGN = 64
 
 
-class _ThreadWorkspace(threading.local):
-    """This thread's workspace: its memory, the aligned address and the usable bytes."""
+class Workspace:
+    """Touched memory for one product's packing: its address (cache-line aligned) and size."""
+
+    __slots__ = ("_memory", "address", "nbytes")
 
     def __init__(self) -> None:
-        self.memory: np.ndarray | None = None
+        self._memory: np.ndarray | None = None
         self.address = 0
         self.nbytes = 0
 
+    def elements(self, itemsize: int) -> int:
+        """How many elements of ``itemsize`` bytes fit."""
+        return self.nbytes // itemsize
 
-_WORKSPACE = _ThreadWorkspace()
-
-
-def workspace(itemsize: int) -> tuple[int, int]:
-    """(address, elements of ``itemsize`` bytes) of the calling thread's workspace."""
-    ws = _WORKSPACE
-    return ws.address, ws.nbytes // itemsize
-
-
-def grow_workspace(elements: int, itemsize: int) -> None:
-    """Make the calling thread's workspace hold ``elements`` of ``itemsize`` bytes, unless it
-    already does or that is more than :data:`MAX_WORKSPACE_BYTES`. The memory is touched now,
-    so the product that next uses it does not fault it in."""
-    nbytes = elements * itemsize
-    ws = _WORKSPACE
-    if nbytes <= ws.nbytes or nbytes > MAX_WORKSPACE_BYTES:
-        return
-    memory = np.empty(nbytes + _ALIGN, dtype=np.uint8)
-    memory.fill(0)  # np.zeros may map pages it has not touched
-    start = memory.ctypes.data
-    ws.memory, ws.address, ws.nbytes = memory, start + (-start) % _ALIGN, nbytes
+    def grow(self, elements: int, itemsize: int) -> None:
+        """Hold ``elements`` of ``itemsize`` bytes, unless it already does or that is more than
+        :data:`MAX_WORKSPACE_BYTES`. The memory is touched now, so the product that next uses
+        it does not fault it in."""
+        nbytes = elements * itemsize
+        if nbytes <= self.nbytes or nbytes > MAX_WORKSPACE_BYTES:
+            return
+        memory = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+        memory.fill(0)  # np.zeros may map pages it has not touched
+        start = memory.ctypes.data
+        self._memory, self.address, self.nbytes = memory, start + (-start) % _ALIGN, nbytes
 
 
-def workspace_bytes() -> int:
-    """Usable bytes of the calling thread's workspace (for tests and diagnostics)."""
-    return int(_WORKSPACE.nbytes)
+class _WorkspacePool:
+    """Free workspaces, the most recently given back (warmest in cache) taken first."""
+
+    def __init__(self) -> None:
+        self._free: list[Workspace] = []
+        self._lock = threading.Lock()
+
+    def reset_after_fork(self) -> None:
+        """A forked child starts with a new lock (another thread of the parent may have held
+        the old one at the fork); the workspaces it inherited are its own copies."""
+        self._lock = threading.Lock()
+
+    def take(self) -> Workspace:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return Workspace()
+
+    def give_back(self, ws: Workspace) -> None:
+        with self._lock:
+            self._free.append(ws)
+
+    def sizes(self) -> list[int]:
+        with self._lock:
+            return [ws.nbytes for ws in self._free]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
 
 
-def release_workspace() -> None:
-    """Let the calling thread's workspace go (the next products start a new one)."""
-    ws = _WORKSPACE
-    ws.memory, ws.address, ws.nbytes = None, 0, 0
+_POOL = _WorkspacePool()
+os.register_at_fork(after_in_child=_POOL.reset_after_fork)
+
+#: Take a workspace for one product (give it back with :func:`give_back_workspace`).
+take_workspace = _POOL.take
+give_back_workspace = _POOL.give_back
+
+
+def pooled_workspace_bytes() -> list[int]:
+    """Usable bytes of each workspace waiting in the pool (for tests and diagnostics)."""
+    return _POOL.sizes()
+
+
+def release_workspaces() -> None:
+    """Let every waiting workspace go (products then start new ones)."""
+    _POOL.clear()

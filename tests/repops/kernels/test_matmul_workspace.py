@@ -1,6 +1,7 @@
-"""The packing workspace (repops/kernels/matmul_workspace.py): products that pack into it and
-products that pack into fresh arrays give the reference's bits; it grows to what a product
-needed, never past its cap, and each Python thread has its own."""
+"""The packing workspaces (repops/kernels/matmul_workspace.py): products that pack into one and
+products that pack into fresh arrays give the reference's bits; a workspace grows to what a
+product needed, never past its cap; products running at once on several threads each have
+their own, and the pool holds no more workspaces than ever ran at once."""
 
 from __future__ import annotations
 
@@ -19,11 +20,18 @@ Rand = Callable[..., torch.Tensor]  # conftest fixture type
 
 
 @pytest.fixture(autouse=True)
-def fresh_workspace() -> Iterator[None]:
-    """Each test starts (and leaves this thread) without a workspace."""
-    W.release_workspace()
+def fresh_pool() -> Iterator[None]:
+    """Each test starts (and leaves) with no workspace in the pool."""
+    W.release_workspaces()
     yield
-    W.release_workspace()
+    W.release_workspaces()
+
+
+def _workspace_bytes() -> int:
+    """The size of the one workspace a single thread's products use (0: none yet)."""
+    sizes = W.pooled_workspace_bytes()
+    assert len(sizes) <= 1, sizes
+    return sizes[0] if sizes else 0
 
 
 def _column_major(t: torch.Tensor) -> torch.Tensor:
@@ -41,17 +49,21 @@ def test_a_product_grows_the_workspace_and_the_next_one_packs_into_it(
     wide[::2, ::2] = a
     strided = wide[::2, ::2]
     want = R.mm_reference(a, b)
-    assert W.workspace_bytes() == 0
+    assert _workspace_bytes() == 0
     assert_same_bits(K.mm(strided, b), want)  # packed into fresh arrays
-    grown = W.workspace_bytes()
+    grown = _workspace_bytes()
     assert grown >= 4 * 700 * 560  # at least packed B
-    address, _ = W.workspace(4)
+    ws = W.take_workspace()
+    address = ws.address
+    W.give_back_workspace(ws)
     assert address % 64 == 0
     for _ in range(3):
         assert_same_bits(K.mm(strided, b), want)  # packed into the workspace
         assert_same_bits(K.mm(_column_major(a), b), want)
-    assert W.workspace_bytes() == grown
-    assert W.workspace(4)[0] == address
+    assert _workspace_bytes() == grown
+    ws = W.take_workspace()
+    assert ws.address == address
+    W.give_back_workspace(ws)
 
 
 def test_a_smaller_product_reuses_the_workspace_and_a_larger_one_grows_it(
@@ -60,15 +72,15 @@ def test_a_smaller_product_reuses_the_workspace_and_a_larger_one_grows_it(
     small = (rand(40, 300, seed=3), rand(300, 200, seed=4))
     large = (rand(64, 900, seed=5), rand(900, 400, seed=6))
     K.mm(*large)
-    size = W.workspace_bytes()
+    size = _workspace_bytes()
     assert_same_bits(K.mm(*small), R.mm_reference(*small))
-    assert W.workspace_bytes() == size  # the smaller packing fits: no new memory
-    W.release_workspace()
+    assert _workspace_bytes() == size  # the smaller packing fits: no new memory
+    W.release_workspaces()
     K.mm(*small)
-    smaller = W.workspace_bytes()
+    smaller = _workspace_bytes()
     assert 0 < smaller < size
     assert_same_bits(K.mm(*large), R.mm_reference(*large))
-    assert W.workspace_bytes() == size
+    assert _workspace_bytes() == size
 
 
 def test_float64_products_count_the_workspace_in_their_own_elements(
@@ -81,9 +93,9 @@ def test_float64_products_count_the_workspace_in_their_own_elements(
     a = torch.randn(130, 700, dtype=torch.float64, generator=gen)
     b = torch.randn(700, 560, dtype=torch.float64, generator=gen)
     K.mm(a.float(), b.float())  # a float32 workspace: about half the bytes float64 needs
-    assert W.workspace_bytes() < 8 * 700 * 560
+    assert _workspace_bytes() < 8 * 700 * 560
     fresh = K.mm(a, b)
-    assert W.workspace_bytes() >= 8 * 700 * 560
+    assert _workspace_bytes() >= 8 * 700 * 560
     for _ in range(2):
         assert_same_bits(K.mm(a, b), fresh)
     torch.testing.assert_close(fresh, a @ b)
@@ -96,32 +108,53 @@ def test_a_packing_over_the_cap_uses_fresh_arrays_and_leaves_the_workspace_alone
     monkeypatch.setattr(W, "MAX_WORKSPACE_BYTES", 1024)  # its ragged B panel alone: 300 x NR
     for _ in range(2):
         assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
-        assert W.workspace_bytes() == 0
+        assert _workspace_bytes() == 0
 
 
-def test_each_thread_packs_into_its_own_workspace(
-    rand: Rand, assert_same_bits: AssertSameBits,
+def test_products_running_at_once_each_pack_into_their_own_workspace(
+    rand: Rand, assert_same_bits: AssertSameBits, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pairs = [(rand(96, 500, seed=20 + i), rand(500, 300 + 40 * i, seed=30 + i)) for i in range(3)]
     wants = [R.mm_reference(a, b) for a, b in pairs]
     results: dict[int, list[torch.Tensor]] = {}
-    addresses: dict[int, int] = {}
-    start = threading.Barrier(len(pairs))
+    all_hold = threading.Barrier(len(pairs))
+    first = threading.local()
+    take = W.take_workspace
+
+    def take_and_meet() -> W.Workspace:
+        """Each thread's first product waits, workspace in hand, until all three hold one."""
+        ws = take()
+        if not getattr(first, "met", False):
+            first.met = True
+            all_hold.wait(timeout=60)
+        return ws
 
     def worker(i: int) -> None:
-        a, b = pairs[i]
-        start.wait()
-        results[i] = [K.mm(a, b) for _ in range(20)]  # products run without the GIL
-        addresses[i] = W.workspace(4)[0]
-        W.release_workspace()
+        results[i] = [K.mm(*pairs[i]) for _ in range(20)]  # products run without the GIL
 
+    monkeypatch.setattr("repops.kernels.matmul_core.take_workspace", take_and_meet)
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(pairs))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     for i, want in enumerate(wants):
+        assert len(results[i]) == 20
         for got in results[i]:
             assert_same_bits(got, want)
-    assert len(set(addresses.values())) == len(pairs) and 0 not in addresses.values()
-    assert W.workspace_bytes() == 0  # this thread's is untouched by the others'
+    assert len(W.pooled_workspace_bytes()) == len(pairs)
+
+
+def test_threads_that_run_one_after_another_share_one_workspace(
+    rand: Rand, assert_same_bits: AssertSameBits,
+) -> None:
+    a, b = rand(96, 500, seed=40), rand(500, 300, seed=41)
+    want = R.mm_reference(a, b)
+    got: list[torch.Tensor] = []
+    for _ in range(6):
+        t = threading.Thread(target=lambda: got.append(K.mm(a, b)))
+        t.start()
+        t.join()
+    for g in got:
+        assert_same_bits(g, want)
+    assert len(W.pooled_workspace_bytes()) == 1  # not one per thread that ever ran a product
