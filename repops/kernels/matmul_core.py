@@ -227,8 +227,9 @@ def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type
 
     The packed operands go to the caller's workspace (``ws_len`` elements at ``addr_ws``,
     see :mod:`repops.kernels.matmul_workspace`) when they fit, and to fresh arrays otherwise.
-    Returns the elements they needed, so the caller can grow its workspace for the next
-    product. Where the packing lands changes no bit."""
+    Returns the elements the packing needed (B's, then A's from the next cache line), so the
+    caller can grow its workspace for the next product. Where the packing lands changes no
+    bit."""
     plan = new_plan(nb, m, kk, n, addr_a, sa0, sa1, sa2, addr_b, sb0, sb1, sb2, addr_c,
                      addr_e, se0, se1, se2, epi, threads)
     block_plan(kind, plan, scal)
@@ -240,7 +241,8 @@ def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type
     pack_a, pack_b = plan[_PACK_A] == A_PACKED_AHEAD, plan[_PACK_B] != 0
     # Packed B: batch, k-block, panel, then the block's k rows of NR values (see
     # pack_b_panel); a ragged last panel alone: batch, then its k rows.
-    nbp = nb * nkb * npan * kcb * nr if pack_b else nb * kk * nr
+    ragged = n - (npan - 1) * nr < nr
+    nbp = nb * nkb * npan * kcb * nr if pack_b else (nb * kk * nr if ragged else 0)
     # Packed A (ahead): batch, row panel, then its k rows of MR values (zero padded rows).
     pstride = packed_a_stride(kk, mr, scal)
     nap = nb * mpan * pstride if pack_a else 0
@@ -263,7 +265,7 @@ def _gemm_body(kind, scal, threads, nb, m, kk, n, addr_a, sa0, sa1, sa2,  # type
             jp = t - bi * npan
             pack_b_panel(pbm, plan, bi, jp, nr, ppk, (bi * nkb * npan + jp) * kcb * nr,
                           npan * kcb * nr)
-    elif n - (npan - 1) * nr < nr:
+    elif ragged:
         for bi in numba.prange(nb):
             pack_b_panel(pbm, plan, bi, npan - 1, nr, ppk, bi * kk * nr, kcb * nr)
     if pack_a and sa1 == 1 and kind == WIDE:

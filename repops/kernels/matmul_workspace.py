@@ -27,7 +27,8 @@ import threading
 
 import numpy as np
 
-#: The most one workspace holds (a 2048 x 2048 float32 B and its A: 20 MiB).
+#: The most one workspace holds (a float32 2048^3 product packs 16 MiB of B, and 16 MiB more
+#: when its A is packed too).
 MAX_WORKSPACE_BYTES = 64 << 20
 #: Start of a workspace: a cache line (the panels the micro-kernel streams start on one).
 _ALIGN = 64
@@ -54,7 +55,10 @@ class Workspace:
         nbytes = elements * itemsize
         if nbytes <= self.nbytes or nbytes > MAX_WORKSPACE_BYTES:
             return
-        memory = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+        try:
+            memory = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+        except MemoryError:
+            return  # growing only saves time: the product already ran, keep what there is
         memory.fill(0)  # np.zeros may map pages it has not touched
         start = memory.ctypes.data
         self._memory, self.address, self.nbytes = memory, start + (-start) % _ALIGN, nbytes

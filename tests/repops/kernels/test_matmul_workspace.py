@@ -5,13 +5,16 @@ their own, and the pool holds no more workspaces than ever ran at once."""
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pytest
 import torch
 
 from repops.kernels import matmul as K
+from repops.kernels import matmul_core as core
 from repops.kernels import matmul_workspace as W
 from repops.reference import linalg as R
 
@@ -66,6 +69,24 @@ def test_a_product_grows_the_workspace_and_the_next_one_packs_into_it(
     W.give_back_workspace(ws)
 
 
+def test_the_packing_is_written_to_the_workspace_and_read_from_it(
+    rand: Rand, assert_same_bits: AssertSameBits,
+) -> None:
+    # Filled with NaN, the workspace must be overwritten by the packing (else the product
+    # would read NaN) and must hold the packing afterwards (else it was not used at all).
+    a, b = rand(130, 700, seed=13), rand(700, 560, seed=14)
+    want = R.mm_reference(a, b)
+    K.mm(a, b)  # grows the workspace
+    ws = W.take_workspace()
+    memory = np.ctypeslib.as_array(
+        (ctypes.c_float * ws.elements(4)).from_address(ws.address))
+    memory.fill(np.nan)
+    W.give_back_workspace(ws)
+    assert_same_bits(K.mm(a, b), want)
+    assert not np.isnan(memory).all()
+    assert np.isin(b.numpy(), memory).all()  # every value of B went through the workspace
+
+
 def test_a_smaller_product_reuses_the_workspace_and_a_larger_one_grows_it(
     rand: Rand, assert_same_bits: AssertSameBits,
 ) -> None:
@@ -105,7 +126,7 @@ def test_a_packing_over_the_cap_uses_fresh_arrays_and_leaves_the_workspace_alone
     rand: Rand, assert_same_bits: AssertSameBits, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = rand(40, 300, seed=9), rand(300, 200, seed=10)
-    monkeypatch.setattr(W, "MAX_WORKSPACE_BYTES", 1024)  # its ragged B panel alone: 300 x NR
+    monkeypatch.setattr(W, "MAX_WORKSPACE_BYTES", 1024)  # under even B's last panel: 300 x NR
     for _ in range(2):
         assert_same_bits(K.mm(a, b), R.mm_reference(a, b))
         assert _workspace_bytes() == 0
@@ -129,15 +150,26 @@ def test_products_running_at_once_each_pack_into_their_own_workspace(
             all_hold.wait(timeout=60)
         return ws
 
-    def worker(i: int) -> None:
-        results[i] = [K.mm(*pairs[i]) for _ in range(20)]  # products run without the GIL
+    errors: list[BaseException] = []
 
-    monkeypatch.setattr("repops.kernels.matmul_core.take_workspace", take_and_meet)
+    def worker(i: int) -> None:
+        try:
+            results[i] = [K.mm(*pairs[i]) for _ in range(20)]  # products run without the GIL
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+            all_hold.abort()
+
+    # The serial body on every thread: what is tested is the workspaces, not whether this
+    # numba threading layer runs parallel regions from several threads at once.
+    monkeypatch.setattr(core, "SERIAL_BELOW", 1 << 62)
+    monkeypatch.setattr(core, "take_workspace", take_and_meet)
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(pairs))]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=120)
+        assert not t.is_alive()
+    assert not errors, errors
     for i, want in enumerate(wants):
         assert len(results[i]) == 20
         for got in results[i]:
