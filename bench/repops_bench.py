@@ -64,7 +64,7 @@ from tests.repops.models import TinyGPT, gpt_loss
 Result = dict[str, float | int | str | bool | list[int]]
 
 
-def best_times(fns: list[Callable[[], object]], runs: int, reps: int = 1) -> list[float]:
+def best_times(fns: list[Callable[[], object]], runs: int) -> list[float]:
     """Best time per call of each function, the functions interleaved run by run."""
     for fn in fns:
         fn()
@@ -72,18 +72,30 @@ def best_times(fns: list[Callable[[], object]], runs: int, reps: int = 1) -> lis
     for _ in range(runs):
         for i, fn in enumerate(fns):
             t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            best[i] = min(best[i], (time.perf_counter() - t0) / reps)
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
 
+def _repeated(fn: Callable[[], object], reps: int) -> Callable[[], object]:
+    """``fn`` called ``reps`` times, each result dropped before the next (so one timed run
+    of a short op lasts long enough to time)."""
+
+    def run() -> object:
+        for _ in range(reps):
+            out = fn()
+        return out
+
+    return run
+
+
 def in_mode(fn: Callable[[], object], reps: int = 1) -> Callable[[], object]:
+    """:func:`_repeated` inside one ``reproducible()`` block."""
+    repeated = _repeated(fn, reps)
+
     def run() -> object:
         with repops.reproducible():
-            for _ in range(reps):
-                out = fn()
-        return out
+            return repeated()
 
     return run
 
@@ -122,12 +134,10 @@ def bench_matmul(runs: int, threads: int) -> Result:
         flop = 2 * a.numel() * b.shape[-1]
         reps = max(1, int(2e8 / flop))  # ~10 ms per timed run at 20 GFLOP/s
 
-        def plain(a: torch.Tensor = a, b: torch.Tensor = b, op=op, reps: int = reps) -> None:  # type: ignore[no-untyped-def]
-            for _ in range(reps):
-                op(a, b)
+        def product(a: torch.Tensor = a, b: torch.Tensor = b, op=op) -> torch.Tensor:  # type: ignore[no-untyped-def]
+            return op(a, b)
 
-        t_torch, t_repops = best_times([plain, in_mode(lambda a=a, b=b, op=op: op(a, b), reps)],
-                                       runs)
+        t_torch, t_repops = best_times([_repeated(product, reps), in_mode(product, reps)], runs)
         t_torch, t_repops = t_torch / reps, t_repops / reps
         ratio = t_torch / t_repops
         ratios.append(ratio)
@@ -145,28 +155,10 @@ def _outside_mode_ratio(a: torch.Tensor, b: torch.Tensor, runs: int) -> float:
     checks, output and kernel as inside the mode, without torch's Python dispatch), so a small
     product's ratio can be told apart from the mode's cost per op."""
     reps = 50
-
-    def plain() -> None:
-        for _ in range(reps):
-            torch.mm(a, b)
-
-    def direct() -> None:
-        for _ in range(reps):
-            plain_mm((a, b))
-
-    t_torch, t_direct = best_times([plain, direct], runs)
+    t_torch, t_direct = best_times(
+        [_repeated(lambda: torch.mm(a, b), reps), _repeated(lambda: plain_mm((a, b)), reps)],
+        runs)
     return t_torch / t_direct
-
-
-def _repeated(fn: Callable[[], object], reps: int) -> Callable[[], object]:
-    """``fn`` called ``reps`` times, each result dropped before the next (as in_mode does)."""
-
-    def run() -> object:
-        for _ in range(reps):
-            out = fn()
-        return out
-
-    return run
 
 
 def bench_rows(runs: int, rows: int, cols: int) -> Result:

@@ -22,9 +22,6 @@ packing lands changes no bit: the same values are written and read.
 
 from __future__ import annotations
 
-import os
-import threading
-
 import numpy as np
 
 #: The most one workspace holds (a float32 2048^3 product packs 16 MiB of B, and 16 MiB more
@@ -65,38 +62,34 @@ class Workspace:
 
 
 class _WorkspacePool:
-    """Free workspaces, the most recently given back (warmest in cache) taken first."""
+    """Free workspaces, the most recently given back (warmest in cache) taken first.
+
+    No lock: ``list.pop`` and ``list.append`` are atomic (under the GIL, and under the
+    per-object locks of a free-threaded build) and nothing else changes the list, so taking and
+    giving back costs a product 0.15 us (0.40 us with a lock; a 128^3 product, where repops is
+    closest to torch, takes 28 us), and a forked child has no lock to reset.
+    """
 
     def __init__(self) -> None:
         self._free: list[Workspace] = []
-        self._lock = threading.Lock()
-
-    def reset_after_fork(self) -> None:
-        """A forked child starts with a new lock (another thread of the parent may have held
-        the old one at the fork); the workspaces it inherited are its own copies."""
-        self._lock = threading.Lock()
 
     def take(self) -> Workspace:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        return Workspace()
+        try:
+            return self._free.pop()
+        except IndexError:
+            return Workspace()
 
     def give_back(self, ws: Workspace) -> None:
-        with self._lock:
-            self._free.append(ws)
+        self._free.append(ws)
 
     def sizes(self) -> list[int]:
-        with self._lock:
-            return [ws.nbytes for ws in self._free]
+        return [ws.nbytes for ws in self._free.copy()]
 
     def clear(self) -> None:
-        with self._lock:
-            self._free.clear()
+        self._free.clear()
 
 
 _POOL = _WorkspacePool()
-os.register_at_fork(after_in_child=_POOL.reset_after_fork)
 
 #: Take a workspace for one product (give it back with :func:`give_back_workspace`).
 take_workspace = _POOL.take
