@@ -15,6 +15,7 @@ import torch
 
 from repops.kernels import matmul as K
 from repops.kernels import matmul_core as core
+from repops.kernels import matmul_plan as plan_mod
 from repops.kernels import matmul_workspace as W
 from repops.reference import linalg as R
 
@@ -75,6 +76,7 @@ def test_the_packing_is_written_to_the_workspace_and_read_from_it(
     # Filled with NaN, the workspace must be overwritten by the packing (else the product
     # would read NaN) and must hold the packing afterwards (else it was not used at all).
     a, b = rand(130, 700, seed=13), rand(700, 560, seed=14)
+    assert a.shape[0] > plan_mod.DIRECT_B_SHORT_ROWS  # B is packed (on every ISA)
     want = R.mm_reference(a, b)
     K.mm(a, b)  # grows the workspace
     ws = W.take_workspace()
@@ -135,7 +137,10 @@ def test_a_packing_over_the_cap_uses_fresh_arrays_and_leaves_the_workspace_alone
 def test_products_running_at_once_each_pack_into_their_own_workspace(
     rand: Rand, assert_same_bits: AssertSameBits, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pairs = [(rand(96, 500, seed=20 + i), rand(500, 300 + 40 * i, seed=30 + i)) for i in range(3)]
+    # More rows than matmul_plan.DIRECT_B_SHORT_ROWS: every B is packed, on every ISA.
+    rows = plan_mod.DIRECT_B_SHORT_ROWS + 2
+    pairs = [(rand(rows, 500, seed=20 + i), rand(500, 300 + 40 * i, seed=30 + i))
+             for i in range(3)]
     wants = [R.mm_reference(a, b) for a, b in pairs]
     results: dict[int, list[torch.Tensor]] = {}
     all_hold = threading.Barrier(len(pairs))
